@@ -16,9 +16,12 @@ Args:
   deps: ckpt_cc_proto targets whose .proto files this one imports.
   proto_deps: those .proto files (labels), made visible to protoc.
   grpc: also generate gRPC service stubs.
+  headers_only: compile no .cc; for protos whose code a system library already
+      carries (linking both would register every descriptor twice). Put that
+      library in deps.
 """
 
-def ckpt_cc_proto(name, src, import_path, import_root, deps = [], proto_deps = [], grpc = False, visibility = None):
+def ckpt_cc_proto(name, src, import_path, import_root, deps = [], proto_deps = [], grpc = False, headers_only = False, visibility = None):
     stem = import_path[:-len(".proto")]
     outs = [stem + ".pb.h", stem + ".pb.cc"]
     if grpc:
@@ -44,7 +47,7 @@ def ckpt_cc_proto(name, src, import_path, import_root, deps = [], proto_deps = [
     )
     native.cc_library(
         name = name,
-        srcs = [o for o in outs if o.endswith(".cc")],
+        srcs = [] if headers_only else [o for o in outs if o.endswith(".cc")],
         hdrs = [o for o in outs if o.endswith(".h")],
         # Headers are included by import path: "ckpt/v1/checkpoint.pb.h".
         includes = ["."],

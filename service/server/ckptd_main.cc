@@ -1,0 +1,60 @@
+// ckptd: the ckpt checkpoint service. Flags and signals live here only.
+#include <signal.h>
+#include <pthread.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "service/common/log.h"
+#include "service/server/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
+          "host:port to serve on. Loopback by default; 0.0.0.0:PORT exposes ckptd to the "
+          "network (it has no authentication).");
+ABSL_FLAG(std::string, data_dir, "./ckpt-data", "Directory of the RocksDB store.");
+ABSL_FLAG(bool, sync, true,
+          "Sync the write-ahead log before acknowledging a write. --sync=false is faster; "
+          "a crash of ckptd still loses nothing, but a power failure or kernel crash can "
+          "lose the last acknowledged writes.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGINT/SIGTERM, how long calls in flight may take to finish.");
+ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "Largest request or response, bytes.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] [--data_dir=./ckpt-data] [--sync=true]");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken synchronously by this thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ckpt::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.store.path = absl::GetFlag(FLAGS_data_dir);
+  options.store.sync = absl::GetFlag(FLAGS_sync);
+  options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));
+
+  absl::StatusOr<std::unique_ptr<ckpt::Server>> server = ckpt::Server::Start(options);
+  if (!server.ok()) {
+    ckpt::LogLine(absl::StrCat("cannot start: ", server.status().message()));
+    return 1;
+  }
+  ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ",
+                             options.store.path,
+                             options.store.sync ? "" : " (--sync=false: writes not synced)"));
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  ckpt::LogLine(absl::StrCat("stopped on ", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+                             "; store closed"));
+  return 0;
+}

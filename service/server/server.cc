@@ -1,0 +1,128 @@
+#include "service/server/server.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "service/common/status_macros.h"
+#include "service/rpc/checkpoint_service.h"
+#include "service/server/health_service.h"
+
+namespace ckpt {
+namespace {
+
+// gRPC reports only "could not bind"; binding once ourselves tells the operator why.
+absl::Status CheckCanListen(const std::string& address) {
+  std::string host;
+  int port = 0;
+  CKPT_RETURN_IF_ERROR(ParseListenAddress(address, &host, &port));
+  if (port == 0) return absl::OkStatus();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result);
+  if (rc != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --listen"));
+  }
+  absl::Status status = absl::OkStatus();
+  const int fd = ::socket(result->ai_family, SOCK_STREAM, 0);
+  if (fd >= 0) {
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, result->ai_addr, result->ai_addrlen) != 0) {
+      const int err = errno;
+      status = absl::FailedPreconditionError(absl::StrCat(
+          "cannot listen on ", address, ": ", std::strerror(err),
+          err == EADDRINUSE ? " (another ckptd or program holds this port); stop it or "
+                              "pick another --listen"
+                            : "; check --listen"));
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(result);
+  return status;
+}
+
+}  // namespace
+
+absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address \"", address, "\" is not host:port (e.g. 127.0.0.1:7700)"));
+  }
+  absl::string_view h = address.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (!absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 || *port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", address, "\" has no valid port (0..65535)"));
+  }
+  *host = std::string(h);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address));
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.store));
+  std::unique_ptr<Server> server(new Server(options, std::move(store)));
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // Without this, gRPC sets SO_REUSEPORT and a second ckptd could share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.RegisterService(server->health_.get());
+  builder.RegisterService(server->checkpoint_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    server->grpc_server_.reset();
+    absl::MutexLock lock(&server->shutdown_mu_);
+    server->shut_down_ = true;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot listen on ", options.listen_address, "; check --listen"));
+  }
+  server->health_->SetServing(true);
+  return server;
+}
+
+Server::Server(ServerOptions options, std::unique_ptr<Store> store)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      health_(std::make_unique<HealthService>()),
+      checkpoint_(std::make_unique<CheckpointService>()) {}
+
+Server::~Server() { Shutdown(absl::Seconds(5)); }
+
+std::string Server::address() const {
+  std::string host;
+  int port = 0;
+  if (!ParseListenAddress(options_.listen_address, &host, &port).ok()) return "";
+  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+  return absl::StrCat(host, ":", port_);
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  health_->SetServing(false);
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  grpc_server_->Wait();
+  store_.reset();
+}
+
+}  // namespace ckpt

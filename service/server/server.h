@@ -1,0 +1,74 @@
+// A running ckptd: the store, the services and the gRPC server, as one handle that
+// tests start in process on port 0 and ckptd_main starts from flags.
+#ifndef CKPT_SERVICE_SERVER_SERVER_H_
+#define CKPT_SERVICE_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "service/common/clock.h"
+#include "service/store/store.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace ckpt {
+
+class CheckpointService;
+class HealthService;
+
+struct ServerOptions {
+  // host:port. Loopback by default; port 0 picks a free port (see Server::port()).
+  std::string listen_address = "127.0.0.1:7700";
+  StoreOptions store;
+  size_t max_message_bytes = 16 << 20;
+  Clock* clock = Clock::Real();
+};
+
+// Thread-safe.
+class Server {
+ public:
+  // Opens the store, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health (SERVING
+  // once started) and server reflection. Errors say what is wrong and what to do:
+  // the store's (see Store::Open), or FAILED_PRECONDITION when the address cannot be
+  // listened on.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+
+  // Shuts down with a 5 s grace if Shutdown was not called.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }
+  // "host:port" as bound, for clients.
+  std::string address() const;
+
+  // Stops accepting calls, lets calls in flight finish within `grace` (then cancels
+  // them), and closes the store. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Server(ServerOptions options, std::unique_ptr<Store> store);
+
+  const ServerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<CheckpointService> checkpoint_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+// Splits "host:port" ("[::1]:7700" for IPv6). INVALID_ARGUMENT if malformed.
+absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port);
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_SERVER_SERVER_H_

@@ -1,0 +1,159 @@
+#include "service/store/keys.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace ckpt {
+namespace keys {
+
+void AppendBigEndian64(std::string* out, uint64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+uint64_t ReadBigEndian64(absl::string_view bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) {
+    value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return value;
+}
+
+std::string EncodeIndex(uint64_t index) {
+  std::string out(1, kIndexTag);
+  AppendBigEndian64(&out, index);
+  return out;
+}
+
+std::string EncodeName(absl::string_view name) {
+  std::string out(1, kNameTag);
+  out.append(name.data(), name.size());
+  return out;
+}
+
+std::string EncodeItemKey(const v1::ItemKey& key) {
+  return key.key_case() == v1::ItemKey::kIndex ? EncodeIndex(key.index())
+                                               : EncodeName(key.name());
+}
+
+absl::StatusOr<v1::ItemKey> DecodeItemKey(absl::string_view encoded) {
+  v1::ItemKey key;
+  if (encoded.size() == 9 && encoded[0] == kIndexTag) {
+    key.set_index(ReadBigEndian64(encoded.substr(1)));
+    return key;
+  }
+  if (encoded.size() >= 2 && encoded[0] == kNameTag) {
+    key.set_name(std::string(encoded.substr(1)));
+    return key;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("not an encoded item key: \"", absl::CHexEscape(encoded), "\""));
+}
+
+bool IsIndexKey(absl::string_view encoded) {
+  return encoded.size() == 9 && encoded[0] == kIndexTag;
+}
+
+uint64_t IndexOf(absl::string_view encoded) { return ReadBigEndian64(encoded.substr(1)); }
+
+std::string DescribeItemKey(absl::string_view encoded) {
+  if (IsIndexKey(encoded)) return absl::StrCat("index ", IndexOf(encoded));
+  return absl::StrCat("name \"", absl::CHexEscape(encoded.substr(1)), "\"");
+}
+
+std::string JobPrefix(absl::string_view job_id) {
+  return absl::StrCat(job_id, absl::string_view("\0", 1));
+}
+
+std::string StepPrefix(absl::string_view job_id, absl::string_view step) {
+  const absl::string_view nul("\0", 1);
+  return absl::StrCat(job_id, nul, step, nul);
+}
+
+std::string JobLevelPrefix(absl::string_view job_id) {
+  return absl::StrCat(job_id, absl::string_view("\0\0", 2));
+}
+
+std::string Item(absl::string_view job_id, absl::string_view step,
+                 absl::string_view item_key) {
+  return absl::StrCat(StepPrefix(job_id, step), item_key);
+}
+
+std::string SchedPrefix(absl::string_view job_id, absl::string_view step, SchedTag tag) {
+  std::string out = StepPrefix(job_id, step);
+  out.push_back(static_cast<char>(tag));
+  return out;
+}
+
+std::string Counters(absl::string_view job_id, absl::string_view step) {
+  return SchedPrefix(job_id, step, SchedTag::kCounters);
+}
+
+std::string RangeStart(absl::string_view job_id, absl::string_view step, SchedTag tag,
+                       uint64_t begin) {
+  std::string out = SchedPrefix(job_id, step, tag);
+  AppendBigEndian64(&out, begin);
+  return out;
+}
+
+std::string Pending(absl::string_view job_id, absl::string_view step, char pending_class,
+                    absl::string_view item_key) {
+  std::string out = SchedPrefix(job_id, step, SchedTag::kPending);
+  out.push_back(pending_class);
+  out.append(item_key.data(), item_key.size());
+  return out;
+}
+
+std::string Leased(absl::string_view job_id, absl::string_view step,
+                   absl::string_view item_key) {
+  return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kLeased), item_key);
+}
+
+std::string Failed(absl::string_view job_id, absl::string_view step,
+                   absl::string_view item_key) {
+  return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kFailed), item_key);
+}
+
+std::string ErrorGroupPrefix(absl::string_view job_id) {
+  return absl::StrCat(JobLevelPrefix(job_id), "E");
+}
+
+std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash) {
+  std::string out = ErrorGroupPrefix(job_id);
+  AppendBigEndian64(&out, message_hash);
+  return out;
+}
+
+std::string Worker(absl::string_view job_id, absl::string_view worker_id) {
+  return absl::StrCat(JobPrefix(job_id), worker_id);
+}
+
+std::string State(absl::string_view job_id, absl::string_view name) {
+  return absl::StrCat(JobPrefix(job_id), name);
+}
+
+std::string PrefixSuccessor(absl::string_view prefix) {
+  std::string out(prefix);
+  while (!out.empty()) {
+    unsigned char last = static_cast<unsigned char>(out.back());
+    if (last != 0xff) {
+      out.back() = static_cast<char>(last + 1);
+      return out;
+    }
+    out.pop_back();
+  }
+  return out;
+}
+
+uint64_t Fnv1a64(absl::string_view data) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : data) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+}  // namespace keys
+}  // namespace ckpt

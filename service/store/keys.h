@@ -1,0 +1,112 @@
+// The only place RocksDB keys are built and parsed. The grammar is specified in
+// STORAGE_FORMAT.md; on-disk bytes never change meaning.
+//
+// Integers are fixed 8-byte big-endian so byte order is numeric order. Ids and step
+// names are validated (no NUL) before they get here and are NUL-terminated, so no id is
+// a key prefix of another id's keys.
+#ifndef CKPT_SERVICE_STORE_KEYS_H_
+#define CKPT_SERVICE_STORE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ckpt/v1/checkpoint.pb.h"
+
+namespace ckpt {
+namespace keys {
+
+// Column families.
+inline constexpr char kMetaCf[] = "meta";
+inline constexpr char kJobsCf[] = "jobs";
+inline constexpr char kItemsCf[] = "items";
+inline constexpr char kSchedCf[] = "sched";
+inline constexpr char kWorkersCf[] = "workers";
+inline constexpr char kStatesCf[] = "states";
+inline constexpr char kOutputsCf[] = "outputs";
+
+// meta keys.
+inline constexpr char kSchemaKey[] = "schema";
+inline constexpr char kNextTokenKey[] = "next_token";
+inline constexpr char kNextWorkerKey[] = "next_worker";
+
+// Item keys, encoded: 0x01 + index (8 bytes BE), or 0x02 + name bytes. Indices sort
+// before names; within each, numeric / bytewise order. Used as the in-memory identity
+// of an item too: compact, hashable and ordered like the disk.
+inline constexpr char kIndexTag = '\x01';
+inline constexpr char kNameTag = '\x02';
+
+std::string EncodeIndex(uint64_t index);
+std::string EncodeName(absl::string_view name);
+// REQUIRES: `key` has a key set.
+std::string EncodeItemKey(const v1::ItemKey& key);
+// INVALID_ARGUMENT if `encoded` is not an encoded item key.
+absl::StatusOr<v1::ItemKey> DecodeItemKey(absl::string_view encoded);
+bool IsIndexKey(absl::string_view encoded);
+// REQUIRES: IsIndexKey(encoded).
+uint64_t IndexOf(absl::string_view encoded);
+// A readable form for messages: "index 42" or "name \"a.txt\"".
+std::string DescribeItemKey(absl::string_view encoded);
+
+// Fixed 8-byte big-endian integers.
+void AppendBigEndian64(std::string* out, uint64_t value);
+// REQUIRES: bytes.size() >= 8.
+uint64_t ReadBigEndian64(absl::string_view bytes);
+
+// <job_id> \0 : every key of a job in jobs-scoped families starts with this.
+std::string JobPrefix(absl::string_view job_id);
+// <job_id> \0 <step> \0
+std::string StepPrefix(absl::string_view job_id, absl::string_view step);
+// <job_id> \0 \0 : job-level records in sched (step names are never empty).
+std::string JobLevelPrefix(absl::string_view job_id);
+
+// jobs/<job_id>
+inline std::string Job(absl::string_view job_id) { return std::string(job_id); }
+// items/<step prefix><item key>
+std::string Item(absl::string_view job_id, absl::string_view step,
+                 absl::string_view item_key);
+
+// sched family: per-step scheduling records (see STORAGE_FORMAT.md).
+enum class SchedTag : char {
+  kCounters = 'C',    // StepCounters
+  kRegistered = 'R',  // + begin -> end: registered index ranges
+  kUntouched = 'U',   // + begin -> end: registered, never touched, so PENDING
+  kPending = 'P',     // + class + item key: explicit PENDING items
+  kLeased = 'L',      // + item key -> LeaseRecord
+  kFailed = 'F',      // + item key: FAILED items
+};
+// Pending classes: retries are leased before fresh items.
+inline constexpr char kPendingRetry = '\x00';
+inline constexpr char kPendingFresh = '\x01';
+
+std::string SchedPrefix(absl::string_view job_id, absl::string_view step, SchedTag tag);
+std::string Counters(absl::string_view job_id, absl::string_view step);
+std::string RangeStart(absl::string_view job_id, absl::string_view step, SchedTag tag,
+                       uint64_t begin);
+std::string Pending(absl::string_view job_id, absl::string_view step, char pending_class,
+                    absl::string_view item_key);
+std::string Leased(absl::string_view job_id, absl::string_view step,
+                   absl::string_view item_key);
+std::string Failed(absl::string_view job_id, absl::string_view step,
+                   absl::string_view item_key);
+// sched/<job level prefix> 'E' <hash>: ErrorGroupRecord.
+std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
+std::string ErrorGroupPrefix(absl::string_view job_id);
+
+// workers/<job_id>\0<worker_id>, states/<job_id>\0<name>, outputs/<path>.
+std::string Worker(absl::string_view job_id, absl::string_view worker_id);
+std::string State(absl::string_view job_id, absl::string_view name);
+inline std::string Output(absl::string_view path) { return std::string(path); }
+
+// The smallest key greater than every key starting with `prefix`, for iterator upper
+// bounds and DeleteRange. Empty if there is none (prefix all 0xff).
+std::string PrefixSuccessor(absl::string_view prefix);
+
+// A stable 64-bit FNV-1a hash (error messages -> error group keys). Never changes.
+uint64_t Fnv1a64(absl::string_view data);
+
+}  // namespace keys
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_STORE_KEYS_H_

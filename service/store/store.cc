@@ -1,0 +1,260 @@
+#include "service/store/store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ckpt/storage/v1/records.pb.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "service/common/status_macros.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Column family names in Cf order.
+const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,
+                                keys::kSchedCf,   keys::kWorkersCf, keys::kStatesCf,
+                                keys::kOutputsCf};
+constexpr size_t kNumCfs = sizeof(kCfNames) / sizeof(kCfNames[0]);
+
+// Creates the directory if needed and checks that we can write in it.
+absl::Status PrepareDirectory(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path, " cannot be created: ", ec.message(),
+                     "; choose a writable --data_dir"));
+  }
+  if (!fs::is_directory(path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", path, " is not a directory; choose another --data_dir"));
+  }
+  if (::access(path.c_str(), W_OK | X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path, " is not writable: ", std::strerror(errno),
+                     "; fix its permissions or choose another --data_dir"));
+  }
+  return absl::OkStatus();
+}
+
+// A directory with files but no CURRENT is a damaged store or not a store: creating a
+// fresh store there could overwrite what is left, so refuse.
+absl::StatusOr<bool> StoreExists(const std::string& path) {
+  std::error_code ec;
+  if (fs::exists(fs::path(path) / "CURRENT", ec)) return true;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", path, " holds files (", entry.path().filename().string(),
+        ", ...) but no store (its CURRENT file is missing); ckptd will not touch it: "
+        "restore the store or choose an empty --data_dir"));
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path, " cannot be read: ", ec.message()));
+  }
+  return false;
+}
+
+absl::Status OpenError(const rocksdb::Status& s, const std::string& path) {
+  const std::string detail = s.ToString();
+  if (s.IsIOError() && absl::StrContains(detail, "lock")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", path, " is in use by another ckptd (its LOCK file is held): stop "
+        "that ckptd or choose another --data_dir"));
+  }
+  if (s.IsCorruption()) {
+    return absl::DataLossError(absl::StrCat(
+        "store at ", path, " is corrupt (", detail,
+        "); ckptd will not modify it: restore it from a backup or move it aside"));
+  }
+  return FromRocksStatus(s, absl::StrCat("open store at ", path));
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Point lookups (an item's record, a job) skip SST files that cannot hold the key.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+// Reads the schema record, writing it on a new store.
+absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
+                                     bool is_new, const std::string& path) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, keys::kSchemaKey, &value);
+  if (s.IsNotFound()) {
+    if (!is_new) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data dir ", path, " holds a RocksDB store that is not ckpt's (no schema "
+          "record); choose another --data_dir"));
+    }
+    storage::v1::SchemaRecord schema;
+    schema.set_version(kSchemaVersion);
+    schema.set_created_by("ckptd");
+    schema.set_create_time_micros(absl::ToUnixMicros(absl::Now()));
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = db->Put(sync, meta, keys::kSchemaKey, schema.SerializeAsString());
+    if (!s.ok()) return FromRocksStatus(s, "write schema record");
+    return kSchemaVersion;
+  }
+  if (!s.ok()) return FromRocksStatus(s, "read schema record");
+  storage::v1::SchemaRecord schema;
+  if (!schema.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat(
+        "store at ", path, " has an unreadable schema record; ckptd will not modify "
+        "it: restore it from a backup or move it aside"));
+  }
+  if (schema.version() > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store at ", path, " has schema version ", schema.version(),
+        ", newer than this ckptd understands (", kSchemaVersion,
+        "): run a newer ckptd; the store was not changed"));
+  }
+  return schema.version();
+}
+
+}  // namespace
+
+absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  const std::string message = absl::StrCat(context, ": ", status.ToString());
+  if (status.IsNoSpace() || status.subcode() == rocksdb::Status::kNoSpace) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(context, ": the data dir's disk is full (", status.ToString(),
+                     "); free space and retry"));
+  }
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsBusy() || status.IsTryAgain() || status.IsShutdownInProgress()) {
+    return absl::UnavailableError(message);
+  }
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  return absl::InternalError(message);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  CKPT_RETURN_IF_ERROR(PrepareDirectory(options.path));
+  CKPT_ASSIGN_OR_RETURN(const bool exists, StoreExists(options.path));
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = !exists;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  // A torn WAL tail (a crash mid-append) is dropped; anything before it is kept.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 4;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<std::string> names(kCfNames, kCfNames + kNumCfs);
+  if (exists) {
+    // Open every family the store has, including any of a newer format, so RocksDB
+    // agrees to open it and the schema check can say what is wrong.
+    std::vector<std::string> existing;
+    rocksdb::Status s =
+        rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
+    if (!s.ok()) return OpenError(s, options.path);
+    for (const std::string& name : existing) {
+      if (name == rocksdb::kDefaultColumnFamilyName) continue;
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        names.push_back(name);
+      }
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, FamilyOptions(cache));
+  for (const std::string& name : names) descriptors.emplace_back(name, FamilyOptions(cache));
+
+  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, options.path, descriptors, &raw_handles, &raw_db);
+  if (!s.ok()) return OpenError(s, options.path);
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+
+  // Drop the default family's handle (unused); keep ours in Cf order.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles(raw_handles.begin() + 1,
+                                                    raw_handles.end());
+  auto close_handles = [&]() {
+    for (auto* h : raw_handles) db->DestroyColumnFamilyHandle(h);
+  };
+  absl::StatusOr<uint32_t> version = CheckSchema(
+      db.get(), handles[static_cast<size_t>(Cf::kMeta)], !exists, options.path);
+  if (!version.ok()) {
+    close_handles();
+    return version.status();
+  }
+  db->DestroyColumnFamilyHandle(raw_handles[0]);
+  return std::unique_ptr<Store>(
+      new Store(options, std::move(db), std::move(handles), *version));
+}
+
+Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+             std::vector<rocksdb::ColumnFamilyHandle*> handles, uint32_t schema_version)
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      handles_(std::move(handles)),
+      schema_version_(schema_version) {
+  write_options_.sync = options_.sync;
+}
+
+Store::~Store() {
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  // Flushes nothing extra: the WAL already holds every acknowledged write.
+  db_->Close();
+}
+
+absl::Status Store::Write(rocksdb::WriteBatch* batch) {
+  return FromRocksStatus(db_->Write(write_options_, batch), "write");
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf,
+                                                      absl::string_view key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(cf),
+                               rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocksStatus(s, "read");
+  return std::optional<std::string>(std::move(value));
+}
+
+PrefixIterator::PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                               absl::string_view prefix, absl::string_view start,
+                               const rocksdb::Snapshot* snapshot)
+    : prefix_size_(prefix.size()),
+      upper_bound_(keys::PrefixSuccessor(prefix)),
+      upper_bound_slice_(upper_bound_) {
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  if (!upper_bound_.empty()) read.iterate_upper_bound = &upper_bound_slice_;
+  it_.reset(db->NewIterator(read, cf));
+  const absl::string_view from = start.empty() ? prefix : start;
+  it_->Seek(rocksdb::Slice(from.data(), from.size()));
+}
+
+absl::Status PrefixIterator::status() const {
+  return FromRocksStatus(it_->status(), "scan");
+}
+
+std::unique_ptr<PrefixIterator> Store::Scan(Cf cf, absl::string_view prefix,
+                                            absl::string_view start,
+                                            const rocksdb::Snapshot* snapshot) const {
+  return std::make_unique<PrefixIterator>(db_.get(), handle(cf), prefix, start, snapshot);
+}
+
+}  // namespace ckpt

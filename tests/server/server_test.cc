@@ -1,0 +1,185 @@
+// Starts a real server on loopback port 0 with a real store in a temp dir.
+#include "service/server/server.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_split.h"
+#include "ckpt/v1/checkpoint.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testing::StatusIs;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+namespace health = ::grpc::health::v1;
+namespace reflection = ::grpc::reflection::v1alpha;
+
+ServerOptions OptionsFor(const std::string& dir) {
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.store.path = dir;
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> ChannelTo(const Server& server) {
+  return grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+}
+
+// Asks the reflection service one question, as grpcurl does.
+reflection::ServerReflectionResponse Reflect(
+    const std::shared_ptr<grpc::Channel>& channel,
+    const reflection::ServerReflectionRequest& request) {
+  auto stub = reflection::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  auto stream = stub->ServerReflectionInfo(&context);
+  EXPECT_TRUE(stream->Write(request));
+  stream->WritesDone();
+  reflection::ServerReflectionResponse response;
+  EXPECT_TRUE(stream->Read(&response));
+  EXPECT_TRUE(stream->Finish().ok());
+  return response;
+}
+
+TEST(ServerTest, HealthIsServing) {
+  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  CKPT_ASSERT_OK(server);
+  ASSERT_GT((*server)->port(), 0);
+  auto stub = health::Health::NewStub(ChannelTo(**server));
+  for (const char* service : {"", "ckpt.v1.Checkpoint"}) {
+    grpc::ClientContext context;
+    health::HealthCheckRequest request;
+    request.set_service(service);
+    health::HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING) << service;
+  }
+  grpc::ClientContext context;
+  health::HealthCheckRequest unknown;
+  unknown.set_service("no.such.Service");
+  health::HealthCheckResponse response;
+  EXPECT_EQ(stub->Check(&context, unknown, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(ServerTest, HealthWatchEndsAtShutdown) {
+  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  CKPT_ASSERT_OK(server);
+  auto stub = health::Health::NewStub(ChannelTo(**server));
+  grpc::ClientContext context;
+  auto stream = stub->Watch(&context, health::HealthCheckRequest());
+  health::HealthCheckResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+  (*server)->Shutdown(absl::Seconds(30));
+  // The stream says NOT_SERVING and ends, rather than holding shutdown for 30 s.
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(stream->Read(&response));
+}
+
+TEST(ServerTest, ReflectionListsAndDescribesEveryService) {
+  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  CKPT_ASSERT_OK(server);
+  auto channel = ChannelTo(**server);
+
+  reflection::ServerReflectionRequest list;
+  list.set_list_services("");
+  const reflection::ServerReflectionResponse listed = Reflect(channel, list);
+  std::vector<std::string> names;
+  for (const auto& service : listed.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names, Contains("ckpt.v1.Checkpoint"));
+  EXPECT_THAT(names, Contains("grpc.health.v1.Health"));
+
+  // "describe": the file defining each service comes back, health's included.
+  for (const char* symbol : {"ckpt.v1.Checkpoint", "grpc.health.v1.Health",
+                             "ckpt.v1.LeaseItemsRequest"}) {
+    reflection::ServerReflectionRequest describe;
+    describe.set_file_containing_symbol(symbol);
+    auto response = Reflect(channel, describe);
+    EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0)
+        << symbol << ": " << response.error_response().error_message();
+  }
+}
+
+TEST(ServerTest, RestartReopensTheSameStore) {
+  const std::string dir = testing::NewTempDir("server");
+  {
+    auto server = Server::Start(OptionsFor(dir));
+    CKPT_ASSERT_OK(server);
+    (*server)->Shutdown(absl::Seconds(5));
+  }
+  auto again = Server::Start(OptionsFor(dir));
+  CKPT_ASSERT_OK(again);
+}
+
+TEST(ServerTest, SecondServerOnTheSameDataDirFailsClearly) {
+  const std::string dir = testing::NewTempDir("server");
+  auto first = Server::Start(OptionsFor(dir));
+  CKPT_ASSERT_OK(first);
+  EXPECT_THAT(Server::Start(OptionsFor(dir)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("in use by another ckptd")));
+}
+
+TEST(ServerTest, TakenPortFailsClearly) {
+  auto first = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  CKPT_ASSERT_OK(first);
+  ServerOptions options = OptionsFor(testing::NewTempDir("server"));
+  options.listen_address = (*first)->address();
+  EXPECT_THAT(Server::Start(options), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("Address already in use")));
+}
+
+// The binary: a second ckptd on a held data dir exits 1 with one line saying why.
+TEST(CkptdBinaryTest, SecondCkptdExitsWithOneClearLine) {
+  const std::string dir = testing::NewTempDir("server");
+  auto first = Server::Start(OptionsFor(dir));
+  CKPT_ASSERT_OK(first);
+
+  const std::string binary =
+      std::string(std::getenv("TEST_SRCDIR")) + "/ckpt/service/server/ckptd";
+  const std::string log = testing::NewTempDir("log") + "/stderr";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* err = std::freopen(log.c_str(), "w", stderr);
+    (void)err;
+    const std::string data_dir = "--data_dir=" + dir;
+    execl(binary.c_str(), binary.c_str(), "--listen=127.0.0.1:0", data_dir.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::vector<std::string> lines =
+      absl::StrSplit(text.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << text.str();
+  EXPECT_THAT(lines[0], HasSubstr("in use by another ckptd"));
+  EXPECT_THAT(lines[0], HasSubstr("--data_dir"));
+}
+
+}  // namespace
+}  // namespace ckpt

@@ -1,0 +1,118 @@
+#include "service/store/keys.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(KeysTest, IndexRoundTrips) {
+  for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{255}, uint64_t{256},
+                         uint64_t{1} << 40, std::numeric_limits<uint64_t>::max()}) {
+    v1::ItemKey key;
+    key.set_index(index);
+    const std::string encoded = keys::EncodeItemKey(key);
+    ASSERT_TRUE(keys::IsIndexKey(encoded));
+    EXPECT_EQ(keys::IndexOf(encoded), index);
+    auto decoded = keys::DecodeItemKey(encoded);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(decoded->index(), index);
+  }
+}
+
+TEST(KeysTest, NameRoundTrips) {
+  for (const std::string& name :
+       {std::string("a"), std::string("doc-0001.pdf"), std::string("\xff\xfe", 2),
+        std::string(1024, 'x')}) {
+    v1::ItemKey key;
+    key.set_name(name);
+    const std::string encoded = keys::EncodeItemKey(key);
+    EXPECT_FALSE(keys::IsIndexKey(encoded));
+    auto decoded = keys::DecodeItemKey(encoded);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(decoded->name(), name);
+  }
+}
+
+TEST(KeysTest, DecodeRejectsGarbage) {
+  EXPECT_THAT(keys::DecodeItemKey(""), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("not an encoded item key")));
+  EXPECT_THAT(keys::DecodeItemKey(std::string("\x01\x00", 2)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item key")));
+  EXPECT_THAT(keys::DecodeItemKey("\x02"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item key")));
+}
+
+TEST(KeysTest, IndicesSortNumericallyThenNamesBytewise) {
+  std::vector<std::string> encoded = {
+      keys::EncodeName("b"),        keys::EncodeIndex(256),  keys::EncodeName("a"),
+      keys::EncodeIndex(1),         keys::EncodeName("ab"),  keys::EncodeIndex(0),
+      keys::EncodeIndex(1ULL << 63), keys::EncodeIndex(255),
+  };
+  std::sort(encoded.begin(), encoded.end());
+  std::vector<std::string> described;
+  for (const auto& e : encoded) described.push_back(keys::DescribeItemKey(e));
+  EXPECT_THAT(described,
+              ::testing::ElementsAre("index 0", "index 1", "index 255", "index 256",
+                                     "index 9223372036854775808", "name \"a\"",
+                                     "name \"ab\"", "name \"b\""));
+}
+
+TEST(KeysTest, JobPrefixesDoNotCaptureOtherJobs) {
+  // "a" must not see "a.b"'s items, nor "a"'s step "s" see step "s2".
+  const std::string item_a = keys::Item("a", "s", keys::EncodeIndex(1));
+  const std::string item_ab = keys::Item("a.b", "s", keys::EncodeIndex(1));
+  const std::string item_s2 = keys::Item("a", "s2", keys::EncodeIndex(1));
+  EXPECT_EQ(item_a.rfind(keys::JobPrefix("a"), 0), 0u);
+  EXPECT_NE(item_ab.rfind(keys::JobPrefix("a"), 0), 0u);
+  EXPECT_NE(item_s2.rfind(keys::StepPrefix("a", "s"), 0), 0u);
+  // Job-level records never collide with a step's.
+  EXPECT_NE(keys::ErrorGroup("a", 7).rfind(keys::StepPrefix("a", "s"), 0), 0u);
+  EXPECT_EQ(keys::ErrorGroup("a", 7).rfind(keys::JobPrefix("a"), 0), 0u);
+}
+
+TEST(KeysTest, RangeKeysSortByBegin) {
+  EXPECT_LT(keys::RangeStart("j", "s", keys::SchedTag::kUntouched, 9),
+            keys::RangeStart("j", "s", keys::SchedTag::kUntouched, 10));
+  EXPECT_LT(keys::RangeStart("j", "s", keys::SchedTag::kUntouched, 255),
+            keys::RangeStart("j", "s", keys::SchedTag::kUntouched, 256));
+}
+
+TEST(KeysTest, PendingRetriesSortBeforeFreshItems) {
+  EXPECT_LT(keys::Pending("j", "s", keys::kPendingRetry, keys::EncodeName("z")),
+            keys::Pending("j", "s", keys::kPendingFresh, keys::EncodeIndex(0)));
+}
+
+TEST(KeysTest, PrefixSuccessorBoundsThePrefix) {
+  const std::string prefix = keys::JobPrefix("job");
+  const std::string next = keys::PrefixSuccessor(prefix);
+  EXPECT_LT(keys::Item("job", "zzz", keys::EncodeName(std::string(100, '\xff'))), next);
+  EXPECT_GT(keys::JobPrefix("job0"), next);  // '0' > '\x01'
+  EXPECT_EQ(keys::PrefixSuccessor("a\xff\xff"), "b");
+  EXPECT_EQ(keys::PrefixSuccessor("\xff"), "");
+}
+
+TEST(KeysTest, BigEndianRoundTrips) {
+  std::string out;
+  keys::AppendBigEndian64(&out, 0x0102030405060708ULL);
+  EXPECT_EQ(out, std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  EXPECT_EQ(keys::ReadBigEndian64(out), 0x0102030405060708ULL);
+}
+
+TEST(KeysTest, Fnv1aIsStable) {
+  // Error group keys are on disk: this value must never change.
+  EXPECT_EQ(keys::Fnv1a64(""), 0xcbf29ce484222325ULL);
+  EXPECT_EQ(keys::Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+}
+
+}  // namespace
+}  // namespace ckpt

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ckpt needs to build, test and run, but only those that
+# are missing. Nothing is downloaded from anywhere but the configured apt sources.
+#
+# Two ways to use it:
+#   ./tools/install_deps.sh                 # run: installs what is missing
+#   source tools/install_deps.sh            # source: defines ckpt_install_deps,
+#   ckpt_install_deps                       #   then call it (tools/serve.sh, tools/test.sh)
+#
+# When everything is already installed it prints nothing and never calls apt-get.
+# Otherwise it prints one "ckpt: ..." line per action, then apt-get's own output.
+
+# Everything the WORKSPACE, the BUILD files and the Python tests rely on.
+CKPT_DEBIAN_PACKAGES=(
+  bazel-bootstrap          # Bazel 4.2.3 itself
+  bazel-platforms          # @platforms       (WORKSPACE local_repository)
+  bazel-skylib             # @bazel_skylib    (WORKSPACE local_repository)
+  bazel-rules-java         # @rules_java      (WORKSPACE local_repository)
+  libgrpc++-dev            # gRPC C++ runtime and headers
+  protobuf-compiler-grpc   # grpc_cpp_plugin for protoc
+  libprotobuf-dev          # protobuf C++ runtime and headers
+  protobuf-compiler        # protoc
+  libabsl-dev              # Abseil
+  librocksdb-dev           # storage engine
+  grpc-proto               # grpc/health/v1/health.proto (@grpc_proto_files)
+  python3-grpcio           # Python client and tests
+  python3-protobuf         # Python client and tests
+  libgtest-dev             # GoogleTest
+  libgmock-dev             # GoogleMock
+  libbenchmark-dev         # Google Benchmark
+  libsqlite3-dev           # SQLite
+)
+
+# Prints the names of the packages in CKPT_DEBIAN_PACKAGES that are not installed.
+ckpt_missing_packages() {
+  local pkg status
+  for pkg in "${CKPT_DEBIAN_PACKAGES[@]}"; do
+    # dpkg-query fails (and prints to stderr) for a package it has never heard of;
+    # that simply means "missing".
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+      printf '%s\n' "$pkg"
+    fi
+  done
+}
+
+# Installs the missing packages, if any. Returns non-zero if it cannot.
+ckpt_install_deps() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "ckpt: dpkg-query not found; ckpt needs a Debian/Ubuntu system (see tools/install_deps.sh)" >&2
+    return 1
+  fi
+
+  local missing=()
+  mapfile -t missing < <(ckpt_missing_packages)
+  if (( ${#missing[@]} == 0 )); then
+    return 0
+  fi
+
+  # Root runs apt-get directly; anyone else needs sudo. sudo drops most of the
+  # environment, so DEBIAN_FRONTEND is passed through env(1) instead.
+  local as_root=()
+  if (( EUID != 0 )); then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "ckpt: missing packages and not root (no sudo available): ${missing[*]}" >&2
+      return 1
+    fi
+    as_root=(sudo)
+  fi
+
+  echo "ckpt: installing ${#missing[@]} missing packages: ${missing[*]}"
+  "${as_root[@]}" apt-get update || return 1
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}" || return 1
+}
+
+# Run directly (not sourced): strict mode applies to this process only, so sourcing
+# the file never changes the options of the caller's shell.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -euo pipefail
+  ckpt_install_deps
+fi
