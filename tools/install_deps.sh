@@ -29,6 +29,7 @@ CKPT_DEBIAN_PACKAGES=(
   libgmock-dev             # GoogleMock
   libbenchmark-dev         # Google Benchmark
   libsqlite3-dev           # SQLite
+  libssl-dev               # SHA-256 of job configs (libcrypto)
 )
 
 # Prints the names of the packages in CKPT_DEBIAN_PACKAGES that are not installed.

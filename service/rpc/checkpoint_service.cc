@@ -1,155 +1,200 @@
 #include "service/rpc/checkpoint_service.h"
 
-#include <string>
+#include "service/common/grpc_status.h"
 
 namespace ckpt {
-namespace {
 
-template <typename Reactor>
-Reactor* Unimplemented(Reactor* reactor, const char* rpc) {
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                               std::string(rpc) + " is not implemented yet"));
+CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
+    : engine_(engine), limits_(limits), watch_hub_(engine) {}
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* CheckpointService::Write(
+    grpc::CallbackServerContext* context, const Request* request, Response* response,
+    void (Engine::*method)(const Request&, Response*, Engine::Done)) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Status valid = ValidateRequest(*request, limits_);
+  if (!valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  (engine_->*method)(*request, response,
+                     [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
   return reactor;
 }
 
-class UnimplementedStream : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
- public:
-  UnimplementedStream() {
-    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "WatchJob is not implemented yet"));
-  }
-  void OnDone() override { delete this; }
-};
-
-}  // namespace
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* CheckpointService::Read(
+    grpc::CallbackServerContext* context, const Request* request, Response* response,
+    absl::Status (Engine::*method)(const Request&, Response*) const) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = ValidateRequest(*request, limits_);
+  if (status.ok()) status = (engine_->*method)(*request, response);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* CheckpointService::CreateJob(grpc::CallbackServerContext* context,
-    const v1::CreateJobRequest* request, v1::CreateJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "CreateJob");
+                                                  const v1::CreateJobRequest* request,
+                                                  v1::CreateJobResponse* response) {
+  return Write(context, request, response, &Engine::CreateJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::GetJob(grpc::CallbackServerContext* context,
-    const v1::GetJobRequest* request, v1::GetJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "GetJob");
+                                                  const v1::GetJobRequest* request,
+                                                  v1::GetJobResponse* response) {
+  return Read(context, request, response, &Engine::GetJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ListJobs(grpc::CallbackServerContext* context,
-    const v1::ListJobsRequest* request, v1::ListJobsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ListJobs");
+                                                  const v1::ListJobsRequest* request,
+                                                  v1::ListJobsResponse* response) {
+  return Read(context, request, response, &Engine::ListJobs);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::UpdateJob(grpc::CallbackServerContext* context,
-    const v1::UpdateJobRequest* request, v1::UpdateJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "UpdateJob");
+                                                  const v1::UpdateJobRequest* request,
+                                                  v1::UpdateJobResponse* response) {
+  return Write(context, request, response, &Engine::UpdateJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::PauseJob(grpc::CallbackServerContext* context,
-    const v1::PauseJobRequest* request, v1::PauseJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "PauseJob");
+                                                  const v1::PauseJobRequest* request,
+                                                  v1::PauseJobResponse* response) {
+  return Write(context, request, response, &Engine::PauseJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ResumeJob(grpc::CallbackServerContext* context,
-    const v1::ResumeJobRequest* request, v1::ResumeJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ResumeJob");
+                                                  const v1::ResumeJobRequest* request,
+                                                  v1::ResumeJobResponse* response) {
+  return Write(context, request, response, &Engine::ResumeJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::StopJob(grpc::CallbackServerContext* context,
-    const v1::StopJobRequest* request, v1::StopJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "StopJob");
+                                                  const v1::StopJobRequest* request,
+                                                  v1::StopJobResponse* response) {
+  return Write(context, request, response, &Engine::StopJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::FinishJob(grpc::CallbackServerContext* context,
-    const v1::FinishJobRequest* request, v1::FinishJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "FinishJob");
+                                                  const v1::FinishJobRequest* request,
+                                                  v1::FinishJobResponse* response) {
+  return Write(context, request, response, &Engine::FinishJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ResetJob(grpc::CallbackServerContext* context,
-    const v1::ResetJobRequest* request, v1::ResetJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ResetJob");
+                                                  const v1::ResetJobRequest* request,
+                                                  v1::ResetJobResponse* response) {
+  return Write(context, request, response, &Engine::ResetJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::DeleteJob(grpc::CallbackServerContext* context,
-    const v1::DeleteJobRequest* request, v1::DeleteJobResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "DeleteJob");
+                                                  const v1::DeleteJobRequest* request,
+                                                  v1::DeleteJobResponse* response) {
+  return Write(context, request, response, &Engine::DeleteJob);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::AddItems(grpc::CallbackServerContext* context,
-    const v1::AddItemsRequest* request, v1::AddItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "AddItems");
+                                                  const v1::AddItemsRequest* request,
+                                                  v1::AddItemsResponse* response) {
+  return Write(context, request, response, &Engine::AddItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::LeaseItems(grpc::CallbackServerContext* context,
-    const v1::LeaseItemsRequest* request, v1::LeaseItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "LeaseItems");
+                                                  const v1::LeaseItemsRequest* request,
+                                                  v1::LeaseItemsResponse* response) {
+  return Write(context, request, response, &Engine::LeaseItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::CompleteItems(grpc::CallbackServerContext* context,
-    const v1::CompleteItemsRequest* request, v1::CompleteItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "CompleteItems");
+                                                  const v1::CompleteItemsRequest* request,
+                                                  v1::CompleteItemsResponse* response) {
+  return Write(context, request, response, &Engine::CompleteItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::FailItems(grpc::CallbackServerContext* context,
-    const v1::FailItemsRequest* request, v1::FailItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "FailItems");
+                                                  const v1::FailItemsRequest* request,
+                                                  v1::FailItemsResponse* response) {
+  return Write(context, request, response, &Engine::FailItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::GetItem(grpc::CallbackServerContext* context,
-    const v1::GetItemRequest* request, v1::GetItemResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "GetItem");
+                                                  const v1::GetItemRequest* request,
+                                                  v1::GetItemResponse* response) {
+  return Read(context, request, response, &Engine::GetItem);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ListItems(grpc::CallbackServerContext* context,
-    const v1::ListItemsRequest* request, v1::ListItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ListItems");
+                                                  const v1::ListItemsRequest* request,
+                                                  v1::ListItemsResponse* response) {
+  return Read(context, request, response, &Engine::ListItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ResetItems(grpc::CallbackServerContext* context,
-    const v1::ResetItemsRequest* request, v1::ResetItemsResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ResetItems");
+                                                  const v1::ResetItemsRequest* request,
+                                                  v1::ResetItemsResponse* response) {
+  return Write(context, request, response, &Engine::ResetItems);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::FindOutput(grpc::CallbackServerContext* context,
-    const v1::FindOutputRequest* request, v1::FindOutputResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "FindOutput");
+                                                  const v1::FindOutputRequest* request,
+                                                  v1::FindOutputResponse* response) {
+  return Read(context, request, response, &Engine::FindOutput);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::RegisterWorker(grpc::CallbackServerContext* context,
-    const v1::RegisterWorkerRequest* request, v1::RegisterWorkerResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "RegisterWorker");
+                                                  const v1::RegisterWorkerRequest* request,
+                                                  v1::RegisterWorkerResponse* response) {
+  return Write(context, request, response, &Engine::RegisterWorker);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::Heartbeat(grpc::CallbackServerContext* context,
-    const v1::HeartbeatRequest* request, v1::HeartbeatResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "Heartbeat");
+                                                  const v1::HeartbeatRequest* request,
+                                                  v1::HeartbeatResponse* response) {
+  return Write(context, request, response, &Engine::Heartbeat);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ListWorkers(grpc::CallbackServerContext* context,
-    const v1::ListWorkersRequest* request, v1::ListWorkersResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ListWorkers");
+                                                  const v1::ListWorkersRequest* request,
+                                                  v1::ListWorkersResponse* response) {
+  return Write(context, request, response, &Engine::ListWorkers);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::UnregisterWorker(grpc::CallbackServerContext* context,
-    const v1::UnregisterWorkerRequest* request, v1::UnregisterWorkerResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "UnregisterWorker");
+                                                  const v1::UnregisterWorkerRequest* request,
+                                                  v1::UnregisterWorkerResponse* response) {
+  return Write(context, request, response, &Engine::UnregisterWorker);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::PutState(grpc::CallbackServerContext* context,
-    const v1::PutStateRequest* request, v1::PutStateResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "PutState");
+                                                  const v1::PutStateRequest* request,
+                                                  v1::PutStateResponse* response) {
+  return Write(context, request, response, &Engine::PutState);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::GetState(grpc::CallbackServerContext* context,
-    const v1::GetStateRequest* request, v1::GetStateResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "GetState");
+                                                  const v1::GetStateRequest* request,
+                                                  v1::GetStateResponse* response) {
+  return Read(context, request, response, &Engine::GetState);
 }
 
 grpc::ServerUnaryReactor* CheckpointService::ListStates(grpc::CallbackServerContext* context,
-    const v1::ListStatesRequest* request, v1::ListStatesResponse* response) {
-  return Unimplemented(context->DefaultReactor(), "ListStates");
+                                                  const v1::ListStatesRequest* request,
+                                                  v1::ListStatesResponse* response) {
+  return Read(context, request, response, &Engine::ListStates);
 }
 
 grpc::ServerWriteReactor<v1::WatchJobResponse>* CheckpointService::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
-  return new UnimplementedStream;
+  const absl::Status valid = ValidateRequest(*request, limits_);
+  if (!valid.ok()) {
+    class Refused : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
+     public:
+      explicit Refused(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(valid);
+  }
+  return watch_hub_.Watch(*request);
 }
 
 }  // namespace ckpt

@@ -24,6 +24,11 @@ ABSL_FLAG(bool, sync, true,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM, how long calls in flight may take to finish.");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "Largest request or response, bytes.");
+ABSL_FLAG(int64_t, max_key_bytes, 1024, "Longest item name or output path, bytes.");
+ABSL_FLAG(int64_t, max_payload_bytes, 64 << 10, "Largest item result payload, bytes.");
+ABSL_FLAG(int64_t, max_cursor_bytes, 64 << 10, "Largest per-item cursor, bytes.");
+ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
+ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] [--data_dir=./ckpt-data] [--sync=true]");
@@ -41,6 +46,11 @@ int main(int argc, char** argv) {
   options.store.path = absl::GetFlag(FLAGS_data_dir);
   options.store.sync = absl::GetFlag(FLAGS_sync);
   options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));
+  options.limits.max_key_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_key_bytes));
+  options.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
+  options.limits.max_cursor_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_cursor_bytes));
+  options.limits.max_state_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_state_bytes));
+  options.limits.max_batch = static_cast<size_t>(absl::GetFlag(FLAGS_max_batch));
 
   absl::StatusOr<std::unique_ptr<ckpt::Server>> server = ckpt::Server::Start(options);
   if (!server.ok()) {

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/status_macros.h"
+#include "service/engine/engine.h"
 #include "service/rpc/checkpoint_service.h"
 #include "service/server/health_service.h"
 
@@ -75,7 +76,11 @@ absl::Status ParseListenAddress(absl::string_view address, std::string* host, in
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address));
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.store));
-  std::unique_ptr<Server> server(new Server(options, std::move(store)));
+  EngineOptions engine_options;
+  engine_options.clock = options.clock;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                        Engine::Open(store.get(), engine_options));
+  std::unique_ptr<Server> server(new Server(options, std::move(store), std::move(engine)));
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -90,6 +95,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     server->grpc_server_.reset();
+    server->checkpoint_.reset();
+    server->engine_.reset();
     absl::MutexLock lock(&server->shutdown_mu_);
     server->shut_down_ = true;
     return absl::FailedPreconditionError(absl::StrCat(
@@ -99,11 +106,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   return server;
 }
 
-Server::Server(ServerOptions options, std::unique_ptr<Store> store)
+Server::Server(ServerOptions options, std::unique_ptr<Store> store,
+               std::unique_ptr<Engine> engine)
     : options_(std::move(options)),
       store_(std::move(store)),
+      engine_(std::move(engine)),
       health_(std::make_unique<HealthService>()),
-      checkpoint_(std::make_unique<CheckpointService>()) {}
+      checkpoint_(std::make_unique<CheckpointService>(engine_.get(), options_.limits)) {}
 
 Server::~Server() { Shutdown(absl::Seconds(5)); }
 
@@ -120,8 +129,12 @@ void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   health_->SetServing(false);
+  checkpoint_->Shutdown();
+  // Calls in flight finish (their writes commit) before the engine stops.
   grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   grpc_server_->Wait();
+  checkpoint_.reset();
+  engine_.reset();
   store_.reset();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/rpc/validate.h"
 #include "service/store/store.h"
 
 namespace grpc {
@@ -20,12 +21,14 @@ class Server;
 namespace ckpt {
 
 class CheckpointService;
+class Engine;
 class HealthService;
 
 struct ServerOptions {
   // host:port. Loopback by default; port 0 picks a free port (see Server::port()).
   std::string listen_address = "127.0.0.1:7700";
   StoreOptions store;
+  Limits limits;
   size_t max_message_bytes = 16 << 20;
   Clock* clock = Clock::Real();
 };
@@ -33,7 +36,7 @@ struct ServerOptions {
 // Thread-safe.
 class Server {
  public:
-  // Opens the store, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health (SERVING
+  // Opens the store and loads the engine, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health (SERVING
   // once started) and server reflection. Errors say what is wrong and what to do:
   // the store's (see Store::Open), or FAILED_PRECONDITION when the address cannot be
   // listened on.
@@ -53,10 +56,11 @@ class Server {
   void Shutdown(absl::Duration grace);
 
  private:
-  Server(ServerOptions options, std::unique_ptr<Store> store);
+  Server(ServerOptions options, std::unique_ptr<Store> store, std::unique_ptr<Engine> engine);
 
   const ServerOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Engine> engine_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<CheckpointService> checkpoint_;
   std::unique_ptr<grpc::Server> grpc_server_;

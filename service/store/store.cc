@@ -223,10 +223,12 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   return FromRocksStatus(db_->Write(write_options_, batch), "write");
 }
 
-absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf,
-                                                      absl::string_view key) const {
+absl::StatusOr<std::optional<std::string>> Store::Get(
+    Cf cf, absl::string_view key, const rocksdb::Snapshot* snapshot) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(cf),
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  rocksdb::Status s = db_->Get(read, handle(cf),
                                rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return FromRocksStatus(s, "read");

@@ -81,8 +81,9 @@ class Store {
   // Applies `batch` atomically, synced when options.sync.
   absl::Status Write(rocksdb::WriteBatch* batch);
 
-  // The value at `key`, or nullopt if absent.
-  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const;
+  // The value at `key` (at `snapshot` if given), or nullopt if absent.
+  absl::StatusOr<std::optional<std::string>> Get(
+      Cf cf, absl::string_view key, const rocksdb::Snapshot* snapshot = nullptr) const;
 
   // Iterates the keys that start with `prefix`, from `start` (which must start with
   // `prefix`; empty: from the prefix itself), optionally at `snapshot`.

@@ -1,0 +1,673 @@
+// The engine's spine: loading, the writer loop, group commit, flush and publish, and
+// the item-placement helpers every decision uses. Decisions live in engine_jobs.cc,
+// engine_items.cc and engine_workers.cc; committed reads in engine_reads.cc.
+#include "service/engine/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/common/log.h"
+#include "service/common/proto_time.h"
+#include "service/common/status_macros.h"
+#include "service/engine/group.h"
+#include "service/engine/job_state_machine.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+
+using storage::v1::ItemRecord;
+using storage::v1::JobRecord;
+
+int JobRuntime::StepIndex(absl::string_view step) const {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].name == step) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------- open and load
+
+Engine::Engine(Store* store, const EngineOptions& options)
+    : store_(store), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store,
+                                                     const EngineOptions& options) {
+  std::unique_ptr<Engine> engine(new Engine(store, options));
+  CKPT_RETURN_IF_ERROR(engine->Load());
+  Group everything(options.clock->Now());
+  for (const auto& [id, job] : engine->jobs_) everything.touched.insert(id);
+  engine->Publish(everything);
+  engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
+  return engine;
+}
+
+Engine::~Engine() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  absl::MutexLock lock(&publish_mu_);
+  reads_stopped_ = true;
+}
+
+namespace {
+
+absl::StatusOr<uint64_t> ReadCounter(Store* store, absl::string_view key) {
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store->Get(Cf::kMeta, key));
+  if (!value.has_value()) return 1;
+  if (value->size() != 8) {
+    return absl::DataLossError(absl::StrCat("meta/", key, " is corrupt"));
+  }
+  return keys::ReadBigEndian64(*value);
+}
+
+template <typename Proto>
+absl::Status Parse(absl::string_view bytes, Proto* out, absl::string_view what) {
+  if (out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
+}
+
+std::string BigEndian(uint64_t value) {
+  std::string out;
+  keys::AppendBigEndian64(&out, value);
+  return out;
+}
+
+}  // namespace
+
+absl::Status Engine::Load() {
+  jobs_.clear();
+  expiry_.clear();
+  CKPT_ASSIGN_OR_RETURN(next_token_, ReadCounter(store_, keys::kNextTokenKey));
+  CKPT_ASSIGN_OR_RETURN(next_worker_, ReadCounter(store_, keys::kNextWorkerKey));
+  meta_dirty_ = false;
+  auto it = store_->Scan(Cf::kJobs, "");
+  for (; it->Valid(); it->Next()) {
+    JobRecord record;
+    CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "job"));
+    CKPT_RETURN_IF_ERROR(LoadJob(record));
+  }
+  return it->status();
+}
+
+absl::Status Engine::LoadJob(const JobRecord& record) {
+  auto job = std::make_unique<JobRuntime>();
+  job->record = record;
+  for (const std::string& name : record.job().steps()) job->steps.push_back({name});
+  const absl::Time now = options_.clock->Now();
+  const absl::Duration grace = LeaseTimeout(*job);
+  const std::string& id = record.job().job_id();
+
+  auto it = store_->Scan(Cf::kSched, keys::JobPrefix(id));
+  for (; it->Valid(); it->Next()) {
+    absl::string_view rest = it->suffix();
+    if (!rest.empty() && rest[0] == '\0') {  // job-level: error groups
+      if (rest.size() != 10 || rest[1] != 'E') return absl::DataLossError("bad sched key");
+      storage::v1::ErrorGroupRecord group;
+      CKPT_RETURN_IF_ERROR(Parse(it->value(), &group, "error group"));
+      job->error_groups[keys::ReadBigEndian64(rest.substr(2))] = group;
+      continue;
+    }
+    const size_t nul = rest.find('\0');
+    if (nul == absl::string_view::npos || nul + 1 >= rest.size()) {
+      return absl::DataLossError(absl::StrCat("bad sched key in job ", id));
+    }
+    const int step = job->StepIndex(rest.substr(0, nul));
+    if (step < 0) return absl::DataLossError(absl::StrCat("sched key of unknown step in ", id));
+    StepRuntime& s = job->steps[step];
+    const char tag = rest[nul + 1];
+    const absl::string_view tail = rest.substr(nul + 2);
+    switch (static_cast<keys::SchedTag>(tag)) {
+      case keys::SchedTag::kCounters:
+        CKPT_RETURN_IF_ERROR(Parse(it->value(), &s.counters, "counters"));
+        break;
+      case keys::SchedTag::kRegistered:
+        s.registered.Load(keys::ReadBigEndian64(tail), keys::ReadBigEndian64(it->value()));
+        break;
+      case keys::SchedTag::kUntouched:
+        s.untouched.Load(keys::ReadBigEndian64(tail), keys::ReadBigEndian64(it->value()));
+        break;
+      case keys::SchedTag::kPending:
+        (tail[0] == keys::kPendingRetry ? s.pending_retry : s.pending_fresh)
+            .insert(std::string(tail.substr(1)));
+        break;
+      case keys::SchedTag::kLeased: {
+        storage::v1::LeaseRecord record;
+        CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease"));
+        LeaseInfo lease{record.worker_id(), record.token(), record.attempts(),
+                        record.cursor(), absl::FromUnixMicros(record.grant_time_micros()),
+                        now + grace};
+        const std::string key(tail);
+        expiry_.insert({lease.deadline, id, step, key});
+        if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});
+        s.leases.emplace(key, std::move(lease));
+        break;
+      }
+      case keys::SchedTag::kFailed:
+        s.failed[std::string(tail)] =
+            it->value().size() == 8 ? keys::ReadBigEndian64(it->value()) : 0;
+        break;
+      default:
+        return absl::DataLossError(absl::StrCat("unknown sched tag in job ", id));
+    }
+  }
+  CKPT_RETURN_IF_ERROR(it->status());
+
+  auto workers = store_->Scan(Cf::kWorkers, keys::JobPrefix(id));
+  for (; workers->Valid(); workers->Next()) {
+    WorkerRuntime& w = job->workers[std::string(workers->suffix())];
+    CKPT_RETURN_IF_ERROR(Parse(workers->value(), &w.record, "worker"));
+    w.last_heartbeat = now;  // a restart is not the worker's silence
+  }
+  CKPT_RETURN_IF_ERROR(workers->status());
+  // Leases naming a worker with no record (cannot happen by construction) keep their
+  // expiry and simply end.
+  for (auto w = job->workers.begin(); w != job->workers.end();) {
+    if (!w->second.record.has_worker()) {
+      job->workers.erase(w++);
+    } else {
+      ++w;
+    }
+  }
+  jobs_[id] = std::move(job);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- writer loop
+
+void Engine::Submit(std::function<absl::Status(Group&)> decide, Done done) {
+  absl::MutexLock lock(&queue_mu_);
+  if (stopping_) {
+    done(absl::UnavailableError("ckptd is shutting down; retry against the new instance"));
+    return;
+  }
+  queue_.push_back({std::move(decide), std::move(done)});
+}
+
+void Engine::WriterLoop() {
+  for (;;) {
+    std::vector<Op> ops;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(queue_mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      queue_mu_.AwaitWithTimeout(absl::Condition(&ready), options_.expiry_poll);
+      if (stopping_ && queue_.empty()) return;
+      ops.reserve(queue_.size() + 1);
+      for (Op& op : queue_) ops.push_back(std::move(op));
+      queue_.clear();
+    }
+    if (!expiry_.empty() && expiry_.begin()->deadline <= options_.clock->Now()) {
+      ops.push_back({[this](Group& g) { return DoExpireLeases(g); }, nullptr});
+    }
+    if (!ops.empty()) RunGroup(&ops);
+  }
+}
+
+void Engine::RunGroup(std::vector<Op>* ops) {
+  Group group(options_.clock->Now());
+  std::vector<absl::Status> results;
+  results.reserve(ops->size());
+  for (Op& op : *ops) results.push_back(op.decide(group));
+  Flush(group);
+  absl::Status written = absl::OkStatus();
+  if (group.batch.Count() > 0) written = store_->Write(&group.batch);
+  if (written.ok()) {
+    Publish(group);
+  } else {
+    for (absl::Status& result : results) {
+      if (result.ok()) result = written;
+    }
+    // Memory ran ahead of the store; rebuild it from what the store holds.
+    absl::Status reloaded = Load();
+    if (!reloaded.ok()) LogLine(absl::StrCat("reload after failed write: ", reloaded.message()));
+  }
+  for (size_t i = 0; i < ops->size(); ++i) {
+    if ((*ops)[i].done) (*ops)[i].done(results[i]);
+  }
+}
+
+void Engine::Flush(Group& g) {
+  for (const std::string& id : g.touched) {
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) FlushJob(g, *it->second);
+  }
+  if (meta_dirty_) {
+    auto* meta = store_->handle(Cf::kMeta);
+    g.batch.Put(meta, keys::kNextTokenKey, BigEndian(next_token_));
+    g.batch.Put(meta, keys::kNextWorkerKey, BigEndian(next_worker_));
+    meta_dirty_ = false;
+  }
+}
+
+void Engine::FlushJob(Group& g, JobRuntime& job) {
+  auto* sched = store_->handle(Cf::kSched);
+  if (job.record_dirty) {
+    g.batch.Put(store_->handle(Cf::kJobs), job.id(), job.record.SerializeAsString());
+    job.record_dirty = false;
+  }
+  for (StepRuntime& s : job.steps) {
+    if (s.counters_dirty) {
+      g.batch.Put(sched, keys::Counters(job.id(), s.name), s.counters.SerializeAsString());
+      s.counters_dirty = false;
+    }
+    for (auto [set, tag] : {std::make_pair(&s.registered, keys::SchedTag::kRegistered),
+                            std::make_pair(&s.untouched, keys::SchedTag::kUntouched)}) {
+      for (const auto& [begin, end] : set->TakeChanges()) {
+        const std::string key = keys::RangeStart(job.id(), s.name, tag, begin);
+        if (end.has_value()) {
+          g.batch.Put(sched, key, BigEndian(*end));
+        } else {
+          g.batch.Delete(sched, key);
+        }
+      }
+    }
+  }
+  for (uint64_t hash : job.dirty_error_groups) {
+    auto group = job.error_groups.find(hash);
+    const std::string key = keys::ErrorGroup(job.id(), hash);
+    if (group == job.error_groups.end()) {
+      g.batch.Delete(sched, key);
+    } else {
+      g.batch.Put(sched, key, group->second.SerializeAsString());
+    }
+  }
+  job.dirty_error_groups.clear();
+  for (const std::string& worker_id : job.dirty_workers) {
+    auto w = job.workers.find(worker_id);
+    if (w == job.workers.end()) continue;
+    g.batch.Put(store_->handle(Cf::kWorkers), keys::Worker(job.id(), worker_id),
+                w->second.record.SerializeAsString());
+  }
+  job.dirty_workers.clear();
+}
+
+void Engine::Publish(const Group& g) {
+  std::vector<std::pair<std::string, std::shared_ptr<JobSnapshot>>> fresh;
+  for (const std::string& id : g.touched) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      fresh.emplace_back(id, nullptr);
+      continue;
+    }
+    fresh.emplace_back(id, MakeSnapshot(*it->second));
+  }
+  absl::MutexLock lock(&publish_mu_);
+  for (auto& [id, snapshot] : fresh) {
+    if (snapshot == nullptr) {
+      published_.erase(id);
+      ++publish_version_;
+      continue;
+    }
+    snapshot->version = ++publish_version_;
+    published_[id] = std::move(snapshot);
+  }
+}
+
+std::shared_ptr<JobSnapshot> Engine::MakeSnapshot(JobRuntime& job) {
+  if (job.record_changed || job.published_record == nullptr) {
+    job.published_record = std::make_shared<const JobRecord>(job.record);
+    job.record_changed = false;
+  }
+  auto snapshot = std::make_shared<JobSnapshot>();
+  snapshot->record = job.published_record;
+  for (const StepRuntime& s : job.steps) {
+    snapshot->step_counters.push_back(s.counters);
+    snapshot->step_rates.push_back(s.rate);
+  }
+  snapshot->rate = job.rate;
+  snapshot->active_workers = ActiveWorkers(job);
+  return snapshot;
+}
+
+// ---------------------------------------------------------------- helpers
+
+absl::StatusOr<JobRuntime*> Engine::FindJob(absl::string_view job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("job \"", job_id, "\" not found"));
+  }
+  return it->second.get();
+}
+
+absl::StatusOr<int> Engine::FindStep(const JobRuntime& job, absl::string_view step) const {
+  if (step.empty()) return 0;
+  const int index = job.StepIndex(step);
+  if (index >= 0) return index;
+  std::vector<std::string> names;
+  for (const StepRuntime& s : job.steps) names.push_back(s.name);
+  return absl::InvalidArgumentError(absl::StrCat("step: job \"", job.id(), "\" has no step \"",
+                                                 step, "\" (its steps: ",
+                                                 absl::StrJoin(names, ", "), ")"));
+}
+
+absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRuntime& job,
+                                                           int step, const std::string& key) {
+  const std::string full = keys::Item(job.id(), job.steps[step].name, key);
+  auto own = g.items.find(full);
+  if (own != g.items.end()) return own->second;
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(Cf::kItems, full));
+  if (!bytes.has_value()) return std::optional<ItemRecord>();
+  ItemRecord record;
+  CKPT_RETURN_IF_ERROR(Parse(*bytes, &record, "item"));
+  return std::optional<ItemRecord>(std::move(record));
+}
+
+void Engine::WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
+                       const ItemRecord& record) {
+  const std::string full = keys::Item(job.id(), job.steps[step].name, key);
+  g.batch.Put(store_->handle(Cf::kItems), full, record.SerializeAsString());
+  g.items[full] = record;
+}
+
+void Engine::DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key) {
+  const std::string full = keys::Item(job.id(), job.steps[step].name, key);
+  g.batch.Delete(store_->handle(Cf::kItems), full);
+  g.items[full] = std::nullopt;
+}
+
+absl::StatusOr<ItemPlace> Engine::Locate(Group& g, const JobRuntime& job, int step,
+                                         const std::string& key) {
+  const StepRuntime& s = job.steps[step];
+  if (s.leases.contains(key)) return ItemPlace::kLeased;
+  if (s.failed.contains(key)) return ItemPlace::kFailed;
+  if (s.pending_retry.count(key)) return ItemPlace::kPendingRetry;
+  if (s.pending_fresh.count(key)) return ItemPlace::kPendingFresh;
+  if (keys::IsIndexKey(key)) {
+    const uint64_t index = keys::IndexOf(key);
+    if (s.untouched.Contains(index)) return ItemPlace::kUntouched;
+    return s.registered.Contains(index) ? ItemPlace::kCompleted : ItemPlace::kUnregistered;
+  }
+  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
+  return record.has_value() ? ItemPlace::kCompleted : ItemPlace::kUnregistered;
+}
+
+void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key,
+                   ItemPlace from) {
+  StepRuntime& s = job.steps[step];
+  auto* sched = store_->handle(Cf::kSched);
+  storage::v1::StepCounters& c = s.counters;
+  switch (from) {
+    case ItemPlace::kUntouched: {
+      const uint64_t index = keys::IndexOf(key);
+      s.untouched.Remove(index, index + 1);
+      c.set_pending(c.pending() - 1);
+      break;
+    }
+    case ItemPlace::kPendingRetry:
+    case ItemPlace::kPendingFresh: {
+      const bool retry = from == ItemPlace::kPendingRetry;
+      (retry ? s.pending_retry : s.pending_fresh).erase(key);
+      g.batch.Delete(sched, keys::Pending(job.id(), s.name,
+                                          retry ? keys::kPendingRetry : keys::kPendingFresh,
+                                          key));
+      c.set_pending(c.pending() - 1);
+      break;
+    }
+    case ItemPlace::kLeased: {
+      auto lease = s.leases.find(key);
+      expiry_.erase({lease->second.deadline, job.id(), step, key});
+      auto worker = job.workers.find(lease->second.worker_id);
+      if (worker != job.workers.end()) worker->second.leases.erase({step, key});
+      s.leases.erase(lease);
+      g.batch.Delete(sched, keys::Leased(job.id(), s.name, key));
+      c.set_leased(c.leased() - 1);
+      break;
+    }
+    case ItemPlace::kFailed: {
+      auto failed = s.failed.find(key);
+      auto group = job.error_groups.find(failed->second);
+      if (group != job.error_groups.end()) {
+        AddErrorGroup(g, job, group->second.message(), -1);
+      }
+      s.failed.erase(failed);
+      g.batch.Delete(sched, keys::Failed(job.id(), s.name, key));
+      c.set_failed(c.failed() - 1);
+      break;
+    }
+    case ItemPlace::kCompleted:
+      c.set_completed(c.completed() - 1);
+      break;
+    case ItemPlace::kUnregistered:  // nothing to leave
+      break;
+  }
+  s.counters_dirty = true;
+  Touch(g, job);
+}
+
+void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key,
+                   ItemPlace to) {
+  StepRuntime& s = job.steps[step];
+  storage::v1::StepCounters& c = s.counters;
+  switch (to) {
+    case ItemPlace::kUntouched: {
+      const uint64_t index = keys::IndexOf(key);
+      s.untouched.Add(index, index + 1);
+      c.set_pending(c.pending() + 1);
+      break;
+    }
+    case ItemPlace::kPendingRetry:
+    case ItemPlace::kPendingFresh: {
+      const bool retry = to == ItemPlace::kPendingRetry;
+      (retry ? s.pending_retry : s.pending_fresh).insert(key);
+      g.batch.Put(store_->handle(Cf::kSched),
+                  keys::Pending(job.id(), s.name,
+                                retry ? keys::kPendingRetry : keys::kPendingFresh, key),
+                  "");
+      c.set_pending(c.pending() + 1);
+      break;
+    }
+    case ItemPlace::kCompleted:
+      c.set_completed(c.completed() + 1);
+      break;
+    default:  // kLeased: Grant; kFailed: EnterFailed
+      break;
+  }
+  s.counters_dirty = true;
+  Touch(g, job);
+}
+
+void Engine::EnterFailed(Group& g, JobRuntime& job, int step, const std::string& key,
+                         absl::string_view message) {
+  StepRuntime& s = job.steps[step];
+  const uint64_t hash = keys::Fnv1a64(message);
+  s.failed[key] = hash;
+  g.batch.Put(store_->handle(Cf::kSched), keys::Failed(job.id(), s.name, key),
+              BigEndian(hash));
+  s.counters.set_failed(s.counters.failed() + 1);
+  s.counters_dirty = true;
+  AddErrorGroup(g, job, message, +1);
+  Touch(g, job);
+}
+
+void Engine::AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message,
+                           int64_t delta) {
+  const uint64_t hash = keys::Fnv1a64(message);
+  auto& group = job.error_groups[hash];
+  group.set_message(std::string(message));
+  const int64_t count = static_cast<int64_t>(group.count()) + delta;
+  if (count <= 0) {
+    job.error_groups.erase(hash);
+  } else {
+    group.set_count(static_cast<uint64_t>(count));
+  }
+  job.dirty_error_groups.insert(hash);
+}
+
+void Engine::SetDeadline(JobRuntime& job, int step, const std::string& key,
+                         LeaseInfo& lease, absl::Time deadline) {
+  const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
+  if (max_run > absl::ZeroDuration()) deadline = std::min(deadline, lease.granted + max_run);
+  expiry_.erase({lease.deadline, job.id(), step, key});
+  lease.deadline = deadline;
+  expiry_.insert({deadline, job.id(), step, key});
+}
+
+absl::Duration Engine::LeaseTimeout(const JobRuntime& job) const {
+  return FromProtoDuration(job.record.job().lease_timeout());
+}
+
+void Engine::Touch(Group& g, JobRuntime& job) { g.touched.insert(job.id()); }
+
+void Engine::MarkRecordChanged(Group& g, JobRuntime& job) {
+  *job.record.mutable_job()->mutable_update_time() = ToProtoTime(g.now);
+  job.record_dirty = true;
+  job.record_changed = true;
+  Touch(g, job);
+}
+
+void Engine::SetStatus(Group& g, JobRuntime& job, v1::JobStatus status,
+                       absl::string_view reason) {
+  v1::Job* j = job.record.mutable_job();
+  j->set_status(status);
+  j->set_status_reason(std::string(reason));
+  if (status == v1::JOB_STATUS_RUNNING || status == v1::JOB_STATUS_PAUSED) {
+    j->clear_finish_time();
+  } else {
+    *j->mutable_finish_time() = ToProtoTime(g.now);
+  }
+  MarkRecordChanged(g, job);
+}
+
+void Engine::MaybeFinishJob(Group& g, JobRuntime& job) {
+  const v1::JobStatus status = job.status();
+  if (status != v1::JOB_STATUS_RUNNING && status != v1::JOB_STATUS_PAUSED) return;
+  storage::v1::StepCounters total;
+  for (const StepRuntime& s : job.steps) AddCounters(s.counters, &total);
+  const v1::FailureBudget& budget = job.record.job().failure_budget();
+  const bool over_count =
+      budget.max_failed_items() > 0 && total.failed() > budget.max_failed_items();
+  const bool over_fraction =
+      budget.max_failed_fraction() > 0 && total.total() > 0 &&
+      static_cast<double>(total.failed()) / static_cast<double>(total.total()) >
+          budget.max_failed_fraction();
+  if (over_count || over_fraction) {
+    SetStatus(g, job, v1::JOB_STATUS_FAILED,
+              absl::StrCat("failure budget exceeded: ", total.failed(), " of ",
+                           total.total(), " items failed (budget: ",
+                           over_count ? absl::StrCat(budget.max_failed_items(), " items")
+                                      : absl::StrCat(budget.max_failed_fraction() * 100,
+                                                     "% of items"),
+                           ")"));
+    return;
+  }
+  if (!job.record.job().sealed() || total.pending() + total.leased() > 0) return;
+  if (total.failed() > 0) {
+    SetStatus(g, job, v1::JOB_STATUS_FAILED,
+              absl::StrCat(total.failed(), " of ", total.total(),
+                           " items failed; ResetItems retries them"));
+  } else {
+    SetStatus(g, job, v1::JOB_STATUS_COMPLETED, "");
+  }
+}
+
+v1::ControlWord Engine::ControlFor(const JobRuntime& job) const {
+  switch (job.status()) {
+    case v1::JOB_STATUS_RUNNING:
+      return v1::CONTROL_WORD_RUN;
+    case v1::JOB_STATUS_PAUSED:
+      return v1::CONTROL_WORD_PAUSE;
+    default:
+      return v1::CONTROL_WORD_STOP;
+  }
+}
+
+uint32_t Engine::ActiveWorkers(const JobRuntime& job) const {
+  const absl::Time horizon = options_.clock->Now() - LeaseTimeout(job);
+  uint32_t active = 0;
+  for (const auto& [id, w] : job.workers) {
+    if (w.record.worker().state() != v1::WORKER_STATE_EXITED && w.last_heartbeat >= horizon) {
+      ++active;
+    }
+  }
+  return active;
+}
+
+void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
+  const std::string begin = keys::JobPrefix(job_id);
+  const std::string end = keys::PrefixSuccessor(begin);
+  for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates}) {
+    g.batch.DeleteRange(store_->handle(cf), begin, end);
+  }
+}
+
+// ---------------------------------------------------------------- public entry points
+
+#define CKPT_ENGINE_WRITE(Method)                                                    \
+  void Engine::Method(const v1::Method##Request& request,                            \
+                      v1::Method##Response* response, Done done) {                   \
+    Submit([this, &request, response](Group& g) { return Do##Method(g, request, response); }, \
+           std::move(done));                                                         \
+  }
+
+CKPT_ENGINE_WRITE(CreateJob)
+CKPT_ENGINE_WRITE(UpdateJob)
+CKPT_ENGINE_WRITE(ResetJob)
+CKPT_ENGINE_WRITE(AddItems)
+CKPT_ENGINE_WRITE(LeaseItems)
+CKPT_ENGINE_WRITE(CompleteItems)
+CKPT_ENGINE_WRITE(FailItems)
+CKPT_ENGINE_WRITE(ResetItems)
+CKPT_ENGINE_WRITE(RegisterWorker)
+CKPT_ENGINE_WRITE(Heartbeat)
+CKPT_ENGINE_WRITE(UnregisterWorker)
+CKPT_ENGINE_WRITE(ListWorkers)
+CKPT_ENGINE_WRITE(PutState)
+#undef CKPT_ENGINE_WRITE
+
+void Engine::PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response,
+                      Done done) {
+  Submit(
+      [this, &request, response](Group& g) {
+        return DoTransition(g, request.job_id(), v1::JOB_STATUS_PAUSED, request.reason(),
+                            response->mutable_job());
+      },
+      std::move(done));
+}
+
+void Engine::ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobResponse* response,
+                       Done done) {
+  Submit(
+      [this, &request, response](Group& g) {
+        return DoTransition(g, request.job_id(), v1::JOB_STATUS_RUNNING, "",
+                            response->mutable_job());
+      },
+      std::move(done));
+}
+
+void Engine::StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response,
+                     Done done) {
+  Submit(
+      [this, &request, response](Group& g) {
+        return DoTransition(g, request.job_id(), v1::JOB_STATUS_STOPPED, request.reason(),
+                            response->mutable_job());
+      },
+      std::move(done));
+}
+
+void Engine::FinishJob(const v1::FinishJobRequest& request, v1::FinishJobResponse* response,
+                       Done done) {
+  Submit(
+      [this, &request, response](Group& g) {
+        return DoTransition(g, request.job_id(), request.status(), request.reason(),
+                            response->mutable_job());
+      },
+      std::move(done));
+}
+
+void Engine::DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobResponse* response,
+                       Done done) {
+  Submit([this, &request](Group& g) { return DoDeleteJob(g, request); }, std::move(done));
+}
+
+void Engine::ExpireLeases(Done done) {
+  Submit([this](Group& g) { return DoExpireLeases(g); }, std::move(done));
+}
+
+}  // namespace ckpt

@@ -1,0 +1,261 @@
+// The engine: jobs, items, leases, workers, state blobs and progress over the store.
+//
+// Design (STORAGE_FORMAT.md has the records; docs/design.md the reasoning):
+// - One writer thread applies every change, in arrival order. It takes whatever ops
+//   are queued, decides each against its in-memory scheduling state (runtime.h),
+//   writes all of them as ONE WriteBatch with one WAL sync (group commit), then
+//   publishes the new state to readers and answers the ops. Decisions are made by a
+//   single thread, so WAL order is decision order: counters are rewritten whole, and
+//   no item needs a lock.
+// - Each op checks everything before changing anything, so a failed op leaves no
+//   trace in the batch or in memory; if the write itself fails, the in-memory state
+//   is rebuilt from the store and every op of the group gets the error.
+// - Reads never wait for the writer: GetJob/ListJobs read published snapshots; item,
+//   state and worker reads go to RocksDB, which shows only written (synced) data.
+//   Either way a reader sees nothing that was not acknowledged.
+#ifndef CKPT_SERVICE_ENGINE_ENGINE_H_
+#define CKPT_SERVICE_ENGINE_ENGINE_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ckpt/v1/checkpoint.pb.h"
+#include "rocksdb/write_batch.h"
+#include "service/common/clock.h"
+#include "service/engine/runtime.h"
+#include "service/store/store.h"
+
+namespace ckpt {
+
+struct EngineOptions {
+  Clock* clock = Clock::Real();
+  // How often the writer looks for expired leases when idle (real time).
+  absl::Duration expiry_poll = absl::Milliseconds(250);
+};
+
+// Thread-safe. Requests must be validated (service/rpc/validate.h) before they get
+// here; the engine checks what depends on state: existence, job and item states,
+// tokens, versions.
+class Engine {
+ public:
+  // Runs once the op is durable (OK) or has failed; on the writer thread, so it must
+  // not block. The request and response must stay valid until then.
+  using Done = std::function<void(absl::Status)>;
+
+  // Loads the in-memory state from `store` (which must outlive the engine) and starts
+  // the writer. Leases found in the store get a full lease timeout of grace.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(Store* store,
+                                                      const EngineOptions& options);
+  // Answers ops still queued UNAVAILABLE and stops the writer.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- Writes (semantics: proto/ckpt/v1/checkpoint.proto, docs/api.md) ----
+  void CreateJob(const v1::CreateJobRequest& request, v1::CreateJobResponse* response,
+                 Done done);
+  void UpdateJob(const v1::UpdateJobRequest& request, v1::UpdateJobResponse* response,
+                 Done done);
+  void PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response,
+                Done done);
+  void ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobResponse* response,
+                 Done done);
+  void StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response,
+               Done done);
+  void FinishJob(const v1::FinishJobRequest& request, v1::FinishJobResponse* response,
+                 Done done);
+  void ResetJob(const v1::ResetJobRequest& request, v1::ResetJobResponse* response,
+                Done done);
+  void DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobResponse* response,
+                 Done done);
+  void AddItems(const v1::AddItemsRequest& request, v1::AddItemsResponse* response,
+                Done done);
+  void LeaseItems(const v1::LeaseItemsRequest& request, v1::LeaseItemsResponse* response,
+                  Done done);
+  void CompleteItems(const v1::CompleteItemsRequest& request,
+                     v1::CompleteItemsResponse* response, Done done);
+  void FailItems(const v1::FailItemsRequest& request, v1::FailItemsResponse* response,
+                 Done done);
+  void ResetItems(const v1::ResetItemsRequest& request, v1::ResetItemsResponse* response,
+                  Done done);
+  void RegisterWorker(const v1::RegisterWorkerRequest& request,
+                      v1::RegisterWorkerResponse* response, Done done);
+  void Heartbeat(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response,
+                 Done done);
+  void UnregisterWorker(const v1::UnregisterWorkerRequest& request,
+                        v1::UnregisterWorkerResponse* response, Done done);
+  void PutState(const v1::PutStateRequest& request, v1::PutStateResponse* response,
+                Done done);
+  // Reads the writer's live view of workers (heartbeats are not persisted), so it is
+  // queued like a write; it writes nothing.
+  void ListWorkers(const v1::ListWorkersRequest& request, v1::ListWorkersResponse* response,
+                   Done done);
+  // Returns expired leases to PENDING (counting an attempt) as of the clock's now.
+  // The writer does this by itself every expiry_poll; tests with a fake clock call it.
+  void ExpireLeases(Done done);
+
+  // ---- Reads: never block on the writer; see only committed state ----
+  absl::Status GetJob(const v1::GetJobRequest& request, v1::GetJobResponse* response) const;
+  absl::Status ListJobs(const v1::ListJobsRequest& request,
+                        v1::ListJobsResponse* response) const;
+  absl::Status GetItem(const v1::GetItemRequest& request, v1::GetItemResponse* response) const;
+  absl::Status ListItems(const v1::ListItemsRequest& request,
+                         v1::ListItemsResponse* response) const;
+  absl::Status FindOutput(const v1::FindOutputRequest& request,
+                          v1::FindOutputResponse* response) const;
+  absl::Status GetState(const v1::GetStateRequest& request,
+                        v1::GetStateResponse* response) const;
+  absl::Status ListStates(const v1::ListStatesRequest& request,
+                          v1::ListStatesResponse* response) const;
+
+  // The job as last published, or nullptr if there is no such job.
+  std::shared_ptr<const JobSnapshot> Snapshot(absl::string_view job_id) const;
+  // The job with its progress, built from a snapshot.
+  v1::Job JobFromSnapshot(const JobSnapshot& snapshot) const;
+
+  // Blocks until anything is published after `seen` (a value this returned before;
+  // 0 at first), `deadline` passes, or the engine stops. Returns the latest publish
+  // number. One waiter can serve every WatchJob stream: writers pay one condition
+  // check per commit, whatever the number of watchers.
+  uint64_t AwaitPublish(uint64_t seen, absl::Time deadline) const;
+
+ private:
+  class Group;
+  struct Op {
+    std::function<absl::Status(Group&)> decide;
+    Done done;
+  };
+
+  Engine(Store* store, const EngineOptions& options);
+
+  void Submit(std::function<absl::Status(Group&)> decide, Done done);
+  void WriterLoop();
+  void RunGroup(std::vector<Op>* ops);
+  absl::Status Load();
+  absl::Status LoadJob(const storage::v1::JobRecord& record);
+  void Flush(Group& group);
+  void FlushJob(Group& group, JobRuntime& job);
+  void Publish(const Group& group);
+
+  // ---- Decisions, on the writer thread (engine_jobs.cc, engine_items.cc, ...) ----
+  absl::Status DoCreateJob(Group& g, const v1::CreateJobRequest& r, v1::CreateJobResponse* out);
+  absl::Status DoUpdateJob(Group& g, const v1::UpdateJobRequest& r, v1::UpdateJobResponse* out);
+  absl::Status DoTransition(Group& g, absl::string_view job_id, v1::JobStatus to,
+                            absl::string_view reason, v1::Job* out);
+  absl::Status DoResetJob(Group& g, const v1::ResetJobRequest& r, v1::ResetJobResponse* out);
+  absl::Status DoDeleteJob(Group& g, const v1::DeleteJobRequest& r);
+  absl::Status DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddItemsResponse* out);
+  absl::Status DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
+                            v1::LeaseItemsResponse* out);
+  absl::Status DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
+                               v1::CompleteItemsResponse* out);
+  absl::Status DoFailItems(Group& g, const v1::FailItemsRequest& r, v1::FailItemsResponse* out);
+  absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r,
+                            v1::ResetItemsResponse* out);
+  absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
+                                v1::RegisterWorkerResponse* out);
+  absl::Status DoHeartbeat(Group& g, const v1::HeartbeatRequest& r, v1::HeartbeatResponse* out);
+  absl::Status DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequest& r,
+                                  v1::UnregisterWorkerResponse* out);
+  absl::Status DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out);
+  absl::Status DoExpireLeases(Group& g);
+  absl::Status DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
+                             v1::ListWorkersResponse* out);
+
+  // ---- Helpers for decisions ----
+  absl::StatusOr<JobRuntime*> FindJob(absl::string_view job_id);
+  absl::StatusOr<int> FindStep(const JobRuntime& job, absl::string_view step) const;
+  // Where the item is; reads the store only for a name (or index) in no in-memory set.
+  absl::StatusOr<ItemPlace> Locate(Group& g, const JobRuntime& job, int step,
+                                   const std::string& key);
+  // The item's record as of this group (its own writes first), or nullopt.
+  absl::StatusOr<std::optional<storage::v1::ItemRecord>> ReadItem(
+      Group& g, const JobRuntime& job, int step, const std::string& key);
+  void WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
+                 const storage::v1::ItemRecord& record);
+  // Moves an item out of `from` / into `to`, with its sched key and counters.
+  void Leave(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace from);
+  void Enter(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace to);
+  void EnterFailed(Group& g, JobRuntime& job, int step, const std::string& key,
+                   absl::string_view message);
+  void AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message, int64_t delta);
+  void Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
+             const std::string& worker_id, v1::Lease* out);
+  // Up to `n` pending items of the step, retries first, then key order; reads the
+  // records of retries for their attempts and cursors. Changes nothing.
+  absl::Status SelectPending(Group& g, JobRuntime& job, int step, uint32_t n,
+                             std::vector<LeasePlan>* out);
+  // An item's attempts and cursor before a new try, from memory or its record.
+  absl::Status FillPlan(Group& g, const JobRuntime& job, int step, LeasePlan* plan);
+  // Ends a lease without completing the item: back to PENDING (retry) with the attempt
+  // counted, or FAILED when out of attempts or not retryable. Returns the new place.
+  ItemPlace EndLeaseUnfinished(Group& g, JobRuntime& job, int step, const std::string& key,
+                               const v1::ItemError& error, bool count_attempt);
+  // Moves the job to COMPLETED or FAILED when sealed and nothing is left, or to FAILED
+  // when its failure budget is exceeded.
+  void MaybeFinishJob(Group& g, JobRuntime& job);
+  void SetStatus(Group& g, JobRuntime& job, v1::JobStatus status, absl::string_view reason);
+  void Touch(Group& g, JobRuntime& job);
+  std::shared_ptr<JobSnapshot> MakeSnapshot(JobRuntime& job);
+  void RebuildSteps(Group& g, JobRuntime& job);
+  // Clears a job's progress (and with remove_items, its items) back to RUNNING.
+  void ResetJobState(Group& g, JobRuntime& job, bool remove_items);
+  absl::StatusOr<std::vector<std::string>> ListNames(Group& g, const JobRuntime& job,
+                                                     int step);
+  void DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key);
+  absl::Status CollectResetTargets(Group& g, const JobRuntime& job, int step,
+                                   const std::function<bool(ItemPlace)>& wanted,
+                                   std::vector<std::tuple<int, std::string, ItemPlace>>* targets);
+  // FAILED_PRECONDITION if the worker was declared lost (silent past the lease
+  // timeout) or has unregistered; NOT_FOUND if unknown.
+  absl::StatusOr<WorkerRuntime*> FindLiveWorker(Group& g, JobRuntime& job,
+                                                absl::string_view worker_id);
+  void MarkRecordChanged(Group& g, JobRuntime& job);
+  void SetDeadline(JobRuntime& job, int step, const std::string& key, LeaseInfo& lease,
+                   absl::Time deadline);
+  absl::Duration LeaseTimeout(const JobRuntime& job) const;
+  // Deletes every record of the job in the per-job families (not the job record).
+  void DeleteJobData(Group& g, absl::string_view job_id);
+  v1::ControlWord ControlFor(const JobRuntime& job) const;
+  uint32_t ActiveWorkers(const JobRuntime& job) const;
+
+  Store* const store_;
+  const EngineOptions options_;
+
+  // Writer-thread state: no lock; only the writer thread (or Open, before it starts)
+  // touches it.
+  absl::flat_hash_map<std::string, std::unique_ptr<JobRuntime>> jobs_;
+  std::set<ExpiryKey> expiry_;  // every live lease, by deadline
+  uint64_t next_token_ = 1;
+  uint64_t next_worker_ = 1;
+  bool meta_dirty_ = false;
+
+  mutable absl::Mutex queue_mu_;
+  std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  mutable absl::Mutex publish_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const JobSnapshot>> published_
+      ABSL_GUARDED_BY(publish_mu_);
+  uint64_t publish_version_ ABSL_GUARDED_BY(publish_mu_) = 0;
+  bool reads_stopped_ ABSL_GUARDED_BY(publish_mu_) = false;
+
+  std::thread writer_;
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_ENGINE_ENGINE_H_

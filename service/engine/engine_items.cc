@@ -1,0 +1,550 @@
+// Item decisions: register, lease, complete, fail, reset. Each checks every item first
+// and changes nothing until all checks pass (a batch is all or nothing).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "service/common/proto_time.h"
+#include "service/common/status_macros.h"
+#include "service/engine/engine.h"
+#include "service/engine/group.h"
+#include "service/engine/job_state_machine.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+namespace {
+
+using storage::v1::ItemRecord;
+
+bool AcceptsRecordWrites(v1::JobStatus status) {
+  return status == v1::JOB_STATUS_RUNNING || status == v1::JOB_STATUS_PAUSED;
+}
+
+absl::Status RecordWriteRefused(const JobRuntime& job) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job \"", job.id(), "\" is ", JobStatusName(job.status()),
+      ": items can be recorded without a lease only while it is RUNNING or PAUSED",
+      IsFinished(job.status()) ? " (ResetItems retries failed items)" : ""));
+}
+
+absl::Status NotRegistered(absl::string_view field, const std::string& key,
+                           const JobRuntime& job, int step) {
+  return absl::NotFoundError(absl::StrCat(field, ": ", keys::DescribeItemKey(key),
+                                          " is not registered in step \"",
+                                          job.steps[step].name, "\" of job \"", job.id(),
+                                          "\" (AddItems first)"));
+}
+
+absl::Status LeaseLost(absl::string_view field, const std::string& key, uint64_t token,
+                       absl::string_view why) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(field, ": lease lost for ", keys::DescribeItemKey(key), ": token ", token,
+                   " is not current (", why, "); drop the item and do not retry the write"));
+}
+
+const char* PlaceName(ItemPlace place) {
+  switch (place) {
+    case ItemPlace::kLeased:
+      return "LEASED";
+    case ItemPlace::kFailed:
+      return "FAILED";
+    case ItemPlace::kCompleted:
+      return "COMPLETED";
+    default:
+      return "PENDING";
+  }
+}
+
+// The parts of [begin, end) not in `set`.
+std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t begin,
+                                                uint64_t end) {
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  const auto& intervals = set.intervals();
+  auto it = intervals.upper_bound(begin);
+  if (it != intervals.begin()) --it;
+  uint64_t cursor = begin;
+  for (; it != intervals.end() && it->first < end && cursor < end; ++it) {
+    if (it->second <= cursor) continue;
+    if (it->first > cursor) gaps.emplace_back(cursor, it->first);
+    cursor = std::max(cursor, it->second);
+  }
+  if (cursor < end) gaps.emplace_back(cursor, end);
+  return gaps;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- AddItems
+
+absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r,
+                                v1::AddItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+  const bool adds = r.names_size() + r.indices_size() + r.ranges_size() > 0;
+  if (adds && job->record.job().sealed()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job \"", job->id(), "\" is sealed: no more items can be added (ResetJob with "
+        "remove_items starts it over)"));
+  }
+  if (adds && !AcceptsRecordWrites(job->status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
+                     ": items can be added only while it is RUNNING or PAUSED"));
+  }
+  uint64_t duplicates = 0;
+  std::vector<std::string> new_names;
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& name : r.names()) {
+    std::string key = keys::EncodeName(name);
+    if (!seen.insert(key).second) {
+      ++duplicates;
+      continue;
+    }
+    CKPT_ASSIGN_OR_RETURN(const ItemPlace place, Locate(g, *job, step, key));
+    if (place != ItemPlace::kUnregistered) {
+      ++duplicates;
+    } else {
+      new_names.push_back(std::move(key));
+    }
+  }
+
+  StepRuntime& s = job->steps[step];
+  for (const std::string& key : new_names) {
+    ItemRecord record;
+    record.set_state(v1::ITEM_STATE_PENDING);
+    record.set_update_time_micros(absl::ToUnixMicros(g.now));
+    WriteItem(g, *job, step, key, record);
+    Enter(g, *job, step, key, ItemPlace::kPendingFresh);
+  }
+  uint64_t added = new_names.size();
+  auto add_range = [&](uint64_t begin, uint64_t end) {
+    uint64_t fresh = 0;
+    for (const auto& [b, e] : Gaps(s.registered, begin, end)) {
+      s.registered.Add(b, e);
+      s.untouched.Add(b, e);
+      fresh += e - b;
+    }
+    s.counters.set_pending(s.counters.pending() + fresh);
+    added += fresh;
+    duplicates += (end - begin) - fresh;
+  };
+  for (uint64_t index : r.indices()) add_range(index, index + 1);
+  for (const v1::IndexRange& range : r.ranges()) add_range(range.begin(), range.end());
+  s.counters.set_total(s.counters.total() + added);
+  s.counters_dirty = true;
+  Touch(g, *job);
+  if (r.seal() && !job->record.job().sealed()) {
+    job->record.mutable_job()->set_sealed(true);
+    MarkRecordChanged(g, *job);
+  }
+  MaybeFinishJob(g, *job);
+  out->set_added(added);
+  out->set_duplicates(duplicates);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- LeaseItems
+
+absl::Status Engine::FillPlan(Group& g, const JobRuntime& job, int step, LeasePlan* plan) {
+  if (plan->place == ItemPlace::kLeased) {
+    const LeaseInfo& lease = job.steps[step].leases.at(plan->key);
+    plan->attempts = lease.attempts;
+    plan->cursor = lease.cursor;
+    return absl::OkStatus();
+  }
+  if (plan->place != ItemPlace::kPendingRetry && plan->place != ItemPlace::kFailed) {
+    return absl::OkStatus();  // never tried: no record worth reading
+  }
+  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, plan->key));
+  if (record.has_value()) {
+    plan->attempts = record->attempts();
+    plan->cursor = record->cursor();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::SelectPending(Group& g, JobRuntime& job, int step, uint32_t n,
+                                   std::vector<LeasePlan>* out) {
+  const StepRuntime& s = job.steps[step];
+  for (auto it = s.pending_retry.begin(); it != s.pending_retry.end() && out->size() < n; ++it) {
+    out->push_back({*it, ItemPlace::kPendingRetry});
+    CKPT_RETURN_IF_ERROR(FillPlan(g, job, step, &out->back()));
+  }
+  // Untouched indices sort before fresh names (index keys before name keys).
+  for (const auto& [begin, end] : s.untouched.intervals()) {
+    for (uint64_t i = begin; i < end && out->size() < n; ++i) {
+      out->push_back({keys::EncodeIndex(i), ItemPlace::kUntouched});
+    }
+    if (out->size() >= n) break;
+  }
+  for (auto it = s.pending_fresh.begin(); it != s.pending_fresh.end() && out->size() < n; ++it) {
+    out->push_back({*it, ItemPlace::kPendingFresh});
+  }
+  return absl::OkStatus();
+}
+
+void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
+                   const std::string& worker_id, v1::Lease* out) {
+  StepRuntime& s = job.steps[step];
+  Leave(g, job, step, plan.key, plan.place);
+  LeaseInfo& lease = s.leases[plan.key];
+  lease = LeaseInfo{worker_id, next_token_++, plan.attempts, plan.cursor, g.now,
+                    absl::InfiniteFuture()};
+  meta_dirty_ = true;
+  SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
+  if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
+  storage::v1::LeaseRecord record;
+  record.set_worker_id(worker_id);
+  record.set_token(lease.token);
+  record.set_attempts(lease.attempts);
+  record.set_cursor(lease.cursor);
+  record.set_grant_time_micros(absl::ToUnixMicros(g.now));
+  g.batch.Put(store_->handle(Cf::kSched), keys::Leased(job.id(), s.name, plan.key),
+              record.SerializeAsString());
+  s.counters.set_leased(s.counters.leased() + 1);
+  s.counters_dirty = true;
+
+  *out->mutable_key() = *keys::DecodeItemKey(plan.key);
+  out->set_step(s.name);
+  out->set_lease_token(lease.token);
+  out->set_attempt(lease.attempts + 1);
+  out->set_cursor(lease.cursor);
+  *out->mutable_expire_time() = ToProtoTime(lease.deadline);
+}
+
+absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
+                                  v1::LeaseItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+  if (!r.worker_id().empty()) {
+    auto worker = job->workers.find(r.worker_id());
+    if (worker == job->workers.end()) {
+      return absl::NotFoundError(absl::StrCat("worker_id: worker \"", r.worker_id(),
+                                              "\" of job \"", job->id(), "\" not found"));
+    }
+    if (worker->second.record.worker().state() == v1::WORKER_STATE_EXITED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker_id: worker \"", r.worker_id(), "\" has unregistered; register again"));
+    }
+  }
+  out->set_control(ControlFor(*job));
+  if (job->status() != v1::JOB_STATUS_RUNNING) {
+    out->set_shortfall(job->status() == v1::JOB_STATUS_PAUSED    ? v1::LEASE_SHORTFALL_JOB_PAUSED
+                       : job->status() == v1::JOB_STATUS_STOPPED ? v1::LEASE_SHORTFALL_JOB_STOPPED
+                                                                 : v1::LEASE_SHORTFALL_JOB_FINISHED);
+    out->set_message(absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
+                                  ": nothing is leased"));
+    return absl::OkStatus();
+  }
+  std::vector<LeasePlan> plans;
+  if (r.keys_size() > 0) {
+    for (int i = 0; i < r.keys_size(); ++i) {
+      const std::string field = absl::StrCat("keys[", i, "]");
+      LeasePlan plan{keys::EncodeItemKey(r.keys(i))};
+      CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
+      if (plan.place == ItemPlace::kUnregistered) return NotRegistered(field, plan.key, *job, step);
+      if (plan.place == ItemPlace::kLeased || plan.place == ItemPlace::kCompleted) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            field, ": ", keys::DescribeItemKey(plan.key), " is ", PlaceName(plan.place),
+            "; only PENDING or FAILED items can be claimed"));
+      }
+      CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
+      plans.push_back(std::move(plan));
+    }
+  } else {
+    CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
+  }
+  for (const LeasePlan& plan : plans) Grant(g, *job, step, plan, r.worker_id(), out->add_leases());
+  Touch(g, *job);
+  if (r.keys_size() == 0 && plans.size() < r.max_items()) {
+    const StepRuntime& s = job->steps[step];
+    const bool drained = job->record.job().sealed() && s.counters.pending() == 0 &&
+                         s.counters.leased() == 0;
+    out->set_shortfall(drained ? v1::LEASE_SHORTFALL_STEP_DRAINED
+                               : v1::LEASE_SHORTFALL_NONE_PENDING);
+    out->set_message(drained ? "the step is sealed and every item is finished"
+                             : "no more pending items now: others hold them, or more may be added");
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- CompleteItems
+
+absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
+                                     v1::CompleteItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+  StepRuntime& s = job->steps[step];
+  std::vector<LeasePlan> plans(r.items_size());
+  std::vector<v1::CompletionOutcome> outcomes(r.items_size());
+  for (int i = 0; i < r.items_size(); ++i) {
+    const v1::Completion& item = r.items(i);
+    const std::string field = absl::StrCat("items[", i, "]");
+    LeasePlan& plan = plans[i];
+    plan.key = keys::EncodeItemKey(item.key());
+    CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
+    const uint64_t token = item.lease_token();
+    absl::Status lost;
+    switch (plan.place) {
+      case ItemPlace::kUnregistered:
+        return NotRegistered(field, plan.key, *job, step);
+      case ItemPlace::kCompleted: {
+        CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> done, ReadItem(g, *job, step, plan.key));
+        if (token != 0 && done.has_value() && done->completed_token() != token) {
+          lost = LeaseLost(field, plan.key, token, "the item was completed under another lease");
+        }
+        outcomes[i] = v1::COMPLETION_OUTCOME_ALREADY_COMPLETED;
+        break;
+      }
+      case ItemPlace::kLeased:
+        if (token != 0 && token != s.leases.at(plan.key).token) {
+          lost = LeaseLost(field, plan.key, token, "the item was leased again");
+        }
+        outcomes[i] = v1::COMPLETION_OUTCOME_COMPLETED;
+        break;
+      default:
+        if (token != 0) {
+          lost = LeaseLost(field, plan.key, token,
+                           absl::StrCat("the lease ended; the item is ", PlaceName(plan.place)));
+        }
+        outcomes[i] = v1::COMPLETION_OUTCOME_COMPLETED;
+    }
+    if (!lost.ok()) {
+      if (!r.skip_lost_leases()) return lost;
+      outcomes[i] = v1::COMPLETION_OUTCOME_LEASE_LOST;
+      continue;
+    }
+    if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
+    if (token == 0 && !AcceptsRecordWrites(job->status())) return RecordWriteRefused(*job);
+    CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
+  }
+
+  WorkerRuntime* worker = nullptr;
+  if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
+  for (int i = 0; i < r.items_size(); ++i) {
+    out->add_outcomes(outcomes[i]);
+    if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
+    const v1::Completion& item = r.items(i);
+    Leave(g, *job, step, plans[i].key, plans[i].place);
+    ItemRecord record;
+    record.set_state(v1::ITEM_STATE_COMPLETED);
+    record.set_attempts(plans[i].attempts);
+    *record.mutable_result() = item.result();
+    record.set_completed_token(item.lease_token());
+    record.set_update_time_micros(absl::ToUnixMicros(g.now));
+    WriteItem(g, *job, step, plans[i].key, record);
+    Enter(g, *job, step, plans[i].key, ItemPlace::kCompleted);
+    if (item.result().metrics().has_wall_time()) {
+      const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
+      AddWallTime(&s.counters, static_cast<uint64_t>(absl::ToInt64Microseconds(wall)));
+    }
+    for (const std::string& path : item.result().output_paths()) {
+      storage::v1::OutputRecord output;
+      output.set_job_id(job->id());
+      output.set_step(s.name);
+      output.set_item_key(plans[i].key);
+      g.batch.Put(store_->handle(Cf::kOutputs), keys::Output(path), output.SerializeAsString());
+    }
+    s.rate.Add(g.now, 1);
+    job->rate.Add(g.now, 1);
+    if (worker != nullptr) {
+      v1::Worker* w = worker->record.mutable_worker();
+      w->set_completed(w->completed() + 1);
+      job->dirty_workers.insert(r.worker_id());
+    }
+  }
+  MaybeFinishJob(g, *job);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- FailItems
+
+absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
+                                 v1::FailItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+  std::vector<LeasePlan> plans(r.items_size());
+  for (int i = 0; i < r.items_size(); ++i) {
+    const std::string field = absl::StrCat("items[", i, "]");
+    const uint64_t token = r.items(i).lease_token();
+    LeasePlan& plan = plans[i];
+    plan.key = keys::EncodeItemKey(r.items(i).key());
+    CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
+    if (plan.place == ItemPlace::kUnregistered) return NotRegistered(field, plan.key, *job, step);
+    const bool current =
+        plan.place == ItemPlace::kLeased && token == job->steps[step].leases.at(plan.key).token;
+    if (token != 0 && !current) {
+      return LeaseLost(field, plan.key, token,
+                       absl::StrCat("the item is ", PlaceName(plan.place), " now"));
+    }
+    if (plan.place == ItemPlace::kCompleted) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": ", keys::DescribeItemKey(plan.key),
+          " is already COMPLETED; a completed item cannot fail (ResetItems first)"));
+    }
+    if (token == 0 && !AcceptsRecordWrites(job->status())) return RecordWriteRefused(*job);
+    CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
+  }
+
+  auto worker = job->workers.find(r.worker_id());
+  const uint32_t max_attempts = job->record.job().max_attempts();
+  for (int i = 0; i < r.items_size(); ++i) {
+    const v1::Failure& item = r.items(i);
+    const uint32_t attempts = plans[i].attempts + 1;
+    // Record mode keeps a failure listed until the item is processed again.
+    const bool retry = item.lease_token() != 0 && item.error().retryable() &&
+                       attempts < max_attempts;
+    Leave(g, *job, step, plans[i].key, plans[i].place);
+    ItemRecord record;
+    record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
+    record.set_attempts(attempts);
+    *record.mutable_last_error() = item.error();
+    *record.mutable_last_error()->mutable_time() = ToProtoTime(g.now);
+    record.mutable_last_error()->set_worker_id(r.worker_id());
+    record.set_cursor(plans[i].cursor);
+    record.set_update_time_micros(absl::ToUnixMicros(g.now));
+    WriteItem(g, *job, step, plans[i].key, record);
+    if (retry) {
+      Enter(g, *job, step, plans[i].key, ItemPlace::kPendingRetry);
+    } else {
+      EnterFailed(g, *job, step, plans[i].key, item.error().message());
+    }
+    out->add_states(record.state());
+    out->add_attempts(attempts);
+    if (worker != job->workers.end()) {
+      v1::Worker* w = worker->second.record.mutable_worker();
+      w->set_failed(w->failed() + 1);
+      job->dirty_workers.insert(r.worker_id());
+    }
+  }
+  MaybeFinishJob(g, *job);
+  return absl::OkStatus();
+}
+
+ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step,
+                                     const std::string& key, const v1::ItemError& error,
+                                     bool count_attempt) {
+  const LeaseInfo lease = job.steps[step].leases.at(key);
+  const uint32_t attempts = lease.attempts + (count_attempt ? 1 : 0);
+  const bool retry = attempts < job.record.job().max_attempts();
+  Leave(g, job, step, key, ItemPlace::kLeased);
+  ItemRecord record;
+  record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
+  record.set_attempts(attempts);
+  if (count_attempt) {
+    *record.mutable_last_error() = error;
+    *record.mutable_last_error()->mutable_time() = ToProtoTime(g.now);
+  }
+  record.set_cursor(lease.cursor);
+  record.set_update_time_micros(absl::ToUnixMicros(g.now));
+  WriteItem(g, job, step, key, record);
+  if (retry) {
+    Enter(g, job, step, key, ItemPlace::kPendingRetry);
+    return ItemPlace::kPendingRetry;
+  }
+  EnterFailed(g, job, step, key, error.message());
+  return ItemPlace::kFailed;
+}
+
+// ---------------------------------------------------------------- ResetItems
+
+absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
+                                  v1::ResetItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  if (job->status() == v1::JOB_STATUS_STOPPED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job \"", job->id(), "\" is STOPPED: its items cannot be reset (ResetJob starts it over)"));
+  }
+  const v1::ItemState filter = r.state();
+  auto wanted = [filter](ItemPlace place) {
+    switch (place) {
+      case ItemPlace::kFailed:
+        return filter == v1::ITEM_STATE_UNSPECIFIED || filter == v1::ITEM_STATE_FAILED;
+      case ItemPlace::kLeased:
+        return filter == v1::ITEM_STATE_UNSPECIFIED || filter == v1::ITEM_STATE_LEASED;
+      case ItemPlace::kCompleted:
+        return filter == v1::ITEM_STATE_UNSPECIFIED || filter == v1::ITEM_STATE_COMPLETED;
+      case ItemPlace::kPendingRetry:
+        return filter == v1::ITEM_STATE_UNSPECIFIED || filter == v1::ITEM_STATE_PENDING;
+      default:  // never tried: nothing to reset
+        return false;
+    }
+  };
+  std::vector<std::tuple<int, std::string, ItemPlace>> targets;
+  if (r.keys_size() > 0) {
+    CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+    for (int i = 0; i < r.keys_size(); ++i) {
+      const std::string key = keys::EncodeItemKey(r.keys(i));
+      CKPT_ASSIGN_OR_RETURN(const ItemPlace place, Locate(g, *job, step, key));
+      if (place == ItemPlace::kUnregistered) {
+        return NotRegistered(absl::StrCat("keys[", i, "]"), key, *job, step);
+      }
+      if (wanted(place)) targets.emplace_back(step, key, place);
+    }
+  } else {
+    std::vector<int> steps;
+    if (r.step().empty()) {
+      for (size_t i = 0; i < job->steps.size(); ++i) steps.push_back(static_cast<int>(i));
+    } else {
+      CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+      steps.push_back(step);
+    }
+    for (int step : steps) {
+      CKPT_RETURN_IF_ERROR(CollectResetTargets(g, *job, step, wanted, &targets));
+    }
+  }
+  out->set_matched(targets.size());
+  if (r.dry_run() || targets.empty()) return absl::OkStatus();
+  for (const auto& [step, key, place] : targets) {
+    Leave(g, *job, step, key, place);
+    if (keys::IsIndexKey(key)) {
+      DeleteItem(g, *job, step, key);  // back to an untouched index, as if new
+      Enter(g, *job, step, key, ItemPlace::kUntouched);
+    } else {
+      ItemRecord record;
+      record.set_state(v1::ITEM_STATE_PENDING);
+      record.set_update_time_micros(absl::ToUnixMicros(g.now));
+      WriteItem(g, *job, step, key, record);
+      Enter(g, *job, step, key, ItemPlace::kPendingFresh);
+    }
+  }
+  if (IsFinished(job->status())) SetStatus(g, *job, v1::JOB_STATUS_RUNNING, "");
+  return absl::OkStatus();
+}
+
+absl::Status Engine::CollectResetTargets(
+    Group& g, const JobRuntime& job, int step, const std::function<bool(ItemPlace)>& wanted,
+    std::vector<std::tuple<int, std::string, ItemPlace>>* targets) {
+  const StepRuntime& s = job.steps[step];
+  if (wanted(ItemPlace::kFailed)) {
+    std::vector<std::string> failed;
+    for (const auto& [key, hash] : s.failed) failed.push_back(key);
+    std::sort(failed.begin(), failed.end());
+    for (auto& key : failed) targets->emplace_back(step, std::move(key), ItemPlace::kFailed);
+  }
+  if (wanted(ItemPlace::kLeased)) {
+    for (const auto& [key, lease] : s.leases) targets->emplace_back(step, key, ItemPlace::kLeased);
+  }
+  if (wanted(ItemPlace::kPendingRetry)) {
+    for (const auto& key : s.pending_retry) {
+      targets->emplace_back(step, key, ItemPlace::kPendingRetry);
+    }
+  }
+  if (!wanted(ItemPlace::kCompleted)) return absl::OkStatus();
+  // Completed items live only on disk: this is the one reset that scans.
+  const std::string prefix = keys::StepPrefix(job.id(), s.name);
+  auto it = store_->Scan(Cf::kItems, prefix);
+  for (; it->Valid(); it->Next()) {
+    const std::string key(it->suffix());
+    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
+    if (record.has_value() && record->state() == v1::ITEM_STATE_COMPLETED &&
+        !s.leases.contains(key)) {
+      targets->emplace_back(step, key, ItemPlace::kCompleted);
+    }
+  }
+  return it->status();
+}
+
+}  // namespace ckpt

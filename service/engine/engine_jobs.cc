@@ -1,0 +1,248 @@
+// Job decisions: create/resume, update, the state machine's transitions, reset, delete.
+#include <openssl/sha.h>
+
+#include <string>
+
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "service/common/proto_time.h"
+#include "service/common/status_macros.h"
+#include "service/engine/engine.h"
+#include "service/engine/group.h"
+#include "service/engine/job_state_machine.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+namespace {
+
+constexpr absl::Duration kDefaultLeaseTimeout = absl::Seconds(60);
+constexpr uint32_t kDefaultMaxAttempts = 3;
+
+std::string Sha256Fingerprint(absl::string_view config) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(config.data()), config.size(), digest);
+  return absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
+                                     reinterpret_cast<const char*>(digest), sizeof(digest))));
+}
+
+std::string GenerateJobId(absl::Time now) {
+  thread_local absl::BitGen bits;
+  return absl::StrCat("job-", absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%06x", absl::Uniform<uint32_t>(bits, 0, 1u << 24)));
+}
+
+storage::v1::JobRecord NewJobRecord(const v1::CreateJobRequest& r, const std::string& id,
+                                    const std::string& fingerprint, absl::Time now) {
+  storage::v1::JobRecord record;
+  v1::Job* job = record.mutable_job();
+  job->set_job_id(id);
+  job->set_display_name(r.display_name());
+  job->set_config(r.config());
+  job->set_fingerprint(fingerprint);
+  *job->mutable_labels() = r.labels();
+  *job->mutable_params() = r.params();
+  *job->mutable_steps() = r.steps();
+  if (job->steps().empty()) job->add_steps("main");
+  *job->mutable_lease_timeout() = r.has_lease_timeout()
+                                      ? r.lease_timeout()
+                                      : ToProtoDuration(kDefaultLeaseTimeout);
+  job->set_max_attempts(r.max_attempts() > 0 ? r.max_attempts() : kDefaultMaxAttempts);
+  if (r.has_max_run_time()) *job->mutable_max_run_time() = r.max_run_time();
+  *job->mutable_failure_budget() = r.failure_budget();
+  job->set_status(v1::JOB_STATUS_RUNNING);
+  *job->mutable_create_time() = ToProtoTime(now);
+  *job->mutable_update_time() = ToProtoTime(now);
+  record.set_start_time_micros(absl::ToUnixMicros(now));
+  return record;
+}
+
+}  // namespace
+
+absl::Status Engine::DoCreateJob(Group& g, const v1::CreateJobRequest& r,
+                                 v1::CreateJobResponse* out) {
+  const std::string id = r.job_id().empty() ? GenerateJobId(g.now) : r.job_id();
+  const std::string fingerprint =
+      r.fingerprint().empty() ? Sha256Fingerprint(r.config()) : r.fingerprint();
+  auto existing = jobs_.find(id);
+  if (existing != jobs_.end()) {
+    JobRuntime& job = *existing->second;
+    const std::string& old = job.record.job().fingerprint();
+    if (old == fingerprint) {
+      out->set_resumed(true);
+      *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(job));
+      return absl::OkStatus();
+    }
+    if (!r.reset_on_fingerprint_change()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job \"", id, "\" exists with fingerprint ", old, " but this request's is ",
+          fingerprint, ": its config or inputs changed. Use a new job_id, or set "
+          "reset_on_fingerprint_change to start it over"));
+    }
+    // Start over on the new definition: everything of the old run goes.
+    ResetJobState(g, job, /*remove_items=*/true);
+    const auto old_create_time = job.record.job().create_time();
+    job.record = NewJobRecord(r, id, fingerprint, g.now);
+    *job.record.mutable_job()->mutable_create_time() = old_create_time;
+    RebuildSteps(g, job);
+    MarkRecordChanged(g, job);
+    out->set_reset(true);
+    *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(job));
+    return absl::OkStatus();
+  }
+  auto job = std::make_unique<JobRuntime>();
+  job->record = NewJobRecord(r, id, fingerprint, g.now);
+  JobRuntime& created = *job;
+  jobs_[id] = std::move(job);
+  RebuildSteps(g, created);
+  MarkRecordChanged(g, created);
+  out->set_created(true);
+  *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(created));
+  return absl::OkStatus();
+}
+
+void Engine::RebuildSteps(Group& g, JobRuntime& job) {
+  job.steps.clear();
+  for (const std::string& name : job.record.job().steps()) {
+    job.steps.push_back({name});
+    job.steps.back().counters_dirty = true;  // zero counters are written too
+  }
+  Touch(g, job);
+}
+
+absl::Status Engine::DoUpdateJob(Group& g, const v1::UpdateJobRequest& r,
+                                 v1::UpdateJobResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  v1::Job* j = job->record.mutable_job();
+  if (r.has_stage()) j->set_stage(r.stage());
+  for (const auto& [k, v] : r.set_labels()) (*j->mutable_labels())[k] = v;
+  for (const std::string& k : r.remove_labels()) j->mutable_labels()->erase(k);
+  for (const auto& [k, v] : r.set_params()) (*j->mutable_params())[k] = v;
+  for (const std::string& k : r.remove_params()) j->mutable_params()->erase(k);
+  if (r.seal()) j->set_sealed(true);
+  MarkRecordChanged(g, *job);
+  MaybeFinishJob(g, *job);
+  *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(*job));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::DoTransition(Group& g, absl::string_view job_id, v1::JobStatus to,
+                                  absl::string_view reason, v1::Job* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(job_id));
+  CKPT_RETURN_IF_ERROR(CheckTransition(job_id, job->status(), to));
+  if (job->status() != to) {
+    SetStatus(g, *job, to, reason);
+    // A job paused while its last items finished completes on resume.
+    MaybeFinishJob(g, *job);
+  }
+  *out = JobFromSnapshot(*MakeSnapshot(*job));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::DoResetJob(Group& g, const v1::ResetJobRequest& r,
+                                v1::ResetJobResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  CKPT_RETURN_IF_ERROR(CheckTransition(r.job_id(), job->status(), v1::JOB_STATUS_RUNNING,
+                                       /*by_reset=*/true));
+  // Names are kept as PENDING; read them before their records are deleted.
+  std::vector<std::vector<std::string>> names(job->steps.size());
+  if (!r.remove_items()) {
+    for (size_t step = 0; step < job->steps.size(); ++step) {
+      CKPT_ASSIGN_OR_RETURN(names[step], ListNames(g, *job, static_cast<int>(step)));
+    }
+  }
+  ResetJobState(g, *job, r.remove_items());
+  for (size_t step = 0; step < job->steps.size(); ++step) {
+    for (const std::string& key : names[step]) {
+      storage::v1::ItemRecord record;
+      record.set_state(v1::ITEM_STATE_PENDING);
+      record.set_update_time_micros(absl::ToUnixMicros(g.now));
+      WriteItem(g, *job, static_cast<int>(step), key, record);
+      Enter(g, *job, static_cast<int>(step), key, ItemPlace::kPendingFresh);
+      StepRuntime& s = job->steps[step];
+      s.counters.set_total(s.counters.total() + 1);
+    }
+  }
+  *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(*job));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> Engine::ListNames(Group& g, const JobRuntime& job,
+                                                           int step) {
+  const std::string prefix = keys::Item(job.id(), job.steps[step].name, keys::EncodeName(""));
+  std::set<std::string> found;
+  auto it = store_->Scan(Cf::kItems, prefix);
+  for (; it->Valid(); it->Next()) {
+    found.insert(std::string(it->key().substr(prefix.size() - 1)));
+  }
+  CKPT_RETURN_IF_ERROR(it->status());
+  for (const auto& [full, record] : g.items) {  // names this group added or deleted
+    if (full.compare(0, prefix.size(), prefix) != 0) continue;
+    if (record.has_value()) {
+      found.insert(full.substr(prefix.size() - 1));
+    } else {
+      found.erase(full.substr(prefix.size() - 1));
+    }
+  }
+  return std::vector<std::string>(found.begin(), found.end());
+}
+
+void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
+  DeleteJobData(g, job.id());
+  // Workers stay registered (their records were deleted with the job's data, so write
+  // them again) but hold nothing.
+  for (auto& [worker_id, w] : job.workers) {
+    w.leases.clear();
+    job.dirty_workers.insert(worker_id);
+  }
+  auto* sched = store_->handle(Cf::kSched);
+  for (size_t step = 0; step < job.steps.size(); ++step) {
+    StepRuntime& s = job.steps[step];
+    for (const auto& [key, lease] : s.leases) {
+      expiry_.erase({lease.deadline, job.id(), static_cast<int>(step), key});
+    }
+    IntervalSet registered;
+    if (!remove_items) {
+      for (const auto& [begin, end] : s.registered.intervals()) registered.Load(begin, end);
+    }
+    s = StepRuntime{s.name};
+    s.counters.set_total(registered.size());
+    s.counters.set_pending(registered.size());
+    s.counters_dirty = true;
+    // The ranges' keys were deleted above: write them again, as registered and untouched.
+    for (const auto& [begin, end] : registered.intervals()) {
+      s.registered.Load(begin, end);
+      s.untouched.Load(begin, end);
+      for (keys::SchedTag tag : {keys::SchedTag::kRegistered, keys::SchedTag::kUntouched}) {
+        std::string value;
+        keys::AppendBigEndian64(&value, end);
+        g.batch.Put(sched, keys::RangeStart(job.id(), s.name, tag, begin), value);
+      }
+    }
+  }
+  job.error_groups.clear();
+  job.dirty_error_groups.clear();
+  job.rate.Reset();
+  v1::Job* j = job.record.mutable_job();
+  if (remove_items) j->set_sealed(false);
+  j->set_stage("");
+  job.record.set_start_time_micros(absl::ToUnixMicros(g.now));
+  SetStatus(g, job, v1::JOB_STATUS_RUNNING, "");
+}
+
+absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
+  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
+  for (size_t step = 0; step < job->steps.size(); ++step) {
+    for (const auto& [key, lease] : job->steps[step].leases) {
+      expiry_.erase({lease.deadline, job->id(), static_cast<int>(step), key});
+    }
+  }
+  DeleteJobData(g, r.job_id());
+  g.batch.Delete(store_->handle(Cf::kJobs), r.job_id());
+  g.touched.insert(r.job_id());
+  jobs_.erase(r.job_id());
+  return absl::OkStatus();
+}
+
+}  // namespace ckpt

@@ -1,0 +1,35 @@
+// One group commit's working state: the WriteBatch being built and what this group
+// already wrote, so later ops in the same group read their predecessors' writes.
+// Writer thread only. Internal to the engine.
+#ifndef CKPT_SERVICE_ENGINE_GROUP_H_
+#define CKPT_SERVICE_ENGINE_GROUP_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "ckpt/storage/v1/records.pb.h"
+#include "rocksdb/write_batch.h"
+#include "service/engine/engine.h"
+
+namespace ckpt {
+
+class Engine::Group {
+ public:
+  explicit Group(absl::Time now) : now(now) {}
+
+  const absl::Time now;
+  rocksdb::WriteBatch batch;
+  // items CF key -> record written by this group (nullopt: deleted).
+  absl::flat_hash_map<std::string, std::optional<storage::v1::ItemRecord>> items;
+  // states CF key -> record written by this group (nullopt: deleted).
+  absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
+  // Jobs whose snapshot must be republished (ids, so deleted jobs are fine).
+  absl::flat_hash_set<std::string> touched;
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_ENGINE_GROUP_H_

@@ -1,0 +1,123 @@
+// The engine's in-memory state of each job: the scheduling structures that let it
+// lease, complete and count without scanning items. It mirrors the sched column family
+// exactly (STORAGE_FORMAT.md) and is rebuilt from it at start-up.
+//
+// Owned and touched only by the engine's writer thread, so it needs no lock. Readers
+// see JobSnapshot, published after each commit.
+#ifndef CKPT_SERVICE_ENGINE_RUNTIME_H_
+#define CKPT_SERVICE_ENGINE_RUNTIME_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "ckpt/storage/v1/records.pb.h"
+#include "ckpt/v1/checkpoint.pb.h"
+#include "service/engine/interval_set.h"
+#include "service/engine/progress.h"
+
+namespace ckpt {
+
+// A live lease (sched 'L' record plus its expiry, which is not persisted: after a
+// restart every lease gets a fresh lease_timeout of grace).
+struct LeaseInfo {
+  std::string worker_id;  // empty for a record-mode claim
+  uint64_t token = 0;
+  uint32_t attempts = 0;  // before this grant
+  std::string cursor;
+  absl::Time granted;
+  absl::Time deadline;  // heartbeat expiry
+};
+
+// Where a registered item is. Every registered item is in exactly one place.
+enum class ItemPlace {
+  kUntouched,     // index in the step's untouched ranges: PENDING, no record
+  kPendingRetry,  // explicit PENDING with attempts (leased first)
+  kPendingFresh,  // explicit PENDING never tried (names, reset items)
+  kLeased,
+  kFailed,
+  kCompleted,     // only on disk
+  kUnregistered,
+};
+
+// An item about to be leased: where it is now, and what its next lease carries.
+struct LeasePlan {
+  std::string key;
+  ItemPlace place;
+  uint32_t attempts = 0;
+  std::string cursor;
+};
+
+struct StepRuntime {
+  std::string name;
+  storage::v1::StepCounters counters;
+  bool counters_dirty = false;
+  IntervalSet registered;  // every registered index
+  IntervalSet untouched;   // registered indices with no record and no lease
+  std::set<std::string> pending_retry;  // encoded item keys
+  std::set<std::string> pending_fresh;
+  absl::flat_hash_map<std::string, LeaseInfo> leases;
+  // FAILED items -> hash of their last error's message (their error group).
+  absl::flat_hash_map<std::string, uint64_t> failed;
+  RateMeter rate;
+};
+
+struct WorkerRuntime {
+  storage::v1::WorkerRecord record;
+  absl::Time last_heartbeat;  // or when ckptd started, for a worker from before
+  // (step index, encoded key) of the leases it holds.
+  std::set<std::pair<int, std::string>> leases;
+};
+
+struct JobRuntime {
+  storage::v1::JobRecord record;
+  bool record_dirty = false;    // to write at flush
+  bool record_changed = true;   // to copy at publish
+  std::shared_ptr<const storage::v1::JobRecord> published_record;
+  std::vector<StepRuntime> steps;
+  // Error groups of failed items: message hash -> record.
+  absl::flat_hash_map<uint64_t, storage::v1::ErrorGroupRecord> error_groups;
+  absl::flat_hash_set<uint64_t> dirty_error_groups;
+  RateMeter rate;
+  absl::flat_hash_map<std::string, WorkerRuntime> workers;
+  absl::flat_hash_set<std::string> dirty_workers;
+
+  const std::string& id() const { return record.job().job_id(); }
+  v1::JobStatus status() const { return record.job().status(); }
+  // The step's index, or -1.
+  int StepIndex(absl::string_view step) const;
+};
+
+// An entry of the lease expiry index, ordered by deadline.
+struct ExpiryKey {
+  absl::Time deadline;
+  std::string job_id;
+  int step;
+  std::string key;
+
+  bool operator<(const ExpiryKey& o) const {
+    return std::tie(deadline, job_id, step, key) < std::tie(o.deadline, o.job_id, o.step, o.key);
+  }
+};
+
+// What readers see of a job: immutable, replaced whole after each commit that
+// changes the job.
+struct JobSnapshot {
+  std::shared_ptr<const storage::v1::JobRecord> record;
+  std::vector<storage::v1::StepCounters> step_counters;  // in step order
+  std::vector<RateMeter> step_rates;                     // in step order
+  RateMeter rate;
+  uint32_t active_workers = 0;
+  uint64_t version = 0;  // grows with every publish; WatchJob compares it
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_ENGINE_RUNTIME_H_
