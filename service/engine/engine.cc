@@ -102,6 +102,7 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
   const absl::Time now = options_.clock->Now();
   const absl::Duration grace = LeaseTimeout(*job);
   const std::string& id = record.job().job_id();
+  const auto& record_max_run = record.job().max_run_time();
 
   auto it = store_->Scan(Cf::kSched, keys::JobPrefix(id));
   for (; it->Valid(); it->Next()) {
@@ -122,6 +123,12 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
     StepRuntime& s = job->steps[step];
     const char tag = rest[nul + 1];
     const absl::string_view tail = rest.substr(nul + 2);
+    const bool is_range = tag == static_cast<char>(keys::SchedTag::kRegistered) ||
+                          tag == static_cast<char>(keys::SchedTag::kUntouched);
+    if ((is_range && (tail.size() != 8 || it->value().size() != 8)) ||
+        (tag == static_cast<char>(keys::SchedTag::kPending) && tail.size() < 2)) {
+      return absl::DataLossError(absl::StrCat("corrupt sched record in job ", id));
+    }
     switch (static_cast<keys::SchedTag>(tag)) {
       case keys::SchedTag::kCounters:
         CKPT_RETURN_IF_ERROR(Parse(it->value(), &s.counters, "counters"));
@@ -142,6 +149,10 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
         LeaseInfo lease{record.worker_id(), record.token(), record.attempts(),
                         record.cursor(), absl::FromUnixMicros(record.grant_time_micros()),
                         now + grace};
+        const absl::Duration max_run = FromProtoDuration(record_max_run);
+        if (max_run > absl::ZeroDuration()) {
+          lease.deadline = std::min(lease.deadline, lease.granted + max_run);
+        }
         const std::string key(tail);
         expiry_.insert({lease.deadline, id, step, key});
         if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});

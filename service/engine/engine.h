@@ -1,6 +1,6 @@
 // The engine: jobs, items, leases, workers, state blobs and progress over the store.
 //
-// Design (STORAGE_FORMAT.md has the records; docs/design.md the reasoning):
+// Design (service/store/STORAGE_FORMAT.md has the records; docs/api.md#design the why):
 // - One writer thread applies every change, in arrival order. It takes whatever ops
 //   are queued, decides each against its in-memory scheduling state (runtime.h),
 //   writes all of them as ONE WriteBatch with one WAL sync (group commit), then
@@ -10,9 +10,10 @@
 // - Each op checks everything before changing anything, so a failed op leaves no
 //   trace in the batch or in memory; if the write itself fails, the in-memory state
 //   is rebuilt from the store and every op of the group gets the error.
-// - Reads never wait for the writer: GetJob/ListJobs read published snapshots; item,
-//   state and worker reads go to RocksDB, which shows only written (synced) data.
-//   Either way a reader sees nothing that was not acknowledged.
+// - Reads never wait for the writer: GetJob/ListJobs read published snapshots; item
+//   and state reads go to RocksDB, which shows only written (synced) data. Either way
+//   a reader sees nothing that was not acknowledged. (ListWorkers is the exception:
+//   heartbeats live in the writer's memory, so it is queued like a write.)
 #ifndef CKPT_SERVICE_ENGINE_ENGINE_H_
 #define CKPT_SERVICE_ENGINE_ENGINE_H_
 
@@ -59,7 +60,8 @@ class Engine {
   // the writer. Leases found in the store get a full lease timeout of grace.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(Store* store,
                                                       const EngineOptions& options);
-  // Answers ops still queued UNAVAILABLE and stops the writer.
+  // Runs the ops still queued, then stops the writer; ops submitted after that are
+  // answered UNAVAILABLE.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

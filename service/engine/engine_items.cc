@@ -219,15 +219,8 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
   if (!r.worker_id().empty()) {
-    auto worker = job->workers.find(r.worker_id());
-    if (worker == job->workers.end()) {
-      return absl::NotFoundError(absl::StrCat("worker_id: worker \"", r.worker_id(),
-                                              "\" of job \"", job->id(), "\" not found"));
-    }
-    if (worker->second.record.worker().state() == v1::WORKER_STATE_EXITED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "worker_id: worker \"", r.worker_id(), "\" has unregistered; register again"));
-    }
+    CKPT_ASSIGN_OR_RETURN(WorkerRuntime * worker, FindLiveWorker(g, *job, r.worker_id()));
+    worker->last_heartbeat = g.now;  // asking for work is a sign of life
   }
   out->set_control(ControlFor(*job));
   if (job->status() != v1::JOB_STATUS_RUNNING) {
@@ -428,7 +421,8 @@ ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step,
                                      bool count_attempt) {
   const LeaseInfo lease = job.steps[step].leases.at(key);
   const uint32_t attempts = lease.attempts + (count_attempt ? 1 : 0);
-  const bool retry = attempts < job.record.job().max_attempts();
+  // A release that counts no attempt (unregister) never fails the item.
+  const bool retry = !count_attempt || attempts < job.record.job().max_attempts();
   Leave(g, job, step, key, ItemPlace::kLeased);
   ItemRecord record;
   record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
@@ -475,8 +469,10 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
   std::vector<std::tuple<int, std::string, ItemPlace>> targets;
   if (r.keys_size() > 0) {
     CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
+    absl::flat_hash_set<std::string> seen;  // a key listed twice is reset once
     for (int i = 0; i < r.keys_size(); ++i) {
       const std::string key = keys::EncodeItemKey(r.keys(i));
+      if (!seen.insert(key).second) continue;
       CKPT_ASSIGN_OR_RETURN(const ItemPlace place, Locate(g, *job, step, key));
       if (place == ItemPlace::kUnregistered) {
         return NotRegistered(absl::StrCat("keys[", i, "]"), key, *job, step);
@@ -511,6 +507,7 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
     }
   }
   if (IsFinished(job->status())) SetStatus(g, *job, v1::JOB_STATUS_RUNNING, "");
+  MaybeFinishJob(g, *job);  // still over budget, or nothing left after all
   return absl::OkStatus();
 }
 

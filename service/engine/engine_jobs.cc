@@ -133,7 +133,7 @@ absl::Status Engine::DoTransition(Group& g, absl::string_view job_id, v1::JobSta
   CKPT_RETURN_IF_ERROR(CheckTransition(job_id, job->status(), to));
   if (job->status() != to) {
     SetStatus(g, *job, to, reason);
-    // A job paused while its last items finished completes on resume.
+    // Resuming a job whose items all finished (or ran over budget) finishes it.
     MaybeFinishJob(g, *job);
   }
   *out = JobFromSnapshot(*MakeSnapshot(*job));
@@ -164,6 +164,7 @@ absl::Status Engine::DoResetJob(Group& g, const v1::ResetJobRequest& r,
       s.counters.set_total(s.counters.total() + 1);
     }
   }
+  MaybeFinishJob(g, *job);  // a sealed job with no items is complete at once
   *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(*job));
   return absl::OkStatus();
 }

@@ -226,7 +226,7 @@ absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse
     *after.mutable_create_time() = ToProtoTime(absl::FromUnixMicros(micros));
     after.set_job_id(parts[1]);
   }
-  std::vector<const v1::Job*> rows;
+  std::vector<const JobSnapshot*> rows;  // kept alive by `all`
   for (const auto& snapshot : all) {
     const v1::Job& job = snapshot->record->job();
     if (r.status() != v1::JOB_STATUS_UNSPECIFIED && job.status() != r.status()) continue;
@@ -241,15 +241,17 @@ absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse
     }
     if (!labels_match) continue;
     if (!r.page_token().empty() && !order(after, job)) continue;
-    rows.push_back(&job);
+    rows.push_back(snapshot.get());
   }
-  std::sort(rows.begin(), rows.end(), [&](const v1::Job* a, const v1::Job* b) { return order(*a, *b); });
+  std::sort(rows.begin(), rows.end(), [&](const JobSnapshot* a, const JobSnapshot* b) {
+    return order(a->record->job(), b->record->job());
+  });
   const size_t limit = r.limit() > 0 ? r.limit() : kDefaultListJobs;
   for (size_t i = 0; i < rows.size() && i < limit; ++i) {
-    *out->add_jobs() = JobFromSnapshot(*Snapshot(rows[i]->job_id()));
+    *out->add_jobs() = JobFromSnapshot(*rows[i]);
   }
   if (rows.size() > limit) {
-    const v1::Job& last = *rows[limit - 1];
+    const v1::Job& last = rows[limit - 1]->record->job();
     out->set_next_page_token(absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())),
                                           ":", last.job_id()));
   }
@@ -434,9 +436,9 @@ absl::Status Engine::FindOutput(const v1::FindOutputRequest& r,
   if (!key.ok()) return absl::DataLossError("corrupt output record");
   *get.mutable_key() = *key;
   v1::GetItemResponse item;
-  if (!GetItem(get, &item).ok() || item.item().state() != v1::ITEM_STATE_COMPLETED) {
-    return not_found;
-  }
+  const absl::Status status = GetItem(get, &item);
+  if (!status.ok() && !absl::IsNotFound(status)) return status;
+  if (!status.ok() || item.item().state() != v1::ITEM_STATE_COMPLETED) return not_found;
   const auto& paths = item.item().result().output_paths();
   if (std::find(paths.begin(), paths.end(), r.output_path()) == paths.end()) return not_found;
   out->set_job_id(output.job_id());

@@ -623,7 +623,9 @@ absl::Status ValidateRequest(const v1::ResetItemsRequest& r, const Limits& limit
   if (!r.keys().empty() && r.step().empty()) {
     return Invalid("step", "required when keys are given (empty means every step)");
   }
-  return absl::OkStatus();
+  return CheckDistinctKeys(
+      "keys", "", r.keys(),
+      [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
 }
 
 absl::Status ValidateRequest(const v1::FindOutputRequest& r, const Limits& limits) {

@@ -3,7 +3,10 @@
 #include <pthread.h>
 
 #include <cstdio>
+#include <climits>
+#include <cstdint>
 #include <string>
+#include <tuple>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -40,6 +43,23 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  for (const auto& [name, value, max] :
+       {std::make_tuple("max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes),
+                        int64_t{INT32_MAX}),
+        std::make_tuple("max_key_bytes", absl::GetFlag(FLAGS_max_key_bytes), int64_t{1} << 20),
+        std::make_tuple("max_payload_bytes", absl::GetFlag(FLAGS_max_payload_bytes),
+                        int64_t{INT32_MAX}),
+        std::make_tuple("max_cursor_bytes", absl::GetFlag(FLAGS_max_cursor_bytes),
+                        int64_t{INT32_MAX}),
+        std::make_tuple("max_state_bytes", absl::GetFlag(FLAGS_max_state_bytes),
+                        int64_t{INT32_MAX}),
+        std::make_tuple("max_batch", absl::GetFlag(FLAGS_max_batch), int64_t{1} << 20)}) {
+    if (value < 1 || value > max) {
+      ckpt::LogLine(absl::StrCat("cannot start: --", name, "=", value, " must be in 1..", max));
+      return 2;
+    }
+  }
 
   ckpt::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
