@@ -333,7 +333,12 @@ std::shared_ptr<JobSnapshot> Engine::MakeSnapshot(JobRuntime& job) {
     snapshot->step_rates.push_back(s.rate);
   }
   snapshot->rate = job.rate;
-  snapshot->active_workers = ActiveWorkers(job);
+  for (const auto& [id, w] : job.workers) {
+    if (w.record.worker().state() != v1::WORKER_STATE_EXITED) {
+      snapshot->worker_heartbeats.push_back(w.last_heartbeat);
+    }
+  }
+  snapshot->lease_timeout = LeaseTimeout(job);
   return snapshot;
 }
 
@@ -587,17 +592,6 @@ v1::ControlWord Engine::ControlFor(const JobRuntime& job) const {
     default:
       return v1::CONTROL_WORD_STOP;
   }
-}
-
-uint32_t Engine::ActiveWorkers(const JobRuntime& job) const {
-  const absl::Time horizon = options_.clock->Now() - LeaseTimeout(job);
-  uint32_t active = 0;
-  for (const auto& [id, w] : job.workers) {
-    if (w.record.worker().state() != v1::WORKER_STATE_EXITED && w.last_heartbeat >= horizon) {
-      ++active;
-    }
-  }
-  return active;
 }
 
 void Engine::DeleteJobData(Group& g, absl::string_view job_id) {

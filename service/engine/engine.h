@@ -232,7 +232,6 @@ class Engine {
   // Deletes every record of the job in the per-job families (not the job record).
   void DeleteJobData(Group& g, absl::string_view job_id);
   v1::ControlWord ControlFor(const JobRuntime& job) const;
-  uint32_t ActiveWorkers(const JobRuntime& job) const;
 
   Store* const store_;
   const EngineOptions options_;

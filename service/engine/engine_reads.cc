@@ -190,7 +190,11 @@ v1::Job Engine::JobFromSnapshot(const JobSnapshot& snapshot) const {
         snapshot.step_counters[i], snapshot.step_rates[i].PerSecond(now), elapsed, over);
   }
   *job.mutable_progress() = ComputeProgress(total, snapshot.rate.PerSecond(now), elapsed, over);
-  job.mutable_progress()->set_active_workers(snapshot.active_workers);
+  uint32_t active = 0;
+  for (absl::Time heard : snapshot.worker_heartbeats) {
+    if (now - heard <= snapshot.lease_timeout) ++active;
+  }
+  job.mutable_progress()->set_active_workers(active);
   return job;
 }
 

@@ -114,7 +114,10 @@ struct JobSnapshot {
   std::vector<storage::v1::StepCounters> step_counters;  // in step order
   std::vector<RateMeter> step_rates;                     // in step order
   RateMeter rate;
-  uint32_t active_workers = 0;
+  // Last heartbeats of the workers that have not unregistered; a worker counts as
+  // active at read time if it was heard from within the lease timeout.
+  std::vector<absl::Time> worker_heartbeats;
+  absl::Duration lease_timeout;
   uint64_t version = 0;  // grows with every publish; WatchJob compares it
 };
 
