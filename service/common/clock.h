@@ -21,8 +21,7 @@ class Clock {
 // A clock that moves only when told. Thread-safe.
 class FakeClock : public Clock {
  public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'700'000'000))
-      : now_(start) {}
+  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'700'000'000)) : now_(start) {}
 
   absl::Time Now() const override;
   void Advance(absl::Duration d);

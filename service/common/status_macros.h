@@ -7,10 +7,10 @@
 #include "absl/status/statusor.h"
 
 // Returns the status of `expr` from the enclosing function if it is not OK.
-#define CKPT_RETURN_IF_ERROR(expr)                  \
-  do {                                              \
-    const ::absl::Status ckpt_status_ = (expr);     \
-    if (!ckpt_status_.ok()) return ckpt_status_;    \
+#define CKPT_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    const ::absl::Status ckpt_status_ = (expr);  \
+    if (!ckpt_status_.ok()) return ckpt_status_; \
   } while (0)
 
 #define CKPT_STATUS_CONCAT_INNER_(a, b) a##b

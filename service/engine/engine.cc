@@ -29,11 +29,9 @@ int JobRuntime::StepIndex(absl::string_view step) const {
 
 // ---------------------------------------------------------------- open and load
 
-Engine::Engine(Store* store, const EngineOptions& options)
-    : store_(store), options_(options) {}
+Engine::Engine(Store* store, const EngineOptions& options) : store_(store), options_(options) {}
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store,
-                                                     const EngineOptions& options) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(store, options));
   CKPT_RETURN_IF_ERROR(engine->Load());
   Group everything(options.clock->Now());
@@ -146,8 +144,11 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
       case keys::SchedTag::kLeased: {
         storage::v1::LeaseRecord record;
         CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease"));
-        LeaseInfo lease{record.worker_id(), record.token(), record.attempts(),
-                        record.cursor(), absl::FromUnixMicros(record.grant_time_micros()),
+        LeaseInfo lease{record.worker_id(),
+                        record.token(),
+                        record.attempts(),
+                        record.cursor(),
+                        absl::FromUnixMicros(record.grant_time_micros()),
                         now + grace};
         const absl::Duration max_run = FromProtoDuration(record_max_run);
         if (max_run > absl::ZeroDuration()) {
@@ -358,9 +359,9 @@ absl::StatusOr<int> Engine::FindStep(const JobRuntime& job, absl::string_view st
   if (index >= 0) return index;
   std::vector<std::string> names;
   for (const StepRuntime& s : job.steps) names.push_back(s.name);
-  return absl::InvalidArgumentError(absl::StrCat("step: job \"", job.id(), "\" has no step \"",
-                                                 step, "\" (its steps: ",
-                                                 absl::StrJoin(names, ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("step: job \"", job.id(), "\" has no step \"", step,
+                   "\" (its steps: ", absl::StrJoin(names, ", "), ")"));
 }
 
 absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRuntime& job,
@@ -404,8 +405,7 @@ absl::StatusOr<ItemPlace> Engine::Locate(Group& g, const JobRuntime& job, int st
   return record.has_value() ? ItemPlace::kCompleted : ItemPlace::kUnregistered;
 }
 
-void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key,
-                   ItemPlace from) {
+void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace from) {
   StepRuntime& s = job.steps[step];
   auto* sched = store_->handle(Cf::kSched);
   storage::v1::StepCounters& c = s.counters;
@@ -421,8 +421,7 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key,
       const bool retry = from == ItemPlace::kPendingRetry;
       (retry ? s.pending_retry : s.pending_fresh).erase(key);
       g.batch.Delete(sched, keys::Pending(job.id(), s.name,
-                                          retry ? keys::kPendingRetry : keys::kPendingFresh,
-                                          key));
+                                          retry ? keys::kPendingRetry : keys::kPendingFresh, key));
       c.set_pending(c.pending() - 1);
       break;
     }
@@ -457,8 +456,7 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key,
   Touch(g, job);
 }
 
-void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key,
-                   ItemPlace to) {
+void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace to) {
   StepRuntime& s = job.steps[step];
   storage::v1::StepCounters& c = s.counters;
   switch (to) {
@@ -472,10 +470,10 @@ void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key,
     case ItemPlace::kPendingFresh: {
       const bool retry = to == ItemPlace::kPendingRetry;
       (retry ? s.pending_retry : s.pending_fresh).insert(key);
-      g.batch.Put(store_->handle(Cf::kSched),
-                  keys::Pending(job.id(), s.name,
-                                retry ? keys::kPendingRetry : keys::kPendingFresh, key),
-                  "");
+      g.batch.Put(
+          store_->handle(Cf::kSched),
+          keys::Pending(job.id(), s.name, retry ? keys::kPendingRetry : keys::kPendingFresh, key),
+          "");
       c.set_pending(c.pending() + 1);
       break;
     }
@@ -494,16 +492,14 @@ void Engine::EnterFailed(Group& g, JobRuntime& job, int step, const std::string&
   StepRuntime& s = job.steps[step];
   const uint64_t hash = keys::Fnv1a64(message);
   s.failed[key] = hash;
-  g.batch.Put(store_->handle(Cf::kSched), keys::Failed(job.id(), s.name, key),
-              BigEndian(hash));
+  g.batch.Put(store_->handle(Cf::kSched), keys::Failed(job.id(), s.name, key), BigEndian(hash));
   s.counters.set_failed(s.counters.failed() + 1);
   s.counters_dirty = true;
   AddErrorGroup(g, job, message, +1);
   Touch(g, job);
 }
 
-void Engine::AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message,
-                           int64_t delta) {
+void Engine::AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message, int64_t delta) {
   const uint64_t hash = keys::Fnv1a64(message);
   auto& group = job.error_groups[hash];
   group.set_message(std::string(message));
@@ -516,8 +512,8 @@ void Engine::AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message,
   job.dirty_error_groups.insert(hash);
 }
 
-void Engine::SetDeadline(JobRuntime& job, int step, const std::string& key,
-                         LeaseInfo& lease, absl::Time deadline) {
+void Engine::SetDeadline(JobRuntime& job, int step, const std::string& key, LeaseInfo& lease,
+                         absl::Time deadline) {
   const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
   if (max_run > absl::ZeroDuration()) deadline = std::min(deadline, lease.granted + max_run);
   expiry_.erase({lease.deadline, job.id(), step, key});
@@ -538,8 +534,7 @@ void Engine::MarkRecordChanged(Group& g, JobRuntime& job) {
   Touch(g, job);
 }
 
-void Engine::SetStatus(Group& g, JobRuntime& job, v1::JobStatus status,
-                       absl::string_view reason) {
+void Engine::SetStatus(Group& g, JobRuntime& job, v1::JobStatus status, absl::string_view reason) {
   v1::Job* j = job.record.mutable_job();
   j->set_status(status);
   j->set_status_reason(std::string(reason));
@@ -564,13 +559,13 @@ void Engine::MaybeFinishJob(Group& g, JobRuntime& job) {
       static_cast<double>(total.failed()) / static_cast<double>(total.total()) >
           budget.max_failed_fraction();
   if (over_count || over_fraction) {
-    SetStatus(g, job, v1::JOB_STATUS_FAILED,
-              absl::StrCat("failure budget exceeded: ", total.failed(), " of ",
-                           total.total(), " items failed (budget: ",
-                           over_count ? absl::StrCat(budget.max_failed_items(), " items")
-                                      : absl::StrCat(budget.max_failed_fraction() * 100,
-                                                     "% of items"),
-                           ")"));
+    SetStatus(
+        g, job, v1::JOB_STATUS_FAILED,
+        absl::StrCat("failure budget exceeded: ", total.failed(), " of ", total.total(),
+                     " items failed (budget: ",
+                     over_count ? absl::StrCat(budget.max_failed_items(), " items")
+                                : absl::StrCat(budget.max_failed_fraction() * 100, "% of items"),
+                     ")"));
     return;
   }
   if (!job.record.job().sealed() || total.pending() + total.leased() > 0) return;
@@ -604,11 +599,11 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
 
 // ---------------------------------------------------------------- public entry points
 
-#define CKPT_ENGINE_WRITE(Method)                                                    \
-  void Engine::Method(const v1::Method##Request& request,                            \
-                      v1::Method##Response* response, Done done) {                   \
+#define CKPT_ENGINE_WRITE(Method)                                                             \
+  void Engine::Method(const v1::Method##Request& request, v1::Method##Response* response,     \
+                      Done done) {                                                            \
     Submit([this, &request, response](Group& g) { return Do##Method(g, request, response); }, \
-           std::move(done));                                                         \
+           std::move(done));                                                                  \
   }
 
 CKPT_ENGINE_WRITE(CreateJob)
@@ -646,8 +641,7 @@ void Engine::ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobRespons
       std::move(done));
 }
 
-void Engine::StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response,
-                     Done done) {
+void Engine::StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response, Done done) {
   Submit(
       [this, &request, response](Group& g) {
         return DoTransition(g, request.job_id(), v1::JOB_STATUS_STOPPED, request.reason(),

@@ -58,8 +58,7 @@ class Engine {
 
   // Loads the in-memory state from `store` (which must outlive the engine) and starts
   // the writer. Leases found in the store get a full lease timeout of grace.
-  static absl::StatusOr<std::unique_ptr<Engine>> Open(Store* store,
-                                                      const EngineOptions& options);
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(Store* store, const EngineOptions& options);
   // Runs the ops still queued, then stops the writer; ops submitted after that are
   // answered UNAVAILABLE.
   ~Engine();
@@ -67,40 +66,28 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // ---- Writes (semantics: proto/ckpt/v1/checkpoint.proto, docs/api.md) ----
-  void CreateJob(const v1::CreateJobRequest& request, v1::CreateJobResponse* response,
-                 Done done);
-  void UpdateJob(const v1::UpdateJobRequest& request, v1::UpdateJobResponse* response,
-                 Done done);
-  void PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response,
-                Done done);
-  void ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobResponse* response,
-                 Done done);
-  void StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response,
-               Done done);
-  void FinishJob(const v1::FinishJobRequest& request, v1::FinishJobResponse* response,
-                 Done done);
-  void ResetJob(const v1::ResetJobRequest& request, v1::ResetJobResponse* response,
-                Done done);
-  void DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobResponse* response,
-                 Done done);
-  void AddItems(const v1::AddItemsRequest& request, v1::AddItemsResponse* response,
-                Done done);
+  void CreateJob(const v1::CreateJobRequest& request, v1::CreateJobResponse* response, Done done);
+  void UpdateJob(const v1::UpdateJobRequest& request, v1::UpdateJobResponse* response, Done done);
+  void PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response, Done done);
+  void ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobResponse* response, Done done);
+  void StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response, Done done);
+  void FinishJob(const v1::FinishJobRequest& request, v1::FinishJobResponse* response, Done done);
+  void ResetJob(const v1::ResetJobRequest& request, v1::ResetJobResponse* response, Done done);
+  void DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobResponse* response, Done done);
+  void AddItems(const v1::AddItemsRequest& request, v1::AddItemsResponse* response, Done done);
   void LeaseItems(const v1::LeaseItemsRequest& request, v1::LeaseItemsResponse* response,
                   Done done);
-  void CompleteItems(const v1::CompleteItemsRequest& request,
-                     v1::CompleteItemsResponse* response, Done done);
-  void FailItems(const v1::FailItemsRequest& request, v1::FailItemsResponse* response,
-                 Done done);
+  void CompleteItems(const v1::CompleteItemsRequest& request, v1::CompleteItemsResponse* response,
+                     Done done);
+  void FailItems(const v1::FailItemsRequest& request, v1::FailItemsResponse* response, Done done);
   void ResetItems(const v1::ResetItemsRequest& request, v1::ResetItemsResponse* response,
                   Done done);
   void RegisterWorker(const v1::RegisterWorkerRequest& request,
                       v1::RegisterWorkerResponse* response, Done done);
-  void Heartbeat(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response,
-                 Done done);
+  void Heartbeat(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response, Done done);
   void UnregisterWorker(const v1::UnregisterWorkerRequest& request,
                         v1::UnregisterWorkerResponse* response, Done done);
-  void PutState(const v1::PutStateRequest& request, v1::PutStateResponse* response,
-                Done done);
+  void PutState(const v1::PutStateRequest& request, v1::PutStateResponse* response, Done done);
   // Reads the writer's live view of workers (heartbeats are not persisted), so it is
   // queued like a write; it writes nothing.
   void ListWorkers(const v1::ListWorkersRequest& request, v1::ListWorkersResponse* response,
@@ -111,15 +98,13 @@ class Engine {
 
   // ---- Reads: never block on the writer; see only committed state ----
   absl::Status GetJob(const v1::GetJobRequest& request, v1::GetJobResponse* response) const;
-  absl::Status ListJobs(const v1::ListJobsRequest& request,
-                        v1::ListJobsResponse* response) const;
+  absl::Status ListJobs(const v1::ListJobsRequest& request, v1::ListJobsResponse* response) const;
   absl::Status GetItem(const v1::GetItemRequest& request, v1::GetItemResponse* response) const;
   absl::Status ListItems(const v1::ListItemsRequest& request,
                          v1::ListItemsResponse* response) const;
   absl::Status FindOutput(const v1::FindOutputRequest& request,
                           v1::FindOutputResponse* response) const;
-  absl::Status GetState(const v1::GetStateRequest& request,
-                        v1::GetStateResponse* response) const;
+  absl::Status GetState(const v1::GetStateRequest& request, v1::GetStateResponse* response) const;
   absl::Status ListStates(const v1::ListStatesRequest& request,
                           v1::ListStatesResponse* response) const;
 
@@ -160,13 +145,11 @@ class Engine {
   absl::Status DoResetJob(Group& g, const v1::ResetJobRequest& r, v1::ResetJobResponse* out);
   absl::Status DoDeleteJob(Group& g, const v1::DeleteJobRequest& r);
   absl::Status DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddItemsResponse* out);
-  absl::Status DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
-                            v1::LeaseItemsResponse* out);
+  absl::Status DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r, v1::LeaseItemsResponse* out);
   absl::Status DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
                                v1::CompleteItemsResponse* out);
   absl::Status DoFailItems(Group& g, const v1::FailItemsRequest& r, v1::FailItemsResponse* out);
-  absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r,
-                            v1::ResetItemsResponse* out);
+  absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r, v1::ResetItemsResponse* out);
   absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
                                 v1::RegisterWorkerResponse* out);
   absl::Status DoHeartbeat(Group& g, const v1::HeartbeatRequest& r, v1::HeartbeatResponse* out);
@@ -184,8 +167,8 @@ class Engine {
   absl::StatusOr<ItemPlace> Locate(Group& g, const JobRuntime& job, int step,
                                    const std::string& key);
   // The item's record as of this group (its own writes first), or nullopt.
-  absl::StatusOr<std::optional<storage::v1::ItemRecord>> ReadItem(
-      Group& g, const JobRuntime& job, int step, const std::string& key);
+  absl::StatusOr<std::optional<storage::v1::ItemRecord>> ReadItem(Group& g, const JobRuntime& job,
+                                                                  int step, const std::string& key);
   void WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
                  const storage::v1::ItemRecord& record);
   // Moves an item out of `from` / into `to`, with its sched key and counters.
@@ -215,8 +198,7 @@ class Engine {
   void RebuildSteps(Group& g, JobRuntime& job);
   // Clears a job's progress (and with remove_items, its items) back to RUNNING.
   void ResetJobState(Group& g, JobRuntime& job, bool remove_items);
-  absl::StatusOr<std::vector<std::string>> ListNames(Group& g, const JobRuntime& job,
-                                                     int step);
+  absl::StatusOr<std::vector<std::string>> ListNames(Group& g, const JobRuntime& job, int step);
   void DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key);
   absl::Status CollectResetTargets(Group& g, const JobRuntime& job, int step,
                                    const std::function<bool(ItemPlace)>& wanted,

@@ -23,18 +23,17 @@ bool AcceptsRecordWrites(v1::JobStatus status) {
 }
 
 absl::Status RecordWriteRefused(const JobRuntime& job) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "job \"", job.id(), "\" is ", JobStatusName(job.status()),
-      ": items can be recorded without a lease only while it is RUNNING or PAUSED",
-      IsFinished(job.status()) ? " (ResetItems retries failed items)" : ""));
+  return absl::FailedPreconditionError(
+      absl::StrCat("job \"", job.id(), "\" is ", JobStatusName(job.status()),
+                   ": items can be recorded without a lease only while it is RUNNING or PAUSED",
+                   IsFinished(job.status()) ? " (ResetItems retries failed items)" : ""));
 }
 
-absl::Status NotRegistered(absl::string_view field, const std::string& key,
-                           const JobRuntime& job, int step) {
+absl::Status NotRegistered(absl::string_view field, const std::string& key, const JobRuntime& job,
+                           int step) {
   return absl::NotFoundError(absl::StrCat(field, ": ", keys::DescribeItemKey(key),
-                                          " is not registered in step \"",
-                                          job.steps[step].name, "\" of job \"", job.id(),
-                                          "\" (AddItems first)"));
+                                          " is not registered in step \"", job.steps[step].name,
+                                          "\" of job \"", job.id(), "\" (AddItems first)"));
 }
 
 absl::Status LeaseLost(absl::string_view field, const std::string& key, uint64_t token,
@@ -78,15 +77,15 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
 
 // ---------------------------------------------------------------- AddItems
 
-absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r,
-                                v1::AddItemsResponse* out) {
+absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
   const bool adds = r.names_size() + r.indices_size() + r.ranges_size() > 0;
   if (adds && job->record.job().sealed()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job \"", job->id(), "\" is sealed: no more items can be added (ResetJob with "
-        "remove_items starts it over)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job \"", job->id(),
+                     "\" is sealed: no more items can be added (ResetJob with "
+                     "remove_items starts it over)"));
   }
   if (adds && !AcceptsRecordWrites(job->status())) {
     return absl::FailedPreconditionError(
@@ -190,8 +189,8 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
   StepRuntime& s = job.steps[step];
   Leave(g, job, step, plan.key, plan.place);
   LeaseInfo& lease = s.leases[plan.key];
-  lease = LeaseInfo{worker_id, next_token_++, plan.attempts, plan.cursor, g.now,
-                    absl::InfiniteFuture()};
+  lease = LeaseInfo{worker_id,   next_token_++, plan.attempts,
+                    plan.cursor, g.now,         absl::InfiniteFuture()};
   meta_dirty_ = true;
   SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
   if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
@@ -224,9 +223,10 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   }
   out->set_control(ControlFor(*job));
   if (job->status() != v1::JOB_STATUS_RUNNING) {
-    out->set_shortfall(job->status() == v1::JOB_STATUS_PAUSED    ? v1::LEASE_SHORTFALL_JOB_PAUSED
-                       : job->status() == v1::JOB_STATUS_STOPPED ? v1::LEASE_SHORTFALL_JOB_STOPPED
-                                                                 : v1::LEASE_SHORTFALL_JOB_FINISHED);
+    out->set_shortfall(job->status() == v1::JOB_STATUS_PAUSED ? v1::LEASE_SHORTFALL_JOB_PAUSED
+                       : job->status() == v1::JOB_STATUS_STOPPED
+                           ? v1::LEASE_SHORTFALL_JOB_STOPPED
+                           : v1::LEASE_SHORTFALL_JOB_FINISHED);
     out->set_message(absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
                                   ": nothing is leased"));
     return absl::OkStatus();
@@ -239,9 +239,9 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
       CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
       if (plan.place == ItemPlace::kUnregistered) return NotRegistered(field, plan.key, *job, step);
       if (plan.place == ItemPlace::kLeased || plan.place == ItemPlace::kCompleted) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            field, ": ", keys::DescribeItemKey(plan.key), " is ", PlaceName(plan.place),
-            "; only PENDING or FAILED items can be claimed"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(field, ": ", keys::DescribeItemKey(plan.key), " is ",
+                         PlaceName(plan.place), "; only PENDING or FAILED items can be claimed"));
       }
       CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
       plans.push_back(std::move(plan));
@@ -253,8 +253,8 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   Touch(g, *job);
   if (r.keys_size() == 0 && plans.size() < r.max_items()) {
     const StepRuntime& s = job->steps[step];
-    const bool drained = job->record.job().sealed() && s.counters.pending() == 0 &&
-                         s.counters.leased() == 0;
+    const bool drained =
+        job->record.job().sealed() && s.counters.pending() == 0 && s.counters.leased() == 0;
     out->set_shortfall(drained ? v1::LEASE_SHORTFALL_STEP_DRAINED
                                : v1::LEASE_SHORTFALL_NONE_PENDING);
     out->set_message(drained ? "the step is sealed and every item is finished"
@@ -373,9 +373,9 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
                        absl::StrCat("the item is ", PlaceName(plan.place), " now"));
     }
     if (plan.place == ItemPlace::kCompleted) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          field, ": ", keys::DescribeItemKey(plan.key),
-          " is already COMPLETED; a completed item cannot fail (ResetItems first)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ": ", keys::DescribeItemKey(plan.key),
+                       " is already COMPLETED; a completed item cannot fail (ResetItems first)"));
     }
     if (token == 0 && !AcceptsRecordWrites(job->status())) return RecordWriteRefused(*job);
     CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
@@ -387,8 +387,8 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
     const v1::Failure& item = r.items(i);
     const uint32_t attempts = plans[i].attempts + 1;
     // Record mode keeps a failure listed until the item is processed again.
-    const bool retry = item.lease_token() != 0 && item.error().retryable() &&
-                       attempts < max_attempts;
+    const bool retry =
+        item.lease_token() != 0 && item.error().retryable() && attempts < max_attempts;
     Leave(g, *job, step, plans[i].key, plans[i].place);
     ItemRecord record;
     record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
@@ -416,9 +416,8 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
   return absl::OkStatus();
 }
 
-ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step,
-                                     const std::string& key, const v1::ItemError& error,
-                                     bool count_attempt) {
+ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step, const std::string& key,
+                                     const v1::ItemError& error, bool count_attempt) {
   const LeaseInfo lease = job.steps[step].leases.at(key);
   const uint32_t attempts = lease.attempts + (count_attempt ? 1 : 0);
   // A release that counts no attempt (unregister) never fails the item.

@@ -45,9 +45,8 @@ storage::v1::JobRecord NewJobRecord(const v1::CreateJobRequest& r, const std::st
   *job->mutable_params() = r.params();
   *job->mutable_steps() = r.steps();
   if (job->steps().empty()) job->add_steps("main");
-  *job->mutable_lease_timeout() = r.has_lease_timeout()
-                                      ? r.lease_timeout()
-                                      : ToProtoDuration(kDefaultLeaseTimeout);
+  *job->mutable_lease_timeout() =
+      r.has_lease_timeout() ? r.lease_timeout() : ToProtoDuration(kDefaultLeaseTimeout);
   job->set_max_attempts(r.max_attempts() > 0 ? r.max_attempts() : kDefaultMaxAttempts);
   if (r.has_max_run_time()) *job->mutable_max_run_time() = r.max_run_time();
   *job->mutable_failure_budget() = r.failure_budget();
@@ -76,8 +75,8 @@ absl::Status Engine::DoCreateJob(Group& g, const v1::CreateJobRequest& r,
     }
     if (!r.reset_on_fingerprint_change()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "job \"", id, "\" exists with fingerprint ", old, " but this request's is ",
-          fingerprint, ": its config or inputs changed. Use a new job_id, or set "
+          "job \"", id, "\" exists with fingerprint ", old, " but this request's is ", fingerprint,
+          ": its config or inputs changed. Use a new job_id, or set "
           "reset_on_fingerprint_change to start it over"));
     }
     // Start over on the new definition: everything of the old run goes.
@@ -140,8 +139,7 @@ absl::Status Engine::DoTransition(Group& g, absl::string_view job_id, v1::JobSta
   return absl::OkStatus();
 }
 
-absl::Status Engine::DoResetJob(Group& g, const v1::ResetJobRequest& r,
-                                v1::ResetJobResponse* out) {
+absl::Status Engine::DoResetJob(Group& g, const v1::ResetJobRequest& r, v1::ResetJobResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_RETURN_IF_ERROR(CheckTransition(r.job_id(), job->status(), v1::JOB_STATUS_RUNNING,
                                        /*by_reset=*/true));

@@ -256,8 +256,8 @@ absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse
   }
   if (rows.size() > limit) {
     const v1::Job& last = rows[limit - 1]->record->job();
-    out->set_next_page_token(absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())),
-                                          ":", last.job_id()));
+    out->set_next_page_token(
+        absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())), ":", last.job_id()));
   }
   return absl::OkStatus();
 }
@@ -312,8 +312,9 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
     CKPT_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read"));
   }
   out->clear_item();
-  return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key), " is not registered in step \"",
-                                          step, "\" of job \"", r.job_id(), "\""));
+  return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key),
+                                          " is not registered in step \"", step, "\" of job \"",
+                                          r.job_id(), "\""));
 }
 
 absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsResponse* out) const {
@@ -331,11 +332,13 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
   enum Kind { kRecord, kUntouched, kLease, kPending, kFailed };
   std::vector<std::pair<Kind, std::unique_ptr<KeyStream>>> streams;
   auto add = [&](Kind kind, Cf cf, const std::string& prefix) {
-    streams.emplace_back(kind, std::make_unique<PrefixStream>(*store_, cf, prefix, after, at.get()));
+    streams.emplace_back(kind,
+                         std::make_unique<PrefixStream>(*store_, cf, prefix, after, at.get()));
   };
   auto add_untouched = [&]() {
-    streams.emplace_back(kUntouched, std::make_unique<UntouchedStream>(
-                                         *store_, sched(keys::SchedTag::kUntouched), after, at.get()));
+    streams.emplace_back(
+        kUntouched, std::make_unique<UntouchedStream>(*store_, sched(keys::SchedTag::kUntouched),
+                                                      after, at.get()));
   };
   const std::string pending = sched(keys::SchedTag::kPending);
   switch (r.state()) {
@@ -423,8 +426,7 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
   return absl::OkStatus();
 }
 
-absl::Status Engine::FindOutput(const v1::FindOutputRequest& r,
-                                v1::FindOutputResponse* out) const {
+absl::Status Engine::FindOutput(const v1::FindOutputRequest& r, v1::FindOutputResponse* out) const {
   auto not_found = absl::NotFoundError(
       absl::StrCat("no completed item recorded output \"", r.output_path(), "\""));
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
@@ -472,8 +474,7 @@ absl::Status Engine::GetState(const v1::GetStateRequest& r, v1::GetStateResponse
   return absl::OkStatus();
 }
 
-absl::Status Engine::ListStates(const v1::ListStatesRequest& r,
-                                v1::ListStatesResponse* out) const {
+absl::Status Engine::ListStates(const v1::ListStatesRequest& r, v1::ListStatesResponse* out) const {
   if (Snapshot(r.job_id()) == nullptr) {
     return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
   }

@@ -40,13 +40,13 @@ absl::StatusOr<WorkerRuntime*> Engine::FindLiveWorker(Group& g, JobRuntime& job,
                                                       absl::string_view worker_id) {
   auto it = job.workers.find(worker_id);
   if (it == job.workers.end()) {
-    return absl::NotFoundError(absl::StrCat("worker_id: worker \"", worker_id, "\" of job \"",
-                                            job.id(), "\" not found"));
+    return absl::NotFoundError(
+        absl::StrCat("worker_id: worker \"", worker_id, "\" of job \"", job.id(), "\" not found"));
   }
   WorkerRuntime& w = it->second;
   if (w.record.worker().state() == v1::WORKER_STATE_EXITED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker_id: worker \"", worker_id, "\" has unregistered; register again"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker_id: worker \"", worker_id, "\" has unregistered; register again"));
   }
   const absl::Duration silent = g.now - w.last_heartbeat;
   if (silent > LeaseTimeout(job)) {
@@ -112,8 +112,8 @@ absl::Status Engine::DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequ
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   auto it = job->workers.find(r.worker_id());
   if (it == job->workers.end()) {
-    return absl::NotFoundError(absl::StrCat("worker_id: worker \"", r.worker_id(),
-                                            "\" of job \"", job->id(), "\" not found"));
+    return absl::NotFoundError(absl::StrCat("worker_id: worker \"", r.worker_id(), "\" of job \"",
+                                            job->id(), "\" not found"));
   }
   WorkerRuntime& w = it->second;
   if (w.record.worker().state() == v1::WORKER_STATE_EXITED) return absl::OkStatus();
@@ -161,8 +161,8 @@ absl::Status Engine::DoExpireLeases(Group& g) {
     const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
     v1::ItemError error;
     if (max_run > absl::ZeroDuration() && g.now - lease.granted >= max_run) {
-      error.set_message(absl::StrCat("lease ran past the job's max_run_time of ",
-                                     absl::FormatDuration(max_run)));
+      error.set_message(
+          absl::StrCat("lease ran past the job's max_run_time of ", absl::FormatDuration(max_run)));
     } else if (lease.worker_id.empty()) {
       error.set_message(absl::StrCat("claim expired after the lease timeout of ",
                                      absl::FormatDuration(LeaseTimeout(job))));
@@ -182,8 +182,7 @@ absl::Status Engine::DoExpireLeases(Group& g) {
   return absl::OkStatus();
 }
 
-absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r,
-                                v1::PutStateResponse* out) {
+absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   const std::string key = keys::State(job->id(), r.name());
   uint64_t version = 0;
@@ -201,9 +200,9 @@ absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r,
     }
   }
   if (r.has_expected_version() && r.expected_version() != version) {
-    return absl::AbortedError(absl::StrCat(
-        "state \"", r.name(), "\" of job \"", job->id(), "\" is at version ", version,
-        ", not ", r.expected_version(), ": re-read it and retry"));
+    return absl::AbortedError(absl::StrCat("state \"", r.name(), "\" of job \"", job->id(),
+                                           "\" is at version ", version, ", not ",
+                                           r.expected_version(), ": re-read it and retry"));
   }
   storage::v1::StateRecord record;
   record.set_value(r.value());

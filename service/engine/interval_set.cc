@@ -85,8 +85,7 @@ uint64_t IntervalSet::CountIn(uint64_t begin, uint64_t end) const {
   return count;
 }
 
-uint64_t IntervalSet::TakeFront(uint64_t n,
-                                std::vector<std::pair<uint64_t, uint64_t>>* taken) {
+uint64_t IntervalSet::TakeFront(uint64_t n, std::vector<std::pair<uint64_t, uint64_t>>* taken) {
   uint64_t total = 0;
   while (total < n && !intervals_.empty()) {
     auto it = intervals_.begin();
@@ -140,8 +139,8 @@ void IntervalSet::Clear() {
 void IntervalSet::Touch(uint64_t begin) {
   if (flushed_.count(begin) > 0) return;
   auto it = intervals_.find(begin);
-  flushed_.emplace(
-      begin, it != intervals_.end() ? std::optional<uint64_t>(it->second) : std::nullopt);
+  flushed_.emplace(begin,
+                   it != intervals_.end() ? std::optional<uint64_t>(it->second) : std::nullopt);
 }
 
 }  // namespace ckpt

@@ -25,8 +25,8 @@ bool IsFinished(v1::JobStatus status) {
   return status == v1::JOB_STATUS_COMPLETED || status == v1::JOB_STATUS_FAILED;
 }
 
-absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from,
-                             v1::JobStatus to, bool by_reset) {
+absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from, v1::JobStatus to,
+                             bool by_reset) {
   using v1::JobStatus;
   bool legal = false;
   if (by_reset) {
@@ -43,11 +43,9 @@ absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from,
   } else if (IsFinished(from)) {
     hint = "; ResetJob, or ResetItems to retry some items";
   }
-  return absl::FailedPreconditionError(absl::StrCat("job \"", job_id, "\" is ",
-                                                    JobStatusName(from), ": ",
-                                                    JobStatusName(from), " -> ",
-                                                    JobStatusName(to), " is not allowed",
-                                                    hint));
+  return absl::FailedPreconditionError(absl::StrCat("job \"", job_id, "\" is ", JobStatusName(from),
+                                                    ": ", JobStatusName(from), " -> ",
+                                                    JobStatusName(to), " is not allowed", hint));
 }
 
 }  // namespace ckpt

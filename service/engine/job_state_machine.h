@@ -19,8 +19,8 @@ bool IsFinished(v1::JobStatus status);
 //   any -> RUNNING by a reset (`by_reset`). A transition to the same state is legal
 //   (the calls are idempotent) except out of a finished or stopped job.
 // FAILED_PRECONDITION naming the job, from and to otherwise.
-absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from,
-                             v1::JobStatus to, bool by_reset = false);
+absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from, v1::JobStatus to,
+                             bool by_reset = false);
 
 }  // namespace ckpt
 

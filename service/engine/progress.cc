@@ -48,8 +48,7 @@ double RateMeter::PerSecond(absl::Time now) const {
 
 uint32_t WallTimeBucket(uint64_t micros) {
   if (micros == 0) return 0;
-  return 1 + static_cast<uint32_t>(std::log(static_cast<double>(micros)) /
-                                   std::log(kBucketBase));
+  return 1 + static_cast<uint32_t>(std::log(static_cast<double>(micros)) / std::log(kBucketBase));
 }
 
 uint64_t WallTimeBucketValue(uint32_t bucket) {
@@ -105,16 +104,13 @@ v1::Progress ComputeProgress(const storage::v1::StepCounters& c, double rate,
   *p.mutable_elapsed() = ToProtoDuration(std::max(elapsed, absl::ZeroDuration()));
   p.set_recent_rate(rate);
   if (!finished && rate > 0 && p.remaining() > 0) {
-    *p.mutable_eta() =
-        ToProtoDuration(absl::Seconds(static_cast<double>(p.remaining()) / rate));
+    *p.mutable_eta() = ToProtoDuration(absl::Seconds(static_cast<double>(p.remaining()) / rate));
   }
   if (c.wall_time_count() > 0) {
-    *p.mutable_item_time_avg() = ToProtoDuration(
-        absl::Microseconds(c.wall_time_sum_micros() / c.wall_time_count()));
-    *p.mutable_item_time_p50() =
-        ToProtoDuration(absl::Microseconds(WallTimeQuantile(c, 0.50)));
-    *p.mutable_item_time_p95() =
-        ToProtoDuration(absl::Microseconds(WallTimeQuantile(c, 0.95)));
+    *p.mutable_item_time_avg() =
+        ToProtoDuration(absl::Microseconds(c.wall_time_sum_micros() / c.wall_time_count()));
+    *p.mutable_item_time_p50() = ToProtoDuration(absl::Microseconds(WallTimeQuantile(c, 0.50)));
+    *p.mutable_item_time_p95() = ToProtoDuration(absl::Microseconds(WallTimeQuantile(c, 0.95)));
   }
   return p;
 }

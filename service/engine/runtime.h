@@ -43,7 +43,7 @@ enum class ItemPlace {
   kPendingFresh,  // explicit PENDING never tried (names, reset items)
   kLeased,
   kFailed,
-  kCompleted,     // only on disk
+  kCompleted,  // only on disk
   kUnregistered,
 };
 
@@ -59,8 +59,8 @@ struct StepRuntime {
   std::string name;
   storage::v1::StepCounters counters;
   bool counters_dirty = false;
-  IntervalSet registered;  // every registered index
-  IntervalSet untouched;   // registered indices with no record and no lease
+  IntervalSet registered;               // every registered index
+  IntervalSet untouched;                // registered indices with no record and no lease
   std::set<std::string> pending_retry;  // encoded item keys
   std::set<std::string> pending_fresh;
   absl::flat_hash_map<std::string, LeaseInfo> leases;
@@ -78,8 +78,8 @@ struct WorkerRuntime {
 
 struct JobRuntime {
   storage::v1::JobRecord record;
-  bool record_dirty = false;    // to write at flush
-  bool record_changed = true;   // to copy at publish
+  bool record_dirty = false;   // to write at flush
+  bool record_changed = true;  // to copy at publish
   std::shared_ptr<const storage::v1::JobRecord> published_record;
   std::vector<StepRuntime> steps;
   // Error groups of failed items: message hash -> record.

@@ -23,80 +23,80 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   void Shutdown() { watch_hub_.Shutdown(); }
 
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* context,
-                                   const v1::CreateJobRequest* request,
-                                   v1::CreateJobResponse* response) override;
+                                      const v1::CreateJobRequest* request,
+                                      v1::CreateJobResponse* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const v1::GetJobRequest* request,
                                    v1::GetJobResponse* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
-                                   const v1::ListJobsRequest* request,
-                                   v1::ListJobsResponse* response) override;
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
   grpc::ServerUnaryReactor* UpdateJob(grpc::CallbackServerContext* context,
-                                   const v1::UpdateJobRequest* request,
-                                   v1::UpdateJobResponse* response) override;
+                                      const v1::UpdateJobRequest* request,
+                                      v1::UpdateJobResponse* response) override;
   grpc::ServerUnaryReactor* PauseJob(grpc::CallbackServerContext* context,
-                                   const v1::PauseJobRequest* request,
-                                   v1::PauseJobResponse* response) override;
+                                     const v1::PauseJobRequest* request,
+                                     v1::PauseJobResponse* response) override;
   grpc::ServerUnaryReactor* ResumeJob(grpc::CallbackServerContext* context,
-                                   const v1::ResumeJobRequest* request,
-                                   v1::ResumeJobResponse* response) override;
+                                      const v1::ResumeJobRequest* request,
+                                      v1::ResumeJobResponse* response) override;
   grpc::ServerUnaryReactor* StopJob(grpc::CallbackServerContext* context,
-                                   const v1::StopJobRequest* request,
-                                   v1::StopJobResponse* response) override;
+                                    const v1::StopJobRequest* request,
+                                    v1::StopJobResponse* response) override;
   grpc::ServerUnaryReactor* FinishJob(grpc::CallbackServerContext* context,
-                                   const v1::FinishJobRequest* request,
-                                   v1::FinishJobResponse* response) override;
+                                      const v1::FinishJobRequest* request,
+                                      v1::FinishJobResponse* response) override;
   grpc::ServerUnaryReactor* ResetJob(grpc::CallbackServerContext* context,
-                                   const v1::ResetJobRequest* request,
-                                   v1::ResetJobResponse* response) override;
+                                     const v1::ResetJobRequest* request,
+                                     v1::ResetJobResponse* response) override;
   grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* context,
-                                   const v1::DeleteJobRequest* request,
-                                   v1::DeleteJobResponse* response) override;
+                                      const v1::DeleteJobRequest* request,
+                                      v1::DeleteJobResponse* response) override;
   grpc::ServerUnaryReactor* AddItems(grpc::CallbackServerContext* context,
-                                   const v1::AddItemsRequest* request,
-                                   v1::AddItemsResponse* response) override;
+                                     const v1::AddItemsRequest* request,
+                                     v1::AddItemsResponse* response) override;
   grpc::ServerUnaryReactor* LeaseItems(grpc::CallbackServerContext* context,
-                                   const v1::LeaseItemsRequest* request,
-                                   v1::LeaseItemsResponse* response) override;
+                                       const v1::LeaseItemsRequest* request,
+                                       v1::LeaseItemsResponse* response) override;
   grpc::ServerUnaryReactor* CompleteItems(grpc::CallbackServerContext* context,
-                                   const v1::CompleteItemsRequest* request,
-                                   v1::CompleteItemsResponse* response) override;
+                                          const v1::CompleteItemsRequest* request,
+                                          v1::CompleteItemsResponse* response) override;
   grpc::ServerUnaryReactor* FailItems(grpc::CallbackServerContext* context,
-                                   const v1::FailItemsRequest* request,
-                                   v1::FailItemsResponse* response) override;
+                                      const v1::FailItemsRequest* request,
+                                      v1::FailItemsResponse* response) override;
   grpc::ServerUnaryReactor* GetItem(grpc::CallbackServerContext* context,
-                                   const v1::GetItemRequest* request,
-                                   v1::GetItemResponse* response) override;
+                                    const v1::GetItemRequest* request,
+                                    v1::GetItemResponse* response) override;
   grpc::ServerUnaryReactor* ListItems(grpc::CallbackServerContext* context,
-                                   const v1::ListItemsRequest* request,
-                                   v1::ListItemsResponse* response) override;
+                                      const v1::ListItemsRequest* request,
+                                      v1::ListItemsResponse* response) override;
   grpc::ServerUnaryReactor* ResetItems(grpc::CallbackServerContext* context,
-                                   const v1::ResetItemsRequest* request,
-                                   v1::ResetItemsResponse* response) override;
+                                       const v1::ResetItemsRequest* request,
+                                       v1::ResetItemsResponse* response) override;
   grpc::ServerUnaryReactor* FindOutput(grpc::CallbackServerContext* context,
-                                   const v1::FindOutputRequest* request,
-                                   v1::FindOutputResponse* response) override;
+                                       const v1::FindOutputRequest* request,
+                                       v1::FindOutputResponse* response) override;
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* context,
-                                   const v1::RegisterWorkerRequest* request,
-                                   v1::RegisterWorkerResponse* response) override;
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
-                                   const v1::HeartbeatRequest* request,
-                                   v1::HeartbeatResponse* response) override;
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
   grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* context,
-                                   const v1::ListWorkersRequest* request,
-                                   v1::ListWorkersResponse* response) override;
+                                        const v1::ListWorkersRequest* request,
+                                        v1::ListWorkersResponse* response) override;
   grpc::ServerUnaryReactor* UnregisterWorker(grpc::CallbackServerContext* context,
-                                   const v1::UnregisterWorkerRequest* request,
-                                   v1::UnregisterWorkerResponse* response) override;
+                                             const v1::UnregisterWorkerRequest* request,
+                                             v1::UnregisterWorkerResponse* response) override;
   grpc::ServerUnaryReactor* PutState(grpc::CallbackServerContext* context,
-                                   const v1::PutStateRequest* request,
-                                   v1::PutStateResponse* response) override;
+                                     const v1::PutStateRequest* request,
+                                     v1::PutStateResponse* response) override;
   grpc::ServerUnaryReactor* GetState(grpc::CallbackServerContext* context,
-                                   const v1::GetStateRequest* request,
-                                   v1::GetStateResponse* response) override;
+                                     const v1::GetStateRequest* request,
+                                     v1::GetStateResponse* response) override;
   grpc::ServerUnaryReactor* ListStates(grpc::CallbackServerContext* context,
-                                   const v1::ListStatesRequest* request,
-                                   v1::ListStatesResponse* response) override;
+                                       const v1::ListStatesRequest* request,
+                                       v1::ListStatesResponse* response) override;
   grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchJob(
       grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
 

@@ -101,25 +101,20 @@ struct Range {
   absl::string_view flag = {};
 };
 
-Range KeyBytes(const Limits& limits) {
-  return {1, limits.max_key_bytes, "max_key_bytes"};
-}
-Range Batch(const Limits& limits, size_t min) {
-  return {min, limits.max_batch, "max_batch"};
-}
+Range KeyBytes(const Limits& limits) { return {1, limits.max_key_bytes, "max_key_bytes"}; }
+Range Batch(const Limits& limits, size_t min) { return {min, limits.max_batch, "max_batch"}; }
 
 // The one length/count check. `unit` is "bytes", "entries", ...
-absl::Status CheckSize(absl::string_view field, size_t size, Range range,
-                       absl::string_view unit) {
+absl::Status CheckSize(absl::string_view field, size_t size, Range range, absl::string_view unit) {
   if (size >= range.min && size <= range.max) return absl::OkStatus();
   const absl::string_view open = range.flag.empty() ? "" : " (--";
   const absl::string_view close = range.flag.empty() ? "" : ")";
   if (size > range.max) {
-    return Invalid(field, size, " ", unit, " exceeds the limit of ", range.max, open,
-                   range.flag, close);
+    return Invalid(field, size, " ", unit, " exceeds the limit of ", range.max, open, range.flag,
+                   close);
   }
-  return Invalid(field, "must be ", range.min, "..", range.max, " ", unit, open,
-                 range.flag, close, ", got ", size);
+  return Invalid(field, "must be ", range.min, "..", range.max, " ", unit, open, range.flag, close,
+                 ", got ", size);
 }
 
 absl::Status CheckBytes(absl::string_view field, absl::string_view value, Range range) {
@@ -127,8 +122,7 @@ absl::Status CheckBytes(absl::string_view field, absl::string_view value, Range 
 }
 
 // Item names, output paths, state names: NUL-free (NUL ends names in storage keys).
-absl::Status CheckKeyBytes(absl::string_view field, absl::string_view value,
-                           Range range) {
+absl::Status CheckKeyBytes(absl::string_view field, absl::string_view value, Range range) {
   CKPT_RETURN_IF_ERROR(CheckBytes(field, value, range));
   const size_t nul = value.find('\0');
   if (nul == absl::string_view::npos) return absl::OkStatus();
@@ -143,12 +137,12 @@ struct Alphabet {
 };
 
 bool IsIdChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-         c == ':' || c == '-';
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+         c == '-';
 }
 bool IsLabelKeyChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-         c == '/' || c == '-';
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+         c == '-';
 }
 constexpr Alphabet kIdAlphabet = {"[A-Za-z0-9._:-]", IsIdChar};
 constexpr Alphabet kLabelKeyAlphabet = {"[A-Za-z0-9._/-]", IsLabelKeyChar};
@@ -164,8 +158,8 @@ absl::Status CheckToken(absl::string_view field, absl::string_view value, size_t
   }
   for (size_t i = 0; i < value.size(); ++i) {
     if (!alphabet.contains(value[i])) {
-      return Invalid(field, rule(), ", got '", absl::CHexEscape(value.substr(i, 1)),
-                     "' at offset ", i);
+      return Invalid(field, rule(), ", got '", absl::CHexEscape(value.substr(i, 1)), "' at offset ",
+                     i);
     }
   }
   return absl::OkStatus();
@@ -191,8 +185,8 @@ absl::Status CheckOptionalWorkerId(absl::string_view field, absl::string_view wo
 // errors read `labels key "a b": ...` and `labels["env"]: ...`.
 template <typename Value, typename CheckKey, typename CheckValue>
 absl::Status CheckMap(absl::string_view field,
-                      const ::google::protobuf::Map<std::string, Value>& map,
-                      size_t max_entries, CheckKey check_key, CheckValue check_value) {
+                      const ::google::protobuf::Map<std::string, Value>& map, size_t max_entries,
+                      CheckKey check_key, CheckValue check_value) {
   CKPT_RETURN_IF_ERROR(CheckSize(field, map.size(), {0, max_entries}, "entries"));
   for (const auto& [key, value] : map) {
     absl::Status status = check_key(key);
@@ -219,8 +213,7 @@ absl::Status CheckParamKey(absl::string_view field, absl::string_view key) {
 constexpr MapRules kLabels = {kMaxLabels, CheckLabelKey, kMaxLabelValueBytes};
 constexpr MapRules kParams = {kMaxParams, CheckParamKey, kMaxParamValueBytes};
 
-absl::Status CheckStringMap(absl::string_view field, const StringMap& map,
-                            const MapRules& rules) {
+absl::Status CheckStringMap(absl::string_view field, const StringMap& map, const MapRules& rules) {
   return CheckMap(
       field, map, rules.max_entries,
       [&](absl::string_view key) { return rules.check_key("", key); },
@@ -230,12 +223,10 @@ absl::Status CheckStringMap(absl::string_view field, const StringMap& map,
 }
 
 // UpdateJob's remove_labels / remove_params: keys that the map could hold.
-absl::Status CheckMapKeys(absl::string_view field,
-                          const RepeatedPtrField<std::string>& keys,
+absl::Status CheckMapKeys(absl::string_view field, const RepeatedPtrField<std::string>& keys,
                           const MapRules& rules) {
   CKPT_RETURN_IF_ERROR(CheckSize(field, keys.size(), {0, rules.max_entries}, "entries"));
-  return CheckEach(field, keys,
-                   [&](absl::string_view key) { return rules.check_key("", key); });
+  return CheckEach(field, keys, [&](absl::string_view key) { return rules.check_key("", key); });
 }
 
 // ---- Durations and enums ----
@@ -250,8 +241,8 @@ absl::Status CheckDuration(absl::string_view field, const Duration& d, absl::Dur
                            !(d.seconds() > 0 && d.nanos() < 0) &&
                            !(d.seconds() < 0 && d.nanos() > 0);
   if (!well_formed) {
-    return Invalid(field, "malformed duration {seconds: ", d.seconds(),
-                   ", nanos: ", d.nanos(), "}");
+    return Invalid(field, "malformed duration {seconds: ", d.seconds(), ", nanos: ", d.nanos(),
+                   "}");
   }
   const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
   if (value >= min && value <= max) return absl::OkStatus();
@@ -261,8 +252,8 @@ absl::Status CheckDuration(absl::string_view field, const Duration& d, absl::Dur
                ? Invalid(field, "must not be negative", got)
                : Invalid(field, "must be at least ", absl::FormatDuration(min), got);
   }
-  return Invalid(field, "must be ", absl::FormatDuration(min), "..",
-                 absl::FormatDuration(max), got);
+  return Invalid(field, "must be ", absl::FormatDuration(min), "..", absl::FormatDuration(max),
+                 got);
 }
 
 absl::Status CheckNonNegative(absl::string_view field, const Duration& d) {
@@ -284,8 +275,7 @@ absl::Status CheckIndex(absl::string_view field, uint64_t index) {
 
 absl::Status CheckIndexRange(const v1::IndexRange& range) {
   if (range.end() <= range.begin()) {
-    return Invalid("", "end ", range.end(), " must be greater than begin ",
-                   range.begin());
+    return Invalid("", "end ", range.end(), " must be greater than begin ", range.begin());
   }
   if (range.end() > kIndexLimit) {
     return Invalid("end", "must be at most 2^63 (", kIndexLimit, "), got ", range.end());
@@ -323,21 +313,19 @@ absl::Status CheckDistinctKeys(absl::string_view field, absl::string_view key_pa
   KeyPositions seen;
   for (int i = 0; i < entries.size(); ++i) {
     if (const std::optional<int> first = seen.Insert(key_of(entries[i]), i)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, "[", i, "]", key_path, ": repeats ", field, "[", *first, "]", key_path));
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]", key_path, ": repeats ",
+                                                     field, "[", *first, "]", key_path));
     }
   }
   return absl::OkStatus();
 }
 
 // LeaseItems.keys, ResetItems.keys: at most max_batch valid keys.
-absl::Status CheckKeyList(absl::string_view field,
-                          const RepeatedPtrField<v1::ItemKey>& keys,
+absl::Status CheckKeyList(absl::string_view field, const RepeatedPtrField<v1::ItemKey>& keys,
                           const Limits& limits) {
   CKPT_RETURN_IF_ERROR(CheckSize(field, keys.size(), Batch(limits, 0), "entries"));
-  return CheckEach(field, keys, [&](const v1::ItemKey& key) {
-    return ValidateItemKey("", key, limits);
-  });
+  return CheckEach(field, keys,
+                   [&](const v1::ItemKey& key) { return ValidateItemKey("", key, limits); });
 }
 
 // CompleteItems.items, FailItems.items: 1..max_batch entries with valid, distinct keys,
@@ -350,9 +338,8 @@ absl::Status CheckKeyedBatch(const RepeatedPtrField<Entry>& items, const Limits&
     CKPT_RETURN_IF_ERROR(ValidateItemKey("key", item.key(), limits));
     return check_rest(item);
   }));
-  return CheckDistinctKeys(
-      "items", ".key", items,
-      [](const Entry& item) -> const v1::ItemKey& { return item.key(); });
+  return CheckDistinctKeys("items", ".key", items,
+                           [](const Entry& item) -> const v1::ItemKey& { return item.key(); });
 }
 
 // ---- Sub-messages ----
@@ -370,13 +357,13 @@ absl::Status CheckItemMetrics(const v1::ItemMetrics& metrics) {
 }
 
 absl::Status CheckItemResult(const v1::ItemResult& result, const Limits& limits) {
-  CKPT_RETURN_IF_ERROR(CheckSize("output_paths", result.output_paths_size(),
-                                 {0, kMaxOutputPaths}, "entries"));
-  CKPT_RETURN_IF_ERROR(CheckEach(
-      "output_paths", result.output_paths(),
-      [&](absl::string_view path) { return CheckKeyBytes("", path, KeyBytes(limits)); }));
-  CKPT_RETURN_IF_ERROR(CheckBytes("payload", result.payload(),
-                                  {0, limits.max_payload_bytes, "max_payload_bytes"}));
+  CKPT_RETURN_IF_ERROR(
+      CheckSize("output_paths", result.output_paths_size(), {0, kMaxOutputPaths}, "entries"));
+  CKPT_RETURN_IF_ERROR(
+      CheckEach("output_paths", result.output_paths(),
+                [&](absl::string_view path) { return CheckKeyBytes("", path, KeyBytes(limits)); }));
+  CKPT_RETURN_IF_ERROR(
+      CheckBytes("payload", result.payload(), {0, limits.max_payload_bytes, "max_payload_bytes"}));
   return Nest("metrics", CheckItemMetrics(result.metrics()));
 }
 
@@ -388,8 +375,7 @@ absl::Status CheckHeldLease(const v1::HeldLease& lease, const Limits& limits) {
   CKPT_RETURN_IF_ERROR(CheckStep("step", lease.step()));
   CKPT_RETURN_IF_ERROR(ValidateItemKey("key", lease.key(), limits));
   if (!lease.has_cursor()) return absl::OkStatus();
-  return CheckBytes("cursor", lease.cursor(),
-                    {0, limits.max_cursor_bytes, "max_cursor_bytes"});
+  return CheckBytes("cursor", lease.cursor(), {0, limits.max_cursor_bytes, "max_cursor_bytes"});
 }
 
 absl::Status CheckPageToken(absl::string_view page_token) {
@@ -408,8 +394,7 @@ absl::Status CheckJobStep(absl::string_view job_id, absl::string_view step) {
 
 // CompleteItems and FailItems: a step's results, optionally credited to a worker.
 template <typename Request, typename CheckRest>
-absl::Status CheckRecordRequest(const Request& r, const Limits& limits,
-                                CheckRest check_rest) {
+absl::Status CheckRecordRequest(const Request& r, const Limits& limits, CheckRest check_rest) {
   CKPT_RETURN_IF_ERROR(CheckJobStep(r.job_id(), r.step()));
   CKPT_RETURN_IF_ERROR(CheckOptionalWorkerId("worker_id", r.worker_id()));
   return CheckKeyedBatch(r.items(), limits, check_rest);
@@ -424,11 +409,9 @@ absl::Status CheckJobAndReason(absl::string_view job_id, absl::string_view reaso
 // ---- CreateJob's parts ----
 
 absl::Status CheckJobTexts(const v1::CreateJobRequest& r) {
-  CKPT_RETURN_IF_ERROR(
-      CheckBytes("display_name", r.display_name(), {0, kMaxDisplayNameBytes}));
+  CKPT_RETURN_IF_ERROR(CheckBytes("display_name", r.display_name(), {0, kMaxDisplayNameBytes}));
   CKPT_RETURN_IF_ERROR(CheckBytes("config", r.config(), {0, kMaxConfigBytes}));
-  CKPT_RETURN_IF_ERROR(
-      CheckBytes("fingerprint", r.fingerprint(), {0, kMaxFingerprintBytes}));
+  CKPT_RETURN_IF_ERROR(CheckBytes("fingerprint", r.fingerprint(), {0, kMaxFingerprintBytes}));
   CKPT_RETURN_IF_ERROR(CheckStringMap("labels", r.labels(), kLabels));
   return CheckStringMap("params", r.params(), kParams);
 }
@@ -440,8 +423,8 @@ absl::Status CheckSteps(const RepeatedPtrField<std::string>& steps) {
     CKPT_RETURN_IF_ERROR(NestAt("steps", i, ValidateStepName("", steps[i])));
     const auto [it, inserted] = seen.try_emplace(steps[i], i);
     if (!inserted) {
-      return Invalid(absl::StrCat("steps[", i, "]"), "repeats steps[", it->second, "] \"",
-                     steps[i], "\"");
+      return Invalid(absl::StrCat("steps[", i, "]"), "repeats steps[", it->second, "] \"", steps[i],
+                     "\"");
     }
   }
   return absl::OkStatus();
@@ -449,21 +432,21 @@ absl::Status CheckSteps(const RepeatedPtrField<std::string>& steps) {
 
 absl::Status CheckJobPolicy(const v1::CreateJobRequest& r) {
   if (r.has_lease_timeout()) {
-    CKPT_RETURN_IF_ERROR(CheckDuration("lease_timeout", r.lease_timeout(),
-                                       absl::Seconds(1), absl::Hours(24)));
+    CKPT_RETURN_IF_ERROR(
+        CheckDuration("lease_timeout", r.lease_timeout(), absl::Seconds(1), absl::Hours(24)));
   }
   if (r.has_max_run_time()) {
-    CKPT_RETURN_IF_ERROR(CheckDuration("max_run_time", r.max_run_time(),
-                                       absl::ZeroDuration(), absl::Hours(7 * 24)));
+    CKPT_RETURN_IF_ERROR(
+        CheckDuration("max_run_time", r.max_run_time(), absl::ZeroDuration(), absl::Hours(7 * 24)));
   }
   if (r.max_attempts() > kMaxAttempts) {
-    return Invalid("max_attempts", "must be 0 (the default, 3) or 1..", kMaxAttempts,
-                   ", got ", r.max_attempts());
+    return Invalid("max_attempts", "must be 0 (the default, 3) or 1..", kMaxAttempts, ", got ",
+                   r.max_attempts());
   }
   const double fraction = r.failure_budget().max_failed_fraction();
   if (!(fraction >= 0 && fraction <= 1)) {  // NaN fails both comparisons
-    return Invalid("failure_budget.max_failed_fraction",
-                   "must be in [0, 1] (0: no limit), got ", fraction);
+    return Invalid("failure_budget.max_failed_fraction", "must be in [0, 1] (0: no limit), got ",
+                   fraction);
   }
   return absl::OkStatus();
 }
@@ -509,8 +492,7 @@ absl::Status ValidateRequest(const v1::GetJobRequest& r, const Limits& /*limits*
 absl::Status ValidateRequest(const v1::ListJobsRequest& r, const Limits& /*limits*/) {
   CKPT_RETURN_IF_ERROR(CheckEnum("status", r.status(), v1::JobStatus_IsValid));
   CKPT_RETURN_IF_ERROR(CheckStringMap("labels", r.labels(), kLabels));
-  CKPT_RETURN_IF_ERROR(
-      CheckBytes("name_prefix", r.name_prefix(), {0, kMaxNamePrefixBytes}));
+  CKPT_RETURN_IF_ERROR(CheckBytes("name_prefix", r.name_prefix(), {0, kMaxNamePrefixBytes}));
   CKPT_RETURN_IF_ERROR(CheckSize("limit", r.limit(), {0, kMaxListJobs}, "jobs"));
   return CheckPageToken(r.page_token());
 }
@@ -570,8 +552,8 @@ absl::Status ValidateRequest(const v1::AddItemsRequest& r, const Limits& limits)
   CKPT_RETURN_IF_ERROR(CheckEach("names", r.names(), [&](absl::string_view name) {
     return CheckKeyBytes("", name, KeyBytes(limits));
   }));
-  CKPT_RETURN_IF_ERROR(CheckEach("indices", r.indices(),
-                                 [](uint64_t index) { return CheckIndex("", index); }));
+  CKPT_RETURN_IF_ERROR(
+      CheckEach("indices", r.indices(), [](uint64_t index) { return CheckIndex("", index); }));
   return CheckEach("ranges", r.ranges(), CheckIndexRange);
 }
 
@@ -586,9 +568,8 @@ absl::Status ValidateRequest(const v1::LeaseItemsRequest& r, const Limits& limit
   }
   CKPT_RETURN_IF_ERROR(CheckOptionalWorkerId("worker_id", r.worker_id()));
   CKPT_RETURN_IF_ERROR(CheckKeyList("keys", r.keys(), limits));
-  return CheckDistinctKeys(
-      "keys", "", r.keys(),
-      [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
+  return CheckDistinctKeys("keys", "", r.keys(),
+                           [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
 }
 
 absl::Status ValidateRequest(const v1::CompleteItemsRequest& r, const Limits& limits) {
@@ -623,9 +604,8 @@ absl::Status ValidateRequest(const v1::ResetItemsRequest& r, const Limits& limit
   if (!r.keys().empty() && r.step().empty()) {
     return Invalid("step", "required when keys are given (empty means every step)");
   }
-  return CheckDistinctKeys(
-      "keys", "", r.keys(),
-      [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
+  return CheckDistinctKeys("keys", "", r.keys(),
+                           [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
 }
 
 absl::Status ValidateRequest(const v1::FindOutputRequest& r, const Limits& limits) {
@@ -634,12 +614,10 @@ absl::Status ValidateRequest(const v1::FindOutputRequest& r, const Limits& limit
 
 // ---- Workers ----
 
-absl::Status ValidateRequest(const v1::RegisterWorkerRequest& r,
-                             const Limits& /*limits*/) {
+absl::Status ValidateRequest(const v1::RegisterWorkerRequest& r, const Limits& /*limits*/) {
   CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
   CKPT_RETURN_IF_ERROR(CheckBytes("hostname", r.hostname(), {0, kMaxHostnameBytes}));
-  CKPT_RETURN_IF_ERROR(
-      CheckBytes("invocation_id", r.invocation_id(), {0, kMaxInvocationIdBytes}));
+  CKPT_RETURN_IF_ERROR(CheckBytes("invocation_id", r.invocation_id(), {0, kMaxInvocationIdBytes}));
   return CheckStringMap("labels", r.labels(), kLabels);
 }
 
@@ -647,17 +625,15 @@ absl::Status ValidateRequest(const v1::HeartbeatRequest& r, const Limits& limits
   CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
   CKPT_RETURN_IF_ERROR(CheckWorkerId("worker_id", r.worker_id()));
   CKPT_RETURN_IF_ERROR(CheckSize("leases", r.leases_size(), Batch(limits, 0), "entries"));
-  return CheckEach("leases", r.leases(), [&](const v1::HeldLease& lease) {
-    return CheckHeldLease(lease, limits);
-  });
+  return CheckEach("leases", r.leases(),
+                   [&](const v1::HeldLease& lease) { return CheckHeldLease(lease, limits); });
 }
 
 absl::Status ValidateRequest(const v1::ListWorkersRequest& r, const Limits& /*limits*/) {
   return ValidateJobId("job_id", r.job_id());
 }
 
-absl::Status ValidateRequest(const v1::UnregisterWorkerRequest& r,
-                             const Limits& /*limits*/) {
+absl::Status ValidateRequest(const v1::UnregisterWorkerRequest& r, const Limits& /*limits*/) {
   CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
   return CheckWorkerId("worker_id", r.worker_id());
 }

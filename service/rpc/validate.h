@@ -74,8 +74,7 @@ absl::Status ValidateJobId(absl::string_view field, absl::string_view job_id);
 absl::Status ValidateStepName(absl::string_view field, absl::string_view step);
 
 // Exactly one of index (< 2^63) or name (1..max_key_bytes bytes, no NUL) set.
-absl::Status ValidateItemKey(absl::string_view field, const v1::ItemKey& key,
-                             const Limits& limits);
+absl::Status ValidateItemKey(absl::string_view field, const v1::ItemKey& key, const Limits& limits);
 
 }  // namespace ckpt
 

@@ -11,9 +11,7 @@ namespace {
 
 constexpr absl::Duration kFloor = absl::Milliseconds(100);
 
-bool Over(v1::JobStatus status) {
-  return IsFinished(status) || status == v1::JOB_STATUS_STOPPED;
-}
+bool Over(v1::JobStatus status) { return IsFinished(status) || status == v1::JOB_STATUS_STOPPED; }
 
 }  // namespace
 

@@ -4,9 +4,9 @@
 #ifndef CKPT_SERVICE_RPC_WATCH_HUB_H_
 #define CKPT_SERVICE_RPC_WATCH_HUB_H_
 
-#include <thread>
-
 #include <grpcpp/grpcpp.h>
+
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"

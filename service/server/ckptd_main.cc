@@ -1,10 +1,10 @@
 // ckptd: the ckpt checkpoint service. Flags and signals live here only.
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 
-#include <cstdio>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <tuple>
 
@@ -34,7 +34,9 @@ ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
 ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] [--data_dir=./ckpt-data] [--sync=true]");
+  absl::SetProgramUsageMessage(
+      "ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] "
+      "[--data_dir=./ckpt-data] [--sync=true]");
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
@@ -77,8 +79,7 @@ int main(int argc, char** argv) {
     ckpt::LogLine(absl::StrCat("cannot start: ", server.status().message()));
     return 1;
   }
-  ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ",
-                             options.store.path,
+  ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ", options.store.path,
                              options.store.sync ? "" : " (--sync=false: writes not synced)"));
 
   int signal_number = 0;

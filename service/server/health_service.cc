@@ -60,8 +60,7 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   const bool known_;
   absl::Mutex mu_;
   HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
-  HealthCheckResponse::ServingStatus next_ ABSL_GUARDED_BY(mu_) =
-      HealthCheckResponse::UNKNOWN;
+  HealthCheckResponse::ServingStatus next_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
   bool has_next_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_after_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,14 +1,13 @@
 #include "service/server/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,8 +32,8 @@ absl::Status CheckCanListen(const std::string& address) {
   addrinfo* result = nullptr;
   const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result);
   if (rc != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --listen"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --listen"));
   }
   absl::Status status = absl::OkStatus();
   const int fd = ::socket(result->ai_family, SOCK_STREAM, 0);
@@ -60,8 +59,8 @@ absl::Status CheckCanListen(const std::string& address) {
 absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address \"", address, "\" is not host:port (e.g. 127.0.0.1:7700)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", address, "\" is not host:port (e.g. 127.0.0.1:7700)"));
   }
   absl::string_view h = address.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
@@ -78,8 +77,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.store));
   EngineOptions engine_options;
   engine_options.clock = options.clock;
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
-                        Engine::Open(store.get(), engine_options));
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   std::unique_ptr<Server> server(new Server(options, std::move(store), std::move(engine)));
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -99,15 +97,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->engine_.reset();
     absl::MutexLock lock(&server->shutdown_mu_);
     server->shut_down_ = true;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot listen on ", options.listen_address, "; check --listen"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", options.listen_address, "; check --listen"));
   }
   server->health_->SetServing(true);
   return server;
 }
 
-Server::Server(ServerOptions options, std::unique_ptr<Store> store,
-               std::unique_ptr<Engine> engine)
+Server::Server(ServerOptions options, std::unique_ptr<Store> store, std::unique_ptr<Engine> engine)
     : options_(std::move(options)),
       store_(std::move(store)),
       engine_(std::move(engine)),

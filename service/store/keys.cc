@@ -33,8 +33,7 @@ std::string EncodeName(absl::string_view name) {
 }
 
 std::string EncodeItemKey(const v1::ItemKey& key) {
-  return key.key_case() == v1::ItemKey::kIndex ? EncodeIndex(key.index())
-                                               : EncodeName(key.name());
+  return key.key_case() == v1::ItemKey::kIndex ? EncodeIndex(key.index()) : EncodeName(key.name());
 }
 
 absl::StatusOr<v1::ItemKey> DecodeItemKey(absl::string_view encoded) {
@@ -75,8 +74,7 @@ std::string JobLevelPrefix(absl::string_view job_id) {
   return absl::StrCat(job_id, absl::string_view("\0\0", 2));
 }
 
-std::string Item(absl::string_view job_id, absl::string_view step,
-                 absl::string_view item_key) {
+std::string Item(absl::string_view job_id, absl::string_view step, absl::string_view item_key) {
   return absl::StrCat(StepPrefix(job_id, step), item_key);
 }
 
@@ -105,13 +103,11 @@ std::string Pending(absl::string_view job_id, absl::string_view step, char pendi
   return out;
 }
 
-std::string Leased(absl::string_view job_id, absl::string_view step,
-                   absl::string_view item_key) {
+std::string Leased(absl::string_view job_id, absl::string_view step, absl::string_view item_key) {
   return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kLeased), item_key);
 }
 
-std::string Failed(absl::string_view job_id, absl::string_view step,
-                   absl::string_view item_key) {
+std::string Failed(absl::string_view job_id, absl::string_view step, absl::string_view item_key) {
   return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kFailed), item_key);
 }
 

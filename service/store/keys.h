@@ -64,8 +64,7 @@ std::string JobLevelPrefix(absl::string_view job_id);
 // jobs/<job_id>
 inline std::string Job(absl::string_view job_id) { return std::string(job_id); }
 // items/<step prefix><item key>
-std::string Item(absl::string_view job_id, absl::string_view step,
-                 absl::string_view item_key);
+std::string Item(absl::string_view job_id, absl::string_view step, absl::string_view item_key);
 
 // sched family: per-step scheduling records (see STORAGE_FORMAT.md).
 enum class SchedTag : char {
@@ -86,10 +85,8 @@ std::string RangeStart(absl::string_view job_id, absl::string_view step, SchedTa
                        uint64_t begin);
 std::string Pending(absl::string_view job_id, absl::string_view step, char pending_class,
                     absl::string_view item_key);
-std::string Leased(absl::string_view job_id, absl::string_view step,
-                   absl::string_view item_key);
-std::string Failed(absl::string_view job_id, absl::string_view step,
-                   absl::string_view item_key);
+std::string Leased(absl::string_view job_id, absl::string_view step, absl::string_view item_key);
+std::string Failed(absl::string_view job_id, absl::string_view step, absl::string_view item_key);
 // sched/<job level prefix> 'E' <hash>: ErrorGroupRecord.
 std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
 std::string ErrorGroupPrefix(absl::string_view job_id);

@@ -23,9 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Column family names in Cf order.
-const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,
-                                keys::kSchedCf,   keys::kWorkersCf, keys::kStatesCf,
-                                keys::kOutputsCf};
+const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
+                                keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
 constexpr size_t kNumCfs = sizeof(kCfNames) / sizeof(kCfNames[0]);
 
 // Creates the directory if needed and checks that we can write in it.
@@ -33,13 +32,12 @@ absl::Status PrepareDirectory(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data dir ", path, " cannot be created: ", ec.message(),
-                     "; choose a writable --data_dir"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", path, " cannot be created: ", ec.message(), "; choose a writable --data_dir"));
   }
   if (!fs::is_directory(path, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", path, " is not a directory; choose another --data_dir"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path, " is not a directory; choose another --data_dir"));
   }
   if (::access(path.c_str(), W_OK | X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -55,10 +53,10 @@ absl::StatusOr<bool> StoreExists(const std::string& path) {
   std::error_code ec;
   if (fs::exists(fs::path(path) / "CURRENT", ec)) return true;
   for (const auto& entry : fs::directory_iterator(path, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", path, " holds files (", entry.path().filename().string(),
-        ", ...) but no store (its CURRENT file is missing); ckptd will not touch it: "
-        "restore the store or choose an empty --data_dir"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path, " holds files (", entry.path().filename().string(),
+                     ", ...) but no store (its CURRENT file is missing); ckptd will not touch it: "
+                     "restore the store or choose an empty --data_dir"));
   }
   if (ec) {
     return absl::FailedPreconditionError(
@@ -70,14 +68,15 @@ absl::StatusOr<bool> StoreExists(const std::string& path) {
 absl::Status OpenError(const rocksdb::Status& s, const std::string& path) {
   const std::string detail = s.ToString();
   if (s.IsIOError() && absl::StrContains(detail, "lock")) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", path, " is in use by another ckptd (its LOCK file is held): stop "
-        "that ckptd or choose another --data_dir"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", path,
+                     " is in use by another ckptd (its LOCK file is held): stop "
+                     "that ckptd or choose another --data_dir"));
   }
   if (s.IsCorruption()) {
-    return absl::DataLossError(absl::StrCat(
-        "store at ", path, " is corrupt (", detail,
-        "); ckptd will not modify it: restore it from a backup or move it aside"));
+    return absl::DataLossError(
+        absl::StrCat("store at ", path, " is corrupt (", detail,
+                     "); ckptd will not modify it: restore it from a backup or move it aside"));
   }
   return FromRocksStatus(s, absl::StrCat("open store at ", path));
 }
@@ -99,9 +98,10 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, keys::kSchemaKey, &value);
   if (s.IsNotFound()) {
     if (!is_new) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data dir ", path, " holds a RocksDB store that is not ckpt's (no schema "
-          "record); choose another --data_dir"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("data dir ", path,
+                       " holds a RocksDB store that is not ckpt's (no schema "
+                       "record); choose another --data_dir"));
     }
     storage::v1::SchemaRecord schema;
     schema.set_version(kSchemaVersion);
@@ -116,15 +116,16 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
   if (!s.ok()) return FromRocksStatus(s, "read schema record");
   storage::v1::SchemaRecord schema;
   if (!schema.ParseFromString(value)) {
-    return absl::DataLossError(absl::StrCat(
-        "store at ", path, " has an unreadable schema record; ckptd will not modify "
-        "it: restore it from a backup or move it aside"));
+    return absl::DataLossError(
+        absl::StrCat("store at ", path,
+                     " has an unreadable schema record; ckptd will not modify "
+                     "it: restore it from a backup or move it aside"));
   }
   if (schema.version() > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "store at ", path, " has schema version ", schema.version(),
-        ", newer than this ckptd understands (", kSchemaVersion,
-        "): run a newer ckptd; the store was not changed"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("store at ", path, " has schema version ", schema.version(),
+                     ", newer than this ckptd understands (", kSchemaVersion,
+                     "): run a newer ckptd; the store was not changed"));
   }
   return schema.version();
 }
@@ -135,9 +136,8 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view co
   if (status.ok()) return absl::OkStatus();
   const std::string message = absl::StrCat(context, ": ", status.ToString());
   if (status.IsNoSpace() || status.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(context, ": the data dir's disk is full (", status.ToString(),
-                     "); free space and retry"));
+    return absl::ResourceExhaustedError(absl::StrCat(context, ": the data dir's disk is full (",
+                                                     status.ToString(), "); free space and retry"));
   }
   if (status.IsCorruption()) return absl::DataLossError(message);
   if (status.IsBusy() || status.IsTryAgain() || status.IsShutdownInProgress()) {
@@ -166,8 +166,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     // Open every family the store has, including any of a newer format, so RocksDB
     // agrees to open it and the schema check can say what is wrong.
     std::vector<std::string> existing;
-    rocksdb::Status s =
-        rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
     if (!s.ok()) return OpenError(s, options.path);
     for (const std::string& name : existing) {
       if (name == rocksdb::kDefaultColumnFamilyName) continue;
@@ -188,20 +187,18 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   std::unique_ptr<rocksdb::DB> db(raw_db);
 
   // Drop the default family's handle (unused); keep ours in Cf order.
-  std::vector<rocksdb::ColumnFamilyHandle*> handles(raw_handles.begin() + 1,
-                                                    raw_handles.end());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles(raw_handles.begin() + 1, raw_handles.end());
   auto close_handles = [&]() {
     for (auto* h : raw_handles) db->DestroyColumnFamilyHandle(h);
   };
-  absl::StatusOr<uint32_t> version = CheckSchema(
-      db.get(), handles[static_cast<size_t>(Cf::kMeta)], !exists, options.path);
+  absl::StatusOr<uint32_t> version =
+      CheckSchema(db.get(), handles[static_cast<size_t>(Cf::kMeta)], !exists, options.path);
   if (!version.ok()) {
     close_handles();
     return version.status();
   }
   db->DestroyColumnFamilyHandle(raw_handles[0]);
-  return std::unique_ptr<Store>(
-      new Store(options, std::move(db), std::move(handles), *version));
+  return std::unique_ptr<Store>(new Store(options, std::move(db), std::move(handles), *version));
 }
 
 Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
@@ -223,13 +220,12 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   return FromRocksStatus(db_->Write(write_options_, batch), "write");
 }
 
-absl::StatusOr<std::optional<std::string>> Store::Get(
-    Cf cf, absl::string_view key, const rocksdb::Snapshot* snapshot) const {
+absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf, absl::string_view key,
+                                                      const rocksdb::Snapshot* snapshot) const {
   std::string value;
   rocksdb::ReadOptions read;
   read.snapshot = snapshot;
-  rocksdb::Status s = db_->Get(read, handle(cf),
-                               rocksdb::Slice(key.data(), key.size()), &value);
+  rocksdb::Status s = db_->Get(read, handle(cf), rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return FromRocksStatus(s, "read");
   return std::optional<std::string>(std::move(value));
@@ -249,9 +245,7 @@ PrefixIterator::PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
   it_->Seek(rocksdb::Slice(from.data(), from.size()));
 }
 
-absl::Status PrefixIterator::status() const {
-  return FromRocksStatus(it_->status(), "scan");
-}
+absl::Status PrefixIterator::status() const { return FromRocksStatus(it_->status(), "scan"); }
 
 std::unique_ptr<PrefixIterator> Store::Scan(Cf cf, absl::string_view prefix,
                                             absl::string_view start,

@@ -40,9 +40,8 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view co
 // the RocksDB iterator. Not thread-safe. Check status() once Valid() turns false.
 class PrefixIterator {
  public:
-  PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                 absl::string_view prefix, absl::string_view start,
-                 const rocksdb::Snapshot* snapshot);
+  PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, absl::string_view prefix,
+                 absl::string_view start, const rocksdb::Snapshot* snapshot);
 
   bool Valid() const { return it_->Valid(); }
   void Next() { it_->Next(); }
@@ -82,8 +81,8 @@ class Store {
   absl::Status Write(rocksdb::WriteBatch* batch);
 
   // The value at `key` (at `snapshot` if given), or nullopt if absent.
-  absl::StatusOr<std::optional<std::string>> Get(
-      Cf cf, absl::string_view key, const rocksdb::Snapshot* snapshot = nullptr) const;
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key,
+                                                 const rocksdb::Snapshot* snapshot = nullptr) const;
 
   // Iterates the keys that start with `prefix`, from `start` (which must start with
   // `prefix`; empty: from the prefix itself), optionally at `snapshot`.
@@ -91,9 +90,7 @@ class Store {
                                        absl::string_view start = {},
                                        const rocksdb::Snapshot* snapshot = nullptr) const;
 
-  rocksdb::ColumnFamilyHandle* handle(Cf cf) const {
-    return handles_[static_cast<size_t>(cf)];
-  }
+  rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<size_t>(cf)]; }
   rocksdb::DB* db() const { return db_.get(); }
   const StoreOptions& options() const { return options_; }
   uint32_t schema_version() const { return schema_version_; }

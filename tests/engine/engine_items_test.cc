@@ -64,16 +64,20 @@ class EngineItemsTest : public ::testing::Test {
 };
 
 TEST_F(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {
-  CreateJob(R"pb(job_id: "big")pb");
+  CreateJob("job_id: \"big\"");
   auto added = h_.Call(&Engine::AddItems,
-                       Parse<v1::AddItemsRequest>(R"pb(job_id: "big" ranges { begin: 0 end: 100000000 })pb"));
+                       Parse<v1::AddItemsRequest>(R"pb(job_id: "big"
+                                                       ranges { begin: 0 end: 100000000 })pb"));
   CKPT_ASSERT_OK(added);
   EXPECT_EQ(added->added(), 100000000u);
   EXPECT_EQ(Job("big").progress().total(), 100000000u);
   EXPECT_EQ(Job("big").progress().pending(), 100000000u);
   // Overlaps and repeats are counted, not registered twice.
   added = h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(
-    job_id: "big" ranges { begin: 99999990 end: 100000010 } indices: 5 indices: 100000020
+    job_id: "big"
+    ranges { begin: 99999990 end: 100000010 }
+    indices: 5
+    indices: 100000020
   )pb"));
   CKPT_ASSERT_OK(added);
   EXPECT_EQ(added->added(), 11u);
@@ -82,8 +86,12 @@ TEST_F(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {
 }
 
 TEST_F(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
-  CreateJob(R"pb(job_id: "mix")pb");
-  Add(R"pb(job_id: "mix" names: "b.txt" names: "a.txt" names: "a.txt" ranges { begin: 3 end: 5 })pb");
+  CreateJob("job_id: \"mix\"");
+  Add(R"pb(job_id: "mix"
+           names: "b.txt"
+           names: "a.txt"
+           names: "a.txt"
+           ranges { begin: 3 end: 5 })pb");
   auto items = List("mix", v1::ITEM_STATE_UNSPECIFIED, 2);
   ASSERT_EQ(items.size(), 4u);
   EXPECT_EQ(items[0].key().index(), 3u);
@@ -96,16 +104,21 @@ TEST_F(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
 
 // physicsnemo-curator: 80 indices, index 42 fails, a resumed run retries only 42.
 TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
-  CreateJob(R"pb(job_id: "curate" config: "{\"input\": \"raw/\"}")pb");
-  Add(R"pb(job_id: "curate" ranges { begin: 0 end: 80 })pb");
+  CreateJob("job_id: \"curate\" config: \"{\\\"input\\\": \\\"raw/\\\"}\"");
+  Add(R"pb(job_id: "curate"
+           ranges { begin: 0 end: 80 })pb");
   for (int i = 0; i < 80; ++i) {
     if (i == 42) {
-      CKPT_ASSERT_OK(Fail(R"pb(job_id: "curate" items { key { index: 42 } error { message: "corrupt header" } })pb"));
+      CKPT_ASSERT_OK(Fail(R"pb(job_id: "curate"
+                               items {
+                                 key { index: 42 }
+                                 error { message: "corrupt header" }
+                               })pb"));
       continue;
     }
-    CKPT_ASSERT_OK(Complete(absl::StrCat(R"pb(job_id: "curate" items { key { index: )pb", i,
-                                         R"pb( } result { output_paths: "/out/)pb", i,
-                                         R"pb(.parquet" metrics { wall_time { seconds: 2 } } } })pb")));
+    CKPT_ASSERT_OK(Complete(absl::StrCat(
+        "job_id: \"curate\" items { key { index: ", i, " } result { output_paths: \"/out/", i,
+        R"pb(.parquet " metrics { wall_time { seconds: 2 } } } })pb")));
   }
   v1::Progress p = Job("curate").progress();
   EXPECT_EQ(p.total(), 80u);
@@ -115,8 +128,9 @@ TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
   EXPECT_EQ(p.item_time_avg().seconds(), 2);
 
   h_.Reopen();  // the pipeline crashed; a new run resumes
-  auto resumed = h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(
-                                                 R"pb(job_id: "curate" config: "{\"input\": \"raw/\"}")pb"));
+  auto resumed = h_.Call(
+      &Engine::CreateJob,
+      Parse<v1::CreateJobRequest>("job_id: \"curate\" config: \"{\\\"input\\\": \\\"raw/\\\"}\""));
   CKPT_ASSERT_OK(resumed);
   EXPECT_TRUE(resumed->resumed());
   auto failed = List("curate", v1::ITEM_STATE_FAILED);
@@ -126,7 +140,8 @@ TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
   EXPECT_TRUE(List("curate", v1::ITEM_STATE_PENDING).empty());
   EXPECT_EQ(List("curate", v1::ITEM_STATE_COMPLETED).size(), 79u);
 
-  CKPT_ASSERT_OK(Complete(R"pb(job_id: "curate" items { key { index: 42 } })pb"));
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "curate"
+                               items { key { index: 42 } })pb"));
   p = Job("curate").progress();
   EXPECT_EQ(p.completed(), 80u);
   EXPECT_EQ(p.failed(), 0u);
@@ -136,22 +151,24 @@ TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
 // The document batch pipeline: 253 documents, paused after 136; resubmitted with the
 // same id, it skips the 136.
 TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
-  CreateJob(R"pb(job_id: "batch_20251214_204300" fingerprint: "docs-v1")pb");
+  CreateJob("job_id: \"batch_20251214_204300\" fingerprint: \"docs-v1\"");
   v1::AddItemsRequest add;
   add.set_job_id("batch_20251214_204300");
   for (int i = 0; i < 253; ++i) add.add_names(absl::StrFormat("doc-%03d.pdf", i));
   CKPT_ASSERT_OK(h_.Call(&Engine::AddItems, add));
   for (int i = 0; i < 136; ++i) {
-    CKPT_ASSERT_OK(Complete(absl::StrFormat(
-        R"pb(job_id: "batch_20251214_204300" items { key { name: "doc-%03d.pdf" } })pb", i)));
+    CKPT_ASSERT_OK(Complete(absl::StrFormat(R"pb(job_id: "batch_20251214_204300"
+                                                 items { key { name: "doc-%03d.pdf" } })pb",
+                                            i)));
   }
   v1::PauseJobRequest pause;
   pause.set_job_id("batch_20251214_204300");
   CKPT_ASSERT_OK(h_.Call(&Engine::PauseJob, pause));
   h_.Reopen();
 
-  auto again = h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(
-                                               R"pb(job_id: "batch_20251214_204300" fingerprint: "docs-v1")pb"));
+  auto again = h_.Call(
+      &Engine::CreateJob,
+      Parse<v1::CreateJobRequest>("job_id: \"batch_20251214_204300\" fingerprint: \"docs-v1\""));
   CKPT_ASSERT_OK(again);
   EXPECT_TRUE(again->resumed());
   EXPECT_EQ(again->job().status(), v1::JOB_STATUS_PAUSED);
@@ -166,10 +183,12 @@ TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
 }
 
 TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
-  CreateJob(R"pb(job_id: "j" lease_timeout { seconds: 30 })pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 10 })pb");
+  CreateJob(R"pb(job_id: "j"
+                 lease_timeout { seconds: 30 })pb");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 10 })pb");
   const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 4 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 4 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 4);
   std::set<uint64_t> tokens;
@@ -180,19 +199,19 @@ TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
   const uint64_t token0 = lease->leases(0).lease_token();
 
   // A wrong token fails the whole batch and changes nothing.
-  EXPECT_THAT(Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 1 } lease_token: )pb",
+  EXPECT_THAT(Complete(absl::StrCat("job_id: \"j\" items { key { index: 1 } lease_token: ",
                                     lease->leases(1).lease_token(),
-                                    R"pb( } items { key { index: 0 } lease_token: 999 })pb")),
+                                    " } items { key { index: 0 } lease_token: 999 }")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lease lost for index 0")));
   EXPECT_EQ(Job("j").progress().completed(), 0u);
 
-  auto done = Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 0 } lease_token: )pb",
-                                    token0, R"pb( result { payload: "x" } })pb"));
+  auto done = Complete(absl::StrCat("job_id: \"j\" items { key { index: 0 } lease_token: ", token0,
+                                    " result { payload: \"x\" } }"));
   CKPT_ASSERT_OK(done);
   EXPECT_THAT(done->outcomes(), ElementsAre(v1::COMPLETION_OUTCOME_COMPLETED));
   // Retrying the same write is OK and says so; the first result stands.
-  done = Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 0 } lease_token: )pb",
-                               token0, R"pb( result { payload: "y" } })pb"));
+  done = Complete(absl::StrCat("job_id: \"j\" items { key { index: 0 } lease_token: ", token0,
+                               " result { payload: \"y\" } }"));
   CKPT_ASSERT_OK(done);
   EXPECT_THAT(done->outcomes(), ElementsAre(v1::COMPLETION_OUTCOME_ALREADY_COMPLETED));
   v1::GetItemRequest get;
@@ -201,22 +220,24 @@ TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
   EXPECT_EQ(h_.Read(&Engine::GetItem, get)->item().result().payload(), "x");
 
   // With skip_lost_leases, a lost item is reported and the rest applied.
-  done = Complete(absl::StrCat(R"pb(job_id: "j" skip_lost_leases: true items { key { index: 1 } lease_token: )pb",
-                               lease->leases(1).lease_token(),
-                               R"pb( } items { key { index: 2 } lease_token: 12345 })pb"));
+  done = Complete(absl::StrCat(
+      "job_id: \"j\" skip_lost_leases: true items { key { index: 1 } lease_token: ",
+      lease->leases(1).lease_token(), " } items { key { index: 2 } lease_token: 12345 }"));
   CKPT_ASSERT_OK(done);
-  EXPECT_THAT(done->outcomes(), ElementsAre(v1::COMPLETION_OUTCOME_COMPLETED,
-                                            v1::COMPLETION_OUTCOME_LEASE_LOST));
+  EXPECT_THAT(done->outcomes(),
+              ElementsAre(v1::COMPLETION_OUTCOME_COMPLETED, v1::COMPLETION_OUTCOME_LEASE_LOST));
   EXPECT_EQ(Job("j").progress().completed(), 2u);
   EXPECT_EQ(Job("j").progress().leased(), 2u);
   testing::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
-  CreateJob(R"pb(job_id: "j" lease_timeout { seconds: 10 } max_attempts: 2)pb");
+  CreateJob(R"pb(job_id: "j"
+                 lease_timeout { seconds: 10 }
+                 max_attempts: 2)pb");
   Add(R"pb(job_id: "j" indices: 7)pb");
   const std::string w = Register("j");
-  const std::string lease_text = absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w, "\"");
+  const std::string lease_text = absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w, "\"");
   auto first = Lease(lease_text);
   CKPT_ASSERT_OK(first);
   ASSERT_EQ(first->leases_size(), 1);
@@ -225,12 +246,12 @@ TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
   CKPT_ASSERT_OK(h_.Expire());
   EXPECT_EQ(Job("j").progress().pending(), 1u);
   // The old holder is fenced off.
-  EXPECT_THAT(Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 7 } lease_token: )pb",
+  EXPECT_THAT(Complete(absl::StrCat("job_id: \"j\" items { key { index: 7 } lease_token: ",
                                     first->leases(0).lease_token(), "}")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lease lost")));
 
   const std::string w2 = Register("j");
-  auto second = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w2, "\""));
+  auto second = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w2, "\""));
   CKPT_ASSERT_OK(second);
   ASSERT_EQ(second->leases_size(), 1);
   EXPECT_EQ(second->leases(0).attempt(), 2u);
@@ -241,24 +262,25 @@ TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
   auto failed = List("j", v1::ITEM_STATE_FAILED);
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].attempts(), 2u);
-  EXPECT_THAT(failed[0].last_error().message(), HasSubstr(absl::StrCat("worker ", w2, " was silent")));
+  EXPECT_THAT(failed[0].last_error().message(),
+              HasSubstr(absl::StrCat("worker ", w2, " was silent")));
   testing::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
-  CreateJob(R"pb(job_id: "j" lease_timeout { seconds: 10 })pb");
+  CreateJob(R"pb(job_id: "j"
+                 lease_timeout { seconds: 10 })pb");
   Add(R"pb(job_id: "j" indices: 1)pb");
   const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
   const uint64_t token = lease->leases(0).lease_token();
   for (int i = 0; i < 20; ++i) {
     h_.clock().Advance(absl::Seconds(8));
-    auto beat = h_.Call(&Engine::Heartbeat,
-                        Parse<v1::HeartbeatRequest>(absl::StrCat(
-                            R"pb(job_id: "j" worker_id: ")pb", w,
-                            R"pb(" leases { key { index: 1 } lease_token: )pb", token,
-                            R"pb( cursor: "row )pb", i, R"pb(" })pb")));
+    auto beat = h_.Call(&Engine::Heartbeat, Parse<v1::HeartbeatRequest>(absl::StrCat(
+                                                "job_id: \"j\" worker_id: \"", w,
+                                                "\" leases { key { index: 1 } lease_token: ", token,
+                                                " cursor: \"row ", i, "\" }")));
     CKPT_ASSERT_OK(beat);
     EXPECT_EQ(beat->control(), v1::CONTROL_WORD_RUN);
     EXPECT_EQ(beat->lost_size(), 0);
@@ -273,35 +295,38 @@ TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
   h_.clock().Advance(absl::Seconds(11));
   CKPT_ASSERT_OK(h_.Expire());
   EXPECT_THAT(h_.Call(&Engine::Heartbeat, Parse<v1::HeartbeatRequest>(absl::StrCat(
-                                              R"pb(job_id: "j" worker_id: ")pb", w, "\""))),
+                                              "job_id: \"j\" worker_id: \"", w, "\""))),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("declared lost")));
   const std::string w2 = Register("j");
-  auto next = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w2, "\""));
+  auto next = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w2, "\""));
   CKPT_ASSERT_OK(next);
   ASSERT_EQ(next->leases_size(), 1);
   EXPECT_EQ(next->leases(0).cursor(), "row 19");
 }
 
 TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
-  CreateJob(R"pb(job_id: "j")pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 5 } seal: true)pb");
+  CreateJob("job_id: \"j\"");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 5 }
+           seal: true)pb");
   const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
   v1::PauseJobRequest pause;
   pause.set_job_id("j");
   CKPT_ASSERT_OK(h_.Call(&Engine::PauseJob, pause));
-  auto none = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 5 worker_id: ")pb", w, "\""));
+  auto none = Lease(absl::StrCat("job_id: \"j\" max_items: 5 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(none);
   EXPECT_EQ(none->leases_size(), 0);
   EXPECT_EQ(none->shortfall(), v1::LEASE_SHORTFALL_JOB_PAUSED);
   EXPECT_EQ(none->control(), v1::CONTROL_WORD_PAUSE);
-  CKPT_ASSERT_OK(Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 0 } lease_token: )pb",
+  CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"j\" items { key { index: 0 } lease_token: ",
                                        lease->leases(0).lease_token(), "}")));
   v1::StopJobRequest stop;
   stop.set_job_id("j");
   CKPT_ASSERT_OK(h_.Call(&Engine::StopJob, stop));
-  EXPECT_THAT(Complete(R"pb(job_id: "j" items { key { index: 1 } })pb"),
+  EXPECT_THAT(Complete(R"pb(job_id: "j"
+                            items { key { index: 1 } })pb"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("STOPPED")));
   v1::ResumeJobRequest resume;
   resume.set_job_id("j");
@@ -311,29 +336,32 @@ TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
 }
 
 TEST_F(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
-  CreateJob(R"pb(job_id: "j")pb");
+  CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j" names: "a" names: "b" seal: true)pb");
-  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j" items { key { name: "a" } })pb"));
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
+                               items { key { name: "a" } })pb"));
   EXPECT_EQ(Job("j").status(), v1::JOB_STATUS_RUNNING);
-  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j" items { key { name: "b" } })pb"));
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
+                               items { key { name: "b" } })pb"));
   EXPECT_EQ(Job("j").status(), v1::JOB_STATUS_COMPLETED);
   EXPECT_EQ(Job("j").progress().percent(), 100.0);
-  EXPECT_THAT(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "j" names: "c")pb")),
+  EXPECT_THAT(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>("job_id: \"j\" names: \"c\"")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sealed")));
 }
 
 TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
   CreateJob(R"pb(job_id: "j" max_attempts: 3)pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 100 })pb");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 100 })pb");
   const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 2 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 2 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
-  auto failed = Fail(absl::StrCat(R"pb(job_id: "j" items { key { index: 1 } lease_token: )pb",
-                                  lease->leases(1).lease_token(),
-                                  R"pb( error { message: "timeout" retryable: true } })pb"));
+  auto failed = Fail(absl::StrCat(
+      "job_id: \"j\" items { key { index: 1 } lease_token: ", lease->leases(1).lease_token(),
+      " error { message: \"timeout\" retryable: true } }"));
   CKPT_ASSERT_OK(failed);
   EXPECT_THAT(failed->states(), ElementsAre(v1::ITEM_STATE_PENDING));
-  auto next = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 2 worker_id: ")pb", w, "\""));
+  auto next = Lease(absl::StrCat("job_id: \"j\" max_items: 2 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(next);
   ASSERT_EQ(next->leases_size(), 2);
   EXPECT_EQ(next->leases(0).key().index(), 1u);  // the retry first
@@ -343,10 +371,12 @@ TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
 }
 
 TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
-  CreateJob(R"pb(job_id: "j" lease_timeout { seconds: 10 })pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 10 })pb");
+  CreateJob(R"pb(job_id: "j"
+                 lease_timeout { seconds: 10 })pb");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 10 })pb");
   const std::string w = Register("j");
-  auto before = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 3 worker_id: ")pb", w, "\""));
+  auto before = Lease(absl::StrCat("job_id: \"j\" max_items: 3 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(before);
   h_.clock().Advance(absl::Seconds(9));
   h_.Reopen();
@@ -354,9 +384,9 @@ TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
   h_.clock().Advance(absl::Seconds(5));
   CKPT_ASSERT_OK(h_.Expire());
   EXPECT_EQ(List("j", v1::ITEM_STATE_LEASED).size(), 3u);
-  CKPT_ASSERT_OK(Complete(absl::StrCat(R"pb(job_id: "j" items { key { index: 0 } lease_token: )pb",
+  CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"j\" items { key { index: 0 } lease_token: ",
                                        before->leases(0).lease_token(), "}")));
-  auto after = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 3 worker_id: ")pb", w, "\""));
+  auto after = Lease(absl::StrCat("job_id: \"j\" max_items: 3 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(after);
   ASSERT_EQ(after->leases_size(), 3);
   for (const auto& l : after->leases()) {
@@ -366,12 +396,13 @@ TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
 }
 
 TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning) {
-  CreateJob(R"pb(job_id: "huge")pb");
-  Add(R"pb(job_id: "huge" ranges { begin: 0 end: 10000000 })pb");
+  CreateJob("job_id: \"huge\"");
+  Add(R"pb(job_id: "huge"
+           ranges { begin: 0 end: 10000000 })pb");
   // Half done by claims of whole ranges would take 5M records; record a few instead and
   // check paging lands in the right places.
   for (uint64_t i : {0, 1, 2, 5000000}) {
-    CKPT_ASSERT_OK(Complete(absl::StrCat(R"pb(job_id: "huge" items { key { index: )pb", i, "} }")));
+    CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"huge\" items { key { index: ", i, "} }")));
   }
   v1::ListItemsRequest list;
   list.set_job_id("huge");
@@ -379,10 +410,12 @@ TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning)
   list.set_limit(3);
   auto page = h_.Read(&Engine::ListItems, list);
   CKPT_ASSERT_OK(page);
-  EXPECT_EQ(Indices({page->items().begin(), page->items().end()}), (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(Indices({page->items().begin(), page->items().end()}),
+            (std::vector<uint64_t>{3, 4, 5}));
   list.set_page_token(page->next_page_token());
   page = h_.Read(&Engine::ListItems, list);
-  EXPECT_EQ(Indices({page->items().begin(), page->items().end()}), (std::vector<uint64_t>{6, 7, 8}));
+  EXPECT_EQ(Indices({page->items().begin(), page->items().end()}),
+            (std::vector<uint64_t>{6, 7, 8}));
   list.set_state(v1::ITEM_STATE_COMPLETED);
   list.clear_page_token();
   list.set_limit(10);
@@ -390,7 +423,7 @@ TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning)
   EXPECT_EQ(Indices({page->items().begin(), page->items().end()}),
             (std::vector<uint64_t>{0, 1, 2, 5000000}));
   const std::string w = Register("huge");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "huge" max_items: 100 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"huge\" max_items: 100 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
   EXPECT_EQ(lease->leases(0).key().index(), 3u);
   EXPECT_EQ(lease->leases(99).key().index(), 102u);
@@ -398,16 +431,19 @@ TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning)
 }
 
 TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
-  CreateJob(R"pb(job_id: "j")pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 10 } seal: true)pb");
+  CreateJob("job_id: \"j\"");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 10 }
+           seal: true)pb");
   for (int i = 0; i < 10; ++i) {
     const char* message = i < 6 ? "corrupt header" : (i < 9 ? "timeout" : "oom");
     if (i == 5) {
-      CKPT_ASSERT_OK(Complete(R"pb(job_id: "j" items { key { index: 5 } })pb"));
+      CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
+                                   items { key { index: 5 } })pb"));
       continue;
     }
-    CKPT_ASSERT_OK(Fail(absl::StrCat(R"pb(job_id: "j" items { key { index: )pb", i,
-                                     R"pb( } error { message: ")pb", message, R"pb(" } })pb")));
+    CKPT_ASSERT_OK(Fail(absl::StrCat("job_id: \"j\" items { key { index: ", i,
+                                     " } error { message: \"", message, "\" } }")));
   }
   EXPECT_EQ(Job("j").status(), v1::JOB_STATUS_FAILED);
   v1::ListItemsRequest list;
@@ -422,13 +458,14 @@ TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
   EXPECT_EQ(out->error_groups(1).message(), "timeout");
   EXPECT_EQ(out->error_groups(1).count(), 3u);
 
-  auto dry = h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(
-                                              R"pb(job_id: "j" state: ITEM_STATE_FAILED dry_run: true)pb"));
+  auto dry = h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
+                                                                            state: ITEM_STATE_FAILED
+                                                                            dry_run: true)pb"));
   CKPT_ASSERT_OK(dry);
   EXPECT_EQ(dry->matched(), 9u);
   EXPECT_EQ(Job("j").progress().failed(), 9u);
-  auto reset = h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(
-                                                R"pb(job_id: "j" state: ITEM_STATE_FAILED)pb"));
+  auto reset = h_.Call(&Engine::ResetItems,
+                       Parse<v1::ResetItemsRequest>(R"pb(job_id: "j" state: ITEM_STATE_FAILED)pb"));
   CKPT_ASSERT_OK(reset);
   EXPECT_EQ(reset->matched(), 9u);
   EXPECT_EQ(Job("j").status(), v1::JOB_STATUS_RUNNING);
@@ -439,26 +476,32 @@ TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
 }
 
 TEST_F(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
-  CreateJob(R"pb(job_id: "j" failure_budget { max_failed_items: 2 })pb");
-  Add(R"pb(job_id: "j" ranges { begin: 0 end: 100 })pb");
+  CreateJob(R"pb(job_id: "j"
+                 failure_budget { max_failed_items: 2 })pb");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 100 })pb");
   for (int i = 0; i < 3; ++i) {
-    CKPT_ASSERT_OK(Fail(absl::StrCat(R"pb(job_id: "j" items { key { index: )pb", i,
-                                     R"pb( } error { message: "bad input" } })pb")));
+    CKPT_ASSERT_OK(Fail(absl::StrCat("job_id: \"j\" items { key { index: ", i,
+                                     " } error { message: \"bad input\" } }")));
   }
   v1::Job job = Job("j");
   EXPECT_EQ(job.status(), v1::JOB_STATUS_FAILED);
   EXPECT_THAT(job.status_reason(), HasSubstr("failure budget exceeded"));
   const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat(R"pb(job_id: "j" max_items: 1 worker_id: ")pb", w, "\""));
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w, "\""));
   CKPT_ASSERT_OK(lease);
   EXPECT_EQ(lease->leases_size(), 0);
   EXPECT_EQ(lease->shortfall(), v1::LEASE_SHORTFALL_JOB_FINISHED);
 }
 
 TEST_F(EngineItemsTest, FindOutputLeadsBackToTheItem) {
-  CreateJob(R"pb(job_id: "j")pb");
-  Add(R"pb(job_id: "j" names: "in/a.csv")pb");
-  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j" items { key { name: "in/a.csv" } result { output_paths: "out/a.parquet" } })pb"));
+  CreateJob("job_id: \"j\"");
+  Add("job_id: \"j\" names: \"in/a.csv\"");
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
+                               items {
+                                 key { name: "in/a.csv" }
+                                 result { output_paths: "out/a.parquet" }
+                               })pb"));
   v1::FindOutputRequest find;
   find.set_output_path("out/a.parquet");
   auto found = h_.Read(&Engine::FindOutput, find);
@@ -466,17 +509,22 @@ TEST_F(EngineItemsTest, FindOutputLeadsBackToTheItem) {
   EXPECT_EQ(found->job_id(), "j");
   EXPECT_EQ(found->item().key().name(), "in/a.csv");
   find.set_output_path("out/none");
-  EXPECT_THAT(h_.Read(&Engine::FindOutput, find), StatusIs(absl::StatusCode::kNotFound, HasSubstr("out/none")));
+  EXPECT_THAT(h_.Read(&Engine::FindOutput, find),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("out/none")));
 }
 
 TEST_F(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
-  CreateJob(R"pb(job_id: "j")pb");
+  CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j" indices: 1)pb");
-  EXPECT_THAT(Complete(R"pb(job_id: "j" items { key { index: 2 } })pb"),
+  EXPECT_THAT(Complete(R"pb(job_id: "j"
+                            items { key { index: 2 } })pb"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("index 2 is not registered")));
-  EXPECT_THAT(Complete(R"pb(job_id: "nope" items { key { index: 1 } })pb"),
+  EXPECT_THAT(Complete(R"pb(job_id: "nope"
+                            items { key { index: 1 } })pb"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("job \"nope\" not found")));
-  EXPECT_THAT(Complete(R"pb(job_id: "j" step: "other" items { key { index: 1 } })pb"),
+  EXPECT_THAT(Complete(R"pb(job_id: "j"
+                            step: "other"
+                            items { key { index: 1 } })pb"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no step \"other\"")));
   // The failed batch changed nothing.
   EXPECT_EQ(Job("j").progress().completed(), 0u);

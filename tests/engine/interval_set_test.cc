@@ -235,8 +235,7 @@ TEST(IntervalSetTest, TakeChangesReportsEachChangedBeginOnce) {
   set.Add(10, 15);  // rewrites 0
   set.Add(15, 20);  // rewrites 0 again and swallows 20
   set.Add(50, 60);  // new
-  EXPECT_THAT(set.TakeChanges(),
-              ElementsAre(Pair(0, 30), Pair(20, std::nullopt), Pair(50, 60)));
+  EXPECT_THAT(set.TakeChanges(), ElementsAre(Pair(0, 30), Pair(20, std::nullopt), Pair(50, 60)));
 }
 
 TEST(IntervalSetTest, ChangeUndoneBeforeFlushIsNotReported) {
@@ -258,8 +257,7 @@ TEST(IntervalSetTest, ClearMarksEveryBeginRemoved) {
   set.Clear();
   EXPECT_TRUE(set.empty());
   EXPECT_EQ(set.interval_count(), 0u);
-  EXPECT_THAT(set.TakeChanges(),
-              ElementsAre(Pair(0, std::nullopt), Pair(20, std::nullopt)));
+  EXPECT_THAT(set.TakeChanges(), ElementsAre(Pair(0, std::nullopt), Pair(20, std::nullopt)));
 }
 
 TEST(IntervalSetTest, DiscardChangesThenReloadFromDisk) {

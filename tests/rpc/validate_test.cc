@@ -234,8 +234,8 @@ v1::FailItemsRequest FailItems(int n = 2) {
   r.set_job_id("job-1");
   r.set_step("extract");
   for (int i = 0; i < n; ++i) {
-    *r.add_items() = Parse<v1::Failure>(
-        R"pb(error { message: "timeout reading input" retryable: true })pb");
+    *r.add_items() =
+        Parse<v1::Failure>(R"pb(error { message: "timeout reading input" retryable: true })pb");
     *r.mutable_items(i)->mutable_key() = Index(i);
   }
   return r;
@@ -257,9 +257,8 @@ v1::ListItemsRequest ListItems() {
 }
 
 v1::ResetItemsRequest ResetItems() {
-  return Parse<v1::ResetItemsRequest>(R"pb(job_id: "job-1"
-                                           state: ITEM_STATE_FAILED
-                                           dry_run: true)pb");
+  return Parse<v1::ResetItemsRequest>(
+      R"pb(job_id: "job-1" state: ITEM_STATE_FAILED dry_run: true)pb");
 }
 
 v1::FindOutputRequest FindOutput() {
@@ -295,12 +294,10 @@ v1::UnregisterWorkerRequest UnregisterWorker() {
 }
 
 v1::PutStateRequest PutState() {
-  return Parse<v1::PutStateRequest>(R"pb(
-    job_id: "job-1"
-    name: "last_processed_message_id"
-    value: "12345"
-    expected_version: 3
-  )pb");
+  return Parse<v1::PutStateRequest>(
+      R"pb(
+        job_id: "job-1" name: "last_processed_message_id" value: "12345" expected_version: 3
+      )pb");
 }
 
 v1::GetStateRequest GetState() {
@@ -327,8 +324,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 template <typename Request>
 Case Ok(std::string name, Request request) {
-  return {std::move(name), [request] { return ValidateRequest(request, Limits()); }, "",
-          ""};
+  return {std::move(name), [request] { return ValidateRequest(request, Limits()); }, "", ""};
 }
 
 template <typename Request>
@@ -353,30 +349,28 @@ std::vector<Case> CreateJobCases() {
       Ok("CreateJob_Valid", CreateJob()),
       Ok("CreateJob_EmptyUsesDefaults", v1::CreateJobRequest()),
       Ok("CreateJob_AtLimits", CreateJobAtLimits()),
-      Bad("CreateJob_JobIdTooLong",
-          With(CreateJob(), [](auto& r) { r.set_job_id(Repeat(129)); }), "job_id",
-          "1..128"),
+      Bad("CreateJob_JobIdTooLong", With(CreateJob(), [](auto& r) { r.set_job_id(Repeat(129)); }),
+          "job_id", "1..128"),
       Bad("CreateJob_JobIdBadCharacter",
           With(CreateJob(), [](auto& r) { r.set_job_id("nightly run"); }), "job_id",
           "' ' at offset 7"),
       Bad("CreateJob_DisplayNameTooLong",
-          With(CreateJob(), [](auto& r) { r.set_display_name(Repeat(257)); }),
-          "display_name", "limit of 256"),
+          With(CreateJob(), [](auto& r) { r.set_display_name(Repeat(257)); }), "display_name",
+          "limit of 256"),
       Bad("CreateJob_ConfigTooLarge",
-          With(CreateJob(), [](auto& r) { r.set_config(Repeat((1 << 20) + 1)); }),
-          "config", "limit of 1048576"),
+          With(CreateJob(), [](auto& r) { r.set_config(Repeat((1 << 20) + 1)); }), "config",
+          "limit of 1048576"),
       Bad("CreateJob_FingerprintTooLong",
-          With(CreateJob(), [](auto& r) { r.set_fingerprint(Repeat(129)); }),
-          "fingerprint", "limit of 128"),
+          With(CreateJob(), [](auto& r) { r.set_fingerprint(Repeat(129)); }), "fingerprint",
+          "limit of 128"),
       Bad("CreateJob_TooManyLabels",
-          With(CreateJob(), [](auto& r) { AddEntries(r.mutable_labels(), 63); }),
-          "labels", "65 entries exceeds the limit of 64"),
-      Bad("CreateJob_LabelKeyEmpty",
-          With(CreateJob(), [](auto& r) { (*r.mutable_labels())[""]; }),
+          With(CreateJob(), [](auto& r) { AddEntries(r.mutable_labels(), 63); }), "labels",
+          "65 entries exceeds the limit of 64"),
+      Bad("CreateJob_LabelKeyEmpty", With(CreateJob(), [](auto& r) { (*r.mutable_labels())[""]; }),
           "labels key \"\"", "1..63"),
       Bad("CreateJob_LabelKeyTooLong",
-          With(CreateJob(), [](auto& r) { (*r.mutable_labels())[Repeat(64)]; }),
-          "labels key", "1..63"),
+          With(CreateJob(), [](auto& r) { (*r.mutable_labels())[Repeat(64)]; }), "labels key",
+          "1..63"),
       Bad("CreateJob_LabelKeyBadCharacter",
           With(CreateJob(), [](auto& r) { (*r.mutable_labels())["team:x"]; }),
           "labels key \"team:x\"", "[A-Za-z0-9._/-]"),
@@ -384,17 +378,15 @@ std::vector<Case> CreateJobCases() {
           With(CreateJob(), [](auto& r) { (*r.mutable_labels())["team"] = Repeat(257); }),
           "labels[\"team\"]", "limit of 256"),
       Bad("CreateJob_TooManyParams",
-          With(CreateJob(), [](auto& r) { AddEntries(r.mutable_params(), 256); }),
-          "params", "257 entries exceeds the limit of 256"),
-      Bad("CreateJob_ParamKeyEmpty",
-          With(CreateJob(), [](auto& r) { (*r.mutable_params())[""]; }),
+          With(CreateJob(), [](auto& r) { AddEntries(r.mutable_params(), 256); }), "params",
+          "257 entries exceeds the limit of 256"),
+      Bad("CreateJob_ParamKeyEmpty", With(CreateJob(), [](auto& r) { (*r.mutable_params())[""]; }),
           "params key \"\"", "1..128 bytes"),
       Bad("CreateJob_ParamKeyTooLong",
-          With(CreateJob(), [](auto& r) { (*r.mutable_params())[Repeat(129)]; }),
-          "params key", "limit of 128"),
+          With(CreateJob(), [](auto& r) { (*r.mutable_params())[Repeat(129)]; }), "params key",
+          "limit of 128"),
       Bad("CreateJob_ParamValueTooLong",
-          With(CreateJob(),
-               [](auto& r) { (*r.mutable_params())["model"] = Repeat(4097); }),
+          With(CreateJob(), [](auto& r) { (*r.mutable_params())["model"] = Repeat(4097); }),
           "params[\"model\"]", "limit of 4096"),
       Bad("CreateJob_TooManySteps",
           With(CreateJob(),
@@ -402,38 +394,31 @@ std::vector<Case> CreateJobCases() {
                  for (int i = 0; i < 63; ++i) r.add_steps(absl::StrCat("s", i));
                }),
           "steps", "65 entries exceeds the limit of 64"),
-      Bad("CreateJob_StepEmpty", With(CreateJob(), [](auto& r) { r.add_steps(""); }),
-          "steps[2]", "1..64"),
-      Bad("CreateJob_StepBadCharacter",
-          With(CreateJob(), [](auto& r) { r.set_steps(0, "a/b"); }), "steps[0]",
-          "'/' at offset 1"),
-      Bad("CreateJob_StepTooLong",
-          With(CreateJob(), [](auto& r) { r.set_steps(1, Repeat(65)); }), "steps[1]",
-          "got 65 characters"),
-      Bad("CreateJob_StepRepeated",
-          With(CreateJob(), [](auto& r) { r.add_steps("extract"); }), "steps[2]",
-          "repeats steps[0]"),
+      Bad("CreateJob_StepEmpty", With(CreateJob(), [](auto& r) { r.add_steps(""); }), "steps[2]",
+          "1..64"),
+      Bad("CreateJob_StepBadCharacter", With(CreateJob(), [](auto& r) { r.set_steps(0, "a/b"); }),
+          "steps[0]", "'/' at offset 1"),
+      Bad("CreateJob_StepTooLong", With(CreateJob(), [](auto& r) { r.set_steps(1, Repeat(65)); }),
+          "steps[1]", "got 65 characters"),
+      Bad("CreateJob_StepRepeated", With(CreateJob(), [](auto& r) { r.add_steps("extract"); }),
+          "steps[2]", "repeats steps[0]"),
       Bad("CreateJob_LeaseTimeoutTooShort",
-          With(CreateJob(),
-               [](auto& r) { *r.mutable_lease_timeout() = Seconds(0, 500000000); }),
+          With(CreateJob(), [](auto& r) { *r.mutable_lease_timeout() = Seconds(0, 500000000); }),
           "lease_timeout", "1s..24h, got 500ms"),
       Bad("CreateJob_LeaseTimeoutTooLong",
-          With(CreateJob(),
-               [](auto& r) { *r.mutable_lease_timeout() = Seconds(24 * 3600 + 1); }),
+          With(CreateJob(), [](auto& r) { *r.mutable_lease_timeout() = Seconds(24 * 3600 + 1); }),
           "lease_timeout", "1s..24h"),
       Bad("CreateJob_LeaseTimeoutMixedSigns",
           With(CreateJob(), [](auto& r) { *r.mutable_lease_timeout() = Seconds(5, -1); }),
           "lease_timeout", "malformed"),
       Bad("CreateJob_LeaseTimeoutNanosOutOfRange",
-          With(CreateJob(),
-               [](auto& r) { *r.mutable_lease_timeout() = Seconds(5, 1000000000); }),
+          With(CreateJob(), [](auto& r) { *r.mutable_lease_timeout() = Seconds(5, 1000000000); }),
           "lease_timeout", "malformed"),
       Bad("CreateJob_MaxRunTimeNegative",
           With(CreateJob(), [](auto& r) { *r.mutable_max_run_time() = Seconds(-1); }),
           "max_run_time", "got -1s"),
       Bad("CreateJob_MaxRunTimeTooLong",
-          With(CreateJob(),
-               [](auto& r) { *r.mutable_max_run_time() = Seconds(8 * 24 * 3600); }),
+          With(CreateJob(), [](auto& r) { *r.mutable_max_run_time() = Seconds(8 * 24 * 3600); }),
           "max_run_time", "168h"),
       Bad("CreateJob_MaxAttemptsTooHigh",
           With(CreateJob(), [](auto& r) { r.set_max_attempts(1001); }), "max_attempts",
@@ -443,15 +428,12 @@ std::vector<Case> CreateJobCases() {
                [](auto& r) { r.mutable_failure_budget()->set_max_failed_fraction(1.5); }),
           "failure_budget.max_failed_fraction", "[0, 1]"),
       Bad("CreateJob_FailureFractionNegative",
-          With(
-              CreateJob(),
-              [](auto& r) { r.mutable_failure_budget()->set_max_failed_fraction(-0.1); }),
+          With(CreateJob(),
+               [](auto& r) { r.mutable_failure_budget()->set_max_failed_fraction(-0.1); }),
           "failure_budget.max_failed_fraction", "got -0.1"),
       Bad("CreateJob_FailureFractionNaN",
           With(CreateJob(),
-               [](auto& r) {
-                 r.mutable_failure_budget()->set_max_failed_fraction(std::nan(""));
-               }),
+               [](auto& r) { r.mutable_failure_budget()->set_max_failed_fraction(std::nan("")); }),
           "failure_budget.max_failed_fraction", "nan"),
   };
 }
@@ -464,16 +446,16 @@ std::vector<Case> GetAndListJobsCases() {
       Ok("ListJobs_Valid", ListJobs()),
       Ok("ListJobs_EmptyMeansAny", v1::ListJobsRequest()),
       Bad("ListJobs_StatusUnknown",
-          With(ListJobs(), [](auto& r) { r.set_status(static_cast<v1::JobStatus>(17)); }),
-          "status", "unknown value 17"),
-      Bad("ListJobs_LimitTooHigh", With(ListJobs(), [](auto& r) { r.set_limit(1001); }),
-          "limit", "limit of 1000"),
+          With(ListJobs(), [](auto& r) { r.set_status(static_cast<v1::JobStatus>(17)); }), "status",
+          "unknown value 17"),
+      Bad("ListJobs_LimitTooHigh", With(ListJobs(), [](auto& r) { r.set_limit(1001); }), "limit",
+          "limit of 1000"),
       Bad("ListJobs_PageTokenTooLong",
           With(ListJobs(), [](auto& r) { r.set_page_token(Repeat(4097)); }), "page_token",
           "limit of 4096"),
       Bad("ListJobs_NamePrefixTooLong",
-          With(ListJobs(), [](auto& r) { r.set_name_prefix(Repeat(129)); }),
-          "name_prefix", "limit of 128"),
+          With(ListJobs(), [](auto& r) { r.set_name_prefix(Repeat(129)); }), "name_prefix",
+          "limit of 128"),
       Bad("ListJobs_LabelFilterBadKey",
           With(ListJobs(), [](auto& r) { (*r.mutable_labels())["a b"] = "x"; }),
           "labels key \"a b\"", "' ' at offset 1"),
@@ -492,22 +474,19 @@ std::vector<Case> UpdateJobCases() {
                                       r.set_seal(true);
                                     })),
       MissingJobId("UpdateJob", UpdateJob()),
-      Bad("UpdateJob_StageTooLong",
-          With(UpdateJob(), [](auto& r) { r.set_stage(Repeat(257)); }), "stage",
-          "limit of 256"),
+      Bad("UpdateJob_StageTooLong", With(UpdateJob(), [](auto& r) { r.set_stage(Repeat(257)); }),
+          "stage", "limit of 256"),
       Bad("UpdateJob_SetLabelsBadKey",
           With(UpdateJob(), [](auto& r) { (*r.mutable_set_labels())["Bad Key"] = ""; }),
           "set_labels key", "[A-Za-z0-9._/-]"),
       Bad("UpdateJob_SetLabelsTooMany",
-          With(UpdateJob(), [](auto& r) { AddEntries(r.mutable_set_labels(), 64); }),
-          "set_labels", "limit of 64"),
+          With(UpdateJob(), [](auto& r) { AddEntries(r.mutable_set_labels(), 64); }), "set_labels",
+          "limit of 64"),
       Bad("UpdateJob_SetParamsValueTooLong",
-          With(UpdateJob(),
-               [](auto& r) { (*r.mutable_set_params())["p"] = Repeat(4097); }),
+          With(UpdateJob(), [](auto& r) { (*r.mutable_set_params())["p"] = Repeat(4097); }),
           "set_params[\"p\"]", "limit of 4096"),
       Bad("UpdateJob_RemoveLabelsEmptyKey",
-          With(UpdateJob(), [](auto& r) { r.add_remove_labels(""); }), "remove_labels[1]",
-          "1..63"),
+          With(UpdateJob(), [](auto& r) { r.add_remove_labels(""); }), "remove_labels[1]", "1..63"),
       Bad("UpdateJob_RemoveParamsEmptyKey",
           With(UpdateJob(), [](auto& r) { r.add_remove_params(""); }), "remove_params[1]",
           "1..128"),
@@ -517,19 +496,17 @@ std::vector<Case> UpdateJobCases() {
 std::vector<Case> PauseResumeStopCases() {
   return {
       Ok("PauseJob_Valid", PauseJob()),
-      Bad("PauseJob_ReasonTooLong",
-          With(PauseJob(), [](auto& r) { r.set_reason(Repeat(1025)); }), "reason",
-          "limit of 1024"),
-      Bad("PauseJob_JobIdBadCharacter",
-          With(PauseJob(), [](auto& r) { r.set_job_id("a/b"); }), "job_id", "'/'"),
+      Bad("PauseJob_ReasonTooLong", With(PauseJob(), [](auto& r) { r.set_reason(Repeat(1025)); }),
+          "reason", "limit of 1024"),
+      Bad("PauseJob_JobIdBadCharacter", With(PauseJob(), [](auto& r) { r.set_job_id("a/b"); }),
+          "job_id", "'/'"),
 
       Ok("ResumeJob_Valid", ForJob<v1::ResumeJobRequest>()),
       MissingJobId("ResumeJob", ForJob<v1::ResumeJobRequest>()),
 
       Ok("StopJob_Valid", StopJob()),
-      Bad("StopJob_ReasonTooLong",
-          With(StopJob(), [](auto& r) { r.set_reason(Repeat(1025)); }), "reason",
-          "limit of 1024"),
+      Bad("StopJob_ReasonTooLong", With(StopJob(), [](auto& r) { r.set_reason(Repeat(1025)); }),
+          "reason", "limit of 1024"),
       MissingJobId("StopJob", StopJob()),
   };
 }
@@ -539,17 +516,16 @@ std::vector<Case> FinishResetDeleteCases() {
       Ok("FinishJob_Completed", FinishJob()),
       Ok("FinishJob_Failed",
          With(FinishJob(), [](auto& r) { r.set_status(v1::JOB_STATUS_FAILED); })),
-      Bad("FinishJob_StatusUnspecified",
-          With(FinishJob(), [](auto& r) { r.clear_status(); }), "status",
-          "must be JOB_STATUS_COMPLETED or JOB_STATUS_FAILED"),
+      Bad("FinishJob_StatusUnspecified", With(FinishJob(), [](auto& r) { r.clear_status(); }),
+          "status", "must be JOB_STATUS_COMPLETED or JOB_STATUS_FAILED"),
       Bad("FinishJob_StatusRunning",
-          With(FinishJob(), [](auto& r) { r.set_status(v1::JOB_STATUS_RUNNING); }),
-          "status", "got JOB_STATUS_RUNNING"),
+          With(FinishJob(), [](auto& r) { r.set_status(v1::JOB_STATUS_RUNNING); }), "status",
+          "got JOB_STATUS_RUNNING"),
       Bad("FinishJob_StatusUnknown",
-          With(FinishJob(), [](auto& r) { r.set_status(static_cast<v1::JobStatus>(9)); }),
-          "status", "unknown value 9"),
-      Bad("FinishJob_ReasonTooLong",
-          With(FinishJob(), [](auto& r) { r.set_reason(Repeat(1025)); }), "reason"),
+          With(FinishJob(), [](auto& r) { r.set_status(static_cast<v1::JobStatus>(9)); }), "status",
+          "unknown value 9"),
+      Bad("FinishJob_ReasonTooLong", With(FinishJob(), [](auto& r) { r.set_reason(Repeat(1025)); }),
+          "reason"),
       MissingJobId("FinishJob", FinishJob()),
 
       Ok("ResetJob_Valid", ForJob<v1::ResetJobRequest>()),
@@ -575,22 +551,19 @@ std::vector<Case> AddItemsCases() {
           With(v1::AddItemsRequest(), [](auto& r) { r.set_job_id("job-1"); }),
           "names/indices/ranges", "nothing to add"),
       MissingJobId("AddItems", AddItems()),
-      Bad("AddItems_StepBadCharacter",
-          With(AddItems(), [](auto& r) { r.set_step("a b"); }), "step",
+      Bad("AddItems_StepBadCharacter", With(AddItems(), [](auto& r) { r.set_step("a b"); }), "step",
           "[A-Za-z0-9._:-]"),
-      Bad("AddItems_StepTooLong",
-          With(AddItems(), [](auto& r) { r.set_step(Repeat(65)); }), "step", "1..64"),
-      Bad("AddItems_NameEmpty", With(AddItems(), [](auto& r) { r.set_names(1, ""); }),
-          "names[1]", "1..1024 bytes (--max_key_bytes), got 0"),
+      Bad("AddItems_StepTooLong", With(AddItems(), [](auto& r) { r.set_step(Repeat(65)); }), "step",
+          "1..64"),
+      Bad("AddItems_NameEmpty", With(AddItems(), [](auto& r) { r.set_names(1, ""); }), "names[1]",
+          "1..1024 bytes (--max_key_bytes), got 0"),
       Bad("AddItems_NameWithNul",
-          With(AddItems(), [](auto& r) { r.set_names(0, std::string("a\0b", 3)); }),
-          "names[0]", "NUL byte, found one at offset 1"),
-      Bad("AddItems_NameTooLong",
-          With(AddItems(), [](auto& r) { r.set_names(0, Repeat(1025)); }), "names[0]",
-          "1025 bytes exceeds the limit of 1024 (--max_key_bytes)"),
-      Bad("AddItems_IndexTooLarge",
-          With(AddItems(), [](auto& r) { r.add_indices(k2To63); }), "indices[1]",
-          "less than 2^63"),
+          With(AddItems(), [](auto& r) { r.set_names(0, std::string("a\0b", 3)); }), "names[0]",
+          "NUL byte, found one at offset 1"),
+      Bad("AddItems_NameTooLong", With(AddItems(), [](auto& r) { r.set_names(0, Repeat(1025)); }),
+          "names[0]", "1025 bytes exceeds the limit of 1024 (--max_key_bytes)"),
+      Bad("AddItems_IndexTooLarge", With(AddItems(), [](auto& r) { r.add_indices(k2To63); }),
+          "indices[1]", "less than 2^63"),
       Bad("AddItems_RangeEmpty",
           With(AddItems(),
                [](auto& r) {
@@ -599,8 +572,8 @@ std::vector<Case> AddItemsCases() {
                }),
           "ranges[0]", "end 5 must be greater than begin 5"),
       Bad("AddItems_RangeReversed",
-          With(AddItems(), [](auto& r) { r.mutable_ranges(0)->set_begin(2000000); }),
-          "ranges[0]", "must be greater than begin"),
+          With(AddItems(), [](auto& r) { r.mutable_ranges(0)->set_begin(2000000); }), "ranges[0]",
+          "must be greater than begin"),
       Bad("AddItems_RangeEndTooLarge",
           With(AddItems(), [](auto& r) { r.mutable_ranges(0)->set_end(k2To63 + 1); }),
           "ranges[0].end", "at most 2^63"),
@@ -619,32 +592,26 @@ std::vector<Case> LeaseItemsCases() {
       Ok("LeaseItems_ClaimKeysWithoutWorker", ClaimItems()),
       Ok("LeaseItems_ClaimNameAndIndexAreDistinct",
          With(ClaimItems(), [](auto& r) { *r.add_keys() = Name("1"); })),
-      Ok("LeaseItems_MaxItemsAtLimit",
-         With(LeaseItems(), [](auto& r) { r.set_max_items(8192); })),
+      Ok("LeaseItems_MaxItemsAtLimit", With(LeaseItems(), [](auto& r) { r.set_max_items(8192); })),
       MissingJobId("LeaseItems", LeaseItems()),
-      Bad("LeaseItems_StepBadCharacter",
-          With(LeaseItems(), [](auto& r) { r.set_step("é"); }), "step",
-          "'\\xc3' at offset 0"),
-      Bad("LeaseItems_WorkerMissing",
-          With(LeaseItems(), [](auto& r) { r.clear_worker_id(); }), "worker_id",
-          "required unless keys are given"),
+      Bad("LeaseItems_StepBadCharacter", With(LeaseItems(), [](auto& r) { r.set_step("é"); }),
+          "step", "'\\xc3' at offset 0"),
+      Bad("LeaseItems_WorkerMissing", With(LeaseItems(), [](auto& r) { r.clear_worker_id(); }),
+          "worker_id", "required unless keys are given"),
       Bad("LeaseItems_WorkerBadCharacter",
           With(LeaseItems(), [](auto& r) { r.set_worker_id("w 1"); }), "worker_id",
           "' ' at offset 1"),
       Bad("LeaseItems_ClaimWorkerTooLong",
-          With(ClaimItems(), [](auto& r) { r.set_worker_id(Repeat(129)); }), "worker_id",
-          "1..128"),
-      Bad("LeaseItems_MaxItemsZero",
-          With(LeaseItems(), [](auto& r) { r.set_max_items(0); }), "max_items",
-          "1..8192 items (--max_batch), got 0"),
-      Bad("LeaseItems_MaxItemsTooHigh",
-          With(LeaseItems(), [](auto& r) { r.set_max_items(8193); }), "max_items",
-          "limit of 8192 (--max_batch)"),
-      Bad("LeaseItems_KeyUnset", With(ClaimItems(), [](auto& r) { r.add_keys(); }),
-          "keys[2]", "must set index or name"),
+          With(ClaimItems(), [](auto& r) { r.set_worker_id(Repeat(129)); }), "worker_id", "1..128"),
+      Bad("LeaseItems_MaxItemsZero", With(LeaseItems(), [](auto& r) { r.set_max_items(0); }),
+          "max_items", "1..8192 items (--max_batch), got 0"),
+      Bad("LeaseItems_MaxItemsTooHigh", With(LeaseItems(), [](auto& r) { r.set_max_items(8193); }),
+          "max_items", "limit of 8192 (--max_batch)"),
+      Bad("LeaseItems_KeyUnset", With(ClaimItems(), [](auto& r) { r.add_keys(); }), "keys[2]",
+          "must set index or name"),
       Bad("LeaseItems_KeyIndexTooLarge",
-          With(ClaimItems(), [](auto& r) { *r.mutable_keys(0) = Index(k2To63); }),
-          "keys[0].index", "less than 2^63"),
+          With(ClaimItems(), [](auto& r) { *r.mutable_keys(0) = Index(k2To63); }), "keys[0].index",
+          "less than 2^63"),
       Bad("LeaseItems_KeyNameTooLong",
           With(ClaimItems(), [](auto& r) { *r.mutable_keys(1) = Name(Repeat(1025)); }),
           "keys[1].name", "--max_key_bytes"),
@@ -681,11 +648,10 @@ std::vector<Case> CompleteItemsCases() {
       Bad("CompleteItems_TooManyItems", CompleteItems(8193), "items",
           "8193 entries exceeds the limit of 8192 (--max_batch)"),
       Bad("CompleteItems_KeyUnset",
-          With(CompleteItems(), [](auto& r) { r.mutable_items(1)->clear_key(); }),
-          "items[1].key", "must set index or name"),
+          With(CompleteItems(), [](auto& r) { r.mutable_items(1)->clear_key(); }), "items[1].key",
+          "must set index or name"),
       Bad("CompleteItems_KeyRepeated",
-          With(CompleteItems(6),
-               [](auto& r) { *r.mutable_items(5)->mutable_key() = Index(2); }),
+          With(CompleteItems(6), [](auto& r) { *r.mutable_items(5)->mutable_key() = Index(2); }),
           "items[5].key: repeats items[2].key"),
       Bad("CompleteItems_TooManyOutputPaths",
           With(CompleteItems(),
@@ -697,16 +663,14 @@ std::vector<Case> CompleteItemsCases() {
           With(CompleteItems(), [](auto& r) { Result(&r, 0)->add_output_paths(""); }),
           "items[0].result.output_paths[1]", "1..1024 bytes"),
       Bad("CompleteItems_OutputPathTooLong",
-          With(CompleteItems(),
-               [](auto& r) { Result(&r, 1)->set_output_paths(0, Repeat(1025)); }),
+          With(CompleteItems(), [](auto& r) { Result(&r, 1)->set_output_paths(0, Repeat(1025)); }),
           "items[1].result.output_paths[0]", "--max_key_bytes"),
       Bad("CompleteItems_OutputPathWithNul",
           With(CompleteItems(),
                [](auto& r) { Result(&r, 0)->set_output_paths(0, std::string("\0", 1)); }),
           "items[0].result.output_paths[0]", "NUL"),
       Bad("CompleteItems_PayloadTooLarge",
-          With(CompleteItems(4),
-               [](auto& r) { Result(&r, 3)->set_payload(Repeat(70000)); }),
+          With(CompleteItems(4), [](auto& r) { Result(&r, 3)->set_payload(Repeat(70000)); }),
           "items[3].result.payload",
           "70000 bytes exceeds the limit of 65536 (--max_payload_bytes)"),
       Bad("CompleteItems_WallTimeNegative",
@@ -739,30 +703,24 @@ std::vector<Case> FailItemsCases() {
       Ok("FailItems_Valid", FailItems()),
       Ok("FailItems_ErrorMessageAtLimit",
          With(FailItems(),
-              [](auto& r) {
-                r.mutable_items(0)->mutable_error()->set_message(Repeat(4096));
-              })),
+              [](auto& r) { r.mutable_items(0)->mutable_error()->set_message(Repeat(4096)); })),
       MissingJobId("FailItems", FailItems()),
-      Bad("FailItems_StepTooLong",
-          With(FailItems(), [](auto& r) { r.set_step(Repeat(65)); }), "step"),
+      Bad("FailItems_StepTooLong", With(FailItems(), [](auto& r) { r.set_step(Repeat(65)); }),
+          "step"),
       Bad("FailItems_WorkerBadCharacter",
           With(FailItems(), [](auto& r) { r.set_worker_id("w#1"); }), "worker_id"),
       Bad("FailItems_ItemsEmpty", FailItems(0), "items", "got 0"),
       Bad("FailItems_TooManyItems", FailItems(8193), "items", "limit of 8192"),
-      Bad("FailItems_KeyUnset",
-          With(FailItems(), [](auto& r) { r.mutable_items(0)->clear_key(); }),
+      Bad("FailItems_KeyUnset", With(FailItems(), [](auto& r) { r.mutable_items(0)->clear_key(); }),
           "items[0].key", "must set index or name"),
-      Bad("FailItems_KeyRepeated",
-          With(FailItems(), [](auto& r) { *r.add_items() = r.items(0); }),
+      Bad("FailItems_KeyRepeated", With(FailItems(), [](auto& r) { *r.add_items() = r.items(0); }),
           "items[2].key: repeats items[0].key"),
       Bad("FailItems_ErrorMessageEmpty",
           With(FailItems(), [](auto& r) { r.mutable_items(1)->clear_error(); }),
           "items[1].error.message", "1..4096 bytes, got 0"),
       Bad("FailItems_ErrorMessageTooLong",
           With(FailItems(),
-               [](auto& r) {
-                 r.mutable_items(0)->mutable_error()->set_message(Repeat(4097));
-               }),
+               [](auto& r) { r.mutable_items(0)->mutable_error()->set_message(Repeat(4097)); }),
           "items[0].error.message", "limit of 4096"),
   };
 }
@@ -770,38 +728,34 @@ std::vector<Case> FailItemsCases() {
 std::vector<Case> GetAndListItemsCases() {
   return {
       Ok("GetItem_ByName", GetItem()),
-      Ok("GetItem_ByIndexZero",
-         With(GetItem(), [](auto& r) { *r.mutable_key() = Index(0); })),
+      Ok("GetItem_ByIndexZero", With(GetItem(), [](auto& r) { *r.mutable_key() = Index(0); })),
       MissingJobId("GetItem", GetItem()),
-      Bad("GetItem_StepBadCharacter", With(GetItem(), [](auto& r) { r.set_step("s\n"); }),
-          "step", "'\\n' at offset 1"),
+      Bad("GetItem_StepBadCharacter", With(GetItem(), [](auto& r) { r.set_step("s\n"); }), "step",
+          "'\\n' at offset 1"),
       Bad("GetItem_KeyUnset", With(GetItem(), [](auto& r) { r.clear_key(); }), "key",
           "must set index or name"),
       Bad("GetItem_IndexTooLarge",
           With(GetItem(),
-               [](auto& r) {
-                 *r.mutable_key() = Index(std::numeric_limits<uint64_t>::max());
-               }),
+               [](auto& r) { *r.mutable_key() = Index(std::numeric_limits<uint64_t>::max()); }),
           "key.index", "got 18446744073709551615"),
       Bad("GetItem_NameWithNul",
-          With(GetItem(),
-               [](auto& r) { *r.mutable_key() = Name(std::string("a\0", 2)); }),
+          With(GetItem(), [](auto& r) { *r.mutable_key() = Name(std::string("a\0", 2)); }),
           "key.name", "NUL"),
 
       Ok("ListItems_Valid", ListItems()),
       Ok("ListItems_DefaultsMeanAny",
          With(v1::ListItemsRequest(), [](auto& r) { r.set_job_id("job-1"); })),
       MissingJobId("ListItems", ListItems()),
-      Bad("ListItems_StepBadCharacter",
-          With(ListItems(), [](auto& r) { r.set_step("*"); }), "step"),
+      Bad("ListItems_StepBadCharacter", With(ListItems(), [](auto& r) { r.set_step("*"); }),
+          "step"),
       Bad("ListItems_StateUnknown",
-          With(ListItems(), [](auto& r) { r.set_state(static_cast<v1::ItemState>(7)); }),
-          "state", "unknown value 7"),
-      Bad("ListItems_LimitTooHigh", With(ListItems(), [](auto& r) { r.set_limit(8193); }),
-          "limit", "limit of 8192 (--max_batch)"),
+          With(ListItems(), [](auto& r) { r.set_state(static_cast<v1::ItemState>(7)); }), "state",
+          "unknown value 7"),
+      Bad("ListItems_LimitTooHigh", With(ListItems(), [](auto& r) { r.set_limit(8193); }), "limit",
+          "limit of 8192 (--max_batch)"),
       Bad("ListItems_PageTokenTooLong",
-          With(ListItems(), [](auto& r) { r.set_page_token(Repeat(4097)); }),
-          "page_token", "limit of 4096"),
+          With(ListItems(), [](auto& r) { r.set_page_token(Repeat(4097)); }), "page_token",
+          "limit of 4096"),
       Bad("ListItems_TooManyErrorGroups",
           With(ListItems(), [](auto& r) { r.set_error_groups(101); }), "error_groups",
           "limit of 100"),
@@ -817,12 +771,11 @@ std::vector<Case> ResetItemsAndFindOutputCases() {
                                            *r.add_keys() = Index(3);
                                          })),
       MissingJobId("ResetItems", ResetItems()),
-      Bad("ResetItems_StepBadCharacter",
-          With(ResetItems(), [](auto& r) { r.set_step("a b"); }), "step"),
+      Bad("ResetItems_StepBadCharacter", With(ResetItems(), [](auto& r) { r.set_step("a b"); }),
+          "step"),
       Bad("ResetItems_StateUnknown",
-          With(ResetItems(),
-               [](auto& r) { r.set_state(static_cast<v1::ItemState>(-1)); }),
-          "state", "unknown value -1"),
+          With(ResetItems(), [](auto& r) { r.set_state(static_cast<v1::ItemState>(-1)); }), "state",
+          "unknown value -1"),
       Bad("ResetItems_KeysWithoutStep",
           With(ResetItems(), [](auto& r) { *r.add_keys() = Index(3); }), "step",
           "required when keys are given"),
@@ -844,8 +797,8 @@ std::vector<Case> ResetItemsAndFindOutputCases() {
       Ok("FindOutput_Valid", FindOutput()),
       Bad("FindOutput_Empty", v1::FindOutputRequest(), "output_path", "1..1024 bytes"),
       Bad("FindOutput_TooLong",
-          With(FindOutput(), [](auto& r) { r.set_output_path(Repeat(1025)); }),
-          "output_path", "--max_key_bytes"),
+          With(FindOutput(), [](auto& r) { r.set_output_path(Repeat(1025)); }), "output_path",
+          "--max_key_bytes"),
       Bad("FindOutput_WithNul",
           With(FindOutput(), [](auto& r) { r.set_output_path(std::string("x\0", 2)); }),
           "output_path", "NUL"),
@@ -857,8 +810,8 @@ std::vector<Case> WorkerCases() {
       Ok("RegisterWorker_Valid", RegisterWorker()),
       MissingJobId("RegisterWorker", RegisterWorker()),
       Bad("RegisterWorker_HostnameTooLong",
-          With(RegisterWorker(), [](auto& r) { r.set_hostname(Repeat(257)); }),
-          "hostname", "limit of 256"),
+          With(RegisterWorker(), [](auto& r) { r.set_hostname(Repeat(257)); }), "hostname",
+          "limit of 256"),
       Bad("RegisterWorker_InvocationIdTooLong",
           With(RegisterWorker(), [](auto& r) { r.set_invocation_id(Repeat(129)); }),
           "invocation_id", "limit of 128"),
@@ -866,18 +819,15 @@ std::vector<Case> WorkerCases() {
           With(RegisterWorker(), [](auto& r) { (*r.mutable_labels())["gpu type"] = ""; }),
           "labels key", "[A-Za-z0-9._/-]"),
       Bad("RegisterWorker_LabelValueTooLong",
-          With(RegisterWorker(),
-               [](auto& r) { (*r.mutable_labels())["gpu"] = Repeat(257); }),
+          With(RegisterWorker(), [](auto& r) { (*r.mutable_labels())["gpu"] = Repeat(257); }),
           "labels[\"gpu\"]", "limit of 256"),
 
       Ok("Heartbeat_Valid", Heartbeat()),
       Ok("Heartbeat_AtLimits",
-         With(Heartbeat(8192),
-              [](auto& r) { r.mutable_leases(0)->set_cursor(Repeat(65536)); })),
+         With(Heartbeat(8192), [](auto& r) { r.mutable_leases(0)->set_cursor(Repeat(65536)); })),
       MissingJobId("Heartbeat", Heartbeat()),
-      Bad("Heartbeat_WorkerMissing",
-          With(Heartbeat(), [](auto& r) { r.clear_worker_id(); }), "worker_id",
-          "got 0 characters"),
+      Bad("Heartbeat_WorkerMissing", With(Heartbeat(), [](auto& r) { r.clear_worker_id(); }),
+          "worker_id", "got 0 characters"),
       Bad("Heartbeat_WorkerBadCharacter",
           With(Heartbeat(), [](auto& r) { r.set_worker_id("w 1"); }), "worker_id"),
       Bad("Heartbeat_TooManyLeases", Heartbeat(8193), "leases",
@@ -886,13 +836,11 @@ std::vector<Case> WorkerCases() {
           With(Heartbeat(), [](auto& r) { r.mutable_leases(1)->set_step("a b"); }),
           "leases[1].step"),
       Bad("Heartbeat_LeaseKeyUnset",
-          With(Heartbeat(), [](auto& r) { r.mutable_leases(0)->clear_key(); }),
-          "leases[0].key", "must set index or name"),
+          With(Heartbeat(), [](auto& r) { r.mutable_leases(0)->clear_key(); }), "leases[0].key",
+          "must set index or name"),
       Bad("Heartbeat_CursorTooLarge",
-          With(Heartbeat(),
-               [](auto& r) { r.mutable_leases(1)->set_cursor(Repeat(65537)); }),
-          "leases[1].cursor",
-          "65537 bytes exceeds the limit of 65536 (--max_cursor_bytes)"),
+          With(Heartbeat(), [](auto& r) { r.mutable_leases(1)->set_cursor(Repeat(65537)); }),
+          "leases[1].cursor", "65537 bytes exceeds the limit of 65536 (--max_cursor_bytes)"),
 
       Ok("ListWorkers_Valid", ForJob<v1::ListWorkersRequest>()),
       MissingJobId("ListWorkers", ForJob<v1::ListWorkersRequest>()),
@@ -915,31 +863,26 @@ std::vector<Case> StateAndWatchCases() {
       MissingJobId("PutState", PutState()),
       Bad("PutState_NameEmpty", With(PutState(), [](auto& r) { r.clear_name(); }), "name",
           "1..256 bytes, got 0"),
-      Bad("PutState_NameTooLong",
-          With(PutState(), [](auto& r) { r.set_name(Repeat(257)); }), "name",
-          "limit of 256"),
+      Bad("PutState_NameTooLong", With(PutState(), [](auto& r) { r.set_name(Repeat(257)); }),
+          "name", "limit of 256"),
       Bad("PutState_NameWithNul",
-          With(PutState(), [](auto& r) { r.set_name(std::string("a\0", 2)); }), "name",
-          "NUL"),
+          With(PutState(), [](auto& r) { r.set_name(std::string("a\0", 2)); }), "name", "NUL"),
       Bad("PutState_ValueTooLarge",
           With(PutState(), [](auto& r) { r.set_value(Repeat((4 << 20) + 1)); }), "value",
           "exceeds the limit of 4194304 (--max_state_bytes)"),
 
       Ok("GetState_Valid", GetState()),
       MissingJobId("GetState", GetState()),
-      Bad("GetState_NameEmpty", With(GetState(), [](auto& r) { r.clear_name(); }),
+      Bad("GetState_NameEmpty", With(GetState(), [](auto& r) { r.clear_name(); }), "name"),
+      Bad("GetState_NameTooLong", With(GetState(), [](auto& r) { r.set_name(Repeat(257)); }),
           "name"),
-      Bad("GetState_NameTooLong",
-          With(GetState(), [](auto& r) { r.set_name(Repeat(257)); }), "name"),
 
       Ok("ListStates_Valid", ForJob<v1::ListStatesRequest>()),
       Bad("ListStates_JobIdBadCharacter",
-          With(ForJob<v1::ListStatesRequest>(), [](auto& r) { r.set_job_id("job 1"); }),
-          "job_id"),
+          With(ForJob<v1::ListStatesRequest>(), [](auto& r) { r.set_job_id("job 1"); }), "job_id"),
 
       Ok("WatchJob_Valid", WatchJob()),
-      Ok("WatchJob_DefaultInterval",
-         With(WatchJob(), [](auto& r) { r.clear_min_interval(); })),
+      Ok("WatchJob_DefaultInterval", With(WatchJob(), [](auto& r) { r.clear_min_interval(); })),
       MissingJobId("WatchJob", WatchJob()),
       Bad("WatchJob_MinIntervalNegative",
           With(WatchJob(), [](auto& r) { *r.mutable_min_interval() = Seconds(-1); }),
@@ -995,8 +938,7 @@ TEST(ValidateRequestCoverageTest, EveryRpcHasValidAndInvalidCases) {
     const std::string rpc = c.name.substr(0, c.name.find('_'));
     (c.path.empty() ? valid : invalid).insert(rpc);
   }
-  const auto* service =
-      v1::CreateJobRequest::descriptor()->file()->FindServiceByName("Checkpoint");
+  const auto* service = v1::CreateJobRequest::descriptor()->file()->FindServiceByName("Checkpoint");
   ASSERT_NE(service, nullptr);
   for (int i = 0; i < service->method_count(); ++i) {
     const std::string rpc = service->method(i)->name();
@@ -1008,28 +950,26 @@ TEST(ValidateRequestCoverageTest, EveryRpcHasValidAndInvalidCases) {
 // ---- Messages, exactly ----
 
 TEST(ValidateMessageTest, MatchesTheDocumentedExamples) {
-  EXPECT_EQ(ValidateRequest(With(ForJob<v1::GetJobRequest>(),
-                                 [](auto& r) { r.set_job_id(Repeat(130)); }),
-                            Limits())
-                .message(),
-            "job_id: must be 1..128 characters of [A-Za-z0-9._:-], got 130 characters");
   EXPECT_EQ(
-      ValidateRequest(With(CompleteItems(4),
-                           [](auto& r) { Result(&r, 3)->set_payload(Repeat(70000)); }),
+      ValidateRequest(With(ForJob<v1::GetJobRequest>(), [](auto& r) { r.set_job_id(Repeat(130)); }),
                       Limits())
           .message(),
-      "items[3].result.payload: 70000 bytes exceeds the limit of 65536 "
-      "(--max_payload_bytes)");
+      "job_id: must be 1..128 characters of [A-Za-z0-9._:-], got 130 characters");
+  EXPECT_EQ(ValidateRequest(
+                With(CompleteItems(4), [](auto& r) { Result(&r, 3)->set_payload(Repeat(70000)); }),
+                Limits())
+                .message(),
+            "items[3].result.payload: 70000 bytes exceeds the limit of 65536 "
+            "(--max_payload_bytes)");
   v1::AddItemsRequest empty_range = AddItems();
   empty_range.add_ranges()->set_end(1);
   empty_range.add_ranges()->set_begin(5);
   empty_range.mutable_ranges(2)->set_end(5);
   EXPECT_EQ(ValidateRequest(empty_range, Limits()).message(),
             "ranges[2]: end 5 must be greater than begin 5");
-  EXPECT_EQ(ValidateRequest(
-                With(CompleteItems(6),
-                     [](auto& r) { *r.mutable_items(5)->mutable_key() = Index(2); }),
-                Limits())
+  EXPECT_EQ(ValidateRequest(With(CompleteItems(6),
+                                 [](auto& r) { *r.mutable_items(5)->mutable_key() = Index(2); }),
+                            Limits())
                 .message(),
             "items[5].key: repeats items[2].key");
 }
@@ -1044,38 +984,33 @@ TEST(ValidateLimitsTest, FlagLimitsAreHonoured) {
   limits.max_state_bytes = 10;
   limits.max_batch = 2;
 
+  EXPECT_THAT(ValidateRequest(With(AddItems(),
+                                   [](auto& r) {
+                                     r.clear_indices();
+                                     r.clear_ranges();
+                                   }),
+                              limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("names[0]: 12 bytes exceeds the limit of 8 (--max_key_bytes)")));
+  EXPECT_THAT(ValidateRequest(CompleteItems(3), limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("items: 3 entries exceeds the limit of 2 (--max_batch)")));
+  EXPECT_THAT(ValidateRequest(With(CompleteItems(1),
+                                   [](auto& r) {
+                                     Result(&r, 0)->set_output_paths(0, "p");
+                                     Result(&r, 0)->set_payload(Repeat(17));
+                                   }),
+                              limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("items[0].result.payload: 17 bytes exceeds the limit of 16")));
   EXPECT_THAT(
-      ValidateRequest(With(AddItems(),
-                           [](auto& r) {
-                             r.clear_indices();
-                             r.clear_ranges();
-                           }),
+      ValidateRequest(With(Heartbeat(1), [](auto& r) { r.mutable_leases(0)->set_cursor("12345"); }),
                       limits),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("names[0]: 12 bytes exceeds the limit of 8 (--max_key_bytes)")));
-  EXPECT_THAT(
-      ValidateRequest(CompleteItems(3), limits),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("items: 3 entries exceeds the limit of 2 (--max_batch)")));
-  EXPECT_THAT(
-      ValidateRequest(With(CompleteItems(1),
-                           [](auto& r) {
-                             Result(&r, 0)->set_output_paths(0, "p");
-                             Result(&r, 0)->set_payload(Repeat(17));
-                           }),
-                      limits),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("items[0].result.payload: 17 bytes exceeds the limit of 16")));
-  EXPECT_THAT(
-      ValidateRequest(
-          With(Heartbeat(1), [](auto& r) { r.mutable_leases(0)->set_cursor("12345"); }),
-          limits),
       StatusIs(absl::StatusCode::kInvalidArgument,
                HasSubstr("leases[0].cursor: 5 bytes exceeds the limit of 4")));
-  EXPECT_THAT(
-      ValidateRequest(With(PutState(), [](auto& r) { r.set_value(Repeat(11)); }), limits),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("value: 11 bytes exceeds the limit of 10")));
+  EXPECT_THAT(ValidateRequest(With(PutState(), [](auto& r) { r.set_value(Repeat(11)); }), limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("value: 11 bytes exceeds the limit of 10")));
   CKPT_EXPECT_OK(ValidateRequest(With(CompleteItems(2),
                                       [](auto& r) {
                                         for (auto& item : *r.mutable_items()) {
@@ -1099,20 +1034,18 @@ TEST(ValidateBuildingBlocksTest, JobId) {
 TEST(ValidateBuildingBlocksTest, StepNameIsNeverEmpty) {
   CKPT_EXPECT_OK(ValidateStepName("step", "main"));
   CKPT_EXPECT_OK(ValidateStepName("step", Repeat(64)));
-  EXPECT_THAT(ValidateStepName("step", ""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                     StartsWith("step: must be 1..64")));
-  EXPECT_THAT(
-      ValidateStepName("step", Repeat(65)),
-      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 65 characters")));
+  EXPECT_THAT(ValidateStepName("step", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("step: must be 1..64")));
+  EXPECT_THAT(ValidateStepName("step", Repeat(65)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 65 characters")));
 }
 
 TEST(ValidateBuildingBlocksTest, ItemKey) {
   CKPT_EXPECT_OK(ValidateItemKey("key", Index(0), Limits()));
   CKPT_EXPECT_OK(ValidateItemKey("key", Index(k2To63 - 1), Limits()));
   CKPT_EXPECT_OK(ValidateItemKey("key", Name(std::string("\xff\xfe", 2)), Limits()));
-  EXPECT_THAT(
-      ValidateItemKey("key", v1::ItemKey(), Limits()),
-      StatusIs(absl::StatusCode::kInvalidArgument, "key: must set index or name"));
+  EXPECT_THAT(ValidateItemKey("key", v1::ItemKey(), Limits()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "key: must set index or name"));
   EXPECT_THAT(ValidateItemKey("a.key", Index(k2To63), Limits()),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "a.key.index: must be less than 2^63 (9223372036854775808), got "

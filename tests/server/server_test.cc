@@ -1,6 +1,7 @@
 // Starts a real server on loopback port 0 with a real store in a temp dir.
 #include "service/server/server.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,8 +10,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_split.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
@@ -42,9 +41,8 @@ std::shared_ptr<grpc::Channel> ChannelTo(const Server& server) {
 }
 
 // Asks the reflection service one question, as grpcurl does.
-reflection::ServerReflectionResponse Reflect(
-    const std::shared_ptr<grpc::Channel>& channel,
-    const reflection::ServerReflectionRequest& request) {
+reflection::ServerReflectionResponse Reflect(const std::shared_ptr<grpc::Channel>& channel,
+                                             const reflection::ServerReflectionRequest& request) {
   auto stub = reflection::ServerReflection::NewStub(channel);
   grpc::ClientContext context;
   auto stream = stub->ServerReflectionInfo(&context);
@@ -73,8 +71,7 @@ TEST(ServerTest, HealthIsServing) {
   health::HealthCheckRequest unknown;
   unknown.set_service("no.such.Service");
   health::HealthCheckResponse response;
-  EXPECT_EQ(stub->Check(&context, unknown, &response).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub->Check(&context, unknown, &response).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST(ServerTest, HealthWatchEndsAtShutdown) {
@@ -109,8 +106,8 @@ TEST(ServerTest, ReflectionListsAndDescribesEveryService) {
   EXPECT_THAT(names, Contains("grpc.health.v1.Health"));
 
   // "describe": the file defining each service comes back, health's included.
-  for (const char* symbol : {"ckpt.v1.Checkpoint", "grpc.health.v1.Health",
-                             "ckpt.v1.LeaseItemsRequest"}) {
+  for (const char* symbol :
+       {"ckpt.v1.Checkpoint", "grpc.health.v1.Health", "ckpt.v1.LeaseItemsRequest"}) {
     reflection::ServerReflectionRequest describe;
     describe.set_file_containing_symbol(symbol);
     auto response = Reflect(channel, describe);
@@ -134,9 +131,8 @@ TEST(ServerTest, SecondServerOnTheSameDataDirFailsClearly) {
   const std::string dir = testing::NewTempDir("server");
   auto first = Server::Start(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
-  EXPECT_THAT(Server::Start(OptionsFor(dir)),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("in use by another ckptd")));
+  EXPECT_THAT(Server::Start(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                       HasSubstr("in use by another ckptd")));
 }
 
 TEST(ServerTest, TakenPortFailsClearly) {
@@ -144,8 +140,8 @@ TEST(ServerTest, TakenPortFailsClearly) {
   CKPT_ASSERT_OK(first);
   ServerOptions options = OptionsFor(testing::NewTempDir("server"));
   options.listen_address = (*first)->address();
-  EXPECT_THAT(Server::Start(options), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                               HasSubstr("Address already in use")));
+  EXPECT_THAT(Server::Start(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Address already in use")));
 }
 
 // The binary: a second ckptd on a held data dir exits 1 with one line saying why.
@@ -154,8 +150,7 @@ TEST(CkptdBinaryTest, SecondCkptdExitsWithOneClearLine) {
   auto first = Server::Start(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
 
-  const std::string binary =
-      std::string(std::getenv("TEST_SRCDIR")) + "/ckpt/service/server/ckptd";
+  const std::string binary = std::string(std::getenv("TEST_SRCDIR")) + "/ckpt/service/server/ckptd";
   const std::string log = testing::NewTempDir("log") + "/stderr";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -174,8 +169,7 @@ TEST(CkptdBinaryTest, SecondCkptdExitsWithOneClearLine) {
   std::ifstream in(log);
   std::stringstream text;
   text << in.rdbuf();
-  std::vector<std::string> lines =
-      absl::StrSplit(text.str(), '\n', absl::SkipEmpty());
+  std::vector<std::string> lines = absl::StrSplit(text.str(), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 1u) << text.str();
   EXPECT_THAT(lines[0], HasSubstr("in use by another ckptd"));
   EXPECT_THAT(lines[0], HasSubstr("--data_dir"));

@@ -16,8 +16,8 @@ using ::ckpt::testing::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(KeysTest, IndexRoundTrips) {
-  for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{255}, uint64_t{256},
-                         uint64_t{1} << 40, std::numeric_limits<uint64_t>::max()}) {
+  for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{255}, uint64_t{256}, uint64_t{1} << 40,
+                         std::numeric_limits<uint64_t>::max()}) {
     v1::ItemKey key;
     key.set_index(index);
     const std::string encoded = keys::EncodeItemKey(key);
@@ -30,9 +30,8 @@ TEST(KeysTest, IndexRoundTrips) {
 }
 
 TEST(KeysTest, NameRoundTrips) {
-  for (const std::string& name :
-       {std::string("a"), std::string("doc-0001.pdf"), std::string("\xff\xfe", 2),
-        std::string(1024, 'x')}) {
+  for (const std::string& name : {std::string("a"), std::string("doc-0001.pdf"),
+                                  std::string("\xff\xfe", 2), std::string(1024, 'x')}) {
     v1::ItemKey key;
     key.set_name(name);
     const std::string encoded = keys::EncodeItemKey(key);
@@ -44,8 +43,8 @@ TEST(KeysTest, NameRoundTrips) {
 }
 
 TEST(KeysTest, DecodeRejectsGarbage) {
-  EXPECT_THAT(keys::DecodeItemKey(""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                 HasSubstr("not an encoded item key")));
+  EXPECT_THAT(keys::DecodeItemKey(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an encoded item key")));
   EXPECT_THAT(keys::DecodeItemKey(std::string("\x01\x00", 2)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("item key")));
   EXPECT_THAT(keys::DecodeItemKey("\x02"),
@@ -54,17 +53,16 @@ TEST(KeysTest, DecodeRejectsGarbage) {
 
 TEST(KeysTest, IndicesSortNumericallyThenNamesBytewise) {
   std::vector<std::string> encoded = {
-      keys::EncodeName("b"),        keys::EncodeIndex(256),  keys::EncodeName("a"),
-      keys::EncodeIndex(1),         keys::EncodeName("ab"),  keys::EncodeIndex(0),
+      keys::EncodeName("b"),         keys::EncodeIndex(256), keys::EncodeName("a"),
+      keys::EncodeIndex(1),          keys::EncodeName("ab"), keys::EncodeIndex(0),
       keys::EncodeIndex(1ULL << 63), keys::EncodeIndex(255),
   };
   std::sort(encoded.begin(), encoded.end());
   std::vector<std::string> described;
   for (const auto& e : encoded) described.push_back(keys::DescribeItemKey(e));
-  EXPECT_THAT(described,
-              ::testing::ElementsAre("index 0", "index 1", "index 255", "index 256",
-                                     "index 9223372036854775808", "name \"a\"",
-                                     "name \"ab\"", "name \"b\""));
+  EXPECT_THAT(described, ::testing::ElementsAre("index 0", "index 1", "index 255", "index 256",
+                                                "index 9223372036854775808", "name \"a\"",
+                                                "name \"ab\"", "name \"b\""));
 }
 
 TEST(KeysTest, JobPrefixesDoNotCaptureOtherJobs) {

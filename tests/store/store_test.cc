@@ -44,9 +44,8 @@ TEST(StoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
   const std::string dir = testing::NewTempDir("store");
   auto first = Store::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
-  EXPECT_THAT(Store::Open(OptionsFor(dir)),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("in use by another ckptd")));
+  EXPECT_THAT(Store::Open(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                     HasSubstr("in use by another ckptd")));
 }
 
 TEST(StoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
@@ -72,8 +71,7 @@ TEST(StoreTest, DirectoryWithFilesButNoStoreIsRefused) {
   const std::string dir = testing::NewTempDir("store");
   std::ofstream(dir + "/notes.txt") << "not a store";
   EXPECT_THAT(Store::Open(OptionsFor(dir)),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("but no store")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("but no store")));
   std::ifstream still(dir + "/notes.txt");
   EXPECT_TRUE(still.good());
 }

@@ -55,8 +55,8 @@ class EngineHarness {
 
   // Runs a read.
   template <typename Request, typename Response>
-  absl::StatusOr<Response> Read(
-      absl::Status (Engine::*method)(const Request&, Response*) const, const Request& request) {
+  absl::StatusOr<Response> Read(absl::Status (Engine::*method)(const Request&, Response*) const,
+                                const Request& request) {
     Response response;
     absl::Status status = (engine_.get()->*method)(request, &response);
     if (!status.ok()) return status;

@@ -19,8 +19,7 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
 }
 
 // EXPECT_THAT(status_or, StatusIs(absl::StatusCode::kNotFound, HasSubstr("job")));
-MATCHER_P2(StatusIs, code, message_matcher,
-           "has code " + absl::StatusCodeToString(code)) {
+MATCHER_P2(StatusIs, code, message_matcher, "has code " + absl::StatusCodeToString(code)) {
   const absl::Status& status = GetStatus(arg);
   *result_listener << "status is " << status;
   return status.code() == code &&
