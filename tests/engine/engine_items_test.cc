@@ -304,6 +304,38 @@ TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
   EXPECT_EQ(next->leases(0).cursor(), "row 19");
 }
 
+TEST_F(EngineItemsTest, MaxRunTimeEndsALeaseHoweverOftenItIsHeartbeated) {
+  CreateJob(R"pb(job_id: "j"
+                 lease_timeout { seconds: 10 }
+                 max_run_time { seconds: 30 })pb");
+  Add(R"pb(job_id: "j" indices: 1)pb");
+  const std::string w = Register("j");
+  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 1 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(lease);
+  ASSERT_EQ(lease->leases_size(), 1);
+  const v1::HeartbeatRequest beat =
+      Parse<v1::HeartbeatRequest>(absl::StrCat("job_id: \"j\" worker_id: \"", w, "\""));
+  for (int i = 0; i < 3; ++i) {  // 24 s, all within the run time
+    h_.clock().Advance(absl::Seconds(8));
+    CKPT_ASSERT_OK(h_.Call(&Engine::Heartbeat, beat));
+    CKPT_ASSERT_OK(h_.Expire());
+    EXPECT_EQ(Job("j").progress().leased(), 1u) << "after " << (i + 1) * 8 << " s";
+  }
+  h_.clock().Advance(absl::Seconds(7));  // 31 s: past max_run_time, the worker alive
+  CKPT_ASSERT_OK(h_.Call(&Engine::Heartbeat, beat));
+  CKPT_ASSERT_OK(h_.Expire());
+  EXPECT_EQ(Job("j").progress().leased(), 0u);
+  v1::GetItemRequest get;
+  get.set_job_id("j");
+  get.mutable_key()->set_index(1);
+  auto item = h_.Read(&Engine::GetItem, get);
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().state(), v1::ITEM_STATE_PENDING);
+  EXPECT_EQ(item->item().attempts(), 1u);
+  EXPECT_THAT(item->item().last_error().message(), HasSubstr("max_run_time"));
+  testing::ExpectCountersMatchRecount(h_, "j");
+}
+
 TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j"
