@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/engine_test_base.h"
 #include "tests/engine/recount.h"
 #include "tests/testing/engine_harness.h"
 #include "tests/testing/status_matchers.h"
@@ -20,35 +21,10 @@ using ::ckpt::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class EngineItemsTest : public ::testing::Test {
+class EngineItemsTest : public testing::EngineTest {
  protected:
-  void CreateJob(const std::string& text) {
-    CKPT_ASSERT_OK(h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(text)));
-  }
-  void Add(const std::string& text) {
-    CKPT_ASSERT_OK(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(text)));
-  }
-  absl::StatusOr<v1::CompleteItemsResponse> Complete(const std::string& text) {
-    return h_.Call(&Engine::CompleteItems, Parse<v1::CompleteItemsRequest>(text));
-  }
-  absl::StatusOr<v1::FailItemsResponse> Fail(const std::string& text) {
-    return h_.Call(&Engine::FailItems, Parse<v1::FailItemsRequest>(text));
-  }
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& text) {
     return h_.Call(&Engine::LeaseItems, Parse<v1::LeaseItemsRequest>(text));
-  }
-  std::string Register(const std::string& job) {
-    v1::RegisterWorkerRequest r;
-    r.set_job_id(job);
-    r.set_hostname("test");
-    auto out = h_.Call(&Engine::RegisterWorker, r);
-    return out.ok() ? out->worker_id() : "";
-  }
-  v1::Job Job(const std::string& id) {
-    v1::GetJobRequest r;
-    r.set_job_id(id);
-    auto out = h_.Read(&Engine::GetJob, r);
-    return out.ok() ? out->job() : v1::Job();
   }
   // Every item of the step in the given state, by paging ListItems.
   std::vector<v1::Item> List(const std::string& job, v1::ItemState state, uint32_t page = 7) {
@@ -59,8 +35,6 @@ class EngineItemsTest : public ::testing::Test {
     for (const auto& item : items) out.push_back(item.key().index());
     return out;
   }
-
-  EngineHarness h_;
 };
 
 TEST_F(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {

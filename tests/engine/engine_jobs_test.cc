@@ -11,6 +11,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "service/common/proto_time.h"
+#include "tests/engine/engine_test_base.h"
 #include "tests/engine/recount.h"
 #include "tests/testing/engine_harness.h"
 #include "tests/testing/status_matchers.h"
@@ -40,21 +41,8 @@ using ::testing::UnorderedElementsAre;
   return ::testing::AssertionFailure() << diff;
 }
 
-class EngineJobsTest : public ::testing::Test {
+class EngineJobsTest : public testing::EngineTest {
  protected:
-  absl::StatusOr<v1::CreateJobResponse> Create(const std::string& text) {
-    return h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(text));
-  }
-  void CreateJob(const std::string& text) { CKPT_ASSERT_OK(Create(text)); }
-  void Add(const std::string& text) {
-    CKPT_ASSERT_OK(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(text)));
-  }
-  absl::StatusOr<v1::CompleteItemsResponse> Complete(const std::string& text) {
-    return h_.Call(&Engine::CompleteItems, Parse<v1::CompleteItemsRequest>(text));
-  }
-  absl::StatusOr<v1::FailItemsResponse> Fail(const std::string& text) {
-    return h_.Call(&Engine::FailItems, Parse<v1::FailItemsRequest>(text));
-  }
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& job, const std::string& worker,
                                                int n, const std::string& step = "") {
     return h_.Call(
@@ -67,14 +55,6 @@ class EngineJobsTest : public ::testing::Test {
     return h_.Call(&Engine::Heartbeat, Parse<v1::HeartbeatRequest>(absl::StrFormat(
                                            R"pb(job_id: "%s" worker_id: "%s")pb", job, worker)));
   }
-  std::string Register(const std::string& job, const std::string& hostname = "test") {
-    v1::RegisterWorkerRequest r;
-    r.set_job_id(job);
-    r.set_hostname(hostname);
-    auto out = h_.Call(&Engine::RegisterWorker, r);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? out->worker_id() : "";
-  }
   std::vector<v1::Worker> Workers(const std::string& job, bool include_exited = false) {
     v1::ListWorkersRequest r;
     r.set_job_id(job);
@@ -83,13 +63,6 @@ class EngineJobsTest : public ::testing::Test {
     EXPECT_TRUE(out.ok()) << out.status();
     if (!out.ok()) return {};
     return {out->workers().begin(), out->workers().end()};
-  }
-  v1::Job Job(const std::string& id) {
-    v1::GetJobRequest r;
-    r.set_job_id(id);
-    auto out = h_.Read(&Engine::GetJob, r);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? out->job() : v1::Job();
   }
   absl::StatusOr<v1::GetItemResponse> GetItem(const std::string& text) {
     return h_.Read(&Engine::GetItem, Parse<v1::GetItemRequest>(text));
@@ -140,8 +113,6 @@ class EngineJobsTest : public ::testing::Test {
     return ids;
   }
   absl::Time Now() { return h_.clock().Now(); }
-
-  EngineHarness h_;
 };
 
 // ---------------------------------------------------------------- CreateJob
