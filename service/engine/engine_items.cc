@@ -80,18 +80,6 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
 absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
-  const bool adds = r.names_size() + r.indices_size() + r.ranges_size() > 0;
-  if (adds && job->record.job().sealed()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job \"", job->id(),
-                     "\" is sealed: no more items can be added (ResetJob with "
-                     "remove_items starts it over)"));
-  }
-  if (adds && !AcceptsRecordWrites(job->status())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
-                     ": items can be added only while it is RUNNING or PAUSED"));
-  }
   uint64_t duplicates = 0;
   std::vector<std::string> new_names;
   absl::flat_hash_set<std::string> seen;
@@ -107,6 +95,29 @@ absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddI
     } else {
       new_names.push_back(std::move(key));
     }
+  }
+  // Only new items are refused: re-registering what is there (a resumed pipeline, or a
+  // retry of a sealing AddItems whose answer was lost) is OK and counts duplicates.
+  const IntervalSet& registered = job->steps[step].registered;
+  auto has_gap = [&registered](uint64_t begin, uint64_t end) {
+    return !Gaps(registered, begin, end).empty();
+  };
+  const bool adds =
+      !new_names.empty() ||
+      std::any_of(r.indices().begin(), r.indices().end(),
+                  [&](uint64_t index) { return has_gap(index, index + 1); }) ||
+      std::any_of(r.ranges().begin(), r.ranges().end(),
+                  [&](const v1::IndexRange& range) { return has_gap(range.begin(), range.end()); });
+  if (adds && job->record.job().sealed()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job \"", job->id(),
+                     "\" is sealed: no more items can be added (ResetJob with "
+                     "remove_items starts it over)"));
+  }
+  if (adds && !AcceptsRecordWrites(job->status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
+                     ": items can be added only while it is RUNNING or PAUSED"));
   }
 
   StepRuntime& s = job->steps[step];

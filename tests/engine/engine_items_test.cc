@@ -355,6 +355,34 @@ TEST_F(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sealed")));
 }
 
+TEST_F(EngineItemsTest, ReRegisteringTheSameItemsOfASealedJobIsOk) {
+  // A resumed pipeline registers its inputs again, and a sealing AddItems may be
+  // retried after a lost answer: nothing new is added, so nothing is refused.
+  CreateJob("job_id: \"j\"");
+  Add(R"pb(job_id: "j"
+           names: "a"
+           ranges { begin: 0 end: 10 }
+           seal: true)pb");
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
+                               items { key { name: "a" } })pb"));
+  auto again = h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(
+                                              R"pb(job_id: "j"
+                                                   names: "a"
+                                                   indices: 3
+                                                   ranges { begin: 0 end: 10 }
+                                                   seal: true)pb"));
+  CKPT_ASSERT_OK(again);
+  EXPECT_EQ(again->added(), 0u);
+  EXPECT_EQ(again->duplicates(), 12u);
+  EXPECT_EQ(Job("j").progress().total(), 11u);
+  EXPECT_EQ(Job("j").progress().completed(), 1u);
+  EXPECT_THAT(
+      h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "j"
+                                                                 ranges { begin: 5 end: 11 })pb")),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sealed")));
+  EXPECT_EQ(Job("j").progress().total(), 11u);
+}
+
 TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
   CreateJob(R"pb(job_id: "j" max_attempts: 3)pb");
   Add(R"pb(job_id: "j"
