@@ -36,6 +36,17 @@ absl::Status TestServer::Restart() {
 
 void TestServer::Shutdown(absl::Duration grace) { server_->Shutdown(grace); }
 
+absl::Status TestServer::StartOnSamePort() {
+  ServerOptions options = options_;
+  options.listen_address = server_->address();
+  stub_.reset();
+  server_.reset();
+  CKPT_ASSIGN_OR_RETURN(server_, Server::Start(options));
+  stub_ = v1::Checkpoint::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  return absl::OkStatus();
+}
+
 std::unique_ptr<v1::Checkpoint::Stub> TestServer::NewStub() const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

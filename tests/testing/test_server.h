@@ -37,8 +37,12 @@ class TestServer {
   // still point at the old port and must be made again.
   absl::Status Restart();
 
-  // Server::Shutdown. Restart() starts it again.
+  // Server::Shutdown. Restart() or StartOnSamePort() starts it again.
   void Shutdown(absl::Duration grace);
+
+  // Starts again on the same data dir and the same port, as a redeployed ckptd would,
+  // so that clients holding the address find it again. REQUIRES: Shutdown() was called.
+  absl::Status StartOnSamePort();
 
   // A stub on a channel made at start (or restart).
   v1::Checkpoint::Stub& stub() { return *stub_; }

@@ -1,0 +1,162 @@
+// ckpt::Client: a typed method per RPC of ckpt.v1.Checkpoint on one channel, with a
+// deadline on every call and retries where a retry is safe.
+//
+//   ckpt::ClientOptions options;
+//   options.target = "127.0.0.1:7700";
+//   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<ckpt::Client> client, ckpt::Client::Connect(options));
+//   v1::GetJobRequest request;
+//   request.set_job_id("batch_20251214");
+//   CKPT_ASSIGN_OR_RETURN(v1::GetJobResponse job, client->GetJob(request));
+//
+// Results are absl::Status / StatusOr with the server's code and message unchanged
+// (docs/api.md lists them). The client adds no rules of its own: it checks nothing the
+// server checks, and every answer, including a refusal, is the server's.
+//
+// Retries (docs/api.md, "Retrying a write"): a call that fails UNAVAILABLE is tried
+// again with exponential backoff and full jitter until RetryPolicy::max_elapsed, since
+// the server either never saw it or crashed around it, and every write is either
+// idempotent or harmless to repeat. A call that fails DEADLINE_EXCEEDED may have been
+// applied, so it is tried again only when repeating it changes nothing: every read and
+// every write except LeaseItems, RegisterWorker, CreateJob without a job_id, FailItems
+// with a token-0 (record mode) item, and PutState with an expected_version. Those return
+// DEADLINE_EXCEEDED to the caller. A retried DeleteJob that answers NOT_FOUND after an
+// earlier attempt was cut off reports OK: the first attempt deleted the job.
+#ifndef CKPT_CLIENT_CLIENT_H_
+#define CKPT_CLIENT_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "ckpt/v1/checkpoint.grpc.pb.h"
+
+namespace ckpt {
+
+// Exponential backoff with full jitter: the n-th wait is uniform in
+// [0, min(max_backoff, initial_backoff * multiplier^n)].
+struct RetryPolicy {
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+  double multiplier = 2.0;
+  // No new attempt starts once this much time has passed since the first. The default
+  // carries a client across a ckptd restart or redeploy.
+  absl::Duration max_elapsed = absl::Minutes(2);
+  // 1 turns retries off.
+  int max_attempts = 1000;
+};
+
+struct ClientOptions {
+  // host:port of ckptd; empty means $CKPT_SERVER, else 127.0.0.1:7700.
+  std::string target;
+  // The deadline of each attempt. WatchJob has none.
+  absl::Duration call_timeout = absl::Seconds(30);
+  RetryPolicy retry;
+  // Called before each retry's wait, with the failed attempt's status and its number
+  // (1 for the first). For logging and tests; must not block.
+  std::function<void(const absl::Status& status, int attempt)> on_retry;
+  // Applied to the channel, e.g. GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL to give a client its
+  // own connection.
+  grpc::ChannelArguments channel_args;
+};
+
+// The default target: $CKPT_SERVER if set and not empty, else "127.0.0.1:7700".
+std::string DefaultTarget();
+
+// Keys, as the API spells them.
+v1::ItemKey IndexKey(uint64_t index);
+v1::ItemKey NameKey(absl::string_view name);
+// "7" for an index, "name" for a name: how people read a key.
+std::string KeyToString(const v1::ItemKey& key);
+
+// Thread-safe: any number of threads may call any method at once; they share one
+// channel (one connection, multiplexed).
+class Client {
+ public:
+  // Makes the channel; connecting happens on the first call, so this fails only for an
+  // unusable target (INVALID_ARGUMENT).
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
+
+  const std::string& target() const { return options_.target; }
+
+  // ---- Jobs ----
+  absl::StatusOr<v1::CreateJobResponse> CreateJob(const v1::CreateJobRequest& request);
+  absl::StatusOr<v1::GetJobResponse> GetJob(const v1::GetJobRequest& request);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::UpdateJobResponse> UpdateJob(const v1::UpdateJobRequest& request);
+  absl::StatusOr<v1::PauseJobResponse> PauseJob(const v1::PauseJobRequest& request);
+  absl::StatusOr<v1::ResumeJobResponse> ResumeJob(const v1::ResumeJobRequest& request);
+  absl::StatusOr<v1::StopJobResponse> StopJob(const v1::StopJobRequest& request);
+  absl::StatusOr<v1::FinishJobResponse> FinishJob(const v1::FinishJobRequest& request);
+  absl::StatusOr<v1::ResetJobResponse> ResetJob(const v1::ResetJobRequest& request);
+  absl::StatusOr<v1::DeleteJobResponse> DeleteJob(const v1::DeleteJobRequest& request);
+
+  // ---- Items ----
+  absl::StatusOr<v1::AddItemsResponse> AddItems(const v1::AddItemsRequest& request);
+  absl::StatusOr<v1::LeaseItemsResponse> LeaseItems(const v1::LeaseItemsRequest& request);
+  absl::StatusOr<v1::CompleteItemsResponse> CompleteItems(const v1::CompleteItemsRequest& request);
+  absl::StatusOr<v1::FailItemsResponse> FailItems(const v1::FailItemsRequest& request);
+  absl::StatusOr<v1::GetItemResponse> GetItem(const v1::GetItemRequest& request);
+  absl::StatusOr<v1::ListItemsResponse> ListItems(const v1::ListItemsRequest& request);
+  absl::StatusOr<v1::ResetItemsResponse> ResetItems(const v1::ResetItemsRequest& request);
+  absl::StatusOr<v1::FindOutputResponse> FindOutput(const v1::FindOutputRequest& request);
+
+  // ---- Workers ----
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::ListWorkersResponse> ListWorkers(const v1::ListWorkersRequest& request);
+  absl::StatusOr<v1::UnregisterWorkerResponse> UnregisterWorker(
+      const v1::UnregisterWorkerRequest& request);
+
+  // ---- State blobs ----
+  absl::StatusOr<v1::PutStateResponse> PutState(const v1::PutStateRequest& request);
+  absl::StatusOr<v1::GetStateResponse> GetState(const v1::GetStateRequest& request);
+  absl::StatusOr<v1::ListStatesResponse> ListStates(const v1::ListStatesRequest& request);
+
+  // ---- Progress ----
+
+  // Streams snapshots of a job to `on_snapshot` until the job ends (OK after its final
+  // snapshot), `on_snapshot` returns false (OK), or the stream fails. A stream cut by
+  // UNAVAILABLE is opened again under the retry policy, and starts with a fresh
+  // snapshot. NOT_FOUND for a missing or deleted job. Blocks the calling thread;
+  // `on_snapshot` runs on it.
+  absl::Status WatchJob(const v1::WatchJobRequest& request,
+                        const std::function<bool(const v1::Job&)>& on_snapshot);
+
+ private:
+  // When a failed attempt is tried again: kAlways on UNAVAILABLE and DEADLINE_EXCEEDED,
+  // kOnlyIfUnavailable on UNAVAILABLE; kDelete as kAlways, and NOT_FOUND after a first
+  // failed attempt means done.
+  enum class Retry { kAlways, kOnlyIfUnavailable, kDelete };
+
+  template <typename Request, typename Response>
+  using Method = grpc::Status (v1::Checkpoint::Stub::*)(grpc::ClientContext*, const Request&,
+                                                        Response*);
+
+  explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+
+  // Calls `method` under the retry policy.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(Method<Request, Response> method, const Request& request,
+                                Retry retry);
+
+  // Whether to try again after `status` from attempt number `attempt` (1 for the
+  // first), the first having started at `first_attempt`; if so, waits the backoff first.
+  bool BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
+                          absl::Time first_attempt);
+
+  const ClientOptions options_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<v1::Checkpoint::Stub> stub_;
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_CLIENT_CLIENT_H_

@@ -1,0 +1,181 @@
+// ckpt::Checkpoint against a real ckptd: record mode as the seeds' checkpoint managers
+// use it, and physicsnemo-curator's query helpers.
+#include "client/checkpoint.h"
+
+#include "client/worker.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_server.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testing::StatusIs;
+using ::ckpt::testing::TestServer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestServer::Start();
+    CKPT_ASSERT_OK(server);
+    server_ = std::move(*server);
+    ClientOptions options;
+    options.target = server_->server().address();
+    auto client = Client::Connect(std::move(options));
+    CKPT_ASSERT_OK(client);
+    client_ = std::move(*client);
+  }
+
+  std::unique_ptr<Checkpoint> Open(const std::string& job_id, const std::string& config) {
+    v1::CreateJobRequest job;
+    job.set_job_id(job_id);
+    job.set_config(config);
+    auto checkpoint = Checkpoint::Open(client_.get(), job);
+    EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
+    return std::move(*checkpoint);
+  }
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(CheckpointTest, RecordModeRemembersWhatWasDoneAcrossRuns) {
+  {
+    std::unique_ptr<Checkpoint> run = Open("curate", R"({"files": 10})");
+    EXPECT_FALSE(run->resumed());
+    CKPT_ASSERT_OK(run->AddIndices(0, 10, /*seal=*/true));
+    for (uint64_t i : {0, 1, 2}) {
+      CKPT_ASSERT_OK(run->MarkInProgress(IndexKey(i)));
+      v1::ItemResult result;
+      result.add_output_paths(absl::StrCat("/out/", i, ".parquet"));
+      result.set_payload("rows=1000");
+      CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(i), result));
+    }
+    CKPT_ASSERT_OK(run->MarkFailed(IndexKey(5), "corrupt header"));
+  }
+  server_->Shutdown(absl::Seconds(5));
+  CKPT_ASSERT_OK(server_->StartOnSamePort());
+
+  std::unique_ptr<Checkpoint> resumed = Open("curate", R"({"files": 10})");
+  EXPECT_TRUE(resumed->resumed());
+  CKPT_ASSERT_OK(resumed->AddIndices(0, 10, /*seal=*/true));  // repeats are ignored
+  v1::ItemResult cached;
+  auto done = resumed->IsCompleted(IndexKey(1), &cached);
+  CKPT_ASSERT_OK(done);
+  EXPECT_TRUE(*done);
+  EXPECT_THAT(cached.output_paths(), ElementsAre("/out/1.parquet"));
+  EXPECT_EQ(cached.payload(), "rows=1000");
+  done = resumed->IsCompleted(IndexKey(3));
+  CKPT_ASSERT_OK(done);
+  EXPECT_FALSE(*done);
+
+  auto completed = resumed->CompletedIndices();
+  CKPT_ASSERT_OK(completed);
+  EXPECT_THAT(*completed, ElementsAre(0u, 1u, 2u));
+  auto failed = resumed->FailedIndices();
+  CKPT_ASSERT_OK(failed);
+  EXPECT_THAT(*failed, ElementsAre(Pair(5u, "corrupt header")));
+  auto remaining = resumed->RemainingIndices();
+  CKPT_ASSERT_OK(remaining);
+  EXPECT_THAT(*remaining, ElementsAre(3u, 4u, 6u, 7u, 8u, 9u));
+}
+
+TEST_F(CheckpointTest, AChangedConfigRefusesToResume) {
+  Open("fingerprinted", R"({"model": "a"})");
+  v1::CreateJobRequest job;
+  job.set_job_id("fingerprinted");
+  job.set_config(R"({"model": "b"})");
+  EXPECT_THAT(Checkpoint::Open(client_.get(), job),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fingerprint")));
+}
+
+TEST_F(CheckpointTest, MarkingRefusesWhatTheServerRefuses) {
+  std::unique_ptr<Checkpoint> run = Open("strict", "{}");
+  CKPT_ASSERT_OK(run->AddIndices(0, 3));
+  CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(0)));
+  CKPT_EXPECT_OK(run->MarkCompleted(IndexKey(0)));  // again: the first result stands
+  EXPECT_THAT(run->MarkInProgress(IndexKey(0)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  EXPECT_THAT(run->MarkCompleted(IndexKey(99)),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(run->MarkFailed(IndexKey(1), ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("message")));
+
+  v1::StopJobRequest stop;
+  stop.set_job_id("strict");
+  CKPT_ASSERT_OK(client_->StopJob(stop));
+  EXPECT_THAT(run->MarkCompleted(IndexKey(1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  EXPECT_THAT(run->MarkInProgress(IndexKey(1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+}
+
+TEST_F(CheckpointTest, SummaryAndResets) {
+  std::unique_ptr<Checkpoint> run = Open("summary", "{}");
+  CKPT_ASSERT_OK(run->AddIndices(0, 6, /*seal=*/true));
+  v1::ItemResult result;
+  result.mutable_metrics()->mutable_wall_time()->set_seconds(2);
+  CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(0), result));
+  CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(1), result));
+  CKPT_ASSERT_OK(run->MarkFailed(IndexKey(2), "timeout"));
+  CKPT_ASSERT_OK(run->MarkFailed(IndexKey(3), "timeout"));
+  CKPT_ASSERT_OK(run->MarkFailed(IndexKey(4), "oom"));
+
+  auto summary = run->Summary();
+  CKPT_ASSERT_OK(summary);
+  EXPECT_EQ(summary->status, v1::JOB_STATUS_RUNNING);
+  EXPECT_EQ(summary->total, 6u);
+  EXPECT_EQ(summary->completed, 2u);
+  EXPECT_EQ(summary->failed, 3u);
+  EXPECT_EQ(summary->remaining, 1u);
+  ASSERT_EQ(summary->errors.size(), 2u);
+  EXPECT_EQ(summary->errors[0].message(), "timeout");
+  EXPECT_EQ(summary->errors[0].count(), 2u);
+  EXPECT_GE(summary->avg_time, absl::Milliseconds(1900));
+  EXPECT_LE(summary->avg_time, absl::Milliseconds(2100));
+
+  CKPT_ASSERT_OK(run->ResetIndex(2));
+  auto remaining = run->RemainingIndices();
+  CKPT_ASSERT_OK(remaining);
+  EXPECT_THAT(*remaining, ElementsAre(2u, 5u));
+
+  CKPT_ASSERT_OK(run->Reset());
+  auto completed = run->CompletedIndices();
+  CKPT_ASSERT_OK(completed);
+  EXPECT_THAT(*completed, ::testing::IsEmpty());
+  remaining = run->RemainingIndices();
+  CKPT_ASSERT_OK(remaining);
+  EXPECT_EQ(remaining->size(), 6u);
+}
+
+TEST_F(CheckpointTest, ActiveWorkersAreTheOnesRegisteredAndAlive) {
+  std::unique_ptr<Checkpoint> run = Open("crew", "{}");
+  WorkerOptions options;
+  options.job_id = "crew";
+  options.invocation_id = "launch-1";
+  auto worker = Worker::Register(client_.get(), options);
+  CKPT_ASSERT_OK(worker);
+  auto active = run->ActiveWorkers();
+  CKPT_ASSERT_OK(active);
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].worker_id(), (*worker)->worker_id());
+  EXPECT_EQ((*active)[0].invocation_id(), "launch-1");
+  EXPECT_EQ((*active)[0].pid(), static_cast<uint32_t>(getpid()));
+
+  worker->reset();  // unregisters
+  active = run->ActiveWorkers();
+  CKPT_ASSERT_OK(active);
+  EXPECT_TRUE(active->empty());
+}
+
+TEST_F(CheckpointTest, AttachToAMissingJobIsNotFound) {
+  EXPECT_THAT(Checkpoint::Attach(client_.get(), "missing"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+}
+
+}  // namespace
+}  // namespace ckpt

@@ -1,0 +1,201 @@
+// ckpt::Client against a real ckptd: typed calls, the server's errors passed through
+// unchanged, and retries that carry a client across a restart.
+#include "client/client.h"
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_server.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testing::StatusIs;
+using ::ckpt::testing::TestServer;
+using ::testing::HasSubstr;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestServer::Start();
+    CKPT_ASSERT_OK(server);
+    server_ = std::move(*server);
+  }
+
+  std::unique_ptr<Client> Connect(ClientOptions options = {}) {
+    options.target = server_->server().address();
+    auto client = Client::Connect(std::move(options));
+    EXPECT_TRUE(client.ok()) << client.status();
+    return std::move(*client);
+  }
+
+  v1::Job CreateJob(Client& client, const std::string& job_id) {
+    v1::CreateJobRequest request;
+    request.set_job_id(job_id);
+    auto created = client.CreateJob(request);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created->job();
+  }
+
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(ClientTest, TypedCallsReachTheServer) {
+  auto client = Connect();
+  EXPECT_EQ(CreateJob(*client, "typed").job_id(), "typed");
+  v1::AddItemsRequest add;
+  add.set_job_id("typed");
+  add.add_ranges()->set_end(5);
+  auto added = client->AddItems(add);
+  CKPT_ASSERT_OK(added);
+  EXPECT_EQ(added->added(), 5u);
+  v1::GetJobRequest get;
+  get.set_job_id("typed");
+  auto job = client->GetJob(get);
+  CKPT_ASSERT_OK(job);
+  EXPECT_EQ(job->job().progress().total(), 5u);
+}
+
+TEST_F(ClientTest, ErrorsCarryTheServersCodeAndMessage) {
+  auto client = Connect();
+  v1::GetJobRequest get;
+  get.set_job_id("nope");
+  EXPECT_THAT(client->GetJob(get), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));
+
+  CreateJob(*client, "bad-input");
+  v1::AddItemsRequest add;
+  add.set_job_id("bad-input");
+  v1::IndexRange* range = add.add_ranges();
+  range->set_begin(9);
+  range->set_end(3);
+  EXPECT_THAT(client->AddItems(add),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ranges[0]")));
+}
+
+TEST_F(ClientTest, DefaultTargetComesFromTheEnvironment) {
+  setenv("CKPT_SERVER", "example.invalid:1234", 1);
+  EXPECT_EQ(DefaultTarget(), "example.invalid:1234");
+  setenv("CKPT_SERVER", "", 1);
+  EXPECT_EQ(DefaultTarget(), "127.0.0.1:7700");
+  unsetenv("CKPT_SERVER");
+  EXPECT_EQ(DefaultTarget(), "127.0.0.1:7700");
+}
+
+TEST_F(ClientTest, RetriesCarryACallAcrossARestart) {
+  absl::Notification retrying;
+  ClientOptions options;
+  options.retry.initial_backoff = absl::Milliseconds(10);
+  options.retry.max_backoff = absl::Milliseconds(100);
+  options.on_retry = [&](const absl::Status& status, int attempt) {
+    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    if (!retrying.HasBeenNotified()) retrying.Notify();
+  };
+  auto client = Connect(std::move(options));
+  CreateJob(*client, "survivor");
+
+  server_->Shutdown(absl::Seconds(5));
+  std::thread caller([&] {
+    v1::AddItemsRequest add;
+    add.set_job_id("survivor");
+    add.add_indices(7);
+    auto added = client->AddItems(add);
+    EXPECT_TRUE(added.ok()) << added.status();
+  });
+  // The call has failed at least once while ckptd was down; now it comes back.
+  retrying.WaitForNotification();
+  CKPT_ASSERT_OK(server_->StartOnSamePort());
+  caller.join();
+
+  v1::GetItemRequest get;
+  get.set_job_id("survivor");
+  *get.mutable_key() = IndexKey(7);
+  auto item = client->GetItem(get);
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().state(), v1::ITEM_STATE_PENDING);
+}
+
+TEST_F(ClientTest, GivesUpAfterMaxAttempts) {
+  int retries = 0;
+  ClientOptions options;
+  options.retry.initial_backoff = absl::Milliseconds(1);
+  options.retry.max_attempts = 3;
+  options.on_retry = [&](const absl::Status&, int attempt) { retries = attempt; };
+  auto client = Connect(std::move(options));
+  server_->Shutdown(absl::Seconds(5));
+
+  v1::GetJobRequest get;
+  get.set_job_id("any");
+  EXPECT_THAT(client->GetJob(get), StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  EXPECT_EQ(retries, 2);  // attempts 1 and 2 were retried; the 3rd was the last
+}
+
+TEST_F(ClientTest, RetriedDeleteOfAGoneJobIsNotARetry) {
+  // Only a NOT_FOUND after a failed attempt counts as done; a first NOT_FOUND is real.
+  auto client = Connect();
+  v1::DeleteJobRequest request;
+  request.set_job_id("never-existed");
+  EXPECT_THAT(client->DeleteJob(request), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(ClientTest, WatchJobFollowsAJobAcrossARestartToTheEnd) {
+  absl::Notification retrying;
+  ClientOptions options;
+  options.retry.initial_backoff = absl::Milliseconds(10);
+  options.retry.max_backoff = absl::Milliseconds(100);
+  options.on_retry = [&](const absl::Status&, int) {
+    if (!retrying.HasBeenNotified()) retrying.Notify();
+  };
+  auto client = Connect(std::move(options));
+  CreateJob(*client, "watched");
+
+  absl::Notification first_snapshot;
+  std::vector<v1::JobStatus> seen;
+  absl::Status watched;
+  std::thread watcher([&] {
+    v1::WatchJobRequest request;
+    request.set_job_id("watched");
+    watched = client->WatchJob(request, [&](const v1::Job& job) {
+      seen.push_back(job.status());
+      if (!first_snapshot.HasBeenNotified()) first_snapshot.Notify();
+      return true;
+    });
+  });
+  first_snapshot.WaitForNotification();
+  server_->Shutdown(absl::Seconds(5));  // ends the stream UNAVAILABLE
+  retrying.WaitForNotification();
+  CKPT_ASSERT_OK(server_->StartOnSamePort());
+
+  v1::UpdateJobRequest seal;
+  seal.set_job_id("watched");
+  seal.set_seal(true);  // no items: the job completes at once
+  CKPT_ASSERT_OK(client->UpdateJob(seal));
+  watcher.join();
+  CKPT_EXPECT_OK(watched);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), v1::JOB_STATUS_RUNNING);
+  EXPECT_EQ(seen.back(), v1::JOB_STATUS_COMPLETED);
+}
+
+TEST_F(ClientTest, WatchJobStopsWhenTheCallbackSaysSo) {
+  auto client = Connect();
+  CreateJob(*client, "glance");
+  int snapshots = 0;
+  v1::WatchJobRequest request;
+  request.set_job_id("glance");
+  CKPT_EXPECT_OK(client->WatchJob(request, [&](const v1::Job&) {
+    ++snapshots;
+    return false;
+  }));
+  EXPECT_EQ(snapshots, 1);
+}
+
+TEST_F(ClientTest, KeysReadAsPeopleWriteThem) {
+  EXPECT_EQ(KeyToString(IndexKey(42)), "42");
+  EXPECT_EQ(KeyToString(NameKey("doc-7.pdf")), "doc-7.pdf");
+}
+
+}  // namespace
+}  // namespace ckpt

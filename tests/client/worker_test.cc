@@ -1,0 +1,306 @@
+// ckpt::Worker against a real ckptd: every item once, failures with the pipeline's own
+// message, cursors handed on, pause and stop honoured, lost leases dropped.
+#include "client/worker.h"
+
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_server.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testing::TestServer;
+
+// Long enough never to fire in a passing run; a failing one reports instead of hanging.
+constexpr absl::Duration kPatience = absl::Seconds(60);
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestServer::Start();
+    CKPT_ASSERT_OK(server);
+    server_ = std::move(*server);
+    ClientOptions options;
+    options.target = server_->server().address();
+    auto client = Client::Connect(std::move(options));
+    CKPT_ASSERT_OK(client);
+    client_ = std::move(*client);
+  }
+
+  // A sealed job of indices [0, count) with a 1 s lease timeout (heartbeats every ~333 ms).
+  void CreateJob(const std::string& job_id, uint64_t count, uint32_t max_attempts = 3) {
+    v1::CreateJobRequest create;
+    create.set_job_id(job_id);
+    create.mutable_lease_timeout()->set_seconds(1);
+    create.set_max_attempts(max_attempts);
+    CKPT_ASSERT_OK(client_->CreateJob(create));
+    v1::AddItemsRequest add;
+    add.set_job_id(job_id);
+    v1::IndexRange* range = add.add_ranges();
+    range->set_end(count);
+    add.set_seal(true);
+    CKPT_ASSERT_OK(client_->AddItems(add));
+  }
+
+  std::unique_ptr<Worker> Register(WorkerOptions options) {
+    auto worker = Worker::Register(client_.get(), std::move(options));
+    EXPECT_TRUE(worker.ok()) << worker.status();
+    return std::move(*worker);
+  }
+
+  v1::Job GetJob(const std::string& job_id) {
+    v1::GetJobRequest get;
+    get.set_job_id(job_id);
+    auto got = client_->GetJob(get);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got->job();
+  }
+
+  v1::Item GetItem(const std::string& job_id, uint64_t index) {
+    v1::GetItemRequest get;
+    get.set_job_id(job_id);
+    *get.mutable_key() = IndexKey(index);
+    auto got = client_->GetItem(get);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got->item();
+  }
+
+  // Blocks until the worker has had `n` more heartbeats answered than now.
+  static void AwaitHeartbeats(const Worker& worker, uint64_t n) {
+    const uint64_t target = worker.stats().heartbeats + n;
+    ASSERT_TRUE(
+        worker.AwaitStats([&](const WorkerStats& s) { return s.heartbeats >= target; }, kPatience));
+  }
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(WorkerTest, FourWorkersProcessEveryItemExactlyOnce) {
+  CreateJob("once", 500);
+  absl::Mutex mu;
+  std::map<uint64_t, int> handled;
+  std::vector<std::thread> threads;
+  uint64_t completed = 0;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      WorkerOptions options;
+      options.job_id = "once";
+      options.lease_batch = 7;
+      std::unique_ptr<Worker> worker = Register(options);
+      CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
+        absl::MutexLock lock(&mu);
+        ++handled[item.index()];
+        item.AddOutput(absl::StrCat("/out/", item.index()));
+        return absl::OkStatus();
+      }));
+      absl::MutexLock lock(&mu);
+      completed += worker->stats().completed;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  ASSERT_EQ(handled.size(), 500u);
+  for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  EXPECT_EQ(completed, 500u);
+  const v1::Job job = GetJob("once");
+  EXPECT_EQ(job.status(), v1::JOB_STATUS_COMPLETED);
+  EXPECT_EQ(job.progress().completed(), 500u);
+  EXPECT_EQ(GetItem("once", 123).result().output_paths(0), "/out/123");
+  EXPECT_TRUE(GetItem("once", 123).result().metrics().has_wall_time());
+}
+
+TEST_F(WorkerTest, AnExceptionFailsTheItemWithItsMessage) {
+  CreateJob("throws", 3, /*max_attempts=*/1);
+  WorkerOptions options;
+  options.job_id = "throws";
+  std::unique_ptr<Worker> worker = Register(options);
+  CKPT_EXPECT_OK(worker->Run([](WorkItem& item) -> absl::Status {
+    if (item.index() == 1) throw std::runtime_error("disk on fire at /data/1.h5");
+    return absl::OkStatus();
+  }));
+  const v1::Item failed = GetItem("throws", 1);
+  EXPECT_EQ(failed.state(), v1::ITEM_STATE_FAILED);
+  EXPECT_EQ(failed.last_error().message(), "disk on fire at /data/1.h5");
+  EXPECT_EQ(failed.last_error().worker_id(), worker->worker_id());
+  EXPECT_EQ(GetJob("throws").status(), v1::JOB_STATUS_FAILED);  // sealed, one dead item
+  EXPECT_EQ(worker->stats().failed, 1u);
+  EXPECT_EQ(worker->stats().completed, 2u);
+}
+
+TEST_F(WorkerTest, ARetryableErrorIsTriedAgainAndBadInputIsNot) {
+  CreateJob("retries", 2, /*max_attempts=*/3);
+  WorkerOptions options;
+  options.job_id = "retries";
+  std::unique_ptr<Worker> worker = Register(options);
+  std::map<uint64_t, std::vector<uint32_t>> attempts;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) -> absl::Status {
+    attempts[item.index()].push_back(item.attempt());
+    if (item.index() == 0 && item.attempt() == 1) return absl::UnavailableError("flaky mount");
+    if (item.index() == 1) return absl::InvalidArgumentError("not a PDF");
+    return absl::OkStatus();
+  }));
+  EXPECT_THAT(attempts[0], ::testing::ElementsAre(1u, 2u));
+  EXPECT_THAT(attempts[1], ::testing::ElementsAre(1u));
+  EXPECT_EQ(GetItem("retries", 0).state(), v1::ITEM_STATE_COMPLETED);
+  EXPECT_EQ(GetItem("retries", 1).state(), v1::ITEM_STATE_FAILED);
+  EXPECT_EQ(GetItem("retries", 1).last_error().message(), "not a PDF");
+}
+
+TEST_F(WorkerTest, ASavedCursorComesBackWithTheNextLease) {
+  CreateJob("cursor", 1);
+  WorkerOptions options;
+  options.job_id = "cursor";
+  std::unique_ptr<Worker> worker = Register(options);
+  std::vector<std::string> cursors_seen;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) -> absl::Status {
+    cursors_seen.push_back(item.cursor());
+    if (item.attempt() > 1) return absl::OkStatus();
+    item.SaveCursor("row 41000");
+    AwaitHeartbeats(*worker, 2);  // one that started after the save has been answered
+    return absl::UnavailableError("interrupted");
+  }));
+  EXPECT_THAT(cursors_seen, ::testing::ElementsAre("", "row 41000"));
+}
+
+TEST_F(WorkerTest, PauseWaitsWhileHeartbeatingAndResumeFinishes) {
+  CreateJob("pause", 10);
+  absl::Notification in_first_item, release_first_item, paused;
+  WorkerOptions options;
+  options.job_id = "pause";
+  options.lease_batch = 1;
+  options.on_control = [&](v1::ControlWord control) {
+    if (control == v1::CONTROL_WORD_PAUSE && !paused.HasBeenNotified()) paused.Notify();
+  };
+  std::unique_ptr<Worker> worker = Register(options);
+  int handled = 0;
+  absl::Status run;
+  std::thread runner([&] {
+    run = worker->Run([&](WorkItem&) {
+      if (++handled == 1) {
+        in_first_item.Notify();
+        release_first_item.WaitForNotification();
+      }
+      return absl::OkStatus();
+    });
+  });
+  in_first_item.WaitForNotification();
+  v1::PauseJobRequest pause;
+  pause.set_job_id("pause");
+  CKPT_ASSERT_OK(client_->PauseJob(pause));
+  paused.WaitForNotification();
+  release_first_item.Notify();  // the item in hand still finishes and is saved
+  ASSERT_TRUE(worker->AwaitStats([](const WorkerStats& s) { return s.completed == 1; }, kPatience));
+
+  AwaitHeartbeats(*worker, 3);  // paused, and still alive
+  EXPECT_EQ(handled, 1);
+  EXPECT_EQ(GetJob("pause").progress().completed(), 1u);
+  EXPECT_EQ(GetJob("pause").progress().leased(), 0u);
+  EXPECT_EQ(GetJob("pause").progress().active_workers(), 1u);
+
+  v1::ResumeJobRequest resume;
+  resume.set_job_id("pause");
+  CKPT_ASSERT_OK(client_->ResumeJob(resume));
+  runner.join();
+  CKPT_EXPECT_OK(run);
+  EXPECT_EQ(handled, 10);
+  EXPECT_EQ(GetJob("pause").status(), v1::JOB_STATUS_COMPLETED);
+}
+
+TEST_F(WorkerTest, StopFinishesTheItemInHandThenReturns) {
+  CreateJob("stop", 10);
+  absl::Notification in_first_item, release_first_item, stopped;
+  WorkerOptions options;
+  options.job_id = "stop";
+  options.lease_batch = 4;
+  options.on_control = [&](v1::ControlWord control) {
+    if (control == v1::CONTROL_WORD_STOP && !stopped.HasBeenNotified()) stopped.Notify();
+  };
+  std::unique_ptr<Worker> worker = Register(options);
+  std::vector<uint64_t> handled;
+  absl::Status run;
+  std::thread runner([&] {
+    run = worker->Run([&](WorkItem& item) {
+      handled.push_back(item.index());
+      if (handled.size() == 1) {
+        in_first_item.Notify();
+        release_first_item.WaitForNotification();
+      }
+      return absl::OkStatus();
+    });
+  });
+  in_first_item.WaitForNotification();
+  v1::StopJobRequest stop;
+  stop.set_job_id("stop");
+  CKPT_ASSERT_OK(client_->StopJob(stop));
+  stopped.WaitForNotification();
+  release_first_item.Notify();
+  runner.join();
+
+  CKPT_EXPECT_OK(run);
+  EXPECT_THAT(handled, ::testing::ElementsAre(0u));
+  EXPECT_EQ(GetItem("stop", 0).state(), v1::ITEM_STATE_COMPLETED);
+  EXPECT_EQ(GetJob("stop").status(), v1::JOB_STATUS_STOPPED);
+}
+
+TEST_F(WorkerTest, ALostLeaseIsDroppedNotCompleted) {
+  CreateJob("lost", 1);
+  WorkerOptions options;
+  options.job_id = "lost";
+  std::unique_ptr<Worker> worker = Register(options);
+  int calls = 0;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
+    if (++calls == 1) {
+      // An operator resets the item while it is being worked on: the lease is revoked.
+      v1::ResetItemsRequest reset;
+      reset.set_job_id("lost");
+      reset.set_step("main");
+      *reset.add_keys() = item.key();
+      EXPECT_TRUE(client_->ResetItems(reset).ok());
+      AwaitHeartbeats(*worker, 2);
+      EXPECT_TRUE(item.lease_lost());
+      item.AddOutput("/out/stale");
+    }
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(calls, 2);  // leased again as new, and done by the second call
+  EXPECT_EQ(worker->stats().lease_lost, 1u);
+  EXPECT_EQ(worker->stats().completed, 1u);
+  EXPECT_THAT(GetItem("lost", 0).result().output_paths(), ::testing::IsEmpty());
+}
+
+TEST_F(WorkerTest, DestroyingAWorkerReleasesItsUnstartedLeases) {
+  CreateJob("release", 6);
+  WorkerOptions options;
+  options.job_id = "release";
+  options.lease_batch = 4;
+  std::unique_ptr<Worker> worker = Register(options);
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem&) {
+    worker->Stop();
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(GetJob("release").progress().leased(), 3u);
+  worker.reset();
+  const v1::Job job = GetJob("release");
+  EXPECT_EQ(job.progress().completed(), 1u);
+  EXPECT_EQ(job.progress().leased(), 0u);
+  EXPECT_EQ(job.progress().pending(), 5u);
+  EXPECT_EQ(GetItem("release", 1).attempts(), 0u);  // released, not failed
+}
+
+TEST_F(WorkerTest, RegisteringForAMissingJobSaysSo) {
+  WorkerOptions options;
+  options.job_id = "ghost";
+  EXPECT_THAT(
+      Worker::Register(client_.get(), options),
+      ::ckpt::testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+}
+
+}  // namespace
+}  // namespace ckpt
