@@ -1,10 +1,15 @@
 #include "service/store/store.h"
 
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <system_error>
 
@@ -13,7 +18,9 @@
 #include "absl/time/clock.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/table.h"
+#include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/store/keys.h"
 
@@ -26,6 +33,63 @@ namespace fs = std::filesystem;
 const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
                                 keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
 constexpr size_t kNumCfs = sizeof(kCfNames) / sizeof(kCfNames[0]);
+
+// RocksDB's info log. Its own LOG writer aborts the process (Debian builds RocksDB with
+// assertions on) when it writes again after a failed write, which is what happens on a
+// full disk; and it renames LOG to LOG.old.* on every open, even one that is refused.
+// This one appends warnings to <data_dir>/LOG with stdio and ignores write errors. It
+// opens the file at the first message, so an open that logs nothing creates nothing.
+// Thread-safe.
+class FileLogger : public rocksdb::Logger {
+ public:
+  explicit FileLogger(std::string path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), path_(std::move(path)) {}
+  ~FileLogger() override {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    absl::MutexLock lock(&mu_);
+    if (file_ == nullptr) file_ = std::fopen(path_.c_str(), "ae");
+    if (file_ == nullptr) return;
+    timeval now{};
+    ::gettimeofday(&now, nullptr);
+    tm local{};
+    ::localtime_r(&now.tv_sec, &local);
+    char stamp[32];
+    std::strftime(stamp, sizeof(stamp), "%Y/%m/%d-%H:%M:%S", &local);
+    std::fprintf(file_, "%s.%06ld ", stamp, static_cast<long>(now.tv_usec));
+    std::vfprintf(file_, format, ap);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+  // The options dump RocksDB writes at every open.
+  void LogHeader(const char* format, va_list ap) override {}
+
+ private:
+  const std::string path_;
+  absl::Mutex mu_;
+  std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// For the read-only look at a store before opening it: writes nothing anywhere.
+class NullLogger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {}
+};
+
+// RocksDB's automatic recovery from a full disk waits until a whole write buffer
+// (64 MiB) is free, polling every 5 s, and refuses a manual DB::Resume() meanwhile.
+// Store::Write resumes on the next write instead, as soon as any space is free.
+class ResumeOnNextWrite : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
 
 // Creates the directory if needed and checks that we can write in it.
 absl::Status PrepareDirectory(const std::string& path) {
@@ -73,7 +137,9 @@ absl::Status OpenError(const rocksdb::Status& s, const std::string& path) {
                      " is in use by another ckptd (its LOCK file is held): stop "
                      "that ckptd or choose another --data_dir"));
   }
-  if (s.IsCorruption()) {
+  // A file the store needs that is gone (a MANIFEST named by CURRENT, an SST file named
+  // by the MANIFEST) is damage, like a checksum mismatch.
+  if (s.IsCorruption() || s.IsPathNotFound() || s.IsNotFound()) {
     return absl::DataLossError(
         absl::StrCat("store at ", path, " is corrupt (", detail,
                      "); ckptd will not modify it: restore it from a backup or move it aside"));
@@ -130,6 +196,36 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
   return schema.version();
 }
 
+// Looks at an existing store read-only, before the read-write open, which would create
+// missing column families, flush the WAL into new files, rotate RocksDB's MANIFEST and
+// OPTIONS: a store ckptd refuses must be left exactly as it was. Checks that RocksDB can
+// open it (CURRENT, MANIFEST, the WAL up to a torn tail, the meta family's files), that
+// it has every ckpt column family, and that its schema is one this build understands.
+absl::Status CheckExistingStore(const std::string& path, const std::vector<std::string>& existing) {
+  for (const char* name : kCfNames) {
+    if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data dir ", path, " holds a RocksDB store without ckpt's column family \"", name,
+          "\": it is not a ckpt store, or it is damaged; ckptd will not modify it: restore it "
+          "from a backup or choose another --data_dir"));
+    }
+  }
+  rocksdb::DBOptions read_only;
+  read_only.info_log = std::make_shared<NullLogger>();
+  read_only.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {keys::kMetaCf, rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(read_only, path, descriptors, &handles, &raw_db);
+  if (!s.ok()) return OpenError(s, path);
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  absl::StatusOr<uint32_t> version = CheckSchema(db.get(), handles[1], /*is_new=*/false, path);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  return version.status();
+}
+
 }  // namespace
 
 absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
@@ -153,12 +249,13 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = !exists;
-  db_options.create_missing_column_families = true;
+  // Only a new store gets its families created; an existing one must have them all.
+  db_options.create_missing_column_families = !exists;
   db_options.IncreaseParallelism(2);
   // A torn WAL tail (a crash mid-append) is dropped; anything before it is kept.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.keep_log_file_num = 4;
+  db_options.info_log = std::make_shared<FileLogger>(options.path + "/LOG");
+  db_options.listeners.push_back(std::make_shared<ResumeOnNextWrite>());
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   std::vector<std::string> names(kCfNames, kCfNames + kNumCfs);
@@ -168,6 +265,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     std::vector<std::string> existing;
     rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
     if (!s.ok()) return OpenError(s, options.path);
+    CKPT_RETURN_IF_ERROR(CheckExistingStore(options.path, existing));
     for (const std::string& name : existing) {
       if (name == rocksdb::kDefaultColumnFamilyName) continue;
       if (std::find(names.begin(), names.end(), name) == names.end()) {
@@ -217,7 +315,22 @@ Store::~Store() {
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch* batch) {
-  return FromRocksStatus(db_->Write(write_options_, batch), "write");
+  absl::MutexLock lock(&write_mu_);
+  if (write_failed_) {
+    // RocksDB refuses every write after a failed one (e.g. on a full disk) until resumed;
+    // resuming flushes the memtables, so it fails again while the disk is still full.
+    rocksdb::Status resumed = db_->Resume();
+    if (!resumed.ok()) return FromRocksStatus(resumed, "write");
+    write_failed_ = false;
+    LogLine(absl::StrCat("store at ", options_.path, ": writes resumed"));
+  }
+  rocksdb::Status s = db_->Write(write_options_, batch);
+  if (!s.ok()) {
+    write_failed_ = true;
+    LogLine(absl::StrCat("store at ", options_.path, ": write failed (", s.ToString(),
+                         "); writes are refused until one succeeds again"));
+  }
+  return FromRocksStatus(s, "write");
 }
 
 absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf, absl::string_view key,

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 
@@ -66,18 +68,23 @@ class PrefixIterator {
 class Store {
  public:
   // Opens (creating if the directory is empty or missing) the store at options.path.
-  // Never deletes, repairs or rewrites an existing store it cannot open. Errors carry
-  // one line saying what is wrong and what to do:
+  // An existing store is first checked read-only; one it refuses is left byte for byte
+  // as it was (a torn WAL tail is not a refusal: it is dropped, as after any crash).
+  // Errors carry one line saying what is wrong and what to do:
   //   FAILED_PRECONDITION: the directory is not writable, is held by another ckptd
-  //     (RocksDB's LOCK), holds files but no store, or has a newer schema;
-  //   DATA_LOSS: the store is corrupt.
+  //     (RocksDB's LOCK), holds files but no store, lacks a ckpt column family, or has
+  //     a newer schema;
+  //   DATA_LOSS: the store is corrupt (CURRENT, MANIFEST, an SST file, the WAL);
+  //   RESOURCE_EXHAUSTED: the disk is full.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
 
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Applies `batch` atomically, synced when options.sync.
+  // Applies `batch` atomically, synced when options.sync. RESOURCE_EXHAUSTED when the
+  // disk is full. After a failed write RocksDB refuses writes until resumed; the next
+  // Write resumes it first, so writes come back by themselves once space is freed.
   absl::Status Write(rocksdb::WriteBatch* batch);
 
   // The value at `key` (at `snapshot` if given), or nullopt if absent.
@@ -106,6 +113,8 @@ class Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   const uint32_t schema_version_;
   rocksdb::WriteOptions write_options_;
+  absl::Mutex write_mu_;
+  bool write_failed_ ABSL_GUARDED_BY(write_mu_) = false;
 };
 
 }  // namespace ckpt
