@@ -1,0 +1,208 @@
+#include "tests/durability/ckptd_process.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ckpt {
+namespace testing {
+namespace {
+
+// How long a child may take to say it is serving, or to exit: a bound for a hung
+// child, never a pass/fail threshold.
+constexpr absl::Duration kStartBound = absl::Seconds(120);
+
+}  // namespace
+
+std::string Runfile(const std::string& path) {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(root != nullptr ? root : ".", "/ckpt/", path);
+}
+
+// ---------------------------------------------------------------- CapturedOutput
+
+CapturedOutput::CapturedOutput(int fd) : reader_([this, fd] { ReadLoop(fd); }) {}
+
+CapturedOutput::~CapturedOutput() { reader_.join(); }
+
+void CapturedOutput::ReadLoop(int fd) {
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    absl::MutexLock lock(&mu_);
+    text_.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  absl::MutexLock lock(&mu_);
+  ended_ = true;
+}
+
+std::string CapturedOutput::Text() const {
+  absl::MutexLock lock(&mu_);
+  return text_;
+}
+
+absl::StatusOr<std::string> CapturedOutput::AwaitLine(const std::string& needle,
+                                                      absl::Duration timeout) const {
+  std::string line;
+  auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    size_t start = 0;
+    for (size_t end; (end = text_.find('\n', start)) != std::string::npos; start = end + 1) {
+      if (absl::StrContains(absl::string_view(text_).substr(start, end - start), needle)) {
+        line = text_.substr(start, end - start);
+        return true;
+      }
+    }
+    return ended_;
+  };
+  absl::MutexLock lock(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(&found), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("no line with \"", needle, "\" after ",
+                                                    absl::FormatDuration(timeout),
+                                                    "; output so far:\n", text_));
+  }
+  if (line.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("output ended without a line with \"", needle, "\":\n", text_));
+  }
+  return line;
+}
+
+bool CapturedOutput::AwaitEnd(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&ended_), timeout);
+}
+
+// ---------------------------------------------------------------- SpawnChild
+
+absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  }
+  // Everything the child needs is built before fork: after it, only async-signal-safe
+  // calls (the parent has threads).
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    ::dup2(in[0], STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  ChildProcess child;
+  child.pid = pid;
+  child.stdin_fd = in[1];
+  child.stdout_ = std::make_unique<CapturedOutput>(out[0]);
+  child.stderr_ = std::make_unique<CapturedOutput>(err[0]);
+  return child;
+}
+
+// ---------------------------------------------------------------- CkptdProcess
+
+namespace {
+
+std::vector<std::string> CkptdArgv(const std::string& data_dir,
+                                   const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {Runfile("service/server/ckptd"), "--listen=127.0.0.1:0",
+                                   "--data_dir=" + data_dir};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return argv;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CkptdProcess>> CkptdProcess::Start(
+    const std::string& data_dir, const std::vector<std::string>& flags) {
+  absl::StatusOr<ChildProcess> child = SpawnChild(CkptdArgv(data_dir, flags));
+  if (!child.ok()) return child.status();
+  ::close(child->stdin_fd);
+  std::unique_ptr<CkptdProcess> process(
+      new CkptdProcess(child->pid, std::move(child->stdout_), std::move(child->stderr_)));
+  // "ckptd: serving on 127.0.0.1:PORT, data in DIR"
+  absl::StatusOr<std::string> line = process->stderr_->AwaitLine("serving on ", kStartBound);
+  if (!line.ok()) {
+    process->Kill();
+    process->Wait();
+    return absl::FailedPreconditionError(
+        absl::StrCat("ckptd did not start: ", line.status().message()));
+  }
+  const size_t at = line->find("serving on ") + std::strlen("serving on ");
+  process->address_ = line->substr(at, line->find(',', at) - at);
+  return process;
+}
+
+CkptdProcess::~CkptdProcess() {
+  if (!reaped_) {
+    Kill();
+    Wait();
+  }
+}
+
+std::unique_ptr<v1::Checkpoint::Stub> CkptdProcess::NewStub() const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::Checkpoint::NewStub(
+      grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+}
+
+void CkptdProcess::Kill() const { ::kill(pid_, SIGKILL); }
+
+int CkptdProcess::Wait() {
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+  return status;
+}
+
+int CkptdProcess::Stop() {
+  ::kill(pid_, SIGTERM);
+  return Wait();
+}
+
+CkptdExit RunCkptdExpectingExit(const std::string& data_dir,
+                                const std::vector<std::string>& flags) {
+  CkptdExit result;
+  absl::StatusOr<ChildProcess> child = SpawnChild(CkptdArgv(data_dir, flags));
+  if (!child.ok()) {
+    result.stderr_text = std::string(child.status().message());
+    return result;
+  }
+  ::close(child->stdin_fd);
+  // NOT_FOUND: stderr ended without "serving on", i.e. ckptd exited, as expected.
+  if (child->stderr_->AwaitLine("serving on ", kStartBound).status().code() !=
+      absl::StatusCode::kNotFound) {
+    ::kill(child->pid, SIGKILL);
+  }
+  while (::waitpid(child->pid, &result.wait_status, 0) < 0 && errno == EINTR) {
+  }
+  child->stdout_.reset();
+  result.stderr_text = child->stderr_->Text();
+  return result;
+}
+
+}  // namespace testing
+}  // namespace ckpt

@@ -1,0 +1,114 @@
+// ckptd as a child process, for tests that kill, freeze or starve it: the real binary
+// (//:ckptd) with its stderr captured, started on 127.0.0.1:0.
+#ifndef CKPT_TESTS_DURABILITY_CKPTD_PROCESS_H_
+#define CKPT_TESTS_DURABILITY_CKPTD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ckpt/v1/checkpoint.grpc.pb.h"
+
+namespace ckpt {
+namespace testing {
+
+// The path of a binary in the test's runfiles, e.g. Runfile("service/server/ckptd").
+std::string Runfile(const std::string& path);
+
+// Output captured from a child's file descriptor by a thread of its own, so the child
+// never blocks on a full pipe. Thread-safe.
+class CapturedOutput {
+ public:
+  // Takes ownership of `fd` (the read end of a pipe) and reads it until EOF.
+  explicit CapturedOutput(int fd);
+  ~CapturedOutput();  // joins the reader: the child must have closed its end
+  CapturedOutput(const CapturedOutput&) = delete;
+  CapturedOutput& operator=(const CapturedOutput&) = delete;
+
+  std::string Text() const;
+  // Blocks until a whole line containing `needle` has arrived, and returns it. NOT_FOUND
+  // if the pipe ends first; DEADLINE_EXCEEDED after `timeout` (a hung child).
+  absl::StatusOr<std::string> AwaitLine(const std::string& needle, absl::Duration timeout) const;
+  // Blocks until the pipe ends (the child exited or closed it), at most `timeout`.
+  bool AwaitEnd(absl::Duration timeout) const;
+
+ private:
+  void ReadLoop(int fd);
+
+  mutable absl::Mutex mu_;
+  std::string text_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reader_;
+};
+
+// Not thread-safe, except Kill() and pid(), which may be called from any thread.
+class CkptdProcess {
+ public:
+  // Runs ckptd --listen=127.0.0.1:0 --data_dir=<data_dir> <flags...> and waits for its
+  // "serving on" line. If ckptd exits instead, FAILED_PRECONDITION with its stderr.
+  static absl::StatusOr<std::unique_ptr<CkptdProcess>> Start(const std::string& data_dir,
+                                                             const std::vector<std::string>& flags);
+
+  // SIGKILLs the process if it still runs, and reaps it.
+  ~CkptdProcess();
+  CkptdProcess(const CkptdProcess&) = delete;
+  CkptdProcess& operator=(const CkptdProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // "127.0.0.1:<port>".
+  const std::string& address() const { return address_; }
+  // A stub on a channel of its own (its own connection).
+  std::unique_ptr<v1::Checkpoint::Stub> NewStub() const;
+
+  // Sends SIGKILL. Async-signal-safe and thread-safe: writers call it mid-flight.
+  void Kill() const;
+  // Reaps the process; returns its wait status (see waitpid(2)).
+  int Wait();
+  // SIGTERM, then Wait(): a graceful stop.
+  int Stop();
+  std::string Stderr() const { return stderr_->Text(); }
+
+ private:
+  CkptdProcess(pid_t pid, std::unique_ptr<CapturedOutput> stdout_output,
+               std::unique_ptr<CapturedOutput> stderr_output)
+      : pid_(pid), stdout_(std::move(stdout_output)), stderr_(std::move(stderr_output)) {}
+
+  const pid_t pid_;
+  bool reaped_ = false;
+  std::string address_;
+  std::unique_ptr<CapturedOutput> stdout_;  // ckptd prints nothing there
+  std::unique_ptr<CapturedOutput> stderr_;
+};
+
+// What a ckptd that was expected not to start did.
+struct CkptdExit {
+  int wait_status = 0;  // waitpid(2)
+  std::string stderr_text;
+};
+
+// Runs ckptd on `data_dir` and waits for it to exit by itself (a refused start-up).
+// If it starts serving instead, it is killed and the result says so in stderr_text.
+CkptdExit RunCkptdExpectingExit(const std::string& data_dir, const std::vector<std::string>& flags);
+
+// Forks and execs `argv` (argv[0] is the binary) with stdin and stdout as pipes to the
+// parent and stderr captured. The child dies with SIGKILL if the test thread that
+// started it ends.
+struct ChildProcess {
+  pid_t pid = -1;
+  int stdin_fd = -1;                        // write end of the child's stdin
+  std::unique_ptr<CapturedOutput> stdout_;  // the child's stdout
+  std::unique_ptr<CapturedOutput> stderr_;  // the child's stderr
+};
+absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv);
+
+}  // namespace testing
+}  // namespace ckpt
+
+#endif  // CKPT_TESTS_DURABILITY_CKPTD_PROCESS_H_
