@@ -55,12 +55,14 @@ std::string CapturedOutput::Text() const {
 }
 
 absl::StatusOr<std::string> CapturedOutput::AwaitLine(const std::string& needle,
-                                                      absl::Duration timeout) const {
+                                                      absl::Duration timeout, int nth) const {
   std::string line;
   auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     size_t start = 0;
+    int seen = 0;
     for (size_t end; (end = text_.find('\n', start)) != std::string::npos; start = end + 1) {
-      if (absl::StrContains(absl::string_view(text_).substr(start, end - start), needle)) {
+      if (absl::StrContains(absl::string_view(text_).substr(start, end - start), needle) &&
+          ++seen == nth) {
         line = text_.substr(start, end - start);
         return true;
       }

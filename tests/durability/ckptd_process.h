@@ -33,9 +33,10 @@ class CapturedOutput {
   CapturedOutput& operator=(const CapturedOutput&) = delete;
 
   std::string Text() const;
-  // Blocks until a whole line containing `needle` has arrived, and returns it. NOT_FOUND
-  // if the pipe ends first; DEADLINE_EXCEEDED after `timeout` (a hung child).
-  absl::StatusOr<std::string> AwaitLine(const std::string& needle, absl::Duration timeout) const;
+  // Blocks until the `nth` whole line containing `needle` has arrived, and returns it.
+  // NOT_FOUND if the pipe ends first; DEADLINE_EXCEEDED after `timeout` (a hung child).
+  absl::StatusOr<std::string> AwaitLine(const std::string& needle, absl::Duration timeout,
+                                        int nth = 1) const;
   // Blocks until the pipe ends (the child exited or closed it), at most `timeout`.
   bool AwaitEnd(absl::Duration timeout) const;
 
