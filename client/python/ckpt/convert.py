@@ -1,0 +1,48 @@
+"""Conversions between Python values and ckpt.v1 messages.
+
+Item keys are plain Python values in the SDK: an int is an index, a str is a name
+(proto ItemKey's oneof). Durations are seconds as float (or a datetime.timedelta).
+"""
+
+import datetime
+
+from google.protobuf import duration_pb2
+
+from ckpt.v1 import checkpoint_pb2 as pb
+
+
+def item_key(key):
+    """Returns the ItemKey for an int index or a str name.
+
+    Raises TypeError for anything else (bool included: True is not item 1).
+    """
+    if isinstance(key, pb.ItemKey):
+        return key
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        raise TypeError(f"an item key is an int index or a str name, not {type(key).__name__}")
+    if isinstance(key, int):
+        if key < 0:
+            raise ValueError(f"item index {key} is negative")
+        return pb.ItemKey(index=key)
+    return pb.ItemKey(name=key)
+
+
+def key_value(key):
+    """Returns the int index or str name held by an ItemKey."""
+    return key.index if key.WhichOneof("key") == "index" else key.name
+
+
+def duration(value):
+    """Returns a Duration for seconds (int or float), a timedelta, or a Duration."""
+    if isinstance(value, duration_pb2.Duration):
+        return value
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    result = duration_pb2.Duration()
+    result.FromNanoseconds(int(round(value * 1e9)))
+    return result
+
+
+def seconds(value):
+    """Returns a Duration as float seconds."""
+    return value.seconds + value.nanos / 1e9

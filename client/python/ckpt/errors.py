@@ -1,0 +1,114 @@
+"""Exceptions raised by the ckpt SDK: one per gRPC status code, each carrying the code
+and the server's message.
+
+Every failed call raises a CkptError (or a subclass named after the code), so a caller
+can catch broadly or by meaning:
+
+    try:
+        client.call("GetJob", job_id="nightly")
+    except ckpt.NotFoundError as e:
+        print(e.code, e.message)   # StatusCode.NOT_FOUND  job "nightly" not found
+
+Which code means what, and who should retry, is docs/api.md ("Status codes").
+"""
+
+import grpc
+
+# Codes after which a write may or may not have been applied: the request may have
+# reached ckptd before the answer was lost (docs/api.md, "Retrying a write").
+_AMBIGUOUS_CODES = frozenset({
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+})
+
+
+class CkptError(Exception):
+    """A ckpt call failed.
+
+    Attributes:
+      code: the grpc.StatusCode.
+      message: the server's message (for a server answer), else gRPC's description.
+      method: the RPC, e.g. "GetJob" ("" when not from an RPC).
+      maybe_applied: True when the call was a write whose request may have reached ckptd
+        although no answer came back (a lost answer); False when it certainly was not
+        applied (the server refused it, or it was never sent).
+    """
+
+    def __init__(self, code, message, method="", maybe_applied=False):
+        self.code = code
+        self.message = message
+        self.method = method
+        self.maybe_applied = maybe_applied
+        super().__init__(str(self))
+
+    def __str__(self):
+        where = f" ({self.method})" if self.method else ""
+        return f"{self.code.name}: {self.message}{where}"
+
+
+class InvalidArgumentError(CkptError):
+    """A field breaks a rule; the message starts with the field path."""
+
+
+class NotFoundError(CkptError):
+    """Unknown job, item, worker, state or output."""
+
+
+class FailedPreconditionError(CkptError):
+    """The job's or item's state forbids the call (a lost lease included)."""
+
+
+class AbortedError(CkptError):
+    """A stale expected_version in PutState: re-read, then retry."""
+
+
+class ResourceExhaustedError(CkptError):
+    """Disk full, or a message over --max_message_bytes."""
+
+
+class UnavailableError(CkptError):
+    """ckptd is unreachable or shutting down."""
+
+
+class DeadlineExceededError(CkptError):
+    """No answer within the call's deadline."""
+
+
+class DataLossError(CkptError):
+    """A corrupt record in ckptd's store."""
+
+
+class InternalError(CkptError):
+    """A storage error or an unparsable request."""
+
+
+_CLASS_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.ABORTED: AbortedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.DATA_LOSS: DataLossError,
+    grpc.StatusCode.INTERNAL: InternalError,
+}
+
+
+def error_for(code, message, method="", maybe_applied=False):
+    """Returns the CkptError subclass instance for `code`."""
+    cls = _CLASS_BY_CODE.get(code, CkptError)
+    return cls(code, message, method=method, maybe_applied=maybe_applied)
+
+
+def from_rpc_error(error, method, is_write):
+    """Converts a grpc.RpcError raised by a stub into a CkptError.
+
+    `is_write` says whether the call changes state, which decides maybe_applied.
+    """
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    return error_for(code, message or code.name, method=method,
+                     maybe_applied=is_write and code in _AMBIGUOUS_CODES)
