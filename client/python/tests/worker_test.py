@@ -1,0 +1,279 @@
+"""ckpt.Worker against a real ckptd: leasing, failures, PAUSE, STOP, lost leases.
+
+Every wait here is on an event the worker reports (on_event) or on a thread's end,
+never on a timer; the timeouts on those waits only keep a broken build from hanging.
+"""
+
+import collections
+import queue
+import threading
+import unittest
+
+import grpc
+
+import ckpt
+from ckpt.v1 import checkpoint_pb2 as pb
+from ckptd_process import CkptdTestCase
+
+WAIT = 120  # seconds: a hang guard, not a measurement
+
+
+class Events:
+    """Collects a worker's on_event calls; next() waits for the next matching one."""
+
+    def __init__(self):
+        self._queue = queue.Queue()
+
+    def __call__(self, kind, info):
+        self._queue.put((kind, info))
+
+    def drain(self):
+        """Forgets the events so far."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def next(self, kind, **match):
+        while True:
+            got_kind, info = self._queue.get(timeout=WAIT)
+            if got_kind == kind and all(info.get(k) == v for k, v in match.items()):
+                return info
+
+
+def run_in_thread(target):
+    """Runs target() on a thread; returns a join() that re-raises its exception."""
+    failures = []
+
+    def run():
+        try:
+            target()
+        except BaseException as e:  # handed to the test thread
+            failures.append(e)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join():
+        thread.join(timeout=WAIT)
+        if thread.is_alive():
+            raise AssertionError("worker thread did not finish")
+        if failures:
+            raise failures[0]
+    return join
+
+
+class LosesFirstLeaseAnswer(ckpt.Client):
+    """A Client whose first LeaseItems is applied by ckptd but its answer lost."""
+
+    lost_one = False
+
+    def call(self, method, request=None, **options):
+        response = super().call(method, request, **options)
+        if method == "LeaseItems" and not self.lost_one:
+            self.lost_one = True
+            raise ckpt.DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                             "answer lost", method=method, maybe_applied=True)
+        return response
+
+
+class WorkerTest(CkptdTestCase):
+
+    def item(self, job, key):
+        return self.client.call("GetItem", job_id=job.job_id, key=ckpt.pb.ItemKey(index=key)).item
+
+    def workers(self, job):
+        return self.client.call("ListWorkers", job_id=job.job_id, include_exited=True).workers
+
+    def test_several_workers_process_every_item_exactly_once(self):
+        job = self.new_job(items=200)
+        seen = []
+        lock = threading.Lock()
+
+        def work():
+            with job.worker(lease_batch=5, complete_batch=8) as worker:
+                for item in worker:
+                    with item:
+                        with lock:
+                            seen.append((item.key, item.attempt))
+        joins = [run_in_thread(work) for _ in range(4)]
+        for join in joins:
+            join()
+
+        self.assertEqual(sorted(key for key, _ in seen), list(range(200)))
+        self.assertEqual({attempt for _, attempt in seen}, {1})
+        info = job.info()
+        self.assertEqual(info.status, pb.JOB_STATUS_COMPLETED)
+        self.assertEqual(info.progress.completed, 200)
+        workers = self.workers(job)
+        self.assertEqual(len(workers), 4)
+        self.assertEqual({w.state for w in workers}, {pb.WORKER_STATE_EXITED})
+        self.assertEqual(sum(w.completed for w in workers), 200)
+
+    def test_a_raising_body_fails_the_item_with_the_exceptions_text(self):
+        job = self.new_job(items=3, max_attempts=2)
+        tries = collections.Counter()
+        with job.worker() as worker:
+            for item in worker:
+                with item:
+                    tries[item.key] += 1
+                    if item.key == 1:
+                        raise ValueError("corrupt header in 1")
+
+        # Retryable by default: tried max_attempts times, then FAILED with the text.
+        self.assertEqual(tries, {0: 1, 1: 2, 2: 1})
+        failed = self.item(job, 1)
+        self.assertEqual(failed.state, pb.ITEM_STATE_FAILED)
+        self.assertEqual(failed.attempts, 2)
+        self.assertEqual(failed.last_error.message, "ValueError: corrupt header in 1")
+        self.assertEqual(job.info().status, pb.JOB_STATUS_FAILED)
+        self.assertEqual(job.failed_indices, {1: "ValueError: corrupt header in 1"})
+
+    def test_raise_errors_fails_the_item_and_ends_the_loop(self):
+        job = self.new_job(items=3)
+        with self.assertRaises(KeyError):
+            with job.worker(raise_errors=True, retry_failures=False) as worker:
+                for item in worker:
+                    with item:
+                        raise KeyError("missing column")
+        self.assertEqual(self.item(job, 0).state, pb.ITEM_STATE_FAILED)
+        self.assertEqual(self.item(job, 0).last_error.message, "KeyError: 'missing column'")
+        # The worker unregistered: nothing is left leased.
+        self.assertEqual(job.info().progress.leased, 0)
+        self.assertEqual([w.state for w in self.workers(job)], [pb.WORKER_STATE_EXITED])
+
+    def test_pause_stops_leasing_while_heartbeating_and_resume_finishes(self):
+        job = self.new_job(items=4)
+        events = Events()
+        in_first_item = threading.Event()
+        release = threading.Event()
+        processed = []
+
+        def work():
+            with job.worker(heartbeat_interval=0.05, on_event=events) as worker:
+                for item in worker:
+                    with item:
+                        processed.append(item.key)
+                        if item.key == 0:
+                            in_first_item.set()
+                            release.wait(timeout=WAIT)
+        join = run_in_thread(work)
+        self.assertTrue(in_first_item.wait(timeout=WAIT))
+        job.pause("maintenance")
+        release.set()  # the item in hand still finishes
+
+        events.next("waiting", reason="paused")
+        # Paused: it keeps heartbeating and is told PAUSE, and leases nothing.
+        events.next("heartbeat", control="CONTROL_WORD_PAUSE")
+        events.next("heartbeat", control="CONTROL_WORD_PAUSE")
+        self.assertEqual(processed, [0])
+        self.assertTrue(job.is_completed(0))
+        self.assertEqual(job.remaining_indices(), [1, 2, 3])
+        self.assertEqual(job.info().progress.leased, 0)
+        self.assertEqual([w.state for w in self.workers(job)], [pb.WORKER_STATE_ACTIVE])
+
+        job.resume()
+        join()
+        self.assertEqual(processed, [0, 1, 2, 3])
+        self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+
+    def test_stop_ends_the_loop_after_the_current_item(self):
+        job = self.new_job(items=5)
+        processed = []
+        with job.worker() as worker:
+            for item in worker:
+                with item:
+                    processed.append(item.key)
+                    job.stop("enough")
+        self.assertEqual(processed, [0])
+        self.assertTrue(job.is_completed(0))  # a held lease may finish after STOP
+        self.assertEqual(job.remaining_indices(), [1, 2, 3, 4])
+        self.assertEqual(job.info().status, pb.JOB_STATUS_STOPPED)
+
+    def test_stop_from_a_heartbeat_leaves_the_rest_of_the_batch(self):
+        job = self.new_job(items=5)
+        events = Events()
+        processed = []
+        with job.worker(lease_batch=3, heartbeat_interval=0.05, on_event=events) as worker:
+            for item in worker:
+                with item:
+                    processed.append(item.key)
+                    job.stop("enough")
+                    events.next("heartbeat", control="CONTROL_WORD_STOP")
+        self.assertEqual(processed, [0])
+        # Items 1 and 2 were leased but never started: returned, no attempt counted.
+        self.assertEqual(job.remaining_indices(), [1, 2, 3, 4])
+        self.assertEqual(job.info().progress.leased, 0)
+        self.assertEqual(self.item(job, 1).attempts, 0)
+
+    def test_a_lost_lease_is_not_completed(self):
+        job = self.new_job(items=1)
+        events = Events()
+        tries = []
+        with job.worker(heartbeat_interval=0.05, on_event=events) as worker:
+            for item in worker:
+                with item:
+                    tries.append(item.lease_token)
+                    if len(tries) == 1:
+                        job.reset_index(0)  # revokes the lease
+                        events.next("lease_lost", key=0)
+                        self.assertTrue(item.lost)
+        self.assertEqual(len(tries), 2)
+        self.assertNotEqual(tries[0], tries[1])
+        self.assertEqual(job.info().progress.completed, 1)
+        self.assertEqual(sum(w.completed for w in self.workers(job)), 1)
+
+    def test_an_unregistered_worker_registers_again(self):
+        job = self.new_job(items=2)
+        events = Events()
+        processed = collections.Counter()
+        first_id = []
+        with job.worker(heartbeat_interval=0.05, on_event=events) as worker:
+            for item in worker:
+                with item:
+                    processed[item.key] += 1
+                    if not first_id:
+                        first_id.append(worker.worker_id)
+                        # As if ckptd had declared it lost: its calls are refused.
+                        self.client.call("UnregisterWorker", job_id=job.job_id,
+                                         worker_id=worker.worker_id)
+                        events.next("reregistered", old=first_id[0])
+        self.assertNotEqual(worker.worker_id, first_id[0])
+        # The first item's lease was returned by the unregister, so its completion
+        # was dropped and the item done again under the new registration.
+        self.assertEqual(processed, {0: 2, 1: 1})
+        self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+
+    def test_leases_granted_with_a_lost_answer_are_returned(self):
+        job = self.new_job(items=3)
+        client = LosesFirstLeaseAnswer(self.ckptd.address)
+        events = Events()
+        processed = []
+        join = run_in_thread(lambda: processed.extend(
+            (item.key, item.attempt)
+            for item in ckpt.Worker(client, job.job_id, lease_batch=2, on_event=events)))
+        # Items 0 and 1 were leased unseen. Unregistering returned them without
+        # counting an attempt, or this worker would wait for them forever.
+        reregistered = events.next("reregistered")
+        self.assertIn("LeaseItems", reregistered["reason"])
+        join()
+        self.assertEqual(sorted(processed), [(0, 1), (1, 1), (2, 1)])
+        self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+        client.close()
+
+    def test_a_saved_cursor_comes_back_with_the_next_try(self):
+        job = self.new_job(items=1)
+        events = Events()
+        seen = []
+        with job.worker(heartbeat_interval=0.05, on_event=events) as worker:
+            for item in worker:
+                with item:
+                    seen.append((item.attempt, item.cursor))
+                    if item.attempt == 1:
+                        item.save_cursor(b"row 41000")
+                        events.drain()
+                        events.next("heartbeat")  # may have started before the save
+                        events.next("heartbeat")  # started after it: carried the cursor
+                        raise RuntimeError("node evicted")
+        self.assertEqual(seen, [(1, b""), (2, b"row 41000")])
+
+
+if __name__ == "__main__":
+    unittest.main()
