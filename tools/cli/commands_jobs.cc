@@ -1,0 +1,292 @@
+// Job commands: jobs, status, watch, pause, resume, stop, reset, delete.
+#include <algorithm>
+#include <ostream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "service/common/status_macros.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/format.h"
+
+namespace ckpt {
+namespace cli {
+namespace {
+
+// Error groups shown by `status`.
+constexpr uint32_t kErrorGroups = 10;
+// Completed items shown by `status`.
+constexpr int kRecentCompleted = 5;
+
+absl::StatusOr<v1::JobStatus> ParseJobStatus(absl::string_view text) {
+  const std::string upper = absl::AsciiStrToUpper(text);
+  v1::JobStatus status;
+  if (v1::JobStatus_Parse(absl::StrCat("JOB_STATUS_", upper), &status) &&
+      status != v1::JOB_STATUS_UNSPECIFIED) {
+    return status;
+  }
+  return UsageError(
+      absl::StrCat("--status must be one of running, paused, stopped, "
+                   "completed, failed; not \"",
+                   text, "\""));
+}
+
+std::string Counts(const v1::Progress& p) {
+  return absl::StrCat(p.completed() + p.failed(), "/", p.total());
+}
+
+absl::StatusOr<v1::Job> GetJob(const Context& ctx, const std::string& job_id) {
+  v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  CKPT_ASSIGN_OR_RETURN(v1::GetJobResponse got, ctx.client->GetJob(request));
+  return std::move(*got.mutable_job());
+}
+
+void PrintJobLine(const Context& ctx, const v1::Job& job, absl::string_view verb) {
+  if (ctx.json) {
+    *ctx.out << ToJson(job) << "\n";
+    return;
+  }
+  *ctx.out << "job " << job.job_id() << " " << verb << ": "
+           << Paint(Name(job.status()), ColorOf(job.status()), ctx.terminal) << "\n";
+}
+
+void PrintProgress(const Context& ctx, const v1::Job& job) {
+  std::ostream& out = *ctx.out;
+  const v1::Progress& p = job.progress();
+  out << absl::StrFormat("%-11s%s\n", "Job", Paint(job.job_id(), Color::kBold, ctx.terminal));
+  if (!job.display_name().empty()) out << absl::StrFormat("%-11s%s\n", "Name", job.display_name());
+  std::string status = Paint(Name(job.status()), ColorOf(job.status()), ctx.terminal);
+  if (!job.status_reason().empty()) absl::StrAppend(&status, " (", job.status_reason(), ")");
+  if (job.sealed()) absl::StrAppend(&status, ", sealed");
+  out << absl::StrFormat("%-11s%s\n", "Status", status);
+  out << absl::StrFormat("%-11s%s\n", "Stage", job.stage().empty() ? "-" : job.stage());
+  out << absl::StrFormat("%-11s%s  %d completed, %d failed of %d\n", "Progress",
+                         ProgressBar(p.percent(), 30), p.completed(), p.failed(), p.total());
+  out << absl::StrFormat("%-11s%d (%d pending, %d leased)\n", "Remaining", p.remaining(),
+                         p.pending(), p.leased());
+  out << absl::StrFormat("%-11s%s, ETA %s, elapsed %s\n", "Rate", FormatRate(p.recent_rate()),
+                         FormatDuration(p.eta()), FormatDuration(p.elapsed()));
+  out << absl::StrFormat("%-11savg %s, p50 %s, p95 %s\n", "Item time",
+                         FormatDuration(p.item_time_avg()), FormatDuration(p.item_time_p50()),
+                         FormatDuration(p.item_time_p95()));
+  out << absl::StrFormat("%-11s%s\n", "Created", FormatTime(job.create_time(), ctx.now));
+  out << absl::StrFormat("%-11s%s\n", "Updated", FormatTime(job.update_time(), ctx.now));
+  if (job.has_finish_time()) {
+    out << absl::StrFormat("%-11s%s\n", "Finished", FormatTime(job.finish_time(), ctx.now));
+  }
+}
+
+void PrintSteps(const Context& ctx, const v1::Job& job) {
+  Table steps({"STEP", "TOTAL", "COMPLETED", "FAILED", "PENDING", "LEASED", "PERCENT", "RATE"});
+  for (const v1::StepProgress& step : job.step_progress()) {
+    const v1::Progress& p = step.progress();
+    steps.AddRow({step.step(), absl::StrCat(p.total()), absl::StrCat(p.completed()),
+                  absl::StrCat(p.failed()), absl::StrCat(p.pending()), absl::StrCat(p.leased()),
+                  absl::StrFormat("%.1f%%", p.percent()), FormatRate(p.recent_rate())});
+  }
+  *ctx.out << "\nSteps\n";
+  steps.Print(*ctx.out);
+}
+
+}  // namespace
+
+absl::Status Jobs(const Context& ctx, const Args& args) {
+  v1::ListJobsRequest request;
+  if (args.Has("status")) {
+    CKPT_ASSIGN_OR_RETURN(v1::JobStatus status, ParseJobStatus(args.Get("status")));
+    request.set_status(status);
+  }
+  for (const std::string& label : args.All("label")) {
+    const std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    if (kv.size() != 2 || kv[0].empty()) {
+      return UsageError(absl::StrCat("--label must be key=value, not \"", label, "\""));
+    }
+    (*request.mutable_labels())[kv[0]] = kv[1];
+  }
+  request.set_name_prefix(args.Get("prefix"));
+  CKPT_ASSIGN_OR_RETURN(const uint64_t limit, args.GetInt("limit", 50, 1, 1000));
+  request.set_limit(static_cast<uint32_t>(limit));
+  CKPT_ASSIGN_OR_RETURN(v1::ListJobsResponse listed, ctx.client->ListJobs(request));
+  if (ctx.json) {
+    *ctx.out << ToJson(listed) << "\n";
+    return absl::OkStatus();
+  }
+  if (listed.jobs().empty()) {
+    *ctx.out << "no jobs\n";
+    return absl::OkStatus();
+  }
+  Table table({"JOB", "STATUS", "DONE", "PERCENT", "FAILED", "RATE", "ETA", "CREATED", "STAGE"});
+  for (const v1::Job& job : listed.jobs()) {
+    const v1::Progress& p = job.progress();
+    table.AddRow({job.job_id(), Paint(Name(job.status()), ColorOf(job.status()), ctx.terminal),
+                  Counts(p), absl::StrFormat("%.1f%%", p.percent()), absl::StrCat(p.failed()),
+                  FormatRate(p.recent_rate()), FormatDuration(p.eta()),
+                  FormatTime(job.create_time(), ctx.now), job.stage().empty() ? "-" : job.stage()});
+  }
+  table.Print(*ctx.out);
+  if (!listed.next_page_token().empty()) {
+    *ctx.out << "(more: raise --limit or narrow with --status/--label/--prefix)\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Status(const Context& ctx, const Args& args) {
+  const std::string& job_id = args.positional[0];
+  CKPT_ASSIGN_OR_RETURN(v1::Job job, GetJob(ctx, job_id));
+
+  v1::ListItemsRequest failed;
+  failed.set_job_id(job_id);
+  failed.set_state(v1::ITEM_STATE_FAILED);
+  failed.set_limit(1);
+  failed.set_keys_only(true);
+  failed.set_error_groups(kErrorGroups);
+  CKPT_ASSIGN_OR_RETURN(v1::ListItemsResponse groups, ctx.client->ListItems(failed));
+
+  v1::ListWorkersRequest workers_request;
+  workers_request.set_job_id(job_id);
+  CKPT_ASSIGN_OR_RETURN(v1::ListWorkersResponse workers, ctx.client->ListWorkers(workers_request));
+
+  // The last completed items in key order (the server keeps no completion log to ask
+  // for the latest by time without a scan).
+  v1::ListItemsRequest completed;
+  completed.set_job_id(job_id);
+  completed.set_state(v1::ITEM_STATE_COMPLETED);
+  completed.set_limit(kRecentCompleted);
+  CKPT_ASSIGN_OR_RETURN(v1::ListItemsResponse done, ctx.client->ListItems(completed));
+
+  if (ctx.json) {
+    *ctx.out << "{\"job\":" << ToJson(job) << ",\"error_groups\":[";
+    for (int i = 0; i < groups.error_groups_size(); ++i) {
+      *ctx.out << (i > 0 ? "," : "") << ToJson(groups.error_groups(i));
+    }
+    *ctx.out << "],\"workers\":[";
+    for (int i = 0; i < workers.workers_size(); ++i) {
+      *ctx.out << (i > 0 ? "," : "") << ToJson(workers.workers(i));
+    }
+    *ctx.out << "],\"completed_items\":[";
+    for (int i = 0; i < done.items_size(); ++i) {
+      *ctx.out << (i > 0 ? "," : "") << ToJson(done.items(i));
+    }
+    *ctx.out << "]}\n";
+    return absl::OkStatus();
+  }
+
+  PrintProgress(ctx, job);
+  PrintSteps(ctx, job);
+  if (!done.items().empty()) {
+    Table table({"ITEM", "STEP", "COMPLETED", "OUTPUTS"});
+    for (const v1::Item& item : done.items()) {
+      table.AddRow({KeyText(item.key()), item.step(), FormatTime(item.update_time(), ctx.now),
+                    absl::StrJoin(item.result().output_paths(), ", ")});
+    }
+    *ctx.out << "\nCompleted items (first " << kRecentCompleted << " by key)\n";
+    table.Print(*ctx.out);
+  }
+  if (!groups.error_groups().empty()) {
+    Table table({"COUNT", "ERROR"});
+    for (const v1::ErrorGroup& group : groups.error_groups()) {
+      table.AddRow({absl::StrCat(group.count()), group.message()});
+    }
+    *ctx.out << "\nFailed items by error (retry them: ckpt retry " << job_id << ")\n";
+    table.Print(*ctx.out);
+  }
+  *ctx.out << "\nWorkers\n";
+  if (workers.workers().empty()) {
+    *ctx.out << "none\n";
+  } else {
+    Table table({"WORKER", "STATE", "HOST", "PID", "LAST HEARTBEAT", "ITEMS", "DONE", "FAILED"});
+    for (const v1::Worker& w : workers.workers()) {
+      table.AddRow({w.worker_id(), Name(w.state()), w.hostname(), absl::StrCat(w.pid()),
+                    FormatTime(w.last_heartbeat(), ctx.now), absl::StrCat(w.current_items_size()),
+                    absl::StrCat(w.completed()), absl::StrCat(w.failed())});
+    }
+    table.Print(*ctx.out);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Watch(const Context& ctx, const Args& args) {
+  v1::WatchJobRequest request;
+  request.set_job_id(args.positional[0]);
+  CKPT_ASSIGN_OR_RETURN(const uint64_t interval_ms, args.GetInt("interval", 500, 100, 3'600'000));
+  request.mutable_min_interval()->set_seconds(interval_ms / 1000);
+  request.mutable_min_interval()->set_nanos(static_cast<int32_t>(interval_ms % 1000) * 1'000'000);
+  v1::Job last;
+  const absl::Status status = ctx.client->WatchJob(request, [&](const v1::Job& job) {
+    last = job;
+    const v1::Progress& p = job.progress();
+    if (ctx.json) {
+      *ctx.out << ToJson(job) << "\n";
+    } else {
+      const std::string line = absl::StrFormat(
+          "%s %s  %s  %s  ETA %s", Paint(Name(job.status()), ColorOf(job.status()), ctx.terminal),
+          ProgressBar(p.percent(), 30), Counts(p), FormatRate(p.recent_rate()),
+          FormatDuration(p.eta()));
+      // On a terminal one line redrawn in place; elsewhere a line per snapshot.
+      *ctx.out << (ctx.terminal ? "\r\x1b[2K" : "") << line << (ctx.terminal ? "" : "\n");
+    }
+    ctx.out->flush();
+    return !ctx.on_watch_snapshot || ctx.on_watch_snapshot(job);
+  });
+  if (ctx.terminal && !ctx.json) *ctx.out << "\n";
+  CKPT_RETURN_IF_ERROR(status);
+  if (!ctx.json && last.has_finish_time()) {
+    *ctx.out << "job " << last.job_id() << " " << Name(last.status())
+             << (last.status_reason().empty() ? "" : absl::StrCat(": ", last.status_reason()))
+             << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Pause(const Context& ctx, const Args& args) {
+  v1::PauseJobRequest request;
+  request.set_job_id(args.positional[0]);
+  request.set_reason(args.Get("reason", "paused with ckpt pause"));
+  CKPT_ASSIGN_OR_RETURN(v1::PauseJobResponse response, ctx.client->PauseJob(request));
+  PrintJobLine(ctx, response.job(), "paused");
+  return absl::OkStatus();
+}
+
+absl::Status Resume(const Context& ctx, const Args& args) {
+  v1::ResumeJobRequest request;
+  request.set_job_id(args.positional[0]);
+  CKPT_ASSIGN_OR_RETURN(v1::ResumeJobResponse response, ctx.client->ResumeJob(request));
+  PrintJobLine(ctx, response.job(), "resumed");
+  return absl::OkStatus();
+}
+
+absl::Status Stop(const Context& ctx, const Args& args) {
+  v1::StopJobRequest request;
+  request.set_job_id(args.positional[0]);
+  request.set_reason(args.Get("reason", "stopped with ckpt stop"));
+  CKPT_ASSIGN_OR_RETURN(v1::StopJobResponse response, ctx.client->StopJob(request));
+  PrintJobLine(ctx, response.job(), "stopped");
+  return absl::OkStatus();
+}
+
+absl::Status Reset(const Context& ctx, const Args& args) {
+  v1::ResetJobRequest request;
+  request.set_job_id(args.positional[0]);
+  request.set_remove_items(args.Has("remove-items"));
+  CKPT_ASSIGN_OR_RETURN(v1::ResetJobResponse response, ctx.client->ResetJob(request));
+  PrintJobLine(ctx, response.job(), request.remove_items() ? "reset, items removed" : "reset");
+  return absl::OkStatus();
+}
+
+absl::Status Delete(const Context& ctx, const Args& args) {
+  v1::DeleteJobRequest request;
+  request.set_job_id(args.positional[0]);
+  CKPT_RETURN_IF_ERROR(ctx.client->DeleteJob(request).status());
+  if (ctx.json) {
+    *ctx.out << "{\"job_id\":\"" << request.job_id() << "\",\"deleted\":true}\n";
+  } else {
+    *ctx.out << "job " << request.job_id() << " deleted\n";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cli
+}  // namespace ckpt
