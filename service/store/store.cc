@@ -37,39 +37,61 @@ constexpr size_t kNumCfs = sizeof(kCfNames) / sizeof(kCfNames[0]);
 // RocksDB's info log. Its own LOG writer aborts the process (Debian builds RocksDB with
 // assertions on) when it writes again after a failed write, which is what happens on a
 // full disk; and it renames LOG to LOG.old.* on every open, even one that is refused.
-// This one appends warnings to <data_dir>/LOG with stdio and ignores write errors. It
-// opens the file at the first message, so an open that logs nothing creates nothing.
+// This one appends warnings to <data_dir>/LOG with stdio and ignores write errors.
+// Until Release() (called once the store is open) it only holds the lines, so an open
+// that is refused leaves no trace: its error says what RocksDB would have logged.
 // Thread-safe.
 class FileLogger : public rocksdb::Logger {
  public:
   explicit FileLogger(std::string path)
       : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), path_(std::move(path)) {}
   ~FileLogger() override {
+    absl::MutexLock lock(&mu_);
     if (file_ != nullptr) std::fclose(file_);
+  }
+
+  // Writes the held lines, and from now on every line, to the file.
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+    for (const std::string& line : held_) Append(line);
+    held_.clear();
   }
 
   using rocksdb::Logger::Logv;
   void Logv(const char* format, va_list ap) override {
-    absl::MutexLock lock(&mu_);
-    if (file_ == nullptr) file_ = std::fopen(path_.c_str(), "ae");
-    if (file_ == nullptr) return;
     timeval now{};
     ::gettimeofday(&now, nullptr);
     tm local{};
     ::localtime_r(&now.tv_sec, &local);
     char stamp[32];
     std::strftime(stamp, sizeof(stamp), "%Y/%m/%d-%H:%M:%S", &local);
-    std::fprintf(file_, "%s.%06ld ", stamp, static_cast<long>(now.tv_usec));
-    std::vfprintf(file_, format, ap);
-    std::fputc('\n', file_);
-    std::fflush(file_);
+    char text[1024];
+    std::vsnprintf(text, sizeof(text), format, ap);
+    std::string line =
+        absl::StrCat(stamp, ".", absl::Dec(now.tv_usec, absl::kZeroPad6), " ", text, "\n");
+    absl::MutexLock lock(&mu_);
+    if (released_) {
+      Append(line);
+    } else if (held_.size() < 1000) {
+      held_.push_back(std::move(line));
+    }
   }
   // The options dump RocksDB writes at every open.
   void LogHeader(const char* format, va_list ap) override {}
 
  private:
+  void Append(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (file_ == nullptr) file_ = std::fopen(path_.c_str(), "ae");
+    if (file_ == nullptr) return;
+    std::fwrite(line.data(), 1, line.size(), file_);
+    std::fflush(file_);
+  }
+
   const std::string path_;
   absl::Mutex mu_;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> held_ ABSL_GUARDED_BY(mu_);
   std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
@@ -254,7 +276,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.IncreaseParallelism(2);
   // A torn WAL tail (a crash mid-append) is dropped; anything before it is kept.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  db_options.info_log = std::make_shared<FileLogger>(options.path + "/LOG");
+  auto logger = std::make_shared<FileLogger>(options.path + "/LOG");
+  db_options.info_log = logger;
   db_options.listeners.push_back(std::make_shared<ResumeOnNextWrite>());
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -296,6 +319,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     return version.status();
   }
   db->DestroyColumnFamilyHandle(raw_handles[0]);
+  logger->Release();
   return std::unique_ptr<Store>(new Store(options, std::move(db), std::move(handles), *version));
 }
 
