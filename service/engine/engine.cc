@@ -339,6 +339,7 @@ std::shared_ptr<JobSnapshot> Engine::MakeSnapshot(JobRuntime& job) {
       snapshot->worker_heartbeats.push_back(w.last_heartbeat);
     }
   }
+  snapshot->recent_completions.assign(job.recent_completions.begin(), job.recent_completions.end());
   snapshot->lease_timeout = LeaseTimeout(job);
   return snapshot;
 }

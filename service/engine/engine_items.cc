@@ -73,6 +73,20 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
   return gaps;
 }
 
+// The few recent completions `ckpt status` shows, without a scan.
+constexpr size_t kRecentCompletions = 10;
+
+void RememberCompletion(JobRuntime& job, const std::string& step, const v1::ItemKey& key,
+                        const std::string& worker_id, absl::Time now) {
+  v1::RecentCompletion recent;
+  *recent.mutable_key() = key;
+  recent.set_step(step);
+  *recent.mutable_time() = ToProtoTime(now);
+  recent.set_worker_id(worker_id);
+  job.recent_completions.push_front(std::move(recent));
+  if (job.recent_completions.size() > kRecentCompletions) job.recent_completions.pop_back();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- AddItems
@@ -353,6 +367,7 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
     }
     s.rate.Add(g.now, 1);
     job->rate.Add(g.now, 1);
+    RememberCompletion(*job, s.name, item.key(), r.worker_id(), g.now);
     if (worker != nullptr) {
       v1::Worker* w = worker->record.mutable_worker();
       w->set_completed(w->completed() + 1);

@@ -189,6 +189,7 @@ absl::StatusOr<std::vector<std::string>> Engine::ListNames(Group& g, const JobRu
 
 void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
   DeleteJobData(g, job.id());
+  job.recent_completions.clear();
   // Workers stay registered (their records were deleted with the job's data, so write
   // them again) but hold nothing.
   for (auto& [worker_id, w] : job.workers) {

@@ -204,6 +204,9 @@ absl::Status Engine::GetJob(const v1::GetJobRequest& r, v1::GetJobResponse* out)
     return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
   }
   *out->mutable_job() = JobFromSnapshot(*snapshot);
+  for (const v1::RecentCompletion& recent : snapshot->recent_completions) {
+    *out->add_recent_completions() = recent;
+  }
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #define CKPT_SERVICE_ENGINE_RUNTIME_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -86,6 +87,8 @@ struct JobRuntime {
   absl::flat_hash_map<uint64_t, storage::v1::ErrorGroupRecord> error_groups;
   absl::flat_hash_set<uint64_t> dirty_error_groups;
   RateMeter rate;
+  // The latest completions, newest first, at most kRecentCompletions; memory only.
+  std::deque<v1::RecentCompletion> recent_completions;
   absl::flat_hash_map<std::string, WorkerRuntime> workers;
   absl::flat_hash_set<std::string> dirty_workers;
 
@@ -117,6 +120,7 @@ struct JobSnapshot {
   // Last heartbeats of the workers that have not unregistered; a worker counts as
   // active at read time if it was heard from within the lease timeout.
   std::vector<absl::Time> worker_heartbeats;
+  std::vector<v1::RecentCompletion> recent_completions;  // newest first
   absl::Duration lease_timeout;
   uint64_t version = 0;  // grows with every publish; WatchJob compares it
 };

@@ -154,7 +154,7 @@ TEST_F(CommandsTest, StatusShowsProgressStepsErrorsAndWorkers) {
   EXPECT_THAT(*text, HasSubstr("70.0%  4 completed, 3 failed of 10"));
   EXPECT_THAT(*text, HasSubstr("Remaining  3 (2 pending, 1 leased)"));
   EXPECT_THAT(*text, ContainsRegex("main +10 +4 +3 +2 +1 +70.0%"));
-  EXPECT_THAT(*text, HasSubstr("/out/page-0.html"));
+  EXPECT_THAT(*text, ContainsRegex("Recently completed\nITEM +STEP +COMPLETED +WORKER\n3 +main"));
   EXPECT_THAT(*text, ContainsRegex("2 +HTTP 503"));
   EXPECT_THAT(*text, ContainsRegex("1 +DNS failure"));
   EXPECT_THAT(*text, ContainsRegex(worker_id_ + " +ACTIVE +crawler-1 +4242"));
@@ -165,6 +165,7 @@ TEST_F(CommandsTest, StatusShowsProgressStepsErrorsAndWorkers) {
   EXPECT_EQ(parsed.fields().at("job").struct_value().fields().at("job_id").string_value(), "crawl");
   EXPECT_EQ(parsed.fields().at("error_groups").list_value().values_size(), 2);
   EXPECT_EQ(parsed.fields().at("workers").list_value().values_size(), 1);
+  EXPECT_EQ(parsed.fields().at("recent_completions").list_value().values_size(), 4);
 
   EXPECT_THAT(Run({"status", "nope"}), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));
   EXPECT_TRUE(IsUsageError(Run({"status"}).status()));

@@ -355,6 +355,30 @@ TEST_F(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sealed")));
 }
 
+TEST_F(EngineItemsTest, GetJobShowsTheTenLatestCompletionsNewestFirst) {
+  CreateJob("job_id: \"j\"");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 20 })pb");
+  for (int i = 0; i < 12; ++i) {
+    CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"j\" items { key { index: ", i, " } }")));
+  }
+  v1::GetJobRequest get;
+  get.set_job_id("j");
+  auto got = h_.Read(&Engine::GetJob, get);
+  CKPT_ASSERT_OK(got);
+  ASSERT_EQ(got->recent_completions_size(), 10);
+  EXPECT_EQ(got->recent_completions(0).key().index(), 11u);
+  EXPECT_EQ(got->recent_completions(9).key().index(), 2u);
+  EXPECT_EQ(got->recent_completions(0).step(), "main");
+
+  v1::ResetJobRequest reset;
+  reset.set_job_id("j");
+  CKPT_ASSERT_OK(h_.Call(&Engine::ResetJob, reset));
+  got = h_.Read(&Engine::GetJob, get);
+  CKPT_ASSERT_OK(got);
+  EXPECT_EQ(got->recent_completions_size(), 0);
+}
+
 TEST_F(EngineItemsTest, ReRegisteringTheSameItemsOfASealedJobIsOk) {
   // A resumed pipeline registers its inputs again, and a sealing AddItems may be
   // retried after a lost answer: nothing new is added, so nothing is refused.

@@ -41,8 +41,8 @@ absl::StatusOr<uint64_t> Args::GetInt(absl::string_view name, uint64_t fallback,
   const std::string text = Get(name);
   uint64_t value = 0;
   if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
-    return UsageError(absl::StrCat("--", name, " must be a number from ", min,
-                                                   " to ", max, ", not \"", text, "\""));
+    return UsageError(absl::StrCat("--", name, " must be a number from ", min, " to ", max,
+                                   ", not \"", text, "\""));
   }
   return value;
 }

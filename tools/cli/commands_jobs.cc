@@ -17,8 +17,6 @@ namespace {
 
 // Error groups shown by `status`.
 constexpr uint32_t kErrorGroups = 10;
-// Completed items shown by `status`.
-constexpr int kRecentCompleted = 5;
 
 absl::StatusOr<v1::JobStatus> ParseJobStatus(absl::string_view text) {
   const std::string upper = absl::AsciiStrToUpper(text);
@@ -35,13 +33,6 @@ absl::StatusOr<v1::JobStatus> ParseJobStatus(absl::string_view text) {
 
 std::string Counts(const v1::Progress& p) {
   return absl::StrCat(p.completed() + p.failed(), "/", p.total());
-}
-
-absl::StatusOr<v1::Job> GetJob(const Context& ctx, const std::string& job_id) {
-  v1::GetJobRequest request;
-  request.set_job_id(job_id);
-  CKPT_ASSIGN_OR_RETURN(v1::GetJobResponse got, ctx.client->GetJob(request));
-  return std::move(*got.mutable_job());
 }
 
 void PrintJobLine(const Context& ctx, const v1::Job& job, absl::string_view verb) {
@@ -135,7 +126,10 @@ absl::Status Jobs(const Context& ctx, const Args& args) {
 
 absl::Status Status(const Context& ctx, const Args& args) {
   const std::string& job_id = args.positional[0];
-  CKPT_ASSIGN_OR_RETURN(v1::Job job, GetJob(ctx, job_id));
+  v1::GetJobRequest get;
+  get.set_job_id(job_id);
+  CKPT_ASSIGN_OR_RETURN(v1::GetJobResponse got, ctx.client->GetJob(get));
+  const v1::Job& job = got.job();
 
   v1::ListItemsRequest failed;
   failed.set_job_id(job_id);
@@ -149,14 +143,6 @@ absl::Status Status(const Context& ctx, const Args& args) {
   workers_request.set_job_id(job_id);
   CKPT_ASSIGN_OR_RETURN(v1::ListWorkersResponse workers, ctx.client->ListWorkers(workers_request));
 
-  // The last completed items in key order (the server keeps no completion log to ask
-  // for the latest by time without a scan).
-  v1::ListItemsRequest completed;
-  completed.set_job_id(job_id);
-  completed.set_state(v1::ITEM_STATE_COMPLETED);
-  completed.set_limit(kRecentCompleted);
-  CKPT_ASSIGN_OR_RETURN(v1::ListItemsResponse done, ctx.client->ListItems(completed));
-
   if (ctx.json) {
     *ctx.out << "{\"job\":" << ToJson(job) << ",\"error_groups\":[";
     for (int i = 0; i < groups.error_groups_size(); ++i) {
@@ -166,9 +152,9 @@ absl::Status Status(const Context& ctx, const Args& args) {
     for (int i = 0; i < workers.workers_size(); ++i) {
       *ctx.out << (i > 0 ? "," : "") << ToJson(workers.workers(i));
     }
-    *ctx.out << "],\"completed_items\":[";
-    for (int i = 0; i < done.items_size(); ++i) {
-      *ctx.out << (i > 0 ? "," : "") << ToJson(done.items(i));
+    *ctx.out << "],\"recent_completions\":[";
+    for (int i = 0; i < got.recent_completions_size(); ++i) {
+      *ctx.out << (i > 0 ? "," : "") << ToJson(got.recent_completions(i));
     }
     *ctx.out << "]}\n";
     return absl::OkStatus();
@@ -176,13 +162,13 @@ absl::Status Status(const Context& ctx, const Args& args) {
 
   PrintProgress(ctx, job);
   PrintSteps(ctx, job);
-  if (!done.items().empty()) {
-    Table table({"ITEM", "STEP", "COMPLETED", "OUTPUTS"});
-    for (const v1::Item& item : done.items()) {
-      table.AddRow({KeyText(item.key()), item.step(), FormatTime(item.update_time(), ctx.now),
-                    absl::StrJoin(item.result().output_paths(), ", ")});
+  if (!got.recent_completions().empty()) {
+    Table table({"ITEM", "STEP", "COMPLETED", "WORKER"});
+    for (const v1::RecentCompletion& recent : got.recent_completions()) {
+      table.AddRow({KeyText(recent.key()), recent.step(), FormatTime(recent.time(), ctx.now),
+                    recent.worker_id().empty() ? "-" : recent.worker_id()});
     }
-    *ctx.out << "\nCompleted items (first " << kRecentCompleted << " by key)\n";
+    *ctx.out << "\nRecently completed\n";
     table.Print(*ctx.out);
   }
   if (!groups.error_groups().empty()) {
