@@ -24,7 +24,7 @@ from ckpt.errors import (AbortedError, CkptError, DataLossError, DeadlineExceede
 from ckpt.item import Item
 from ckpt.job import Job
 from ckpt.retry import NO_RETRY, RetryPolicy
-from ckpt.track import track
+from ckpt.track import Tracker, track
 from ckpt.v1 import checkpoint_pb2 as pb
 from ckpt.worker import Worker
 
@@ -32,5 +32,5 @@ __all__ = [
     "AbortedError", "CkptError", "Client", "DEFAULT_ADDRESS", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError",
     "InvalidArgumentError", "Item", "Job", "NO_RETRY", "NotFoundError",
-    "ResourceExhaustedError", "RetryPolicy", "UnavailableError", "Worker", "pb", "track",
+    "ResourceExhaustedError", "RetryPolicy", "Tracker", "UnavailableError", "Worker", "pb", "track",
 ]

@@ -37,7 +37,7 @@ class Client:
     """A connection to one ckptd.
 
     Args:
-      address: "host:port"; default $CKPT_ADDRESS, else 127.0.0.1:7700.
+      address: "host:port"; default $CKPT_SERVER, else 127.0.0.1:7700.
       timeout: deadline of each attempt of a call, seconds (a call may override it).
       retry: the RetryPolicy for every call (a call may override it).
       on_retry: optional callable(method, error, attempt, delay), told before each wait:
@@ -50,7 +50,7 @@ class Client:
 
     def __init__(self, address=None, *, timeout=DEFAULT_TIMEOUT, retry=None, on_retry=None,
                  channel=None):
-        self.address = address or os.environ.get("CKPT_ADDRESS") or DEFAULT_ADDRESS
+        self.address = address or os.environ.get("CKPT_SERVER") or DEFAULT_ADDRESS
         self.timeout = timeout
         self.retry = retry or retry_lib.RetryPolicy()
         self._on_retry = on_retry

@@ -67,6 +67,18 @@ class RecordModeTest(CkptdTestCase):
         self.assertEqual(processed, [])
         self.assertEqual(job.completed_indices, set(range(10)))
 
+    def test_track_records_the_failures_it_is_told(self):
+        job = self.client.create_job(self.job_id())
+        tracker = ckpt.track(range(4), job=job)
+        for i in tracker:
+            if i == 2:
+                tracker.fail(OSError("disk full"))
+        self.assertEqual(job.completed_indices, {0, 1, 3})
+        self.assertEqual(job.failed_indices, {2: "OSError: disk full"})
+        # The next run does exactly the failed one.
+        self.assertEqual(list(ckpt.track(range(4), job=job)), [2])
+        self.assertEqual(job.completed_indices, {0, 1, 2, 3})
+
     def test_track_with_named_keys_and_a_generator(self):
         job = self.client.create_job(self.job_id())
         docs = ["a.pdf", "b.pdf", "c.pdf"]
