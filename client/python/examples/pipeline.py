@@ -1,0 +1,101 @@
+"""A small resumable pipeline on ckpt: process N file indices with a few workers.
+
+    ./tools/serve.sh &                                   # ckptd on 127.0.0.1:7700
+    client/python/generate.sh                            # the ckpt.v1 stubs, once
+    PYTHONPATH=client/python /usr/bin/python3 client/python/examples/pipeline.py
+
+Interrupt it (Ctrl-C) and run it again: only what was left is processed. Options:
+--mode track (record mode: a plain loop wrapped in ckpt.track), --fail-every K (every
+K-th index raises, to see failures recorded and listed), --reset (start over).
+"""
+
+import argparse
+import hashlib
+import sys
+import threading
+import time
+
+import ckpt
+
+
+def process(index, fail_every):
+    """Stands for real work on one input file."""
+    if fail_every and index % fail_every == fail_every - 1:
+        raise ValueError(f"corrupt header in part-{index:05d}")
+    digest = hashlib.sha256(str(index).encode())
+    for _ in range(2000):
+        digest = hashlib.sha256(digest.digest())
+    return digest.hexdigest()
+
+
+def run_workers(job, workers, fail_every):
+    """`workers` threads, each with its own ckpt.Worker, share the job's items."""
+
+    def work():
+        with job.worker(lease_batch=4) as worker:
+            for item in worker:
+                with item:  # completes the item, or fails it with the exception's text
+                    process(item.index, fail_every)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_track(job, items, fail_every):
+    """Record mode: the loop is the pipeline's own; ckpt skips what is done."""
+    tracker = ckpt.track(range(items), job=job)
+    for index in tracker:
+        try:
+            process(index, fail_every)
+        except ValueError as e:
+            tracker.fail(e)  # recorded FAILED instead of completed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default=None, help="ckptd host:port "
+                        "(default $CKPT_SERVER or 127.0.0.1:7700)")
+    parser.add_argument("--job", default="example-pipeline", help="the job id")
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--mode", choices=["worker", "track"], default="worker")
+    parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--reset", action="store_true", help="clear all progress first")
+    args = parser.parse_args(argv)
+
+    with ckpt.Client(args.address) as client:
+        job = client.create_job(args.job, config={"items": args.items, "mode": args.mode},
+                                max_attempts=1 if args.fail_every else 3)
+        print(f"job {job.job_id}: {'created' if job.created else 'resumed'}")
+        if args.reset:
+            job.reset()
+        if args.mode == "worker" and not job.info().sealed:
+            job.add_items(range(args.items), seal=True)
+
+        started = time.monotonic()
+        if args.mode == "worker":
+            run_workers(job, args.workers, args.fail_every)
+        else:
+            run_track(job, args.items, args.fail_every)
+
+        summary = job.summary()
+        print(f"done in {time.monotonic() - started:.1f}s: {summary['completed']} completed, "
+              f"{summary['failed']} failed, {summary['remaining']} remaining of "
+              f"{summary['total']}; avg {summary['avg_time_ms']:.1f} ms per item")
+        for message, count in summary["errors"].items():
+            print(f"  {count} x {message}")
+        if summary["failed"]:
+            print("  retry them: job.reset_failed(), then run again")
+        return summary
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted: run again to resume")
+    except ckpt.UnavailableError as e:
+        sys.exit(f"{e}\nis ckptd running? ./tools/serve.sh")
