@@ -118,7 +118,8 @@ class Client:
         is_write = not retry_lib.is_read(method)
         rpc = getattr(self._stub, method)
         per_attempt = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + policy.total_timeout
+        started = time.monotonic()
+        deadline = started + policy.total_timeout
         attempt = 0
         while True:
             if not safe:
@@ -129,11 +130,14 @@ class Client:
             except grpc.RpcError as rpc_error:
                 error = errors.from_rpc_error(rpc_error, method, is_write)
             attempt += 1
-            delay = policy.backoff(attempt - 1)
-            if (error.code not in retry_lib.RETRYABLE_CODES or not safe
-                    or attempt >= policy.max_attempts
-                    or time.monotonic() + delay >= deadline):
+            if error.code not in retry_lib.RETRYABLE_CODES or not safe:
                 raise error
+            delay = policy.backoff(attempt - 1)
+            if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
+                raise errors.error_for(
+                    error.code, f"{error.message} (ckptd at {self.address}; {attempt} "
+                    f"attempts in {time.monotonic() - started:.1f}s)",
+                    method=method, maybe_applied=error.maybe_applied)
             self._notify(method, error, attempt, delay)
             time.sleep(delay)
 

@@ -145,6 +145,21 @@ class RetryAcrossRestartTest(unittest.TestCase):
         workers = self.client.call("ListWorkers", job_id="restart").workers
         self.assertEqual([w.worker_id for w in workers], [response.worker_id])
 
+    def test_a_read_gives_up_when_the_policy_says(self):
+        self.stop_ckptd()
+        retries = []
+        client = ckpt.Client(self.ckptd.address, timeout=0.1,
+                             retry=ckpt.RetryPolicy(max_attempts=3, total_timeout=60),
+                             on_retry=lambda *args: retries.append(args[2]))
+        with self.assertRaises(ckpt.CkptError) as raised:
+            client.call("GetJob", job_id="restart")
+        self.assertIn(raised.exception.code, retry_lib.RETRYABLE_CODES)
+        self.assertIn("3 attempts", raised.exception.message)
+        self.assertFalse(raised.exception.maybe_applied)  # a read
+        self.assertEqual(retries, [1, 2])
+        client.close()
+        self.ckptd.start(listen=self.ckptd.address)
+
     def test_a_write_that_must_not_repeat_says_nothing_was_sent(self):
         self.stop_ckptd()
         client = ckpt.Client(self.ckptd.address,
