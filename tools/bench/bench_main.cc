@@ -1,0 +1,161 @@
+// ckpt_bench: ckptd against this machine's ceilings and against what pipelines use
+// today, side by side in one run. docs/performance.md explains the output.
+//
+//   ckpt_bench [--threads=8] [--items=300000] [--record_items=30000] [--json_items=2000]
+//              [--range_items=10000000] [--quick] [--ckptd=PATH] [--work_dir=DIR]
+//              [--modes=durable,off] [--systems=...] [--workloads=...]
+//
+// Internal modes (the bench runs itself as a child for these):
+//   --serve=echo|writebatch [--data_dir=DIR] [--sync=true]   a ceiling server
+//   --peer=sqlite|json --dir=DIR [--per_txn=N]                 a peer run
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tools/bench/bench_runner.h"
+#include "tools/bench/ceiling_servers.h"
+#include "tools/bench/child.h"
+#include "tools/bench/peers.h"
+
+ABSL_FLAG(int, threads, 8, "Concurrent client threads, each on its own channel.");
+ABSL_FLAG(int64_t, items, 300000,
+          "Items of the batched workloads (worker loop: 100 per call; SQLite 100 per "
+          "transaction).");
+ABSL_FLAG(int64_t, record_items, 30000,
+          "Items of the one-item-per-call workloads (record mode, SQLite one transaction "
+          "per item).");
+ABSL_FLAG(int64_t, json_items, 2000,
+          "Items of the JSON checkpoint peer (O(N^2) bytes written: keep it small).");
+ABSL_FLAG(int64_t, range_items, 10000000, "Size of the range job; half of it is completed.");
+ABSL_FLAG(int, batch, 100, "Items per lease and per completion call in the worker loop.");
+ABSL_FLAG(bool, quick, false, "A seconds-long smoke run: small counts, same workloads.");
+ABSL_FLAG(std::string, modes, "durable,off",
+          "Durability modes to run: durable (the default --sync=true) and/or off "
+          "(--sync=false).");
+ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,sqlite,json",
+          "Systems to run (a subset, e.g. for profiling one of them).");
+ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range",
+          "ckpt workloads to run (a subset, e.g. for profiling).");
+ABSL_FLAG(std::string, ckptd, "", "Path of ckptd; default: from this binary's runfiles.");
+ABSL_FLAG(std::string, work_dir, "",
+          "Where the temporary data directories go; default $TEST_TMPDIR or /tmp.");
+ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo or writebatch).");
+ABSL_FLAG(std::string, data_dir, "", "Internal: --serve=writebatch's RocksDB directory.");
+ABSL_FLAG(bool, sync, true, "Internal: --serve=writebatch syncs each write.");
+ABSL_FLAG(std::string, peer, "", "Internal: run a peer (sqlite or json) and print RESULT.");
+ABSL_FLAG(std::string, dir, "", "Internal: the peer's directory.");
+ABSL_FLAG(int, per_txn, 1, "Internal: SQLite rows per transaction.");
+
+namespace ckpt {
+namespace bench {
+namespace {
+
+int Serve(const std::string& kind) {
+  if (kind != "echo" && kind != "writebatch") {
+    std::fprintf(stderr, "ckpt_bench: --serve must be echo or writebatch, not %s\n", kind.c_str());
+    return 2;
+  }
+  return ServeCeiling(kind == "echo" ? CeilingKind::kEcho : CeilingKind::kWriteBatch,
+                      absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_sync));
+}
+
+// Prints "RESULT <items> <seconds> <p50_us> <p99_us> <max_us>" for the parent.
+int RunPeer(const std::string& kind) {
+  PeerOptions options;
+  options.dir = absl::GetFlag(FLAGS_dir);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.items = static_cast<uint64_t>(absl::GetFlag(FLAGS_items));
+  options.per_txn = absl::GetFlag(FLAGS_per_txn);
+  absl::StatusOr<ClientsResult> result =
+      kind == "sqlite" ? RunSqlitePeer(options)
+      : kind == "json"
+          ? RunJsonPeer(options)
+          : absl::InvalidArgumentError(absl::StrCat("--peer must be sqlite or json, not ", kind));
+  if (!result.ok()) {
+    std::fprintf(stderr, "ckpt_bench: peer %s: %s\n", kind.c_str(),
+                 std::string(result.status().message()).c_str());
+    return 1;
+  }
+  std::printf("RESULT %llu %.6f %.1f %.1f %.1f\n", static_cast<unsigned long long>(result->items),
+              absl::ToDoubleSeconds(result->wall), result->latencies.QuantileUs(0.5),
+              result->latencies.QuantileUs(0.99), result->latencies.QuantileUs(1.0));
+  return 0;
+}
+
+std::string DefaultWorkDir() {
+  const char* test_tmp = std::getenv("TEST_TMPDIR");
+  return test_tmp != nullptr ? test_tmp : "/tmp";
+}
+
+// ckptd from the flag, else from this binary's runfiles (bazel-bin or a test).
+std::string FindCkptd(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::vector<std::string> roots;
+  for (const char* env : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+    if (const char* dir = std::getenv(env); dir != nullptr) roots.push_back(dir);
+  }
+  const std::string self = SelfPath();
+  roots.push_back(self + ".runfiles");
+  for (const std::string& root : roots) {
+    const std::string path = root + "/ckpt/service/server/ckptd";
+    if (std::filesystem::exists(path)) return path;
+  }
+  // bazel-bin/tools/bench/ckpt_bench -> bazel-bin/service/server/ckptd
+  return (std::filesystem::path(self).parent_path() / "../../service/server/ckptd").string();
+}
+
+RunConfig ConfigFromFlags() {
+  RunConfig config;
+  config.threads = absl::GetFlag(FLAGS_threads);
+  config.items = static_cast<uint64_t>(absl::GetFlag(FLAGS_items));
+  config.record_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_record_items));
+  config.json_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_json_items));
+  config.range_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_range_items));
+  config.batch = absl::GetFlag(FLAGS_batch);
+  for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty())) {
+    config.modes.insert(std::string(m));
+  }
+  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_systems), ',', absl::SkipEmpty())) {
+    config.systems.insert(std::string(s));
+  }
+  for (absl::string_view w :
+       absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',', absl::SkipEmpty())) {
+    config.workloads.insert(std::string(w));
+  }
+  if (absl::GetFlag(FLAGS_quick)) config = QuickConfig(config);
+  config.ckptd = FindCkptd(absl::GetFlag(FLAGS_ckptd));
+  config.self = SelfPath();
+  const std::string work = absl::GetFlag(FLAGS_work_dir);
+  config.work_dir = work.empty() ? DefaultWorkDir() : work;
+  return config;
+}
+
+}  // namespace
+}  // namespace bench
+}  // namespace ckpt
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "ckpt_bench: ckptd against this machine's ceilings and today's SQLite/JSON "
+      "checkpoints, in one run. See docs/performance.md.");
+  absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_serve).empty()) return ckpt::bench::Serve(absl::GetFlag(FLAGS_serve));
+  if (!absl::GetFlag(FLAGS_peer).empty()) return ckpt::bench::RunPeer(absl::GetFlag(FLAGS_peer));
+  const ckpt::bench::RunConfig config = ckpt::bench::ConfigFromFlags();
+  if (config.threads < 1 || config.batch < 1 || config.batch > 8192 || config.items < 1 ||
+      config.record_items < 1 || config.json_items < 1 || config.range_items < 2) {
+    std::fprintf(stderr,
+                 "ckpt_bench: --threads, --items, --record_items, --json_items must be >= 1, "
+                 "--range_items >= 2, --batch in 1..8192\n");
+    return 2;
+  }
+  return ckpt::bench::RunBench(config);
+}

@@ -1,0 +1,439 @@
+#include "tools/bench/bench_runner.h"
+
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "tools/bench/child.h"
+#include "tools/bench/clients.h"
+#include "tools/bench/measure.h"
+#include "tools/bench/workloads.h"
+
+namespace ckpt {
+namespace bench {
+namespace {
+
+constexpr char kWorkerLoop[] = "worker_loop";
+constexpr char kRecordMode[] = "record_mode";
+constexpr char kWithReaders[] = "worker_loop_with_readers";
+constexpr char kRangeJob[] = "range_job";
+constexpr int kLeaseBatch = 10;
+constexpr int kFillBatch = 8192;
+
+double SelfCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 + usage.ru_stime.tv_sec +
+         usage.ru_stime.tv_usec / 1e6;
+}
+
+// Attributes a workload's cost: CPU used and peak RSS (VmHWM reset at the start) of
+// the server child over the window, and the CPU of this process (the clients).
+class ServerWindow {
+ public:
+  explicit ServerWindow(ChildServer* server) : server_(server) {
+    server_->ResetPeakRss();
+    cpu_ = server_->CpuSeconds();
+    client_cpu_ = SelfCpuSeconds();
+  }
+  void Fill(Measurement* m) const {
+    m->cpu_seconds = server_->CpuSeconds() - cpu_;
+    m->peak_rss_mib = server_->PeakRssMib();
+    m->client_cpu_seconds = SelfCpuSeconds() - client_cpu_;
+  }
+
+ private:
+  ChildServer* const server_;
+  double cpu_ = 0;
+  double client_cpu_ = 0;
+};
+
+Measurement Row(const std::string& workload, const std::string& system, bool durable, int threads,
+                ClientsResult* result) {
+  Measurement m;
+  m.workload = workload;
+  m.system = system;
+  m.durable = durable;
+  m.threads = threads;
+  Finish(result->items, result->wall, &result->latencies, &m);
+  return m;
+}
+
+class Runner {
+ public:
+  explicit Runner(const RunConfig& config) : c_(config) {}
+
+  absl::Status Run() {
+    char pattern[4096];
+    std::snprintf(pattern, sizeof(pattern), "%s/ckpt_bench.XXXXXX", c_.work_dir.c_str());
+    if (::mkdtemp(pattern) == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create a directory in ", c_.work_dir, "; set --work_dir"));
+    }
+    root_ = pattern;
+    absl::Status status = RunAll();
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+    return status;
+  }
+
+  std::vector<Measurement>& measurements() { return measurements_; }
+
+ private:
+  static bool Selected(const std::set<std::string>& set, const std::string& name) {
+    return set.empty() || set.count(name) > 0;
+  }
+  bool Wants(const std::string& system) const { return Selected(c_.systems, system); }
+  bool WantsWorkload(const std::string& w) const { return Selected(c_.workloads, w); }
+
+  absl::Status RunAll() {
+    for (bool durable : {true, false}) {
+      if (!Selected(c_.modes, durable ? "durable" : "off")) continue;
+      if (absl::Status s = Ceilings(durable); !s.ok()) return s;
+      if (Wants("ckpt")) {
+        if (absl::Status s = Ckpt(durable); !s.ok()) return s;
+      }
+      if (durable) {
+        if (absl::Status s = Peers(); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  std::string NewDir(const std::string& name) {
+    const std::string dir = absl::StrCat(root_, "/", name, "-", ++dirs_);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+
+  void Add(Measurement m) {
+    std::fprintf(stderr, "ckpt_bench: %-24s %-34s %-7s %12.1f %s/s  p50 %.0f us  p99 %.0f us\n",
+                 m.workload.c_str(), m.system.c_str(), m.durable ? "durable" : "off", m.items_per_s,
+                 m.unit.c_str(), m.p50_us, m.p99_us);
+    measurements_.push_back(std::move(m));
+  }
+
+  // Echo (durable only: it has no disk) and the bare WriteBatch server.
+  absl::Status Ceilings(bool durable) {
+    if (durable && Wants("echo") && (WantsWorkload(kWorkerLoop) || WantsWorkload(kRecordMode))) {
+      absl::StatusOr<std::unique_ptr<ChildServer>> echo =
+          ChildServer::Start({c_.self, "--serve=echo"}, absl::Seconds(30));
+      if (!echo.ok()) return echo.status();
+      if (absl::Status s = CeilingWorkloads(echo->get(), "grpc_echo", true); !s.ok()) return s;
+      if (absl::Status s = (*echo)->Stop(); !s.ok()) return s;
+    }
+    if (!Wants("writebatch") || !(WantsWorkload(kWorkerLoop) || WantsWorkload(kRecordMode))) {
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::unique_ptr<ChildServer>> bare =
+        ChildServer::Start({c_.self, "--serve=writebatch", "--data_dir=" + NewDir("writebatch"),
+                            absl::StrCat("--sync=", durable ? "true" : "false")},
+                           absl::Seconds(30));
+    if (!bare.ok()) return bare.status();
+    if (absl::Status s = CeilingWorkloads(bare->get(), "bare_writebatch", durable); !s.ok()) {
+      return s;
+    }
+    return (*bare)->Stop();
+  }
+
+  // The worker loop's completions (c_.batch items per call, with a lease token) and
+  // record mode's (one item per call, no token), sent to a ceiling.
+  absl::Status CeilingWorkloads(ChildServer* server, const std::string& system, bool durable) {
+    struct Shape {
+      const char* workload;
+      uint64_t items;
+      int per_call;
+      uint64_t token;
+    };
+    for (const Shape& shape :
+         {Shape{kWorkerLoop, c_.items, c_.batch, 1}, Shape{kRecordMode, c_.record_items, 1, 0}}) {
+      if (!WantsWorkload(shape.workload)) continue;
+      ServerWindow window(server);
+      absl::StatusOr<ClientsResult> result = CompleteInCalls(
+          server->address(), "bench", c_.threads, shape.items, shape.per_call, shape.token, true);
+      if (!result.ok()) return result.status();
+      Measurement m = Row(shape.workload, system, durable, c_.threads, &*result);
+      window.Fill(&m);
+      if (system == "grpc_echo") m.note = "no disk";
+      Add(std::move(m));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Ckpt(bool durable) {
+    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd =
+        ChildServer::Start({c_.ckptd, "--listen=127.0.0.1:0", "--data_dir=" + NewDir("ckptd"),
+                            absl::StrCat("--sync=", durable ? "true" : "false")},
+                           absl::Seconds(60));
+    if (!ckptd.ok()) return ckptd.status();
+    ChildServer* server = ckptd->get();
+    absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> stub = ConnectedStub(server->address());
+    if (!stub.ok()) return stub.status();
+    using Step = absl::Status (Runner::*)(ChildServer*, v1::Checkpoint::Stub*, bool);
+    for (auto [name, step] : {std::make_pair("worker_loop", Step{&Runner::CkptWorkerLoop}),
+                              std::make_pair("record_mode", Step{&Runner::CkptRecordMode}),
+                              std::make_pair("readers", Step{&Runner::CkptWithReaders})}) {
+      if (!WantsWorkload(name)) continue;
+      if (absl::Status s = (this->*step)(server, stub->get(), durable); !s.ok()) return s;
+    }
+    if (durable && WantsWorkload("range")) {
+      if (absl::Status s = CkptRangeJob(server, stub->get()); !s.ok()) return s;
+    }
+    stub->reset();
+    return server->Stop();
+  }
+
+  absl::Status CkptWorkerLoop(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+    const std::string job = absl::StrCat("bench-worker-loop-", durable);
+    if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
+    ServerWindow window(server);
+    absl::StatusOr<ClientsResult> result = WorkerLoop(server->address(), job, c_.threads, c_.batch);
+    if (!result.ok()) return result.status();
+    Measurement m = Row(kWorkerLoop, "ckpt", durable, c_.threads, &*result);
+    window.Fill(&m);
+    m.note = absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
+    Add(std::move(m));
+    return absl::OkStatus();
+  }
+
+  absl::Status CkptRecordMode(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+    const std::string job = absl::StrCat("bench-record-mode-", durable);
+    if (absl::Status s = CreateRangeJob(stub, job, c_.record_items); !s.ok()) return s;
+    ServerWindow window(server);
+    absl::StatusOr<ClientsResult> result =
+        CompleteInCalls(server->address(), job, c_.threads, c_.record_items, 1, 0, true);
+    if (!result.ok()) return result.status();
+    Measurement m = Row(kRecordMode, "ckpt", durable, c_.threads, &*result);
+    window.Fill(&m);
+    Add(std::move(m));
+    return absl::OkStatus();
+  }
+
+  absl::Status CkptWithReaders(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+    const std::string job = absl::StrCat("bench-with-readers-", durable);
+    if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
+    ServerWindow window(server);
+    absl::StatusOr<ReadsDuringLoop> result =
+        WorkerLoopWithReaders(server->address(), job, c_.threads, c_.batch);
+    if (!result.ok()) return result.status();
+    Measurement workers = Row(kWithReaders, "ckpt", durable, c_.threads, &result->workers);
+    window.Fill(&workers);
+    workers.note = "worker loop, while GetJob and WatchJob run";
+    Add(std::move(workers));
+    Measurement get = Row(kWithReaders, "ckpt GetJob (1 client)", durable, 1, &result->get_job);
+    get.unit = "calls";
+    Add(std::move(get));
+    Measurement watch =
+        Row(kWithReaders, "ckpt WatchJob (1 stream)", durable, 1, &result->watch_job);
+    watch.unit = "snapshots";
+    watch.note = "latency = gap between snapshots";
+    Add(std::move(watch));
+    return absl::OkStatus();
+  }
+
+  // A 10^7-index job next to a 100-item one: registering the range, completing half
+  // of it, then GetJob and LeaseItems latency on both, and ckptd's memory.
+  absl::Status CkptRangeJob(ChildServer* server, v1::Checkpoint::Stub* stub) {
+    const std::string big = "bench-range-big", small = "bench-range-100";
+    ServerWindow window(server);
+    const absl::Time start = absl::Now();
+    if (absl::Status s = CreateRangeJob(stub, big, c_.range_items); !s.ok()) return s;
+    const absl::Duration create = absl::Now() - start;
+    if (absl::Status s = CreateRangeJob(stub, small, 100); !s.ok()) return s;
+    const uint64_t half = c_.range_items / 2;
+    absl::StatusOr<ClientsResult> fill =
+        CompleteInCalls(server->address(), big, c_.threads, half, kFillBatch, 0, false);
+    if (!fill.ok()) return fill.status();
+    Measurement filled =
+        Row(kRangeJob, "ckpt fill: record mode, 8192/call", true, c_.threads, &*fill);
+    window.Fill(&filled);
+    filled.note = absl::StrFormat(
+        "completes half of %d indices (no results); CreateJob+AddItems of the range took %.1f ms; "
+        "RSS after: %.0f MiB",
+        c_.range_items, absl::ToDoubleMilliseconds(create), server->RssMib());
+    Add(std::move(filled));
+    return RangeLatencies(server, JobRef{small, 100}, JobRef{big, c_.range_items - half});
+  }
+
+  absl::Status RangeLatencies(ChildServer* server, const JobRef& small, const JobRef& big) {
+    absl::StatusOr<PairedLatency> get =
+        GetJobLatency(server->address(), small.id, big.id, c_.latency_calls);
+    if (!get.ok()) return get.status();
+    absl::StatusOr<PairedLatency> lease =
+        LeaseLatency(server->address(), small, big, c_.lease_calls, kLeaseBatch);
+    if (!lease.ok()) return lease.status();
+    const std::string n = absl::StrCat(big.pending * 2);
+    for (auto [name, result] :
+         {std::make_pair("ckpt GetJob, 100-item job", &get->a),
+          std::make_pair("ckpt GetJob, range job half done", &get->b),
+          std::make_pair("ckpt LeaseItems(10), 100-item job", &lease->a),
+          std::make_pair("ckpt LeaseItems(10), range job half done", &lease->b)}) {
+      Measurement m = Row(kRangeJob, name, true, 1, result);
+      m.unit = "calls";
+      m.peak_rss_mib = server->PeakRssMib();
+      m.note = absl::StrCat("range job: ", n, " indices");
+      Add(std::move(m));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Peers() {
+    struct PeerRun {
+      const char* workload;
+      const char* system;
+      const char* kind;
+      uint64_t items;
+      int per_txn;
+    };
+    for (const PeerRun& p :
+         {PeerRun{kWorkerLoop, "sqlite_full_batch100", "sqlite", c_.items, c_.batch},
+          PeerRun{kRecordMode, "sqlite_full_txn_per_item", "sqlite", c_.record_items, 1},
+          PeerRun{kRecordMode, "json_rewrite_fsync", "json", c_.json_items, 1}}) {
+      if (!Wants(p.kind) || !WantsWorkload(p.workload)) continue;
+      absl::StatusOr<ChildRun> run =
+          RunChild({c_.self, absl::StrCat("--peer=", p.kind), "--dir=" + NewDir(p.kind),
+                    absl::StrCat("--threads=", c_.threads), absl::StrCat("--items=", p.items),
+                    absl::StrCat("--per_txn=", p.per_txn)});
+      if (!run.ok()) return run.status();
+      absl::StatusOr<Measurement> m = PeerRow(p.workload, p.system, *run);
+      if (!m.ok()) return m.status();
+      if (std::string(p.kind) == "json") m->note = absl::StrCat("N=", p.items, " only: O(N^2)");
+      Add(std::move(*m));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Measurement> PeerRow(const char* workload, const char* system,
+                                      const ChildRun& run) {
+    std::vector<std::string> f = absl::StrSplit(run.out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+    Measurement m;
+    m.workload = workload;
+    m.system = system;
+    m.threads = c_.threads;
+    if (run.exit_code != 0 || f.size() < 6 || f[0] != "RESULT" ||
+        !absl::SimpleAtoi(f[1], &m.items) || !absl::SimpleAtod(f[2], &m.seconds) ||
+        !absl::SimpleAtod(f[3], &m.p50_us) || !absl::SimpleAtod(f[4], &m.p99_us) ||
+        !absl::SimpleAtod(f[5], &m.max_us)) {
+      return absl::InternalError(
+          absl::StrCat("peer ", system, " failed (exit ", run.exit_code, "): ", run.err, run.out));
+    }
+    m.items_per_s = m.seconds > 0 ? m.items / m.seconds : 0;
+    m.cpu_seconds = run.cpu_seconds;
+    m.peak_rss_mib = run.peak_rss_mib;
+    if (m.note.empty()) m.note = "in process: cpu and rss include its clients";
+    return m;
+  }
+
+  const RunConfig c_;
+  std::string root_;
+  int dirs_ = 0;
+  std::vector<Measurement> measurements_;
+};
+
+// ---------------------------------------------------------------- targets
+
+struct Target {
+  std::string what;
+  double value = -1;  // -1: not measured
+  double bound = 0;
+  bool at_least = true;
+};
+
+double Ratio(const std::vector<Measurement>& ms, const char* workload, const char* a,
+             const char* b) {
+  const Measurement* x = FindMeasurement(ms, workload, a, true);
+  const Measurement* y = FindMeasurement(ms, workload, b, true);
+  if (x == nullptr || y == nullptr || y->items_per_s <= 0) return -1;
+  return x->items_per_s / y->items_per_s;
+}
+
+std::vector<Target> Targets(const std::vector<Measurement>& ms) {
+  std::vector<Target> t;
+  t.push_back({"worker loop: ckpt / bare synced WriteBatch server",
+               Ratio(ms, kWorkerLoop, "ckpt", "bare_writebatch"), 0.60, true});
+  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction",
+               Ratio(ms, kWorkerLoop, "ckpt", "sqlite_full_batch100"), 1.0, true});
+  t.push_back(
+      {"record mode: ckpt / gRPC echo", Ratio(ms, kRecordMode, "ckpt", "grpc_echo"), 0.65, true});
+  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item",
+               Ratio(ms, kRecordMode, "ckpt", "sqlite_full_txn_per_item"), 10.0, true});
+  const Measurement* small = FindMeasurement(ms, kRangeJob, "ckpt GetJob, 100-item job", true);
+  const Measurement* big = FindMeasurement(ms, kRangeJob, "ckpt GetJob, range job half done", true);
+  t.push_back(
+      {"GetJob p50: range job half done / 100-item job",
+       small != nullptr && big != nullptr && small->p50_us > 0 ? big->p50_us / small->p50_us : -1,
+       1.5, false});
+  const Measurement* fill =
+      FindMeasurement(ms, kRangeJob, "ckpt fill: record mode, 8192/call", true);
+  t.push_back({"ckptd peak RSS (MiB) while the range job is half done",
+               fill != nullptr ? fill->peak_rss_mib : -1, 512, false});
+  return t;
+}
+
+std::string FormatTargets(const std::vector<Target>& targets) {
+  std::string out = "\ntargets (durable, same run)\n";
+  for (const Target& t : targets) {
+    const bool met = t.value >= 0 && (t.at_least ? t.value >= t.bound : t.value < t.bound);
+    absl::StrAppend(&out, absl::StrFormat("  %-60s %9.2f  %s %-6g %s\n", t.what, t.value,
+                                          t.at_least ? ">=" : "< ", t.bound,
+                                          t.value < 0 ? "NOT MEASURED"
+                                          : met       ? "met"
+                                                      : "MISSED"));
+  }
+  return out;
+}
+
+std::string Header(const RunConfig& c) {
+  utsname u{};
+  ::uname(&u);
+  return absl::StrFormat(
+      "ckpt_bench %s on %s (%s %s), %ld cpus\n"
+      "threads %d; worker loop %d items (%d per call); record mode %d items; JSON peer %d "
+      "items; range job %d indices\nckptd: %s\n",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(), absl::LocalTimeZone()), u.nodename,
+      u.sysname, u.release, ::sysconf(_SC_NPROCESSORS_ONLN), c.threads, c.items, c.batch,
+      c.record_items, c.json_items, c.range_items, c.ckptd);
+}
+
+}  // namespace
+
+RunConfig QuickConfig(RunConfig config) {
+  config.items = 4000;
+  config.record_items = 400;
+  config.json_items = 40;
+  config.range_items = 100000;
+  config.latency_calls = 50;
+  config.lease_calls = 20;
+  return config;
+}
+
+int RunBench(const RunConfig& config) {
+  std::string header = Header(config);
+  std::fputs(header.c_str(), stderr);
+  Runner runner(config);
+  const absl::Status status = runner.Run();
+  std::vector<Measurement>& ms = runner.measurements();
+  std::string out = header + FormatTable(ms) + FormatTargets(Targets(ms)) + "\n";
+  for (const Measurement& m : ms) absl::StrAppend(&out, ToJsonLine(m), "\n");
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  if (!status.ok()) {
+    std::fprintf(stderr, "ckpt_bench: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace bench
+}  // namespace ckpt

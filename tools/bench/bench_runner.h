@@ -1,0 +1,41 @@
+// The whole benchmark run: starts each server as a child, drives every workload
+// against it with the same counts and threads, runs the peers, then prints the table,
+// the targets (met or missed) and one JSON object per measurement.
+#ifndef CKPT_TOOLS_BENCH_BENCH_RUNNER_H_
+#define CKPT_TOOLS_BENCH_BENCH_RUNNER_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+namespace ckpt {
+namespace bench {
+
+struct RunConfig {
+  int threads = 8;
+  uint64_t items = 300000;        // worker loop, ceilings at 100 per call, SQLite batched
+  uint64_t record_items = 30000;  // one item per call / per transaction
+  uint64_t json_items = 2000;     // the JSON checkpoint peer
+  uint64_t range_items = 10000000;
+  int batch = 100;
+  int latency_calls = 2000;         // GetJob calls per job in the range workload
+  int lease_calls = 300;            // LeaseItems calls per job in the range workload
+  std::set<std::string> modes;      // "durable", "off"; empty: both
+  std::set<std::string> systems;    // echo, writebatch, ckpt, sqlite, json; empty: all
+  std::set<std::string> workloads;  // worker_loop, record_mode, readers, range; empty: all
+  std::string ckptd;                // the ckptd binary
+  std::string self;                 // this binary, for --serve and --peer children
+  std::string work_dir;             // temporary directories go under it
+};
+
+// The smoke-test sizes: every workload, in seconds.
+RunConfig QuickConfig(RunConfig config);
+
+// Runs everything and prints to stdout. Returns the exit code: 0 when every
+// measurement ran (missed targets are reported, not failed), 1 otherwise.
+int RunBench(const RunConfig& config);
+
+}  // namespace bench
+}  // namespace ckpt
+
+#endif  // CKPT_TOOLS_BENCH_BENCH_RUNNER_H_

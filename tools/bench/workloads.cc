@@ -1,0 +1,347 @@
+#include "tools/bench/workloads.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace ckpt {
+namespace bench {
+namespace {
+
+using Stub = v1::Checkpoint::Stub;
+using StubPtr = std::unique_ptr<Stub>;
+
+absl::StatusOr<std::string> RegisterWorker(Stub* stub, const std::string& job_id, int t) {
+  grpc::ClientContext context;
+  v1::RegisterWorkerRequest request;
+  request.set_job_id(job_id);
+  request.set_hostname("bench");
+  request.set_pid(static_cast<uint32_t>(::getpid()));
+  request.set_invocation_id(absl::StrCat("bench-", t));
+  v1::RegisterWorkerResponse response;
+  grpc::Status status = stub->RegisterWorker(&context, request, &response);
+  if (!status.ok()) return CallFailed("RegisterWorker", status);
+  return response.worker_id();
+}
+
+absl::StatusOr<v1::Job> GetJob(Stub* stub, const std::string& job_id) {
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  v1::GetJobResponse response;
+  grpc::Status status = stub->GetJob(&context, request, &response);
+  if (!status.ok()) return CallFailed("GetJob", status);
+  return response.job();
+}
+
+struct Round {
+  uint64_t completed = 0;
+  v1::LeaseShortfall shortfall = v1::LEASE_SHORTFALL_UNSPECIFIED;
+};
+
+// One lease + complete round; completes nothing if nothing was leased.
+absl::StatusOr<Round> LeaseRound(Stub* stub, const std::string& job_id,
+                                 const std::string& worker_id, int per_call) {
+  v1::LeaseItemsRequest lease;
+  lease.set_job_id(job_id);
+  lease.set_worker_id(worker_id);
+  lease.set_max_items(static_cast<uint32_t>(per_call));
+  v1::LeaseItemsResponse leased;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->LeaseItems(&context, lease, &leased);
+    if (!status.ok()) return CallFailed("LeaseItems", status);
+  }
+  Round round;
+  round.shortfall = leased.shortfall();
+  if (leased.leases_size() == 0) return round;
+  v1::CompleteItemsRequest done;
+  done.set_job_id(job_id);
+  done.set_worker_id(worker_id);
+  for (const v1::Lease& l : leased.leases()) {
+    FillCompletion(l.key().index(), l.lease_token(), done.add_items());
+  }
+  v1::CompleteItemsResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stub->CompleteItems(&context, done, &response);
+  if (!status.ok()) return CallFailed("CompleteItems", status);
+  for (int outcome : response.outcomes()) {
+    if (outcome != v1::COMPLETION_OUTCOME_COMPLETED) {
+      return absl::InternalError(absl::StrCat("CompleteItems answered outcome ", outcome));
+    }
+  }
+  round.completed = static_cast<uint64_t>(done.items_size());
+  return round;
+}
+
+absl::Status ExpectAllCompleted(Stub* stub, const std::string& job_id, uint64_t items) {
+  absl::StatusOr<v1::Job> job = GetJob(stub, job_id);
+  if (!job.ok()) return job.status();
+  if (job->progress().completed() != items || job->status() != v1::JOB_STATUS_COMPLETED) {
+    return absl::InternalError(absl::StrCat("job ", job_id, " ended with ",
+                                            job->progress().completed(), " of ", items,
+                                            " completed, status ", job->status()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StubPtr>> Stubs(const std::string& address, int n) {
+  std::vector<StubPtr> stubs;
+  for (int i = 0; i < n; ++i) {
+    absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+    if (!stub.ok()) return stub.status();
+    stubs.push_back(std::move(*stub));
+  }
+  return stubs;
+}
+
+}  // namespace
+
+absl::Status CreateRangeJob(Stub* stub, const std::string& job_id, uint64_t items) {
+  {
+    grpc::ClientContext context;
+    v1::CreateJobRequest request;
+    request.set_job_id(job_id);
+    request.set_config("{\"bench\": true}");
+    v1::CreateJobResponse response;
+    grpc::Status status = stub->CreateJob(&context, request, &response);
+    if (!status.ok()) return CallFailed("CreateJob", status);
+  }
+  grpc::ClientContext context;
+  v1::AddItemsRequest request;
+  request.set_job_id(job_id);
+  v1::IndexRange* range = request.add_ranges();
+  range->set_begin(0);
+  range->set_end(items);
+  request.set_seal(true);
+  v1::AddItemsResponse response;
+  grpc::Status status = stub->AddItems(&context, request, &response);
+  if (!status.ok()) return CallFailed("AddItems", status);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ClientsResult> CompleteInCalls(const std::string& address, const std::string& job_id,
+                                              int threads, uint64_t items, int per_call,
+                                              uint64_t token, bool results) {
+  std::vector<StubPtr> stubs(threads);
+  const uint64_t per_thread = items / threads;
+  return RunClients(
+      threads,
+      [&](int t) -> absl::Status {
+        absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+        if (!stub.ok()) return stub.status();
+        stubs[t] = std::move(*stub);
+        return absl::OkStatus();
+      },
+      [&](int t, Latencies* latencies) -> absl::StatusOr<uint64_t> {
+        const uint64_t begin = per_thread * t;
+        const uint64_t end = t == threads - 1 ? items : begin + per_thread;
+        v1::CompleteItemsRequest request;
+        request.set_job_id(job_id);
+        if (token != 0) request.set_worker_id("w-1");
+        v1::CompleteItemsResponse response;
+        for (uint64_t i = begin; i < end;) {
+          request.clear_items();
+          for (int k = 0; k < per_call && i < end; ++k, ++i) {
+            v1::Completion* item = request.add_items();
+            if (results) {
+              FillCompletion(i, token, item);
+            } else {
+              item->mutable_key()->set_index(i);
+              item->set_lease_token(token);
+            }
+          }
+          grpc::ClientContext context;
+          response.Clear();
+          const absl::Time start = absl::Now();
+          grpc::Status status = stubs[t]->CompleteItems(&context, request, &response);
+          latencies->Add(absl::Now() - start);
+          if (!status.ok()) return CallFailed("CompleteItems", status);
+          if (response.outcomes_size() != request.items_size()) {
+            return absl::InternalError("CompleteItems answered the wrong number of outcomes");
+          }
+        }
+        return end - begin;
+      });
+}
+
+absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
+                                         int threads, int per_call) {
+  std::vector<StubPtr> stubs(threads);
+  std::vector<std::string> workers(threads);
+  absl::StatusOr<ClientsResult> result = RunClients(
+      threads,
+      [&](int t) -> absl::Status {
+        absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+        if (!stub.ok()) return stub.status();
+        stubs[t] = std::move(*stub);
+        absl::StatusOr<std::string> worker = RegisterWorker(stubs[t].get(), job_id, t);
+        if (!worker.ok()) return worker.status();
+        workers[t] = *worker;
+        return absl::OkStatus();
+      },
+      [&](int t, Latencies* latencies) -> absl::StatusOr<uint64_t> {
+        uint64_t completed = 0;
+        for (;;) {
+          const absl::Time start = absl::Now();
+          absl::StatusOr<Round> round = LeaseRound(stubs[t].get(), job_id, workers[t], per_call);
+          if (!round.ok()) return round.status();
+          // Nothing leased: the rest is held by other workers, who will finish it.
+          if (round->completed == 0) return completed;
+          latencies->Add(absl::Now() - start);
+          completed += round->completed;
+        }
+      });
+  if (!result.ok()) return result;
+  absl::Status all = ExpectAllCompleted(stubs[0].get(), job_id, result->items);
+  if (!all.ok()) return all;
+  return result;
+}
+
+absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address,
+                                                      const std::string& job_id, int threads,
+                                                      int per_call) {
+  absl::StatusOr<std::vector<StubPtr>> readers = Stubs(address, 2);
+  if (!readers.ok()) return readers.status();
+  ReadsDuringLoop out;
+  std::atomic<bool> stop{false};
+  absl::Status get_status, watch_status;
+  const absl::Time start = absl::Now();
+  std::thread getter([&] {
+    Stub* stub = (*readers)[0].get();
+    while (!stop.load(std::memory_order_relaxed)) {
+      const absl::Time t0 = absl::Now();
+      absl::StatusOr<v1::Job> job = GetJob(stub, job_id);
+      out.get_job.latencies.Add(absl::Now() - t0);
+      if (!job.ok()) {
+        get_status = job.status();
+        return;
+      }
+      ++out.get_job.items;
+    }
+  });
+  std::thread watcher([&] {
+    grpc::ClientContext context;
+    v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    auto reader = (*readers)[1]->WatchJob(&context, request);
+    v1::WatchJobResponse response;
+    absl::Time last = absl::Now();
+    while (reader->Read(&response)) {
+      const absl::Time now = absl::Now();
+      if (out.watch_job.items > 0) out.watch_job.latencies.Add(now - last);
+      last = now;
+      ++out.watch_job.items;
+    }
+    grpc::Status status = reader->Finish();
+    if (!status.ok()) {
+      watch_status = CallFailed("WatchJob", status);
+    } else if (response.job().status() != v1::JOB_STATUS_COMPLETED) {
+      watch_status = absl::InternalError("WatchJob's last snapshot is not COMPLETED");
+    }
+  });
+  absl::StatusOr<ClientsResult> workers = WorkerLoop(address, job_id, threads, per_call);
+  stop = true;
+  getter.join();
+  const absl::Time end = absl::Now();
+  // The stream ends by itself after the snapshot that shows the job COMPLETED.
+  watcher.join();
+  if (!workers.ok()) return workers.status();
+  if (!get_status.ok()) return get_status;
+  if (!watch_status.ok()) return watch_status;
+  out.workers = std::move(*workers);
+  out.get_job.wall = end - start;
+  out.watch_job.wall = end - start;
+  return out;
+}
+
+absl::StatusOr<PairedLatency> GetJobLatency(const std::string& address, const std::string& job_a,
+                                            const std::string& job_b, int calls) {
+  absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+  if (!stub.ok()) return stub.status();
+  PairedLatency out;
+  for (int i = 0; i < calls; ++i) {
+    for (auto [job, result] : {std::make_pair(&job_a, &out.a), std::make_pair(&job_b, &out.b)}) {
+      const absl::Time start = absl::Now();
+      absl::StatusOr<v1::Job> got = GetJob(stub->get(), *job);
+      const absl::Duration took = absl::Now() - start;
+      if (!got.ok()) return got.status();
+      result->latencies.Add(took);
+      result->wall += took;
+      ++result->items;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<PairedLatency> LeaseLatency(const std::string& address, const JobRef& job_a,
+                                           const JobRef& job_b, int calls, int per_call) {
+  absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+  if (!stub.ok()) return stub.status();
+  Stub* s = stub->get();
+  struct Side {
+    const JobRef& job;
+    ClientsResult* result;
+    std::string worker;
+    uint64_t leased_since_reset = 0;
+  };
+  PairedLatency out;
+  Side sides[2] = {{job_a, &out.a}, {job_b, &out.b}};
+  for (Side& side : sides) {
+    absl::StatusOr<std::string> worker = RegisterWorker(s, side.job.id, 0);
+    if (!worker.ok()) return worker.status();
+    side.worker = *worker;
+  }
+  for (int i = 0; i < calls; ++i) {
+    for (Side& side : sides) {
+      v1::LeaseItemsRequest request;
+      request.set_job_id(side.job.id);
+      request.set_worker_id(side.worker);
+      request.set_max_items(static_cast<uint32_t>(per_call));
+      v1::LeaseItemsResponse leased;
+      grpc::ClientContext context;
+      const absl::Time start = absl::Now();
+      grpc::Status status = s->LeaseItems(&context, request, &leased);
+      const absl::Duration took = absl::Now() - start;
+      if (!status.ok()) return CallFailed("LeaseItems", status);
+      if (leased.leases_size() != per_call) {
+        return absl::InternalError(absl::StrCat("LeaseItems on ", side.job.id, " leased ",
+                                                leased.leases_size(), " of ", per_call));
+      }
+      side.result->latencies.Add(took);
+      side.result->wall += took;
+      side.result->items += 1;
+      v1::CompleteItemsRequest done;
+      done.set_job_id(side.job.id);
+      done.set_worker_id(side.worker);
+      for (const v1::Lease& l : leased.leases()) {
+        FillCompletion(l.key().index(), l.lease_token(), done.add_items());
+      }
+      v1::CompleteItemsResponse response;
+      grpc::ClientContext complete_context;
+      status = s->CompleteItems(&complete_context, done, &response);
+      if (!status.ok()) return CallFailed("CompleteItems", status);
+      side.leased_since_reset += static_cast<uint64_t>(per_call);
+      if (side.leased_since_reset + static_cast<uint64_t>(per_call) > side.job.pending) {
+        // The next lease would come up short: start the job over (untimed).
+        v1::ResetJobRequest reset;
+        reset.set_job_id(side.job.id);
+        v1::ResetJobResponse reset_response;
+        grpc::ClientContext reset_context;
+        status = s->ResetJob(&reset_context, reset, &reset_response);
+        if (!status.ok()) return CallFailed("ResetJob", status);
+        side.leased_since_reset = 0;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace bench
+}  // namespace ckpt

@@ -1,0 +1,70 @@
+// The client side of each workload, over ckpt.v1.Checkpoint on loopback. Every client
+// thread has its own channel. Each returns what it measured; bench_main turns that
+// into rows. Errors carry the failing call and its status.
+#ifndef CKPT_TOOLS_BENCH_WORKLOADS_H_
+#define CKPT_TOOLS_BENCH_WORKLOADS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tools/bench/clients.h"
+
+namespace ckpt {
+namespace bench {
+
+// Creates job `job_id` with indices [0, items), sealed.
+absl::Status CreateRangeJob(v1::Checkpoint::Stub* stub, const std::string& job_id, uint64_t items);
+
+// `threads` threads send CompleteItems calls of `per_call` items each, covering
+// [0, items) once, each thread its own contiguous share. `token` goes in every
+// completion (0: record mode); `results` false sends completions without results.
+// Works against ckptd (record mode needs a registered job) and the ceiling servers
+// alike. Latency: one call.
+absl::StatusOr<ClientsResult> CompleteInCalls(const std::string& address, const std::string& job_id,
+                                              int threads, uint64_t items, int per_call,
+                                              uint64_t token, bool results);
+
+// The worker loop on an existing sealed job: each thread registers a worker, then
+// leases `per_call` items and completes them with results, until nothing is left to
+// lease. Latency: one lease + complete round. Checks every item was completed.
+absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
+                                         int threads, int per_call);
+
+// Reads while the worker loop runs: one thread calls GetJob back to back, one holds a
+// WatchJob stream, both until the workers finish.
+struct ReadsDuringLoop {
+  ClientsResult workers;
+  ClientsResult get_job;    // items = calls
+  ClientsResult watch_job;  // items = snapshots; latency = gap between snapshots
+};
+absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address,
+                                                      const std::string& job_id, int threads,
+                                                      int per_call);
+
+// Latency of one client's calls against two jobs, alternating call by call so both
+// see the same conditions.
+struct PairedLatency {
+  ClientsResult a;
+  ClientsResult b;
+};
+// `calls` GetJob calls on each.
+absl::StatusOr<PairedLatency> GetJobLatency(const std::string& address, const std::string& job_a,
+                                            const std::string& job_b, int calls);
+// A job and how many of its items are pending when the measurement starts.
+struct JobRef {
+  std::string id;
+  uint64_t pending = 0;
+};
+// `calls` LeaseItems(max_items = per_call) on each, by a worker registered on each;
+// the leased items are completed after each timed call, and a job about to run out of
+// pending items is reset (ResetJob; both untimed). ResetJob makes every item pending,
+// so `pending` should be the job's size if it will ever be reset.
+absl::StatusOr<PairedLatency> LeaseLatency(const std::string& address, const JobRef& job_a,
+                                           const JobRef& job_b, int calls, int per_call);
+
+}  // namespace bench
+}  // namespace ckpt
+
+#endif  // CKPT_TOOLS_BENCH_WORKLOADS_H_
