@@ -30,6 +30,8 @@ CKPT_DEBIAN_PACKAGES=(
   libbenchmark-dev         # Google Benchmark
   libsqlite3-dev           # SQLite
   libssl-dev               # SHA-256 of job configs (libcrypto)
+  clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang
+  libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang 14
 )
 
 # Prints the names of the packages in CKPT_DEBIAN_PACKAGES that are not installed.

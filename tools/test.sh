@@ -5,8 +5,11 @@
 #
 # Exit code 0 only if nothing failed. CI runs this through .ci/run.
 #
-# Usage: tools/test.sh [--asan] [-- BAZEL_TEST_ARGS...]
+# Usage: tools/test.sh [--asan] [--long] [--fuzz_seconds=N] [-- BAZEL_TEST_ARGS...]
 #   --asan   run the Bazel suite under AddressSanitizer + UBSan (--config=asan)
+#   --long   also the long forms: 50 crash rounds per sync mode
+#            (//tests/durability:crash_long_test) and 10 minutes of fuzzing
+#   --fuzz_seconds=N   how long the fuzz suite runs (default 60; --long: 600)
 #   -- ...   everything after -- is appended to `bazel test ... //...`, e.g.
 #            tools/test.sh -- --test_filter='Keys*' --runs_per_test=3
 #            tools/test.sh -- -- -//tests/server/...   (exclude a package)
@@ -28,12 +31,16 @@ TOTAL_SKIPPED=0
 SUMMARY_PRINTED=0
 LOG_DIR=""
 ASAN=0
+LONG=0
+FUZZ_SECONDS=""
 BAZEL_EXTRA_ARGS=()
 
 usage() {
   cat <<'EOF_USAGE'
-Usage: tools/test.sh [--asan] [-- BAZEL_TEST_ARGS...]
+Usage: tools/test.sh [--asan] [--long] [--fuzz_seconds=N] [-- BAZEL_TEST_ARGS...]
   --asan   run the Bazel suite under AddressSanitizer + UBSan (--config=asan)
+  --long   also 50 crash rounds per sync mode, and 10 minutes of fuzzing
+  --fuzz_seconds=N   how long the fuzz suite runs (default 60; --long: 600)
   -- ...   everything after -- is appended to `bazel test ... //...`
 Runs every test suite; the last line is "N passed, N failed[, N skipped]".
 EOF_USAGE
@@ -119,6 +126,21 @@ suite_bazel() {
 
   local passed failed skipped
   read -r passed failed skipped < <(count_bazel_log "$log")
+  # Test cases that skipped themselves (e.g. the disk-full test without a tmpfs) pass
+  # their target; they are counted as skipped here, with their reasons above.
+  local testlogs gtest_skipped=0
+  local -a info_args=()
+  if (( ASAN )); then
+    info_args+=(--config=asan)
+  fi
+  testlogs="$(bazel info "${info_args[@]}" bazel-testlogs 2>/dev/null || true)"
+  if [[ -n "$testlogs" ]]; then
+    gtest_skipped=$(count_gtest_skips "$testlogs")
+  fi
+  if (( gtest_skipped > 0 )); then
+    echo "ckpt: bazel: $gtest_skipped test case(s) skipped inside passing targets (see above)"
+    skipped=$((skipped + gtest_skipped))
+  fi
 
   # A non-zero exit from Bazel is always at least one failure, even when no test
   # target reported one (e.g. a non-test target failed to build).
@@ -139,6 +161,82 @@ suite_bazel() {
     failed=1
   fi
   add_results bazel "$passed" "$failed" "$skipped"
+}
+
+# count_gtest_skips TESTLOGS_DIR: prints the number of GoogleTest cases that skipped
+# themselves (GTEST_SKIP) inside targets Bazel reports as PASSED, and lists each with
+# its reason on stderr. Each test.log ends with gtest's "[  SKIPPED ] N tests, listed
+# below:" when any did.
+count_gtest_skips() {
+  local dir=$1 total=0 log n
+  [[ -d "$dir" ]] || { echo 0; return; }
+  while IFS= read -r -d '' log; do
+    n=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) tests\{0,1\}, listed below:.*/\1/p' "$log" | tail -1)
+    if [[ -n "$n" ]]; then
+      total=$((total + n))
+      {
+        echo "ckpt: ${log#"$dir"/}: $n test case(s) skipped:"
+        grep -h -B1 '^\[  SKIPPED \] [A-Za-z]' "$log" | grep -v -e '^\[  SKIPPED \]' -e '^--$' \
+          | sed 's/^/ckpt:     /' | sort -u
+      } >&2
+    fi
+  done < <(find -L "$dir" -name test.log -print0 2>/dev/null)
+  echo "$total"
+}
+
+# Suite: the libFuzzer target over the request handlers, built with clang
+# (--config=fuzz), for FUZZ_SECONDS. Passes when the fuzzer ends without a crash, a
+# sanitizer report or a broken rule; a crashing input is left in the log directory.
+suite_fuzz() {
+  local log="$LOG_DIR/fuzz.log" work="$LOG_DIR/fuzz"
+  local seconds=${FUZZ_SECONDS:-$(( LONG ? 600 : 60 ))}
+  local -a args=(build --config=fuzz --color=no --curses=no //tests/fuzz:request_fuzzer)
+  echo "ckpt: bazel ${args[*]}"
+  local rc=0
+  bazel "${args[@]}" >"$log" 2>&1 || rc=$?
+  if (( rc != 0 )); then
+    tail -20 "$log"
+    echo "ckpt: fuzz: the fuzzer did not build (log: $log)"
+    add_results fuzz 0 1 0
+    return
+  fi
+  local bin
+  bin="$(bazel info --config=fuzz bazel-bin 2>/dev/null)/tests/fuzz/request_fuzzer"
+  mkdir -p "$work/corpus" "$work/tmp"
+  echo "ckpt: fuzz: request_fuzzer for ${seconds}s (log: $log)"
+  rc=0
+  (cd "$work" && TEST_TMPDIR="$work/tmp" "$bin" -max_total_time="$seconds" \
+     -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" \
+     "$REPO_ROOT/tests/fuzz/corpus") >>"$log" 2>&1 || rc=$?
+  grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" \
+    | sed 's/^/ckpt: fuzz: /' || true
+  if (( rc == 0 )); then
+    add_results fuzz 1 0 0
+  else
+    grep -E 'ERROR: (libFuzzer|AddressSanitizer)|runtime error|rule broken|Test unit written' \
+      "$log" | head -5 || true
+    echo "ckpt: fuzz: exit code $rc; inputs in $work"
+    add_results fuzz 0 1 0
+  fi
+}
+
+# Suite (--long only): the long forms of the durability tests.
+suite_long() {
+  local log="$LOG_DIR/long.log"
+  local -a args=(test --keep_going --test_summary=short --verbose_test_summary
+    --color=no --curses=no //tests/durability:crash_long_test)
+  if (( ASAN )); then
+    args+=(--config=asan)
+  fi
+  echo "ckpt: bazel ${args[*]}"
+  local rc=0
+  bazel "${args[@]}" 2>&1 | (trap '' INT; exec tee "$log") || rc=$?
+  local passed failed skipped
+  read -r passed failed skipped < <(count_bazel_log "$log")
+  if (( rc != 0 && failed == 0 )); then
+    failed=1
+  fi
+  add_results long "$passed" "$failed" "$skipped"
 }
 
 print_summary() {
@@ -170,6 +268,10 @@ main() {
   while (( $# > 0 )); do
     case "$1" in
       --asan) ASAN=1 ;;
+      --long) LONG=1 ;;
+      --fuzz_seconds=*)
+        FUZZ_SECONDS="${1#*=}"
+        [[ "$FUZZ_SECONDS" =~ ^[1-9][0-9]*$ ]] || { echo "ckpt: --fuzz_seconds needs a number of seconds" >&2; exit 2; } ;;
       --) shift; BAZEL_EXTRA_ARGS=("$@"); break ;;
       -h | --help) usage; exit 0 ;;
       *) echo "ckpt: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -187,6 +289,10 @@ main() {
 
   # The suites, in order. Each adds its counts to the totals.
   suite_bazel
+  suite_fuzz
+  if (( LONG )); then
+    suite_long
+  fi
 
   print_summary
   if (( TOTAL_FAILED > 0 )); then
