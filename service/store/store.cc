@@ -339,18 +339,21 @@ Store::~Store() {
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch* batch) {
-  absl::MutexLock lock(&write_mu_);
-  if (write_failed_) {
+  if (write_failed_.load(std::memory_order_acquire)) {
     // RocksDB refuses every write after a failed one (e.g. on a full disk) until resumed;
     // resuming flushes the memtables, so it fails again while the disk is still full.
-    rocksdb::Status resumed = db_->Resume();
-    if (!resumed.ok()) return FromRocksStatus(resumed, "write");
-    write_failed_ = false;
-    LogLine(absl::StrCat("store at ", options_.path, ": writes resumed"));
+    absl::MutexLock lock(&resume_mu_);
+    if (write_failed_.load(std::memory_order_acquire)) {
+      rocksdb::Status resumed = db_->Resume();
+      if (!resumed.ok()) return FromRocksStatus(resumed, "write");
+      write_failed_.store(false, std::memory_order_release);
+      LogLine(absl::StrCat("store at ", options_.path, ": writes resumed"));
+    }
   }
+  // No lock across the write: RocksDB shares one WAL sync among the writers that reach
+  // it together.
   rocksdb::Status s = db_->Write(write_options_, batch);
-  if (!s.ok()) {
-    write_failed_ = true;
+  if (!s.ok() && !write_failed_.exchange(true, std::memory_order_acq_rel)) {
     LogLine(absl::StrCat("store at ", options_.path, ": write failed (", s.ToString(),
                          "); writes are refused until one succeeds again"));
   }

@@ -3,6 +3,7 @@
 #ifndef CKPT_SERVICE_STORE_STORE_H_
 #define CKPT_SERVICE_STORE_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,8 +114,9 @@ class Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   const uint32_t schema_version_;
   rocksdb::WriteOptions write_options_;
-  absl::Mutex write_mu_;
-  bool write_failed_ ABSL_GUARDED_BY(write_mu_) = false;
+  // Set by a failed write; the next Write resumes RocksDB first, under resume_mu_.
+  std::atomic<bool> write_failed_{false};
+  absl::Mutex resume_mu_;
 };
 
 }  // namespace ckpt
