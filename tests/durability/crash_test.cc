@@ -369,6 +369,8 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
   auto server = CkptdProcess::Start(dir, Flags());
   ASSERT_TRUE(server.ok()) << server.status();
   Verify(**server, ledger, registered);
+  std::cerr << g_rounds << " SIGKILLs survived; " << ledger.acked().size()
+            << " acknowledged completions of " << registered << " items checked after each\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Sync, CrashTest, ::testing::Bool(),
