@@ -155,7 +155,7 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
           lease.deadline = std::min(lease.deadline, lease.granted + max_run);
         }
         const std::string key(tail);
-        expiry_.insert({lease.deadline, id, step, key});
+        expiry_.insert({lease.deadline, lease.token, id, step, key});
         if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});
         s.leases.emplace(key, std::move(lease));
         break;
@@ -368,9 +368,12 @@ absl::StatusOr<int> Engine::FindStep(const JobRuntime& job, absl::string_view st
 absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRuntime& job,
                                                            int step, const std::string& key) {
   const std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  auto own = g.items.find(full);
-  if (own != g.items.end()) return own->second;
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(Cf::kItems, full));
+  std::optional<std::string> bytes;
+  if (auto own = g.items.find(full); own != g.items.end()) {
+    bytes = own->second;
+  } else {
+    CKPT_ASSIGN_OR_RETURN(bytes, store_->Get(Cf::kItems, full));
+  }
   if (!bytes.has_value()) return std::optional<ItemRecord>();
   ItemRecord record;
   CKPT_RETURN_IF_ERROR(Parse(*bytes, &record, "item"));
@@ -379,9 +382,10 @@ absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRu
 
 void Engine::WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
                        const ItemRecord& record) {
-  const std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  g.batch.Put(store_->handle(Cf::kItems), full, record.SerializeAsString());
-  g.items[full] = record;
+  std::string full = keys::Item(job.id(), job.steps[step].name, key);
+  std::string bytes = record.SerializeAsString();
+  g.batch.Put(store_->handle(Cf::kItems), full, bytes);
+  g.items.insert_or_assign(std::move(full), std::move(bytes));
 }
 
 void Engine::DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key) {
@@ -428,7 +432,7 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
     }
     case ItemPlace::kLeased: {
       auto lease = s.leases.find(key);
-      expiry_.erase({lease->second.deadline, job.id(), step, key});
+      ForgetExpiry(lease->second);
       auto worker = job.workers.find(lease->second.worker_id);
       if (worker != job.workers.end()) worker->second.leases.erase({step, key});
       s.leases.erase(lease);
@@ -517,9 +521,14 @@ void Engine::SetDeadline(JobRuntime& job, int step, const std::string& key, Leas
                          absl::Time deadline) {
   const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
   if (max_run > absl::ZeroDuration()) deadline = std::min(deadline, lease.granted + max_run);
-  expiry_.erase({lease.deadline, job.id(), step, key});
+  ForgetExpiry(lease);
   lease.deadline = deadline;
-  expiry_.insert({deadline, job.id(), step, key});
+  expiry_.insert({deadline, lease.token, job.id(), step, key});
+}
+
+void Engine::ForgetExpiry(const LeaseInfo& lease) {
+  auto it = expiry_.find(ExpiryOrder::Position(lease.deadline, lease.token));
+  if (it != expiry_.end()) expiry_.erase(it);
 }
 
 absl::Duration Engine::LeaseTimeout(const JobRuntime& job) const {

@@ -210,6 +210,8 @@ class Engine {
   void MarkRecordChanged(Group& g, JobRuntime& job);
   void SetDeadline(JobRuntime& job, int step, const std::string& key, LeaseInfo& lease,
                    absl::Time deadline);
+  // Removes the lease's entry from the expiry index, if it has one.
+  void ForgetExpiry(const LeaseInfo& lease);
   absl::Duration LeaseTimeout(const JobRuntime& job) const;
   // Deletes every record of the job in the per-job families (not the job record).
   void DeleteJobData(Group& g, absl::string_view job_id);
@@ -221,7 +223,7 @@ class Engine {
   // Writer-thread state: no lock; only the writer thread (or Open, before it starts)
   // touches it.
   absl::flat_hash_map<std::string, std::unique_ptr<JobRuntime>> jobs_;
-  std::set<ExpiryKey> expiry_;  // every live lease, by deadline
+  std::set<ExpiryKey, ExpiryOrder> expiry_;  // every live lease, by deadline
   uint64_t next_token_ = 1;
   uint64_t next_worker_ = 1;
   bool meta_dirty_ = false;

@@ -200,7 +200,7 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
   for (size_t step = 0; step < job.steps.size(); ++step) {
     StepRuntime& s = job.steps[step];
     for (const auto& [key, lease] : s.leases) {
-      expiry_.erase({lease.deadline, job.id(), static_cast<int>(step), key});
+      ForgetExpiry(lease);
     }
     IntervalSet registered;
     if (!remove_items) {
@@ -235,7 +235,7 @@ absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   for (size_t step = 0; step < job->steps.size(); ++step) {
     for (const auto& [key, lease] : job->steps[step].leases) {
-      expiry_.erase({lease.deadline, job->id(), static_cast<int>(step), key});
+      ForgetExpiry(lease);
     }
   }
   DeleteJobData(g, r.job_id());

@@ -22,8 +22,10 @@ class Engine::Group {
 
   const absl::Time now;
   rocksdb::WriteBatch batch;
-  // items CF key -> record written by this group (nullopt: deleted).
-  absl::flat_hash_map<std::string, std::optional<storage::v1::ItemRecord>> items;
+  // items CF key -> the serialized record this group wrote (nullopt: deleted). Bytes,
+  // not the parsed record: copying every written record costs more than parsing the
+  // rare one read back.
+  absl::flat_hash_map<std::string, std::optional<std::string>> items;
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
   // Jobs whose snapshot must be republished (ids, so deleted jobs are fine).

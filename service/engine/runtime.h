@@ -98,15 +98,25 @@ struct JobRuntime {
   int StepIndex(absl::string_view step) const;
 };
 
-// An entry of the lease expiry index, ordered by deadline.
+// An entry of the lease expiry index: ordered by deadline, then by the lease's token
+// (unique), so finding an entry compares two integers rather than ids and keys.
 struct ExpiryKey {
   absl::Time deadline;
+  uint64_t token = 0;
   std::string job_id;
-  int step;
+  int step = 0;
   std::string key;
+};
 
-  bool operator<(const ExpiryKey& o) const {
-    return std::tie(deadline, job_id, step, key) < std::tie(o.deadline, o.job_id, o.step, o.key);
+// Orders ExpiryKeys, and finds them by (deadline, token) alone.
+struct ExpiryOrder {
+  using is_transparent = void;
+  using Position = std::pair<absl::Time, uint64_t>;
+  static Position Of(const ExpiryKey& k) { return {k.deadline, k.token}; }
+  static const Position& Of(const Position& p) { return p; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Of(a) < Of(b);
   }
 };
 
