@@ -16,6 +16,7 @@ CKPTD = os.environ["CKPTD"]
 QUICK_ITEMS = 4000  # QuickConfig in tools/bench/bench_runner.cc
 QUICK_RECORD_ITEMS = 400
 QUICK_JSON_ITEMS = 40
+QUICK_PY_RECORD_ITEMS = 200
 
 # (workload, system, durable) -> items every such row must report.
 EXPECTED = {}
@@ -29,14 +30,18 @@ EXPECTED[("worker_loop", "grpc_echo", True)] = QUICK_ITEMS
 EXPECTED[("record_mode", "grpc_echo", True)] = QUICK_RECORD_ITEMS
 EXPECTED[("worker_loop", "sqlite_full_batch100", True)] = QUICK_ITEMS
 EXPECTED[("record_mode", "sqlite_full_txn_per_item", True)] = QUICK_RECORD_ITEMS
+EXPECTED[("worker_loop", "sqlite_py_full_batch100", True)] = QUICK_ITEMS
+EXPECTED[("record_mode", "sqlite_py_full_txn_per_item", True)] = QUICK_PY_RECORD_ITEMS
 EXPECTED[("record_mode", "json_rewrite_fsync", True)] = QUICK_JSON_ITEMS
 EXPECTED[("range_job", "ckpt fill: record mode, 8192/call", True)] = 50000
 
 TARGETS = [
     "worker loop: ckpt / bare synced WriteBatch server",
-    "worker loop: ckpt / SQLite FULL, 100 per transaction",
+    "worker loop: ckpt / SQLite FULL, 100 per transaction (C)",
+    "worker loop: ckpt / SQLite FULL, 100 per transaction (Python)",
     "record mode: ckpt / gRPC echo",
-    "record mode: ckpt / SQLite FULL, one transaction per item",
+    "record mode: ckpt / SQLite FULL, one transaction per item (C)",
+    "record mode: ckpt / SQLite FULL, one transaction per item (Python)",
     "GetJob p50: range job half done / 100-item job",
     "ckptd peak RSS (MiB) while the range job is half done",
 ]

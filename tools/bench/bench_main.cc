@@ -45,6 +45,11 @@ ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,sqlite,json",
 ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range",
           "ckpt workloads to run (a subset, e.g. for profiling).");
 ABSL_FLAG(std::string, ckptd, "", "Path of ckptd; default: from this binary's runfiles.");
+ABSL_FLAG(std::string, python, "/usr/bin/python3",
+          "Python with the sqlite3 module, for the Python SQLite peer; empty: skip it.");
+ABSL_FLAG(int64_t, python_record_items, 5000,
+          "Items of the Python SQLite peer at one transaction per item (its writers starve: "
+          "keep it small).");
 ABSL_FLAG(std::string, work_dir, "",
           "Where the temporary data directories go; default $TEST_TMPDIR or /tmp.");
 ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo or writebatch).");
@@ -95,9 +100,9 @@ std::string DefaultWorkDir() {
   return test_tmp != nullptr ? test_tmp : "/tmp";
 }
 
-// ckptd from the flag, else from this binary's runfiles (bazel-bin or a test).
-std::string FindCkptd(const std::string& flag) {
-  if (!flag.empty()) return flag;
+// A data file of this binary (`path` in the workspace) from its runfiles (bazel-bin or
+// a test), else relative to bazel-bin.
+std::string FindRunfile(const std::string& path) {
   std::vector<std::string> roots;
   for (const char* env : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
     if (const char* dir = std::getenv(env); dir != nullptr) roots.push_back(dir);
@@ -105,11 +110,10 @@ std::string FindCkptd(const std::string& flag) {
   const std::string self = SelfPath();
   roots.push_back(self + ".runfiles");
   for (const std::string& root : roots) {
-    const std::string path = root + "/ckpt/service/server/ckptd";
-    if (std::filesystem::exists(path)) return path;
+    if (std::filesystem::exists(root + "/ckpt/" + path)) return root + "/ckpt/" + path;
   }
-  // bazel-bin/tools/bench/ckpt_bench -> bazel-bin/service/server/ckptd
-  return (std::filesystem::path(self).parent_path() / "../../service/server/ckptd").string();
+  // bazel-bin/tools/bench/ckpt_bench -> bazel-bin/<path>
+  return (std::filesystem::path(self).parent_path() / "../.." / path).string();
 }
 
 RunConfig ConfigFromFlags() {
@@ -118,6 +122,8 @@ RunConfig ConfigFromFlags() {
   config.items = static_cast<uint64_t>(absl::GetFlag(FLAGS_items));
   config.record_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_record_items));
   config.json_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_json_items));
+  config.python_record_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_python_record_items));
+  config.python = absl::GetFlag(FLAGS_python);
   config.range_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_range_items));
   config.batch = absl::GetFlag(FLAGS_batch);
   for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty())) {
@@ -131,7 +137,9 @@ RunConfig ConfigFromFlags() {
     config.workloads.insert(std::string(w));
   }
   if (absl::GetFlag(FLAGS_quick)) config = QuickConfig(config);
-  config.ckptd = FindCkptd(absl::GetFlag(FLAGS_ckptd));
+  const std::string ckptd = absl::GetFlag(FLAGS_ckptd);
+  config.ckptd = ckptd.empty() ? FindRunfile("service/server/ckptd") : ckptd;
+  config.sqlite_script = FindRunfile("tools/bench/sqlite_peer.py");
   config.self = SelfPath();
   const std::string work = absl::GetFlag(FLAGS_work_dir);
   config.work_dir = work.empty() ? DefaultWorkDir() : work;

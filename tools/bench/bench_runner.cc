@@ -292,23 +292,39 @@ class Runner {
     struct PeerRun {
       const char* workload;
       const char* system;
-      const char* kind;
+      const char* kind;  // sqlite (C, threads), sqlite_py (Python, processes), json
       uint64_t items;
       int per_txn;
     };
     for (const PeerRun& p :
          {PeerRun{kWorkerLoop, "sqlite_full_batch100", "sqlite", c_.items, c_.batch},
+          PeerRun{kWorkerLoop, "sqlite_py_full_batch100", "sqlite_py", c_.items, c_.batch},
           PeerRun{kRecordMode, "sqlite_full_txn_per_item", "sqlite", c_.record_items, 1},
+          PeerRun{kRecordMode, "sqlite_py_full_txn_per_item", "sqlite_py", c_.python_record_items,
+                  1},
           PeerRun{kRecordMode, "json_rewrite_fsync", "json", c_.json_items, 1}}) {
-      if (!Wants(p.kind) || !WantsWorkload(p.workload)) continue;
-      absl::StatusOr<ChildRun> run =
-          RunChild({c_.self, absl::StrCat("--peer=", p.kind), "--dir=" + NewDir(p.kind),
-                    absl::StrCat("--threads=", c_.threads), absl::StrCat("--items=", p.items),
-                    absl::StrCat("--per_txn=", p.per_txn)});
+      const std::string kind = p.kind;
+      if (!Wants(kind == "sqlite_py" ? "sqlite" : kind) || !WantsWorkload(p.workload)) continue;
+      if (kind == "sqlite_py" && c_.python.empty()) continue;
+      std::vector<std::string> argv = {c_.self, absl::StrCat("--peer=", kind)};
+      if (kind == "sqlite_py") argv = {c_.python, c_.sqlite_script};
+      for (std::string arg :
+           {"--dir=" + NewDir(kind), absl::StrCat("--threads=", c_.threads),
+            absl::StrCat("--items=", p.items), absl::StrCat("--per_txn=", p.per_txn)}) {
+        argv.push_back(std::move(arg));
+      }
+      absl::StatusOr<ChildRun> run = RunChild(argv);
       if (!run.ok()) return run.status();
       absl::StatusOr<Measurement> m = PeerRow(p.workload, p.system, *run);
       if (!m.ok()) return m.status();
-      if (std::string(p.kind) == "json") m->note = absl::StrCat("N=", p.items, " only: O(N^2)");
+      if (kind == "json") m->note = absl::StrCat("N=", p.items, " only: O(N^2)");
+      if (kind == "sqlite_py") {
+        m->note = absl::StrCat("Python sqlite3, ", c_.threads, " processes",
+                               p.items != c_.items && p.per_txn == 1
+                                   ? absl::StrCat(", N=", p.items, " only: writers starve")
+                                   : "",
+                               "; cpu, rss: all its processes");
+      }
       Add(std::move(*m));
     }
     return absl::OkStatus();
@@ -362,12 +378,16 @@ std::vector<Target> Targets(const std::vector<Measurement>& ms) {
   std::vector<Target> t;
   t.push_back({"worker loop: ckpt / bare synced WriteBatch server",
                Ratio(ms, kWorkerLoop, "ckpt", "bare_writebatch"), 0.60, true});
-  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction",
+  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction (C)",
                Ratio(ms, kWorkerLoop, "ckpt", "sqlite_full_batch100"), 1.0, true});
+  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction (Python)",
+               Ratio(ms, kWorkerLoop, "ckpt", "sqlite_py_full_batch100"), 1.0, true});
   t.push_back(
       {"record mode: ckpt / gRPC echo", Ratio(ms, kRecordMode, "ckpt", "grpc_echo"), 0.65, true});
-  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item",
+  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (C)",
                Ratio(ms, kRecordMode, "ckpt", "sqlite_full_txn_per_item"), 10.0, true});
+  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (Python)",
+               Ratio(ms, kRecordMode, "ckpt", "sqlite_py_full_txn_per_item"), 10.0, true});
   const Measurement* small = FindMeasurement(ms, kRangeJob, "ckpt GetJob, 100-item job", true);
   const Measurement* big = FindMeasurement(ms, kRangeJob, "ckpt GetJob, range job half done", true);
   t.push_back(
@@ -399,11 +419,11 @@ std::string Header(const RunConfig& c) {
   ::uname(&u);
   return absl::StrFormat(
       "ckpt_bench %s on %s (%s %s), %ld cpus\n"
-      "threads %d; worker loop %d items (%d per call); record mode %d items; JSON peer %d "
-      "items; range job %d indices\nckptd: %s\n",
+      "threads %d; worker loop %d items (%d per call); record mode %d items (Python SQLite "
+      "peer %d); JSON peer %d items; range job %d indices\nckptd: %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(), absl::LocalTimeZone()), u.nodename,
       u.sysname, u.release, ::sysconf(_SC_NPROCESSORS_ONLN), c.threads, c.items, c.batch,
-      c.record_items, c.json_items, c.range_items, c.ckptd);
+      c.record_items, c.python_record_items, c.json_items, c.range_items, c.ckptd);
 }
 
 }  // namespace
@@ -412,6 +432,7 @@ RunConfig QuickConfig(RunConfig config) {
   config.items = 4000;
   config.record_items = 400;
   config.json_items = 40;
+  config.python_record_items = 200;
   config.range_items = 100000;
   config.latency_calls = 50;
   config.lease_calls = 20;

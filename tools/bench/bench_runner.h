@@ -13,9 +13,10 @@ namespace bench {
 
 struct RunConfig {
   int threads = 8;
-  uint64_t items = 300000;        // worker loop, ceilings at 100 per call, SQLite batched
-  uint64_t record_items = 30000;  // one item per call / per transaction
-  uint64_t json_items = 2000;     // the JSON checkpoint peer
+  uint64_t items = 300000;              // worker loop, ceilings at 100 per call, SQLite batched
+  uint64_t record_items = 30000;        // one item per call / per transaction
+  uint64_t json_items = 2000;           // the JSON checkpoint peer
+  uint64_t python_record_items = 5000;  // the Python SQLite peer, one row per transaction
   uint64_t range_items = 10000000;
   int batch = 100;
   int latency_calls = 2000;         // GetJob calls per job in the range workload
@@ -25,6 +26,8 @@ struct RunConfig {
   std::set<std::string> workloads;  // worker_loop, record_mode, readers, range; empty: all
   std::string ckptd;                // the ckptd binary
   std::string self;                 // this binary, for --serve and --peer children
+  std::string python;               // runs sqlite_script; empty: no Python peer
+  std::string sqlite_script;        // tools/bench/sqlite_peer.py
   std::string work_dir;             // temporary directories go under it
 };
 
