@@ -78,6 +78,8 @@ TEST(FormatTableTest, RatioIsCkptOverEachRowOfTheSameWorkloadAndDurability) {
   EXPECT_THAT(table, HasSubstr("worker_loop\n"));
   EXPECT_THAT(table, HasSubstr("record_mode\n"));
   EXPECT_THAT(table, HasSubstr("3.00"));
+  EXPECT_THAT(table, HasSubstr("ckpt/this"));  // the header row
+  EXPECT_THAT(table, HasSubstr("peer_off"));   // every row
   EXPECT_THAT(table, Not(HasSubstr("6.00")));
   EXPECT_EQ(FindMeasurement(ms, "worker_loop", "peer", true), &ms[1]);
   EXPECT_EQ(FindMeasurement(ms, "worker_loop", "peer", false), nullptr);

@@ -93,11 +93,14 @@ std::string FormatTable(const std::vector<Measurement>& measurements) {
     by_workload[m.workload].push_back(&m);
   }
   std::string out;
-  const char* kRow = "  %-41s %-7s %16s %9s %9s %10s %7s %7s %7s %9s  %s\n";
+  // One format for the header and the rows: a row whose arguments do not match it
+  // would print nothing (measure_test checks both).
+  const char* kRow = "  %-41s %-7s %16s %9s %9s %10s %9s %7s %9s %9s  %s\n";
   for (const std::string& workload : order) {
     absl::StrAppend(&out, "\n", workload, "\n");
-    absl::StrAppend(&out, absl::StrFormat(kRow, "system", "sync", "per second", "p50 us", "p99 us",
-                                          "cpu s", "rss MiB", "ckpt/this", "note"));
+    absl::StrAppend(
+        &out, absl::StrFormat(kRow, "system", "sync", "per second", "p50 us", "p99 us", "max us",
+                              "srv cpu s", "rss MiB", "cli cpu s", "ckpt/this", "note"));
     for (const Measurement* m : by_workload[workload]) {
       const Measurement* ckpt = FindMeasurement(measurements, workload, "ckpt", m->durable);
       std::string ratio = "";
