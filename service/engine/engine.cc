@@ -211,14 +211,6 @@ void Engine::WriterLoop() {
       };
       queue_mu_.AwaitWithTimeout(absl::Condition(&ready), options_.expiry_poll);
       if (stopping_ && queue_.empty()) return;
-      const size_t expected = last_group_ops_;
-      if (!queue_.empty() && queue_.size() < expected) {
-        auto gathered = [this, expected]() ABSL_SHARED_LOCKS_REQUIRED(queue_mu_) {
-          return queue_.size() >= expected || stopping_;
-        };
-        queue_mu_.AwaitWithTimeout(absl::Condition(&gathered), options_.gather_wait);
-      }
-      last_group_ops_ = queue_.size();
       ops.reserve(queue_.size() + 1);
       for (Op& op : queue_) ops.push_back(std::move(op));
       queue_.clear();

@@ -45,11 +45,6 @@ struct EngineOptions {
   Clock* clock = Clock::Real();
   // How often the writer looks for expired leases when idle (real time).
   absl::Duration expiry_poll = absl::Milliseconds(250);
-  // Group commit: when fewer ops are queued than the last group held, the writer waits
-  // up to this long (real time) for that many, so callers that were just answered and
-  // are sending again share the next sync instead of paying for one of their own. A
-  // lone caller never waits (its group of one is never short). Zero: no waiting.
-  absl::Duration gather_wait = absl::Microseconds(100);
 };
 
 // Thread-safe. Requests must be validated (service/rpc/validate.h) before they get
@@ -232,7 +227,6 @@ class Engine {
   uint64_t next_token_ = 1;
   uint64_t next_worker_ = 1;
   bool meta_dirty_ = false;
-  size_t last_group_ops_ = 0;  // ops in the writer's last group
 
   mutable absl::Mutex queue_mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
