@@ -375,7 +375,7 @@ absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRu
   std::optional<std::string> bytes;
   if (auto own = g.items.find(full); own != g.items.end()) {
     bytes = own->second;
-  } else {
+  } else if (!g.DeletedByRange(full)) {
     CKPT_ASSIGN_OR_RETURN(bytes, store_->Get(Cf::kItems, full));
   }
   if (!bytes.has_value()) return std::optional<ItemRecord>();
@@ -609,6 +609,12 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates}) {
     g.batch.DeleteRange(store_->handle(cf), begin, end);
   }
+  // Later ops of this group must read the job's items and states as deleted (the store
+  // still has them until the batch is written): forget what this group wrote under the
+  // prefix and remember the range.
+  absl::erase_if(g.items, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
+  absl::erase_if(g.states, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
+  g.deleted_prefixes.push_back(begin);
 }
 
 // ---------------------------------------------------------------- public entry points

@@ -176,6 +176,7 @@ absl::StatusOr<std::vector<std::string>> Engine::ListNames(Group& g, const JobRu
     found.insert(std::string(it->key().substr(prefix.size() - 1)));
   }
   CKPT_RETURN_IF_ERROR(it->status());
+  if (g.DeletedByRange(prefix)) found.clear();  // a reset or delete earlier in this group
   for (const auto& [full, record] : g.items) {  // names this group added or deleted
     if (full.compare(0, prefix.size(), prefix) != 0) continue;
     if (record.has_value()) {

@@ -189,7 +189,7 @@ absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutS
   auto own = g.states.find(key);
   if (own != g.states.end()) {
     if (own->second.has_value()) version = own->second->version();
-  } else {
+  } else if (!g.DeletedByRange(key)) {
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_->Get(Cf::kStates, key));
     storage::v1::StateRecord current;
     if (bytes.has_value()) {

@@ -6,9 +6,12 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "rocksdb/write_batch.h"
@@ -28,6 +31,18 @@ class Engine::Group {
   absl::flat_hash_map<std::string, std::optional<std::string>> items;
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
+  // Job prefixes this group deleted with ranges (DeleteJob, ResetJob). `items` and
+  // `states` hold only what the group wrote after the last such delete, so a key under
+  // one of these prefixes and not in them is deleted as of this group, whatever the
+  // store still says.
+  std::vector<std::string> deleted_prefixes;
+
+  bool DeletedByRange(absl::string_view key) const {
+    for (const std::string& prefix : deleted_prefixes) {
+      if (absl::StartsWith(key, prefix)) return true;
+    }
+    return false;
+  }
   // Jobs whose snapshot must be republished (ids, so deleted jobs are fine).
   absl::flat_hash_set<std::string> touched;
 };

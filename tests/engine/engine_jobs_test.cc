@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -1609,6 +1611,61 @@ TEST_F(EngineJobsTest, UnknownWorkersAreNotFound) {
   EXPECT_THAT(h_.Call(&Engine::ListWorkers, Parse<v1::ListWorkersRequest>(R"pb(job_id: "z")pb")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"z\"")));
   EXPECT_EQ(Job("x").progress().leased(), 0u);
+}
+
+// Ops queued together are decided as one group and written as one batch. A job deleted
+// (or reset) by one op of a group must read as gone to the later ops of the same group,
+// although the store holds its records until the batch is written.
+TEST_F(EngineJobsTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
+  CreateJob(R"pb(job_id: "again")pb");
+  Add(R"pb(job_id: "again" names: "a" names: "b")pb");
+  CKPT_ASSERT_OK(Put("again", "cursor", "7"));
+
+  // The writer runs done callbacks itself: while it waits in this one, the ops below
+  // queue up, and it then takes them all as one group.
+  absl::Notification writer_held, release;
+  v1::ListWorkersRequest hold_request;
+  hold_request.set_job_id("again");
+  v1::ListWorkersResponse hold_response;
+  h_.engine().ListWorkers(hold_request, &hold_response, [&](absl::Status) {
+    writer_held.Notify();
+    release.WaitForNotification();
+  });
+  writer_held.WaitForNotification();
+
+  const auto del = Parse<v1::DeleteJobRequest>(R"pb(job_id: "again")pb");
+  const auto create = Parse<v1::CreateJobRequest>(R"pb(job_id: "again")pb");
+  const auto add = Parse<v1::AddItemsRequest>(R"pb(job_id: "again" names: "a" names: "c")pb");
+  v1::PutStateRequest put;
+  put.set_job_id("again");
+  put.set_name("cursor");
+  put.set_value("1");
+  put.set_expected_version(0);  // new in the new job
+  v1::DeleteJobResponse del_out;
+  v1::CreateJobResponse create_out;
+  v1::AddItemsResponse add_out;
+  v1::PutStateResponse put_out;
+  std::vector<absl::Status> results(4);
+  absl::BlockingCounter answered(4);
+  auto record = [&](int i) {
+    return [&, i](absl::Status status) {
+      results[i] = status;
+      answered.DecrementCount();
+    };
+  };
+  h_.engine().DeleteJob(del, &del_out, record(0));
+  h_.engine().CreateJob(create, &create_out, record(1));
+  h_.engine().AddItems(add, &add_out, record(2));
+  h_.engine().PutState(put, &put_out, record(3));
+  release.Notify();
+  answered.Wait();
+
+  for (const absl::Status& status : results) CKPT_EXPECT_OK(status);
+  // Both names are new in the new job: "a" is not a duplicate of the deleted job's "a".
+  EXPECT_EQ(add_out.added(), 2);
+  EXPECT_EQ(add_out.duplicates(), 0);
+  EXPECT_EQ(put_out.version(), 1);
+  EXPECT_EQ(Job("again").progress().total(), 2);
 }
 
 }  // namespace
