@@ -386,8 +386,12 @@ absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRu
 
 void Engine::WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
                        const ItemRecord& record) {
+  WriteItemBytes(g, job, step, key, record.SerializeAsString());
+}
+
+void Engine::WriteItemBytes(Group& g, const JobRuntime& job, int step, const std::string& key,
+                            std::string bytes) {
   std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  std::string bytes = record.SerializeAsString();
   g.batch.Put(store_->handle(Cf::kItems), full, bytes);
   g.items.insert_or_assign(std::move(full), std::move(bytes));
 }

@@ -171,6 +171,9 @@ class Engine {
                                                                   int step, const std::string& key);
   void WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
                  const storage::v1::ItemRecord& record);
+  // The same with the record already serialized.
+  void WriteItemBytes(Group& g, const JobRuntime& job, int step, const std::string& key,
+                      std::string bytes);
   // Moves an item out of `from` / into `to`, with its sched key and counters.
   void Leave(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace from);
   void Enter(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace to);

@@ -87,6 +87,23 @@ void RememberCompletion(JobRuntime& job, const std::string& step, const v1::Item
   if (job.recent_completions.size() > kRecentCompletions) job.recent_completions.pop_back();
 }
 
+// Appends `result` to a serialized ItemRecord as its field 3, as serializing a record
+// holding it would, without copying the result into one.
+void AppendResult(const v1::ItemResult& result, std::string* record) {
+  constexpr int kResultField = ItemRecord::kResultFieldNumber;
+  const size_t size = result.ByteSizeLong();
+  if (size == 0) return;                      // proto3 leaves an empty message out
+  uint64_t varint = (kResultField << 3) | 2;  // length-delimited
+  for (uint64_t v : {varint, static_cast<uint64_t>(size)}) {
+    while (v >= 0x80) {
+      record->push_back(static_cast<char>(v | 0x80));
+      v >>= 7;
+    }
+    record->push_back(static_cast<char>(v));
+  }
+  result.AppendToString(record);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- AddItems
@@ -341,18 +358,22 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
 
   WorkerRuntime* worker = nullptr;
   if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
+  std::vector<int> completed;
+  completed.reserve(r.items_size());
   for (int i = 0; i < r.items_size(); ++i) {
     out->add_outcomes(outcomes[i]);
     if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
+    completed.push_back(i);
     const v1::Completion& item = r.items(i);
     Leave(g, *job, step, plans[i].key, plans[i].place);
     ItemRecord record;
     record.set_state(v1::ITEM_STATE_COMPLETED);
     record.set_attempts(plans[i].attempts);
-    *record.mutable_result() = item.result();
     record.set_completed_token(item.lease_token());
     record.set_update_time_micros(absl::ToUnixMicros(g.now));
-    WriteItem(g, *job, step, plans[i].key, record);
+    std::string bytes = record.SerializeAsString();
+    AppendResult(item.result(), &bytes);
+    WriteItemBytes(g, *job, step, plans[i].key, std::move(bytes));
     Enter(g, *job, step, plans[i].key, ItemPlace::kCompleted);
     if (item.result().metrics().has_wall_time()) {
       const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
@@ -365,14 +386,20 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
       output.set_item_key(plans[i].key);
       g.batch.Put(store_->handle(Cf::kOutputs), keys::Output(path), output.SerializeAsString());
     }
-    s.rate.Add(g.now, 1);
-    job->rate.Add(g.now, 1);
-    RememberCompletion(*job, s.name, item.key(), r.worker_id(), g.now);
     if (worker != nullptr) {
       v1::Worker* w = worker->record.mutable_worker();
       w->set_completed(w->completed() + 1);
       job->dirty_workers.insert(r.worker_id());
     }
+  }
+  if (!completed.empty()) {
+    s.rate.Add(g.now, completed.size());
+    job->rate.Add(g.now, completed.size());
+  }
+  // Only the last few can be among the most recent.
+  const size_t first = completed.size() - std::min(completed.size(), kRecentCompletions);
+  for (size_t c = first; c < completed.size(); ++c) {
+    RememberCompletion(*job, s.name, r.items(completed[c]).key(), r.worker_id(), g.now);
   }
   MaybeFinishJob(g, *job);
   return absl::OkStatus();
