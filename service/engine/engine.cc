@@ -103,6 +103,21 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
   const std::string& id = record.job().job_id();
   const auto& record_max_run = record.job().max_run_time();
 
+  const absl::Duration max_run = FromProtoDuration(record_max_run);
+  auto load_lease = [&](int step, std::string key, LeaseInfo lease) {
+    if (max_run > absl::ZeroDuration()) {
+      lease.deadline = std::min(lease.deadline, lease.granted + max_run);
+    }
+    StepRuntime& s = job->steps[step];
+    if (s.leases.contains(key)) {
+      return absl::DataLossError(
+          absl::StrCat("two leases of ", keys::DescribeItemKey(key), " in job ", id));
+    }
+    expiry_.insert({lease.deadline, lease.token, id, step, key});
+    if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});
+    s.leases.emplace(std::move(key), std::move(lease));
+    return absl::OkStatus();
+  };
   auto it = store_->Scan(Cf::kSched, keys::JobPrefix(id));
   for (; it->Valid(); it->Next()) {
     absl::string_view rest = it->suffix();
@@ -125,6 +140,7 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
     const bool is_range = tag == static_cast<char>(keys::SchedTag::kRegistered) ||
                           tag == static_cast<char>(keys::SchedTag::kUntouched);
     if ((is_range && (tail.size() != 8 || it->value().size() != 8)) ||
+        (tag == static_cast<char>(keys::SchedTag::kGrant) && tail.size() != 8) ||
         (tag == static_cast<char>(keys::SchedTag::kPending) && tail.size() < 2)) {
       return absl::DataLossError(absl::StrCat("corrupt sched record in job ", id));
     }
@@ -145,20 +161,28 @@ absl::Status Engine::LoadJob(const JobRecord& record) {
       case keys::SchedTag::kLeased: {
         storage::v1::LeaseRecord record;
         CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease"));
-        LeaseInfo lease{record.worker_id(),
-                        record.token(),
-                        record.attempts(),
-                        record.cursor(),
-                        absl::FromUnixMicros(record.grant_time_micros()),
-                        now + grace};
-        const absl::Duration max_run = FromProtoDuration(record_max_run);
-        if (max_run > absl::ZeroDuration()) {
-          lease.deadline = std::min(lease.deadline, lease.granted + max_run);
+        CKPT_RETURN_IF_ERROR(load_lease(
+            step, std::string(tail),
+            {record.worker_id(), record.token(), record.attempts(), record.cursor(),
+             absl::FromUnixMicros(record.grant_time_micros()), now + grace, /*grant=*/0}));
+        break;
+      }
+      case keys::SchedTag::kGrant: {
+        storage::v1::LeaseGrantRecord record;
+        CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease grant"));
+        const uint64_t grant_id = keys::ReadBigEndian64(tail);
+        LeaseGrant& grant = s.grants[grant_id];
+        grant.worker_id = record.worker_id();
+        grant.granted = absl::FromUnixMicros(record.grant_time_micros());
+        for (storage::v1::LeaseGrantRecord::Lease& entry : *record.mutable_leases()) {
+          grant.keys.push_back(entry.key());
+          ++grant.live;
+          CKPT_RETURN_IF_ERROR(load_lease(
+              step, std::move(*entry.mutable_key()),
+              {record.worker_id(), entry.token(), entry.attempts(),
+               std::move(*entry.mutable_cursor()), grant.granted, now + grace, grant_id}));
         }
-        const std::string key(tail);
-        expiry_.insert({lease.deadline, lease.token, id, step, key});
-        if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});
-        s.leases.emplace(key, std::move(lease));
+        if (grant.live == 0) s.dirty_grants.insert(grant_id);  // deleted at the next flush
         break;
       }
       case keys::SchedTag::kFailed:
@@ -249,6 +273,37 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   }
 }
 
+void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t grant_id) {
+  auto grant = s.grants.find(grant_id);
+  if (grant == s.grants.end()) return;
+  const std::string key = keys::Grant(job.id(), s.name, grant_id);
+  auto* sched = store_->handle(Cf::kSched);
+  if (grant->second.live == 0) {
+    g.batch.Delete(sched, key);
+    s.grants.erase(grant);
+    return;
+  }
+  storage::v1::LeaseGrantRecord record;
+  record.set_worker_id(grant->second.worker_id);
+  record.set_grant_time_micros(absl::ToUnixMicros(grant->second.granted));
+  std::vector<std::string>& keys = grant->second.keys;
+  // Keys of leases that left are dropped, so rewrites stay O(live).
+  auto left = [&](const std::string& item_key) {
+    auto lease = s.leases.find(item_key);
+    return lease == s.leases.end() || lease->second.grant != grant_id;
+  };
+  keys.erase(std::remove_if(keys.begin(), keys.end(), left), keys.end());
+  for (const std::string& item_key : keys) {
+    const LeaseInfo& lease = s.leases.at(item_key);
+    storage::v1::LeaseGrantRecord::Lease* entry = record.add_leases();
+    entry->set_key(item_key);
+    entry->set_token(lease.token);
+    entry->set_attempts(lease.attempts);
+    entry->set_cursor(lease.cursor);
+  }
+  g.batch.Put(sched, key, record.SerializeAsString());
+}
+
 void Engine::Flush(Group& g) {
   for (const std::string& id : g.touched) {
     auto it = jobs_.find(id);
@@ -273,6 +328,8 @@ void Engine::FlushJob(Group& g, JobRuntime& job) {
       g.batch.Put(sched, keys::Counters(job.id(), s.name), s.counters.SerializeAsString());
       s.counters_dirty = false;
     }
+    for (uint64_t grant_id : s.dirty_grants) FlushGrant(g, job, s, grant_id);
+    s.dirty_grants.clear();
     for (auto [set, tag] : {std::make_pair(&s.registered, keys::SchedTag::kRegistered),
                             std::make_pair(&s.untouched, keys::SchedTag::kUntouched)}) {
       for (const auto& [begin, end] : set->TakeChanges()) {
@@ -443,8 +500,13 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
       ForgetExpiry(lease->second);
       auto worker = job.workers.find(lease->second.worker_id);
       if (worker != job.workers.end()) worker->second.leases.erase({step, key});
+      if (const uint64_t grant = lease->second.grant; grant != 0) {
+        if (auto it = s.grants.find(grant); it != s.grants.end()) --it->second.live;
+        s.dirty_grants.insert(grant);
+      } else {
+        g.batch.Delete(sched, keys::Leased(job.id(), s.name, key));
+      }
       s.leases.erase(lease);
-      g.batch.Delete(sched, keys::Leased(job.id(), s.name, key));
       c.set_leased(c.leased() - 1);
       break;
     }

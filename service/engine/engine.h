@@ -135,6 +135,8 @@ class Engine {
   absl::Status LoadJob(const storage::v1::JobRecord& record);
   void Flush(Group& group);
   void FlushJob(Group& group, JobRuntime& job);
+  // Rewrites a grant's record with its live leases, or deletes it when none is left.
+  void FlushGrant(Group& group, JobRuntime& job, StepRuntime& step, uint64_t grant_id);
   void Publish(const Group& group);
 
   // ---- Decisions, on the writer thread (engine_jobs.cc, engine_items.cc, ...) ----
@@ -180,8 +182,10 @@ class Engine {
   void EnterFailed(Group& g, JobRuntime& job, int step, const std::string& key,
                    absl::string_view message);
   void AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message, int64_t delta);
+  // Leases the planned item as part of the grant `grant_id` (its record is written at
+  // flush).
   void Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
-             const std::string& worker_id, v1::Lease* out);
+             const std::string& worker_id, uint64_t grant_id, v1::Lease* out);
   // Up to `n` pending items of the step, retries first, then key order; reads the
   // records of retries for their attempts and cursors. Changes nothing.
   absl::Status SelectPending(Group& g, JobRuntime& job, int step, uint32_t n,

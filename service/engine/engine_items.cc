@@ -227,23 +227,18 @@ absl::Status Engine::SelectPending(Group& g, JobRuntime& job, int step, uint32_t
 }
 
 void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
-                   const std::string& worker_id, v1::Lease* out) {
+                   const std::string& worker_id, uint64_t grant_id, v1::Lease* out) {
   StepRuntime& s = job.steps[step];
   Leave(g, job, step, plan.key, plan.place);
   LeaseInfo& lease = s.leases[plan.key];
-  lease = LeaseInfo{worker_id,   next_token_++, plan.attempts,
-                    plan.cursor, g.now,         absl::InfiniteFuture()};
+  lease = LeaseInfo{worker_id, next_token_++,          plan.attempts, plan.cursor,
+                    g.now,     absl::InfiniteFuture(), grant_id};
   meta_dirty_ = true;
   SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
   if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
-  storage::v1::LeaseRecord record;
-  record.set_worker_id(worker_id);
-  record.set_token(lease.token);
-  record.set_attempts(lease.attempts);
-  record.set_cursor(lease.cursor);
-  record.set_grant_time_micros(absl::ToUnixMicros(g.now));
-  g.batch.Put(store_->handle(Cf::kSched), keys::Leased(job.id(), s.name, plan.key),
-              record.SerializeAsString());
+  LeaseGrant& grant = s.grants[grant_id];  // written whole at flush
+  grant.keys.push_back(plan.key);
+  ++grant.live;
   s.counters.set_leased(s.counters.leased() + 1);
   s.counters_dirty = true;
 
@@ -291,7 +286,19 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   } else {
     CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
   }
-  for (const LeasePlan& plan : plans) Grant(g, *job, step, plan, r.worker_id(), out->add_leases());
+  // One record for the whole grant, keyed by its first token.
+  const uint64_t grant_id = next_token_;
+  if (!plans.empty()) {
+    StepRuntime& s = job->steps[step];
+    LeaseGrant& grant = s.grants[grant_id];
+    grant.worker_id = r.worker_id();
+    grant.granted = g.now;
+    grant.keys.reserve(plans.size());
+    s.dirty_grants.insert(grant_id);
+  }
+  for (const LeasePlan& plan : plans) {
+    Grant(g, *job, step, plan, r.worker_id(), grant_id, out->add_leases());
+  }
   Touch(g, *job);
   if (r.keys_size() == 0 && plans.size() < r.max_items()) {
     const StepRuntime& s = job->steps[step];

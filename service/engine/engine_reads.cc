@@ -1,6 +1,7 @@
 // Committed reads. Jobs come from published snapshots; items, outputs and states from
 // RocksDB at one snapshot, so a reader never sees a write that was not acknowledged.
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,6 +116,50 @@ class UntouchedStream : public KeyStream {
   uint64_t next_ = 0;
   bool done_ = false;
   std::string key_;
+};
+
+// The step's leases stored in grant records ('G'), by item key, each as the LeaseRecord
+// a schema-1 'L' record would hold; only keys after `after`. Reads every grant record
+// of the step: O(live leases), never O(items).
+absl::StatusOr<std::map<std::string, std::string>> GrantedLeases(
+    const Store& store, absl::string_view job, absl::string_view step, const std::string& after,
+    const rocksdb::Snapshot* snapshot) {
+  std::map<std::string, std::string> leases;
+  auto it =
+      store.Scan(Cf::kSched, keys::SchedPrefix(job, step, keys::SchedTag::kGrant), "", snapshot);
+  for (; it->Valid(); it->Next()) {
+    storage::v1::LeaseGrantRecord grant;
+    if (!grant.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("corrupt lease grant record");
+    }
+    for (const auto& entry : grant.leases()) {
+      if (!after.empty() && entry.key() <= after) continue;
+      storage::v1::LeaseRecord lease;
+      lease.set_worker_id(grant.worker_id());
+      lease.set_token(entry.token());
+      lease.set_attempts(entry.attempts());
+      lease.set_cursor(entry.cursor());
+      lease.set_grant_time_micros(grant.grant_time_micros());
+      leases[entry.key()] = lease.SerializeAsString();
+    }
+  }
+  CKPT_RETURN_IF_ERROR(it->status());
+  return leases;
+}
+
+// GrantedLeases as a stream.
+class GrantStream : public KeyStream {
+ public:
+  explicit GrantStream(std::map<std::string, std::string> leases)
+      : leases_(std::move(leases)), it_(leases_.begin()) {}
+  bool Valid() const override { return it_ != leases_.end(); }
+  const std::string& key() const override { return it_->first; }
+  absl::string_view value() const override { return it_->second; }
+  void Next() override { ++it_; }
+
+ private:
+  const std::map<std::string, std::string> leases_;
+  std::map<std::string, std::string>::const_iterator it_;
 };
 
 std::string PageToken(const std::string& key) { return absl::BytesToHexString(key); }
@@ -289,16 +334,12 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
   item->set_step(step);
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> record,
                         store_->Get(Cf::kItems, keys::Item(r.job_id(), step, key), at.get()));
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> lease,
-                        store_->Get(Cf::kSched, keys::Leased(r.job_id(), step, key), at.get()));
+  ItemRecord parsed;
   if (record.has_value()) {
-    ItemRecord parsed;
     CKPT_RETURN_IF_ERROR(ParseRecord(*record, &parsed));
     FillFromRecord(parsed, /*keys_only=*/false, item);
-  }
-  if (lease.has_value()) FillFromLease(*lease, /*keys_only=*/false, item);
-  if (record.has_value() || lease.has_value()) return absl::OkStatus();
-  if (keys::IsIndexKey(key)) {
+    if (parsed.state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
+  } else if (keys::IsIndexKey(key)) {
     // An untouched index: PENDING with no record. Its range starts at or before it.
     const uint64_t index = keys::IndexOf(key);
     const std::string prefix = keys::SchedPrefix(r.job_id(), step, keys::SchedTag::kUntouched);
@@ -314,6 +355,16 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
     }
     CKPT_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read"));
   }
+  // Leased, in its own 'L' record (schema 1) or in a grant; or PENDING/FAILED as its
+  // record says.
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> lease,
+                        store_->Get(Cf::kSched, keys::Leased(r.job_id(), step, key), at.get()));
+  if (!lease.has_value()) {
+    CKPT_ASSIGN_OR_RETURN(auto granted, GrantedLeases(*store_, r.job_id(), step, "", at.get()));
+    if (auto found = granted.find(key); found != granted.end()) lease = std::move(found->second);
+  }
+  if (lease.has_value()) FillFromLease(*lease, /*keys_only=*/false, item);
+  if (record.has_value() || lease.has_value()) return absl::OkStatus();
   out->clear_item();
   return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key),
                                           " is not registered in step \"", step, "\" of job \"",
@@ -343,6 +394,11 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
         kUntouched, std::make_unique<UntouchedStream>(*store_, sched(keys::SchedTag::kUntouched),
                                                       after, at.get()));
   };
+  auto add_granted = [&]() -> absl::Status {
+    CKPT_ASSIGN_OR_RETURN(auto granted, GrantedLeases(*store_, job, step, after, at.get()));
+    streams.emplace_back(kLease, std::make_unique<GrantStream>(std::move(granted)));
+    return absl::OkStatus();
+  };
   const std::string pending = sched(keys::SchedTag::kPending);
   switch (r.state()) {
     case v1::ITEM_STATE_PENDING:
@@ -352,6 +408,7 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
       break;
     case v1::ITEM_STATE_LEASED:
       add(kLease, Cf::kSched, sched(keys::SchedTag::kLeased));
+      CKPT_RETURN_IF_ERROR(add_granted());
       break;
     case v1::ITEM_STATE_FAILED:
       add(kFailed, Cf::kSched, sched(keys::SchedTag::kFailed));
@@ -361,6 +418,7 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
       if (r.state() == v1::ITEM_STATE_UNSPECIFIED) {
         add_untouched();
         add(kLease, Cf::kSched, sched(keys::SchedTag::kLeased));
+        CKPT_RETURN_IF_ERROR(add_granted());
       }
   }
 

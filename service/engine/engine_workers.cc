@@ -91,6 +91,10 @@ absl::Status Engine::DoHeartbeat(Group& g, const v1::HeartbeatRequest& r,
     }
     if (held.has_cursor() && held.cursor() != lease->second.cursor) {
       lease->second.cursor = held.cursor();
+      if (lease->second.grant != 0) {
+        s.dirty_grants.insert(lease->second.grant);  // its grant's record is rewritten
+        continue;
+      }
       storage::v1::LeaseRecord record;
       record.set_worker_id(lease->second.worker_id);
       record.set_token(lease->second.token);

@@ -26,8 +26,9 @@
 
 namespace ckpt {
 
-// A live lease (sched 'L' record plus its expiry, which is not persisted: after a
-// restart every lease gets a fresh lease_timeout of grace).
+// A live lease (an entry of a sched 'G' record, or a schema-1 'L' record, plus its
+// expiry, which is not persisted: after a restart every lease gets a fresh
+// lease_timeout of grace).
 struct LeaseInfo {
   std::string worker_id;  // empty for a record-mode claim
   uint64_t token = 0;
@@ -35,6 +36,17 @@ struct LeaseInfo {
   std::string cursor;
   absl::Time granted;
   absl::Time deadline;  // heartbeat expiry
+  uint64_t grant = 0;   // the LeaseGrant it is stored in; 0: its own 'L' record
+};
+
+// The leases one LeaseItems call granted, stored as one 'G' record keyed by the first
+// token. The record lists the grant's leases that are still live: it is rewritten in
+// the batch that ends or changes one of them, and deleted with the last.
+struct LeaseGrant {
+  std::string worker_id;
+  absl::Time granted;
+  std::vector<std::string> keys;  // in grant order; some may have left
+  uint32_t live = 0;              // keys still leased under this grant
 };
 
 // Where a registered item is. Every registered item is in exactly one place.
@@ -65,6 +77,8 @@ struct StepRuntime {
   std::set<std::string> pending_retry;  // encoded item keys
   std::set<std::string> pending_fresh;
   absl::flat_hash_map<std::string, LeaseInfo> leases;
+  absl::flat_hash_map<uint64_t, LeaseGrant> grants;  // by first token
+  absl::flat_hash_set<uint64_t> dirty_grants;        // to rewrite or delete at flush
   // FAILED items -> hash of their last error's message (their error group).
   absl::flat_hash_map<std::string, uint64_t> failed;
   RateMeter rate;

@@ -107,6 +107,10 @@ std::string Leased(absl::string_view job_id, absl::string_view step, absl::strin
   return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kLeased), item_key);
 }
 
+std::string Grant(absl::string_view job_id, absl::string_view step, uint64_t first_token) {
+  return RangeStart(job_id, step, SchedTag::kGrant, first_token);
+}
+
 std::string Failed(absl::string_view job_id, absl::string_view step, absl::string_view item_key) {
   return absl::StrCat(SchedPrefix(job_id, step, SchedTag::kFailed), item_key);
 }

@@ -72,7 +72,8 @@ enum class SchedTag : char {
   kRegistered = 'R',  // + begin -> end: registered index ranges
   kUntouched = 'U',   // + begin -> end: registered, never touched, so PENDING
   kPending = 'P',     // + class + item key: explicit PENDING items
-  kLeased = 'L',      // + item key -> LeaseRecord
+  kLeased = 'L',      // + item key -> LeaseRecord (schema 1 leases)
+  kGrant = 'G',       // + BE64(first token) -> LeaseGrantRecord
   kFailed = 'F',      // + item key: FAILED items
 };
 // Pending classes: retries are leased before fresh items.
@@ -87,6 +88,7 @@ std::string Pending(absl::string_view job_id, absl::string_view step, char pendi
                     absl::string_view item_key);
 std::string Leased(absl::string_view job_id, absl::string_view step, absl::string_view item_key);
 std::string Failed(absl::string_view job_id, absl::string_view step, absl::string_view item_key);
+std::string Grant(absl::string_view job_id, absl::string_view step, uint64_t first_token);
 // sched/<job level prefix> 'E' <hash>: ErrorGroupRecord.
 std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
 std::string ErrorGroupPrefix(absl::string_view job_id);

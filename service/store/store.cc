@@ -211,9 +211,11 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   return cf;
 }
 
-// Reads the schema record, writing it on a new store.
+// Reads the schema record, writing it on a new store. With `upgrade`, an older store
+// is marked as this version (every older format is a subset of this one's: schema 2
+// only added LeaseGrantRecords), so an older ckptd refuses it from then on.
 absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
-                                     bool is_new, const std::string& path) {
+                                     bool is_new, bool upgrade, const std::string& path) {
   std::string value;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, keys::kSchemaKey, &value);
   if (s.IsNotFound()) {
@@ -247,6 +249,15 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
                      ", newer than this ckptd understands (", kSchemaVersion,
                      "): run a newer ckptd; the store was not changed"));
   }
+  if (upgrade && schema.version() < kSchemaVersion) {
+    LogLine(absl::StrCat("store at ", path, ": schema version ", schema.version(), " -> ",
+                         kSchemaVersion));
+    schema.set_version(kSchemaVersion);
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = db->Put(sync, meta, keys::kSchemaKey, schema.SerializeAsString());
+    if (!s.ok()) return FromRocksStatus(s, "write schema record");
+  }
   return schema.version();
 }
 
@@ -275,7 +286,8 @@ absl::Status CheckExistingStore(const std::string& path, const std::vector<std::
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(read_only, path, descriptors, &handles, &raw_db);
   if (!s.ok()) return OpenError(s, path);
   std::unique_ptr<rocksdb::DB> db(raw_db);
-  absl::StatusOr<uint32_t> version = CheckSchema(db.get(), handles[1], /*is_new=*/false, path);
+  absl::StatusOr<uint32_t> version =
+      CheckSchema(db.get(), handles[1], /*is_new=*/false, /*upgrade=*/false, path);
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   return version.status();
 }
@@ -349,7 +361,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     for (auto* h : raw_handles) db->DestroyColumnFamilyHandle(h);
   };
   absl::StatusOr<uint32_t> version =
-      CheckSchema(db.get(), handles[static_cast<size_t>(Cf::kMeta)], !exists, options.path);
+      CheckSchema(db.get(), handles[static_cast<size_t>(Cf::kMeta)], !exists,
+                  /*upgrade=*/true, options.path);
   if (!version.ok()) {
     close_handles();
     return version.status();

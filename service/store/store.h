@@ -20,8 +20,9 @@
 namespace ckpt {
 
 // The store format this build writes and understands. A store with a newer version
-// is refused at open; an older one would be migrated (there is none yet).
-inline constexpr uint32_t kSchemaVersion = 1;
+// is refused at open; an older one is opened and marked as this version (1 -> 2 adds
+// LeaseGrantRecords; schema 1's LeaseRecords are still read).
+inline constexpr uint32_t kSchemaVersion = 2;
 
 enum class Cf { kMeta, kJobs, kItems, kSched, kWorkers, kStates, kOutputs };
 

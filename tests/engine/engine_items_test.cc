@@ -5,8 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/write_batch.h"
+#include "service/store/keys.h"
+#include "service/store/store.h"
 #include "tests/engine/engine_test_base.h"
 #include "tests/engine/recount.h"
 #include "tests/testing/engine_harness.h"
@@ -20,6 +24,7 @@ using ::ckpt::testing::Parse;
 using ::ckpt::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 class EngineItemsTest : public testing::EngineTest {
  protected:
@@ -586,6 +591,129 @@ TEST_F(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no step \"other\"")));
   // The failed batch changed nothing.
   EXPECT_EQ(Job("j").progress().completed(), 0u);
+}
+
+// The sched records under the step's prefix with `tag`, as (key suffix, value).
+std::vector<std::pair<std::string, std::string>> SchedRecords(Store& store, const std::string& job,
+                                                              keys::SchedTag tag) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto it = store.Scan(Cf::kSched, keys::SchedPrefix(job, "main", tag));
+  for (; it->Valid(); it->Next()) out.emplace_back(it->suffix(), it->value());
+  EXPECT_TRUE(it->status().ok()) << it->status();
+  return out;
+}
+
+// One LeaseItems call is one grant record (not a record per item), rewritten with the
+// leases still live when some end or save a cursor, deleted with the last; across a
+// restart, what it lists is exactly what is leased.
+TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
+  CreateJob(R"pb(job_id: "g"
+                 lease_timeout { seconds: 30 })pb");
+  Add(R"pb(job_id: "g"
+           ranges { begin: 0 end: 5 })pb");
+  const std::string w = Register("g");
+  auto lease = Lease(absl::StrCat("job_id: \"g\" max_items: 5 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(lease);
+  ASSERT_EQ(lease->leases_size(), 5);
+  EXPECT_THAT(SchedRecords(h_.store(), "g", keys::SchedTag::kLeased), IsEmpty());
+  auto grants = SchedRecords(h_.store(), "g", keys::SchedTag::kGrant);
+  ASSERT_EQ(grants.size(), 1u);
+  storage::v1::LeaseGrantRecord grant;
+  ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+  EXPECT_EQ(grant.worker_id(), w);
+  ASSERT_EQ(grant.leases_size(), 5);
+  EXPECT_EQ(keys::ReadBigEndian64(grants[0].first), lease->leases(0).lease_token());
+
+  // Two complete and one saves a cursor: the record lists the other three.
+  CKPT_ASSERT_OK(Complete(absl::StrCat(
+      "job_id: \"g\" items { key { index: 0 } lease_token: ", lease->leases(0).lease_token(),
+      " } items { key { index: 3 } lease_token: ", lease->leases(3).lease_token(), " }")));
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::Heartbeat,
+              Parse<v1::HeartbeatRequest>(absl::StrCat(
+                  "job_id: \"g\" worker_id: \"", w, "\" leases { key { index: 2 } lease_token: ",
+                  lease->leases(2).lease_token(), " cursor: \"page=7\" }"))));
+  grants = SchedRecords(h_.store(), "g", keys::SchedTag::kGrant);
+  ASSERT_EQ(grants.size(), 1u);
+  ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+  ASSERT_EQ(grant.leases_size(), 3);
+  EXPECT_EQ(keys::IndexOf(grant.leases(0).key()), 1u);
+  EXPECT_EQ(keys::IndexOf(grant.leases(1).key()), 2u);
+  EXPECT_EQ(grant.leases(1).cursor(), "page=7");
+  EXPECT_EQ(keys::IndexOf(grant.leases(2).key()), 4u);
+
+  h_.Reopen();
+  EXPECT_THAT(Indices(List("g", v1::ITEM_STATE_LEASED)), ElementsAre(1, 2, 4));
+  EXPECT_THAT(Indices(List("g", v1::ITEM_STATE_COMPLETED)), ElementsAre(0, 3));
+  auto item = h_.Read(&Engine::GetItem, Parse<v1::GetItemRequest>(R"pb(job_id: "g"
+                                                                       key { index: 2 })pb"));
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().state(), v1::ITEM_STATE_LEASED);
+  EXPECT_EQ(item->item().lease_token(), lease->leases(2).lease_token());
+  EXPECT_EQ(item->item().cursor(), "page=7");
+  EXPECT_EQ(item->item().worker_id(), w);
+  // The tokens still fence: the old ones complete, and then nothing is left.
+  CKPT_ASSERT_OK(Complete(absl::StrCat(
+      "job_id: \"g\" items { key { index: 1 } lease_token: ", lease->leases(1).lease_token(),
+      " } items { key { index: 2 } lease_token: ", lease->leases(2).lease_token(),
+      " } items { key { index: 4 } lease_token: ", lease->leases(4).lease_token(), " }")));
+  EXPECT_THAT(SchedRecords(h_.store(), "g", keys::SchedTag::kGrant), IsEmpty());
+  EXPECT_EQ(Job("g").progress().completed(), 5u);
+  testing::ExpectCountersMatchRecount(h_, "g");
+}
+
+// Schema 1 stored every lease as its own 'L' record. A store holding them opens with
+// those leases live, and each record goes when its lease ends.
+TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
+  CreateJob(R"pb(job_id: "old"
+                 lease_timeout { seconds: 30 })pb");
+  Add(R"pb(job_id: "old"
+           ranges { begin: 0 end: 3 })pb");
+  const std::string w = Register("old");
+  auto lease = Lease(absl::StrCat("job_id: \"old\" max_items: 2 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(lease);
+  ASSERT_EQ(lease->leases_size(), 2);
+  // Rewrite the grant as a schema-1 store holds it: one LeaseRecord per item.
+  auto grants = SchedRecords(h_.store(), "old", keys::SchedTag::kGrant);
+  ASSERT_EQ(grants.size(), 1u);
+  storage::v1::LeaseGrantRecord grant;
+  ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+  rocksdb::WriteBatch batch;
+  auto* sched = h_.store().handle(Cf::kSched);
+  batch.Delete(sched, keys::SchedPrefix("old", "main", keys::SchedTag::kGrant) + grants[0].first);
+  for (const auto& entry : grant.leases()) {
+    storage::v1::LeaseRecord record;
+    record.set_worker_id(grant.worker_id());
+    record.set_token(entry.token());
+    record.set_attempts(entry.attempts());
+    record.set_cursor("old-cursor");
+    record.set_grant_time_micros(grant.grant_time_micros());
+    batch.Put(sched, keys::Leased("old", "main", entry.key()), record.SerializeAsString());
+  }
+  CKPT_ASSERT_OK(h_.store().Write(&batch));
+
+  h_.Reopen();
+  EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(0, 1));
+  auto item = h_.Read(&Engine::GetItem, Parse<v1::GetItemRequest>(R"pb(job_id: "old"
+                                                                       key { index: 1 })pb"));
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().state(), v1::ITEM_STATE_LEASED);
+  EXPECT_EQ(item->item().cursor(), "old-cursor");
+  CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"old\" items { key { index: 0 } lease_token: ",
+                                       lease->leases(0).lease_token(), " }")));
+  auto left = SchedRecords(h_.store(), "old", keys::SchedTag::kLeased);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(keys::IndexOf(left[0].first), 1u);
+  // A new lease in the same step is a grant, next to the old record.
+  auto more = Lease(absl::StrCat("job_id: \"old\" max_items: 5 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(more);
+  ASSERT_EQ(more->leases_size(), 1);
+  EXPECT_EQ(more->leases(0).key().index(), 2u);
+  EXPECT_EQ(SchedRecords(h_.store(), "old", keys::SchedTag::kGrant).size(), 1u);
+  testing::ExpectCountersMatchRecount(h_, "old");
+  h_.Reopen();
+  EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(1, 2));
+  testing::ExpectCountersMatchRecount(h_, "old");
 }
 
 }  // namespace

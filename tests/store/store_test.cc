@@ -67,7 +67,8 @@ TEST(StoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
                        HasSubstr("newer than this ckptd understands")));
   // Still refused the same way: nothing was rewritten.
   EXPECT_THAT(Store::Open(OptionsFor(dir)),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("schema version 2")));
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr(absl::StrCat("schema version ", kSchemaVersion + 1))));
 }
 
 TEST(StoreTest, DirectoryWithFilesButNoStoreIsRefused) {
@@ -161,6 +162,32 @@ TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
   auto reopened = Store::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(reopened);
   check(**reopened);
+}
+
+// Schema 1 is a subset of schema 2: it opens, and is marked as 2 so that a schema-1
+// ckptd refuses it once it may hold grant records.
+TEST(StoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
+  const std::string dir = testing::NewTempDir("store");
+  {
+    auto store = Store::Open(OptionsFor(dir));
+    CKPT_ASSERT_OK(store);
+    storage::v1::SchemaRecord old;
+    old.set_version(1);
+    old.set_created_by("ckptd");
+    rocksdb::WriteBatch batch;
+    batch.Put((*store)->handle(Cf::kMeta), keys::kSchemaKey, old.SerializeAsString());
+    CKPT_ASSERT_OK((*store)->Write(&batch));
+  }
+  auto store = Store::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(store);
+  EXPECT_EQ((*store)->schema_version(), 2u);
+  auto bytes = (*store)->Get(Cf::kMeta, keys::kSchemaKey);
+  CKPT_ASSERT_OK(bytes);
+  ASSERT_TRUE(bytes->has_value());
+  storage::v1::SchemaRecord schema;
+  ASSERT_TRUE(schema.ParseFromString(**bytes));
+  EXPECT_EQ(schema.version(), 2u);
+  EXPECT_EQ(schema.created_by(), "ckptd");
 }
 
 }  // namespace
