@@ -182,6 +182,10 @@ class Engine {
   void EnterFailed(Group& g, JobRuntime& job, int step, const std::string& key,
                    absl::string_view message);
   void AddErrorGroup(Group& g, JobRuntime& job, absl::string_view message, int64_t delta);
+  // Takes the plans' untouched indices out of the untouched set a run of consecutive
+  // indices at a time (one interval change per run instead of one per index), and
+  // marks them left.
+  void LeaveUntouchedInRuns(JobRuntime& job, int step, std::vector<LeasePlan>* plans);
   // Leases the planned item as part of the grant `grant_id` (its record is written at
   // flush).
   void Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,

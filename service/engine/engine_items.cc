@@ -226,10 +226,31 @@ absl::Status Engine::SelectPending(Group& g, JobRuntime& job, int step, uint32_t
   return absl::OkStatus();
 }
 
+void Engine::LeaveUntouchedInRuns(JobRuntime& job, int step, std::vector<LeasePlan>* plans) {
+  StepRuntime& s = job.steps[step];
+  for (size_t i = 0; i < plans->size();) {
+    if ((*plans)[i].place != ItemPlace::kUntouched) {
+      ++i;
+      continue;
+    }
+    const uint64_t begin = keys::IndexOf((*plans)[i].key);
+    size_t j = i + 1;
+    while (j < plans->size() && (*plans)[j].place == ItemPlace::kUntouched &&
+           keys::IndexOf((*plans)[j].key) == begin + (j - i)) {
+      ++j;
+    }
+    s.untouched.Remove(begin, begin + (j - i));
+    s.counters.set_pending(s.counters.pending() - (j - i));
+    for (size_t k = i; k < j; ++k) (*plans)[k].left = true;
+    i = j;
+  }
+  s.counters_dirty = true;
+}
+
 void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
                    const std::string& worker_id, uint64_t grant_id, v1::Lease* out) {
   StepRuntime& s = job.steps[step];
-  Leave(g, job, step, plan.key, plan.place);
+  if (!plan.left) Leave(g, job, step, plan.key, plan.place);
   LeaseInfo& lease = s.leases[plan.key];
   lease = LeaseInfo{worker_id, next_token_++,          plan.attempts, plan.cursor,
                     g.now,     absl::InfiniteFuture(), grant_id};
@@ -286,6 +307,7 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   } else {
     CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
   }
+  LeaveUntouchedInRuns(*job, step, &plans);
   // One record for the whole grant, keyed by its first token.
   const uint64_t grant_id = next_token_;
   if (!plans.empty()) {
@@ -367,6 +389,8 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
   std::vector<int> completed;
   completed.reserve(r.items_size());
+  storage::v1::OutputRecord output;
+  std::string output_bytes;
   for (int i = 0; i < r.items_size(); ++i) {
     out->add_outcomes(outcomes[i]);
     if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
@@ -386,12 +410,16 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
       const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
       AddWallTime(&s.counters, static_cast<uint64_t>(absl::ToInt64Microseconds(wall)));
     }
-    for (const std::string& path : item.result().output_paths()) {
-      storage::v1::OutputRecord output;
-      output.set_job_id(job->id());
-      output.set_step(s.name);
+    if (item.result().output_paths_size() > 0) {
+      if (output.job_id().empty()) {  // the same job and step for every item of the call
+        output.set_job_id(job->id());
+        output.set_step(s.name);
+      }
       output.set_item_key(plans[i].key);
-      g.batch.Put(store_->handle(Cf::kOutputs), keys::Output(path), output.SerializeAsString());
+      output.SerializeToString(&output_bytes);
+      for (const std::string& path : item.result().output_paths()) {
+        g.batch.Put(store_->handle(Cf::kOutputs), keys::Output(path), output_bytes);
+      }
     }
     if (worker != nullptr) {
       v1::Worker* w = worker->record.mutable_worker();

@@ -66,6 +66,7 @@ struct LeasePlan {
   ItemPlace place;
   uint32_t attempts = 0;
   std::string cursor;
+  bool left = false;  // already taken out of `place` (untouched runs leave together)
 };
 
 struct StepRuntime {
