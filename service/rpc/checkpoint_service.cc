@@ -5,7 +5,13 @@
 namespace ckpt {
 
 CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
-    : engine_(engine), limits_(limits), watch_hub_(engine) {}
+    : engine_(engine), limits_(limits), watch_hub_(engine) {
+  SetMessageAllocatorFor_AddItems(&add_items_allocator_);
+  SetMessageAllocatorFor_LeaseItems(&lease_items_allocator_);
+  SetMessageAllocatorFor_CompleteItems(&complete_items_allocator_);
+  SetMessageAllocatorFor_FailItems(&fail_items_allocator_);
+  SetMessageAllocatorFor_Heartbeat(&heartbeat_allocator_);
+}
 
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* CheckpointService::Write(grpc::CallbackServerContext* context,

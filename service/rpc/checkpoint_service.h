@@ -8,6 +8,7 @@
 
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "service/engine/engine.h"
+#include "service/rpc/arena_allocator.h"
 #include "service/rpc/validate.h"
 #include "service/rpc/watch_hub.h"
 
@@ -113,6 +114,13 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   Engine* const engine_;
   const Limits limits_;
   WatchHub watch_hub_;
+  // The calls that carry batches of items, on arenas.
+  ArenaMessageAllocator<v1::AddItemsRequest, v1::AddItemsResponse> add_items_allocator_;
+  ArenaMessageAllocator<v1::LeaseItemsRequest, v1::LeaseItemsResponse> lease_items_allocator_;
+  ArenaMessageAllocator<v1::CompleteItemsRequest, v1::CompleteItemsResponse>
+      complete_items_allocator_;
+  ArenaMessageAllocator<v1::FailItemsRequest, v1::FailItemsResponse> fail_items_allocator_;
+  ArenaMessageAllocator<v1::HeartbeatRequest, v1::HeartbeatResponse> heartbeat_allocator_;
 };
 
 }  // namespace ckpt
