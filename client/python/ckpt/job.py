@@ -29,6 +29,8 @@ not registered yet (AddItems), so they work on a job created empty.
 Thread-safe as the Client is.
 """
 
+import itertools
+
 from ckpt import convert
 from ckpt import errors
 from ckpt.v1 import checkpoint_pb2 as pb
@@ -79,12 +81,19 @@ class Job:
         Returns (added, duplicates).
         """
         added = duplicates = 0
-        for request in self._add_requests(items):
-            response = self.client.call("AddItems", request)
-            added += response.added
-            duplicates += response.duplicates
-        if seal:
-            self.seal()
+        # The last request seals in the same call (one step behind the generator, so
+        # huge iterables still stream). A retry of it is safe: re-adding registered
+        # items is allowed on a sealed job.
+        previous = None
+        for request in itertools.chain(self._add_requests(items), [None]):
+            if previous is not None:
+                previous.seal = seal and request is None
+                response = self.client.call("AddItems", previous)
+                added += response.added
+                duplicates += response.duplicates
+            elif request is None and seal:
+                self.seal()  # nothing to add
+            previous = request
         return added, duplicates
 
     def seal(self):

@@ -35,6 +35,30 @@ class RecordModeTest(CkptdTestCase):
         found = self.client.call("FindOutput", output_path="/out/3.parquet")
         self.assertEqual(found.item.key.index, 3)
 
+    def test_add_items_seals_in_its_last_call(self):
+        job = self.client.create_job(self.job_id())
+        calls = []
+        real_call = self.client.call
+
+        def counting_call(method, *args, **kwargs):
+            calls.append(method)
+            return real_call(method, *args, **kwargs)
+
+        self.client.call = counting_call
+        self.assertEqual(job.add_items(["a", "b", 7], seal=True), (3, 0))
+        self.assertEqual(calls, ["AddItems"])  # no separate UpdateJob to seal
+        self.assertTrue(job.info().sealed)
+        # A resubmission of what is registered is fine on a sealed job; new items are not.
+        self.assertEqual(job.add_items(["a", 7], seal=True), (0, 2))
+        with self.assertRaises(ckpt.FailedPreconditionError):
+            job.add_items(["c"])
+        self.client.call = real_call
+
+    def test_add_items_of_nothing_with_seal_seals(self):
+        job = self.client.create_job(self.job_id())
+        self.assertEqual(job.add_items([], seal=True), (0, 0))
+        self.assertTrue(job.info().sealed)
+
     def test_is_completed_of_an_unknown_job_raises(self):
         with self.assertRaises(ckpt.NotFoundError):
             self.client.job("no-such-job").is_completed(0)
