@@ -58,7 +58,10 @@ TEST(ToJsonLineTest, HasTheMachineKeysAndEscapes) {
   EXPECT_THAT(line, HasSubstr("\"p50_us\":10.0"));
   EXPECT_THAT(line, HasSubstr("\"p99_us\":20.0"));
   EXPECT_THAT(line, Not(HasSubstr("server_cpu_s")));  // not measured: left out
+  EXPECT_THAT(line, Not(HasSubstr("round")));         // the only round: left out
   EXPECT_THAT(line, Not(HasSubstr("\n")));
+  m.round = 2;
+  EXPECT_THAT(ToJsonLine(m), HasSubstr("\"round\":2"));
 }
 
 TEST(FormatTableTest, RatioIsCkptOverEachRowOfTheSameWorkloadAndDurability) {

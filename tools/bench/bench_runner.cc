@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -361,9 +362,10 @@ class Runner {
 
 struct Target {
   std::string what;
-  double value = -1;  // -1: not measured
+  double value = -1;  // -1: not measured; with several rounds, their median
   double bound = 0;
   bool at_least = true;
+  std::vector<double> rounds;  // each round's value, when there are several
 };
 
 double Ratio(const std::vector<Measurement>& ms, const char* workload, const char* a,
@@ -401,15 +403,37 @@ std::vector<Target> Targets(const std::vector<Measurement>& ms) {
   return t;
 }
 
+// Each target's median over the rounds' values (the rounds' targets, in order).
+std::vector<Target> MedianTargets(const std::vector<std::vector<Target>>& rounds) {
+  std::vector<Target> out = rounds.front();
+  if (rounds.size() < 2) return out;
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::vector<double> values;
+    for (const auto& round : rounds) values.push_back(round[i].value);
+    out[i].rounds = values;
+    std::sort(values.begin(), values.end());
+    const size_t n = values.size();
+    out[i].value = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  }
+  return out;
+}
+
 std::string FormatTargets(const std::vector<Target>& targets) {
-  std::string out = "\ntargets (durable, same run)\n";
+  const size_t rounds = targets.empty() ? 0 : targets.front().rounds.size();
+  std::string out = rounds > 1 ? absl::StrCat("\ntargets (durable, same run; median of ", rounds,
+                                              " rounds, then each round)\n")
+                               : "\ntargets (durable, same run)\n";
   for (const Target& t : targets) {
     const bool met = t.value >= 0 && (t.at_least ? t.value >= t.bound : t.value < t.bound);
-    absl::StrAppend(&out, absl::StrFormat("  %-60s %9.2f  %s %-6g %s\n", t.what, t.value,
+    absl::StrAppend(&out, absl::StrFormat("  %-60s %9.2f  %s %-6g %-12s", t.what, t.value,
                                           t.at_least ? ">=" : "< ", t.bound,
                                           t.value < 0 ? "NOT MEASURED"
                                           : met       ? "met"
                                                       : "MISSED"));
+    if (t.value >= 0) {
+      for (double v : t.rounds) absl::StrAppend(&out, absl::StrFormat(" %.2f", v));
+    }
+    out += "\n";
   }
   return out;
 }
@@ -442,11 +466,25 @@ RunConfig QuickConfig(RunConfig config) {
 int RunBench(const RunConfig& config) {
   std::string header = Header(config);
   std::fputs(header.c_str(), stderr);
-  Runner runner(config);
-  const absl::Status status = runner.Run();
-  std::vector<Measurement>& ms = runner.measurements();
-  std::string out = header + FormatTable(ms) + FormatTargets(Targets(ms)) + "\n";
-  for (const Measurement& m : ms) absl::StrAppend(&out, ToJsonLine(m), "\n");
+  const int rounds = std::max(1, config.rounds);
+  absl::Status status;
+  std::string out = header;
+  std::vector<std::vector<Target>> targets;
+  std::vector<Measurement> all;
+  for (int round = 1; round <= rounds && status.ok(); ++round) {
+    Runner runner(config);
+    status = runner.Run();
+    std::vector<Measurement>& ms = runner.measurements();
+    if (rounds > 1) {
+      absl::StrAppend(&out, "\nround ", round, " of ", rounds, "\n");
+      for (Measurement& m : ms) m.round = round;
+    }
+    absl::StrAppend(&out, FormatTable(ms));
+    targets.push_back(Targets(ms));
+    all.insert(all.end(), ms.begin(), ms.end());
+  }
+  absl::StrAppend(&out, FormatTargets(MedianTargets(targets)), "\n");
+  for (const Measurement& m : all) absl::StrAppend(&out, ToJsonLine(m), "\n");
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
   if (!status.ok()) {

@@ -72,6 +72,7 @@ std::string ToJsonLine(const Measurement& m) {
   if (m.client_cpu_seconds >= 0) {
     absl::StrAppend(&out, ",\"client_cpu_s\":", Number(m.client_cpu_seconds, 3));
   }
+  if (m.round > 0) absl::StrAppend(&out, ",\"round\":", m.round);
   if (!m.note.empty()) absl::StrAppend(&out, ",\"note\":", JsonString(m.note));
   return out + "}";
 }

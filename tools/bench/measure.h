@@ -45,6 +45,7 @@ struct Measurement {
   // CPU of the bench's own client threads over the same window; negative: not measured.
   double client_cpu_seconds = -1;
   int threads = 0;
+  int round = 0;  // with --rounds=N > 1: which round (1..N); 0: the only one
   std::string note;
 };
 
