@@ -63,8 +63,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
     return absl::InvalidArgumentError(
         absl::StrCat("target \"", options.target, "\" is not host:port"));
   }
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      options.target, grpc::InsecureChannelCredentials(), options.channel_args);
+  std::shared_ptr<grpc::Channel> channel =
+      options.interceptors
+          ? grpc::experimental::CreateCustomChannelWithInterceptors(
+                options.target, grpc::InsecureChannelCredentials(), options.channel_args,
+                options.interceptors())
+          : grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
+                                      options.channel_args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot make a channel to ", options.target));
   }

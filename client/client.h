@@ -25,11 +25,13 @@
 #define CKPT_CLIENT_CLIENT_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -64,6 +66,11 @@ struct ClientOptions {
   // Applied to the channel, e.g. GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL to give a client its
   // own connection.
   grpc::ChannelArguments channel_args;
+  // Makes the channel's interceptors (gRPC's client interceptors: tracing, auth headers,
+  // fault injection in tests); called once by Connect. Empty: none.
+  std::function<
+      std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>()>
+      interceptors;
 };
 
 // The default target: $CKPT_SERVER if set and not empty, else "127.0.0.1:7700".

@@ -80,10 +80,14 @@ Worker::~Worker() {
     shutting_down_ = true;
   }
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  UnregisterFromServer().IgnoreError();
+}
+
+absl::Status Worker::UnregisterFromServer() {
   v1::UnregisterWorkerRequest request;
   request.set_job_id(options_.job_id);
   request.set_worker_id(worker_id());
-  client_->UnregisterWorker(request).IgnoreError();
+  return client_->UnregisterWorker(request).status();
 }
 
 absl::Status Worker::RegisterWithServer() {
@@ -266,6 +270,19 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
   absl::StatusOr<v1::LeaseItemsResponse> leased = client_->LeaseItems(request);
   if (absl::IsFailedPrecondition(leased.status())) {
     // This worker was declared lost or unregistered: register again, once.
+    CKPT_RETURN_IF_ERROR(RegisterWithServer());
+    request.set_worker_id(worker_id());
+    leased = client_->LeaseItems(request);
+  } else if (absl::IsDeadlineExceeded(leased.status())) {
+    // The answer was lost, perhaps after ckptd granted leases this worker never saw.
+    // Nothing else is held now (completions are sent before leasing), so unregistering
+    // returns exactly those to PENDING, without counting an attempt, instead of leaving
+    // them to expire one lease timeout later as failed attempts. Then register again.
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.lost_lease_answers;
+    }
+    CKPT_RETURN_IF_ERROR(UnregisterFromServer());
     CKPT_RETURN_IF_ERROR(RegisterWithServer());
     request.set_worker_id(worker_id());
     leased = client_->LeaseItems(request);

@@ -32,7 +32,10 @@
 // The destructor stops the heartbeats and unregisters, which returns unstarted leases to
 // PENDING without counting an attempt. A worker the server has declared lost (silent past
 // the lease timeout, e.g. a stopped process) registers again under a new id; its leases
-// still complete their items until they expire, since tokens fence, not workers.
+// still complete their items until they expire, since tokens fence, not workers. A
+// LeaseItems answer lost to DEADLINE_EXCEEDED (ckptd may have granted leases no one
+// will see) makes the worker unregister, which returns them without counting an
+// attempt, and register again.
 #ifndef CKPT_CLIENT_WORKER_H_
 #define CKPT_CLIENT_WORKER_H_
 
@@ -84,6 +87,9 @@ struct WorkerStats {
   uint64_t lease_lost = 0;     // items dropped because the server gave them to another
   uint64_t heartbeats = 0;     // heartbeats answered OK
   uint64_t registrations = 0;  // 1, plus one per re-registration after being lost
+  // LeaseItems answers lost to DEADLINE_EXCEEDED; each time the worker unregisters
+  // (returning what ckptd may have granted unseen) and registers again.
+  uint64_t lost_lease_answers = 0;
 };
 
 class Worker;
@@ -169,6 +175,7 @@ class Worker {
   Worker(Client* client, WorkerOptions options);
 
   absl::Status RegisterWithServer();
+  absl::Status UnregisterFromServer();
   void HeartbeatLoop();
   absl::Status HeartbeatOnce();
   void SetControl(v1::ControlWord control) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

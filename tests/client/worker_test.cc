@@ -2,10 +2,14 @@
 // message, cursors handed on, pause and stop honoured, lost leases dropped.
 #include "client/worker.h"
 
+#include <atomic>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -300,6 +304,76 @@ TEST_F(WorkerTest, RegisteringForAMissingJobSaysSo) {
   EXPECT_THAT(
       Worker::Register(client_.get(), options),
       ::ckpt::testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+}
+
+// Turns the first LeaseItems status into DEADLINE_EXCEEDED after ckptd answered it: the
+// call was applied, and its answer lost on the way back.
+class LoseFirstLeaseAnswer final : public grpc::experimental::Interceptor {
+ public:
+  LoseFirstLeaseAnswer(grpc::experimental::ClientRpcInfo* info, std::atomic<bool>* lost)
+      : lease_(absl::EndsWith(info->method(), "/LeaseItems")), lost_(lost) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (lease_ &&
+        methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::POST_RECV_STATUS) &&
+        !lost_->exchange(true)) {
+      *methods->GetRecvStatus() =
+          grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "answer lost (test)");
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const bool lease_;
+  std::atomic<bool>* const lost_;
+};
+
+class LoseFirstLeaseAnswerFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit LoseFirstLeaseAnswerFactory(std::atomic<bool>* lost) : lost_(lost) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* info) override {
+    return new LoseFirstLeaseAnswer(info, lost_);
+  }
+
+ private:
+  std::atomic<bool>* const lost_;
+};
+
+// ckptd granted leases whose answer never arrived. The worker must hand them back
+// (unregister: no attempt counted) rather than hold them unseen, which would keep them
+// leased for as long as it heartbeats.
+TEST_F(WorkerTest, ALostLeaseAnswerReturnsWhatWasGrantedUnseen) {
+  CreateJob("lost-answer", 8);
+  std::atomic<bool> lost{false};
+  ClientOptions options;
+  options.target = server_->server().address();
+  options.interceptors = [&lost] {
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> out;
+    out.push_back(std::make_unique<LoseFirstLeaseAnswerFactory>(&lost));
+    return out;
+  };
+  auto lossy = Client::Connect(std::move(options));
+  CKPT_ASSERT_OK(lossy);
+  WorkerOptions worker_options;
+  worker_options.job_id = "lost-answer";
+  worker_options.lease_batch = 4;
+  auto worker = Worker::Register(lossy->get(), worker_options);
+  CKPT_ASSERT_OK(worker);
+  int processed = 0;
+  CKPT_EXPECT_OK((*worker)->Run([&](WorkItem&) {
+    if (++processed == 4) (*worker)->Stop();
+    return absl::OkStatus();
+  }));
+  EXPECT_TRUE(lost.load());
+  EXPECT_EQ((*worker)->stats().lost_lease_answers, 1u);
+  EXPECT_EQ((*worker)->stats().registrations, 2u);
+  const v1::Job job = GetJob("lost-answer");
+  EXPECT_EQ(job.progress().completed(), 4u);
+  EXPECT_EQ(job.progress().leased(), 0u);  // the unseen grant went back
+  EXPECT_EQ(job.progress().pending(), 4u);
+  for (uint64_t i = 0; i < 8; ++i) EXPECT_EQ(GetItem("lost-answer", i).attempts(), 0u) << i;
 }
 
 }  // namespace
