@@ -252,6 +252,24 @@ void Engine::WriterLoop() {
 }
 
 void Engine::RunGroup(std::vector<Op>* ops) {
+  if (!unloaded_.ok()) {
+    // Memory is not the store's: deciding anything on it could undo what was
+    // acknowledged. Try the rebuild again first; until it works, refuse.
+    absl::Status reloaded = Load();
+    if (!reloaded.ok()) {
+      const absl::Status refused = absl::UnavailableError(
+          absl::StrCat("ckptd cannot rebuild its state from the store after a failed write (",
+                       reloaded.message(),
+                       "), so it refuses writes; check the disk, then retry or "
+                       "restart ckptd"));
+      for (Op& op : *ops) {
+        if (op.done) op.done(refused);
+      }
+      return;
+    }
+    LogLine("state rebuilt from the store; writes accepted again");
+    unloaded_ = absl::OkStatus();
+  }
   Group group(options_.clock->Now());
   std::vector<absl::Status> results;
   results.reserve(ops->size());
@@ -267,7 +285,11 @@ void Engine::RunGroup(std::vector<Op>* ops) {
     }
     // Memory ran ahead of the store; rebuild it from what the store holds.
     absl::Status reloaded = Load();
-    if (!reloaded.ok()) LogLine(absl::StrCat("reload after failed write: ", reloaded.message()));
+    if (!reloaded.ok()) {
+      LogLine(absl::StrCat("reload after failed write: ", reloaded.message(),
+                           "; refusing writes until a reload succeeds"));
+      unloaded_ = reloaded;
+    }
   }
   for (size_t i = 0; i < ops->size(); ++i) {
     if ((*ops)[i].done) (*ops)[i].done(results[i]);

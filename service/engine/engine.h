@@ -9,7 +9,9 @@
 //   no item needs a lock.
 // - Each op checks everything before changing anything, so a failed op leaves no
 //   trace in the batch or in memory; if the write itself fails, the in-memory state
-//   is rebuilt from the store and every op of the group gets the error.
+//   is rebuilt from the store and every op of the group gets the error. If that
+//   rebuild fails too, every write is refused UNAVAILABLE until one succeeds (it is
+//   retried before each group).
 // - Reads never wait for the writer: GetJob/ListJobs read published snapshots; item
 //   and state reads go to RocksDB, which shows only written (synced) data. Either way
 //   a reader sees nothing that was not acknowledged. (ListWorkers is the exception:
@@ -238,6 +240,9 @@ class Engine {
   uint64_t next_token_ = 1;
   uint64_t next_worker_ = 1;
   bool meta_dirty_ = false;
+  // Not OK after a write failed and the rebuild from the store failed too: memory may
+  // be missing jobs, so every group is refused until a Load succeeds.
+  absl::Status unloaded_;
 
   mutable absl::Mutex queue_mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);

@@ -388,6 +388,7 @@ Store::~Store() {
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch* batch) {
+  if (options_.faults != nullptr) CKPT_RETURN_IF_ERROR(options_.faults->BeforeWrite());
   if (write_failed_.load(std::memory_order_acquire)) {
     // RocksDB refuses every write after a failed one (e.g. on a full disk) until resumed;
     // resuming flushes the memtables, so it fails again while the disk is still full.
@@ -411,6 +412,7 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
 
 absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf, absl::string_view key,
                                                       const rocksdb::Snapshot* snapshot) const {
+  if (options_.faults != nullptr) CKPT_RETURN_IF_ERROR(options_.faults->BeforeGet());
   std::string value;
   rocksdb::ReadOptions read;
   read.snapshot = snapshot;

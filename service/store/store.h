@@ -26,6 +26,17 @@ inline constexpr uint32_t kSchemaVersion = 2;
 
 enum class Cf { kMeta, kJobs, kItems, kSched, kWorkers, kStates, kOutputs };
 
+// Failures a test injects into a store, standing for a disk that fails. Production
+// leaves StoreOptions::faults null. Thread-safe implementations only: the engine's
+// writer and the readers call them.
+class StoreFaults {
+ public:
+  virtual ~StoreFaults() = default;
+  // Called before each Write / Get; a non-OK status is returned in place of doing it.
+  virtual absl::Status BeforeWrite() { return absl::OkStatus(); }
+  virtual absl::Status BeforeGet() { return absl::OkStatus(); }
+};
+
 struct StoreOptions {
   std::string path;  // the data directory
   // Sync the WAL before a write returns (the default). Without it a process crash
@@ -33,6 +44,7 @@ struct StoreOptions {
   // writes the OS had not flushed.
   bool sync = true;
   size_t block_cache_bytes = 64 << 20;
+  std::shared_ptr<StoreFaults> faults;  // tests only
 };
 
 // Maps a RocksDB status to absl: NoSpace -> RESOURCE_EXHAUSTED, Corruption ->

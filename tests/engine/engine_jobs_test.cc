@@ -1668,5 +1668,37 @@ TEST_F(EngineJobsTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
   EXPECT_EQ(Job("again").progress().total(), 2);
 }
 
+// A failed write makes the engine rebuild its memory from the store. If the store
+// cannot be read either, memory may be missing jobs: deciding on it could overwrite
+// what was acknowledged (a CreateJob would not see the job it replaces). Every write is
+// refused until the rebuild works, and then the state is exactly what was written.
+TEST_F(EngineJobsTest, WritesAreRefusedUntilStateIsRebuiltAfterAFailedWrite) {
+  CreateJob(R"pb(job_id: "kept")pb");
+  Add(R"pb(job_id: "kept" names: "a" names: "b")pb");
+
+  h_.faults().fail_writes = true;
+  h_.faults().fail_reads = true;
+  EXPECT_THAT(
+      // An index: deciding reads nothing, so the write is what fails.
+      h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "kept" indices: 5)pb")),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no space")));
+  h_.faults().fail_writes = false;  // the disk takes writes again, but reads still fail
+  EXPECT_THAT(Create(R"pb(job_id: "kept")pb"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("refuses writes")));
+  EXPECT_THAT(
+      h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "kept" names: "d")pb")),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("injected: read error")));
+
+  h_.faults().fail_reads = false;
+  auto added = h_.Call(&Engine::AddItems,
+                       Parse<v1::AddItemsRequest>(R"pb(job_id: "kept" names: "a" names: "e")pb"));
+  CKPT_ASSERT_OK(added);
+  EXPECT_EQ(added->added(), 1u);  // "a" was kept; index 5 and "d" never went in
+  EXPECT_EQ(added->duplicates(), 1u);
+  EXPECT_EQ(Job("kept").progress().total(), 3u);
+  h_.Reopen();
+  EXPECT_EQ(Job("kept").progress().total(), 3u);
+}
+
 }  // namespace
 }  // namespace ckpt

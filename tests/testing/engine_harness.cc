@@ -17,6 +17,7 @@ EngineHarness::~EngineHarness() {
 void EngineHarness::Open() {
   StoreOptions store_options;
   store_options.path = dir_;
+  store_options.faults = faults_;
   auto store = Store::Open(store_options);
   if (!store.ok()) std::abort();
   store_ = std::move(*store);

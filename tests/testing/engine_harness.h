@@ -3,6 +3,7 @@
 #ifndef CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 #define CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,19 @@ class EngineHarness {
   // Closes the engine and store and opens them again on the same directory.
   void Reopen();
   Engine& engine() { return *engine_; }
+  // Failures to inject into the store's writes and reads (a failing disk).
+  struct Faults : StoreFaults {
+    std::atomic<bool> fail_writes{false};
+    std::atomic<bool> fail_reads{false};
+    absl::Status BeforeWrite() override {
+      return fail_writes ? absl::ResourceExhaustedError("injected: no space left on device")
+                         : absl::OkStatus();
+    }
+    absl::Status BeforeGet() override {
+      return fail_reads ? absl::InternalError("injected: read error") : absl::OkStatus();
+    }
+  };
+  Faults& faults() { return *faults_; }
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
   const std::string& dir() const { return dir_; }
@@ -69,6 +83,7 @@ class EngineHarness {
   void Open();
 
   const std::string dir_;
+  const std::shared_ptr<Faults> faults_ = std::make_shared<Faults>();
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
