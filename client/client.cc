@@ -82,12 +82,13 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       stub_(v1::Checkpoint::NewStub(channel_)) {}
 
 bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
-                                absl::Time first_attempt) {
+                                absl::Time first_attempt, absl::Duration retry_for) {
   const bool retryable = absl::IsUnavailable(status) ||
                          (absl::IsDeadlineExceeded(status) && retry != Retry::kOnlyIfUnavailable);
   if (!retryable || attempt >= options_.retry.max_attempts) return false;
   const absl::Duration delay = BackoffDelay(options_.retry, attempt);
-  if (Clock::Real()->Now() + delay - first_attempt > options_.retry.max_elapsed) return false;
+  const absl::Duration budget = std::min(options_.retry.max_elapsed, retry_for);
+  if (Clock::Real()->Now() + delay - first_attempt > budget) return false;
   if (options_.on_retry) options_.on_retry(status, attempt);
   absl::SleepFor(delay);
   return true;
@@ -95,7 +96,7 @@ bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int att
 
 template <typename Request, typename Response>
 absl::StatusOr<Response> Client::Call(Method<Request, Response> method, const Request& request,
-                                      Retry retry) {
+                                      Retry retry, absl::Duration retry_for) {
   const absl::Time first_attempt = Clock::Real()->Now();
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
@@ -106,7 +107,7 @@ absl::StatusOr<Response> Client::Call(Method<Request, Response> method, const Re
     // A repeated DeleteJob answers NOT_FOUND when an attempt cut off earlier deleted the
     // job (or someone else did): either way it is gone, as the caller asked.
     if (retry == Retry::kDelete && attempt > 1 && absl::IsNotFound(status)) return response;
-    if (!BackoffBeforeRetry(status, retry, attempt, first_attempt)) return status;
+    if (!BackoffBeforeRetry(status, retry, attempt, first_attempt, retry_for)) return status;
   }
 }
 
@@ -194,8 +195,9 @@ absl::StatusOr<v1::RegisterWorkerResponse> Client::RegisterWorker(
   return Call(&Stub::RegisterWorker, request, Retry::kOnlyIfUnavailable);
 }
 
-absl::StatusOr<v1::HeartbeatResponse> Client::Heartbeat(const v1::HeartbeatRequest& request) {
-  return Call(&Stub::Heartbeat, request, Retry::kAlways);
+absl::StatusOr<v1::HeartbeatResponse> Client::Heartbeat(const v1::HeartbeatRequest& request,
+                                                        absl::Duration retry_for) {
+  return Call(&Stub::Heartbeat, request, Retry::kAlways, retry_for);
 }
 
 absl::StatusOr<v1::ListWorkersResponse> Client::ListWorkers(const v1::ListWorkersRequest& request) {
@@ -203,8 +205,8 @@ absl::StatusOr<v1::ListWorkersResponse> Client::ListWorkers(const v1::ListWorker
 }
 
 absl::StatusOr<v1::UnregisterWorkerResponse> Client::UnregisterWorker(
-    const v1::UnregisterWorkerRequest& request) {
-  return Call(&Stub::UnregisterWorker, request, Retry::kAlways);
+    const v1::UnregisterWorkerRequest& request, absl::Duration retry_for) {
+  return Call(&Stub::UnregisterWorker, request, Retry::kAlways, retry_for);
 }
 
 absl::StatusOr<v1::PutStateResponse> Client::PutState(const v1::PutStateRequest& request) {
@@ -245,7 +247,8 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
       attempt = 1;
       first_attempt = Clock::Real()->Now();
     }
-    if (!BackoffBeforeRetry(status, Retry::kOnlyIfUnavailable, attempt, first_attempt)) {
+    if (!BackoffBeforeRetry(status, Retry::kOnlyIfUnavailable, attempt, first_attempt,
+                            absl::InfiniteDuration())) {
       return status;
     }
   }

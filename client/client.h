@@ -117,10 +117,15 @@ class Client {
   // ---- Workers ----
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& request);
-  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  // `retry_for` caps how long these two retry UNAVAILABLE (the policy's max_elapsed
+  // otherwise): a heartbeat is worth retrying only until the next one is due, and an
+  // unregister on the way out should not hold a process for minutes.
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request, absl::Duration retry_for = absl::InfiniteDuration());
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers(const v1::ListWorkersRequest& request);
   absl::StatusOr<v1::UnregisterWorkerResponse> UnregisterWorker(
-      const v1::UnregisterWorkerRequest& request);
+      const v1::UnregisterWorkerRequest& request,
+      absl::Duration retry_for = absl::InfiniteDuration());
 
   // ---- State blobs ----
   absl::StatusOr<v1::PutStateResponse> PutState(const v1::PutStateRequest& request);
@@ -149,15 +154,16 @@ class Client {
 
   explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
-  // Calls `method` under the retry policy.
+  // Calls `method` under the retry policy, retrying for at most `retry_for`.
   template <typename Request, typename Response>
   absl::StatusOr<Response> Call(Method<Request, Response> method, const Request& request,
-                                Retry retry);
+                                Retry retry, absl::Duration retry_for = absl::InfiniteDuration());
 
   // Whether to try again after `status` from attempt number `attempt` (1 for the
-  // first), the first having started at `first_attempt`; if so, waits the backoff first.
+  // first), the first having started at `first_attempt`, within `retry_for`; if so,
+  // waits the backoff first.
   bool BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
-                          absl::Time first_attempt);
+                          absl::Time first_attempt, absl::Duration retry_for);
 
   const ClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;

@@ -80,14 +80,14 @@ Worker::~Worker() {
     shutting_down_ = true;
   }
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
-  UnregisterFromServer().IgnoreError();
+  UnregisterFromServer(options_.unregister_retry_for).IgnoreError();
 }
 
-absl::Status Worker::UnregisterFromServer() {
+absl::Status Worker::UnregisterFromServer(absl::Duration retry_for) {
   v1::UnregisterWorkerRequest request;
   request.set_job_id(options_.job_id);
   request.set_worker_id(worker_id());
-  return client_->UnregisterWorker(request).status();
+  return client_->UnregisterWorker(request, retry_for).status();
 }
 
 absl::Status Worker::RegisterWithServer() {
@@ -187,7 +187,12 @@ absl::Status Worker::HeartbeatOnce() {
       }
     }
   }
-  CKPT_ASSIGN_OR_RETURN(v1::HeartbeatResponse response, client_->Heartbeat(request));
+  absl::Duration retry_for;
+  {
+    absl::MutexLock lock(&mu_);
+    retry_for = heartbeat_interval_;
+  }
+  CKPT_ASSIGN_OR_RETURN(v1::HeartbeatResponse response, client_->Heartbeat(request, retry_for));
   absl::MutexLock lock(&mu_);
   ++stats_.heartbeats;
   for (const v1::LostLease& lost : response.lost()) {

@@ -70,8 +70,12 @@ struct WorkerOptions {
   // How long Run() waits before asking again when nothing is pending but the step is
   // not drained (others hold items, or more may be added), or while the job is paused.
   absl::Duration idle_wait = absl::Seconds(1);
-  // Zero: the server's suggestion (a third of the lease timeout).
+  // Zero: the server's suggestion (a third of the lease timeout). A heartbeat that
+  // cannot reach ckptd is retried until the next one is due, no longer.
   absl::Duration heartbeat_interval = absl::ZeroDuration();
+  // How long the destructor retries UnregisterWorker while ckptd is unreachable; after
+  // that the worker's unstarted leases come back only when they expire.
+  absl::Duration unregister_retry_for = absl::Seconds(5);
   // Passed to RegisterWorker. Hostname and pid are filled in.
   std::string invocation_id;
   std::map<std::string, std::string> labels;
@@ -175,7 +179,7 @@ class Worker {
   Worker(Client* client, WorkerOptions options);
 
   absl::Status RegisterWithServer();
-  absl::Status UnregisterFromServer();
+  absl::Status UnregisterFromServer(absl::Duration retry_for = absl::InfiniteDuration());
   void HeartbeatLoop();
   absl::Status HeartbeatOnce();
   void SetControl(v1::ControlWord control) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

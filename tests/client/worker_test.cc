@@ -376,5 +376,26 @@ TEST_F(WorkerTest, ALostLeaseAnswerReturnsWhatWasGrantedUnseen) {
   for (uint64_t i = 0; i < 8; ++i) EXPECT_EQ(GetItem("lost-answer", i).attempts(), 0u) << i;
 }
 
+// With ckptd gone, destroying a worker must not retry its unregister for the client's
+// whole retry policy (2 minutes by default): a pipeline exiting would hang that long.
+TEST_F(WorkerTest, DestroyingAWorkerWhileCkptdIsGoneGivesUpOnUnregistering) {
+  CreateJob("gone", 4);
+  std::atomic<int> retries{0};
+  ClientOptions client_options;
+  client_options.target = server_->server().address();
+  client_options.on_retry = [&retries](const absl::Status&, int) { ++retries; };
+  auto client = Client::Connect(std::move(client_options));
+  CKPT_ASSERT_OK(client);
+  WorkerOptions options;
+  options.job_id = "gone";
+  options.heartbeat_interval = absl::Hours(1);  // no heartbeat during the test
+  options.unregister_retry_for = absl::ZeroDuration();
+  auto worker = Worker::Register(client->get(), options);
+  CKPT_ASSERT_OK(worker);
+  server_->Shutdown(absl::ZeroDuration());
+  worker->reset();  // one attempt, UNAVAILABLE, and no retry
+  EXPECT_EQ(retries.load(), 0);
+}
+
 }  // namespace
 }  // namespace ckpt
