@@ -73,6 +73,9 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
   return gaps;
 }
 
+// Leases per grant record (STORAGE_FORMAT.md, 'G').
+constexpr size_t kMaxLeasesPerGrant = 128;
+
 // The few recent completions `ckpt status` shows, without a scan.
 constexpr size_t kRecentCompletions = 10;
 
@@ -308,18 +311,21 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
     CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
   }
   LeaveUntouchedInRuns(*job, step, &plans);
-  // One record for the whole grant, keyed by its first token.
-  const uint64_t grant_id = next_token_;
-  if (!plans.empty()) {
-    StepRuntime& s = job->steps[step];
-    LeaseGrant& grant = s.grants[grant_id];
-    grant.worker_id = r.worker_id();
-    grant.granted = g.now;
-    grant.keys.reserve(plans.size());
-    s.dirty_grants.insert(grant_id);
-  }
-  for (const LeasePlan& plan : plans) {
-    Grant(g, *job, step, plan, r.worker_id(), grant_id, out->add_leases());
+  // One record per kMaxLeasesPerGrant leases, keyed by its first token. The cap bounds
+  // what ending one lease rewrites (the record's other live leases) when a large grant
+  // is completed an item at a time.
+  StepRuntime& s = job->steps[step];
+  uint64_t grant_id = 0;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (i % kMaxLeasesPerGrant == 0) {
+      grant_id = next_token_;
+      LeaseGrant& grant = s.grants[grant_id];
+      grant.worker_id = r.worker_id();
+      grant.granted = g.now;
+      grant.keys.reserve(std::min(plans.size() - i, kMaxLeasesPerGrant));
+      s.dirty_grants.insert(grant_id);
+    }
+    Grant(g, *job, step, plans[i], r.worker_id(), grant_id, out->add_leases());
   }
   Touch(g, *job);
   if (r.keys_size() == 0 && plans.size() < r.max_items()) {

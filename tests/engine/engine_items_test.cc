@@ -716,5 +716,34 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   testing::ExpectCountersMatchRecount(h_, "old");
 }
 
+// A big LeaseItems call is split into grant records of at most 128 leases, so ending one
+// lease never rewrites more than 127 others.
+TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
+  CreateJob(R"pb(job_id: "big")pb");
+  Add(R"pb(job_id: "big"
+           ranges { begin: 0 end: 300 })pb");
+  const std::string w = Register("big");
+  auto lease = Lease(absl::StrCat("job_id: \"big\" max_items: 300 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(lease);
+  ASSERT_EQ(lease->leases_size(), 300);
+  std::vector<int> sizes;
+  for (const auto& [suffix, value] : SchedRecords(h_.store(), "big", keys::SchedTag::kGrant)) {
+    storage::v1::LeaseGrantRecord grant;
+    ASSERT_TRUE(grant.ParseFromString(value));
+    sizes.push_back(grant.leases_size());
+  }
+  EXPECT_THAT(sizes, ElementsAre(128, 128, 44));
+  h_.Reopen();
+  EXPECT_EQ(List("big", v1::ITEM_STATE_LEASED).size(), 300u);
+  std::string complete = "job_id: \"big\"";
+  for (const auto& l : lease->leases()) {
+    absl::StrAppend(&complete, " items { key { index: ", l.key().index(),
+                    " } lease_token: ", l.lease_token(), " }");
+  }
+  CKPT_ASSERT_OK(Complete(complete));
+  EXPECT_THAT(SchedRecords(h_.store(), "big", keys::SchedTag::kGrant), IsEmpty());
+  testing::ExpectCountersMatchRecount(h_, "big");
+}
+
 }  // namespace
 }  // namespace ckpt
