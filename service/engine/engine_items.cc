@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
@@ -625,16 +626,28 @@ absl::Status Engine::CollectResetTargets(
   if (!wanted(ItemPlace::kCompleted)) return absl::OkStatus();
   // Completed items live only on disk: this is the one reset that scans.
   const std::string prefix = keys::StepPrefix(job.id(), s.name);
+  auto completed = [&](const std::string& key) -> absl::StatusOr<bool> {
+    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
+    return record.has_value() && record->state() == v1::ITEM_STATE_COMPLETED &&
+           !s.leases.contains(key);
+  };
   auto it = store_->Scan(Cf::kItems, prefix);
   for (; it->Valid(); it->Next()) {
     const std::string key(it->suffix());
-    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
-    if (record.has_value() && record->state() == v1::ITEM_STATE_COMPLETED &&
-        !s.leases.contains(key)) {
-      targets->emplace_back(step, key, ItemPlace::kCompleted);
-    }
+    CKPT_ASSIGN_OR_RETURN(const bool done, completed(key));
+    if (done) targets->emplace_back(step, key, ItemPlace::kCompleted);
   }
-  return it->status();
+  CKPT_RETURN_IF_ERROR(it->status());
+  // Items first written by an earlier op of this group are not in the store yet.
+  for (const auto& [full, bytes] : g.items) {
+    if (!bytes.has_value() || !absl::StartsWith(full, prefix)) continue;
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->Get(Cf::kItems, full));
+    if (stored.has_value()) continue;  // the scan above saw it
+    const std::string key = full.substr(prefix.size());
+    CKPT_ASSIGN_OR_RETURN(const bool done, completed(key));
+    if (done) targets->emplace_back(step, key, ItemPlace::kCompleted);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ckpt

@@ -43,6 +43,27 @@ using ::testing::UnorderedElementsAre;
   return ::testing::AssertionFailure() << diff;
 }
 
+// Holds the engine's writer inside a done callback (the writer runs them itself), so
+// that the ops submitted meanwhile queue up and are decided as one group once released.
+// Release, then wait for those ops' answers, before this goes out of scope.
+class WriterHold {
+ public:
+  WriterHold(Engine& engine, const std::string& job_id) {
+    request_.set_job_id(job_id);
+    engine.ListWorkers(request_, &response_, [this](absl::Status) {
+      held_.Notify();
+      release_.WaitForNotification();
+    });
+    held_.WaitForNotification();
+  }
+  void Release() { release_.Notify(); }
+
+ private:
+  v1::ListWorkersRequest request_;
+  v1::ListWorkersResponse response_;
+  absl::Notification held_, release_;
+};
+
 class EngineJobsTest : public testing::EngineTest {
  protected:
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& job, const std::string& worker,
@@ -1621,17 +1642,7 @@ TEST_F(EngineJobsTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
   Add(R"pb(job_id: "again" names: "a" names: "b")pb");
   CKPT_ASSERT_OK(Put("again", "cursor", "7"));
 
-  // The writer runs done callbacks itself: while it waits in this one, the ops below
-  // queue up, and it then takes them all as one group.
-  absl::Notification writer_held, release;
-  v1::ListWorkersRequest hold_request;
-  hold_request.set_job_id("again");
-  v1::ListWorkersResponse hold_response;
-  h_.engine().ListWorkers(hold_request, &hold_response, [&](absl::Status) {
-    writer_held.Notify();
-    release.WaitForNotification();
-  });
-  writer_held.WaitForNotification();
+  WriterHold hold(h_.engine(), "again");
 
   const auto del = Parse<v1::DeleteJobRequest>(R"pb(job_id: "again")pb");
   const auto create = Parse<v1::CreateJobRequest>(R"pb(job_id: "again")pb");
@@ -1657,7 +1668,7 @@ TEST_F(EngineJobsTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
   h_.engine().CreateJob(create, &create_out, record(1));
   h_.engine().AddItems(add, &add_out, record(2));
   h_.engine().PutState(put, &put_out, record(3));
-  release.Notify();
+  hold.Release();
   answered.Wait();
 
   for (const absl::Status& status : results) CKPT_EXPECT_OK(status);
@@ -1698,6 +1709,42 @@ TEST_F(EngineJobsTest, WritesAreRefusedUntilStateIsRebuiltAfterAFailedWrite) {
   EXPECT_EQ(Job("kept").progress().total(), 3u);
   h_.Reopen();
   EXPECT_EQ(Job("kept").progress().total(), 3u);
+}
+
+// ResetItems of COMPLETED items scans the store; an item completed by an earlier op of
+// the same group is not there yet, and must be reset (and counted) all the same.
+TEST_F(EngineJobsTest, ResetOfCompletedItemsSeesCompletionsEarlierInTheSameGroup) {
+  CreateJob(R"pb(job_id: "redo")pb");
+  Add(R"pb(job_id: "redo"
+           ranges { begin: 0 end: 4 })pb");
+  CKPT_ASSERT_OK(Complete(R"pb(job_id: "redo"
+                               items { key { index: 0 } })pb"));
+
+  WriterHold hold(h_.engine(), "redo");
+  const auto complete = Parse<v1::CompleteItemsRequest>(R"pb(job_id: "redo"
+                                                             items { key { index: 2 } })pb");
+  const auto reset =
+      Parse<v1::ResetItemsRequest>(R"pb(job_id: "redo" state: ITEM_STATE_COMPLETED)pb");
+  v1::CompleteItemsResponse complete_out;
+  v1::ResetItemsResponse reset_out;
+  std::vector<absl::Status> results(2);
+  absl::BlockingCounter answered(2);
+  h_.engine().CompleteItems(complete, &complete_out, [&](absl::Status status) {
+    results[0] = status;
+    answered.DecrementCount();
+  });
+  h_.engine().ResetItems(reset, &reset_out, [&](absl::Status status) {
+    results[1] = status;
+    answered.DecrementCount();
+  });
+  hold.Release();
+  answered.Wait();
+
+  for (const absl::Status& status : results) CKPT_EXPECT_OK(status);
+  EXPECT_EQ(reset_out.matched(), 2u);  // index 0 from the store, index 2 from this group
+  EXPECT_EQ(Job("redo").progress().completed(), 0u);
+  EXPECT_EQ(Job("redo").progress().pending(), 4u);
+  testing::ExpectCountersMatchRecount(h_, "redo");
 }
 
 }  // namespace
