@@ -1,8 +1,11 @@
 // Committed reads. Jobs come from published snapshots; items, outputs and states from
 // RocksDB at one snapshot, so a reader never sees a write that was not acknowledged.
 #include <algorithm>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,32 +121,64 @@ class UntouchedStream : public KeyStream {
   std::string key_;
 };
 
-// The step's leases stored in grant records ('G'), by item key, each as the LeaseRecord
-// a schema-1 'L' record would hold; only keys after `after`. Reads every grant record
-// of the step: O(live leases), never O(items).
-absl::StatusOr<std::map<std::string, std::string>> GrantedLeases(
-    const Store& store, absl::string_view job, absl::string_view step, const std::string& after,
-    const rocksdb::Snapshot* snapshot) {
-  std::map<std::string, std::string> leases;
+// Calls `fn` with each of the step's grant records ('G'). Reads every one: O(live
+// leases of the step), never O(items).
+absl::Status ForEachGrant(const Store& store, absl::string_view job, absl::string_view step,
+                          const rocksdb::Snapshot* snapshot,
+                          const std::function<void(const storage::v1::LeaseGrantRecord&)>& fn) {
   auto it =
       store.Scan(Cf::kSched, keys::SchedPrefix(job, step, keys::SchedTag::kGrant), "", snapshot);
+  storage::v1::LeaseGrantRecord grant;
   for (; it->Valid(); it->Next()) {
-    storage::v1::LeaseGrantRecord grant;
     if (!grant.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return absl::DataLossError("corrupt lease grant record");
     }
+    fn(grant);
+  }
+  return it->status();
+}
+
+// One granted lease as the LeaseRecord a schema-1 'L' record would hold.
+std::string AsLeaseRecord(const storage::v1::LeaseGrantRecord& grant,
+                          const storage::v1::LeaseGrantRecord::Lease& entry) {
+  storage::v1::LeaseRecord lease;
+  lease.set_worker_id(grant.worker_id());
+  lease.set_token(entry.token());
+  lease.set_attempts(entry.attempts());
+  lease.set_cursor(entry.cursor());
+  lease.set_grant_time_micros(grant.grant_time_micros());
+  return lease.SerializeAsString();
+}
+
+// The granted lease of `key`, as a LeaseRecord, or nullopt.
+absl::StatusOr<std::optional<std::string>> FindGrantedLease(const Store& store,
+                                                            absl::string_view job,
+                                                            absl::string_view step,
+                                                            const std::string& key,
+                                                            const rocksdb::Snapshot* snapshot) {
+  std::optional<std::string> found;
+  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, snapshot, [&](const auto& grant) {
+    for (const auto& entry : grant.leases()) {
+      if (entry.key() == key) found = AsLeaseRecord(grant, entry);
+    }
+  }));
+  return found;
+}
+
+// The `limit` smallest keys after `after` of the step's granted leases, each with its
+// LeaseRecord: all one page of ListItems can use, in O(limit) memory.
+absl::StatusOr<std::map<std::string, std::string>> GrantedLeases(
+    const Store& store, absl::string_view job, absl::string_view step, const std::string& after,
+    size_t limit, const rocksdb::Snapshot* snapshot) {
+  std::map<std::string, std::string> leases;
+  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, snapshot, [&](const auto& grant) {
     for (const auto& entry : grant.leases()) {
       if (!after.empty() && entry.key() <= after) continue;
-      storage::v1::LeaseRecord lease;
-      lease.set_worker_id(grant.worker_id());
-      lease.set_token(entry.token());
-      lease.set_attempts(entry.attempts());
-      lease.set_cursor(entry.cursor());
-      lease.set_grant_time_micros(grant.grant_time_micros());
-      leases[entry.key()] = lease.SerializeAsString();
+      if (leases.size() >= limit && entry.key() >= leases.rbegin()->first) continue;
+      leases[entry.key()] = AsLeaseRecord(grant, entry);
+      if (leases.size() > limit) leases.erase(std::prev(leases.end()));
     }
-  }
-  CKPT_RETURN_IF_ERROR(it->status());
+  }));
   return leases;
 }
 
@@ -360,8 +395,7 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> lease,
                         store_->Get(Cf::kSched, keys::Leased(r.job_id(), step, key), at.get()));
   if (!lease.has_value()) {
-    CKPT_ASSIGN_OR_RETURN(auto granted, GrantedLeases(*store_, r.job_id(), step, "", at.get()));
-    if (auto found = granted.find(key); found != granted.end()) lease = std::move(found->second);
+    CKPT_ASSIGN_OR_RETURN(lease, FindGrantedLease(*store_, r.job_id(), step, key, at.get()));
   }
   if (lease.has_value()) FillFromLease(*lease, /*keys_only=*/false, item);
   if (record.has_value() || lease.has_value()) return absl::OkStatus();
@@ -394,8 +428,11 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
         kUntouched, std::make_unique<UntouchedStream>(*store_, sched(keys::SchedTag::kUntouched),
                                                       after, at.get()));
   };
+  const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
   auto add_granted = [&]() -> absl::Status {
-    CKPT_ASSIGN_OR_RETURN(auto granted, GrantedLeases(*store_, job, step, after, at.get()));
+    // One more than a page: if it is left over, there is a next page.
+    CKPT_ASSIGN_OR_RETURN(auto granted,
+                          GrantedLeases(*store_, job, step, after, limit + size_t{1}, at.get()));
     streams.emplace_back(kLease, std::make_unique<GrantStream>(std::move(granted)));
     return absl::OkStatus();
   };
@@ -422,7 +459,6 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
       }
   }
 
-  const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
   std::string last;
   while (static_cast<uint32_t>(out->items_size()) < limit) {
     const std::string* smallest = nullptr;
