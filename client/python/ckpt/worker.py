@@ -50,6 +50,11 @@ from ckpt.v1 import checkpoint_pb2 as pb
 
 _log = logging.getLogger("ckpt")
 
+# Unregistering on close is worth a few seconds of retries, not the Client's whole
+# policy: with ckptd gone, a pipeline on its way out would wait that long, and the
+# unstarted leases come back when they expire anyway.
+_UNREGISTER_ON_CLOSE = retry_lib.RetryPolicy(total_timeout=5.0)
+
 _END_SHORTFALLS = frozenset({
     pb.LEASE_SHORTFALL_JOB_FINISHED, pb.LEASE_SHORTFALL_JOB_STOPPED,
     pb.LEASE_SHORTFALL_STEP_DRAINED,
@@ -266,9 +271,10 @@ class Worker:
             self._register()
             self._emit("reregistered", old=old_id, new=self.worker_id, reason=reason)
 
-    def _unregister(self, worker_id):
+    def _unregister(self, worker_id, retry=None):
         try:
-            self.client.call("UnregisterWorker", job_id=self.job_id, worker_id=worker_id)
+            self.client.call("UnregisterWorker", job_id=self.job_id, worker_id=worker_id,
+                             retry=retry)
         except errors.CkptError as e:
             _log.warning("ckpt: could not unregister worker %s: %s", worker_id, e)
 
@@ -401,7 +407,7 @@ class Worker:
         finally:
             worker_id = self.worker_id
             if worker_id is not None:
-                self._unregister(worker_id)
+                self._unregister(worker_id, retry=_UNREGISTER_ON_CLOSE)
 
     def _emit(self, kind, **info):
         if self._on_event is None:

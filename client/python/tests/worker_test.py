@@ -74,6 +74,18 @@ class LosesFirstLeaseAnswer(ckpt.Client):
         return response
 
 
+class RecordsRetryPolicies(ckpt.Client):
+    """A Client that notes the retry policy each call was given, by method."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.policies = collections.defaultdict(list)
+
+    def call(self, method, request=None, **options):
+        self.policies[method].append(options.get("retry"))
+        return super().call(method, request, **options)
+
+
 class WorkerTest(CkptdTestCase):
 
     def item(self, job, key):
@@ -256,6 +268,21 @@ class WorkerTest(CkptdTestCase):
         join()
         self.assertEqual(sorted(processed), [(0, 1), (1, 1), (2, 1)])
         self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+        client.close()
+
+    def test_close_gives_up_unregistering_within_seconds(self):
+        # With ckptd gone, close() must not retry UnregisterWorker for the Client's
+        # whole policy (a minute): the pipeline is exiting.
+        job = self.new_job(items=1)
+        client = RecordsRetryPolicies(self.ckptd.address)
+        worker = ckpt.Worker(client, job.job_id)
+        for item in worker:
+            with item:
+                pass
+        worker.close()
+        (policy,) = client.policies["UnregisterWorker"]
+        self.assertIsNotNone(policy)
+        self.assertLessEqual(policy.total_timeout, 5.0)
         client.close()
 
     def test_a_saved_cursor_comes_back_with_the_next_try(self):
