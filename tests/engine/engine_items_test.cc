@@ -35,6 +35,19 @@ class EngineItemsTest : public testing::EngineTest {
   std::vector<v1::Item> List(const std::string& job, v1::ItemState state, uint32_t page = 7) {
     return testing::ListAll(h_, job, "", state, page);
   }
+  // Creates `job` with indices [0, count) and a 30 s lease timeout, registers a worker
+  // and leases up to `n` items to it: the worker's id and the LeaseItems answer.
+  std::pair<std::string, absl::StatusOr<v1::LeaseItemsResponse>> JobWithLeases(
+      const std::string& job, uint64_t count, int n) {
+    CreateJob(absl::StrFormat(R"pb(job_id: "%s"
+                                   lease_timeout { seconds: 30 })pb", job));
+    Add(absl::StrFormat(R"pb(job_id: "%s"
+                             ranges { begin: 0 end: %d })pb", job, count));
+    std::string worker = Register(job);
+    auto lease =
+        Lease(absl::StrFormat(R"pb(job_id: "%s" max_items: %d worker_id: "%s")pb", job, n, worker));
+    return {std::move(worker), std::move(lease)};
+  }
   static std::vector<uint64_t> Indices(const std::vector<v1::Item>& items) {
     std::vector<uint64_t> out;
     for (const auto& item : items) out.push_back(item.key().index());
@@ -162,12 +175,7 @@ TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
 }
 
 TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
-  CreateJob(R"pb(job_id: "j"
-                 lease_timeout { seconds: 30 })pb");
-  Add(R"pb(job_id: "j"
-           ranges { begin: 0 end: 10 })pb");
-  const std::string w = Register("j");
-  auto lease = Lease(absl::StrCat("job_id: \"j\" max_items: 4 worker_id: \"", w, "\""));
+  auto [w, lease] = JobWithLeases("j", 10, 4);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 4);
   std::set<uint64_t> tokens;
@@ -607,12 +615,7 @@ std::vector<std::pair<std::string, std::string>> SchedRecords(Store& store, cons
 // leases still live when some end or save a cursor, deleted with the last; across a
 // restart, what it lists is exactly what is leased.
 TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
-  CreateJob(R"pb(job_id: "g"
-                 lease_timeout { seconds: 30 })pb");
-  Add(R"pb(job_id: "g"
-           ranges { begin: 0 end: 5 })pb");
-  const std::string w = Register("g");
-  auto lease = Lease(absl::StrCat("job_id: \"g\" max_items: 5 worker_id: \"", w, "\""));
+  auto [w, lease] = JobWithLeases("g", 5, 5);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 5);
   EXPECT_THAT(SchedRecords(h_.store(), "g", keys::SchedTag::kLeased), IsEmpty());
@@ -665,12 +668,7 @@ TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
 // Schema 1 stored every lease as its own 'L' record. A store holding them opens with
 // those leases live, and each record goes when its lease ends.
 TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
-  CreateJob(R"pb(job_id: "old"
-                 lease_timeout { seconds: 30 })pb");
-  Add(R"pb(job_id: "old"
-           ranges { begin: 0 end: 3 })pb");
-  const std::string w = Register("old");
-  auto lease = Lease(absl::StrCat("job_id: \"old\" max_items: 2 worker_id: \"", w, "\""));
+  auto [w, lease] = JobWithLeases("old", 3, 2);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 2);
   // Rewrite the grant as a schema-1 store holds it: one LeaseRecord per item.
@@ -719,11 +717,7 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
 // A big LeaseItems call is split into grant records of at most 128 leases, so ending one
 // lease never rewrites more than 127 others.
 TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
-  CreateJob(R"pb(job_id: "big")pb");
-  Add(R"pb(job_id: "big"
-           ranges { begin: 0 end: 300 })pb");
-  const std::string w = Register("big");
-  auto lease = Lease(absl::StrCat("job_id: \"big\" max_items: 300 worker_id: \"", w, "\""));
+  auto [w, lease] = JobWithLeases("big", 300, 300);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 300);
   std::vector<int> sizes;
