@@ -21,8 +21,8 @@ namespace ckpt {
 namespace cli {
 namespace {
 
-using ::ckpt::testing::StatusIs;
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::StatusIs;
+using ::ckpt::testutil::TestServer;
 using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;

@@ -11,8 +11,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::StatusIs;
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::StatusIs;
+using ::ckpt::testutil::TestServer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;

@@ -13,8 +13,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::StatusIs;
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::StatusIs;
+using ::ckpt::testutil::TestServer;
 using ::testing::HasSubstr;
 
 class ClientTest : public ::testing::Test {

@@ -27,7 +27,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::TestServer;
 
 // A child process whose stdout or stderr we read line by line.
 class Child {
@@ -128,7 +128,7 @@ std::string ReadFile(const std::string& path) {
 
 TEST_F(ExamplesTest, IndexPipelineKilledAtRandomFinishesEveryIndexExactlyOnce) {
   constexpr uint64_t kCount = 400;
-  const std::string out_dir = testing::NewTempDir("index_pipeline");
+  const std::string out_dir = testutil::NewTempDir("index_pipeline");
   const std::vector<std::string> args = {
       absl::StrCat("--server=", server_->server().address()),
       "--job=squares",

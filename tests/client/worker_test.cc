@@ -19,7 +19,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::TestServer;
 
 // Long enough never to fire in a passing run; a failing one reports instead of hanging.
 constexpr absl::Duration kPatience = absl::Seconds(60);
@@ -303,7 +303,7 @@ TEST_F(WorkerTest, RegisteringForAMissingJobSaysSo) {
   options.job_id = "ghost";
   EXPECT_THAT(
       Worker::Register(client_.get(), options),
-      ::ckpt::testing::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
+      ::ckpt::testutil::StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("ghost")));
 }
 
 // Turns the first LeaseItems status into DEADLINE_EXCEEDED after ckptd answered it: the

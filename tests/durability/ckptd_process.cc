@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 namespace {
 
 // How long a child may take to say it is serving, or to exit: a bound for a hung
@@ -206,5 +206,5 @@ CkptdExit RunCkptdExpectingExit(const std::string& data_dir,
   return result;
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

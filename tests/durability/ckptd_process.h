@@ -17,7 +17,7 @@
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // The path of a binary in the test's runfiles, e.g. Runfile("service/server/ckptd").
 std::string Runfile(const std::string& path);
@@ -109,7 +109,7 @@ struct ChildProcess {
 };
 absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv);
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_DURABILITY_CKPTD_PROCESS_H_

@@ -46,7 +46,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::CkptdProcess;
+using ::ckpt::testutil::CkptdProcess;
 using ::testing::IsEmpty;
 using Stub = v1::Checkpoint::Stub;
 
@@ -153,13 +153,13 @@ void Write(int writer, Round& round, Ledger& ledger, std::string& worker_id, uin
     lease.set_job_id(kJob);
     lease.set_worker_id(worker_id);
     lease.set_max_items(1 + rng() % 8);
-    auto leased = testing::WireCall(*stub, &Stub::LeaseItems, lease);
+    auto leased = testutil::WireCall(*stub, &Stub::LeaseItems, lease);
     if (!leased.ok()) {
       if (round.killed) return;
       if (leased.status().code() == absl::StatusCode::kFailedPrecondition &&
           absl::StrContains(leased.status().message(), "register again")) {
         // Silent past the lease timeout (e.g. across a restart): a new id.
-        auto registered = testing::RegisterWorker(*stub, kJob);
+        auto registered = testutil::RegisterWorker(*stub, kJob);
         if (!registered.ok()) return fail(registered.status().ToString());
         worker_id = *registered;
         continue;
@@ -189,7 +189,7 @@ void Write(int writer, Round& round, Ledger& ledger, std::string& worker_id, uin
       c->mutable_result()->add_output_paths(OutputPath(index, token));
       ledger.Sent(index, token);
     }
-    auto done = testing::WireCall(*stub, &Stub::CompleteItems, complete);
+    auto done = testutil::WireCall(*stub, &Stub::CompleteItems, complete);
     if (!done.ok()) {
       if (round.killed) return;  // unknown outcome: the call may or may not have applied
       if (done.status().code() == absl::StatusCode::kFailedPrecondition) {
@@ -230,14 +230,14 @@ class CrashTest : public ::testing::TestWithParam<bool> {
   // The checks listed at the top, against the ckptd at `server`.
   void Verify(CkptdProcess& server, const Ledger& ledger, uint64_t registered) {
     std::unique_ptr<Stub> stub = server.NewStub();
-    auto job = testing::GetJob(*stub, kJob);
+    auto job = testutil::GetJob(*stub, kJob);
     ASSERT_TRUE(job.ok()) << job.status();
     const v1::Progress& p = job->progress();
     EXPECT_EQ(p.total(), registered);
     EXPECT_EQ(p.pending() + p.leased() + p.completed() + p.failed(), p.total());
     EXPECT_EQ(p.failed(), 0u);
 
-    auto all = testing::ListAll(*stub, kJob, v1::ITEM_STATE_UNSPECIFIED, /*keys_only=*/false);
+    auto all = testutil::ListAll(*stub, kJob, v1::ITEM_STATE_UNSPECIFIED, /*keys_only=*/false);
     ASSERT_TRUE(all.ok()) << all.status();
     std::map<uint64_t, v1::Item> items;
     for (const v1::Item& item : *all) {
@@ -255,7 +255,7 @@ class CrashTest : public ::testing::TestWithParam<bool> {
                                                        {v1::ITEM_STATE_COMPLETED, p.completed()},
                                                        {v1::ITEM_STATE_FAILED, p.failed()}};
     for (const auto& [state, count] : counted) {
-      auto listed = testing::ListAll(*stub, kJob, state, /*keys_only=*/true);
+      auto listed = testutil::ListAll(*stub, kJob, state, /*keys_only=*/true);
       ASSERT_TRUE(listed.ok()) << listed.status();
       EXPECT_EQ(listed->size(), count) << v1::ItemState_Name(state);
       for (const v1::Item& item : *listed) {
@@ -292,7 +292,7 @@ class CrashTest : public ::testing::TestWithParam<bool> {
     // GetItem reads the same records by key.
     int checked = 0;
     for (auto it = acked.rbegin(); it != acked.rend() && checked < 50; ++it, ++checked) {
-      auto item = testing::GetItem(*stub, kJob, it->first);
+      auto item = testutil::GetItem(*stub, kJob, it->first);
       ASSERT_TRUE(item.ok()) << item.status();
       EXPECT_EQ(item->result().payload(), Payload(it->first, it->second));
     }
@@ -300,7 +300,7 @@ class CrashTest : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
-  const std::string dir = testing::NewTempDir("crash");
+  const std::string dir = testutil::NewTempDir("crash");
   Ledger ledger;
   std::vector<std::string> workers(kWriters);
   std::mt19937_64 rng(g_seed + (GetParam() ? 0 : 1));
@@ -321,9 +321,9 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
       create.set_job_id(kJob);
       create.mutable_lease_timeout()->set_seconds(2);
       create.set_max_attempts(1000);
-      ASSERT_TRUE(testing::WireCall(*stub, &Stub::CreateJob, create).ok());
+      ASSERT_TRUE(testutil::WireCall(*stub, &Stub::CreateJob, create).ok());
       for (std::string& worker : workers) {
-        auto registered_worker = testing::RegisterWorker(*stub, kJob);
+        auto registered_worker = testutil::RegisterWorker(*stub, kJob);
         ASSERT_TRUE(registered_worker.ok()) << registered_worker.status();
         worker = *registered_worker;
       }
@@ -335,7 +335,7 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
       add.mutable_ranges(0)->set_end(registered + kItemsPerRound);
     }
     add.set_seal(drain);
-    auto added = testing::WireCall(*stub, &Stub::AddItems, add);
+    auto added = testutil::WireCall(*stub, &Stub::AddItems, add);
     ASSERT_TRUE(added.ok()) << added.status();
     if (!drain) registered += kItemsPerRound;
 
@@ -352,7 +352,7 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
     for (std::thread& thread : threads) thread.join();
     ASSERT_THAT(ledger.errors(), IsEmpty());
     if (drain) {
-      auto job = testing::GetJob(*stub, kJob);
+      auto job = testutil::GetJob(*stub, kJob);
       ASSERT_TRUE(job.ok()) << job.status();
       EXPECT_EQ(job->status(), v1::JOB_STATUS_COMPLETED);
       EXPECT_EQ(job->progress().completed(), registered);

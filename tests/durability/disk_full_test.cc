@@ -31,7 +31,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::CkptdProcess;
+using ::ckpt::testutil::CkptdProcess;
 using ::testing::HasSubstr;
 using Stub = v1::Checkpoint::Stub;
 
@@ -91,7 +91,7 @@ absl::Status Complete(Stub& stub, uint64_t index) {
   v1::Completion* item = request.add_items();
   item->mutable_key()->set_index(index);
   item->mutable_result()->set_payload(Payload(index));
-  return testing::WireCall(stub, &Stub::CompleteItems, request).status();
+  return testutil::WireCall(stub, &Stub::CompleteItems, request).status();
 }
 
 TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
@@ -103,11 +103,11 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
   std::unique_ptr<Stub> stub = (*server)->NewStub();
   v1::CreateJobRequest create;
   create.set_job_id(kJob);
-  ASSERT_TRUE(testing::WireCall(*stub, &Stub::CreateJob, create).ok());
+  ASSERT_TRUE(testutil::WireCall(*stub, &Stub::CreateJob, create).ok());
   v1::AddItemsRequest add;
   add.set_job_id(kJob);
   add.add_ranges()->set_end(100000);
-  ASSERT_TRUE(testing::WireCall(*stub, &Stub::AddItems, add).ok());
+  ASSERT_TRUE(testutil::WireCall(*stub, &Stub::AddItems, add).ok());
 
   // Fill the disk: completions until one fails.
   Fill(filler, kLeftFree);
@@ -133,22 +133,22 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
   put.set_job_id(kJob);
   put.set_name("cursor");
   put.set_value(std::string(100 << 10, 'c'));
-  EXPECT_EQ(testing::WireCall(*stub, &Stub::PutState, put).status().code(),
+  EXPECT_EQ(testutil::WireCall(*stub, &Stub::PutState, put).status().code(),
             absl::StatusCode::kResourceExhausted);
   v1::CreateJobRequest another;
   another.set_job_id("another");
-  EXPECT_EQ(testing::WireCall(*stub, &Stub::CreateJob, another).status().code(),
+  EXPECT_EQ(testutil::WireCall(*stub, &Stub::CreateJob, another).status().code(),
             absl::StatusCode::kResourceExhausted);
-  auto job = testing::GetJob(*stub, kJob);
+  auto job = testutil::GetJob(*stub, kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), acked.size());
-  auto first = testing::GetItem(*stub, kJob, acked.begin()->first);
+  auto first = testutil::GetItem(*stub, kJob, acked.begin()->first);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->result().payload(), Payload(acked.begin()->first));
-  auto listed = testing::ListAll(*stub, kJob, v1::ITEM_STATE_COMPLETED, /*keys_only=*/true);
+  auto listed = testutil::ListAll(*stub, kJob, v1::ITEM_STATE_COMPLETED, /*keys_only=*/true);
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_EQ(listed->size(), acked.size());
-  EXPECT_THAT(testing::GetJob(*stub, "another").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(testutil::GetJob(*stub, "another").status().code(), absl::StatusCode::kNotFound);
 
   // Space is freed: the next write succeeds, without a restart.
   ASSERT_EQ(::unlink(filler.c_str()), 0);
@@ -159,7 +159,7 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
     ASSERT_TRUE(Complete(*stub, next).ok());
     acked[next] = true;
   }
-  ASSERT_TRUE(testing::WireCall(*stub, &Stub::PutState, put).ok());
+  ASSERT_TRUE(testutil::WireCall(*stub, &Stub::PutState, put).ok());
   EXPECT_THAT((*server)->Stderr(), HasSubstr("write failed"));
   EXPECT_THAT((*server)->Stderr(), HasSubstr("writes resumed"));
 
@@ -169,10 +169,10 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
   server = CkptdProcess::Start(data_dir, {"--sync=true"});
   ASSERT_TRUE(server.ok()) << server.status();
   stub = (*server)->NewStub();
-  job = testing::GetJob(*stub, kJob);
+  job = testutil::GetJob(*stub, kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), acked.size());
-  auto completed = testing::ListAll(*stub, kJob, v1::ITEM_STATE_COMPLETED, /*keys_only=*/false);
+  auto completed = testutil::ListAll(*stub, kJob, v1::ITEM_STATE_COMPLETED, /*keys_only=*/false);
   ASSERT_TRUE(completed.ok()) << completed.status();
   ASSERT_EQ(completed->size(), acked.size());
   for (const v1::Item& item : *completed) {
@@ -182,7 +182,7 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
   v1::GetStateRequest get;
   get.set_job_id(kJob);
   get.set_name("cursor");
-  auto state = testing::WireCall(*stub, &Stub::GetState, get);
+  auto state = testutil::WireCall(*stub, &Stub::GetState, get);
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->state().version(), 1u);
 }
@@ -192,7 +192,7 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
 
 int main(int argc, char** argv) {
   // Before any thread starts: a mount namespace is per thread until then inherited.
-  ckpt::g_mount = ckpt::testing::NewTempDir("tmpfs");
+  ckpt::g_mount = ckpt::testutil::NewTempDir("tmpfs");
   ckpt::g_skip_reason = ckpt::MountTmpfs(ckpt::g_mount);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

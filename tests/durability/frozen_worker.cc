@@ -38,7 +38,7 @@ std::string Describe(const absl::Status& status) {
 int Run(const std::string& address, const std::string& job_id) {
   auto stub =
       v1::Checkpoint::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  auto worker = testing::RegisterWorker(*stub, job_id);
+  auto worker = testutil::RegisterWorker(*stub, job_id);
   if (!worker.ok()) return Say("register " + Describe(worker.status())), 1;
   Say("worker " + *worker);
 
@@ -46,7 +46,7 @@ int Run(const std::string& address, const std::string& job_id) {
   lease.set_job_id(job_id);
   lease.set_worker_id(*worker);
   lease.set_max_items(1);
-  auto leased = testing::WireCall(*stub, &Stub::LeaseItems, lease);
+  auto leased = testutil::WireCall(*stub, &Stub::LeaseItems, lease);
   if (!leased.ok()) return Say("lease " + Describe(leased.status())), 1;
   if (leased->leases_size() != 1) return Say("lease none"), 1;
   const v1::Lease held = leased->leases(0);
@@ -68,7 +68,7 @@ int Run(const std::string& address, const std::string& job_id) {
       *item->mutable_key() = held.key();
       item->set_lease_token(held.lease_token());
       item->mutable_result()->set_payload("from the frozen worker");
-      auto done = testing::WireCall(*stub, &Stub::CompleteItems, complete);
+      auto done = testutil::WireCall(*stub, &Stub::CompleteItems, complete);
       Say("complete " + (done.ok() ? std::string("OK") : Describe(done.status())));
       return 0;
     }
@@ -79,7 +79,7 @@ int Run(const std::string& address, const std::string& job_id) {
     v1::HeldLease* mine = heartbeat.add_leases();
     *mine->mutable_key() = held.key();
     mine->set_lease_token(held.lease_token());
-    auto beat = testing::WireCall(*stub, &Stub::Heartbeat, heartbeat);
+    auto beat = testutil::WireCall(*stub, &Stub::Heartbeat, heartbeat);
     if (!beat.ok()) {
       Say("heartbeat " + Describe(beat.status()));
       heartbeating = false;

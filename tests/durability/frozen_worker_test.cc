@@ -27,7 +27,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::CkptdProcess;
+using ::ckpt::testutil::CkptdProcess;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Stub = v1::Checkpoint::Stub;
@@ -36,22 +36,22 @@ constexpr char kJob[] = "frozen";
 constexpr absl::Duration kBound = absl::Seconds(60);  // for a hang; never a threshold
 
 TEST(FrozenWorkerTest, HeartbeatAndCompletionAfterSigcontAreRefused) {
-  auto server = CkptdProcess::Start(testing::NewTempDir("frozen"), {});
+  auto server = CkptdProcess::Start(testutil::NewTempDir("frozen"), {});
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<Stub> stub = (*server)->NewStub();
   v1::CreateJobRequest create;
   create.set_job_id(kJob);
   create.mutable_lease_timeout()->set_seconds(1);
-  ASSERT_TRUE(testing::WireCall(*stub, &Stub::CreateJob, create).ok());
+  ASSERT_TRUE(testutil::WireCall(*stub, &Stub::CreateJob, create).ok());
   v1::AddItemsRequest add;
   add.set_job_id(kJob);
   add.add_indices(7);
   add.set_seal(true);
-  ASSERT_TRUE(testing::WireCall(*stub, &Stub::AddItems, add).ok());
+  ASSERT_TRUE(testutil::WireCall(*stub, &Stub::AddItems, add).ok());
 
   // The worker leases item 7 and heartbeats.
-  auto worker = testing::SpawnChild(
-      {testing::Runfile("tests/durability/frozen_worker"), (*server)->address(), kJob});
+  auto worker = testutil::SpawnChild(
+      {testutil::Runfile("tests/durability/frozen_worker"), (*server)->address(), kJob});
   ASSERT_TRUE(worker.ok()) << worker.status();
   auto id_line = worker->stdout_->AwaitLine("worker ", kBound);
   ASSERT_TRUE(id_line.ok()) << id_line.status();
@@ -87,13 +87,13 @@ TEST(FrozenWorkerTest, HeartbeatAndCompletionAfterSigcontAreRefused) {
   }
 
   // The new holder leases and completes it.
-  auto holder = testing::RegisterWorker(*stub, kJob);
+  auto holder = testutil::RegisterWorker(*stub, kJob);
   ASSERT_TRUE(holder.ok()) << holder.status();
   v1::LeaseItemsRequest lease;
   lease.set_job_id(kJob);
   lease.set_worker_id(*holder);
   lease.set_max_items(1);
-  auto regranted = testing::WireCall(*stub, &Stub::LeaseItems, lease);
+  auto regranted = testutil::WireCall(*stub, &Stub::LeaseItems, lease);
   ASSERT_TRUE(regranted.ok()) << regranted.status();
   ASSERT_EQ(regranted->leases_size(), 1);
   const v1::Lease& fresh = regranted->leases(0);
@@ -107,7 +107,7 @@ TEST(FrozenWorkerTest, HeartbeatAndCompletionAfterSigcontAreRefused) {
   *item->mutable_key() = fresh.key();
   item->set_lease_token(fresh.lease_token());
   item->mutable_result()->set_payload("from the new holder");
-  auto completed = testing::WireCall(*stub, &Stub::CompleteItems, complete);
+  auto completed = testutil::WireCall(*stub, &Stub::CompleteItems, complete);
   ASSERT_TRUE(completed.ok()) << completed.status();
   ASSERT_EQ(completed->outcomes_size(), 1);
   EXPECT_EQ(completed->outcomes(0), v1::COMPLETION_OUTCOME_COMPLETED);
@@ -129,19 +129,19 @@ TEST(FrozenWorkerTest, HeartbeatAndCompletionAfterSigcontAreRefused) {
   ::close(worker->stdin_fd);
 
   // Completed once, by the new holder, whose result stands.
-  auto final_item = testing::GetItem(*stub, kJob, 7);
+  auto final_item = testutil::GetItem(*stub, kJob, 7);
   ASSERT_TRUE(final_item.ok()) << final_item.status();
   EXPECT_EQ(final_item->state(), v1::ITEM_STATE_COMPLETED);
   EXPECT_EQ(final_item->result().payload(), "from the new holder");
   EXPECT_EQ(final_item->attempts(), 1u);
-  auto job = testing::GetJob(*stub, kJob);
+  auto job = testutil::GetJob(*stub, kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->status(), v1::JOB_STATUS_COMPLETED);
   EXPECT_EQ(job->progress().completed(), 1u);
   v1::ListWorkersRequest list;
   list.set_job_id(kJob);
   list.set_include_exited(true);
-  auto workers = testing::WireCall(*stub, &Stub::ListWorkers, list);
+  auto workers = testutil::WireCall(*stub, &Stub::ListWorkers, list);
   ASSERT_TRUE(workers.ok()) << workers.status();
   ASSERT_EQ(workers->workers_size(), 2);
   for (const v1::Worker& w : workers->workers()) {

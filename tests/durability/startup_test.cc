@@ -33,8 +33,8 @@ namespace ckpt {
 namespace {
 
 namespace fs = std::filesystem;
-using ::ckpt::testing::CkptdExit;
-using ::ckpt::testing::CkptdProcess;
+using ::ckpt::testutil::CkptdExit;
+using ::ckpt::testutil::CkptdProcess;
 using ::testing::HasSubstr;
 using Stub = v1::Checkpoint::Stub;
 
@@ -109,7 +109,7 @@ void CompleteRange(Stub& stub, uint64_t begin, uint64_t end) {
     v1::Completion* item = request.add_items();
     item->mutable_key()->set_index(i);
     item->mutable_result()->set_payload(absl::StrCat("result ", i));
-    ASSERT_TRUE(testing::WireCall(stub, &Stub::CompleteItems, request).ok());
+    ASSERT_TRUE(testutil::WireCall(stub, &Stub::CompleteItems, request).ok());
   }
 }
 
@@ -118,7 +118,7 @@ class StartupTest : public ::testing::Test {
   // One store for the suite: a job of 100 items, 50 completed, a state blob; written,
   // then reopened once so that it sits in SST files.
   static void SetUpTestSuite() {
-    base_ = new std::string(testing::NewTempDir("base"));
+    base_ = new std::string(testutil::NewTempDir("base"));
     for (int run = 0; run < 2; ++run) {
       auto server = CkptdProcess::Start(*base_, {});
       ASSERT_TRUE(server.ok()) << server.status();
@@ -126,17 +126,17 @@ class StartupTest : public ::testing::Test {
         std::unique_ptr<Stub> stub = (*server)->NewStub();
         v1::CreateJobRequest create;
         create.set_job_id(kJob);
-        ASSERT_TRUE(testing::WireCall(*stub, &Stub::CreateJob, create).ok());
+        ASSERT_TRUE(testutil::WireCall(*stub, &Stub::CreateJob, create).ok());
         v1::AddItemsRequest add;
         add.set_job_id(kJob);
         add.add_ranges()->set_end(100);
-        ASSERT_TRUE(testing::WireCall(*stub, &Stub::AddItems, add).ok());
+        ASSERT_TRUE(testutil::WireCall(*stub, &Stub::AddItems, add).ok());
         CompleteRange(*stub, 0, 50);
         v1::PutStateRequest put;
         put.set_job_id(kJob);
         put.set_name("cursor");
         put.set_value("41000");
-        ASSERT_TRUE(testing::WireCall(*stub, &Stub::PutState, put).ok());
+        ASSERT_TRUE(testutil::WireCall(*stub, &Stub::PutState, put).ok());
       }
       ASSERT_EQ((*server)->Stop(), 0);
     }
@@ -145,7 +145,7 @@ class StartupTest : public ::testing::Test {
 
   // A copy of the base store for one test.
   std::string CopyOfBase() {
-    const std::string dir = testing::NewTempDir("store");
+    const std::string dir = testutil::NewTempDir("store");
     fs::copy(*base_, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
     return dir;
   }
@@ -154,7 +154,7 @@ class StartupTest : public ::testing::Test {
   // every file as it was.
   void ExpectRefusedUntouched(const std::string& dir, const std::string& message) {
     const auto before = Snapshot(dir);
-    const CkptdExit exit = testing::RunCkptdExpectingExit(dir, {});
+    const CkptdExit exit = testutil::RunCkptdExpectingExit(dir, {});
     EXPECT_TRUE(WIFEXITED(exit.wait_status) && WEXITSTATUS(exit.wait_status) == 1)
         << exit.wait_status << ": " << exit.stderr_text;
     std::vector<std::string> lines = absl::StrSplit(exit.stderr_text, '\n', absl::SkipEmpty());
@@ -254,7 +254,7 @@ TEST_F(StartupTest, NewerSchemaIsRefused) {
 }
 
 TEST_F(StartupTest, RocksDbStoreThatIsNotCkptsIsRefused) {
-  const std::string dir = testing::NewTempDir("foreign");
+  const std::string dir = testutil::NewTempDir("foreign");
   {
     rocksdb::Options options;
     options.create_if_missing = true;
@@ -272,7 +272,7 @@ TEST_F(StartupTest, StoreHeldByAnotherCkptdIsRefused) {
   ASSERT_TRUE(first.ok()) << first.status();
   ExpectRefusedUntouched(dir, "in use by another ckptd");
   // The first one is unharmed.
-  auto job = testing::GetJob(*(*first)->NewStub(), kJob);
+  auto job = testutil::GetJob(*(*first)->NewStub(), kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), 50u);
 }
@@ -297,16 +297,16 @@ TEST_F(StartupTest, TornWalTailIsRecovered) {
   auto server = CkptdProcess::Start(dir, {});
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<Stub> stub = (*server)->NewStub();
-  auto job = testing::GetJob(*stub, kJob);
+  auto job = testutil::GetJob(*stub, kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), 59u);
   EXPECT_EQ(job->progress().pending(), 41u);
   for (uint64_t i = 0; i < 59; ++i) {
-    auto item = testing::GetItem(*stub, kJob, i);
+    auto item = testutil::GetItem(*stub, kJob, i);
     ASSERT_TRUE(item.ok()) << item.status();
     EXPECT_EQ(item->result().payload(), absl::StrCat("result ", i));
   }
-  auto torn = testing::GetItem(*stub, kJob, 59);
+  auto torn = testutil::GetItem(*stub, kJob, 59);
   ASSERT_TRUE(torn.ok()) << torn.status();
   EXPECT_EQ(torn->state(), v1::ITEM_STATE_PENDING);
   // And it writes again.
@@ -328,7 +328,7 @@ TEST_F(StartupTest, GarbageAfterTheLastWalRecordIsDropped) {
   std::ofstream(wal, std::ios::binary | std::ios::app) << std::string("\x7f\x01\x02", 3);
   auto server = CkptdProcess::Start(dir, {});
   ASSERT_TRUE(server.ok()) << server.status();
-  auto job = testing::GetJob(*(*server)->NewStub(), kJob);
+  auto job = testutil::GetJob(*(*server)->NewStub(), kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), 55u);
 }

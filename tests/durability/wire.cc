@@ -1,7 +1,7 @@
 #include "tests/durability/wire.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 using Stub = v1::Checkpoint::Stub;
 
@@ -49,5 +49,5 @@ absl::StatusOr<std::vector<v1::Item>> ListAll(Stub& stub, const std::string& job
   return absl::InternalError("ListItems never stopped paging");
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

@@ -16,7 +16,7 @@
 #include "service/common/grpc_status.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // Calls a unary RPC with a deadline (a bound for a hung server, 60 s) and returns the
 // answer or the status gRPC gave.
@@ -47,7 +47,7 @@ absl::StatusOr<v1::Item> GetItem(v1::Checkpoint::Stub& stub, const std::string& 
 absl::StatusOr<std::vector<v1::Item>> ListAll(v1::Checkpoint::Stub& stub, const std::string& job_id,
                                               v1::ItemState state, bool keys_only);
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_DURABILITY_WIRE_H_

@@ -19,30 +19,32 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::EngineHarness;
-using ::ckpt::testing::Parse;
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::EngineHarness;
+using ::ckpt::testutil::Parse;
+using ::ckpt::testutil::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-class EngineItemsTest : public testing::EngineTest {
+class EngineItemsTest : public testutil::EngineTest {
  protected:
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& text) {
     return h_.Call(&Engine::LeaseItems, Parse<v1::LeaseItemsRequest>(text));
   }
   // Every item of the step in the given state, by paging ListItems.
   std::vector<v1::Item> List(const std::string& job, v1::ItemState state, uint32_t page = 7) {
-    return testing::ListAll(h_, job, "", state, page);
+    return testutil::ListAll(h_, job, "", state, page);
   }
   // Creates `job` with indices [0, count) and a 30 s lease timeout, registers a worker
   // and leases up to `n` items to it: the worker's id and the LeaseItems answer.
   std::pair<std::string, absl::StatusOr<v1::LeaseItemsResponse>> JobWithLeases(
       const std::string& job, uint64_t count, int n) {
     CreateJob(absl::StrFormat(R"pb(job_id: "%s"
-                                   lease_timeout { seconds: 30 })pb", job));
+                                   lease_timeout { seconds: 30 })pb",
+                              job));
     Add(absl::StrFormat(R"pb(job_id: "%s"
-                             ranges { begin: 0 end: %d })pb", job, count));
+                             ranges { begin: 0 end: %d })pb",
+                        job, count));
     std::string worker = Register(job);
     auto lease =
         Lease(absl::StrFormat(R"pb(job_id: "%s" max_items: %d worker_id: "%s")pb", job, n, worker));
@@ -91,7 +93,7 @@ TEST_F(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
   EXPECT_EQ(items[2].key().name(), "a.txt");
   EXPECT_EQ(items[3].key().name(), "b.txt");
   for (const auto& item : items) EXPECT_EQ(item.state(), v1::ITEM_STATE_PENDING);
-  testing::ExpectCountersMatchRecount(h_, "mix");
+  testutil::ExpectCountersMatchRecount(h_, "mix");
 }
 
 // physicsnemo-curator: 80 indices, index 42 fails, a resumed run retries only 42.
@@ -137,7 +139,7 @@ TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
   p = Job("curate").progress();
   EXPECT_EQ(p.completed(), 80u);
   EXPECT_EQ(p.failed(), 0u);
-  testing::ExpectCountersMatchRecount(h_, "curate");
+  testutil::ExpectCountersMatchRecount(h_, "curate");
 }
 
 // The document batch pipeline: 253 documents, paused after 136; resubmitted with the
@@ -171,7 +173,7 @@ TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
   ASSERT_EQ(todo.size(), 117u);
   EXPECT_EQ(todo.front().key().name(), "doc-136.pdf");
   EXPECT_EQ(todo.back().key().name(), "doc-252.pdf");
-  testing::ExpectCountersMatchRecount(h_, "batch_20251214_204300");
+  testutil::ExpectCountersMatchRecount(h_, "batch_20251214_204300");
 }
 
 TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
@@ -215,7 +217,7 @@ TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
               ElementsAre(v1::COMPLETION_OUTCOME_COMPLETED, v1::COMPLETION_OUTCOME_LEASE_LOST));
   EXPECT_EQ(Job("j").progress().completed(), 2u);
   EXPECT_EQ(Job("j").progress().leased(), 2u);
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
@@ -251,7 +253,7 @@ TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
   EXPECT_EQ(failed[0].attempts(), 2u);
   EXPECT_THAT(failed[0].last_error().message(),
               HasSubstr(absl::StrCat("worker ", w2, " was silent")));
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
@@ -320,7 +322,7 @@ TEST_F(EngineItemsTest, MaxRunTimeEndsALeaseHoweverOftenItIsHeartbeated) {
   EXPECT_EQ(item->item().state(), v1::ITEM_STATE_PENDING);
   EXPECT_EQ(item->item().attempts(), 1u);
   EXPECT_THAT(item->item().last_error().message(), HasSubstr("max_run_time"));
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
@@ -438,7 +440,7 @@ TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
   EXPECT_EQ(next->leases(0).key().index(), 1u);  // the retry first
   EXPECT_EQ(next->leases(0).attempt(), 2u);
   EXPECT_EQ(next->leases(1).key().index(), 2u);
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
@@ -463,7 +465,7 @@ TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
   for (const auto& l : after->leases()) {
     for (const auto& old : before->leases()) EXPECT_GT(l.lease_token(), old.lease_token());
   }
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning) {
@@ -543,7 +545,7 @@ TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
   EXPECT_EQ(Job("j").progress().pending(), 9u);
   out = h_.Read(&Engine::ListItems, list);
   EXPECT_EQ(out->error_groups_size(), 0);
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
@@ -662,7 +664,7 @@ TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
       " } items { key { index: 4 } lease_token: ", lease->leases(4).lease_token(), " }")));
   EXPECT_THAT(SchedRecords(h_.store(), "g", keys::SchedTag::kGrant), IsEmpty());
   EXPECT_EQ(Job("g").progress().completed(), 5u);
-  testing::ExpectCountersMatchRecount(h_, "g");
+  testutil::ExpectCountersMatchRecount(h_, "g");
 }
 
 // Schema 1 stored every lease as its own 'L' record. A store holding them opens with
@@ -708,10 +710,10 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   ASSERT_EQ(more->leases_size(), 1);
   EXPECT_EQ(more->leases(0).key().index(), 2u);
   EXPECT_EQ(SchedRecords(h_.store(), "old", keys::SchedTag::kGrant).size(), 1u);
-  testing::ExpectCountersMatchRecount(h_, "old");
+  testutil::ExpectCountersMatchRecount(h_, "old");
   h_.Reopen();
   EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(1, 2));
-  testing::ExpectCountersMatchRecount(h_, "old");
+  testutil::ExpectCountersMatchRecount(h_, "old");
 }
 
 // A big LeaseItems call is split into grant records of at most 128 leases, so ending one
@@ -736,7 +738,7 @@ TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
   }
   CKPT_ASSERT_OK(Complete(complete));
   EXPECT_THAT(SchedRecords(h_.store(), "big", keys::SchedTag::kGrant), IsEmpty());
-  testing::ExpectCountersMatchRecount(h_, "big");
+  testutil::ExpectCountersMatchRecount(h_, "big");
 }
 
 }  // namespace

@@ -21,9 +21,9 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::EngineHarness;
-using ::ckpt::testing::Parse;
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::EngineHarness;
+using ::ckpt::testutil::Parse;
+using ::ckpt::testutil::StatusIs;
 using ::testing::_;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -64,7 +64,7 @@ class WriterHold {
   absl::Notification held_, release_;
 };
 
-class EngineJobsTest : public testing::EngineTest {
+class EngineJobsTest : public testutil::EngineTest {
  protected:
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& job, const std::string& worker,
                                                int n, const std::string& step = "") {
@@ -124,7 +124,7 @@ class EngineJobsTest : public testing::EngineTest {
   }
   std::vector<v1::Item> Items(const std::string& job, const std::string& step = "",
                               v1::ItemState state = v1::ITEM_STATE_UNSPECIFIED) {
-    return testing::ListAll(h_, job, step, state, 11);
+    return testutil::ListAll(h_, job, step, state, 11);
   }
   std::vector<std::string> ListJobIds(const std::string& text) {
     auto out = h_.Read(&Engine::ListJobs, Parse<v1::ListJobsRequest>(text));
@@ -181,7 +181,7 @@ TEST_F(EngineJobsTest, CreateThenResubmitWithTheSameFingerprintResumesAndChanges
   EXPECT_EQ(again->job().display_name(), "first");
   EXPECT_EQ(again->job().progress().total(), 10u);
   EXPECT_EQ(again->job().progress().completed(), 1u);
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
 TEST_F(EngineJobsTest, EmptyFingerprintIsTheSha256OfTheConfig) {
@@ -303,7 +303,7 @@ TEST_F(EngineJobsTest, ResetOnFingerprintChangeStartsOverOnTheNewDefinition) {
     auto listed = h_.Read(&Engine::ListItems, groups);
     CKPT_ASSERT_OK(listed);
     EXPECT_EQ(listed->error_groups_size(), 0);
-    testing::ExpectCountersMatchRecount(h_, "j");
+    testutil::ExpectCountersMatchRecount(h_, "j");
   };
   check();
   // The old run's lease is gone with its item.
@@ -322,7 +322,7 @@ TEST_F(EngineJobsTest, ResetOnFingerprintChangeStartsOverOnTheNewDefinition) {
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 3 })pb");
   EXPECT_EQ(Job("j").progress().pending(), 3u);
-  testing::ExpectCountersMatchRecount(h_, "j");
+  testutil::ExpectCountersMatchRecount(h_, "j");
   EXPECT_THAT(old.steps(), ElementsAre("a", "b"));  // the old definition really differed
 }
 
@@ -414,7 +414,7 @@ TEST_F(EngineJobsTest, EachStepHasItsOwnProgressAndTheJobSumsThem) {
     EXPECT_EQ(p.completed(), extract.completed() + load.completed());
     EXPECT_EQ(p.failed(), extract.failed() + load.failed());
     EXPECT_EQ(p.remaining(), 10u);
-    testing::ExpectCountersMatchRecount(h_, "etl");
+    testutil::ExpectCountersMatchRecount(h_, "etl");
   };
   check();
   h_.Reopen();
@@ -827,7 +827,7 @@ TEST_F(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
     const std::vector<v1::Worker> workers = Workers("r");
     ASSERT_EQ(workers.size(), 1u);
     EXPECT_EQ(workers[0].current_items_size(), 0);
-    testing::ExpectCountersMatchRecount(h_, "r");
+    testutil::ExpectCountersMatchRecount(h_, "r");
   };
   check();
   // The old leases are fenced off.
@@ -847,7 +847,7 @@ TEST_F(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
     EXPECT_EQ(l.attempt(), 1u) << l.ShortDebugString();
     EXPECT_EQ(l.cursor(), "") << l.ShortDebugString();
   }
-  testing::ExpectCountersMatchRecount(h_, "r");
+  testutil::ExpectCountersMatchRecount(h_, "r");
 }
 
 TEST_F(EngineJobsTest, ResetJobWithRemoveItemsEmptiesAndUnsealsTheJob) {
@@ -875,7 +875,7 @@ TEST_F(EngineJobsTest, ResetJobWithRemoveItemsEmptiesAndUnsealsTheJob) {
            names: "a"
            ranges { begin: 0 end: 5 })pb");
   EXPECT_EQ(Job("r").progress().pending(), 6u);
-  testing::ExpectCountersMatchRecount(h_, "r");
+  testutil::ExpectCountersMatchRecount(h_, "r");
 }
 
 TEST_F(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
@@ -924,7 +924,7 @@ TEST_F(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
     EXPECT_EQ(Items("del2").size(), 11u);
     EXPECT_EQ(States("del2", true).size(), 1u);
     EXPECT_EQ(Workers("del2").size(), 1u);
-    testing::ExpectCountersMatchRecount(h_, "del2");
+    testutil::ExpectCountersMatchRecount(h_, "del2");
     v1::FindOutputRequest find;
     find.set_output_path("out/del-a");
     EXPECT_THAT(h_.Read(&Engine::FindOutput, find), StatusIs(absl::StatusCode::kNotFound, _));
@@ -954,7 +954,7 @@ TEST_F(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
     EXPECT_THAT(GetItem(R"pb(job_id: "del"
                              key { index: 0 })pb"),
                 StatusIs(absl::StatusCode::kNotFound, _));
-    testing::ExpectCountersMatchRecount(h_, "del");
+    testutil::ExpectCountersMatchRecount(h_, "del");
   };
   empty();
   h_.Reopen();
@@ -1261,7 +1261,7 @@ TEST_F(EngineJobsTest, EveryRecordTypeSurvivesCloseAndReopen) {
   EXPECT_EQ(before.job.progress().leased(), 2u);
   EXPECT_EQ(before.job.progress().completed(), 3u);
   EXPECT_EQ(before.job.progress().failed(), 3u);
-  testing::ExpectCountersMatchRecount(h_, "all");
+  testutil::ExpectCountersMatchRecount(h_, "all");
 
   h_.Reopen();
   const Snapshot after = take();
@@ -1300,7 +1300,7 @@ TEST_F(EngineJobsTest, EveryRecordTypeSurvivesCloseAndReopen) {
     EXPECT_TRUE(ProtoEq(before.states[i], after.states[i])) << i;
   }
   EXPECT_TRUE(ProtoEq(before.groups, after.groups));
-  testing::ExpectCountersMatchRecount(h_, "all");
+  testutil::ExpectCountersMatchRecount(h_, "all");
 
   // Spot checks that the compared records hold what they should.
   auto leased = GetItem(R"pb(job_id: "all"
@@ -1376,7 +1376,7 @@ TEST_F(EngineJobsTest, EveryRecordTypeSurvivesCloseAndReopen) {
   CKPT_ASSERT_OK(next);
   ASSERT_EQ(next->leases_size(), 1);
   EXPECT_GT(next->leases(0).lease_token(), claim->leases(0).lease_token());
-  testing::ExpectCountersMatchRecount(h_, "all");
+  testutil::ExpectCountersMatchRecount(h_, "all");
 }
 
 // ---------------------------------------------------------------- workers
@@ -1520,7 +1520,7 @@ TEST_F(EngineJobsTest, AWorkerSilentPastTheLeaseTimeoutIsLost) {
   EXPECT_EQ(item->item().state(), v1::ITEM_STATE_PENDING);
   EXPECT_EQ(item->item().attempts(), 1u);
   EXPECT_THAT(item->item().last_error().message(), HasSubstr(silent));
-  testing::ExpectCountersMatchRecount(h_, "lost");
+  testutil::ExpectCountersMatchRecount(h_, "lost");
   // A restart is not the worker's silence: both are active again, and the lost one
   // can heartbeat.
   h_.Reopen();
@@ -1569,7 +1569,7 @@ TEST_F(EngineJobsTest, UnregisterReturnsLeasesWithoutCountingAnAttempt) {
     EXPECT_EQ(item.state(), v1::ITEM_STATE_PENDING) << item.ShortDebugString();
     EXPECT_EQ(item.attempts(), 0u) << item.ShortDebugString();
   }
-  testing::ExpectCountersMatchRecount(h_, "un");
+  testutil::ExpectCountersMatchRecount(h_, "un");
 
   auto check_exited = [&]() {
     EXPECT_THAT(Workers("un"), IsEmpty());
@@ -1608,7 +1608,7 @@ TEST_F(EngineJobsTest, UnregisterReturnsLeasesWithoutCountingAnAttempt) {
     EXPECT_EQ(l.attempt(), 1u) << l.ShortDebugString();
     for (const v1::Lease& old : held->leases()) EXPECT_NE(l.lease_token(), old.lease_token());
   }
-  testing::ExpectCountersMatchRecount(h_, "un");
+  testutil::ExpectCountersMatchRecount(h_, "un");
 }
 
 TEST_F(EngineJobsTest, UnknownWorkersAreNotFound) {
@@ -1744,7 +1744,7 @@ TEST_F(EngineJobsTest, ResetOfCompletedItemsSeesCompletionsEarlierInTheSameGroup
   EXPECT_EQ(reset_out.matched(), 2u);  // index 0 from the store, index 2 from this group
   EXPECT_EQ(Job("redo").progress().completed(), 0u);
   EXPECT_EQ(Job("redo").progress().pending(), 4u);
-  testing::ExpectCountersMatchRecount(h_, "redo");
+  testutil::ExpectCountersMatchRecount(h_, "redo");
 }
 
 }  // namespace

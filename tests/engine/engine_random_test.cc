@@ -31,8 +31,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::EngineHarness;
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::EngineHarness;
+using ::ckpt::testutil::StatusIs;
 using ::testing::HasSubstr;
 
 constexpr int kOps = 3000;
@@ -716,7 +716,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     for (int step = 0; step < static_cast<int>(job.steps.size()); ++step) {
       const std::string where = absl::StrCat(job.id, "/", job.steps[step]);
       const auto listed =
-          testing::ListAll(h_, job.id, job.steps[step], v1::ITEM_STATE_UNSPECIFIED, 100);
+          testutil::ListAll(h_, job.id, job.steps[step], v1::ITEM_STATE_UNSPECIFIED, 100);
       ASSERT_EQ(listed.size(), job.items[step].size()) << where;
       auto model = job.items[step].begin();
       for (const v1::Item& item : listed) {
@@ -735,7 +735,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
       uint64_t by_state = 0;
       for (v1::ItemState state : {v1::ITEM_STATE_PENDING, v1::ITEM_STATE_LEASED,
                                   v1::ITEM_STATE_COMPLETED, v1::ITEM_STATE_FAILED}) {
-        for (const v1::Item& item : testing::ListAll(h_, job.id, job.steps[step], state, 100)) {
+        for (const v1::Item& item : testutil::ListAll(h_, job.id, job.steps[step], state, 100)) {
           EXPECT_TRUE(seen.insert(keys::EncodeItemKey(item.key())).second)
               << where << ": listed in two states: " << item.ShortDebugString();
           ++by_state;
@@ -746,7 +746,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     // Error groups (job-wide, kept incrementally) agree with the failed items' errors.
     std::map<std::string, uint64_t> errors;
     for (const std::string& step : job.steps) {
-      for (const v1::Item& item : testing::ListAll(h_, job.id, step, v1::ITEM_STATE_FAILED, 100)) {
+      for (const v1::Item& item : testutil::ListAll(h_, job.id, step, v1::ITEM_STATE_FAILED, 100)) {
         ++errors[item.last_error().message()];
       }
     }
@@ -798,7 +798,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     for (const JobModel& job : jobs_) {
       SCOPED_TRACE(job.id);
       CheckCounts(job);
-      testing::ExpectCountersMatchRecount(h_, job.id);
+      testutil::ExpectCountersMatchRecount(h_, job.id);
       CheckItems(job);
       CheckWorkers(job);
     }

@@ -10,7 +10,7 @@
 #include "tests/testing/status_matchers.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -48,7 +48,7 @@ class EngineTest : public ::testing::Test {
   EngineHarness h_;
 };
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_ENGINE_ENGINE_TEST_BASE_H_

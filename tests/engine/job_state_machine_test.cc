@@ -12,8 +12,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::IsOk;
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::IsOk;
+using ::ckpt::testutil::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 

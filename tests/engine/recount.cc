@@ -7,7 +7,7 @@
 #include "service/store/keys.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 std::vector<v1::Item> ListAll(EngineHarness& h, const std::string& job, const std::string& step,
                               v1::ItemState state, uint32_t page) {
@@ -56,5 +56,5 @@ void ExpectCountersMatchRecount(EngineHarness& h, const std::string& job) {
   }
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

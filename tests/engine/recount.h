@@ -10,7 +10,7 @@
 #include "tests/testing/engine_harness.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // Every item of `step` in `state` (UNSPECIFIED: all), paging `page` at a time.
 std::vector<v1::Item> ListAll(EngineHarness& h, const std::string& job, const std::string& step,
@@ -20,7 +20,7 @@ std::vector<v1::Item> ListAll(EngineHarness& h, const std::string& job, const st
 // item appears once, and listing by state agrees with listing everything.
 void ExpectCountersMatchRecount(EngineHarness& h, const std::string& job);
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_ENGINE_RECOUNT_H_

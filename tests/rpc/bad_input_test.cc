@@ -34,8 +34,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::Call;
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::Call;
+using ::ckpt::testutil::TestServer;
 using ::google::protobuf::Message;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;

@@ -28,10 +28,10 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::Call;
-using ::ckpt::testing::IsOk;
-using ::ckpt::testing::StatusIs;
-using ::ckpt::testing::TestServer;
+using ::ckpt::testutil::Call;
+using ::ckpt::testutil::IsOk;
+using ::ckpt::testutil::StatusIs;
+using ::ckpt::testutil::TestServer;
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::AnyOf;
 using ::testing::Each;

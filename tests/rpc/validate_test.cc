@@ -22,8 +22,8 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::IsOk;
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::IsOk;
+using ::ckpt::testutil::StatusIs;
 using ::google::protobuf::Duration;
 using ::testing::AllOf;
 using ::testing::HasSubstr;

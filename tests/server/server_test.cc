@@ -23,7 +23,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::StatusIs;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 namespace health = ::grpc::health::v1;
@@ -55,7 +55,7 @@ reflection::ServerReflectionResponse Reflect(const std::shared_ptr<grpc::Channel
 }
 
 TEST(ServerTest, HealthIsServing) {
-  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  auto server = Server::Start(OptionsFor(testutil::NewTempDir("server")));
   CKPT_ASSERT_OK(server);
   ASSERT_GT((*server)->port(), 0);
   auto stub = health::Health::NewStub(ChannelTo(**server));
@@ -75,7 +75,7 @@ TEST(ServerTest, HealthIsServing) {
 }
 
 TEST(ServerTest, HealthWatchEndsAtShutdown) {
-  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  auto server = Server::Start(OptionsFor(testutil::NewTempDir("server")));
   CKPT_ASSERT_OK(server);
   auto stub = health::Health::NewStub(ChannelTo(**server));
   grpc::ClientContext context;
@@ -91,7 +91,7 @@ TEST(ServerTest, HealthWatchEndsAtShutdown) {
 }
 
 TEST(ServerTest, ReflectionListsAndDescribesEveryService) {
-  auto server = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  auto server = Server::Start(OptionsFor(testutil::NewTempDir("server")));
   CKPT_ASSERT_OK(server);
   auto channel = ChannelTo(**server);
 
@@ -117,7 +117,7 @@ TEST(ServerTest, ReflectionListsAndDescribesEveryService) {
 }
 
 TEST(ServerTest, RestartReopensTheSameStore) {
-  const std::string dir = testing::NewTempDir("server");
+  const std::string dir = testutil::NewTempDir("server");
   {
     auto server = Server::Start(OptionsFor(dir));
     CKPT_ASSERT_OK(server);
@@ -128,7 +128,7 @@ TEST(ServerTest, RestartReopensTheSameStore) {
 }
 
 TEST(ServerTest, SecondServerOnTheSameDataDirFailsClearly) {
-  const std::string dir = testing::NewTempDir("server");
+  const std::string dir = testutil::NewTempDir("server");
   auto first = Server::Start(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
   EXPECT_THAT(Server::Start(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
@@ -136,9 +136,9 @@ TEST(ServerTest, SecondServerOnTheSameDataDirFailsClearly) {
 }
 
 TEST(ServerTest, TakenPortFailsClearly) {
-  auto first = Server::Start(OptionsFor(testing::NewTempDir("server")));
+  auto first = Server::Start(OptionsFor(testutil::NewTempDir("server")));
   CKPT_ASSERT_OK(first);
-  ServerOptions options = OptionsFor(testing::NewTempDir("server"));
+  ServerOptions options = OptionsFor(testutil::NewTempDir("server"));
   options.listen_address = (*first)->address();
   EXPECT_THAT(Server::Start(options),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Address already in use")));
@@ -146,12 +146,12 @@ TEST(ServerTest, TakenPortFailsClearly) {
 
 // The binary: a second ckptd on a held data dir exits 1 with one line saying why.
 TEST(CkptdBinaryTest, SecondCkptdExitsWithOneClearLine) {
-  const std::string dir = testing::NewTempDir("server");
+  const std::string dir = testutil::NewTempDir("server");
   auto first = Server::Start(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
 
   const std::string binary = std::string(std::getenv("TEST_SRCDIR")) + "/ckpt/service/server/ckptd";
-  const std::string log = testing::NewTempDir("log") + "/stderr";
+  const std::string log = testutil::NewTempDir("log") + "/stderr";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -12,7 +12,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(KeysTest, IndexRoundTrips) {

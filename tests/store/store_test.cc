@@ -16,7 +16,7 @@
 namespace ckpt {
 namespace {
 
-using ::ckpt::testing::StatusIs;
+using ::ckpt::testutil::StatusIs;
 using ::testing::HasSubstr;
 
 StoreOptions OptionsFor(const std::string& path) {
@@ -26,7 +26,7 @@ StoreOptions OptionsFor(const std::string& path) {
 }
 
 TEST(StoreTest, CreatesThenReopensWithSchemaAndData) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   {
     auto store = Store::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
@@ -44,7 +44,7 @@ TEST(StoreTest, CreatesThenReopensWithSchemaAndData) {
 }
 
 TEST(StoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   auto first = Store::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
   EXPECT_THAT(Store::Open(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
@@ -52,7 +52,7 @@ TEST(StoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
 }
 
 TEST(StoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   {
     auto store = Store::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
@@ -72,7 +72,7 @@ TEST(StoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
 }
 
 TEST(StoreTest, DirectoryWithFilesButNoStoreIsRefused) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   std::ofstream(dir + "/notes.txt") << "not a store";
   EXPECT_THAT(Store::Open(OptionsFor(dir)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("but no store")));
@@ -81,14 +81,14 @@ TEST(StoreTest, DirectoryWithFilesButNoStoreIsRefused) {
 }
 
 TEST(StoreTest, DataDirThatIsAFileIsRefused) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   std::ofstream(dir + "/file") << "x";
   EXPECT_THAT(Store::Open(OptionsFor(dir + "/file")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("data dir")));
 }
 
 TEST(StoreTest, ScanStaysInsideItsPrefix) {
-  auto store = Store::Open(OptionsFor(testing::NewTempDir("store")));
+  auto store = Store::Open(OptionsFor(testutil::NewTempDir("store")));
   CKPT_ASSERT_OK(store);
   rocksdb::WriteBatch batch;
   auto* items = (*store)->handle(Cf::kItems);
@@ -109,7 +109,7 @@ TEST(StoreTest, ScanStaysInsideItsPrefix) {
 // steps, and paths that prefix each other must read back the same from the memtable,
 // after a flush (the hash memtable sorted into an SST file) and after a reopen.
 TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   constexpr uint64_t kItems = 3000;
   auto path_of = [](uint64_t i) { return absl::StrCat("/out/shard-", i % 7, "/item-", i); };
   auto check = [&](Store& store) {
@@ -167,7 +167,7 @@ TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
 // Schema 1 is a subset of schema 2: it opens, and is marked as 2 so that a schema-1
 // ckptd refuses it once it may hold grant records.
 TEST(StoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
-  const std::string dir = testing::NewTempDir("store");
+  const std::string dir = testutil::NewTempDir("store");
   {
     auto store = Store::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);

@@ -5,7 +5,7 @@
 #include "tests/testing/temp_dir.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 EngineHarness::EngineHarness() : dir_(NewTempDir("engine")) { Open(); }
 
@@ -45,5 +45,5 @@ absl::Status EngineHarness::Expire() {
   return status;
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

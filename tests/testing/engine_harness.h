@@ -15,7 +15,7 @@
 #include "service/store/store.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // Parses a text-format request: Parse<v1::AddItemsRequest>(R"pb(job_id: "j")pb").
 // Aborts the test binary on a typo, which is what a test wants.
@@ -89,7 +89,7 @@ class EngineHarness {
   std::unique_ptr<Engine> engine_;
 };
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_TESTING_ENGINE_HARNESS_H_

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
 template <typename T>
@@ -33,10 +33,10 @@ MATCHER(IsOk, "is OK") {
   return status.ok();
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
-#define CKPT_ASSERT_OK(expr) ASSERT_THAT((expr), ::ckpt::testing::IsOk())
-#define CKPT_EXPECT_OK(expr) EXPECT_THAT((expr), ::ckpt::testing::IsOk())
+#define CKPT_ASSERT_OK(expr) ASSERT_THAT((expr), ::ckpt::testutil::IsOk())
+#define CKPT_EXPECT_OK(expr) EXPECT_THAT((expr), ::ckpt::testutil::IsOk())
 
 #endif  // CKPT_TESTS_TESTING_STATUS_MATCHERS_H_

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 std::string NewTempDir(absl::string_view name) {
   const char* root = std::getenv("TEST_TMPDIR");
@@ -19,5 +19,5 @@ std::string NewTempDir(absl::string_view name) {
   return pattern;
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

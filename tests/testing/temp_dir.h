@@ -7,12 +7,12 @@
 #include "absl/strings/string_view.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // Creates and returns a new empty directory whose name starts with `name`.
 std::string NewTempDir(absl::string_view name);
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_TESTING_TEMP_DIR_H_

@@ -6,7 +6,7 @@
 #include "tests/testing/temp_dir.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 absl::StatusOr<std::unique_ptr<TestServer>> TestServer::Start(ServerOptions options) {
   options.listen_address = "127.0.0.1:0";
@@ -54,5 +54,5 @@ std::unique_ptr<v1::Checkpoint::Stub> TestServer::NewStub() const {
       grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args));
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt

@@ -17,7 +17,7 @@
 #include "service/server/server.h"
 
 namespace ckpt {
-namespace testing {
+namespace testutil {
 
 // Not thread-safe: Restart() and Shutdown() must not race with calls to stub() or
 // NewStub(). Calls through the stubs may run on any number of threads.
@@ -77,7 +77,7 @@ absl::StatusOr<Response> Call(v1::Checkpoint::Stub& stub,
   return response;
 }
 
-}  // namespace testing
+}  // namespace testutil
 }  // namespace ckpt
 
 #endif  // CKPT_TESTS_TESTING_TEST_SERVER_H_
