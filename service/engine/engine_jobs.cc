@@ -1,13 +1,11 @@
 // Job decisions: create/resume, update, the state machine's transitions, reset, delete.
-#include <openssl/sha.h>
-
 #include <string>
 
 #include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "service/common/proto_time.h"
+#include "service/common/sha256.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
 #include "service/engine/group.h"
@@ -21,10 +19,7 @@ constexpr absl::Duration kDefaultLeaseTimeout = absl::Seconds(60);
 constexpr uint32_t kDefaultMaxAttempts = 3;
 
 std::string Sha256Fingerprint(absl::string_view config) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(config.data()), config.size(), digest);
-  return absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
-                                     reinterpret_cast<const char*>(digest), sizeof(digest))));
+  return absl::StrCat("sha256:", Sha256Hex(config));
 }
 
 std::string GenerateJobId(absl::Time now) {
