@@ -1,6 +1,8 @@
 // ckptd: the ckpt checkpoint service. Flags and signals live here only.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <climits>
 #include <cstdint>
@@ -33,6 +35,26 @@ ABSL_FLAG(int64_t, max_cursor_bytes, 64 << 10, "Largest per-item cursor, bytes."
 ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
 ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
 
+namespace {
+
+// Every connection costs a file descriptor, and gRPC 1.51 stops accepting for good
+// once accept4 fails for lack of one: run with as many as the hard limit allows.
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  ckpt::LogLine(limit.rlim_cur == before
+                    ? absl::StrCat("open files limit ", before, " (already the hard limit)")
+                    : absl::StrCat("open files limit raised from ", before, " to ", limit.rlim_cur,
+                                   " (the hard limit)"));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] "
@@ -62,6 +84,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+
+  // Everything ckptd creates (the store's files, its LOG) is readable by its owner
+  // only: it holds every job's config, params, results and states.
+  ::umask(077);
+  RaiseOpenFilesLimit();
 
   ckpt::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);

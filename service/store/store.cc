@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "rocksdb/filter_policy.h"
@@ -115,10 +116,18 @@ class ResumeOnNextWrite : public rocksdb::EventListener {
   }
 };
 
-// Creates the directory if needed and checks that we can write in it.
+// Creates the directory if needed, private to its owner (0700: it holds every job's
+// config, params, results and states), and checks that we can write in it. An existing
+// directory keeps its mode; if others can read it, a warning says how to fix that.
 absl::Status PrepareDirectory(const std::string& path) {
   std::error_code ec;
-  fs::create_directories(path, ec);
+  const fs::path dir = fs::path(path).lexically_normal();
+  if (dir.has_parent_path() && !dir.parent_path().empty()) {
+    fs::create_directories(dir.parent_path(), ec);
+  }
+  if (!ec && ::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    ec = std::error_code(errno, std::generic_category());
+  }
   if (ec) {
     return absl::FailedPreconditionError(absl::StrCat(
         "data dir ", path, " cannot be created: ", ec.message(), "; choose a writable --data_dir"));
@@ -131,6 +140,13 @@ absl::Status PrepareDirectory(const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat("data dir ", path, " is not writable: ", std::strerror(errno),
                      "; fix its permissions or choose another --data_dir"));
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    LogLine(
+        absl::StrFormat("warning: data dir %s is open to other users (mode %04o): they can "
+                        "read every job's data; run chmod 700 %s",
+                        path, st.st_mode & 07777, path));
   }
   return absl::OkStatus();
 }

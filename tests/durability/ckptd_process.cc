@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,7 +91,8 @@ bool CapturedOutput::AwaitEnd(absl::Duration timeout) const {
 
 // ---------------------------------------------------------------- SpawnChild
 
-absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv) {
+absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv,
+                                        const ChildSetup& setup) {
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
@@ -108,6 +111,12 @@ absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv) {
     ::dup2(in[0], STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(err[1], STDERR_FILENO);
+    if (setup.umask >= 0) ::umask(static_cast<mode_t>(setup.umask));
+    if (setup.open_files_soft >= 0) {
+      const long hard = setup.open_files_hard >= 0 ? setup.open_files_hard : setup.open_files_soft;
+      const rlimit limit{static_cast<rlim_t>(setup.open_files_soft), static_cast<rlim_t>(hard)};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(125);
+    }
     ::execv(args[0], args.data());
     ::_exit(127);
   }
@@ -137,8 +146,8 @@ std::vector<std::string> CkptdArgv(const std::string& data_dir,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CkptdProcess>> CkptdProcess::Start(
-    const std::string& data_dir, const std::vector<std::string>& flags) {
-  absl::StatusOr<ChildProcess> child = SpawnChild(CkptdArgv(data_dir, flags));
+    const std::string& data_dir, const std::vector<std::string>& flags, const ChildSetup& setup) {
+  absl::StatusOr<ChildProcess> child = SpawnChild(CkptdArgv(data_dir, flags), setup);
   if (!child.ok()) return child.status();
   ::close(child->stdin_fd);
   std::unique_ptr<CkptdProcess> process(

@@ -49,13 +49,22 @@ class CapturedOutput {
   std::thread reader_;
 };
 
+// What a child gets set up between fork and exec.
+struct ChildSetup {
+  int umask = -1;  // umask(2), if >= 0
+  // RLIMIT_NOFILE, if >= 0: the soft limit, and the hard one (the soft one if < 0).
+  long open_files_soft = -1;
+  long open_files_hard = -1;
+};
+
 // Not thread-safe, except Kill() and pid(), which may be called from any thread.
 class CkptdProcess {
  public:
   // Runs ckptd --listen=127.0.0.1:0 --data_dir=<data_dir> <flags...> and waits for its
   // "serving on" line. If ckptd exits instead, FAILED_PRECONDITION with its stderr.
   static absl::StatusOr<std::unique_ptr<CkptdProcess>> Start(const std::string& data_dir,
-                                                             const std::vector<std::string>& flags);
+                                                             const std::vector<std::string>& flags,
+                                                             const ChildSetup& setup = {});
 
   // SIGKILLs the process if it still runs, and reaps it.
   ~CkptdProcess();
@@ -107,7 +116,8 @@ struct ChildProcess {
   std::unique_ptr<CapturedOutput> stdout_;  // the child's stdout
   std::unique_ptr<CapturedOutput> stderr_;  // the child's stderr
 };
-absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv);
+absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv,
+                                        const ChildSetup& setup = {});
 
 }  // namespace testutil
 }  // namespace ckpt
