@@ -227,6 +227,21 @@ void Engine::Submit(std::function<absl::Status(Group&)> decide, Done done) {
   queue_.push_back({std::move(decide), std::move(done)});
 }
 
+void Engine::RefuseQueued() {
+  std::deque<Op> refused;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+    refused.swap(queue_);
+  }
+  const absl::Status status = absl::UnavailableError(
+      "ckptd is shutting down and its grace ran out before this write's turn: it was not "
+      "applied; retry against the new instance");
+  for (Op& op : refused) {
+    if (op.done) op.done(status);
+  }
+}
+
 void Engine::WriterLoop() {
   // RocksDB counts key comparisons per thread by default (perf level kEnableCount): a
   // thread-local increment per comparison of every memtable insert. Nothing reads them.

@@ -67,6 +67,11 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Answers every op still queued UNAVAILABLE (not applied) and every later one too;
+  // the group being written finishes and is answered as usual. For a shutdown whose
+  // grace has run out.
+  void RefuseQueued();
+
   // ---- Writes (semantics: proto/ckpt/v1/checkpoint.proto, docs/api.md) ----
   void CreateJob(const v1::CreateJobRequest& request, v1::CreateJobResponse* response, Done done);
   void UpdateJob(const v1::UpdateJobRequest& request, v1::UpdateJobResponse* response, Done done);

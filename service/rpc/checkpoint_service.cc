@@ -1,208 +1,185 @@
 #include "service/rpc/checkpoint_service.h"
 
+#include <memory>
+
+#include "google/protobuf/arena.h"
+#include "google/protobuf/descriptor.h"
 #include "service/common/grpc_status.h"
+#include "service/rpc/wire_message.h"
 
 namespace ckpt {
+namespace {
+
+using grpc::ByteBuffer;
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
+                                 "ckptd is shutting down; retry against the new instance");
+
+// The method's index in the service, as the generated code numbers them.
+int MethodIndex(absl::string_view name) {
+  const auto* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("ckpt.v1.Checkpoint");
+  const auto* method = service->FindMethodByName(std::string(name));
+  return method->index();
+}
+
+// One unary call's messages, on one arena freed when the call is answered.
+template <typename Request, typename Response>
+struct UnaryCall {
+  google::protobuf::Arena arena;
+  Request* request = google::protobuf::Arena::CreateMessage<Request>(&arena);
+  Response* response = google::protobuf::Arena::CreateMessage<Response>(&arena);
+};
+
+// Parses and validates the request; on failure answers the call and returns null.
+template <typename Request, typename Response>
+std::unique_ptr<UnaryCall<Request, Response>> Accept(const ByteBuffer* wire, const Limits& limits,
+                                                     ServerUnaryReactor* reactor) {
+  auto call = std::make_unique<UnaryCall<Request, Response>>();
+  absl::Status status = ParseWireMessage(const_cast<ByteBuffer*>(wire), call->request);
+  if (status.ok()) status = ValidateRequest(*call->request, limits);
+  if (status.ok()) return call;
+  reactor->Finish(ToGrpcStatus(status));
+  return nullptr;
+}
+
+void Answer(ServerUnaryReactor* reactor, const google::protobuf::MessageLite& response,
+            absl::Status status, ByteBuffer* wire) {
+  if (status.ok()) status = SerializeWireMessage(response, wire);
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+}  // namespace
 
 CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
     : engine_(engine), limits_(limits), watch_hub_(engine) {
-  SetMessageAllocatorFor_AddItems(&add_items_allocator_);
-  SetMessageAllocatorFor_LeaseItems(&lease_items_allocator_);
-  SetMessageAllocatorFor_CompleteItems(&complete_items_allocator_);
-  SetMessageAllocatorFor_FailItems(&fail_items_allocator_);
-  SetMessageAllocatorFor_Heartbeat(&heartbeat_allocator_);
+  ServeWrite("CreateJob", &Engine::CreateJob);
+  ServeRead("GetJob", &Engine::GetJob);
+  ServeRead("ListJobs", &Engine::ListJobs);
+  ServeWrite("UpdateJob", &Engine::UpdateJob);
+  ServeWrite("PauseJob", &Engine::PauseJob);
+  ServeWrite("ResumeJob", &Engine::ResumeJob);
+  ServeWrite("StopJob", &Engine::StopJob);
+  ServeWrite("FinishJob", &Engine::FinishJob);
+  ServeWrite("ResetJob", &Engine::ResetJob);
+  ServeWrite("DeleteJob", &Engine::DeleteJob);
+  ServeWrite("AddItems", &Engine::AddItems);
+  ServeWrite("LeaseItems", &Engine::LeaseItems);
+  ServeWrite("CompleteItems", &Engine::CompleteItems);
+  ServeWrite("FailItems", &Engine::FailItems);
+  ServeRead("GetItem", &Engine::GetItem);
+  ServeRead("ListItems", &Engine::ListItems);
+  ServeWrite("ResetItems", &Engine::ResetItems);
+  ServeRead("FindOutput", &Engine::FindOutput);
+  ServeWrite("RegisterWorker", &Engine::RegisterWorker);
+  ServeWrite("Heartbeat", &Engine::Heartbeat);
+  ServeWrite("ListWorkers", &Engine::ListWorkers);
+  ServeWrite("UnregisterWorker", &Engine::UnregisterWorker);
+  ServeWrite("PutState", &Engine::PutState);
+  ServeRead("GetState", &Engine::GetState);
+  ServeRead("ListStates", &Engine::ListStates);
+  ServeWatch();
 }
 
 template <typename Request, typename Response>
-grpc::ServerUnaryReactor* CheckpointService::Write(grpc::CallbackServerContext* context,
-                                                   const Request* request, Response* response,
-                                                   void (Engine::*method)(const Request&, Response*,
-                                                                          Engine::Done)) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const absl::Status valid = ValidateRequest(*request, limits_);
-  if (!valid.ok()) {
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  (engine_->*method)(*request, response,
-                     [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
-  return reactor;
+void CheckpointService::ServeWrite(absl::string_view name,
+                                   void (Engine::*method)(const Request&, Response*,
+                                                          Engine::Done)) {
+  MarkMethodRawCallback(MethodIndex(name),
+                        new grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>(
+                            [this, method](CallbackServerContext* context,
+                                           const ByteBuffer* request, ByteBuffer* response) {
+                              ServerUnaryReactor* reactor = context->DefaultReactor();
+                              if (!Enter()) {
+                                reactor->Finish(kShuttingDown);
+                                return reactor;
+                              }
+                              auto call = Accept<Request, Response>(request, limits_, reactor);
+                              if (call == nullptr) {
+                                Leave();
+                                return reactor;
+                              }
+                              UnaryCall<Request, Response>* raw = call.release();
+                              (engine_->*method)(
+                                  *raw->request, raw->response,
+                                  [this, reactor, raw, response](absl::Status status) {
+                                    Answer(reactor, *raw->response, std::move(status), response);
+                                    delete raw;
+                                    Leave();
+                                  });
+                              return reactor;
+                            }));
 }
 
 template <typename Request, typename Response>
-grpc::ServerUnaryReactor* CheckpointService::Read(grpc::CallbackServerContext* context,
-                                                  const Request* request, Response* response,
-                                                  absl::Status (Engine::*method)(const Request&,
-                                                                                 Response*) const) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = ValidateRequest(*request, limits_);
-  if (status.ok()) status = (engine_->*method)(*request, response);
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+void CheckpointService::ServeRead(absl::string_view name,
+                                  absl::Status (Engine::*method)(const Request&, Response*) const) {
+  MarkMethodRawCallback(MethodIndex(name),
+                        new grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>(
+                            [this, method](CallbackServerContext* context,
+                                           const ByteBuffer* request, ByteBuffer* response) {
+                              ServerUnaryReactor* reactor = context->DefaultReactor();
+                              if (!Enter()) {
+                                reactor->Finish(kShuttingDown);
+                                return reactor;
+                              }
+                              auto call = Accept<Request, Response>(request, limits_, reactor);
+                              if (call != nullptr) {
+                                Answer(reactor, *call->response,
+                                       (engine_->*method)(*call->request, call->response),
+                                       response);
+                              }
+                              Leave();
+                              return reactor;
+                            }));
 }
 
-grpc::ServerUnaryReactor* CheckpointService::CreateJob(grpc::CallbackServerContext* context,
-                                                       const v1::CreateJobRequest* request,
-                                                       v1::CreateJobResponse* response) {
-  return Write(context, request, response, &Engine::CreateJob);
+void CheckpointService::ServeWatch() {
+  // A stream that ends at once with `status`.
+  class Refused : public grpc::ServerWriteReactor<ByteBuffer> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  MarkMethodRawCallback(
+      MethodIndex("WatchJob"),
+      new grpc::internal::CallbackServerStreamingHandler<ByteBuffer, ByteBuffer>(
+          [this](CallbackServerContext* context,
+                 const ByteBuffer* wire) -> grpc::ServerWriteReactor<ByteBuffer>* {
+            v1::WatchJobRequest request;
+            absl::Status status = ParseWireMessage(const_cast<ByteBuffer*>(wire), &request);
+            if (status.ok()) status = ValidateRequest(request, limits_);
+            if (!status.ok()) return new Refused(ToGrpcStatus(status));
+            return watch_hub_.Watch(request);
+          }));
 }
 
-grpc::ServerUnaryReactor* CheckpointService::GetJob(grpc::CallbackServerContext* context,
-                                                    const v1::GetJobRequest* request,
-                                                    v1::GetJobResponse* response) {
-  return Read(context, request, response, &Engine::GetJob);
+bool CheckpointService::Enter() {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return false;
+  ++in_flight_;
+  return true;
 }
 
-grpc::ServerUnaryReactor* CheckpointService::ListJobs(grpc::CallbackServerContext* context,
-                                                      const v1::ListJobsRequest* request,
-                                                      v1::ListJobsResponse* response) {
-  return Read(context, request, response, &Engine::ListJobs);
+void CheckpointService::Leave() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
 }
 
-grpc::ServerUnaryReactor* CheckpointService::UpdateJob(grpc::CallbackServerContext* context,
-                                                       const v1::UpdateJobRequest* request,
-                                                       v1::UpdateJobResponse* response) {
-  return Write(context, request, response, &Engine::UpdateJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::PauseJob(grpc::CallbackServerContext* context,
-                                                      const v1::PauseJobRequest* request,
-                                                      v1::PauseJobResponse* response) {
-  return Write(context, request, response, &Engine::PauseJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ResumeJob(grpc::CallbackServerContext* context,
-                                                       const v1::ResumeJobRequest* request,
-                                                       v1::ResumeJobResponse* response) {
-  return Write(context, request, response, &Engine::ResumeJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::StopJob(grpc::CallbackServerContext* context,
-                                                     const v1::StopJobRequest* request,
-                                                     v1::StopJobResponse* response) {
-  return Write(context, request, response, &Engine::StopJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::FinishJob(grpc::CallbackServerContext* context,
-                                                       const v1::FinishJobRequest* request,
-                                                       v1::FinishJobResponse* response) {
-  return Write(context, request, response, &Engine::FinishJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ResetJob(grpc::CallbackServerContext* context,
-                                                      const v1::ResetJobRequest* request,
-                                                      v1::ResetJobResponse* response) {
-  return Write(context, request, response, &Engine::ResetJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::DeleteJob(grpc::CallbackServerContext* context,
-                                                       const v1::DeleteJobRequest* request,
-                                                       v1::DeleteJobResponse* response) {
-  return Write(context, request, response, &Engine::DeleteJob);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::AddItems(grpc::CallbackServerContext* context,
-                                                      const v1::AddItemsRequest* request,
-                                                      v1::AddItemsResponse* response) {
-  return Write(context, request, response, &Engine::AddItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::LeaseItems(grpc::CallbackServerContext* context,
-                                                        const v1::LeaseItemsRequest* request,
-                                                        v1::LeaseItemsResponse* response) {
-  return Write(context, request, response, &Engine::LeaseItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::CompleteItems(grpc::CallbackServerContext* context,
-                                                           const v1::CompleteItemsRequest* request,
-                                                           v1::CompleteItemsResponse* response) {
-  return Write(context, request, response, &Engine::CompleteItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::FailItems(grpc::CallbackServerContext* context,
-                                                       const v1::FailItemsRequest* request,
-                                                       v1::FailItemsResponse* response) {
-  return Write(context, request, response, &Engine::FailItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::GetItem(grpc::CallbackServerContext* context,
-                                                     const v1::GetItemRequest* request,
-                                                     v1::GetItemResponse* response) {
-  return Read(context, request, response, &Engine::GetItem);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ListItems(grpc::CallbackServerContext* context,
-                                                       const v1::ListItemsRequest* request,
-                                                       v1::ListItemsResponse* response) {
-  return Read(context, request, response, &Engine::ListItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ResetItems(grpc::CallbackServerContext* context,
-                                                        const v1::ResetItemsRequest* request,
-                                                        v1::ResetItemsResponse* response) {
-  return Write(context, request, response, &Engine::ResetItems);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::FindOutput(grpc::CallbackServerContext* context,
-                                                        const v1::FindOutputRequest* request,
-                                                        v1::FindOutputResponse* response) {
-  return Read(context, request, response, &Engine::FindOutput);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::RegisterWorker(
-    grpc::CallbackServerContext* context, const v1::RegisterWorkerRequest* request,
-    v1::RegisterWorkerResponse* response) {
-  return Write(context, request, response, &Engine::RegisterWorker);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::Heartbeat(grpc::CallbackServerContext* context,
-                                                       const v1::HeartbeatRequest* request,
-                                                       v1::HeartbeatResponse* response) {
-  return Write(context, request, response, &Engine::Heartbeat);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ListWorkers(grpc::CallbackServerContext* context,
-                                                         const v1::ListWorkersRequest* request,
-                                                         v1::ListWorkersResponse* response) {
-  return Write(context, request, response, &Engine::ListWorkers);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::UnregisterWorker(
-    grpc::CallbackServerContext* context, const v1::UnregisterWorkerRequest* request,
-    v1::UnregisterWorkerResponse* response) {
-  return Write(context, request, response, &Engine::UnregisterWorker);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::PutState(grpc::CallbackServerContext* context,
-                                                      const v1::PutStateRequest* request,
-                                                      v1::PutStateResponse* response) {
-  return Write(context, request, response, &Engine::PutState);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::GetState(grpc::CallbackServerContext* context,
-                                                      const v1::GetStateRequest* request,
-                                                      v1::GetStateResponse* response) {
-  return Read(context, request, response, &Engine::GetState);
-}
-
-grpc::ServerUnaryReactor* CheckpointService::ListStates(grpc::CallbackServerContext* context,
-                                                        const v1::ListStatesRequest* request,
-                                                        v1::ListStatesResponse* response) {
-  return Read(context, request, response, &Engine::ListStates);
-}
-
-grpc::ServerWriteReactor<v1::WatchJobResponse>* CheckpointService::WatchJob(
-    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
-  const absl::Status valid = ValidateRequest(*request, limits_);
-  if (!valid.ok()) {
-    class Refused : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
-     public:
-      explicit Refused(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(valid);
+void CheckpointService::BeginShutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
   }
-  return watch_hub_.Watch(*request);
+  watch_hub_.Shutdown();
+}
+
+bool CheckpointService::AwaitIdle(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
 }  // namespace ckpt

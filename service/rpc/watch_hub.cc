@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "service/common/grpc_status.h"
 #include "service/common/proto_time.h"
 #include "service/engine/job_state_machine.h"
+#include "service/rpc/wire_message.h"
 
 namespace ckpt {
 namespace {
@@ -17,7 +19,7 @@ bool Over(v1::JobStatus status) { return IsFinished(status) || status == v1::JOB
 
 // One WatchJob stream. Deleted by gRPC's OnDone, which first unlinks it from the hub.
 // Its methods run on the hub thread (Poll, under the hub's mu_) or gRPC's threads.
-class WatchHub::Stream : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
+class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   Stream(WatchHub* hub, const v1::WatchJobRequest& request)
       : hub_(hub),
@@ -40,8 +42,11 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
     last_sent_ = now;
     sent_any_ = true;
     final_ = Over(response_.job().status());
+    wire_.Clear();
+    const absl::Status serialized = SerializeWireMessage(response_, &wire_);
+    if (!serialized.ok()) return FinishLocked(ToGrpcStatus(serialized));
     writing_ = true;
-    StartWrite(&response_);
+    StartWrite(&wire_);
   }
 
   void End(const grpc::Status& status) {
@@ -75,6 +80,7 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<v1::WatchJobResponse> {
   const absl::Duration min_interval_;
   absl::Mutex mu_;
   v1::WatchJobResponse response_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer wire_ ABSL_GUARDED_BY(mu_);  // response_, serialized
   uint64_t last_version_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_sent_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool sent_any_ ABSL_GUARDED_BY(mu_) = false;
@@ -98,8 +104,7 @@ void WatchHub::Shutdown() {
   }
 }
 
-grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchHub::Watch(
-    const v1::WatchJobRequest& request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(const v1::WatchJobRequest& request) {
   auto* stream = new Stream(this, request);
   absl::MutexLock lock(&mu_);
   if (stopping_) {

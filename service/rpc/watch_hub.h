@@ -27,7 +27,8 @@ class WatchHub {
   // Starts a stream for a validated request: the job's snapshot at once, then one on
   // each change; ends after the snapshot that shows the job finished or stopped, or
   // NOT_FOUND once the job is deleted.
-  grpc::ServerWriteReactor<v1::WatchJobResponse>* Watch(const v1::WatchJobRequest& request);
+  // Writes serialized v1::WatchJobResponse messages (the method is served raw).
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(const v1::WatchJobRequest& request);
 
   // Ends every open stream with UNAVAILABLE (the server is shutting down).
   void Shutdown();

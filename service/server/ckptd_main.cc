@@ -37,20 +37,19 @@ ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
 
 namespace {
 
-// Every connection costs a file descriptor, and gRPC 1.51 stops accepting for good
-// once accept4 fails for lack of one: run with as many as the hard limit allows.
-void RaiseOpenFilesLimit() {
+// Every connection costs a file descriptor: run with as many as the hard limit allows.
+// Returns what was done, for the "serving on" line.
+std::string RaiseOpenFilesLimit() {
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return "open files limit unknown";
   const rlim_t before = limit.rlim_cur;
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
   }
-  ckpt::LogLine(limit.rlim_cur == before
-                    ? absl::StrCat("open files limit ", before, " (already the hard limit)")
-                    : absl::StrCat("open files limit raised from ", before, " to ", limit.rlim_cur,
-                                   " (the hard limit)"));
+  return limit.rlim_cur == before ? absl::StrCat("open files limit ", before)
+                                  : absl::StrCat("open files limit raised from ", before, " to ",
+                                                 limit.rlim_cur, " (the hard limit)");
 }
 
 }  // namespace
@@ -88,7 +87,7 @@ int main(int argc, char** argv) {
   // Everything ckptd creates (the store's files, its LOG) is readable by its owner
   // only: it holds every job's config, params, results and states.
   ::umask(077);
-  RaiseOpenFilesLimit();
+  const std::string open_files = RaiseOpenFilesLimit();
 
   ckpt::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
@@ -107,7 +106,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ", options.store.path,
-                             options.store.sync ? "" : " (--sync=false: writes not synced)"));
+                             options.store.sync ? "" : " (--sync=false: writes not synced)", "; ",
+                             open_files));
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

@@ -126,9 +126,17 @@ void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   health_->SetServing(false);
-  checkpoint_->Shutdown();
-  // Calls in flight finish (their writes commit) before the engine stops.
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // New calls are answered UNAVAILABLE from here on; calls in flight finish (their
+  // writes commit) within the grace. What is still queued after it is answered
+  // UNAVAILABLE, never applied; only the group being written is waited for.
+  checkpoint_->BeginShutdown();
+  if (!checkpoint_->AwaitIdle(absl::Now() + grace)) {
+    engine_->RefuseQueued();
+    checkpoint_->AwaitIdle(absl::InfiniteFuture());
+  }
+  // Nothing is in flight: close every connection now, idle ones included, rather than
+  // wait the grace for clients to hang up.
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   grpc_server_->Wait();
   checkpoint_.reset();
   engine_.reset();

@@ -50,8 +50,9 @@ class Server {
   // "host:port" as bound, for clients.
   std::string address() const;
 
-  // Stops accepting calls, lets calls in flight finish within `grace` (then cancels
-  // them), and closes the store. Idempotent.
+  // Answers new calls UNAVAILABLE, lets calls in flight finish within `grace`, answers
+  // writes still queued after it UNAVAILABLE (not applied), closes every connection and
+  // the store. Returns as soon as nothing is in flight. Idempotent.
   void Shutdown(absl::Duration grace);
 
  private:

@@ -84,6 +84,11 @@ class CkptdProcess {
   // SIGTERM, then Wait(): a graceful stop.
   int Stop();
   std::string Stderr() const { return stderr_->Text(); }
+  // CapturedOutput::AwaitLine on ckptd's stderr.
+  absl::StatusOr<std::string> AwaitStderrLine(const std::string& needle, absl::Duration timeout,
+                                              int nth = 1) const {
+    return stderr_->AwaitLine(needle, timeout, nth);
+  }
 
  private:
   CkptdProcess(pid_t pid, std::unique_ptr<CapturedOutput> stdout_output,

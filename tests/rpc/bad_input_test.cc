@@ -8,6 +8,7 @@
 //
 // validate_test.cc checks the validation rules one by one in process; this is the same
 // contract as a client sees it, including what only the engine or gRPC can refuse.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
@@ -660,6 +662,93 @@ TEST(BadInputTableCoverageTest, EveryRpcIsCovered) {
   for (int i = 0; i < service->method_count(); ++i) {
     EXPECT_GE(per_rpc[service->method(i)->name()], 2) << service->method(i)->name();
   }
+}
+
+// ---------------------------------------------------------------- requests that do not parse
+
+// Sends `bytes` as the request of `method` and returns the status.
+absl::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                     const std::string& bytes) {
+  grpc::GenericStub stub(channel);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, absl::StrCat("/ckpt.v1.Checkpoint/", method), grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return FromGrpcStatus(status);
+}
+
+// A varint, as the wire format writes tags and lengths.
+std::string Varint(uint64_t value) {
+  std::string out;
+  do {
+    out.push_back(static_cast<char>((value & 0x7f) | (value > 0x7f ? 0x80 : 0)));
+    value >>= 7;
+  } while (value != 0);
+  return out;
+}
+
+// Bytes that are not a valid request of any method, with what the answer must say.
+struct Unparsable {
+  std::string name;
+  std::string bytes;
+  std::string reason;  // a piece of the message
+};
+
+std::vector<Unparsable> UnparsableRequests(const google::protobuf::Descriptor& input) {
+  std::vector<Unparsable> out;
+  for (int i = 0; i < input.field_count(); ++i) {
+    const auto* field = input.field(i);
+    if (field->type() != google::protobuf::FieldDescriptor::TYPE_STRING || field->is_repeated()) {
+      continue;
+    }
+    out.push_back({"invalid UTF-8 in " + field->name(),
+                   Varint(field->number() << 3 | 2) + Varint(2) + "\xff\xfe", "invalid UTF-8"});
+    break;
+  }
+  // Field 1 says 5 bytes follow; 2 do.
+  out.push_back({"truncated", Varint(1 << 3 | 2) + Varint(5) + "ab", "does not parse"});
+  // 200 nested groups of an unknown field: past protobuf's recursion limit of 100.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += Varint(1000 << 3 | 3);
+  for (int i = 0; i < 200; ++i) deep += Varint(1000 << 3 | 4);
+  out.push_back({"nested too deep", deep, "does not parse"});
+  return out;
+}
+
+// Every method answers a request that does not parse INVALID_ARGUMENT saying so (gRPC's
+// own handlers answer UNIMPLEMENTED with no message), and nothing changes.
+TEST(UnparsableRequestTest, EveryRpcAnswersInvalidArgumentWithAReason) {
+  auto server = TestServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel =
+      grpc::CreateChannel((*server)->server().address(), grpc::InsecureChannelCredentials());
+  Stub& stub = (*server)->stub();
+  v1::CreateJobRequest create;
+  create.set_job_id("strict");
+  ASSERT_TRUE(Call(stub, &Stub::CreateJob, create).ok());
+  const std::string before = Fingerprint(stub);
+  const auto* service = v1::CreateJobRequest::descriptor()->file()->FindServiceByName("Checkpoint");
+  for (int m = 0; m < service->method_count(); ++m) {
+    const auto* method = service->method(m);
+    for (const Unparsable& bad : UnparsableRequests(*method->input_type())) {
+      SCOPED_TRACE(absl::StrCat(method->name(), ": ", bad.name));
+      const absl::Status status = CallRaw(channel, method->name(), bad.bytes);
+      EXPECT_EQ(status.code(), kInvalid) << status;
+      EXPECT_THAT(
+          std::string(status.message()),
+          HasSubstr(absl::StrCat("request does not parse as ", method->input_type()->full_name())));
+      EXPECT_THAT(std::string(status.message()), HasSubstr(bad.reason));
+    }
+  }
+  EXPECT_EQ(Fingerprint(stub), before) << "the state changed";
 }
 
 // Resident memory of this process (client and server), from /proc.

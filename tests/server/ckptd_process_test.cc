@@ -3,6 +3,8 @@
 #include "tests/durability/ckptd_process.h"
 
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,9 +15,14 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -92,6 +99,139 @@ TEST(CkptdFilesTest, OpenFilesLimitIsRaisedToTheHardLimit) {
   ASSERT_TRUE(ckptd.ok()) << ckptd.status();
   EXPECT_THAT((*ckptd)->Stderr(),
               HasSubstr("open files limit raised from 1024 to 4096 (the hard limit)"));
+}
+
+// ---------------------------------------------------------------- logs
+
+// A request with invalid UTF-8 in CreateJobRequest.job_id, as raw bytes.
+absl::Status SendUnparsableCreateJob(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::Slice slice(std::string("\x0a\x02\xff\xfe"));
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/ckpt.v1.Checkpoint/CreateJob", grpc::StubOptions(), &request,
+                 &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+// Requests that do not parse are answered, and write nothing to ckptd's log (protobuf
+// logs an ERROR line for each by default: a 10-byte request made 220 bytes of log).
+TEST(CkptdLogTest, RequestsThatDoNotParseLogNothing) {
+  auto ckptd = CkptdProcess::Start(testutil::NewTempDir("log") + "/data", {});
+  ASSERT_TRUE(ckptd.ok()) << ckptd.status();
+  auto channel = grpc::CreateChannel((*ckptd)->address(), grpc::InsecureChannelCredentials());
+  for (int i = 0; i < 50; ++i) {
+    const absl::Status status = SendUnparsableCreateJob(channel);
+    ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  }
+  const std::string before_stop = (*ckptd)->Stderr();
+  EXPECT_EQ(WEXITSTATUS((*ckptd)->Stop()), 0);
+  EXPECT_THAT(before_stop, Not(HasSubstr("libprotobuf")));
+  EXPECT_THAT(before_stop, Not(HasSubstr("UTF-8")));
+}
+
+// ---------------------------------------------------------------- shutdown
+
+// Connects a plain TCP socket to "127.0.0.1:PORT" and returns it (it says nothing).
+int ConnectTcp(const std::string& address) {
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port)) << address;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+// With nothing in flight, SIGTERM stops ckptd at once, however long the grace and
+// however many idle connections (a bare TCP one, an idle gRPC channel) are open.
+TEST(CkptdShutdownTest, IdleConnectionsDoNotHoldUpAStop) {
+  const std::string data_dir = testutil::NewTempDir("stop") + "/data";
+  auto ckptd = CkptdProcess::Start(data_dir, {"--shutdown_grace=1h"});
+  ASSERT_TRUE(ckptd.ok()) << ckptd.status();
+  CreateJob(**ckptd, "idle");  // the channel is connected, then idle
+  auto idle_channel = grpc::CreateChannel((*ckptd)->address(), grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(idle_channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kBound)));
+  const int tcp = ConnectTcp((*ckptd)->address());
+  ::kill((*ckptd)->pid(), SIGTERM);
+  // Before the fix this waited the whole hour of grace.
+  const auto stopped = (*ckptd)->AwaitStderrLine("stopped on SIGTERM", kBound);
+  EXPECT_TRUE(stopped.ok()) << stopped.status();
+  if (!stopped.ok()) (*ckptd)->Kill();
+  (*ckptd)->Wait();
+  ::close(tcp);
+}
+
+// Writes in flight at SIGTERM are answered, and every OK is kept.
+TEST(CkptdShutdownTest, WritesInFlightAreAnsweredAndEveryOkIsKept) {
+  const std::string data_dir = testutil::NewTempDir("stop") + "/data";
+  auto ckptd = CkptdProcess::Start(data_dir, {"--shutdown_grace=1h"});
+  ASSERT_TRUE(ckptd.ok()) << ckptd.status();
+  CreateJob(**ckptd, "busy");
+  constexpr int kWriters = 4;
+  absl::Mutex mu;
+  int acknowledged = 0;
+  std::vector<std::vector<std::string>> kept(kWriters);
+  std::vector<grpc::Status> last(kWriters);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      auto stub = (*ckptd)->NewStub();
+      for (int i = 0;; ++i) {
+        v1::PutStateRequest request;
+        request.set_job_id("busy");
+        request.set_name(absl::StrCat("w", w, "-", i));
+        request.set_value(request.name());
+        v1::PutStateResponse response;
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + kBound));
+        last[w] = stub->PutState(&context, request, &response);
+        if (!last[w].ok()) return;
+        kept[w].push_back(request.name());
+        absl::MutexLock lock(&mu);
+        ++acknowledged;
+      }
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n >= 40; }, &acknowledged));
+  }
+  ::kill((*ckptd)->pid(), SIGTERM);
+  for (std::thread& t : writers) t.join();
+  const int wait_status = (*ckptd)->Wait();
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << (*ckptd)->Stderr();
+  // UNAVAILABLE from ckptd, or CANCELLED for a call that reached gRPC in the moment
+  // it closed the connections: neither was applied (checked below for the OKs only).
+  for (const grpc::Status& status : last) {
+    EXPECT_THAT(status.error_code(),
+                ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED))
+        << status.error_message();
+  }
+  auto again = CkptdProcess::Start(data_dir, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto stub = (*again)->NewStub();
+  for (const auto& names : kept) {
+    for (const std::string& name : names) {
+      v1::GetStateRequest request;
+      request.set_job_id("busy");
+      request.set_name(name);
+      v1::GetStateResponse response;
+      grpc::ClientContext context;
+      ASSERT_TRUE(stub->GetState(&context, request, &response).ok()) << name;
+      EXPECT_EQ(response.state().value(), name);
+    }
+  }
 }
 
 }  // namespace
