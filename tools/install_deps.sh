@@ -29,7 +29,9 @@ CKPT_DEBIAN_PACKAGES=(
   libgmock-dev             # GoogleMock
   libbenchmark-dev         # Google Benchmark
   libsqlite3-dev           # SQLite
-  libssl-dev               # SHA-256 of job configs (libcrypto)
+  libssl-dev               # SHA-256 of job configs (libcrypto); TLS for HTTP
+  libcpp-httplib-dev       # ckptd's HTTP listener: /metrics, /api/v1, the dashboard
+  prometheus               # promtool and a real Prometheus server (tests/server)
   clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang 14
 )

@@ -2,7 +2,7 @@
 # Builds ckptd (optimised) and runs it in the foreground. Ctrl-C stops it.
 #
 #   ./tools/serve.sh                                   # 127.0.0.1:7700, data in ./ckpt-data
-#   ./tools/serve.sh --listen=127.0.0.1:7701 --data_dir=/tmp/x
+#   ./tools/serve.sh --listen=127.0.0.1:7710 --data_dir=/tmp/x
 #
 # Every argument is passed to ckptd unchanged. The script runs from the repository
 # root, so ckptd's default data directory is the repository's ./ckpt-data

@@ -4,6 +4,7 @@
 #include "service/engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -291,7 +292,14 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   for (Op& op : *ops) results.push_back(op.decide(group));
   Flush(group);
   absl::Status written = absl::OkStatus();
-  if (group.batch.Count() > 0) written = store_->Write(&group.batch);
+  GroupCommitStats stats;
+  if (group.batch.Count() > 0) {
+    const auto start = std::chrono::steady_clock::now();
+    written = store_->Write(&group.batch);
+    stats.write_time = absl::FromChrono(std::chrono::steady_clock::now() - start);
+    stats.batch_bytes = group.batch.GetDataSize();
+  }
+  if (options_.observer != nullptr) Observe(group, ops->size(), written.ok(), &stats);
   if (written.ok()) {
     Publish(group);
   } else {
@@ -309,6 +317,17 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   for (size_t i = 0; i < ops->size(); ++i) {
     if ((*ops)[i].done) (*ops)[i].done(results[i]);
   }
+}
+
+void Engine::Observe(const Group& group, size_t ops, bool written, GroupCommitStats* stats) {
+  stats->ops = ops;
+  stats->write_failed = !written;
+  if (written) {
+    stats->items_completed = group.items_completed;
+    stats->items_failed = group.items_failed;
+    stats->items_leased = group.items_leased;
+  }
+  options_.observer->OnGroupCommitted(*stats);
 }
 
 void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t grant_id) {
@@ -595,6 +614,7 @@ void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key, 
     }
     case ItemPlace::kCompleted:
       c.set_completed(c.completed() + 1);
+      ++g.items_completed;
       break;
     default:  // kLeased: Grant; kFailed: EnterFailed
       break;
@@ -611,6 +631,7 @@ void Engine::EnterFailed(Group& g, JobRuntime& job, int step, const std::string&
   g.batch.Put(store_->handle(Cf::kSched), keys::Failed(job.id(), s.name, key), BigEndian(hash));
   s.counters.set_failed(s.counters.failed() + 1);
   s.counters_dirty = true;
+  ++g.items_failed;
   AddErrorGroup(g, job, message, +1);
   Touch(g, job);
 }

@@ -38,6 +38,7 @@
 #include "ckpt/v1/checkpoint.pb.h"
 #include "rocksdb/write_batch.h"
 #include "service/common/clock.h"
+#include "service/engine/engine_observer.h"
 #include "service/engine/runtime.h"
 #include "service/store/store.h"
 
@@ -47,6 +48,18 @@ struct EngineOptions {
   Clock* clock = Clock::Real();
   // How often the writer looks for expired leases when idle (real time).
   absl::Duration expiry_poll = absl::Milliseconds(250);
+  // Told about every group commit (engine_observer.h); may be null. Must outlive the
+  // engine.
+  EngineObserver* observer = nullptr;
+};
+
+// A job's totals as last published, for metrics: no item, config or params copied.
+struct JobSummary {
+  std::string job_id;
+  v1::JobStatus status = v1::JOB_STATUS_UNSPECIFIED;
+  absl::Time create_time;
+  storage::v1::StepCounters counters;  // summed over the steps
+  uint32_t active_workers = 0;         // as Progress.active_workers
 };
 
 // Thread-safe. Requests must be validated (service/rpc/validate.h) before they get
@@ -126,6 +139,12 @@ class Engine {
   // check per commit, whatever the number of watchers.
   uint64_t AwaitPublish(uint64_t seen, absl::Time deadline) const;
 
+  // ---- For metrics: cheap, never wait on the writer ----
+  // Every job as last published, in no particular order. O(jobs).
+  std::vector<JobSummary> JobSummaries() const;
+  // Ops waiting for the writer (not counting the group it is deciding).
+  size_t QueuedOps() const;
+
  private:
   class Group;
   struct Op {
@@ -145,6 +164,8 @@ class Engine {
   // Rewrites a grant's record with its live leases, or deletes it when none is left.
   void FlushGrant(Group& group, JobRuntime& job, StepRuntime& step, uint64_t grant_id);
   void Publish(const Group& group);
+  // Reports the group to options_.observer (not null).
+  void Observe(const Group& group, size_t ops, bool written, GroupCommitStats* stats);
 
   // ---- Decisions, on the writer thread (engine_jobs.cc, engine_items.cc, ...) ----
   absl::Status DoCreateJob(Group& g, const v1::CreateJobRequest& r, v1::CreateJobResponse* out);

@@ -255,6 +255,7 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
                    const std::string& worker_id, uint64_t grant_id, v1::Lease* out) {
   StepRuntime& s = job.steps[step];
   if (!plan.left) Leave(g, job, step, plan.key, plan.place);
+  ++g.items_leased;
   LeaseInfo& lease = s.leases[plan.key];
   lease = LeaseInfo{worker_id, next_token_++,          plan.attempts, plan.cursor,
                     g.now,     absl::InfiniteFuture(), grant_id};

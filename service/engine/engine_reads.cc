@@ -245,6 +245,15 @@ absl::StatusOr<std::string> ResolveStep(const JobSnapshot& snapshot, absl::strin
                                                  "\" has no step \"", step, "\""));
 }
 
+// Workers heard from within the lease timeout, as of `now` (Progress.active_workers).
+uint32_t ActiveWorkers(const JobSnapshot& snapshot, absl::Time now) {
+  uint32_t active = 0;
+  for (absl::Time heard : snapshot.worker_heartbeats) {
+    if (now - heard <= snapshot.lease_timeout) ++active;
+  }
+  return active;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- jobs
@@ -270,11 +279,7 @@ v1::Job Engine::JobFromSnapshot(const JobSnapshot& snapshot) const {
         snapshot.step_counters[i], snapshot.step_rates[i].PerSecond(now), elapsed, over);
   }
   *job.mutable_progress() = ComputeProgress(total, snapshot.rate.PerSecond(now), elapsed, over);
-  uint32_t active = 0;
-  for (absl::Time heard : snapshot.worker_heartbeats) {
-    if (now - heard <= snapshot.lease_timeout) ++active;
-  }
-  job.mutable_progress()->set_active_workers(active);
+  job.mutable_progress()->set_active_workers(ActiveWorkers(snapshot, now));
   return job;
 }
 
@@ -343,6 +348,33 @@ absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse
         absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())), ":", last.job_id()));
   }
   return absl::OkStatus();
+}
+
+std::vector<JobSummary> Engine::JobSummaries() const {
+  std::vector<std::shared_ptr<const JobSnapshot>> all;
+  {
+    absl::MutexLock lock(&publish_mu_);
+    all.reserve(published_.size());
+    for (const auto& [id, snapshot] : published_) all.push_back(snapshot);
+  }
+  const absl::Time now = options_.clock->Now();
+  std::vector<JobSummary> out;
+  out.reserve(all.size());
+  for (const auto& snapshot : all) {
+    const v1::Job& job = snapshot->record->job();
+    JobSummary& summary = out.emplace_back();
+    summary.job_id = job.job_id();
+    summary.status = job.status();
+    summary.create_time = FromProtoTime(job.create_time());
+    for (const auto& counters : snapshot->step_counters) AddCounters(counters, &summary.counters);
+    summary.active_workers = ActiveWorkers(*snapshot, now);
+  }
+  return out;
+}
+
+size_t Engine::QueuedOps() const {
+  absl::MutexLock lock(&queue_mu_);
+  return queue_.size();
 }
 
 uint64_t Engine::AwaitPublish(uint64_t seen, absl::Time deadline) const {

@@ -45,6 +45,10 @@ class Engine::Group {
   }
   // Jobs whose snapshot must be republished (ids, so deleted jobs are fine).
   absl::flat_hash_set<std::string> touched;
+  // Items that moved in this group, for the observer (GroupCommitStats).
+  uint64_t items_completed = 0;
+  uint64_t items_failed = 0;
+  uint64_t items_leased = 0;
 };
 
 }  // namespace ckpt

@@ -21,6 +21,12 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
           "host:port to serve on. Loopback by default; 0.0.0.0:PORT exposes ckptd to the "
           "network (it has no authentication).");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:7701",
+          "host:port of the HTTP listener: the dashboard at /, the JSON API at /api/v1/ and "
+          "Prometheus metrics at /metrics. Empty turns HTTP off.");
+ABSL_FLAG(int64_t, metrics_max_jobs, 100,
+          "ckpt_job_items (items by state per job) covers at most this many running or "
+          "paused jobs, the newest first.");
 ABSL_FLAG(std::string, data_dir, "./ckpt-data", "Directory of the RocksDB store.");
 ABSL_FLAG(bool, sync, true,
           "Sync the write-ahead log before acknowledging a write. --sync=false is faster; "
@@ -77,7 +83,9 @@ int main(int argc, char** argv) {
                         int64_t{INT32_MAX}),
         std::make_tuple("max_state_bytes", absl::GetFlag(FLAGS_max_state_bytes),
                         int64_t{INT32_MAX}),
-        std::make_tuple("max_batch", absl::GetFlag(FLAGS_max_batch), int64_t{1} << 20)}) {
+        std::make_tuple("max_batch", absl::GetFlag(FLAGS_max_batch), int64_t{1} << 20),
+        std::make_tuple("metrics_max_jobs", absl::GetFlag(FLAGS_metrics_max_jobs),
+                        int64_t{100000})}) {
     if (value < 1 || value > max) {
       ckpt::LogLine(absl::StrCat("cannot start: --", name, "=", value, " must be in 1..", max));
       return 2;
@@ -91,6 +99,8 @@ int main(int argc, char** argv) {
 
   ckpt::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
+  options.metrics_max_jobs = static_cast<size_t>(absl::GetFlag(FLAGS_metrics_max_jobs));
   options.store.path = absl::GetFlag(FLAGS_data_dir);
   options.store.sync = absl::GetFlag(FLAGS_sync);
   options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));
@@ -108,6 +118,10 @@ int main(int argc, char** argv) {
   ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ", options.store.path,
                              options.store.sync ? "" : " (--sync=false: writes not synced)", "; ",
                              open_files));
+  if (!(*server)->http_address().empty()) {
+    ckpt::LogLine(
+        absl::StrCat("dashboard on http://", (*server)->http_address(), "/, metrics on /metrics"));
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

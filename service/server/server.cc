@@ -13,14 +13,17 @@
 #include "absl/strings/str_cat.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
+#include "service/http/http_server.h"
+#include "service/metrics/exposition.h"
 #include "service/rpc/checkpoint_service.h"
 #include "service/server/health_service.h"
+#include "service/server/server_metrics.h"
 
 namespace ckpt {
 namespace {
 
 // gRPC reports only "could not bind"; binding once ourselves tells the operator why.
-absl::Status CheckCanListen(const std::string& address) {
+absl::Status CheckCanListen(const std::string& address, absl::string_view flag) {
   std::string host;
   int port = 0;
   CKPT_RETURN_IF_ERROR(ParseListenAddress(address, &host, &port));
@@ -33,7 +36,7 @@ absl::Status CheckCanListen(const std::string& address) {
   const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result);
   if (rc != 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --listen"));
+        absl::StrCat("cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --", flag));
   }
   absl::Status status = absl::OkStatus();
   const int fd = ::socket(result->ai_family, SOCK_STREAM, 0);
@@ -44,9 +47,10 @@ absl::Status CheckCanListen(const std::string& address) {
       const int err = errno;
       status = absl::FailedPreconditionError(absl::StrCat(
           "cannot listen on ", address, ": ", std::strerror(err),
-          err == EADDRINUSE ? " (another ckptd or program holds this port); stop it or "
-                              "pick another --listen"
-                            : "; check --listen"));
+          err == EADDRINUSE ? absl::StrCat(" (another ckptd or program holds this port); stop "
+                                           "it or pick another --",
+                                           flag)
+                            : absl::StrCat("; check --", flag)));
     }
     ::close(fd);
   }
@@ -73,12 +77,20 @@ absl::Status ParseListenAddress(absl::string_view address, std::string* host, in
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
-  CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address));
+  CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
+  if (!options.http_listen_address.empty()) {
+    CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
+  }
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.store));
+  auto metrics = std::make_unique<ServerMetrics>(
+      ServerMetricsOptions{options.metrics_max_jobs, options.store.path});
   EngineOptions engine_options;
   engine_options.clock = options.clock;
+  engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
-  std::unique_ptr<Server> server(new Server(options, std::move(store), std::move(engine)));
+  metrics->WatchEngine(engine.get());
+  std::unique_ptr<Server> server(
+      new Server(options, std::move(metrics), std::move(store), std::move(engine)));
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -90,6 +102,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   builder.RegisterService(server->health_.get());
   builder.RegisterService(server->checkpoint_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->metrics_->rpc().NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     server->grpc_server_.reset();
@@ -100,12 +115,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on ", options.listen_address, "; check --listen"));
   }
+  if (absl::Status http = server->StartHttp(); !http.ok()) {
+    server->Shutdown(absl::ZeroDuration());
+    return http;
+  }
   server->health_->SetServing(true);
   return server;
 }
 
-Server::Server(ServerOptions options, std::unique_ptr<Store> store, std::unique_ptr<Engine> engine)
+absl::Status Server::StartHttp() {
+  if (options_.http_listen_address.empty()) return absl::OkStatus();
+  HttpServerOptions http;
+  http.listen_address = options_.http_listen_address;
+  CKPT_ASSIGN_OR_RETURN(
+      http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
+        routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+          response.set_content(metrics_->Render(), std::string(kExpositionContentType));
+        });
+      }));
+  return absl::OkStatus();
+}
+
+Server::Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
+               std::unique_ptr<Store> store, std::unique_ptr<Engine> engine)
     : options_(std::move(options)),
+      metrics_(std::move(metrics)),
       store_(std::move(store)),
       engine_(std::move(engine)),
       health_(std::make_unique<HealthService>()),
@@ -121,11 +155,19 @@ std::string Server::address() const {
   return absl::StrCat(host, ":", port_);
 }
 
+int Server::http_port() const { return http_server_ == nullptr ? 0 : http_server_->port(); }
+
+std::string Server::http_address() const {
+  return http_server_ == nullptr ? "" : http_server_->address();
+}
+
 void Server::Shutdown(absl::Duration grace) {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   health_->SetServing(false);
+  // HTTP first: its handlers read the engine.
+  if (http_server_ != nullptr) http_server_->Shutdown();
   // New calls are answered UNAVAILABLE from here on; calls in flight finish (their
   // writes commit) within the grace. What is still queued after it is answered
   // UNAVAILABLE, never applied; only the group being written is waited for.

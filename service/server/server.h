@@ -23,10 +23,17 @@ namespace ckpt {
 class CheckpointService;
 class Engine;
 class HealthService;
+class HttpServer;
+class ServerMetrics;
 
 struct ServerOptions {
   // host:port. Loopback by default; port 0 picks a free port (see Server::port()).
   std::string listen_address = "127.0.0.1:7700";
+  // host:port of the HTTP listener (/metrics; see service/http/). Empty: no HTTP. ckptd's
+  // --http_listen defaults to 127.0.0.1:7701; in-process servers have none unless asked.
+  std::string http_listen_address;
+  // ckpt_job_items covers at most this many running or paused jobs (server_metrics.h).
+  size_t metrics_max_jobs = 100;
   StoreOptions store;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
@@ -49,6 +56,9 @@ class Server {
   int port() const { return port_; }
   // "host:port" as bound, for clients.
   std::string address() const;
+  // The HTTP listener's port and "host:port", or 0 and "" without one.
+  int http_port() const;
+  std::string http_address() const;
 
   // Answers new calls UNAVAILABLE, lets calls in flight finish within `grace`, answers
   // writes still queued after it UNAVAILABLE (not applied), closes every connection and
@@ -56,15 +66,20 @@ class Server {
   void Shutdown(absl::Duration grace);
 
  private:
-  Server(ServerOptions options, std::unique_ptr<Store> store, std::unique_ptr<Engine> engine);
+  Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
+         std::unique_ptr<Store> store, std::unique_ptr<Engine> engine);
+  absl::Status StartHttp();
 
   const ServerOptions options_;
+  // Declared first, destroyed last: the engine reports to it until it stops.
+  std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<CheckpointService> checkpoint_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
+  std::unique_ptr<HttpServer> http_server_;
 
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

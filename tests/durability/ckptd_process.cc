@@ -137,8 +137,10 @@ namespace {
 
 std::vector<std::string> CkptdArgv(const std::string& data_dir,
                                    const std::vector<std::string>& flags) {
+  // No HTTP unless a test asks (its --http_listen comes later and wins): tests run side
+  // by side and would all want the default port.
   std::vector<std::string> argv = {Runfile("service/server/ckptd"), "--listen=127.0.0.1:0",
-                                   "--data_dir=" + data_dir};
+                                   "--http_listen=", "--data_dir=" + data_dir};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return argv;
 }

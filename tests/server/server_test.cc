@@ -158,8 +158,8 @@ TEST(CkptdBinaryTest, SecondCkptdExitsWithOneClearLine) {
     FILE* err = std::freopen(log.c_str(), "w", stderr);
     (void)err;
     const std::string data_dir = "--data_dir=" + dir;
-    execl(binary.c_str(), binary.c_str(), "--listen=127.0.0.1:0", data_dir.c_str(),
-          static_cast<char*>(nullptr));
+    execl(binary.c_str(), binary.c_str(), "--listen=127.0.0.1:0",
+          "--http_listen=", data_dir.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;

@@ -173,10 +173,10 @@ class Runner {
   }
 
   absl::Status Ckpt(bool durable) {
-    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd =
-        ChildServer::Start({c_.ckptd, "--listen=127.0.0.1:0", "--data_dir=" + NewDir("ckptd"),
-                            absl::StrCat("--sync=", durable ? "true" : "false")},
-                           absl::Seconds(60));
+    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd = ChildServer::Start(
+        {c_.ckptd, "--listen=127.0.0.1:0", "--http_listen=", "--data_dir=" + NewDir("ckptd"),
+         absl::StrCat("--sync=", durable ? "true" : "false")},
+        absl::Seconds(60));
     if (!ckptd.ok()) return ckptd.status();
     ChildServer* server = ckptd->get();
     absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> stub = ConnectedStub(server->address());

@@ -33,8 +33,8 @@ class Ckptd:
     def start(self, listen="127.0.0.1:0"):
         """Starts ckptd; returns its address once it serves. Raises if it exits."""
         self._process = subprocess.Popen(
-            [self.binary, f"--listen={listen}", f"--data_dir={self.data_dir}",
-             "--shutdown_grace=2s"],
+            [self.binary, f"--listen={listen}", "--http_listen=",
+             f"--data_dir={self.data_dir}", "--shutdown_grace=2s"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         for line in self._process.stderr:
