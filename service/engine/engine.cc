@@ -10,12 +10,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/arena.h"
-#include "rocksdb/perf_level.h"
 #include "service/common/log.h"
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
+#include "service/engine/errors.h"
 #include "service/engine/group.h"
+#include "service/engine/job_loader.h"
 #include "service/engine/job_state_machine.h"
+#include "service/engine/stored_record.h"
 #include "service/store/keys.h"
 
 namespace ckpt {
@@ -37,7 +39,7 @@ Engine::Engine(Store* store, const EngineOptions& options) : store_(store), opti
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(store, options));
   CKPT_RETURN_IF_ERROR(engine->Load());
-  Group everything(options.clock->Now());
+  Group everything(options.clock->Now(), store->NewBatch());
   for (const auto& [id, job] : engine->jobs_) everything.touched.insert(id);
   engine->Publish(everything);
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
@@ -54,167 +56,28 @@ Engine::~Engine() {
   reads_stopped_ = true;
 }
 
-namespace {
-
-absl::StatusOr<uint64_t> ReadCounter(Store* store, absl::string_view key) {
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store->Get(Cf::kMeta, key));
-  if (!value.has_value()) return 1;
-  if (value->size() != 8) {
-    return absl::DataLossError(absl::StrCat("meta/", key, " is corrupt"));
-  }
-  return keys::ReadBigEndian64(*value);
-}
-
-template <typename Proto>
-absl::Status Parse(absl::string_view bytes, Proto* out, absl::string_view what) {
-  if (out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::OkStatus();
-  }
-  return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
-}
-
-std::string BigEndian(uint64_t value) {
-  std::string out;
-  keys::AppendBigEndian64(&out, value);
-  return out;
-}
-
-}  // namespace
-
 absl::Status Engine::Load() {
   jobs_.clear();
   expiry_.clear();
-  CKPT_ASSIGN_OR_RETURN(next_token_, ReadCounter(store_, keys::kNextTokenKey));
-  CKPT_ASSIGN_OR_RETURN(next_worker_, ReadCounter(store_, keys::kNextWorkerKey));
+  for (auto [key, counter] : {std::make_pair(keys::kNextTokenKey, &next_token_),
+                              std::make_pair(keys::kNextWorkerKey, &next_worker_)}) {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store_->Get(Cf::kMeta, key));
+    *counter = 1;
+    if (value.has_value()) {
+      CKPT_ASSIGN_OR_RETURN(*counter,
+                            keys::ParseBigEndian64Value(*value, absl::StrCat("meta/", key)));
+    }
+  }
   meta_dirty_ = false;
+  JobLoader loader(store_, options_.clock->Now(), &expiry_);
   auto it = store_->Scan(Cf::kJobs, "");
   for (; it->Valid(); it->Next()) {
     JobRecord record;
-    CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "job"));
-    CKPT_RETURN_IF_ERROR(LoadJob(record));
+    CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &record, "job"));
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<JobRuntime> job, loader.Load(record));
+    jobs_[job->id()] = std::move(job);
   }
   return it->status();
-}
-
-absl::Status Engine::LoadJob(const JobRecord& record) {
-  auto job = std::make_unique<JobRuntime>();
-  job->record = record;
-  for (const std::string& name : record.job().steps()) job->steps.push_back({name});
-  const absl::Time now = options_.clock->Now();
-  const absl::Duration grace = LeaseTimeout(*job);
-  const std::string& id = record.job().job_id();
-  const auto& record_max_run = record.job().max_run_time();
-
-  const absl::Duration max_run = FromProtoDuration(record_max_run);
-  auto load_lease = [&](int step, std::string key, LeaseInfo lease) {
-    if (max_run > absl::ZeroDuration()) {
-      lease.deadline = std::min(lease.deadline, lease.granted + max_run);
-    }
-    StepRuntime& s = job->steps[step];
-    if (s.leases.contains(key)) {
-      return absl::DataLossError(
-          absl::StrCat("two leases of ", keys::DescribeItemKey(key), " in job ", id));
-    }
-    expiry_.insert({lease.deadline, lease.token, id, step, key});
-    if (!lease.worker_id.empty()) job->workers[lease.worker_id].leases.insert({step, key});
-    s.leases.emplace(std::move(key), std::move(lease));
-    return absl::OkStatus();
-  };
-  auto it = store_->Scan(Cf::kSched, keys::JobPrefix(id));
-  for (; it->Valid(); it->Next()) {
-    absl::string_view rest = it->suffix();
-    if (!rest.empty() && rest[0] == '\0') {  // job-level: error groups
-      if (rest.size() != 10 || rest[1] != 'E') return absl::DataLossError("bad sched key");
-      storage::v1::ErrorGroupRecord group;
-      CKPT_RETURN_IF_ERROR(Parse(it->value(), &group, "error group"));
-      job->error_groups[keys::ReadBigEndian64(rest.substr(2))] = group;
-      continue;
-    }
-    const size_t nul = rest.find('\0');
-    if (nul == absl::string_view::npos || nul + 1 >= rest.size()) {
-      return absl::DataLossError(absl::StrCat("bad sched key in job ", id));
-    }
-    const int step = job->StepIndex(rest.substr(0, nul));
-    if (step < 0) return absl::DataLossError(absl::StrCat("sched key of unknown step in ", id));
-    StepRuntime& s = job->steps[step];
-    const char tag = rest[nul + 1];
-    const absl::string_view tail = rest.substr(nul + 2);
-    const bool is_range = tag == static_cast<char>(keys::SchedTag::kRegistered) ||
-                          tag == static_cast<char>(keys::SchedTag::kUntouched);
-    if ((is_range && (tail.size() != 8 || it->value().size() != 8)) ||
-        (tag == static_cast<char>(keys::SchedTag::kGrant) && tail.size() != 8) ||
-        (tag == static_cast<char>(keys::SchedTag::kPending) && tail.size() < 2)) {
-      return absl::DataLossError(absl::StrCat("corrupt sched record in job ", id));
-    }
-    switch (static_cast<keys::SchedTag>(tag)) {
-      case keys::SchedTag::kCounters:
-        CKPT_RETURN_IF_ERROR(Parse(it->value(), &s.counters, "counters"));
-        break;
-      case keys::SchedTag::kRegistered:
-        s.registered.Load(keys::ReadBigEndian64(tail), keys::ReadBigEndian64(it->value()));
-        break;
-      case keys::SchedTag::kUntouched:
-        s.untouched.Load(keys::ReadBigEndian64(tail), keys::ReadBigEndian64(it->value()));
-        break;
-      case keys::SchedTag::kPending:
-        (tail[0] == keys::kPendingRetry ? s.pending_retry : s.pending_fresh)
-            .insert(std::string(tail.substr(1)));
-        break;
-      case keys::SchedTag::kLeased: {
-        storage::v1::LeaseRecord record;
-        CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease"));
-        CKPT_RETURN_IF_ERROR(load_lease(
-            step, std::string(tail),
-            {record.worker_id(), record.token(), record.attempts(), record.cursor(),
-             absl::FromUnixMicros(record.grant_time_micros()), now + grace, /*grant=*/0}));
-        break;
-      }
-      case keys::SchedTag::kGrant: {
-        storage::v1::LeaseGrantRecord record;
-        CKPT_RETURN_IF_ERROR(Parse(it->value(), &record, "lease grant"));
-        const uint64_t grant_id = keys::ReadBigEndian64(tail);
-        LeaseGrant& grant = s.grants[grant_id];
-        grant.worker_id = record.worker_id();
-        grant.granted = absl::FromUnixMicros(record.grant_time_micros());
-        for (storage::v1::LeaseGrantRecord::Lease& entry : *record.mutable_leases()) {
-          grant.keys.push_back(entry.key());
-          ++grant.live;
-          CKPT_RETURN_IF_ERROR(load_lease(
-              step, std::move(*entry.mutable_key()),
-              {record.worker_id(), entry.token(), entry.attempts(),
-               std::move(*entry.mutable_cursor()), grant.granted, now + grace, grant_id}));
-        }
-        if (grant.live == 0) s.dirty_grants.insert(grant_id);  // deleted at the next flush
-        break;
-      }
-      case keys::SchedTag::kFailed:
-        s.failed[std::string(tail)] =
-            it->value().size() == 8 ? keys::ReadBigEndian64(it->value()) : 0;
-        break;
-      default:
-        return absl::DataLossError(absl::StrCat("unknown sched tag in job ", id));
-    }
-  }
-  CKPT_RETURN_IF_ERROR(it->status());
-
-  auto workers = store_->Scan(Cf::kWorkers, keys::JobPrefix(id));
-  for (; workers->Valid(); workers->Next()) {
-    WorkerRuntime& w = job->workers[std::string(workers->suffix())];
-    CKPT_RETURN_IF_ERROR(Parse(workers->value(), &w.record, "worker"));
-    w.last_heartbeat = now;  // a restart is not the worker's silence
-  }
-  CKPT_RETURN_IF_ERROR(workers->status());
-  // Leases naming a worker with no record (cannot happen by construction) keep their
-  // expiry and simply end.
-  for (auto w = job->workers.begin(); w != job->workers.end();) {
-    if (!w->second.record.has_worker()) {
-      job->workers.erase(w++);
-    } else {
-      ++w;
-    }
-  }
-  jobs_[id] = std::move(job);
-  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------- writer loop
@@ -244,9 +107,6 @@ void Engine::RefuseQueued() {
 }
 
 void Engine::WriterLoop() {
-  // RocksDB counts key comparisons per thread by default (perf level kEnableCount): a
-  // thread-local increment per comparison of every memtable insert. Nothing reads them.
-  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   for (;;) {
     std::vector<Op> ops;
     {
@@ -286,18 +146,18 @@ void Engine::RunGroup(std::vector<Op>* ops) {
     LogLine("state rebuilt from the store; writes accepted again");
     unloaded_ = absl::OkStatus();
   }
-  Group group(options_.clock->Now());
+  Group group(options_.clock->Now(), store_->NewBatch());
   std::vector<absl::Status> results;
   results.reserve(ops->size());
   for (Op& op : *ops) results.push_back(op.decide(group));
   Flush(group);
   absl::Status written = absl::OkStatus();
   GroupCommitStats stats;
-  if (group.batch.Count() > 0) {
+  if (group.batch->Count() > 0) {
     const auto start = std::chrono::steady_clock::now();
-    written = store_->Write(&group.batch);
+    written = store_->Write(group.batch.get());
     stats.write_time = absl::FromChrono(std::chrono::steady_clock::now() - start);
-    stats.batch_bytes = group.batch.GetDataSize();
+    stats.batch_bytes = group.batch->ByteSize();
   }
   if (options_.observer != nullptr) Observe(group, ops->size(), written.ok(), &stats);
   if (written.ok()) {
@@ -334,9 +194,9 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
   auto grant = s.grants.find(grant_id);
   if (grant == s.grants.end()) return;
   const std::string key = keys::Grant(job.id(), s.name, grant_id);
-  auto* sched = store_->handle(Cf::kSched);
+  const Cf sched = Cf::kSched;
   if (grant->second.live == 0) {
-    g.batch.Delete(sched, key);
+    g.batch->Delete(sched, key);
     s.grants.erase(grant);
     return;
   }
@@ -361,7 +221,7 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
     entry->set_attempts(lease.attempts);
     entry->set_cursor(lease.cursor);
   }
-  g.batch.Put(sched, key, record.SerializeAsString());
+  g.batch->Put(sched, key, record.SerializeAsString());
 }
 
 void Engine::Flush(Group& g) {
@@ -370,22 +230,22 @@ void Engine::Flush(Group& g) {
     if (it != jobs_.end()) FlushJob(g, *it->second);
   }
   if (meta_dirty_) {
-    auto* meta = store_->handle(Cf::kMeta);
-    g.batch.Put(meta, keys::kNextTokenKey, BigEndian(next_token_));
-    g.batch.Put(meta, keys::kNextWorkerKey, BigEndian(next_worker_));
+    const Cf meta = Cf::kMeta;
+    g.batch->Put(meta, keys::kNextTokenKey, BigEndian(next_token_));
+    g.batch->Put(meta, keys::kNextWorkerKey, BigEndian(next_worker_));
     meta_dirty_ = false;
   }
 }
 
 void Engine::FlushJob(Group& g, JobRuntime& job) {
-  auto* sched = store_->handle(Cf::kSched);
+  const Cf sched = Cf::kSched;
   if (job.record_dirty) {
-    g.batch.Put(store_->handle(Cf::kJobs), job.id(), job.record.SerializeAsString());
+    g.batch->Put(Cf::kJobs, job.id(), job.record.SerializeAsString());
     job.record_dirty = false;
   }
   for (StepRuntime& s : job.steps) {
     if (s.counters_dirty) {
-      g.batch.Put(sched, keys::Counters(job.id(), s.name), s.counters.SerializeAsString());
+      g.batch->Put(sched, keys::Counters(job.id(), s.name), s.counters.SerializeAsString());
       s.counters_dirty = false;
     }
     for (uint64_t grant_id : s.dirty_grants) FlushGrant(g, job, s, grant_id);
@@ -395,9 +255,9 @@ void Engine::FlushJob(Group& g, JobRuntime& job) {
       for (const auto& [begin, end] : set->TakeChanges()) {
         const std::string key = keys::RangeStart(job.id(), s.name, tag, begin);
         if (end.has_value()) {
-          g.batch.Put(sched, key, BigEndian(*end));
+          g.batch->Put(sched, key, BigEndian(*end));
         } else {
-          g.batch.Delete(sched, key);
+          g.batch->Delete(sched, key);
         }
       }
     }
@@ -406,17 +266,17 @@ void Engine::FlushJob(Group& g, JobRuntime& job) {
     auto group = job.error_groups.find(hash);
     const std::string key = keys::ErrorGroup(job.id(), hash);
     if (group == job.error_groups.end()) {
-      g.batch.Delete(sched, key);
+      g.batch->Delete(sched, key);
     } else {
-      g.batch.Put(sched, key, group->second.SerializeAsString());
+      g.batch->Put(sched, key, group->second.SerializeAsString());
     }
   }
   job.dirty_error_groups.clear();
   for (const std::string& worker_id : job.dirty_workers) {
     auto w = job.workers.find(worker_id);
     if (w == job.workers.end()) continue;
-    g.batch.Put(store_->handle(Cf::kWorkers), keys::Worker(job.id(), worker_id),
-                w->second.record.SerializeAsString());
+    g.batch->Put(Cf::kWorkers, keys::Worker(job.id(), worker_id),
+                 w->second.record.SerializeAsString());
   }
   job.dirty_workers.clear();
 }
@@ -469,9 +329,7 @@ std::shared_ptr<JobSnapshot> Engine::MakeSnapshot(JobRuntime& job) {
 
 absl::StatusOr<JobRuntime*> Engine::FindJob(absl::string_view job_id) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) {
-    return absl::NotFoundError(absl::StrCat("job \"", job_id, "\" not found"));
-  }
+  if (it == jobs_.end()) return JobNotFound(job_id);
   return it->second.get();
 }
 
@@ -481,9 +339,7 @@ absl::StatusOr<int> Engine::FindStep(const JobRuntime& job, absl::string_view st
   if (index >= 0) return index;
   std::vector<std::string> names;
   for (const StepRuntime& s : job.steps) names.push_back(s.name);
-  return absl::InvalidArgumentError(
-      absl::StrCat("step: job \"", job.id(), "\" has no step \"", step,
-                   "\" (its steps: ", absl::StrJoin(names, ", "), ")"));
+  return UnknownStep(job.id(), step, names);
 }
 
 absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRuntime& job,
@@ -497,7 +353,7 @@ absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRu
   }
   if (!bytes.has_value()) return std::optional<ItemRecord>();
   ItemRecord record;
-  CKPT_RETURN_IF_ERROR(Parse(*bytes, &record, "item"));
+  CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
   return std::optional<ItemRecord>(std::move(record));
 }
 
@@ -509,13 +365,13 @@ void Engine::WriteItem(Group& g, const JobRuntime& job, int step, const std::str
 void Engine::WriteItemBytes(Group& g, const JobRuntime& job, int step, const std::string& key,
                             std::string bytes) {
   std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  g.batch.Put(store_->handle(Cf::kItems), full, bytes);
+  g.batch->Put(Cf::kItems, full, bytes);
   g.items.insert_or_assign(std::move(full), std::move(bytes));
 }
 
 void Engine::DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key) {
   const std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  g.batch.Delete(store_->handle(Cf::kItems), full);
+  g.batch->Delete(Cf::kItems, full);
   g.items[full] = std::nullopt;
 }
 
@@ -537,7 +393,7 @@ absl::StatusOr<ItemPlace> Engine::Locate(Group& g, const JobRuntime& job, int st
 
 void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, ItemPlace from) {
   StepRuntime& s = job.steps[step];
-  auto* sched = store_->handle(Cf::kSched);
+  const Cf sched = Cf::kSched;
   storage::v1::StepCounters& c = s.counters;
   switch (from) {
     case ItemPlace::kUntouched: {
@@ -550,8 +406,8 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
     case ItemPlace::kPendingFresh: {
       const bool retry = from == ItemPlace::kPendingRetry;
       (retry ? s.pending_retry : s.pending_fresh).erase(key);
-      g.batch.Delete(sched, keys::Pending(job.id(), s.name,
-                                          retry ? keys::kPendingRetry : keys::kPendingFresh, key));
+      g.batch->Delete(sched, keys::Pending(job.id(), s.name,
+                                           retry ? keys::kPendingRetry : keys::kPendingFresh, key));
       c.set_pending(c.pending() - 1);
       break;
     }
@@ -564,7 +420,7 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
         if (auto it = s.grants.find(grant); it != s.grants.end()) --it->second.live;
         s.dirty_grants.insert(grant);
       } else {
-        g.batch.Delete(sched, keys::Leased(job.id(), s.name, key));
+        g.batch->Delete(sched, keys::Leased(job.id(), s.name, key));
       }
       s.leases.erase(lease);
       c.set_leased(c.leased() - 1);
@@ -577,7 +433,7 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
         AddErrorGroup(g, job, group->second.message(), -1);
       }
       s.failed.erase(failed);
-      g.batch.Delete(sched, keys::Failed(job.id(), s.name, key));
+      g.batch->Delete(sched, keys::Failed(job.id(), s.name, key));
       c.set_failed(c.failed() - 1);
       break;
     }
@@ -605,8 +461,8 @@ void Engine::Enter(Group& g, JobRuntime& job, int step, const std::string& key, 
     case ItemPlace::kPendingFresh: {
       const bool retry = to == ItemPlace::kPendingRetry;
       (retry ? s.pending_retry : s.pending_fresh).insert(key);
-      g.batch.Put(
-          store_->handle(Cf::kSched),
+      g.batch->Put(
+          Cf::kSched,
           keys::Pending(job.id(), s.name, retry ? keys::kPendingRetry : keys::kPendingFresh, key),
           "");
       c.set_pending(c.pending() + 1);
@@ -628,7 +484,7 @@ void Engine::EnterFailed(Group& g, JobRuntime& job, int step, const std::string&
   StepRuntime& s = job.steps[step];
   const uint64_t hash = keys::Fnv1a64(message);
   s.failed[key] = hash;
-  g.batch.Put(store_->handle(Cf::kSched), keys::Failed(job.id(), s.name, key), BigEndian(hash));
+  g.batch->Put(Cf::kSched, keys::Failed(job.id(), s.name, key), BigEndian(hash));
   s.counters.set_failed(s.counters.failed() + 1);
   s.counters_dirty = true;
   ++g.items_failed;
@@ -735,7 +591,7 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   const std::string begin = keys::JobPrefix(job_id);
   const std::string end = keys::PrefixSuccessor(begin);
   for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates}) {
-    g.batch.DeleteRange(store_->handle(cf), begin, end);
+    g.batch->DeleteRange(cf, begin, end);
   }
   // Later ops of this group must read the job's items and states as deleted (the store
   // still has them until the batch is written): forget what this group wrote under the

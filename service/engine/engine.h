@@ -36,7 +36,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.pb.h"
-#include "rocksdb/write_batch.h"
 #include "service/common/clock.h"
 #include "service/engine/engine_observer.h"
 #include "service/engine/runtime.h"
@@ -158,7 +157,6 @@ class Engine {
   void WriterLoop();
   void RunGroup(std::vector<Op>* ops);
   absl::Status Load();
-  absl::Status LoadJob(const storage::v1::JobRecord& record);
   void Flush(Group& group);
   void FlushJob(Group& group, JobRuntime& job);
   // Rewrites a grant's record with its live leases, or deletes it when none is left.

@@ -426,7 +426,7 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
       output.set_item_key(plans[i].key);
       output.SerializeToString(&output_bytes);
       for (const std::string& path : item.result().output_paths()) {
-        g.batch.Put(store_->handle(Cf::kOutputs), keys::Output(path), output_bytes);
+        g.batch->Put(Cf::kOutputs, keys::Output(path), output_bytes);
       }
     }
     if (worker != nullptr) {

@@ -192,7 +192,7 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
     w.leases.clear();
     job.dirty_workers.insert(worker_id);
   }
-  auto* sched = store_->handle(Cf::kSched);
+  const Cf sched = Cf::kSched;
   for (size_t step = 0; step < job.steps.size(); ++step) {
     StepRuntime& s = job.steps[step];
     for (const auto& [key, lease] : s.leases) {
@@ -213,7 +213,7 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
       for (keys::SchedTag tag : {keys::SchedTag::kRegistered, keys::SchedTag::kUntouched}) {
         std::string value;
         keys::AppendBigEndian64(&value, end);
-        g.batch.Put(sched, keys::RangeStart(job.id(), s.name, tag, begin), value);
+        g.batch->Put(sched, keys::RangeStart(job.id(), s.name, tag, begin), value);
       }
     }
   }
@@ -235,7 +235,7 @@ absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
     }
   }
   DeleteJobData(g, r.job_id());
-  g.batch.Delete(store_->handle(Cf::kJobs), r.job_id());
+  g.batch->Delete(Cf::kJobs, r.job_id());
   g.touched.insert(r.job_id());
   jobs_.erase(r.job_id());
   return absl::OkStatus();

@@ -17,7 +17,10 @@
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
+#include "service/engine/errors.h"
+#include "service/engine/item_reads.h"
 #include "service/engine/job_state_machine.h"
+#include "service/engine/stored_record.h"
 #include "service/store/keys.h"
 
 namespace ckpt {
@@ -28,221 +31,13 @@ using storage::v1::ItemRecord;
 constexpr uint32_t kDefaultListJobs = 50;
 constexpr uint32_t kDefaultListItems = 100;
 
-// Releases a RocksDB snapshot when it goes out of scope.
-class ScopedSnapshot {
- public:
-  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
-  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
-  const rocksdb::Snapshot* get() const { return snapshot_; }
-
- private:
-  rocksdb::DB* const db_;
-  const rocksdb::Snapshot* const snapshot_;
-};
-
-// A sorted stream of encoded item keys of one kind, each optionally with a value.
-class KeyStream {
- public:
-  virtual ~KeyStream() = default;
-  virtual bool Valid() const = 0;
-  virtual const std::string& key() const = 0;
-  virtual absl::string_view value() const { return {}; }
-  virtual void Next() = 0;
-  virtual absl::Status status() const { return absl::OkStatus(); }
-};
-
-// Keys under a RocksDB prefix (the rest of the key is the item key), after `after`.
-class PrefixStream : public KeyStream {
- public:
-  PrefixStream(const Store& store, Cf cf, const std::string& prefix, const std::string& after,
-               const rocksdb::Snapshot* snapshot)
-      : it_(store.Scan(cf, prefix, prefix + after, snapshot)), after_(after) {
-    Settle();
-  }
-  bool Valid() const override { return it_->Valid(); }
-  const std::string& key() const override { return key_; }
-  absl::string_view value() const override { return it_->value(); }
-  void Next() override {
-    it_->Next();
-    Settle();
-  }
-  absl::Status status() const override { return it_->status(); }
-
- private:
-  void Settle() {
-    if (it_->Valid()) key_ = std::string(it_->suffix());
-    if (it_->Valid() && !after_.empty() && key_ == after_) {
-      it_->Next();
-      if (it_->Valid()) key_ = std::string(it_->suffix());
-    }
-  }
-  std::unique_ptr<PrefixIterator> it_;
-  const std::string after_;
-  std::string key_;
-};
-
-// Indices of the step's untouched ranges (sched 'U'), after `after`.
-class UntouchedStream : public KeyStream {
- public:
-  UntouchedStream(const Store& store, const std::string& prefix, const std::string& after,
-                  const rocksdb::Snapshot* snapshot)
-      : it_(store.Scan(Cf::kSched, prefix, "", snapshot)) {
-    if (!after.empty() && !keys::IsIndexKey(after)) {
-      done_ = true;  // every index sorts before every name
-      return;
-    }
-    next_ = after.empty() ? 0 : keys::IndexOf(after) + 1;
-    Settle();
-  }
-  bool Valid() const override { return !done_; }
-  const std::string& key() const override { return key_; }
-  void Next() override {
-    ++next_;
-    Settle();
-  }
-  absl::Status status() const override { return it_->status(); }
-
- private:
-  void Settle() {
-    for (; it_->Valid(); it_->Next()) {
-      const uint64_t begin = keys::ReadBigEndian64(it_->suffix());
-      const uint64_t end = keys::ReadBigEndian64(it_->value());
-      if (next_ < begin) next_ = begin;
-      if (next_ < end) {
-        key_ = keys::EncodeIndex(next_);
-        return;
-      }
-    }
-    done_ = true;
-  }
-  std::unique_ptr<PrefixIterator> it_;
-  uint64_t next_ = 0;
-  bool done_ = false;
-  std::string key_;
-};
-
-// Calls `fn` with each of the step's grant records ('G'). Reads every one: O(live
-// leases of the step), never O(items).
-absl::Status ForEachGrant(const Store& store, absl::string_view job, absl::string_view step,
-                          const rocksdb::Snapshot* snapshot,
-                          const std::function<void(const storage::v1::LeaseGrantRecord&)>& fn) {
-  auto it =
-      store.Scan(Cf::kSched, keys::SchedPrefix(job, step, keys::SchedTag::kGrant), "", snapshot);
-  storage::v1::LeaseGrantRecord grant;
-  for (; it->Valid(); it->Next()) {
-    if (!grant.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("corrupt lease grant record");
-    }
-    fn(grant);
-  }
-  return it->status();
-}
-
-// One granted lease as the LeaseRecord a schema-1 'L' record would hold.
-std::string AsLeaseRecord(const storage::v1::LeaseGrantRecord& grant,
-                          const storage::v1::LeaseGrantRecord::Lease& entry) {
-  storage::v1::LeaseRecord lease;
-  lease.set_worker_id(grant.worker_id());
-  lease.set_token(entry.token());
-  lease.set_attempts(entry.attempts());
-  lease.set_cursor(entry.cursor());
-  lease.set_grant_time_micros(grant.grant_time_micros());
-  return lease.SerializeAsString();
-}
-
-// The granted lease of `key`, as a LeaseRecord, or nullopt.
-absl::StatusOr<std::optional<std::string>> FindGrantedLease(const Store& store,
-                                                            absl::string_view job,
-                                                            absl::string_view step,
-                                                            const std::string& key,
-                                                            const rocksdb::Snapshot* snapshot) {
-  std::optional<std::string> found;
-  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, snapshot, [&](const auto& grant) {
-    for (const auto& entry : grant.leases()) {
-      if (entry.key() == key) found = AsLeaseRecord(grant, entry);
-    }
-  }));
-  return found;
-}
-
-// The `limit` smallest keys after `after` of the step's granted leases, each with its
-// LeaseRecord: all one page of ListItems can use, in O(limit) memory.
-absl::StatusOr<std::map<std::string, std::string>> GrantedLeases(
-    const Store& store, absl::string_view job, absl::string_view step, const std::string& after,
-    size_t limit, const rocksdb::Snapshot* snapshot) {
-  std::map<std::string, std::string> leases;
-  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, snapshot, [&](const auto& grant) {
-    for (const auto& entry : grant.leases()) {
-      if (!after.empty() && entry.key() <= after) continue;
-      if (leases.size() >= limit && entry.key() >= leases.rbegin()->first) continue;
-      leases[entry.key()] = AsLeaseRecord(grant, entry);
-      if (leases.size() > limit) leases.erase(std::prev(leases.end()));
-    }
-  }));
-  return leases;
-}
-
-// GrantedLeases as a stream.
-class GrantStream : public KeyStream {
- public:
-  explicit GrantStream(std::map<std::string, std::string> leases)
-      : leases_(std::move(leases)), it_(leases_.begin()) {}
-  bool Valid() const override { return it_ != leases_.end(); }
-  const std::string& key() const override { return it_->first; }
-  absl::string_view value() const override { return it_->second; }
-  void Next() override { ++it_; }
-
- private:
-  const std::map<std::string, std::string> leases_;
-  std::map<std::string, std::string>::const_iterator it_;
-};
-
-std::string PageToken(const std::string& key) { return absl::BytesToHexString(key); }
-
-absl::StatusOr<std::string> FromPageToken(absl::string_view token) {
-  if (token.empty()) return std::string();
-  const std::string key = absl::HexStringToBytes(token);
-  if (token.size() % 2 != 0 || !keys::DecodeItemKey(key).ok()) {
-    return absl::InvalidArgumentError("page_token: not a token this server issued");
-  }
-  return key;
-}
-
-absl::Status ParseRecord(absl::string_view bytes, ItemRecord* record) {
-  if (record->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::OkStatus();
-  }
-  return absl::DataLossError("corrupt item record");
-}
-
-void FillFromRecord(const ItemRecord& record, bool keys_only, v1::Item* item) {
-  item->set_state(record.state());
-  item->set_attempts(record.attempts());
-  *item->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
-  if (keys_only) return;
-  *item->mutable_result() = record.result();
-  *item->mutable_last_error() = record.last_error();
-  item->set_cursor(record.cursor());
-}
-
-void FillFromLease(absl::string_view bytes, bool keys_only, v1::Item* item) {
-  storage::v1::LeaseRecord lease;
-  lease.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
-  item->set_state(v1::ITEM_STATE_LEASED);
-  item->set_attempts(lease.attempts());
-  item->set_worker_id(lease.worker_id());
-  item->set_lease_token(lease.token());
-  if (!keys_only) item->set_cursor(lease.cursor());
-}
-
 absl::StatusOr<std::string> ResolveStep(const JobSnapshot& snapshot, absl::string_view step) {
   const auto& steps = snapshot.record->job().steps();
   if (step.empty()) return steps.Get(0);
   for (const std::string& name : steps) {
     if (name == step) return name;
   }
-  return absl::InvalidArgumentError(absl::StrCat("step: job \"", snapshot.record->job().job_id(),
-                                                 "\" has no step \"", step, "\""));
+  return UnknownStep(snapshot.record->job().job_id(), step, steps);
 }
 
 // Workers heard from within the lease timeout, as of `now` (Progress.active_workers).
@@ -285,9 +80,7 @@ v1::Job Engine::JobFromSnapshot(const JobSnapshot& snapshot) const {
 
 absl::Status Engine::GetJob(const v1::GetJobRequest& r, v1::GetJobResponse* out) const {
   auto snapshot = Snapshot(r.job_id());
-  if (snapshot == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
-  }
+  if (snapshot == nullptr) return JobNotFound(r.job_id());
   *out->mutable_job() = JobFromSnapshot(*snapshot);
   for (const v1::RecentCompletion& recent : snapshot->recent_completions) {
     *out->add_recent_completions() = recent;
@@ -390,167 +183,26 @@ uint64_t Engine::AwaitPublish(uint64_t seen, absl::Time deadline) const {
 
 absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* out) const {
   auto snapshot = Snapshot(r.job_id());
-  if (snapshot == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
-  }
+  if (snapshot == nullptr) return JobNotFound(r.job_id());
   CKPT_ASSIGN_OR_RETURN(const std::string step, ResolveStep(*snapshot, r.step()));
-  const std::string key = keys::EncodeItemKey(r.key());
-  ScopedSnapshot at(store_->db());
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<ReadView> view, store_->NewReadView());
   v1::Item* item = out->mutable_item();
   *item->mutable_key() = r.key();
   item->set_step(step);
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> record,
-                        store_->Get(Cf::kItems, keys::Item(r.job_id(), step, key), at.get()));
-  ItemRecord parsed;
-  if (record.has_value()) {
-    CKPT_RETURN_IF_ERROR(ParseRecord(*record, &parsed));
-    FillFromRecord(parsed, /*keys_only=*/false, item);
-    if (parsed.state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
-  } else if (keys::IsIndexKey(key)) {
-    // An untouched index: PENDING with no record. Its range starts at or before it.
-    const uint64_t index = keys::IndexOf(key);
-    const std::string prefix = keys::SchedPrefix(r.job_id(), step, keys::SchedTag::kUntouched);
-    rocksdb::ReadOptions read;
-    read.snapshot = at.get();
-    std::unique_ptr<rocksdb::Iterator> it(
-        store_->db()->NewIterator(read, store_->handle(Cf::kSched)));
-    it->SeekForPrev(keys::RangeStart(r.job_id(), step, keys::SchedTag::kUntouched, index));
-    if (it->Valid() && it->key().starts_with(prefix) &&
-        keys::ReadBigEndian64(absl::string_view(it->value().data(), it->value().size())) > index) {
-      item->set_state(v1::ITEM_STATE_PENDING);
-      return absl::OkStatus();
-    }
-    CKPT_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read"));
-  }
-  // Leased, in its own 'L' record (schema 1) or in a grant; or PENDING/FAILED as its
-  // record says.
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> lease,
-                        store_->Get(Cf::kSched, keys::Leased(r.job_id(), step, key), at.get()));
-  if (!lease.has_value()) {
-    CKPT_ASSIGN_OR_RETURN(lease, FindGrantedLease(*store_, r.job_id(), step, key, at.get()));
-  }
-  if (lease.has_value()) FillFromLease(*lease, /*keys_only=*/false, item);
-  if (record.has_value() || lease.has_value()) return absl::OkStatus();
-  out->clear_item();
-  return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key),
-                                          " is not registered in step \"", step, "\" of job \"",
-                                          r.job_id(), "\""));
+  const absl::Status read =
+      ReadStepItem(*view, r.job_id(), step, keys::EncodeItemKey(r.key()), item);
+  if (!read.ok()) out->clear_item();
+  return read;
 }
 
 absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsResponse* out) const {
   auto snapshot = Snapshot(r.job_id());
-  if (snapshot == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
-  }
+  if (snapshot == nullptr) return JobNotFound(r.job_id());
   CKPT_ASSIGN_OR_RETURN(const std::string step, ResolveStep(*snapshot, r.step()));
-  CKPT_ASSIGN_OR_RETURN(const std::string after, FromPageToken(r.page_token()));
-  ScopedSnapshot at(store_->db());
-  const std::string& job = r.job_id();
-  auto sched = [&](keys::SchedTag tag) { return keys::SchedPrefix(job, step, tag); };
-
-  // Sources in the merge, by what their keys mean.
-  enum Kind { kRecord, kUntouched, kLease, kPending, kFailed };
-  std::vector<std::pair<Kind, std::unique_ptr<KeyStream>>> streams;
-  auto add = [&](Kind kind, Cf cf, const std::string& prefix) {
-    streams.emplace_back(kind,
-                         std::make_unique<PrefixStream>(*store_, cf, prefix, after, at.get()));
-  };
-  auto add_untouched = [&]() {
-    streams.emplace_back(
-        kUntouched, std::make_unique<UntouchedStream>(*store_, sched(keys::SchedTag::kUntouched),
-                                                      after, at.get()));
-  };
-  const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
-  auto add_granted = [&]() -> absl::Status {
-    // One more than a page: if it is left over, there is a next page.
-    CKPT_ASSIGN_OR_RETURN(auto granted,
-                          GrantedLeases(*store_, job, step, after, limit + size_t{1}, at.get()));
-    streams.emplace_back(kLease, std::make_unique<GrantStream>(std::move(granted)));
-    return absl::OkStatus();
-  };
-  const std::string pending = sched(keys::SchedTag::kPending);
-  switch (r.state()) {
-    case v1::ITEM_STATE_PENDING:
-      add_untouched();
-      add(kPending, Cf::kSched, pending + keys::kPendingRetry);
-      add(kPending, Cf::kSched, pending + keys::kPendingFresh);
-      break;
-    case v1::ITEM_STATE_LEASED:
-      add(kLease, Cf::kSched, sched(keys::SchedTag::kLeased));
-      CKPT_RETURN_IF_ERROR(add_granted());
-      break;
-    case v1::ITEM_STATE_FAILED:
-      add(kFailed, Cf::kSched, sched(keys::SchedTag::kFailed));
-      break;
-    default:  // COMPLETED (filtered below) or any state
-      add(kRecord, Cf::kItems, keys::StepPrefix(job, step));
-      if (r.state() == v1::ITEM_STATE_UNSPECIFIED) {
-        add_untouched();
-        add(kLease, Cf::kSched, sched(keys::SchedTag::kLeased));
-        CKPT_RETURN_IF_ERROR(add_granted());
-      }
-  }
-
-  std::string last;
-  while (static_cast<uint32_t>(out->items_size()) < limit) {
-    const std::string* smallest = nullptr;
-    for (const auto& [kind, stream] : streams) {
-      if (stream->Valid() && (smallest == nullptr || stream->key() < *smallest)) {
-        smallest = &stream->key();
-      }
-    }
-    if (smallest == nullptr) break;
-    const std::string key = *smallest;
-    v1::Item item;
-    *item.mutable_key() = *keys::DecodeItemKey(key);
-    item.set_step(step);
-    for (auto& [kind, stream] : streams) {
-      if (!stream->Valid() || stream->key() != key) continue;
-      if (kind == kRecord) {
-        ItemRecord record;
-        CKPT_RETURN_IF_ERROR(ParseRecord(stream->value(), &record));
-        if (item.state() != v1::ITEM_STATE_LEASED) FillFromRecord(record, r.keys_only(), &item);
-      } else if (kind == kLease) {
-        FillFromLease(stream->value(), r.keys_only(), &item);
-      } else if (kind == kUntouched) {
-        item.set_state(v1::ITEM_STATE_PENDING);
-      } else {  // pending or failed: the details are in the item's record
-        CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
-                              store_->Get(Cf::kItems, keys::Item(job, step, key), at.get()));
-        ItemRecord record;
-        if (bytes.has_value()) CKPT_RETURN_IF_ERROR(ParseRecord(*bytes, &record));
-        FillFromRecord(record, r.keys_only(), &item);
-        item.set_state(kind == kFailed ? v1::ITEM_STATE_FAILED : v1::ITEM_STATE_PENDING);
-      }
-      stream->Next();
-    }
-    last = key;
-    if (r.state() == v1::ITEM_STATE_COMPLETED && item.state() != v1::ITEM_STATE_COMPLETED) continue;
-    *out->add_items() = std::move(item);
-  }
-  for (const auto& [kind, stream] : streams) CKPT_RETURN_IF_ERROR(stream->status());
-  bool more = false;
-  for (const auto& [kind, stream] : streams) more = more || stream->Valid();
-  if (more && !last.empty()) out->set_next_page_token(PageToken(last));
-
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<ReadView> view, store_->NewReadView());
+  CKPT_RETURN_IF_ERROR(ListStepItems(*view, r, step, out));
   if (r.error_groups() > 0) {
-    std::vector<v1::ErrorGroup> groups;
-    auto it = store_->Scan(Cf::kSched, keys::ErrorGroupPrefix(job), "", at.get());
-    for (; it->Valid(); it->Next()) {
-      storage::v1::ErrorGroupRecord record;
-      record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
-      v1::ErrorGroup group;
-      group.set_message(record.message());
-      group.set_count(record.count());
-      groups.push_back(std::move(group));
-    }
-    CKPT_RETURN_IF_ERROR(it->status());
-    std::sort(groups.begin(), groups.end(), [](const v1::ErrorGroup& a, const v1::ErrorGroup& b) {
-      return a.count() != b.count() ? a.count() > b.count() : a.message() < b.message();
-    });
-    for (size_t i = 0; i < groups.size() && i < r.error_groups(); ++i) {
-      *out->add_error_groups() = groups[i];
-    }
+    CKPT_RETURN_IF_ERROR(ListErrorGroups(*view, r.job_id(), r.error_groups(), out));
   }
   return absl::OkStatus();
 }
@@ -584,9 +236,7 @@ absl::Status Engine::FindOutput(const v1::FindOutputRequest& r, v1::FindOutputRe
 // ---------------------------------------------------------------- states
 
 absl::Status Engine::GetState(const v1::GetStateRequest& r, v1::GetStateResponse* out) const {
-  if (Snapshot(r.job_id()) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
-  }
+  if (Snapshot(r.job_id()) == nullptr) return JobNotFound(r.job_id());
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
                         store_->Get(Cf::kStates, keys::State(r.job_id(), r.name())));
   if (!bytes.has_value()) {
@@ -604,9 +254,7 @@ absl::Status Engine::GetState(const v1::GetStateRequest& r, v1::GetStateResponse
 }
 
 absl::Status Engine::ListStates(const v1::ListStatesRequest& r, v1::ListStatesResponse* out) const {
-  if (Snapshot(r.job_id()) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", r.job_id(), "\" not found"));
-  }
+  if (Snapshot(r.job_id()) == nullptr) return JobNotFound(r.job_id());
   auto it = store_->Scan(Cf::kStates, keys::JobPrefix(r.job_id()));
   for (; it->Valid(); it->Next()) {
     storage::v1::StateRecord record;

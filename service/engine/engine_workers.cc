@@ -101,8 +101,7 @@ absl::Status Engine::DoHeartbeat(Group& g, const v1::HeartbeatRequest& r,
       record.set_attempts(lease->second.attempts);
       record.set_cursor(lease->second.cursor);
       record.set_grant_time_micros(absl::ToUnixMicros(lease->second.granted));
-      g.batch.Put(store_->handle(Cf::kSched), keys::Leased(job->id(), s.name, key),
-                  record.SerializeAsString());
+      g.batch->Put(Cf::kSched, keys::Leased(job->id(), s.name, key), record.SerializeAsString());
     }
   }
   Touch(g, *job);
@@ -212,7 +211,7 @@ absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutS
   record.set_value(r.value());
   record.set_version(version + 1);
   record.set_update_time_micros(absl::ToUnixMicros(g.now));
-  g.batch.Put(store_->handle(Cf::kStates), key, record.SerializeAsString());
+  g.batch->Put(Cf::kStates, key, record.SerializeAsString());
   g.states[key] = record;
   out->set_version(record.version());
   return absl::OkStatus();

@@ -4,8 +4,10 @@
 #ifndef CKPT_SERVICE_ENGINE_GROUP_H_
 #define CKPT_SERVICE_ENGINE_GROUP_H_
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -14,17 +16,17 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "ckpt/storage/v1/records.pb.h"
-#include "rocksdb/write_batch.h"
 #include "service/engine/engine.h"
+#include "service/store/store.h"
 
 namespace ckpt {
 
 class Engine::Group {
  public:
-  explicit Group(absl::Time now) : now(now) {}
+  Group(absl::Time now, std::unique_ptr<WriteBatch> batch) : now(now), batch(std::move(batch)) {}
 
   const absl::Time now;
-  rocksdb::WriteBatch batch;
+  const std::unique_ptr<WriteBatch> batch;
   // items CF key -> the serialized record this group wrote (nullopt: deleted). Bytes,
   // not the parsed record: copying every written record costs more than parsing the
   // rare one read back.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/common/grpc_status.h"
 #include "service/common/proto_time.h"
+#include "service/engine/errors.h"
 #include "service/engine/job_state_machine.h"
 #include "service/rpc/wire_message.h"
 
@@ -32,8 +33,7 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (writing_ || finished_ || now - last_sent_ < min_interval_) return;
     auto snapshot = hub_->engine_->Snapshot(job_id_);
     if (snapshot == nullptr) {
-      return FinishLocked(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                       absl::StrCat("job \"", job_id_, "\" not found")));
+      return FinishLocked(ToGrpcStatus(JobNotFound(job_id_)));
     }
     if (sent_any_ && snapshot->version == last_version_) return;
     response_.Clear();

@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.http_listen_address.empty()) {
     CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
   }
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.store));
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, RocksDbStore::Open(options.store));
   auto metrics = std::make_unique<ServerMetrics>(
       ServerMetricsOptions{options.metrics_max_jobs, options.store.path});
   EngineOptions engine_options;

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "service/common/clock.h"
 #include "service/rpc/validate.h"
+#include "service/store/rocksdb_store.h"
 #include "service/store/store.h"
 
 namespace grpc {
@@ -34,7 +35,7 @@ struct ServerOptions {
   std::string http_listen_address;
   // ckpt_job_items covers at most this many running or paused jobs (server_metrics.h).
   size_t metrics_max_jobs = 100;
-  StoreOptions store;
+  RocksDbStoreOptions store;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
   Clock* clock = Clock::Real();
@@ -45,7 +46,7 @@ class Server {
  public:
   // Opens the store and loads the engine, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health
   // (SERVING once started) and server reflection. Errors say what is wrong and what to do: the
-  // store's (see Store::Open), or FAILED_PRECONDITION when the address cannot be listened on.
+  // store's (see RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened on.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   // Shuts down with a 5 s grace if Shutdown was not called.

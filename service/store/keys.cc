@@ -146,6 +146,74 @@ std::string PrefixSuccessor(absl::string_view prefix) {
   return out;
 }
 
+namespace {
+
+absl::Status CorruptSchedKey(absl::string_view job_id, absl::string_view suffix) {
+  return absl::DataLossError(
+      absl::StrCat("corrupt sched key \"", absl::CHexEscape(suffix), "\" in job \"", job_id, "\""));
+}
+
+}  // namespace
+
+absl::StatusOr<SchedKey> ParseSchedKey(absl::string_view job_id, absl::string_view suffix) {
+  SchedKey key;
+  if (!suffix.empty() && suffix[0] == '\0') {  // job-level: error groups
+    if (suffix.size() != 10 || suffix[1] != 'E') return CorruptSchedKey(job_id, suffix);
+    key.error_group = true;
+    key.error_hash = ReadBigEndian64(suffix.substr(2));
+    return key;
+  }
+  const size_t nul = suffix.find('\0');
+  if (nul == absl::string_view::npos || nul == 0 || nul + 1 >= suffix.size()) {
+    return CorruptSchedKey(job_id, suffix);
+  }
+  key.step = suffix.substr(0, nul);
+  key.tag = static_cast<SchedTag>(suffix[nul + 1]);
+  key.rest = suffix.substr(nul + 2);
+  bool well_formed = false;
+  switch (key.tag) {
+    case SchedTag::kCounters:
+      well_formed = key.rest.empty();
+      break;
+    case SchedTag::kRegistered:
+    case SchedTag::kUntouched:
+    case SchedTag::kGrant:
+      well_formed = key.rest.size() == 8;
+      if (well_formed) key.number = ReadBigEndian64(key.rest);
+      break;
+    case SchedTag::kPending:
+      well_formed = key.rest.size() >= 2 &&
+                    (key.rest[0] == kPendingRetry || key.rest[0] == kPendingFresh) &&
+                    DecodeItemKey(key.rest.substr(1)).ok();
+      break;
+    case SchedTag::kLeased:
+    case SchedTag::kFailed:
+      well_formed = DecodeItemKey(key.rest).ok();
+      break;
+  }
+  if (!well_formed) return CorruptSchedKey(job_id, suffix);
+  return key;
+}
+
+absl::StatusOr<uint64_t> ParseRangeEnd(absl::string_view value) {
+  return ParseBigEndian64Value(value, "index range");
+}
+
+absl::StatusOr<v1::ItemKey> ParseStoredItemKey(absl::string_view encoded) {
+  absl::StatusOr<v1::ItemKey> key = DecodeItemKey(encoded);
+  if (!key.ok())
+    return absl::DataLossError(absl::StrCat("corrupt record: ", key.status().message()));
+  return key;
+}
+
+absl::StatusOr<uint64_t> ParseBigEndian64Value(absl::string_view value, absl::string_view what) {
+  if (value.size() != 8) {
+    return absl::DataLossError(
+        absl::StrCat("corrupt ", what, " record: ", value.size(), " bytes, not 8"));
+  }
+  return ReadBigEndian64(value);
+}
+
 uint64_t Fnv1a64(absl::string_view data) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (unsigned char c : data) {

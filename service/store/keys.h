@@ -93,6 +93,30 @@ std::string Grant(absl::string_view job_id, absl::string_view step, uint64_t fir
 std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
 std::string ErrorGroupPrefix(absl::string_view job_id);
 
+// A sched key of one job with its JobPrefix removed, parsed and checked.
+struct SchedKey {
+  bool error_group = false;            // <job level prefix> 'E' <hash>
+  uint64_t error_hash = 0;             // if error_group
+  absl::string_view step;              // otherwise: the step's name,
+  SchedTag tag = SchedTag::kCounters;  // its tag,
+  // and what follows the tag: for kRegistered/kUntouched/kGrant the 8-byte integer
+  // (see `number`); for kPending the class byte and the item key; for kLeased and
+  // kFailed the item key; for kCounters nothing.
+  absl::string_view rest;
+  uint64_t number = 0;  // kRegistered/kUntouched: begin; kGrant: first token
+};
+// DATA_LOSS naming the job if `suffix` is not a well-formed sched key (unknown tag,
+// wrong length, empty item key). Views point into `suffix`.
+absl::StatusOr<SchedKey> ParseSchedKey(absl::string_view job_id, absl::string_view suffix);
+// The value of a kRegistered/kUntouched record: the range's end. DATA_LOSS if it is
+// not 8 bytes.
+absl::StatusOr<uint64_t> ParseRangeEnd(absl::string_view value);
+// An item key read from the store (a key suffix or a record field). DATA_LOSS if it
+// is not an encoded item key.
+absl::StatusOr<v1::ItemKey> ParseStoredItemKey(absl::string_view encoded);
+// An 8-byte big-endian value of the meta family (counters). DATA_LOSS naming `what`.
+absl::StatusOr<uint64_t> ParseBigEndian64Value(absl::string_view value, absl::string_view what);
+
 // workers/<job_id>\0<worker_id>, states/<job_id>\0<name>, outputs/<path>.
 std::string Worker(absl::string_view job_id, absl::string_view worker_id);
 std::string State(absl::string_view job_id, absl::string_view name);

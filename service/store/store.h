@@ -1,21 +1,29 @@
-// The RocksDB store: opening it safely, its column families, and status conversion.
-// What is stored where is specified in STORAGE_FORMAT.md.
+// The store: what the engine needs from durable storage, and nothing else. Two
+// implementations keep the same records under the same keys (STORAGE_FORMAT.md):
+// RocksDbStore (rocksdb_store.h, the embedded default) and PostgresStore.
+//
+// The engine builds each group commit as one WriteBatch and applies it atomically with
+// Store::Write; it reads the latest committed state from the Store itself (its writer
+// is the only writer) and gives readers a consistent ReadView (a snapshot).
+//
+// Errors every implementation maps its own failures to:
+//   RESOURCE_EXHAUSTED  the disk (or database) is full;
+//   DATA_LOSS           a record or file is corrupt;
+//   UNAVAILABLE         the store cannot be reached now (retry later);
+//   INTERNAL            anything else.
 #ifndef CKPT_SERVICE_STORE_STORE_H_
 #define CKPT_SERVICE_STORE_STORE_H_
 
-#include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
+#include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "rocksdb/db.h"
-#include "rocksdb/write_batch.h"
 
 namespace ckpt {
 
@@ -24,112 +32,84 @@ namespace ckpt {
 // LeaseGrantRecords; schema 1's LeaseRecords are still read).
 inline constexpr uint32_t kSchemaVersion = 2;
 
+// Record families (RocksDB column families; a column of PostgreSQL's table).
 enum class Cf { kMeta, kJobs, kItems, kSched, kWorkers, kStates, kOutputs };
+inline constexpr size_t kNumCfs = 7;
 
-// Failures a test injects into a store, standing for a disk that fails. Production
-// leaves StoreOptions::faults null. Thread-safe implementations only: the engine's
-// writer and the readers call them.
-class StoreFaults {
+// Changes applied together by Store::Write, in the order they were added: a Put after
+// a DeleteRange covering its key stands. Not thread-safe; made by Store::NewBatch and
+// only valid for that store.
+class WriteBatch {
  public:
-  virtual ~StoreFaults() = default;
-  // Called before each Write / Get; a non-OK status is returned in place of doing it.
-  virtual absl::Status BeforeWrite() { return absl::OkStatus(); }
-  virtual absl::Status BeforeGet() { return absl::OkStatus(); }
+  virtual ~WriteBatch() = default;
+  virtual void Put(Cf cf, absl::string_view key, absl::string_view value) = 0;
+  virtual void Delete(Cf cf, absl::string_view key) = 0;
+  // Deletes every key in [begin, end).
+  virtual void DeleteRange(Cf cf, absl::string_view begin, absl::string_view end) = 0;
+  // Changes added so far.
+  virtual size_t Count() const = 0;
+  // Roughly the bytes the changes hold (keys and values), for metrics.
+  virtual size_t ByteSize() const = 0;
 };
 
-struct StoreOptions {
-  std::string path;  // the data directory
-  // Sync the WAL before a write returns (the default). Without it a process crash
-  // still loses nothing (the WAL is written), but a power failure may lose the last
-  // writes the OS had not flushed.
-  bool sync = true;
-  size_t block_cache_bytes = 64 << 20;
-  std::shared_ptr<StoreFaults> faults;  // tests only
-};
-
-// Maps a RocksDB status to absl: NoSpace -> RESOURCE_EXHAUSTED, Corruption ->
-// DATA_LOSS, Busy/TryAgain -> UNAVAILABLE, NotFound -> NOT_FOUND, others INTERNAL.
-// `context` says what was being done ("write", "read job").
-absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context);
-
-// Iterates keys that start with a prefix. Owns its upper bound, so the bound outlives
-// the RocksDB iterator. Not thread-safe. Check status() once Valid() turns false.
-class PrefixIterator {
+// Keys that start with a prefix, in ascending bytewise order, from a start key. Not
+// thread-safe. Check status() once Valid() turns false: an iterator that stops early
+// because of an error is not Valid and has a non-OK status.
+class StoreIterator {
  public:
-  PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, absl::string_view prefix,
-                 absl::string_view start, const rocksdb::Snapshot* snapshot);
+  explicit StoreIterator(size_t prefix_size) : prefix_size_(prefix_size) {}
+  virtual ~StoreIterator() = default;
+  StoreIterator(const StoreIterator&) = delete;
+  StoreIterator& operator=(const StoreIterator&) = delete;
 
-  bool Valid() const { return it_->Valid(); }
-  void Next() { it_->Next(); }
-  absl::string_view key() const { return ToView(it_->key()); }
-  // The key with the prefix removed.
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  // REQUIRES: Valid(). Views stay valid until the next Next().
+  virtual absl::string_view key() const = 0;
+  virtual absl::string_view value() const = 0;
+  virtual absl::Status status() const = 0;
+  // The key with the prefix removed. REQUIRES: Valid().
   absl::string_view suffix() const { return key().substr(prefix_size_); }
-  absl::string_view value() const { return ToView(it_->value()); }
-  absl::Status status() const;
 
  private:
-  static absl::string_view ToView(const rocksdb::Slice& s) {
-    return absl::string_view(s.data(), s.size());
-  }
-
   const size_t prefix_size_;
-  const std::string upper_bound_;
-  rocksdb::Slice upper_bound_slice_;
-  std::unique_ptr<rocksdb::Iterator> it_;  // last: destroyed before the bound
 };
 
-// Thread-safe: RocksDB is; the Store adds no mutable state after Open.
-class Store {
+// Point reads and prefix scans. Thread-safe: any number of threads may read at once.
+class StoreReader {
  public:
-  // Opens (creating if the directory is empty or missing) the store at options.path.
-  // An existing store is first checked read-only; one it refuses is left byte for byte
-  // as it was (a torn WAL tail is not a refusal: it is dropped, as after any crash).
-  // Errors carry one line saying what is wrong and what to do:
-  //   FAILED_PRECONDITION: the directory is not writable, is held by another ckptd
-  //     (RocksDB's LOCK), holds files but no store, lacks a ckpt column family, or has
-  //     a newer schema;
-  //   DATA_LOSS: the store is corrupt (CURRENT, MANIFEST, an SST file, the WAL);
-  //   RESOURCE_EXHAUSTED: the disk is full.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  virtual ~StoreReader() = default;
 
-  ~Store();
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
+  // The value at `key`, or nullopt if there is none.
+  virtual absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const = 0;
+  // The keys that start with `prefix`, from `start` (which must start with `prefix`;
+  // empty: from the prefix itself).
+  virtual std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
+                                              absl::string_view start = {}) const = 0;
+  // The entry with the greatest key <= `key` among those starting with `prefix`, or
+  // nullopt. REQUIRES: `key` starts with `prefix`.
+  virtual absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
+      Cf cf, absl::string_view prefix, absl::string_view key) const = 0;
+};
 
-  // Applies `batch` atomically, synced when options.sync. RESOURCE_EXHAUSTED when the
-  // disk is full. After a failed write RocksDB refuses writes until resumed; the next
-  // Write resumes it first, so writes come back by themselves once space is freed.
-  absl::Status Write(rocksdb::WriteBatch* batch);
+// The store as of one moment: later writes are not seen. Releases what it holds (a
+// RocksDB snapshot, a PostgreSQL transaction) when destroyed.
+class ReadView : public StoreReader {};
 
-  // The value at `key` (at `snapshot` if given), or nullopt if absent.
-  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key,
-                                                 const rocksdb::Snapshot* snapshot = nullptr) const;
-
-  // Iterates the keys that start with `prefix`, from `start` (which must start with
-  // `prefix`; empty: from the prefix itself), optionally at `snapshot`.
-  std::unique_ptr<PrefixIterator> Scan(Cf cf, absl::string_view prefix,
-                                       absl::string_view start = {},
-                                       const rocksdb::Snapshot* snapshot = nullptr) const;
-
-  rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<size_t>(cf)]; }
-  rocksdb::DB* db() const { return db_.get(); }
-  const StoreOptions& options() const { return options_; }
-  uint32_t schema_version() const { return schema_version_; }
-
- private:
-  Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-        std::vector<rocksdb::ColumnFamilyHandle*> handles, uint32_t schema_version);
-
-  const StoreOptions options_;
-  std::unique_ptr<rocksdb::DB> db_;
-  // Indexed by Cf; then any column families of a newer format, opened to satisfy
-  // RocksDB and otherwise untouched.
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  const uint32_t schema_version_;
-  rocksdb::WriteOptions write_options_;
-  // Set by a failed write; the next Write resumes RocksDB first, under resume_mu_.
-  std::atomic<bool> write_failed_{false};
-  absl::Mutex resume_mu_;
+// Thread-safe. Reads through the Store itself see every write that returned OK.
+class Store : public StoreReader {
+ public:
+  // An empty batch for Write.
+  virtual std::unique_ptr<WriteBatch> NewBatch() const = 0;
+  // Applies `batch` atomically and durably (as the implementation's options say), or
+  // not at all. After an error the batch may or may not have been applied when the
+  // implementation cannot know (a connection lost during commit: UNAVAILABLE); the
+  // engine treats every error alike and rebuilds its state from the store.
+  virtual absl::Status Write(WriteBatch* batch) = 0;
+  // A consistent view of everything written so far.
+  virtual absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const = 0;
+  // The schema version the store had when opened (now kSchemaVersion).
+  virtual uint32_t schema_version() const = 0;
 };
 
 }  // namespace ckpt

@@ -8,7 +8,6 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rocksdb/write_batch.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
 #include "tests/engine/engine_test_base.h"
@@ -678,9 +677,9 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   ASSERT_EQ(grants.size(), 1u);
   storage::v1::LeaseGrantRecord grant;
   ASSERT_TRUE(grant.ParseFromString(grants[0].second));
-  rocksdb::WriteBatch batch;
-  auto* sched = h_.store().handle(Cf::kSched);
-  batch.Delete(sched, keys::SchedPrefix("old", "main", keys::SchedTag::kGrant) + grants[0].first);
+  auto batch = h_.store().NewBatch();
+  const Cf sched = Cf::kSched;
+  batch->Delete(sched, keys::SchedPrefix("old", "main", keys::SchedTag::kGrant) + grants[0].first);
   for (const auto& entry : grant.leases()) {
     storage::v1::LeaseRecord record;
     record.set_worker_id(grant.worker_id());
@@ -688,9 +687,9 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
     record.set_attempts(entry.attempts());
     record.set_cursor("old-cursor");
     record.set_grant_time_micros(grant.grant_time_micros());
-    batch.Put(sched, keys::Leased("old", "main", entry.key()), record.SerializeAsString());
+    batch->Put(sched, keys::Leased("old", "main", entry.key()), record.SerializeAsString());
   }
-  CKPT_ASSERT_OK(h_.store().Write(&batch));
+  CKPT_ASSERT_OK(h_.store().Write(batch.get()));
 
   h_.Reopen();
   EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(0, 1));
@@ -739,6 +738,36 @@ TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
   CKPT_ASSERT_OK(Complete(complete));
   EXPECT_THAT(SchedRecords(h_.store(), "big", keys::SchedTag::kGrant), IsEmpty());
   testutil::ExpectCountersMatchRecount(h_, "big");
+}
+
+// A damaged record is DATA_LOSS wherever it is read, never skipped or read past its end.
+TEST_F(EngineItemsTest, DamagedSchedRecordsReadAsDataLoss) {
+  CKPT_ASSERT_OK(h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(R"pb(job_id: "d")pb")));
+  CKPT_ASSERT_OK(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(
+    job_id: "d"
+    ranges { begin: 0 end: 10 })pb")));
+  auto untouched = SchedRecords(h_.store(), "d", keys::SchedTag::kUntouched);
+  ASSERT_EQ(untouched.size(), 1u);
+  auto batch = h_.store().NewBatch();
+  batch->Put(Cf::kSched,
+             keys::SchedPrefix("d", "main", keys::SchedTag::kUntouched) + untouched[0].first,
+             "3 by");  // a range end must be 8 bytes
+  batch->Put(Cf::kSched, keys::ErrorGroup("d", 1), "\xff\xff not a record");
+  CKPT_ASSERT_OK(h_.store().Write(batch.get()));
+
+  EXPECT_THAT(h_.Read(&Engine::ListItems, Parse<v1::ListItemsRequest>(R"pb(
+    job_id: "d"
+    state: ITEM_STATE_PENDING)pb")),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("range")));
+  EXPECT_THAT(h_.Read(&Engine::GetItem, Parse<v1::GetItemRequest>(R"pb(
+    job_id: "d"
+    key { index: 3 })pb")),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("range")));
+  EXPECT_THAT(h_.Read(&Engine::ListItems, Parse<v1::ListItemsRequest>(R"pb(
+    job_id: "d"
+    state: ITEM_STATE_FAILED
+    error_groups: 3)pb")),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("error group")));
 }
 
 }  // namespace

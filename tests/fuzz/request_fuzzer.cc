@@ -34,7 +34,7 @@
 #include "service/common/clock.h"
 #include "service/engine/engine.h"
 #include "service/rpc/validate.h"
-#include "service/store/store.h"
+#include "service/store/rocksdb_store.h"
 
 namespace ckpt {
 namespace fuzz {
@@ -234,11 +234,11 @@ void Initialize() {
   std::string dir = absl::StrCat(root != nullptr ? root : "/tmp", "/request_fuzzer.XXXXXX");
   if (::mkdtemp(dir.data()) == nullptr) Violation("mkdtemp failed");
   g_world = new World();
-  StoreOptions store;
+  RocksDbStoreOptions store;
   store.path = dir;
   store.sync = false;  // a process crash still loses nothing; fuzzing wants speed
   store.block_cache_bytes = 8 << 20;
-  auto opened = Store::Open(store);
+  auto opened = RocksDbStore::Open(store);
   if (!opened.ok()) Violation(opened.status().ToString());
   g_world->store = std::move(*opened);
   EngineOptions options;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -110,6 +111,50 @@ TEST(KeysTest, Fnv1aIsStable) {
   // Error group keys are on disk: this value must never change.
   EXPECT_EQ(keys::Fnv1a64(""), 0xcbf29ce484222325ULL);
   EXPECT_EQ(keys::Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+}
+
+TEST(KeysTest, SchedKeysParseBackToWhatBuiltThem) {
+  const std::string job = keys::JobPrefix("j");
+  std::vector<std::string> built;  // parsed keys view into these
+  auto parse = [&](std::string key) {
+    built.push_back(std::move(key));
+    return keys::ParseSchedKey("j", absl::string_view(built.back()).substr(job.size()));
+  };
+  built.reserve(8);
+  auto range = parse(keys::RangeStart("j", "s", keys::SchedTag::kUntouched, 42));
+  CKPT_ASSERT_OK(range);
+  EXPECT_FALSE(range->error_group);
+  EXPECT_EQ(range->step, "s");
+  EXPECT_EQ(range->tag, keys::SchedTag::kUntouched);
+  EXPECT_EQ(range->number, 42u);
+  auto pending = parse(keys::Pending("j", "s", keys::kPendingRetry, keys::EncodeName("a")));
+  CKPT_ASSERT_OK(pending);
+  EXPECT_EQ(pending->tag, keys::SchedTag::kPending);
+  EXPECT_EQ(pending->rest, std::string(1, keys::kPendingRetry) + keys::EncodeName("a"));
+  auto failed = parse(keys::Failed("j", "s", keys::EncodeIndex(7)));
+  CKPT_ASSERT_OK(failed);
+  EXPECT_EQ(failed->rest, keys::EncodeIndex(7));
+  auto counters = parse(keys::Counters("j", "s"));
+  CKPT_ASSERT_OK(counters);
+  EXPECT_EQ(counters->tag, keys::SchedTag::kCounters);
+  auto group = parse(keys::ErrorGroup("j", 99));
+  CKPT_ASSERT_OK(group);
+  EXPECT_TRUE(group->error_group);
+  EXPECT_EQ(group->error_hash, 99u);
+}
+
+TEST(KeysTest, DamagedSchedKeysAreDataLossNamingTheJob) {
+  const std::string step_prefix = std::string("s\0", 2);
+  for (const std::string& suffix :
+       {std::string(), std::string("s"), step_prefix, step_prefix + "U" + "short",
+        step_prefix + "Z", step_prefix + "F" + "\x03bad", step_prefix + "P" + "\x07" + "x",
+        step_prefix + "C" + "extra", std::string("\0E123", 5)}) {
+    EXPECT_THAT(keys::ParseSchedKey("job-7", suffix),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("job \"job-7\"")))
+        << absl::CHexEscape(suffix);
+  }
+  EXPECT_THAT(keys::ParseRangeEnd("1234567"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+  EXPECT_THAT(keys::ParseStoredItemKey("\x05x"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "service/store/rocksdb_store.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ckpt {
@@ -15,12 +16,11 @@ EngineHarness::~EngineHarness() {
 }
 
 void EngineHarness::Open() {
-  StoreOptions store_options;
+  RocksDbStoreOptions store_options;
   store_options.path = dir_;
-  store_options.faults = faults_;
-  auto store = Store::Open(store_options);
+  auto store = RocksDbStore::Open(store_options);
   if (!store.ok()) std::abort();
-  store_ = std::move(*store);
+  store_ = std::make_unique<FaultInjectingStore>(std::move(*store));
   EngineOptions options;
   options.clock = &clock_;
   auto engine = Engine::Open(store_.get(), options);

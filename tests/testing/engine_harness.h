@@ -3,7 +3,6 @@
 #ifndef CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 #define CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include "service/common/clock.h"
 #include "service/engine/engine.h"
 #include "service/store/store.h"
+#include "tests/testing/fault_injecting_store.h"
 
 namespace ckpt {
 namespace testutil {
@@ -35,18 +35,7 @@ class EngineHarness {
   void Reopen();
   Engine& engine() { return *engine_; }
   // Failures to inject into the store's writes and reads (a failing disk).
-  struct Faults : StoreFaults {
-    std::atomic<bool> fail_writes{false};
-    std::atomic<bool> fail_reads{false};
-    absl::Status BeforeWrite() override {
-      return fail_writes ? absl::ResourceExhaustedError("injected: no space left on device")
-                         : absl::OkStatus();
-    }
-    absl::Status BeforeGet() override {
-      return fail_reads ? absl::InternalError("injected: read error") : absl::OkStatus();
-    }
-  };
-  Faults& faults() { return *faults_; }
+  StoreFaults& faults() { return store_->faults(); }
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
   const std::string& dir() const { return dir_; }
@@ -83,9 +72,8 @@ class EngineHarness {
   void Open();
 
   const std::string dir_;
-  const std::shared_ptr<Faults> faults_ = std::make_shared<Faults>();
   FakeClock clock_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<FaultInjectingStore> store_;
   std::unique_ptr<Engine> engine_;
 };
 

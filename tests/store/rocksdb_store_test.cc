@@ -1,4 +1,4 @@
-#include "service/store/store.h"
+#include "service/store/rocksdb_store.h"
 
 #include <algorithm>
 #include <fstream>
@@ -9,6 +9,7 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "service/store/keys.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -19,23 +20,23 @@ namespace {
 using ::ckpt::testutil::StatusIs;
 using ::testing::HasSubstr;
 
-StoreOptions OptionsFor(const std::string& path) {
-  StoreOptions options;
+RocksDbStoreOptions OptionsFor(const std::string& path) {
+  RocksDbStoreOptions options;
   options.path = path;
   return options;
 }
 
-TEST(StoreTest, CreatesThenReopensWithSchemaAndData) {
+TEST(RocksDbStoreTest, CreatesThenReopensWithSchemaAndData) {
   const std::string dir = testutil::NewTempDir("store");
   {
-    auto store = Store::Open(OptionsFor(dir));
+    auto store = RocksDbStore::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
     EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
-    rocksdb::WriteBatch batch;
-    batch.Put((*store)->handle(Cf::kJobs), "job-1", "record");
-    CKPT_ASSERT_OK((*store)->Write(&batch));
+    auto batch = (*store)->NewBatch();
+    batch->Put(Cf::kJobs, "job-1", "record");
+    CKPT_ASSERT_OK((*store)->Write(batch.get()));
   }
-  auto reopened = Store::Open(OptionsFor(dir));
+  auto reopened = RocksDbStore::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(reopened);
   auto value = (*reopened)->Get(Cf::kJobs, "job-1");
   CKPT_ASSERT_OK(value);
@@ -43,72 +44,55 @@ TEST(StoreTest, CreatesThenReopensWithSchemaAndData) {
   EXPECT_EQ(**value, "record");
 }
 
-TEST(StoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
+TEST(RocksDbStoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
   const std::string dir = testutil::NewTempDir("store");
-  auto first = Store::Open(OptionsFor(dir));
+  auto first = RocksDbStore::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(first);
-  EXPECT_THAT(Store::Open(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                     HasSubstr("in use by another ckptd")));
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir)), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                            HasSubstr("in use by another ckptd")));
 }
 
-TEST(StoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
+TEST(RocksDbStoreTest, NewerSchemaIsRefusedAndLeftUntouched) {
   const std::string dir = testutil::NewTempDir("store");
   {
-    auto store = Store::Open(OptionsFor(dir));
+    auto store = RocksDbStore::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
     storage::v1::SchemaRecord newer;
     newer.set_version(kSchemaVersion + 1);
-    rocksdb::WriteBatch batch;
-    batch.Put((*store)->handle(Cf::kMeta), keys::kSchemaKey, newer.SerializeAsString());
-    CKPT_ASSERT_OK((*store)->Write(&batch));
+    auto batch = (*store)->NewBatch();
+    batch->Put(Cf::kMeta, keys::kSchemaKey, newer.SerializeAsString());
+    CKPT_ASSERT_OK((*store)->Write(batch.get()));
   }
-  EXPECT_THAT(Store::Open(OptionsFor(dir)),
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("newer than this ckptd understands")));
   // Still refused the same way: nothing was rewritten.
-  EXPECT_THAT(Store::Open(OptionsFor(dir)),
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr(absl::StrCat("schema version ", kSchemaVersion + 1))));
 }
 
-TEST(StoreTest, DirectoryWithFilesButNoStoreIsRefused) {
+TEST(RocksDbStoreTest, DirectoryWithFilesButNoStoreIsRefused) {
   const std::string dir = testutil::NewTempDir("store");
   std::ofstream(dir + "/notes.txt") << "not a store";
-  EXPECT_THAT(Store::Open(OptionsFor(dir)),
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("but no store")));
   std::ifstream still(dir + "/notes.txt");
   EXPECT_TRUE(still.good());
 }
 
-TEST(StoreTest, DataDirThatIsAFileIsRefused) {
+TEST(RocksDbStoreTest, DataDirThatIsAFileIsRefused) {
   const std::string dir = testutil::NewTempDir("store");
   std::ofstream(dir + "/file") << "x";
-  EXPECT_THAT(Store::Open(OptionsFor(dir + "/file")),
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir + "/file")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("data dir")));
-}
-
-TEST(StoreTest, ScanStaysInsideItsPrefix) {
-  auto store = Store::Open(OptionsFor(testutil::NewTempDir("store")));
-  CKPT_ASSERT_OK(store);
-  rocksdb::WriteBatch batch;
-  auto* items = (*store)->handle(Cf::kItems);
-  batch.Put(items, keys::Item("a", "s", keys::EncodeIndex(2)), "2");
-  batch.Put(items, keys::Item("a", "s", keys::EncodeIndex(1)), "1");
-  batch.Put(items, keys::Item("a.b", "s", keys::EncodeIndex(0)), "other job");
-  batch.Put(items, keys::Item("a", "t", keys::EncodeIndex(0)), "other step");
-  CKPT_ASSERT_OK((*store)->Write(&batch));
-  std::vector<std::string> seen;
-  auto it = (*store)->Scan(Cf::kItems, keys::StepPrefix("a", "s"));
-  for (; it->Valid(); it->Next()) seen.push_back(std::string(it->value()));
-  CKPT_ASSERT_OK(it->status());
-  EXPECT_THAT(seen, ::testing::ElementsAre("1", "2"));
 }
 
 // The items family inserts with a per-prefix hint and the outputs family keeps its
 // memtable as a hash table (store.cc): keys written out of order, interleaved across
 // steps, and paths that prefix each other must read back the same from the memtable,
 // after a flush (the hash memtable sorted into an SST file) and after a reopen.
-TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
+TEST(RocksDbStoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
   const std::string dir = testutil::NewTempDir("store");
   constexpr uint64_t kItems = 3000;
   auto path_of = [](uint64_t i) { return absl::StrCat("/out/shard-", i % 7, "/item-", i); };
@@ -134,7 +118,7 @@ TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
     }
   };
   {
-    auto store = Store::Open(OptionsFor(dir));
+    auto store = RocksDbStore::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
     // Batches of consecutive indices, the batches in a shuffled order, both steps
     // interleaved: what several workers' completions look like.
@@ -143,15 +127,15 @@ TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
     std::reverse(starts.begin() + 3, starts.end());
     std::swap(starts[0], starts[5]);
     for (uint64_t begin : starts) {
-      rocksdb::WriteBatch batch;
+      auto batch = (*store)->NewBatch();
       for (uint64_t i = begin; i < begin + 100; ++i) {
         for (const char* step : {"t", "s"}) {
-          batch.Put((*store)->handle(Cf::kItems), keys::Item("job", step, keys::EncodeIndex(i)),
-                    absl::StrCat(step, i));
+          batch->Put(Cf::kItems, keys::Item("job", step, keys::EncodeIndex(i)),
+                     absl::StrCat(step, i));
         }
-        batch.Put((*store)->handle(Cf::kOutputs), keys::Output(path_of(i)), absl::StrCat(i));
+        batch->Put(Cf::kOutputs, keys::Output(path_of(i)), absl::StrCat(i));
       }
-      CKPT_ASSERT_OK((*store)->Write(&batch));
+      CKPT_ASSERT_OK((*store)->Write(batch.get()));
     }
     check(**store);
     for (Cf cf : {Cf::kItems, Cf::kOutputs}) {
@@ -159,26 +143,26 @@ TEST(StoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
     }
     check(**store);
   }
-  auto reopened = Store::Open(OptionsFor(dir));
+  auto reopened = RocksDbStore::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(reopened);
   check(**reopened);
 }
 
 // Schema 1 is a subset of schema 2: it opens, and is marked as 2 so that a schema-1
 // ckptd refuses it once it may hold grant records.
-TEST(StoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
+TEST(RocksDbStoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
   const std::string dir = testutil::NewTempDir("store");
   {
-    auto store = Store::Open(OptionsFor(dir));
+    auto store = RocksDbStore::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
     storage::v1::SchemaRecord old;
     old.set_version(1);
     old.set_created_by("ckptd");
-    rocksdb::WriteBatch batch;
-    batch.Put((*store)->handle(Cf::kMeta), keys::kSchemaKey, old.SerializeAsString());
-    CKPT_ASSERT_OK((*store)->Write(&batch));
+    auto batch = (*store)->NewBatch();
+    batch->Put(Cf::kMeta, keys::kSchemaKey, old.SerializeAsString());
+    CKPT_ASSERT_OK((*store)->Write(batch.get()));
   }
-  auto store = Store::Open(OptionsFor(dir));
+  auto store = RocksDbStore::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(store);
   EXPECT_EQ((*store)->schema_version(), 2u);
   auto bytes = (*store)->Get(Cf::kMeta, keys::kSchemaKey);

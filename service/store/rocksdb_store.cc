@@ -1,10 +1,11 @@
-#include "service/store/store.h"
+#include "service/store/rocksdb_store.h"
 
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -18,11 +19,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "ckpt/storage/v1/records.pb.h"
+#include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/memtablerep.h"
+#include "rocksdb/perf_level.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/store/keys.h"
@@ -32,10 +36,28 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Maps a RocksDB status to absl: NoSpace -> RESOURCE_EXHAUSTED, Corruption ->
+// DATA_LOSS, Busy/TryAgain -> UNAVAILABLE, NotFound -> NOT_FOUND, others INTERNAL.
+// `context` says what was being done ("write", "read job").
+absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  const std::string message = absl::StrCat(context, ": ", status.ToString());
+  if (status.IsNoSpace() || status.subcode() == rocksdb::Status::kNoSpace) {
+    return absl::ResourceExhaustedError(absl::StrCat(context, ": the data dir's disk is full (",
+                                                     status.ToString(), "); free space and retry"));
+  }
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsBusy() || status.IsTryAgain() || status.IsShutdownInProgress()) {
+    return absl::UnavailableError(message);
+  }
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  return absl::InternalError(message);
+}
+
 // Column family names in Cf order.
 const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
                                 keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
-constexpr size_t kNumCfs = sizeof(kCfNames) / sizeof(kCfNames[0]);
+static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == kNumCfs, "one name per Cf");
 
 // RocksDB's info log. Its own LOG writer aborts the process (Debian builds RocksDB with
 // assertions on) when it writes again after a failed write, which is what happens on a
@@ -310,22 +332,8 @@ absl::Status CheckExistingStore(const std::string& path, const std::vector<std::
 
 }  // namespace
 
-absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
-  if (status.ok()) return absl::OkStatus();
-  const std::string message = absl::StrCat(context, ": ", status.ToString());
-  if (status.IsNoSpace() || status.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(absl::StrCat(context, ": the data dir's disk is full (",
-                                                     status.ToString(), "); free space and retry"));
-  }
-  if (status.IsCorruption()) return absl::DataLossError(message);
-  if (status.IsBusy() || status.IsTryAgain() || status.IsShutdownInProgress()) {
-    return absl::UnavailableError(message);
-  }
-  if (status.IsNotFound()) return absl::NotFoundError(message);
-  return absl::InternalError(message);
-}
-
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
+    const RocksDbStoreOptions& options) {
   CKPT_RETURN_IF_ERROR(PrepareDirectory(options.path));
   CKPT_ASSIGN_OR_RETURN(const bool exists, StoreExists(options.path));
 
@@ -385,26 +393,147 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   }
   db->DestroyColumnFamilyHandle(raw_handles[0]);
   logger->Release();
-  return std::unique_ptr<Store>(new Store(options, std::move(db), std::move(handles), *version));
+  return std::unique_ptr<RocksDbStore>(
+      new RocksDbStore(options, std::move(db), std::move(handles), *version));
 }
 
-Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-             std::vector<rocksdb::ColumnFamilyHandle*> handles, uint32_t schema_version)
+namespace {
+
+rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+class RocksWriteBatch : public WriteBatch {
+ public:
+  explicit RocksWriteBatch(const RocksDbStore* store) : store_(store) {}
+  void Put(Cf cf, absl::string_view key, absl::string_view value) override {
+    batch_.Put(store_->handle(cf), ToSlice(key), ToSlice(value));
+  }
+  void Delete(Cf cf, absl::string_view key) override {
+    batch_.Delete(store_->handle(cf), ToSlice(key));
+  }
+  void DeleteRange(Cf cf, absl::string_view begin, absl::string_view end) override {
+    batch_.DeleteRange(store_->handle(cf), ToSlice(begin), ToSlice(end));
+  }
+  size_t Count() const override { return batch_.Count(); }
+  size_t ByteSize() const override { return batch_.GetDataSize(); }
+
+  const RocksDbStore* store() const { return store_; }
+  rocksdb::WriteBatch* rocks() { return &batch_; }
+
+ private:
+  const RocksDbStore* const store_;
+  rocksdb::WriteBatch batch_;
+};
+
+// Iterates keys that start with a prefix. Owns its upper bound, so the bound outlives
+// the RocksDB iterator.
+class RocksIterator : public StoreIterator {
+ public:
+  RocksIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, absl::string_view prefix,
+                absl::string_view start, const rocksdb::Snapshot* snapshot)
+      : StoreIterator(prefix.size()),
+        upper_bound_(keys::PrefixSuccessor(prefix)),
+        upper_bound_slice_(upper_bound_) {
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot;
+    if (!upper_bound_.empty()) read.iterate_upper_bound = &upper_bound_slice_;
+    it_.reset(db->NewIterator(read, cf));
+    it_->Seek(ToSlice(start.empty() ? prefix : start));
+  }
+  bool Valid() const override { return it_->Valid(); }
+  void Next() override { it_->Next(); }
+  absl::string_view key() const override { return ToView(it_->key()); }
+  absl::string_view value() const override { return ToView(it_->value()); }
+  absl::Status status() const override { return FromRocksStatus(it_->status(), "scan"); }
+
+ private:
+  const std::string upper_bound_;
+  rocksdb::Slice upper_bound_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;  // last: destroyed before the bound
+};
+
+absl::StatusOr<std::optional<std::string>> GetAt(const RocksDbStore& store, Cf cf,
+                                                 absl::string_view key,
+                                                 const rocksdb::Snapshot* snapshot) {
+  std::string value;
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  rocksdb::Status s = store.db()->Get(read, store.handle(cf), ToSlice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocksStatus(s, "read");
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> FloorAt(
+    const RocksDbStore& store, Cf cf, absl::string_view prefix, absl::string_view key,
+    const rocksdb::Snapshot* snapshot) {
+  const rocksdb::Slice lower = ToSlice(prefix);
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  read.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(read, store.handle(cf)));
+  it->SeekForPrev(ToSlice(key));
+  if (it->Valid() && it->key().starts_with(lower)) {
+    return std::make_optional(
+        std::make_pair(std::string(ToView(it->key())), std::string(ToView(it->value()))));
+  }
+  CKPT_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read"));
+  return std::optional<std::pair<std::string, std::string>>();
+}
+
+// A RocksDB snapshot, released when the view goes.
+class RocksReadView : public ReadView {
+ public:
+  explicit RocksReadView(const RocksDbStore* store)
+      : store_(store), snapshot_(store->db()->GetSnapshot()) {}
+  ~RocksReadView() override { store_->db()->ReleaseSnapshot(snapshot_); }
+
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
+    return GetAt(*store_, cf, key, snapshot_);
+  }
+  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
+                                      absl::string_view start) const override {
+    return std::make_unique<RocksIterator>(store_->db(), store_->handle(cf), prefix, start,
+                                           snapshot_);
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
+      Cf cf, absl::string_view prefix, absl::string_view key) const override {
+    return FloorAt(*store_, cf, prefix, key, snapshot_);
+  }
+
+ private:
+  const RocksDbStore* const store_;
+  const rocksdb::Snapshot* const snapshot_;
+};
+
+}  // namespace
+
+RocksDbStore::RocksDbStore(RocksDbStoreOptions options, std::unique_ptr<rocksdb::DB> db,
+                           std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                           uint32_t schema_version)
     : options_(std::move(options)),
       db_(std::move(db)),
       handles_(std::move(handles)),
-      schema_version_(schema_version) {
-  write_options_.sync = options_.sync;
-}
+      schema_version_(schema_version) {}
 
-Store::~Store() {
+RocksDbStore::~RocksDbStore() {
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   // Flushes nothing extra: the WAL already holds every acknowledged write.
   db_->Close();
 }
 
-absl::Status Store::Write(rocksdb::WriteBatch* batch) {
-  if (options_.faults != nullptr) CKPT_RETURN_IF_ERROR(options_.faults->BeforeWrite());
+std::unique_ptr<WriteBatch> RocksDbStore::NewBatch() const {
+  return std::make_unique<RocksWriteBatch>(this);
+}
+
+absl::Status RocksDbStore::Write(WriteBatch* batch) {
+  auto* rocks_batch = static_cast<RocksWriteBatch*>(batch);
+  assert(rocks_batch->store() == this);
+  // RocksDB counts key comparisons per thread by default (perf level kEnableCount): a
+  // thread-local increment per comparison of every memtable insert. Nothing reads them.
+  thread_local const bool perf_counters_off =
+      (rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable), true);
+  (void)perf_counters_off;
   if (write_failed_.load(std::memory_order_acquire)) {
     // RocksDB refuses every write after a failed one (e.g. on a full disk) until resumed;
     // resuming flushes the memtables, so it fails again while the disk is still full.
@@ -418,7 +547,9 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   }
   // No lock across the write: RocksDB shares one WAL sync among the writers that reach
   // it together.
-  rocksdb::Status s = db_->Write(write_options_, batch);
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+  rocksdb::Status s = db_->Write(write_options, rocks_batch->rocks());
   if (!s.ok() && !write_failed_.exchange(true, std::memory_order_acq_rel)) {
     LogLine(absl::StrCat("store at ", options_.path, ": write failed (", s.ToString(),
                          "); writes are refused until one succeeds again"));
@@ -426,38 +557,22 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   return FromRocksStatus(s, "write");
 }
 
-absl::StatusOr<std::optional<std::string>> Store::Get(Cf cf, absl::string_view key,
-                                                      const rocksdb::Snapshot* snapshot) const {
-  if (options_.faults != nullptr) CKPT_RETURN_IF_ERROR(options_.faults->BeforeGet());
-  std::string value;
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
-  rocksdb::Status s = db_->Get(read, handle(cf), rocksdb::Slice(key.data(), key.size()), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return FromRocksStatus(s, "read");
-  return std::optional<std::string>(std::move(value));
+absl::StatusOr<std::unique_ptr<ReadView>> RocksDbStore::NewReadView() const {
+  return std::unique_ptr<ReadView>(std::make_unique<RocksReadView>(this));
 }
 
-PrefixIterator::PrefixIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                               absl::string_view prefix, absl::string_view start,
-                               const rocksdb::Snapshot* snapshot)
-    : prefix_size_(prefix.size()),
-      upper_bound_(keys::PrefixSuccessor(prefix)),
-      upper_bound_slice_(upper_bound_) {
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
-  if (!upper_bound_.empty()) read.iterate_upper_bound = &upper_bound_slice_;
-  it_.reset(db->NewIterator(read, cf));
-  const absl::string_view from = start.empty() ? prefix : start;
-  it_->Seek(rocksdb::Slice(from.data(), from.size()));
+absl::StatusOr<std::optional<std::string>> RocksDbStore::Get(Cf cf, absl::string_view key) const {
+  return GetAt(*this, cf, key, nullptr);
 }
 
-absl::Status PrefixIterator::status() const { return FromRocksStatus(it_->status(), "scan"); }
+std::unique_ptr<StoreIterator> RocksDbStore::Scan(Cf cf, absl::string_view prefix,
+                                                  absl::string_view start) const {
+  return std::make_unique<RocksIterator>(db_.get(), handle(cf), prefix, start, nullptr);
+}
 
-std::unique_ptr<PrefixIterator> Store::Scan(Cf cf, absl::string_view prefix,
-                                            absl::string_view start,
-                                            const rocksdb::Snapshot* snapshot) const {
-  return std::make_unique<PrefixIterator>(db_.get(), handle(cf), prefix, start, snapshot);
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> RocksDbStore::Floor(
+    Cf cf, absl::string_view prefix, absl::string_view key) const {
+  return FloorAt(*this, cf, prefix, key, nullptr);
 }
 
 }  // namespace ckpt

@@ -1,0 +1,389 @@
+#include "service/engine/item_reads.h"
+
+#include <algorithm>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "ckpt/storage/v1/records.pb.h"
+#include "service/common/proto_time.h"
+#include "service/common/status_macros.h"
+#include "service/engine/stored_record.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+namespace {
+
+using storage::v1::ItemRecord;
+
+constexpr uint32_t kDefaultListItems = 100;
+
+// A sorted stream of encoded item keys of one kind, each optionally with a value.
+class KeyStream {
+ public:
+  virtual ~KeyStream() = default;
+  virtual bool Valid() const = 0;
+  virtual const std::string& key() const = 0;
+  virtual absl::string_view value() const { return {}; }
+  virtual void Next() = 0;
+  virtual absl::Status status() const { return absl::OkStatus(); }
+};
+
+// Keys under a store prefix (the rest of the key is the item key), after `after`.
+class PrefixStream : public KeyStream {
+ public:
+  PrefixStream(const StoreReader& store, Cf cf, const std::string& prefix, const std::string& after)
+      : it_(store.Scan(cf, prefix, prefix + after)), after_(after) {
+    Settle();
+  }
+  bool Valid() const override { return it_->Valid(); }
+  const std::string& key() const override { return key_; }
+  absl::string_view value() const override { return it_->value(); }
+  void Next() override {
+    it_->Next();
+    Settle();
+  }
+  absl::Status status() const override { return it_->status(); }
+
+ private:
+  void Settle() {
+    if (it_->Valid()) key_ = std::string(it_->suffix());
+    if (it_->Valid() && !after_.empty() && key_ == after_) {
+      it_->Next();
+      if (it_->Valid()) key_ = std::string(it_->suffix());
+    }
+  }
+  std::unique_ptr<StoreIterator> it_;
+  const std::string after_;
+  std::string key_;
+};
+
+// Indices of the step's untouched ranges (sched 'U'), after `after`.
+class UntouchedStream : public KeyStream {
+ public:
+  UntouchedStream(const StoreReader& store, const std::string& prefix, const std::string& after)
+      : it_(store.Scan(Cf::kSched, prefix)) {
+    if (!after.empty() && !keys::IsIndexKey(after)) {
+      done_ = true;  // every index sorts before every name
+      return;
+    }
+    next_ = after.empty() ? 0 : keys::IndexOf(after) + 1;
+    Settle();
+  }
+  bool Valid() const override { return !done_; }
+  const std::string& key() const override { return key_; }
+  void Next() override {
+    ++next_;
+    Settle();
+  }
+  absl::Status status() const override { return status_.ok() ? it_->status() : status_; }
+
+ private:
+  void Settle() {
+    for (; it_->Valid(); it_->Next()) {
+      absl::StatusOr<uint64_t> begin =
+          keys::ParseBigEndian64Value(it_->suffix(), "untouched range key");
+      absl::StatusOr<uint64_t> end = keys::ParseRangeEnd(it_->value());
+      if (!begin.ok() || !end.ok()) {
+        status_ = begin.ok() ? end.status() : begin.status();
+        break;
+      }
+      if (next_ < *begin) next_ = *begin;
+      if (next_ < *end) {
+        key_ = keys::EncodeIndex(next_);
+        return;
+      }
+    }
+    done_ = true;
+  }
+  std::unique_ptr<StoreIterator> it_;
+  uint64_t next_ = 0;
+  bool done_ = false;
+  absl::Status status_;
+  std::string key_;
+};
+
+// Calls `fn` with each of the step's grant records ('G'). Reads every one: O(live
+// leases of the step), never O(items).
+absl::Status ForEachGrant(const StoreReader& store, absl::string_view job, absl::string_view step,
+                          const std::function<void(const storage::v1::LeaseGrantRecord&)>& fn) {
+  auto it = store.Scan(Cf::kSched, keys::SchedPrefix(job, step, keys::SchedTag::kGrant));
+  storage::v1::LeaseGrantRecord grant;
+  for (; it->Valid(); it->Next()) {
+    CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &grant, "lease grant"));
+    fn(grant);
+  }
+  return it->status();
+}
+
+// One granted lease as the LeaseRecord a schema-1 'L' record would hold.
+std::string AsLeaseRecord(const storage::v1::LeaseGrantRecord& grant,
+                          const storage::v1::LeaseGrantRecord::Lease& entry) {
+  storage::v1::LeaseRecord lease;
+  lease.set_worker_id(grant.worker_id());
+  lease.set_token(entry.token());
+  lease.set_attempts(entry.attempts());
+  lease.set_cursor(entry.cursor());
+  lease.set_grant_time_micros(grant.grant_time_micros());
+  return lease.SerializeAsString();
+}
+
+// The granted lease of `key`, as a LeaseRecord, or nullopt.
+absl::StatusOr<std::optional<std::string>> FindGrantedLease(const StoreReader& store,
+                                                            absl::string_view job,
+                                                            absl::string_view step,
+                                                            const std::string& key) {
+  std::optional<std::string> found;
+  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, [&](const auto& grant) {
+    for (const auto& entry : grant.leases()) {
+      if (entry.key() == key) found = AsLeaseRecord(grant, entry);
+    }
+  }));
+  return found;
+}
+
+// The `limit` smallest keys after `after` of the step's granted leases, each with its
+// LeaseRecord: all one page of ListItems can use, in O(limit) memory.
+absl::StatusOr<std::map<std::string, std::string>> GrantedLeases(const StoreReader& store,
+                                                                 absl::string_view job,
+                                                                 absl::string_view step,
+                                                                 const std::string& after,
+                                                                 size_t limit) {
+  std::map<std::string, std::string> leases;
+  CKPT_RETURN_IF_ERROR(ForEachGrant(store, job, step, [&](const auto& grant) {
+    for (const auto& entry : grant.leases()) {
+      if (!after.empty() && entry.key() <= after) continue;
+      if (leases.size() >= limit && entry.key() >= leases.rbegin()->first) continue;
+      leases[entry.key()] = AsLeaseRecord(grant, entry);
+      if (leases.size() > limit) leases.erase(std::prev(leases.end()));
+    }
+  }));
+  return leases;
+}
+
+// GrantedLeases as a stream.
+class GrantStream : public KeyStream {
+ public:
+  explicit GrantStream(std::map<std::string, std::string> leases)
+      : leases_(std::move(leases)), it_(leases_.begin()) {}
+  bool Valid() const override { return it_ != leases_.end(); }
+  const std::string& key() const override { return it_->first; }
+  absl::string_view value() const override { return it_->second; }
+  void Next() override { ++it_; }
+
+ private:
+  const std::map<std::string, std::string> leases_;
+  std::map<std::string, std::string>::const_iterator it_;
+};
+
+std::string PageToken(const std::string& key) { return absl::BytesToHexString(key); }
+
+absl::StatusOr<std::string> FromPageToken(absl::string_view token) {
+  if (token.empty()) return std::string();
+  const std::string key = absl::HexStringToBytes(token);
+  if (token.size() % 2 != 0 || !keys::DecodeItemKey(key).ok()) {
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  return key;
+}
+
+absl::Status ParseRecord(absl::string_view bytes, ItemRecord* record) {
+  return ParseStored(bytes, record, "item");
+}
+
+void FillFromRecord(const ItemRecord& record, bool keys_only, v1::Item* item) {
+  item->set_state(record.state());
+  item->set_attempts(record.attempts());
+  *item->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
+  if (keys_only) return;
+  *item->mutable_result() = record.result();
+  *item->mutable_last_error() = record.last_error();
+  item->set_cursor(record.cursor());
+}
+
+absl::Status FillFromLease(absl::string_view bytes, bool keys_only, v1::Item* item) {
+  storage::v1::LeaseRecord lease;
+  CKPT_RETURN_IF_ERROR(ParseStored(bytes, &lease, "lease"));
+  item->set_state(v1::ITEM_STATE_LEASED);
+  item->set_attempts(lease.attempts());
+  item->set_worker_id(lease.worker_id());
+  item->set_lease_token(lease.token());
+  if (!keys_only) item->set_cursor(lease.cursor());
+  return absl::OkStatus();
+}
+
+// Sources in ListItems' merge, by what their keys mean.
+enum class Source { kRecord, kUntouched, kLease, kPending, kFailed };
+using Streams = std::vector<std::pair<Source, std::unique_ptr<KeyStream>>>;
+
+// The streams whose merge lists the items of `state` in `step`, after `after`.
+absl::StatusOr<Streams> OpenStreams(const StoreReader& view, absl::string_view job,
+                                    absl::string_view step, v1::ItemState state,
+                                    const std::string& after, uint32_t limit) {
+  Streams streams;
+  auto sched = [&](keys::SchedTag tag) { return keys::SchedPrefix(job, step, tag); };
+  auto add = [&](Source source, Cf cf, const std::string& prefix) {
+    streams.emplace_back(source, std::make_unique<PrefixStream>(view, cf, prefix, after));
+  };
+  auto add_untouched = [&]() {
+    streams.emplace_back(Source::kUntouched, std::make_unique<UntouchedStream>(
+                                                 view, sched(keys::SchedTag::kUntouched), after));
+  };
+  auto add_leased = [&]() -> absl::Status {
+    add(Source::kLease, Cf::kSched, sched(keys::SchedTag::kLeased));
+    // One more than a page: if it is left over, there is a next page.
+    CKPT_ASSIGN_OR_RETURN(auto granted, GrantedLeases(view, job, step, after, limit + size_t{1}));
+    streams.emplace_back(Source::kLease, std::make_unique<GrantStream>(std::move(granted)));
+    return absl::OkStatus();
+  };
+  const std::string pending = sched(keys::SchedTag::kPending);
+  switch (state) {
+    case v1::ITEM_STATE_PENDING:
+      add_untouched();
+      add(Source::kPending, Cf::kSched, pending + keys::kPendingRetry);
+      add(Source::kPending, Cf::kSched, pending + keys::kPendingFresh);
+      break;
+    case v1::ITEM_STATE_LEASED:
+      CKPT_RETURN_IF_ERROR(add_leased());
+      break;
+    case v1::ITEM_STATE_FAILED:
+      add(Source::kFailed, Cf::kSched, sched(keys::SchedTag::kFailed));
+      break;
+    default:  // COMPLETED (filtered by the caller) or any state
+      add(Source::kRecord, Cf::kItems, keys::StepPrefix(job, step));
+      if (state == v1::ITEM_STATE_UNSPECIFIED) {
+        add_untouched();
+        CKPT_RETURN_IF_ERROR(add_leased());
+      }
+  }
+  return streams;
+}
+
+// Builds the item `key` from the streams positioned on it, and moves them past it.
+absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::string_view step,
+                       const std::string& key, bool keys_only, Streams& streams, v1::Item* item) {
+  CKPT_ASSIGN_OR_RETURN(*item->mutable_key(), keys::ParseStoredItemKey(key));
+  item->set_step(std::string(step));
+  for (auto& [source, stream] : streams) {
+    if (!stream->Valid() || stream->key() != key) continue;
+    if (source == Source::kRecord) {
+      ItemRecord record;
+      CKPT_RETURN_IF_ERROR(ParseRecord(stream->value(), &record));
+      if (item->state() != v1::ITEM_STATE_LEASED) FillFromRecord(record, keys_only, item);
+    } else if (source == Source::kLease) {
+      CKPT_RETURN_IF_ERROR(FillFromLease(stream->value(), keys_only, item));
+    } else if (source == Source::kUntouched) {
+      item->set_state(v1::ITEM_STATE_PENDING);
+    } else {  // pending or failed: the details are in the item's record
+      CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                            view.Get(Cf::kItems, keys::Item(job, step, key)));
+      ItemRecord record;
+      if (bytes.has_value()) CKPT_RETURN_IF_ERROR(ParseRecord(*bytes, &record));
+      FillFromRecord(record, keys_only, item);
+      item->set_state(source == Source::kFailed ? v1::ITEM_STATE_FAILED : v1::ITEM_STATE_PENDING);
+    }
+    stream->Next();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
+                          const std::string& key, v1::Item* item) {
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> record,
+                        view.Get(Cf::kItems, keys::Item(job, step, key)));
+  ItemRecord parsed;
+  if (record.has_value()) {
+    CKPT_RETURN_IF_ERROR(ParseRecord(*record, &parsed));
+    FillFromRecord(parsed, /*keys_only=*/false, item);
+    if (parsed.state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
+  } else if (keys::IsIndexKey(key)) {
+    // An untouched index: PENDING with no record. Its range starts at or before it.
+    const uint64_t index = keys::IndexOf(key);
+    const std::string prefix = keys::SchedPrefix(job, step, keys::SchedTag::kUntouched);
+    CKPT_ASSIGN_OR_RETURN(
+        auto range, view.Floor(Cf::kSched, prefix,
+                               keys::RangeStart(job, step, keys::SchedTag::kUntouched, index)));
+    if (range.has_value()) {
+      CKPT_ASSIGN_OR_RETURN(const uint64_t end, keys::ParseRangeEnd(range->second));
+      if (end > index) {
+        item->set_state(v1::ITEM_STATE_PENDING);
+        return absl::OkStatus();
+      }
+    }
+  }
+  // Leased, in its own 'L' record (schema 1) or in a grant; or PENDING/FAILED as its
+  // record says.
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> lease,
+                        view.Get(Cf::kSched, keys::Leased(job, step, key)));
+  if (!lease.has_value()) {
+    CKPT_ASSIGN_OR_RETURN(lease, FindGrantedLease(view, job, step, key));
+  }
+  if (lease.has_value()) CKPT_RETURN_IF_ERROR(FillFromLease(*lease, /*keys_only=*/false, item));
+  if (record.has_value() || lease.has_value()) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key),
+                                          " is not registered in step \"", step, "\" of job \"",
+                                          job, "\""));
+}
+
+absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
+                           absl::string_view step, v1::ListItemsResponse* out) {
+  CKPT_ASSIGN_OR_RETURN(const std::string after, FromPageToken(r.page_token()));
+  const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
+  CKPT_ASSIGN_OR_RETURN(Streams streams,
+                        OpenStreams(view, r.job_id(), step, r.state(), after, limit));
+  std::string last;
+  while (static_cast<uint32_t>(out->items_size()) < limit) {
+    const std::string* smallest = nullptr;
+    for (const auto& [kind, stream] : streams) {
+      if (stream->Valid() && (smallest == nullptr || stream->key() < *smallest)) {
+        smallest = &stream->key();
+      }
+    }
+    if (smallest == nullptr) break;
+    last = *smallest;
+    v1::Item item;
+    CKPT_RETURN_IF_ERROR(MergeItem(view, r.job_id(), step, last, r.keys_only(), streams, &item));
+    if (r.state() == v1::ITEM_STATE_COMPLETED && item.state() != v1::ITEM_STATE_COMPLETED) continue;
+    *out->add_items() = std::move(item);
+  }
+  bool more = false;
+  for (const auto& [kind, stream] : streams) {
+    CKPT_RETURN_IF_ERROR(stream->status());
+    more = more || stream->Valid();
+  }
+  if (more && !last.empty()) out->set_next_page_token(PageToken(last));
+  return absl::OkStatus();
+}
+
+absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uint32_t n,
+                             v1::ListItemsResponse* out) {
+  std::vector<v1::ErrorGroup> groups;
+  auto it = view.Scan(Cf::kSched, keys::ErrorGroupPrefix(job));
+  for (; it->Valid(); it->Next()) {
+    storage::v1::ErrorGroupRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &record, "error group"));
+    v1::ErrorGroup group;
+    group.set_message(record.message());
+    group.set_count(record.count());
+    groups.push_back(std::move(group));
+  }
+  CKPT_RETURN_IF_ERROR(it->status());
+  std::sort(groups.begin(), groups.end(), [](const v1::ErrorGroup& a, const v1::ErrorGroup& b) {
+    return a.count() != b.count() ? a.count() > b.count() : a.message() < b.message();
+  });
+  for (size_t i = 0; i < groups.size() && i < n; ++i) {
+    *out->add_error_groups() = groups[i];
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ckpt

@@ -1,0 +1,36 @@
+// Reads of one step's items at one consistent view of the store: an item can be in
+// several places (its record, the untouched index ranges, a lease grant, the pending
+// and failed sets; STORAGE_FORMAT.md), and these merge them. Internal to the engine:
+// Engine::GetItem and Engine::ListItems resolve the job and step, then call these.
+#ifndef CKPT_SERVICE_ENGINE_ITEM_READS_H_
+#define CKPT_SERVICE_ENGINE_ITEM_READS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "ckpt/v1/checkpoint.pb.h"
+#include "service/store/store.h"
+
+namespace ckpt {
+
+// Fills `item` (state, attempts, result, error, lease, cursor) for the encoded item
+// key `key` of `step`. NOT_FOUND if it is not registered there; DATA_LOSS if a record
+// is corrupt.
+absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
+                          const std::string& key, v1::Item* item);
+
+// One page of `r` over `step` (already resolved), in key order, O(page) records read
+// (plus the step's grant records for leased items). INVALID_ARGUMENT for a page token
+// this server did not issue.
+absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
+                           absl::string_view step, v1::ListItemsResponse* out);
+
+// The job's `n` largest error groups, most items first.
+absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uint32_t n,
+                             v1::ListItemsResponse* out);
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_ENGINE_ITEM_READS_H_

@@ -1,0 +1,69 @@
+// A Store that passes everything to another store, except when a test tells it to
+// fail writes or point reads, as a failing disk or an unreachable database would. Works
+// over either implementation, so engine tests inject the same faults into both.
+#ifndef CKPT_TESTS_TESTING_FAULT_INJECTING_STORE_H_
+#define CKPT_TESTS_TESTING_FAULT_INJECTING_STORE_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "service/store/store.h"
+
+namespace ckpt {
+namespace testutil {
+
+// What to fail. Thread-safe: flip the flags from the test thread while the engine's
+// writer and readers run.
+struct StoreFaults {
+  // Write returns RESOURCE_EXHAUSTED ("injected: no space left on device").
+  std::atomic<bool> fail_writes{false};
+  // Get returns INTERNAL ("injected: read error").
+  std::atomic<bool> fail_reads{false};
+};
+
+// Thread-safe, as the wrapped store is.
+class FaultInjectingStore : public Store {
+ public:
+  explicit FaultInjectingStore(std::unique_ptr<Store> store) : store_(std::move(store)) {}
+
+  StoreFaults& faults() { return faults_; }
+  Store& wrapped() { return *store_; }
+
+  std::unique_ptr<WriteBatch> NewBatch() const override { return store_->NewBatch(); }
+  absl::Status Write(WriteBatch* batch) override {
+    if (faults_.fail_writes)
+      return absl::ResourceExhaustedError("injected: no space left on device");
+    return store_->Write(batch);
+  }
+  absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const override {
+    return store_->NewReadView();
+  }
+  uint32_t schema_version() const override { return store_->schema_version(); }
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
+    if (faults_.fail_reads) return absl::InternalError("injected: read error");
+    return store_->Get(cf, key);
+  }
+  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
+                                      absl::string_view start) const override {
+    return store_->Scan(cf, prefix, start);
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
+      Cf cf, absl::string_view prefix, absl::string_view key) const override {
+    return store_->Floor(cf, prefix, key);
+  }
+
+ private:
+  const std::unique_ptr<Store> store_;
+  StoreFaults faults_;
+};
+
+}  // namespace testutil
+}  // namespace ckpt
+
+#endif  // CKPT_TESTS_TESTING_FAULT_INJECTING_STORE_H_
