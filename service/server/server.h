@@ -46,7 +46,8 @@ class Server {
  public:
   // Opens the store and loads the engine, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health
   // (SERVING once started) and server reflection. Errors say what is wrong and what to do: the
-  // store's (see RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened on.
+  // store's (see RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened
+  // on.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   // Shuts down with a 5 s grace if Shutdown was not called.
