@@ -15,4 +15,28 @@ void LogLine(absl::string_view message) {
   (void)unused;
 }
 
+void LogLimiter::Log(absl::string_view line) {
+  const absl::Time now = clock_->Now();
+  uint64_t dropped = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (now - window_start_ >= absl::Minutes(1)) {
+      window_start_ = now;
+      written_ = 0;
+    }
+    if (written_ >= lines_per_minute_) {
+      ++dropped_;
+      return;
+    }
+    ++written_;
+    dropped = dropped_;
+    dropped_ = 0;
+  }
+  if (dropped > 0) {
+    LogLine(absl::StrCat(source_, ": ", dropped, " more lines were not logged (at most ",
+                         lines_per_minute_, " a minute)"));
+  }
+  LogLine(absl::StrCat(source_, ": ", line));
+}
+
 }  // namespace ckpt

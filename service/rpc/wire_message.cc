@@ -5,12 +5,8 @@
 #include <mutex>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
-#include "service/common/clock.h"
 #include "service/common/log.h"
 
 namespace ckpt {
@@ -19,41 +15,6 @@ namespace {
 // Where protobuf's lines on this thread go while a parse runs; null otherwise.
 thread_local std::string* captured_lines = nullptr;
 
-// At most kProtobufLogLinesPerMinute lines a minute reach stderr; the rest are counted
-// and reported with the next line let through.
-class LogBudget {
- public:
-  void Write(absl::string_view line) {
-    const absl::Time now = Clock::Real()->Now();
-    uint64_t dropped = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      if (now - window_start_ >= absl::Minutes(1)) {
-        window_start_ = now;
-        written_ = 0;
-      }
-      if (written_ >= kProtobufLogLinesPerMinute) {
-        ++dropped_;
-        return;
-      }
-      ++written_;
-      dropped = dropped_;
-      dropped_ = 0;
-    }
-    if (dropped > 0) {
-      LogLine(absl::StrCat("protobuf: ", dropped, " more lines were not logged (at most ",
-                           kProtobufLogLinesPerMinute, " a minute)"));
-    }
-    LogLine(absl::StrCat("protobuf: ", line));
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int written_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
 void HandleProtobufLog(google::protobuf::LogLevel level, const char* filename, int line,
                        const std::string& message) {
   if (captured_lines != nullptr) {
@@ -61,8 +22,8 @@ void HandleProtobufLog(google::protobuf::LogLevel level, const char* filename, i
     captured_lines->append(message);
     return;
   }
-  static LogBudget* const budget = new LogBudget();
-  budget->Write(message);
+  static LogLimiter* const limiter = new LogLimiter("protobuf", kProtobufLogLinesPerMinute);
+  limiter->Log(message);
 }
 
 }  // namespace

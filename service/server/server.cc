@@ -2,11 +2,14 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -17,6 +20,7 @@
 #include "service/metrics/exposition.h"
 #include "service/rpc/checkpoint_service.h"
 #include "service/server/health_service.h"
+#include "service/server/listener_keeper.h"
 #include "service/server/server_metrics.h"
 
 namespace ckpt {
@@ -58,6 +62,10 @@ absl::Status CheckCanListen(const std::string& address, absl::string_view flag) 
   return status;
 }
 
+int Millis(absl::Duration d) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+}
+
 }  // namespace
 
 absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port) {
@@ -92,35 +100,60 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   std::unique_ptr<Server> server(
       new Server(options, std::move(metrics), std::move(store), std::move(engine)));
 
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  // Without this, gRPC sets SO_REUSEPORT and a second ckptd could share the port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &server->port_);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  builder.RegisterService(server->health_.get());
-  builder.RegisterService(server->checkpoint_.get());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(server->metrics_->rpc().NewInterceptorFactory());
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  server->grpc_server_ = builder.BuildAndStart();
-  if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    server->grpc_server_.reset();
+  TapGrpcLog();
+  const absl::Status listening = server->Listen(options.listen_address);
+  if (!listening.ok()) {
     server->checkpoint_.reset();
     server->engine_.reset();
     absl::MutexLock lock(&server->shutdown_mu_);
     server->shut_down_ = true;
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot listen on ", options.listen_address, "; check --listen"));
+    return listening;
   }
   if (absl::Status http = server->StartHttp(); !http.ok()) {
     server->Shutdown(absl::ZeroDuration());
     return http;
   }
+  std::string host;
+  int unused_port = 0;
+  CKPT_RETURN_IF_ERROR(ParseListenAddress(options.listen_address, &host, &unused_port));
+  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+  const std::string bound = absl::StrCat(host, ":", server->port_);
+  server->keeper_ = std::make_unique<ListenerKeeper>(
+      server->port_, [s = server.get(), bound] { return s->Listen(bound); });
   server->health_->SetServing(true);
   return server;
+}
+
+absl::Status Server::Listen(const std::string& address) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // Without this, gRPC sets SO_REUSEPORT and a second ckptd could share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, Millis(options_.max_connection_idle));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options_.keepalive_timeout));
+  grpc::ResourceQuota quota("ckptd");
+  quota.Resize(options_.max_grpc_memory_bytes);
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(health_.get());
+  builder.RegisterService(checkpoint_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(metrics_->rpc().NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (grpc_server == nullptr || port == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", address, "; check --listen"));
+  }
+  if (port_ == 0) port_ = port;
+  absl::MutexLock lock(&servers_mu_);
+  grpc_servers_.push_back(std::move(grpc_server));
+  return absl::OkStatus();
 }
 
 absl::Status Server::StartHttp() {
@@ -178,8 +211,10 @@ void Server::Shutdown(absl::Duration grace) {
   }
   // Nothing is in flight: close every connection now, idle ones included, rather than
   // wait the grace for clients to hang up.
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now()));
-  grpc_server_->Wait();
+  keeper_.reset();
+  absl::MutexLock servers_lock(&servers_mu_);
+  for (auto& grpc_server : grpc_servers_) grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
+  for (auto& grpc_server : grpc_servers_) grpc_server->Wait();
   checkpoint_.reset();
   engine_.reset();
   store_.reset();

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -25,6 +26,7 @@ class CheckpointService;
 class Engine;
 class HealthService;
 class HttpServer;
+class ListenerKeeper;
 class ServerMetrics;
 
 struct ServerOptions {
@@ -39,6 +41,21 @@ struct ServerOptions {
   Limits limits;
   size_t max_message_bytes = 16 << 20;
   Clock* clock = Clock::Real();
+
+  // What one connection may hold, so that no client can exhaust ckptd (docs/api.md,
+  // "Running ckptd"). Streams open at once on a connection (HTTP/2
+  // SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client.
+  int max_concurrent_streams = 100;
+  // A connection with no call in flight for this long is closed (GOAWAY): idle ones do
+  // not hold file descriptors for ever.
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // A connection silent for keepalive_time is pinged and closed if the ping is not
+  // answered within keepalive_timeout (a peer that vanished).
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Memory gRPC may use for connections and calls (grpc::ResourceQuota); past it gRPC
+  // sheds buffers and then connections.
+  size_t max_grpc_memory_bytes = size_t{256} << 20;
 };
 
 // Thread-safe.
@@ -71,6 +88,10 @@ class Server {
   Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
          std::unique_ptr<Store> store, std::unique_ptr<Engine> engine);
   absl::Status StartHttp();
+  // Builds and starts a gRPC server with every service and limit on `address`, and
+  // adds it to grpc_servers_. Sets port_ the first time. FAILED_PRECONDITION if it
+  // cannot listen.
+  absl::Status Listen(const std::string& address);
 
   const ServerOptions options_;
   // Declared first, destroyed last: the engine reports to it until it stops.
@@ -79,7 +100,10 @@ class Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<CheckpointService> checkpoint_;
-  std::unique_ptr<grpc::Server> grpc_server_;
+  absl::Mutex servers_mu_;
+  // The first, and one more each time the ListenerKeeper listens again.
+  std::vector<std::unique_ptr<grpc::Server>> grpc_servers_ ABSL_GUARDED_BY(servers_mu_);
+  std::unique_ptr<ListenerKeeper> keeper_;
   int port_ = 0;
   std::unique_ptr<HttpServer> http_server_;
 

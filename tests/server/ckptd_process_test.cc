@@ -137,6 +137,35 @@ TEST(CkptdLogTest, RequestsThatDoNotParseLogNothing) {
   EXPECT_THAT(before_stop, Not(HasSubstr("UTF-8")));
 }
 
+// ---------------------------------------------------------------- file descriptors
+
+int ConnectTcp(const std::string& address);
+
+// At a low open files limit, clients take every descriptor ckptd has; once they hang
+// up, new clients are served again (gRPC 1.51 alone never accepts again).
+TEST(CkptdDescriptorsTest, ServesNewClientsAgainAfterRunningOutOfDescriptors) {
+  ChildSetup setup;
+  setup.open_files_soft = 256;
+  auto ckptd = CkptdProcess::Start(testutil::NewTempDir("fds") + "/data", {}, setup);
+  ASSERT_TRUE(ckptd.ok()) << ckptd.status();
+  std::vector<int> connections;
+  for (int i = 0; i < 400; ++i) connections.push_back(ConnectTcp((*ckptd)->address()));
+  const auto stopped = (*ckptd)->AwaitStderrLine("stopped accepting connections", kBound);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_THAT((*ckptd)->Stderr(), HasSubstr("Too many open files"));
+  for (int fd : connections) ::close(fd);
+  const auto again = (*ckptd)->AwaitStderrLine("listening again on port", kBound);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto stub = (*ckptd)->NewStub();
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kBound));
+  v1::CreateJobRequest request;
+  request.set_job_id("after");
+  v1::CreateJobResponse response;
+  const grpc::Status status = stub->CreateJob(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << (*ckptd)->Stderr();
+}
+
 // ---------------------------------------------------------------- shutdown
 
 // Connects a plain TCP socket to "127.0.0.1:PORT" and returns it (it says nothing).
