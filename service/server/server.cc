@@ -21,6 +21,7 @@
 #include "service/rpc/checkpoint_service.h"
 #include "service/server/health_service.h"
 #include "service/server/listener_keeper.h"
+#include "service/server/memory_reclaimer.h"
 #include "service/server/server_metrics.h"
 
 namespace ckpt {
@@ -120,6 +121,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   const std::string bound = absl::StrCat(host, ":", server->port_);
   server->keeper_ = std::make_unique<ListenerKeeper>(
       server->port_, [s = server.get(), bound] { return s->Listen(bound); });
+  server->reclaimer_ =
+      std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
   server->health_->SetServing(true);
   return server;
 }
@@ -212,6 +215,7 @@ void Server::Shutdown(absl::Duration grace) {
   // Nothing is in flight: close every connection now, idle ones included, rather than
   // wait the grace for clients to hang up.
   keeper_.reset();
+  reclaimer_.reset();
   absl::MutexLock servers_lock(&servers_mu_);
   for (auto& grpc_server : grpc_servers_) grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
   for (auto& grpc_server : grpc_servers_) grpc_server->Wait();

@@ -28,6 +28,7 @@ class HealthService;
 class HttpServer;
 class ListenerKeeper;
 class ServerMetrics;
+class MemoryReclaimer;
 
 struct ServerOptions {
   // host:port. Loopback by default; port 0 picks a free port (see Server::port()).
@@ -56,6 +57,8 @@ struct ServerOptions {
   // Memory gRPC may use for connections and calls (grpc::ResourceQuota); past it gRPC
   // sheds buffers and then connections.
   size_t max_grpc_memory_bytes = size_t{256} << 20;
+  // How often freed memory is given back to the system (MemoryReclaimer).
+  absl::Duration memory_reclaim_interval = absl::Seconds(5);
 };
 
 // Thread-safe.
@@ -104,6 +107,7 @@ class Server {
   // The first, and one more each time the ListenerKeeper listens again.
   std::vector<std::unique_ptr<grpc::Server>> grpc_servers_ ABSL_GUARDED_BY(servers_mu_);
   std::unique_ptr<ListenerKeeper> keeper_;
+  std::unique_ptr<MemoryReclaimer> reclaimer_;
   int port_ = 0;
   std::unique_ptr<HttpServer> http_server_;
 
