@@ -6,14 +6,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "service/common/api_limits.h"
 #include "service/common/clock.h"
 #include "service/common/status_macros.h"
 
 namespace ckpt {
 namespace {
-
-// ItemError.message is 1..4096 bytes.
-constexpr size_t kMaxErrorMessageBytes = 4096;
 
 std::string Hostname() {
   char name[256] = {};

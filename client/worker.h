@@ -18,7 +18,7 @@
 //   CompleteItems per `max_pending_completions` items, per lease batch, or after
 //   `max_completion_delay`, whichever comes first) and always sent before Run() returns
 //   or waits. An item the server has given to someone else meanwhile (lease lost) is
-//   dropped, as API.md asks.
+//   dropped, as docs/api.md says.
 // - an error status, or an exception (std::exception's what(), else "unknown
 //   exception"): the item is failed with that message. It is retryable (the server
 //   gives it to a worker again while attempts remain) unless the status is

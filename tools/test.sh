@@ -220,6 +220,23 @@ suite_fuzz() {
   fi
 }
 
+# Suite: clang's thread-safety analysis (--config=tsa) over every production target: a
+# member read or written without the mutex its ABSL_GUARDED_BY names, or a helper called
+# without the lock its ABSL_EXCLUSIVE_LOCKS_REQUIRED asks for, fails the build.
+suite_tsa() {
+  local log="$LOG_DIR/tsa.log"
+  local -a args=(build --config=tsa --keep_going --color=no --curses=no
+    //service/... //client/... //tools/...)
+  echo "ckpt: bazel ${args[*]}"
+  if bazel "${args[@]}" >"$log" 2>&1; then
+    add_results tsa 1 0 0
+  else
+    grep -E 'error:' "$log" | sort -u | head -20 || true
+    echo "ckpt: tsa: the thread-safety build failed (log: $log)"
+    add_results tsa 0 1 0
+  fi
+}
+
 # Suite (--long only): the long forms of the durability tests.
 suite_long() {
   local log="$LOG_DIR/long.log"
@@ -289,6 +306,7 @@ main() {
 
   # The suites, in order. Each adds its counts to the totals.
   suite_bazel
+  suite_tsa
   suite_fuzz
   if (( LONG )); then
     suite_long

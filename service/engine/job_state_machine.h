@@ -1,4 +1,4 @@
-// The job state machine of API.md, as one table.
+// The job state machine of docs/api.md ("Job states"), as one table.
 #ifndef CKPT_SERVICE_ENGINE_JOB_STATE_MACHINE_H_
 #define CKPT_SERVICE_ENGINE_JOB_STATE_MACHINE_H_
 

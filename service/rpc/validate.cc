@@ -13,6 +13,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/map.h"
 #include "google/protobuf/repeated_field.h"
+#include "service/common/api_limits.h"
 #include "service/common/status_macros.h"
 
 namespace ckpt {
@@ -37,12 +38,10 @@ constexpr size_t kMaxLabelKeyBytes = 63;
 constexpr size_t kMaxLabelValueBytes = 256;
 constexpr size_t kMaxParams = 256;
 constexpr size_t kMaxParamKeyBytes = 128;
-constexpr size_t kMaxParamValueBytes = 4096;
 constexpr uint32_t kMaxAttempts = 1000;
 constexpr size_t kMaxOutputPaths = 64;
 constexpr size_t kMaxStageTimes = 64;
 constexpr size_t kMaxStageNameBytes = 64;
-constexpr size_t kMaxErrorMessageBytes = 4096;
 constexpr size_t kMaxListJobs = 1000;
 constexpr size_t kMaxPageTokenBytes = 4096;
 constexpr size_t kMaxNamePrefixBytes = 128;

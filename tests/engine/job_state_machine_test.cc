@@ -1,4 +1,4 @@
-// The job state machine of API.md, as a table over every (from, to, by_reset).
+// The job state machine of docs/api.md, as a table over every (from, to, by_reset).
 #include "service/engine/job_state_machine.h"
 
 #include <string>

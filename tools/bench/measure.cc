@@ -96,7 +96,7 @@ std::string FormatTable(const std::vector<Measurement>& measurements) {
   std::string out;
   // One format for the header and the rows: a row whose arguments do not match it
   // would print nothing (measure_test checks both).
-  const char* kRow = "  %-41s %-7s %16s %9s %9s %10s %9s %7s %9s %9s  %s\n";
+  static constexpr char kRow[] = "  %-41s %-7s %16s %9s %9s %10s %9s %7s %9s %9s  %s\n";
   for (const std::string& workload : order) {
     absl::StrAppend(&out, "\n", workload, "\n");
     absl::StrAppend(

@@ -1,0 +1,18 @@
+// Fixed limits of the ckpt.v1 API that ckptd enforces and the SDKs respect, written
+// once (the flag-controlled limits are in service/rpc/validate.h). The Python SDK has
+// the same numbers in ckpt/limits.py; tests on both sides check them against ckptd.
+#ifndef CKPT_SERVICE_COMMON_API_LIMITS_H_
+#define CKPT_SERVICE_COMMON_API_LIMITS_H_
+
+#include <cstddef>
+
+namespace ckpt {
+
+// ItemError.message: 1..this many bytes.
+inline constexpr size_t kMaxErrorMessageBytes = 4096;
+// Each value of a job's params map.
+inline constexpr size_t kMaxParamValueBytes = 4096;
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_COMMON_API_LIMITS_H_
