@@ -14,6 +14,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -36,19 +37,8 @@ Message FromJson(const std::string& json) {
   return message;
 }
 
-class CommandsTest : public ::testing::Test {
+class CommandsTest : public testutil::ServerAndClientTest {
  protected:
-  void SetUp() override {
-    auto server = TestServer::Start();
-    CKPT_ASSERT_OK(server);
-    server_ = std::move(*server);
-    ClientOptions options;
-    options.target = server_->server().address();
-    auto client = Client::Connect(std::move(options));
-    CKPT_ASSERT_OK(client);
-    client_ = std::move(*client);
-  }
-
   // Runs `ckpt ARGS...` and returns what it printed, or its error.
   absl::StatusOr<std::string> Run(std::vector<std::string> argv,
                                   const std::string& stdin_text = "") {
@@ -108,8 +98,6 @@ class CommandsTest : public ::testing::Test {
     CKPT_ASSERT_OK(client_->LeaseItems(lease));
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<Client> client_;
   std::string worker_id_;
   std::function<bool(const v1::Job&)> on_watch_snapshot_;
 };

@@ -5,6 +5,7 @@
 #include "client/worker.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -17,19 +18,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public testutil::ServerAndClientTest {
  protected:
-  void SetUp() override {
-    auto server = TestServer::Start();
-    CKPT_ASSERT_OK(server);
-    server_ = std::move(*server);
-    ClientOptions options;
-    options.target = server_->server().address();
-    auto client = Client::Connect(std::move(options));
-    CKPT_ASSERT_OK(client);
-    client_ = std::move(*client);
-  }
-
   std::unique_ptr<Checkpoint> Open(const std::string& job_id, const std::string& config) {
     v1::CreateJobRequest job;
     job.set_job_id(job_id);
@@ -38,9 +28,6 @@ class CheckpointTest : public ::testing::Test {
     EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
     return std::move(*checkpoint);
   }
-
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(CheckpointTest, RecordModeRemembersWhatWasDoneAcrossRuns) {

@@ -7,6 +7,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -17,21 +18,8 @@ using ::ckpt::testutil::StatusIs;
 using ::ckpt::testutil::TestServer;
 using ::testing::HasSubstr;
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public testutil::ServerAndClientTest {
  protected:
-  void SetUp() override {
-    auto server = TestServer::Start();
-    CKPT_ASSERT_OK(server);
-    server_ = std::move(*server);
-  }
-
-  std::unique_ptr<Client> Connect(ClientOptions options = {}) {
-    options.target = server_->server().address();
-    auto client = Client::Connect(std::move(options));
-    EXPECT_TRUE(client.ok()) << client.status();
-    return std::move(*client);
-  }
-
   v1::Job CreateJob(Client& client, const std::string& job_id) {
     v1::CreateJobRequest request;
     request.set_job_id(job_id);
@@ -39,8 +27,6 @@ class ClientTest : public ::testing::Test {
     EXPECT_TRUE(created.ok()) << created.status();
     return created->job();
   }
-
-  std::unique_ptr<TestServer> server_;
 };
 
 TEST_F(ClientTest, TypedCallsReachTheServer) {

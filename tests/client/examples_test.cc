@@ -20,6 +20,7 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_server.h"
@@ -94,19 +95,8 @@ class Child {
   FILE* out_ = nullptr;
 };
 
-class ExamplesTest : public ::testing::Test {
+class ExamplesTest : public testutil::ServerAndClientTest {
  protected:
-  void SetUp() override {
-    auto server = TestServer::Start();
-    CKPT_ASSERT_OK(server);
-    server_ = std::move(*server);
-    ClientOptions options;
-    options.target = server_->server().address();
-    auto client = Client::Connect(std::move(options));
-    CKPT_ASSERT_OK(client);
-    client_ = std::move(*client);
-  }
-
   v1::Job GetJob(const std::string& job_id) {
     v1::GetJobRequest get;
     get.set_job_id(job_id);
@@ -114,9 +104,6 @@ class ExamplesTest : public ::testing::Test {
     EXPECT_TRUE(got.ok()) << got.status();
     return got->job();
   }
-
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<Client> client_;
 };
 
 std::string ReadFile(const std::string& path) {

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -24,19 +25,8 @@ using ::ckpt::testutil::TestServer;
 // Long enough never to fire in a passing run; a failing one reports instead of hanging.
 constexpr absl::Duration kPatience = absl::Seconds(60);
 
-class WorkerTest : public ::testing::Test {
+class WorkerTest : public testutil::ServerAndClientTest {
  protected:
-  void SetUp() override {
-    auto server = TestServer::Start();
-    CKPT_ASSERT_OK(server);
-    server_ = std::move(*server);
-    ClientOptions options;
-    options.target = server_->server().address();
-    auto client = Client::Connect(std::move(options));
-    CKPT_ASSERT_OK(client);
-    client_ = std::move(*client);
-  }
-
   // A sealed job of indices [0, count) with a 1 s lease timeout (heartbeats every ~333 ms).
   void CreateJob(const std::string& job_id, uint64_t count, uint32_t max_attempts = 3) {
     v1::CreateJobRequest create;
@@ -81,9 +71,6 @@ class WorkerTest : public ::testing::Test {
     ASSERT_TRUE(
         worker.AwaitStats([&](const WorkerStats& s) { return s.heartbeats >= target; }, kPatience));
   }
-
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(WorkerTest, FourWorkersProcessEveryItemExactlyOnce) {
