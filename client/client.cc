@@ -88,16 +88,16 @@ bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int att
   if (!retryable || attempt >= options_.retry.max_attempts) return false;
   const absl::Duration delay = BackoffDelay(options_.retry, attempt);
   const absl::Duration budget = std::min(options_.retry.max_elapsed, retry_for);
-  if (Clock::Real()->Now() + delay - first_attempt > budget) return false;
+  if (options_.clock->Now() + delay - first_attempt > budget) return false;
   if (options_.on_retry) options_.on_retry(status, attempt);
-  absl::SleepFor(delay);
+  options_.clock->SleepFor(delay);
   return true;
 }
 
 template <typename Request, typename Response>
 absl::StatusOr<Response> Client::Call(Method<Request, Response> method, const Request& request,
                                       Retry retry, absl::Duration retry_for) {
-  const absl::Time first_attempt = Clock::Real()->Now();
+  const absl::Time first_attempt = options_.clock->Now();
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     SetDeadline(&context, options_.call_timeout);
@@ -225,7 +225,7 @@ absl::StatusOr<v1::ListStatesResponse> Client::ListStates(const v1::ListStatesRe
 
 absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
                               const std::function<bool(const v1::Job&)>& on_snapshot) {
-  absl::Time first_attempt = Clock::Real()->Now();
+  absl::Time first_attempt = options_.clock->Now();
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReader<v1::WatchJobResponse>> reader =
@@ -245,7 +245,7 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
     // A stream that delivered snapshots was healthy: its retries start afresh.
     if (received) {
       attempt = 1;
-      first_attempt = Clock::Real()->Now();
+      first_attempt = options_.clock->Now();
     }
     if (!BackoffBeforeRetry(status, Retry::kOnlyIfUnavailable, attempt, first_attempt,
                             absl::InfiniteDuration())) {

@@ -38,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
+#include "service/common/clock.h"
 
 namespace ckpt {
 
@@ -60,6 +61,10 @@ struct ClientOptions {
   // The deadline of each attempt. WatchJob has none.
   absl::Duration call_timeout = absl::Seconds(30);
   RetryPolicy retry;
+  // Time for the retry budget, the backoff waits and the Worker's batching delays (not
+  // for gRPC deadlines, which are real time). Tests pass a FakeClock, so backoffs pass
+  // at once. Must outlive the client.
+  Clock* clock = Clock::Real();
   // Called before each retry's wait, with the failed attempt's status and its number
   // (1 for the first). For logging and tests; must not block.
   std::function<void(const absl::Status& status, int attempt)> on_retry;
@@ -91,6 +96,7 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
 
   const std::string& target() const { return options_.target; }
+  Clock* clock() const { return options_.clock; }
 
   // ---- Jobs ----
   absl::StatusOr<v1::CreateJobResponse> CreateJob(const v1::CreateJobRequest& request);

@@ -242,7 +242,7 @@ absl::Status Worker::Run(const ItemHandler& handler) {
       if (ShouldReturn()) break;
       Process(handler, lease);
       if (pending_completions_.size() >= options_.max_pending_completions ||
-          Clock::Real()->Now() - oldest_pending_ >= options_.max_completion_delay) {
+          client_->clock()->Now() - oldest_pending_ >= options_.max_completion_delay) {
         CKPT_RETURN_IF_ERROR(FlushCompletions());
       }
     }
@@ -301,9 +301,9 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
 
 void Worker::Process(const ItemHandler& handler, const v1::Lease& lease) {
   WorkItem item(this, lease);
-  const absl::Time start = Clock::Real()->Now();
+  const absl::Time start = client_->clock()->Now();
   const absl::Status status = CallHandler(handler, item);
-  const absl::Duration wall_time = Clock::Real()->Now() - start;
+  const absl::Duration wall_time = client_->clock()->Now() - start;
   if (item.lease_lost()) {
     absl::MutexLock lock(&mu_);
     ++stats_.lease_lost;
@@ -324,7 +324,7 @@ void Worker::Process(const ItemHandler& handler, const v1::Lease& lease) {
     metrics->mutable_wall_time()->set_seconds(nanos / 1'000'000'000);
     metrics->mutable_wall_time()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
   }
-  if (pending_completions_.empty()) oldest_pending_ = Clock::Real()->Now();
+  if (pending_completions_.empty()) oldest_pending_ = client_->clock()->Now();
   v1::Completion& completion = pending_completions_.emplace_back();
   *completion.mutable_key() = lease.key();
   completion.set_lease_token(lease.lease_token());

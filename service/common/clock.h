@@ -13,6 +13,9 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
+  // Waits `d` of this clock's time: really sleeps on the real clock; on a fake one,
+  // moves time forward at once.
+  virtual void SleepFor(absl::Duration d) = 0;
 
   // The process-wide real clock. Never destroyed.
   static Clock* Real();
@@ -24,6 +27,7 @@ class FakeClock : public Clock {
   explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'700'000'000)) : now_(start) {}
 
   absl::Time Now() const override;
+  void SleepFor(absl::Duration d) override { Advance(d); }
   void Advance(absl::Duration d);
   void Set(absl::Time t);
 

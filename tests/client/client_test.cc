@@ -118,6 +118,29 @@ TEST_F(ClientTest, GivesUpAfterMaxAttempts) {
   EXPECT_EQ(retries, 2);  // attempts 1 and 2 were retried; the 3rd was the last
 }
 
+TEST_F(ClientTest, RetryBudgetIsKeptOnTheClientsClock) {
+  // Minutes of backoff on a fake clock: the test takes no real time, and the client
+  // gives up once the next wait would pass max_elapsed.
+  FakeClock clock;
+  const absl::Time start = clock.Now();
+  int retries = 0;
+  ClientOptions options;
+  options.clock = &clock;
+  options.retry.initial_backoff = absl::Minutes(1);
+  options.retry.max_backoff = absl::Minutes(4);
+  options.retry.max_elapsed = absl::Minutes(30);
+  options.retry.max_attempts = 1000;
+  options.on_retry = [&](const absl::Status&, int attempt) { retries = attempt; };
+  auto client = Connect(std::move(options));
+  server_->Shutdown(absl::Seconds(5));
+
+  v1::GetJobRequest get;
+  get.set_job_id("any");
+  EXPECT_THAT(client->GetJob(get), StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+  EXPECT_GE(retries, 2);
+  EXPECT_LE(clock.Now() - start, absl::Minutes(30));
+}
+
 TEST_F(ClientTest, RetriedDeleteOfAGoneJobIsNotARetry) {
   // Only a NOT_FOUND after a failed attempt counts as done; a first NOT_FOUND is real.
   auto client = Connect();
