@@ -96,20 +96,24 @@ absl::Status Checkpoint::MarkInProgress(const v1::ItemKey& key) {
   return absl::OkStatus();
 }
 
-absl::Status Checkpoint::MarkCompleted(const v1::ItemKey& key, const v1::ItemResult& result) {
+absl::Status Checkpoint::MarkCompleted(const v1::ItemKey& key, const v1::ItemResult& result,
+                                       absl::string_view worker_id) {
   v1::CompleteItemsRequest request;
   request.set_job_id(job_id_);
   request.set_step(step_);
+  request.set_worker_id(std::string(worker_id));
   v1::Completion* completion = request.add_items();
   *completion->mutable_key() = key;
   *completion->mutable_result() = result;
   return client_->CompleteItems(request).status();
 }
 
-absl::Status Checkpoint::MarkFailed(const v1::ItemKey& key, absl::string_view error) {
+absl::Status Checkpoint::MarkFailed(const v1::ItemKey& key, absl::string_view error,
+                                    absl::string_view worker_id) {
   v1::FailItemsRequest request;
   request.set_job_id(job_id_);
   request.set_step(step_);
+  request.set_worker_id(std::string(worker_id));
   v1::Failure* failure = request.add_items();
   *failure->mutable_key() = key;
   failure->mutable_error()->set_message(std::string(error));
@@ -199,6 +203,19 @@ absl::Status Checkpoint::Reset() {
   v1::ResetJobRequest request;
   request.set_job_id(job_id_);
   return client_->ResetJob(request).status();
+}
+
+absl::Status Checkpoint::Resume() {
+  v1::ResumeJobRequest request;
+  request.set_job_id(job_id_);
+  return client_->ResumeJob(request).status();
+}
+
+absl::Status Checkpoint::SetFailureBudget(const v1::FailureBudget& budget) {
+  v1::UpdateJobRequest request;
+  request.set_job_id(job_id_);
+  *request.mutable_failure_budget() = budget;
+  return client_->UpdateJob(request).status();
 }
 
 absl::Status Checkpoint::ResetIndex(uint64_t index) {

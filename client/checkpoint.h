@@ -88,11 +88,14 @@ class Checkpoint {
   // if the item is completed or someone else holds it.
   absl::Status MarkInProgress(const v1::ItemKey& key);
   // Records the item as done with `result`. Completing it again keeps the first result
-  // and is OK.
-  absl::Status MarkCompleted(const v1::ItemKey& key, const v1::ItemResult& result = {});
+  // and is OK. `worker_id` (optional, e.g. "host:pid") is recorded as who did it
+  // (Item.worker_id), as curator records the worker per index.
+  absl::Status MarkCompleted(const v1::ItemKey& key, const v1::ItemResult& result = {},
+                             absl::string_view worker_id = {});
   // Records the item as FAILED with `error` (1..4096 bytes); it is listed with that
-  // error until processed again.
-  absl::Status MarkFailed(const v1::ItemKey& key, absl::string_view error);
+  // error until processed again. `worker_id` as for MarkCompleted.
+  absl::Status MarkFailed(const v1::ItemKey& key, absl::string_view error,
+                          absl::string_view worker_id = {});
 
   // ---- Queries (physicsnemo-curator's names) ----
 
@@ -103,6 +106,12 @@ class Checkpoint {
   absl::StatusOr<JobSummary> Summary();
   // All progress cleared: every item PENDING again, states deleted (ResetJob).
   absl::Status Reset();
+  // A PAUSED or FAILED job runs again with everything kept: results, failed items (still
+  // FAILED), states (ResumeJob). FAILED_PRECONDITION over its failure budget, or when
+  // sealed with nothing left but failures; the message says what to do.
+  absl::Status Resume();
+  // Replaces the job's failure budget (UpdateJob); zeros mean no limit.
+  absl::Status SetFailureBudget(const v1::FailureBudget& budget);
   // One item back to PENDING as if new.
   absl::Status ResetIndex(uint64_t index);
   absl::StatusOr<std::vector<v1::Worker>> ActiveWorkers();

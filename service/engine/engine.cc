@@ -544,9 +544,7 @@ void Engine::SetStatus(Group& g, JobRuntime& job, v1::JobStatus status, absl::st
   MarkRecordChanged(g, job);
 }
 
-void Engine::MaybeFinishJob(Group& g, JobRuntime& job) {
-  const v1::JobStatus status = job.status();
-  if (status != v1::JOB_STATUS_RUNNING && status != v1::JOB_STATUS_PAUSED) return;
+std::string Engine::BudgetExceeded(const JobRuntime& job) const {
   storage::v1::StepCounters total;
   for (const StepRuntime& s : job.steps) AddCounters(s.counters, &total);
   const v1::FailureBudget& budget = job.record.job().failure_budget();
@@ -556,16 +554,23 @@ void Engine::MaybeFinishJob(Group& g, JobRuntime& job) {
       budget.max_failed_fraction() > 0 && total.total() > 0 &&
       static_cast<double>(total.failed()) / static_cast<double>(total.total()) >
           budget.max_failed_fraction();
-  if (over_count || over_fraction) {
-    SetStatus(
-        g, job, v1::JOB_STATUS_FAILED,
-        absl::StrCat("failure budget exceeded: ", total.failed(), " of ", total.total(),
-                     " items failed (budget: ",
-                     over_count ? absl::StrCat(budget.max_failed_items(), " items")
-                                : absl::StrCat(budget.max_failed_fraction() * 100, "% of items"),
-                     ")"));
+  if (!over_count && !over_fraction) return "";
+  return absl::StrCat("failure budget exceeded: ", total.failed(), " of ", total.total(),
+                      " items failed (budget: ",
+                      over_count ? absl::StrCat(budget.max_failed_items(), " items")
+                                 : absl::StrCat(budget.max_failed_fraction() * 100, "% of items"),
+                      ")");
+}
+
+void Engine::MaybeFinishJob(Group& g, JobRuntime& job) {
+  const v1::JobStatus status = job.status();
+  if (status != v1::JOB_STATUS_RUNNING && status != v1::JOB_STATUS_PAUSED) return;
+  if (std::string over = BudgetExceeded(job); !over.empty()) {
+    SetStatus(g, job, v1::JOB_STATUS_FAILED, over);
     return;
   }
+  storage::v1::StepCounters total;
+  for (const StepRuntime& s : job.steps) AddCounters(s.counters, &total);
   if (!job.record.job().sealed() || total.pending() + total.leased() > 0) return;
   if (total.failed() > 0) {
     SetStatus(g, job, v1::JOB_STATUS_FAILED,

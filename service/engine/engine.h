@@ -222,13 +222,24 @@ class Engine {
                              std::vector<LeasePlan>* out);
   // An item's attempts and cursor before a new try, from memory or its record.
   absl::Status FillPlan(Group& g, const JobRuntime& job, int step, LeasePlan* plan);
-  // Ends a lease without completing the item: back to PENDING (retry) with the attempt
-  // counted, or FAILED when out of attempts or not retryable. Returns the new place.
+  // Ends a lease without completing the item: back to PENDING (retry), or FAILED when
+  // it is out of attempts, with `error` as its last error and error.worker_id as who
+  // failed it. `count_attempt`: an expiry (attempts + 1, error time now); else a
+  // release, which keeps the attempts and the error as given. Returns the new place.
   ItemPlace EndLeaseUnfinished(Group& g, JobRuntime& job, int step, const std::string& key,
                                const v1::ItemError& error, bool count_attempt);
+  // Who finished the planned item (ItemRecord.worker_id): the request's worker, else
+  // the holder of the lease whose `token` the request presented.
+  std::string FinishingWorker(const JobRuntime& job, int step, const LeasePlan& plan,
+                              const std::string& worker_id, uint64_t token) const;
   // Moves the job to COMPLETED or FAILED when sealed and nothing is left, or to FAILED
   // when its failure budget is exceeded.
   void MaybeFinishJob(Group& g, JobRuntime& job);
+  // Why the job is over its failure budget, or "" if it is not.
+  std::string BudgetExceeded(const JobRuntime& job) const;
+  // FAILED_PRECONDITION if ResumeJob cannot bring the FAILED job back to RUNNING: it is
+  // over its failure budget, or sealed with nothing left to run.
+  absl::Status CheckResumable(const JobRuntime& job) const;
   void SetStatus(Group& g, JobRuntime& job, v1::JobStatus status, absl::string_view reason);
   void Touch(Group& g, JobRuntime& job);
   std::shared_ptr<JobSnapshot> MakeSnapshot(JobRuntime& job);

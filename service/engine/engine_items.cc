@@ -404,8 +404,9 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
     if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
     completed.push_back(i);
     const v1::Completion& item = r.items(i);
-    Leave(g, *job, step, plans[i].key, plans[i].place);
     ItemRecord record;
+    record.set_worker_id(FinishingWorker(*job, step, plans[i], r.worker_id(), item.lease_token()));
+    Leave(g, *job, step, plans[i].key, plans[i].place);
     record.set_state(v1::ITEM_STATE_COMPLETED);
     record.set_attempts(plans[i].attempts);
     record.set_completed_token(item.lease_token());
@@ -485,13 +486,14 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
     // Record mode keeps a failure listed until the item is processed again.
     const bool retry =
         item.lease_token() != 0 && item.error().retryable() && attempts < max_attempts;
-    Leave(g, *job, step, plans[i].key, plans[i].place);
     ItemRecord record;
+    record.set_worker_id(FinishingWorker(*job, step, plans[i], r.worker_id(), item.lease_token()));
+    Leave(g, *job, step, plans[i].key, plans[i].place);
     record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
     record.set_attempts(attempts);
     *record.mutable_last_error() = item.error();
     *record.mutable_last_error()->mutable_time() = ToProtoTime(g.now);
-    record.mutable_last_error()->set_worker_id(r.worker_id());
+    record.mutable_last_error()->set_worker_id(record.worker_id());
     record.set_cursor(plans[i].cursor);
     record.set_update_time_micros(absl::ToUnixMicros(g.now));
     WriteItem(g, *job, step, plans[i].key, record);
@@ -516,16 +518,16 @@ ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step, const 
                                      const v1::ItemError& error, bool count_attempt) {
   const LeaseInfo lease = job.steps[step].leases.at(key);
   const uint32_t attempts = lease.attempts + (count_attempt ? 1 : 0);
-  // A release that counts no attempt (unregister) never fails the item.
-  const bool retry = !count_attempt || attempts < job.record.job().max_attempts();
+  // A release counts no attempt, but an item already out of attempts (a claimed FAILED
+  // item) goes back to FAILED, never to another try.
+  const bool retry = attempts < job.record.job().max_attempts();
   Leave(g, job, step, key, ItemPlace::kLeased);
   ItemRecord record;
   record.set_state(retry ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_FAILED);
   record.set_attempts(attempts);
-  if (count_attempt) {
-    *record.mutable_last_error() = error;
-    *record.mutable_last_error()->mutable_time() = ToProtoTime(g.now);
-  }
+  if (!error.message().empty()) *record.mutable_last_error() = error;
+  if (count_attempt) *record.mutable_last_error()->mutable_time() = ToProtoTime(g.now);
+  record.set_worker_id(error.worker_id());
   record.set_cursor(lease.cursor);
   record.set_update_time_micros(absl::ToUnixMicros(g.now));
   WriteItem(g, job, step, key, record);
@@ -533,8 +535,15 @@ ItemPlace Engine::EndLeaseUnfinished(Group& g, JobRuntime& job, int step, const 
     Enter(g, job, step, key, ItemPlace::kPendingRetry);
     return ItemPlace::kPendingRetry;
   }
-  EnterFailed(g, job, step, key, error.message());
+  EnterFailed(g, job, step, key,
+              error.message().empty() ? absl::string_view("out of attempts") : error.message());
   return ItemPlace::kFailed;
+}
+
+std::string Engine::FinishingWorker(const JobRuntime& job, int step, const LeasePlan& plan,
+                                    const std::string& worker_id, uint64_t token) const {
+  if (!worker_id.empty() || token == 0 || plan.place != ItemPlace::kLeased) return worker_id;
+  return job.steps[step].leases.at(plan.key).worker_id;
 }
 
 // ---------------------------------------------------------------- ResetItems

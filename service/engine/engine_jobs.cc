@@ -10,6 +10,7 @@
 #include "service/engine/engine.h"
 #include "service/engine/group.h"
 #include "service/engine/job_state_machine.h"
+#include "service/engine/progress.h"
 #include "service/store/keys.h"
 
 namespace ckpt {
@@ -115,6 +116,7 @@ absl::Status Engine::DoUpdateJob(Group& g, const v1::UpdateJobRequest& r,
   for (const auto& [k, v] : r.set_params()) (*j->mutable_params())[k] = v;
   for (const std::string& k : r.remove_params()) j->mutable_params()->erase(k);
   if (r.seal()) j->set_sealed(true);
+  if (r.has_failure_budget()) *j->mutable_failure_budget() = r.failure_budget();
   MarkRecordChanged(g, *job);
   MaybeFinishJob(g, *job);
   *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(*job));
@@ -125,12 +127,33 @@ absl::Status Engine::DoTransition(Group& g, absl::string_view job_id, v1::JobSta
                                   absl::string_view reason, v1::Job* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(job_id));
   CKPT_RETURN_IF_ERROR(CheckTransition(job_id, job->status(), to));
+  if (job->status() == v1::JOB_STATUS_FAILED && to == v1::JOB_STATUS_RUNNING) {
+    CKPT_RETURN_IF_ERROR(CheckResumable(*job));
+  }
   if (job->status() != to) {
     SetStatus(g, *job, to, reason);
     // Resuming a job whose items all finished (or ran over budget) finishes it.
     MaybeFinishJob(g, *job);
   }
   *out = JobFromSnapshot(*MakeSnapshot(*job));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::CheckResumable(const JobRuntime& job) const {
+  if (std::string over = BudgetExceeded(job); !over.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job \"", job.id(), "\" cannot resume: ", over,
+        "; reset failed items (ResetItems, ckpt retry) or raise the budget (UpdateJob "
+        "failure_budget, ckpt resume --max-failed-items/--max-failed-fraction) first"));
+  }
+  storage::v1::StepCounters total;
+  for (const StepRuntime& s : job.steps) AddCounters(s.counters, &total);
+  if (job.record.job().sealed() && total.pending() + total.leased() == 0 && total.failed() > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job \"", job.id(), "\" cannot resume: it is sealed and every item is finished, ",
+        total.failed(), " of ", total.total(),
+        " failed; ResetItems (ckpt retry) retries the failed items, which resumes it"));
+  }
   return absl::OkStatus();
 }
 

@@ -121,8 +121,20 @@ absl::Status Engine::DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequ
   WorkerRuntime& w = it->second;
   if (w.record.worker().state() == v1::WORKER_STATE_EXITED) return absl::OkStatus();
   const auto held = w.leases;  // EndLeaseUnfinished edits w.leases
+  // A released item keeps its last error (and goes back to FAILED with it when it has
+  // no attempts left): read them all before changing anything.
+  std::vector<v1::ItemError> errors;
+  errors.reserve(held.size());
   for (const auto& [step, key] : held) {
-    EndLeaseUnfinished(g, *job, step, key, v1::ItemError(), /*count_attempt=*/false);
+    v1::ItemError& error = errors.emplace_back();
+    if (job->steps[step].leases.at(key).attempts == 0) continue;  // never failed
+    CKPT_ASSIGN_OR_RETURN(std::optional<storage::v1::ItemRecord> record,
+                          ReadItem(g, *job, step, key));
+    if (record.has_value()) error = record->last_error();
+  }
+  size_t i = 0;
+  for (const auto& [step, key] : held) {
+    EndLeaseUnfinished(g, *job, step, key, errors[i++], /*count_attempt=*/false);
   }
   out->set_released(held.size());
   w.record.mutable_worker()->set_state(v1::WORKER_STATE_EXITED);

@@ -201,6 +201,7 @@ absl::Status ParseRecord(absl::string_view bytes, ItemRecord* record) {
 void FillFromRecord(const ItemRecord& record, bool keys_only, v1::Item* item) {
   item->set_state(record.state());
   item->set_attempts(record.attempts());
+  item->set_worker_id(record.worker_id());
   *item->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
   if (keys_only) return;
   *item->mutable_result() = record.result();

@@ -35,13 +35,17 @@ absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from, v1::J
     legal = to != v1::JOB_STATUS_UNSPECIFIED;
   } else if (from == to) {
     legal = true;  // STOPPED, COMPLETED, FAILED: repeating the call is a no-op
+  } else if (from == v1::JOB_STATUS_FAILED && to == v1::JOB_STATUS_RUNNING) {
+    legal = true;  // ResumeJob of a failed run, keeping everything
   }
   if (legal) return absl::OkStatus();
   std::string hint;
   if (from == v1::JOB_STATUS_STOPPED) {
     hint = "; a stopped job cannot run again: ResetJob to start it over";
   } else if (IsFinished(from)) {
-    hint = "; ResetJob, or ResetItems to retry some items";
+    hint = from == v1::JOB_STATUS_FAILED
+               ? "; ResumeJob runs it again, ResetItems retries some items, ResetJob starts it over"
+               : "; ResetJob, or ResetItems to retry some items";
   }
   return absl::FailedPreconditionError(absl::StrCat("job \"", job_id, "\" is ", JobStatusName(from),
                                                     ": ", JobStatusName(from), " -> ",

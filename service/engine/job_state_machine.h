@@ -15,9 +15,10 @@ absl::string_view JobStatusName(v1::JobStatus status);
 bool IsFinished(v1::JobStatus status);
 
 // Whether `from` -> `to` is a legal transition:
-//   RUNNING <-> PAUSED; RUNNING|PAUSED -> STOPPED, COMPLETED, FAILED;
-//   any -> RUNNING by a reset (`by_reset`). A transition to the same state is legal
-//   (the calls are idempotent) except out of a finished or stopped job.
+//   RUNNING <-> PAUSED; RUNNING|PAUSED -> STOPPED, COMPLETED, FAILED; FAILED -> RUNNING
+//   (ResumeJob of a failed run); any -> RUNNING by a reset (`by_reset`). A transition
+//   to the same state is legal (the calls are idempotent). Whether a FAILED job may
+//   resume also depends on its items (Engine::DoTransition).
 // FAILED_PRECONDITION naming the job, from and to otherwise.
 absl::Status CheckTransition(absl::string_view job_id, v1::JobStatus from, v1::JobStatus to,
                              bool by_reset = false);

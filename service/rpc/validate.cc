@@ -429,6 +429,15 @@ absl::Status CheckSteps(const RepeatedPtrField<std::string>& steps) {
   return absl::OkStatus();
 }
 
+absl::Status CheckFailureBudget(const v1::FailureBudget& budget) {
+  const double fraction = budget.max_failed_fraction();
+  if (!(fraction >= 0 && fraction <= 1)) {  // NaN fails both comparisons
+    return Invalid("failure_budget.max_failed_fraction", "must be in [0, 1] (0: no limit), got ",
+                   fraction);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckJobPolicy(const v1::CreateJobRequest& r) {
   if (r.has_lease_timeout()) {
     CKPT_RETURN_IF_ERROR(
@@ -442,12 +451,7 @@ absl::Status CheckJobPolicy(const v1::CreateJobRequest& r) {
     return Invalid("max_attempts", "must be 0 (the default, 3) or 1..", kMaxAttempts, ", got ",
                    r.max_attempts());
   }
-  const double fraction = r.failure_budget().max_failed_fraction();
-  if (!(fraction >= 0 && fraction <= 1)) {  // NaN fails both comparisons
-    return Invalid("failure_budget.max_failed_fraction", "must be in [0, 1] (0: no limit), got ",
-                   fraction);
-  }
-  return absl::OkStatus();
+  return CheckFailureBudget(r.failure_budget());
 }
 
 }  // namespace
@@ -504,7 +508,8 @@ absl::Status ValidateRequest(const v1::UpdateJobRequest& r, const Limits& /*limi
   CKPT_RETURN_IF_ERROR(CheckStringMap("set_labels", r.set_labels(), kLabels));
   CKPT_RETURN_IF_ERROR(CheckMapKeys("remove_labels", r.remove_labels(), kLabels));
   CKPT_RETURN_IF_ERROR(CheckStringMap("set_params", r.set_params(), kParams));
-  return CheckMapKeys("remove_params", r.remove_params(), kParams);
+  CKPT_RETURN_IF_ERROR(CheckMapKeys("remove_params", r.remove_params(), kParams));
+  return CheckFailureBudget(r.failure_budget());
 }
 
 absl::Status ValidateRequest(const v1::PauseJobRequest& r, const Limits& /*limits*/) {

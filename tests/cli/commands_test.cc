@@ -14,7 +14,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/testing/client_fixture.h"
+#include "tests/cli/cli_test_base.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -29,32 +29,8 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-template <typename Message>
-Message FromJson(const std::string& json) {
-  Message message;
-  const auto status = google::protobuf::util::JsonStringToMessage(json, &message);
-  EXPECT_TRUE(status.ok()) << json;
-  return message;
-}
-
-class CommandsTest : public testutil::ServerAndClientTest {
+class CommandsTest : public CliTest {
  protected:
-  // Runs `ckpt ARGS...` and returns what it printed, or its error.
-  absl::StatusOr<std::string> Run(std::vector<std::string> argv,
-                                  const std::string& stdin_text = "") {
-    std::ostringstream out;
-    std::istringstream in(stdin_text);
-    Context ctx;
-    ctx.client = client_.get();
-    ctx.out = &out;
-    ctx.in = &in;
-    ctx.now = absl::Now();
-    ctx.on_watch_snapshot = on_watch_snapshot_;
-    const absl::Status status = RunCommand(ctx, argv);
-    if (!status.ok()) return status;
-    return out.str();
-  }
-
   // Job "crawl": indices 0..9 sealed; 0-3 completed (with outputs), 4-6 failed, one
   // worker registered holding item 7.
   void MakeCrawlJob() {
@@ -99,7 +75,6 @@ class CommandsTest : public testutil::ServerAndClientTest {
   }
 
   std::string worker_id_;
-  std::function<bool(const v1::Job&)> on_watch_snapshot_;
 };
 
 TEST_F(CommandsTest, JobsListsNewestFirstAndFilters) {

@@ -159,6 +159,48 @@ TEST_F(CheckpointTest, ActiveWorkersAreTheOnesRegisteredAndAlive) {
   EXPECT_TRUE(active->empty());
 }
 
+// PATAS's resume-mining from C++: a run that failed resumes with its results and
+// states; one that ran over its failure budget resumes once the budget is raised; the
+// worker recorded with each item says who did it.
+TEST_F(CheckpointTest, AFailedRunResumesKeepingItsWorkOnceUnderBudget) {
+  v1::CreateJobRequest job;
+  job.set_job_id("mining");
+  job.mutable_failure_budget()->set_max_failed_items(1);
+  auto opened = Checkpoint::Open(client_.get(), job);
+  CKPT_ASSERT_OK(opened);
+  std::unique_ptr<Checkpoint> run = std::move(*opened);
+  CKPT_ASSERT_OK(run->AddIndices(0, 8));
+  CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(0), {}, "miner-1"));
+  CKPT_ASSERT_OK(run->MarkFailed(IndexKey(1), "bad message", "miner-2"));
+  CKPT_ASSERT_OK(run->MarkFailed(IndexKey(2), "bad message", "miner-2"));
+  auto summary = run->Summary();
+  CKPT_ASSERT_OK(summary);
+  ASSERT_EQ(summary->status, v1::JOB_STATUS_FAILED);
+
+  EXPECT_THAT(run->Resume(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("raise the budget")));
+  v1::FailureBudget budget;
+  budget.set_max_failed_items(10);
+  CKPT_ASSERT_OK(run->SetFailureBudget(budget));
+  CKPT_ASSERT_OK(run->Resume());
+  summary = run->Summary();
+  CKPT_ASSERT_OK(summary);
+  EXPECT_EQ(summary->status, v1::JOB_STATUS_RUNNING);
+  EXPECT_EQ(summary->completed, 1u);
+  EXPECT_EQ(summary->failed, 2u);
+
+  v1::GetItemRequest get;
+  get.set_job_id("mining");
+  *get.mutable_key() = IndexKey(0);
+  auto item = client_->GetItem(get);
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().worker_id(), "miner-1");
+  *get.mutable_key() = IndexKey(2);
+  item = client_->GetItem(get);
+  CKPT_ASSERT_OK(item);
+  EXPECT_EQ(item->item().worker_id(), "miner-2");
+}
+
 TEST_F(CheckpointTest, AttachToAMissingJobIsNotFound) {
   EXPECT_THAT(Checkpoint::Attach(client_.get(), "missing"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));

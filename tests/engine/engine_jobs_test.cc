@@ -429,9 +429,10 @@ TEST_F(EngineJobsTest, EachStepHasItsOwnProgressAndTheJobSumsThem) {
               StatusIs(absl::StatusCode::kNotFound, _));
 }
 
-TEST_F(EngineJobsTest, UnknownStepIsInvalidArgumentNamingIt) {
+TEST_F(EngineJobsTest, UnknownStepIsInvalidArgumentNamingItAndListingTheSteps) {
   CreateJob(R"pb(job_id: "etl" steps: "extract" steps: "load")pb");
-  auto named = HasSubstr("\"transform\"");
+  auto named = AllOf(HasSubstr("job \"etl\" has no step \"transform\""),
+                     HasSubstr("(its steps: extract, load)"));
   EXPECT_THAT(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "etl"
                                                                          step: "transform"
                                                                          names: "a")pb")),

@@ -66,6 +66,7 @@ struct ItemModel {
   std::string cursor;
   uint64_t token = 0;            // LEASED
   std::string worker;            // LEASED
+  std::string done_by;           // who last completed or failed it (Item.worker_id)
   absl::Time deadline;           // LEASED
   uint64_t completed_token = 0;  // COMPLETED
 };
@@ -307,6 +308,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
       EXPECT_EQ(out->outcomes(i), v1::COMPLETION_OUTCOME_COMPLETED);
       ItemModel& item = job.items[step][chosen[i]];
       item.completed_token = item.token;
+      item.done_by = r.worker_id().empty() ? item.worker : r.worker_id();
       EndLease(job, step, chosen[i], item);
       item.state = State::kCompleted;
       item.cursor.clear();
@@ -351,6 +353,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
       }
       EXPECT_EQ(out->outcomes(i), v1::COMPLETION_OUTCOME_COMPLETED);
       if (item.state == State::kLeased) EndLease(job, step, chosen[i], item);
+      item.done_by = r.worker_id();
       item.state = State::kCompleted;
       item.retry = false;
       item.completed_token = 0;
@@ -390,6 +393,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
       ItemModel& item = job.items[step][chosen[i]];
       item.attempts += 1;
       const bool retry = r.items(i).error().retryable() && item.attempts < job.max_attempts;
+      item.done_by = r.worker_id().empty() ? item.worker : r.worker_id();
       EndLease(job, step, chosen[i], item);
       item.state = retry ? State::kPending : State::kFailed;
       item.retry = retry;
@@ -432,6 +436,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     for (int i = 0; i < r.items_size(); ++i) {
       ItemModel& item = job.items[step][chosen[i]];
       if (item.state == State::kLeased) EndLease(job, step, chosen[i], item);
+      item.done_by = r.worker_id();
       item.attempts += 1;
       item.state = State::kFailed;
       item.retry = false;
@@ -499,6 +504,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
       EXPECT_EQ(out->outcomes(1 - stale_at), v1::COMPLETION_OUTCOME_COMPLETED);
       ItemModel& done = job.items[step][valid];
       done.completed_token = done.token;
+      done.done_by = done.worker;  // the holder of the token presented
       EndLease(job, step, valid, done);
       done.state = State::kCompleted;
       done.cursor.clear();
@@ -577,6 +583,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
           if (item.state != State::kLeased || item.deadline > Now()) continue;
           item.attempts += 1;
           const bool retry = item.attempts < job.max_attempts;
+          item.done_by = item.worker;
           EndLease(job, step, key, item);
           item.state = retry ? State::kPending : State::kFailed;
           item.retry = retry;
@@ -599,11 +606,12 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     for (int step = 0; step < static_cast<int>(job.steps.size()); ++step) {
       for (auto& [key, item] : job.items[step]) {
         if (item.state != State::kLeased || item.worker != worker) continue;
-        // Released without counting an attempt; leased items always had one to spare.
-        ASSERT_LT(item.attempts, job.max_attempts);
+        // Released without counting an attempt, keeping who failed it last; an item
+        // with no attempt to spare goes back to FAILED.
+        const bool retry = item.attempts < job.max_attempts;
         EndLease(job, step, key, item);
-        item.state = State::kPending;
-        item.retry = true;
+        item.state = retry ? State::kPending : State::kFailed;
+        item.retry = retry;
         ++released;
       }
     }
@@ -727,7 +735,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
         EXPECT_EQ(item.cursor(), m.cursor) << where << " " << item.ShortDebugString();
         EXPECT_EQ(item.lease_token(), m.state == State::kLeased ? m.token : 0)
             << where << " " << item.ShortDebugString();
-        EXPECT_EQ(item.worker_id(), m.state == State::kLeased ? m.worker : "")
+        EXPECT_EQ(item.worker_id(), m.state == State::kLeased ? m.worker : m.done_by)
             << where << " " << item.ShortDebugString();
         ++model;
       }

@@ -25,15 +25,15 @@ constexpr v1::JobStatus kStatuses[] = {
 // The header's contract, written out by hand rather than recomputed: rows are `from`,
 // columns `to`, both in kStatuses order.
 //   RUNNING <-> PAUSED; RUNNING|PAUSED -> STOPPED, COMPLETED, FAILED; a repeat of the
-//   same state is a no-op (StopJob and FinishJob are idempotent too); nothing leaves
-//   STOPPED, COMPLETED or FAILED without a reset.
+//   same state is a no-op (StopJob and FinishJob are idempotent too); FAILED -> RUNNING
+//   (ResumeJob); nothing else leaves STOPPED, COMPLETED or FAILED without a reset.
 constexpr bool kLegal[5][5] = {
     //         RUNNING PAUSED STOPPED COMPLETED FAILED
     /* RUN */ {true, true, true, true, true},
     /* PAU */ {true, true, true, true, true},
     /* STO */ {false, false, true, false, false},
     /* COM */ {false, false, false, true, false},
-    /* FAI */ {false, false, false, false, true},
+    /* FAI */ {true, false, false, false, true},
 };
 // A reset brings any job back to RUNNING, and only there.
 constexpr bool kLegalByReset[5][5] = {

@@ -490,6 +490,12 @@ std::vector<Case> UpdateJobCases() {
       Bad("UpdateJob_RemoveParamsEmptyKey",
           With(UpdateJob(), [](auto& r) { r.add_remove_params(""); }), "remove_params[1]",
           "1..128"),
+      Ok("UpdateJob_RaiseBudget",
+         With(UpdateJob(), [](auto& r) { r.mutable_failure_budget()->set_max_failed_items(9); })),
+      Bad("UpdateJob_BudgetFractionAboveOne",
+          With(UpdateJob(),
+               [](auto& r) { r.mutable_failure_budget()->set_max_failed_fraction(1.5); }),
+          "failure_budget.max_failed_fraction", "[0, 1]"),
   };
 }
 

@@ -17,7 +17,7 @@ namespace testutil {
 class ServerAndClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto server = TestServer::Start();
+    auto server = TestServer::Start(ServerOptionsForTest());
     CKPT_ASSERT_OK(server);
     server_ = std::move(*server);
     client_ = Connect();
@@ -30,6 +30,9 @@ class ServerAndClientTest : public ::testing::Test {
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? std::move(*client) : nullptr;
   }
+
+  // The options SetUp starts the server with (TestServer::Start's rules apply).
+  virtual ServerOptions ServerOptionsForTest() { return {}; }
 
   std::unique_ptr<TestServer> server_;
   std::unique_ptr<Client> client_;  // connected by SetUp

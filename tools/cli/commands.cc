@@ -26,7 +26,10 @@ const std::vector<Command>& Commands() {
        Flags({"interval"}, {}), 1, 1, &Watch},
       {"pause", "pause JOB [--reason R]", "workers finish their item, then wait",
        Flags({"reason"}, {}), 1, 1, &Pause},
-      {"resume", "resume JOB", "workers go on", Flags({}, {}), 1, 1, &Resume},
+      {"resume", "resume JOB [--max-failed-items N] [--max-failed-fraction F]",
+       "a paused or failed job runs again, keeping everything (flags: raise its failure budget "
+       "first)",
+       Flags({"max-failed-items", "max-failed-fraction"}, {}), 1, 1, &Resume},
       {"stop", "stop JOB [--reason R]", "workers finish their item, then exit; for good",
        Flags({"reason"}, {}), 1, 1, &Stop},
       {"reset", "reset JOB [--remove-items]", "clear all progress (and items)",

@@ -55,6 +55,8 @@ void PrintItem(const Context& ctx, const v1::Item& item, absl::string_view job_i
   if (item.state() == v1::ITEM_STATE_LEASED) {
     line("Worker", item.worker_id().empty() ? "(claimed, no worker)" : item.worker_id());
     line("Lease", absl::StrCat(item.lease_token()));
+  } else if (!item.worker_id().empty()) {
+    line(item.state() == v1::ITEM_STATE_COMPLETED ? "Done by" : "Worker", item.worker_id());
   }
   if (item.state() == v1::ITEM_STATE_COMPLETED) {
     line("Outputs", Outputs(item));

@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -29,6 +30,18 @@ absl::StatusOr<v1::JobStatus> ParseJobStatus(absl::string_view text) {
       absl::StrCat("--status must be one of running, paused, stopped, "
                    "completed, failed; not \"",
                    text, "\""));
+}
+
+// --NAME as a fraction in [0, 1]; 0 when not given.
+absl::StatusOr<double> ParseFraction(const Args& args, absl::string_view name) {
+  if (!args.Has(name)) return 0.0;
+  const std::string text = args.Get(name);
+  double value = 0;
+  if (!absl::SimpleAtod(text, &value) || !(value >= 0 && value <= 1)) {
+    return UsageError(
+        absl::StrCat("--", name, " must be a fraction from 0 to 1, not \"", text, "\""));
+  }
+  return value;
 }
 
 std::string Counts(const v1::Progress& p) {
@@ -237,8 +250,18 @@ absl::Status Pause(const Context& ctx, const Args& args) {
 }
 
 absl::Status Resume(const Context& ctx, const Args& args) {
+  const std::string& job_id = args.positional[0];
+  if (args.Has("max-failed-items") || args.Has("max-failed-fraction")) {
+    v1::UpdateJobRequest update;
+    update.set_job_id(job_id);
+    CKPT_ASSIGN_OR_RETURN(const uint64_t items, args.GetInt("max-failed-items", 0, 0, UINT64_MAX));
+    CKPT_ASSIGN_OR_RETURN(const double fraction, ParseFraction(args, "max-failed-fraction"));
+    update.mutable_failure_budget()->set_max_failed_items(items);
+    update.mutable_failure_budget()->set_max_failed_fraction(fraction);
+    CKPT_RETURN_IF_ERROR(ctx.client->UpdateJob(update).status());
+  }
   v1::ResumeJobRequest request;
-  request.set_job_id(args.positional[0]);
+  request.set_job_id(job_id);
   CKPT_ASSIGN_OR_RETURN(v1::ResumeJobResponse response, ctx.client->ResumeJob(request));
   PrintJobLine(ctx, response.job(), "resumed");
   return absl::OkStatus();

@@ -108,7 +108,19 @@ class Job:
         return self.client.call("PauseJob", job_id=self.job_id, reason=reason).job
 
     def resume(self):
+        """PAUSED or FAILED -> RUNNING, keeping everything: results, failed items (still
+        FAILED until reset), state blobs. Raises FailedPreconditionError for a job over
+        its failure budget (reset_failed() or set_failure_budget() first) or sealed with
+        nothing left but failures."""
         return self.client.call("ResumeJob", job_id=self.job_id).job
+
+    def set_failure_budget(self, *, max_failed_items: int = 0,
+                           max_failed_fraction: float = 0.0):
+        """Replaces the job's failure budget (0: no limit for that measure). Raising it
+        does not resume a job the budget failed: resume() does. Returns the job."""
+        budget = pb.FailureBudget(max_failed_items=max_failed_items,
+                                  max_failed_fraction=max_failed_fraction)
+        return self.client.call("UpdateJob", job_id=self.job_id, failure_budget=budget).job
 
     def stop(self, reason=""):
         """Stops the job for good; leased items may still finish."""
@@ -212,6 +224,12 @@ class Job:
 
     # ------------------------------------------------------------------ record mode
 
+    def item(self, key):
+        """The item (a ckpt.v1 Item message): state, attempts, result, last error, and
+        worker_id, who holds it (LEASED) or who last completed or failed it."""
+        return self.client.call("GetItem", job_id=self.job_id, step=self.step,
+                                key=convert.item_key(key)).item
+
     def is_completed(self, key):
         """True if the item (index or name) is COMPLETED. An item never registered is
         not completed; an unknown job raises NotFoundError."""
@@ -239,24 +257,28 @@ class Job:
         return len(response.leases) > 0
 
     def mark_completed(self, key, *, output_paths=(), payload=b"", wall_time=None,
-                       metrics=None):
+                       metrics=None, worker_id: str = ""):
         """Records the item completed. `wall_time` (seconds) feeds the job's item-time
-        statistics; `metrics` may be an ItemMetrics for more. Returns True if this call
+        statistics; `metrics` may be an ItemMetrics for more; `worker_id` (e.g.
+        "host:pid") is recorded as who did it (Item.worker_id). Returns True if this call
         completed it, False if it already was (the first result stands)."""
         result = _result(output_paths, payload, wall_time, metrics)
-        request = pb.CompleteItemsRequest(job_id=self.job_id, step=self.step, items=[
+        request = pb.CompleteItemsRequest(job_id=self.job_id, step=self.step,
+                                          worker_id=worker_id, items=[
             pb.Completion(key=convert.item_key(key), result=result)])
         response = self._write_registering("CompleteItems", request, [key])
         return response.outcomes[0] == pb.COMPLETION_OUTCOME_COMPLETED
 
-    def mark_failed(self, key, error):
+    def mark_failed(self, key, error, *, worker_id: str = ""):
         """Records the item FAILED with `error` (a message, or an exception: its type
-        and text). A later run can list and retry exactly the failed items.
+        and text), by `worker_id` if given. A later run can list and retry exactly the
+        failed items.
 
         Not retried after an ambiguous failure (it would count an attempt twice): such
         an error is raised with maybe_applied=True.
         """
-        request = pb.FailItemsRequest(job_id=self.job_id, step=self.step, items=[
+        request = pb.FailItemsRequest(job_id=self.job_id, step=self.step, worker_id=worker_id,
+                                      items=[
             pb.Failure(key=convert.item_key(key), error=pb.ItemError(message=error_text(error)))])
         self._write_registering("FailItems", request, [key])
 

@@ -168,5 +168,35 @@ class QueryApiTest(CkptdTestCase):
         self.assertEqual(embed.reset_index(0), 0)  # never tried: nothing to reset
 
 
+class HistoryTest(CkptdTestCase):
+    """Who did what, and resuming a run that failed."""
+
+    def test_items_say_which_worker_completed_or_failed_them(self):
+        job = self.new_job(items=3)
+        job.mark_completed(0, worker_id="host-a:17")
+        job.mark_failed(1, "timeout", worker_id="host-b:3")
+        self.assertEqual(job.item(0).worker_id, "host-a:17")
+        self.assertEqual(job.item(1).worker_id, "host-b:3")
+        self.assertEqual(job.item(1).last_error.worker_id, "host-b:3")
+        self.assertEqual(job.item(2).worker_id, "")
+
+    def test_a_budget_failed_run_resumes_once_its_budget_is_raised(self):
+        job = self.client.create_job(self.job_id(), max_failed_items=1)
+        job.add_items(range(10))
+        job.mark_completed(0)
+        job.mark_failed(1, "bad input")
+        job.mark_failed(2, "bad input")
+        job.client.call("PutState", job_id=job.job_id, name="cursor", value=b"msg-4411")
+        self.assertEqual(job.info().status, pb.JOB_STATUS_FAILED)
+        with self.assertRaisesRegex(ckpt.FailedPreconditionError, "raise the budget"):
+            job.resume()
+        job.set_failure_budget(max_failed_items=5)
+        self.assertEqual(job.resume().status, pb.JOB_STATUS_RUNNING)
+        self.assertEqual(job.completed_indices, {0})
+        self.assertEqual(job.failed_indices, {1: "bad input", 2: "bad input"})
+        state = self.client.call("GetState", job_id=job.job_id, name="cursor").state
+        self.assertEqual(state.value, b"msg-4411")
+
+
 if __name__ == "__main__":
     unittest.main()
