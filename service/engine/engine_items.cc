@@ -556,7 +556,9 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
         "job \"", job->id(), "\" is STOPPED: its items cannot be reset (ResetJob starts it over)"));
   }
   const v1::ItemState filter = r.state();
-  auto wanted = [filter](ItemPlace place) {
+  const bool by_error = !r.error_message().empty();  // validated: state FAILED or any
+  auto wanted = [filter, by_error](ItemPlace place) {
+    if (by_error) return place == ItemPlace::kFailed;
     switch (place) {
       case ItemPlace::kFailed:
         return filter == v1::ITEM_STATE_UNSPECIFIED || filter == v1::ITEM_STATE_FAILED;
@@ -594,6 +596,15 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
     for (int step : steps) {
       CKPT_RETURN_IF_ERROR(CollectResetTargets(g, *job, step, wanted, &targets));
     }
+  }
+  if (by_error) {
+    // Failed items remember their error group's hash (AddErrorGroup's key).
+    const uint64_t group = keys::Fnv1a64(r.error_message());
+    auto elsewhere = [&](const std::tuple<int, std::string, ItemPlace>& target) {
+      const auto& [step, key, place] = target;
+      return job->steps[step].failed.at(key) != group;
+    };
+    targets.erase(std::remove_if(targets.begin(), targets.end(), elsewhere), targets.end());
   }
   out->set_matched(targets.size());
   if (r.dry_run() || targets.empty()) return absl::OkStatus();

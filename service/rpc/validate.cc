@@ -608,6 +608,13 @@ absl::Status ValidateRequest(const v1::ResetItemsRequest& r, const Limits& limit
   if (!r.keys().empty() && r.step().empty()) {
     return Invalid("step", "required when keys are given (empty means every step)");
   }
+  CKPT_RETURN_IF_ERROR(CheckBytes("error_message", r.error_message(), {0, kMaxErrorMessageBytes}));
+  if (!r.error_message().empty() && r.state() != v1::ITEM_STATE_UNSPECIFIED &&
+      r.state() != v1::ITEM_STATE_FAILED) {
+    return Invalid("error_message",
+                   "matches FAILED items only; state must be "
+                   "ITEM_STATE_FAILED or unspecified");
+  }
   return CheckDistinctKeys("keys", "", r.keys(),
                            [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
 }

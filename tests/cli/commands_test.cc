@@ -199,9 +199,12 @@ TEST_F(CommandsTest, RetryPutsFailedItemsBackAndDryRunOnlyCounts) {
   CKPT_ASSERT_OK(failed);
   EXPECT_EQ(FromJson<v1::ListItemsResponse>(*failed).items_size(), 3);
 
+  auto one_group = Run({"retry", "crawl", "--error", "DNS failure"});
+  CKPT_ASSERT_OK(one_group);
+  EXPECT_EQ(*one_group, "1 failed items are pending again\n");
   auto retried = Run({"retry", "crawl", "--step", "main"});
   CKPT_ASSERT_OK(retried);
-  EXPECT_EQ(*retried, "3 failed items are pending again\n");
+  EXPECT_EQ(*retried, "2 failed items are pending again\n");
   failed = Run({"items", "crawl", "--state", "failed"});
   CKPT_ASSERT_OK(failed);
   EXPECT_EQ(*failed, "no items\n");

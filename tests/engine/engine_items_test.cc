@@ -547,6 +547,60 @@ TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
+TEST_F(EngineItemsTest, ResetItemsByErrorMessageRetriesExactlyThatGroup) {
+  CreateJob("job_id: \"j\"");
+  Add(R"pb(job_id: "j"
+           ranges { begin: 0 end: 10 })pb");
+  for (int i = 0; i < 9; ++i) {
+    const char* message = i < 5 ? "corrupt header" : (i < 8 ? "timeout" : "oom");
+    CKPT_ASSERT_OK(Fail(absl::StrCat("job_id: \"j\" items { key { index: ", i,
+                                     " } error { message: \"", message, "\" } }")));
+  }
+  auto reset_group = [&](const std::string& message, bool dry_run) {
+    v1::ResetItemsRequest request;
+    request.set_job_id("j");
+    request.set_error_message(message);
+    request.set_dry_run(dry_run);
+    return h_.Call(&Engine::ResetItems, request);
+  };
+  auto failed_keys = [&] {
+    v1::ListItemsRequest list;
+    list.set_job_id("j");
+    list.set_state(v1::ITEM_STATE_FAILED);
+    list.set_error_groups(10);
+    auto out = h_.Read(&Engine::ListItems, list);
+    std::vector<uint64_t> keys;
+    if (out.ok()) {
+      for (const v1::Item& item : out->items()) keys.push_back(item.key().index());
+    }
+    return std::make_pair(keys, out.ok() ? out->error_groups_size() : -1);
+  };
+
+  auto dry = reset_group("timeout", /*dry_run=*/true);
+  CKPT_ASSERT_OK(dry);
+  EXPECT_EQ(dry->matched(), 3u);
+  EXPECT_EQ(Job("j").progress().failed(), 9u);
+
+  auto reset = reset_group("timeout", /*dry_run=*/false);
+  CKPT_ASSERT_OK(reset);
+  EXPECT_EQ(reset->matched(), 3u);
+  EXPECT_EQ(failed_keys(), std::make_pair(std::vector<uint64_t>{0, 1, 2, 3, 4, 8}, 2));
+  EXPECT_EQ(Job("j").progress().pending(), 4u);  // the 3 reset and the untouched 9
+
+  auto none = reset_group("no such error", /*dry_run=*/false);
+  CKPT_ASSERT_OK(none);
+  EXPECT_EQ(none->matched(), 0u);
+
+  // The groups of failed items are rebuilt from the store: after a restart "oom" still
+  // matches exactly its one item.
+  h_.Reopen();
+  auto oom = reset_group("oom", /*dry_run=*/false);
+  CKPT_ASSERT_OK(oom);
+  EXPECT_EQ(oom->matched(), 1u);
+  EXPECT_EQ(failed_keys(), std::make_pair(std::vector<uint64_t>{0, 1, 2, 3, 4}, 1));
+  testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
 TEST_F(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
   CreateJob(R"pb(job_id: "j"
                  failure_budget { max_failed_items: 2 })pb");

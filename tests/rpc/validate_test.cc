@@ -782,6 +782,18 @@ std::vector<Case> ResetItemsAndFindOutputCases() {
       Bad("ResetItems_StateUnknown",
           With(ResetItems(), [](auto& r) { r.set_state(static_cast<v1::ItemState>(-1)); }), "state",
           "unknown value -1"),
+      Ok("ResetItems_ByErrorMessage",
+         With(ResetItems(), [](auto& r) { r.set_error_message("corrupt header"); })),
+      Bad("ResetItems_ErrorMessageWithAnotherState",
+          With(ResetItems(),
+               [](auto& r) {
+                 r.set_state(v1::ITEM_STATE_LEASED);
+                 r.set_error_message("corrupt header");
+               }),
+          "error_message", "FAILED items only"),
+      Bad("ResetItems_ErrorMessageTooLong",
+          With(ResetItems(), [](auto& r) { r.set_error_message(Repeat(4097)); }), "error_message",
+          "4096"),
       Bad("ResetItems_KeysWithoutStep",
           With(ResetItems(), [](auto& r) { *r.add_keys() = Index(3); }), "step",
           "required when keys are given"),

@@ -78,6 +78,7 @@ absl::Status Retry(const Context& ctx, const Args& args) {
   request.set_job_id(args.positional[0]);
   request.set_step(args.Get("step"));
   request.set_state(v1::ITEM_STATE_FAILED);
+  request.set_error_message(args.Get("error"));
   request.set_dry_run(args.Has("dry-run"));
   CKPT_ASSIGN_OR_RETURN(v1::ResetItemsResponse response, ctx.client->ResetItems(request));
   if (ctx.json) {
