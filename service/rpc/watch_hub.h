@@ -1,16 +1,21 @@
-// WatchJob streams, all served by one thread that waits on the engine's publish
-// counter: an idle watcher costs nothing per write, a busy one gets at most one
-// snapshot per min_interval (default and floor 100 ms).
+// Job watches, all served by one thread that waits on the engine's publish counter: an
+// idle watcher costs nothing per write, a busy one gets at most one snapshot per
+// min_interval (default and floor 100 ms). Two kinds of watcher share it: WatchJob's
+// gRPC streams, and subscriptions that another front end drains on its own thread (the
+// HTTP gateway's server-sent events).
 #ifndef CKPT_SERVICE_RPC_WATCH_HUB_H_
 #define CKPT_SERVICE_RPC_WATCH_HUB_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.pb.h"
 #include "service/engine/engine.h"
 
@@ -19,9 +24,12 @@ namespace ckpt {
 // Thread-safe.
 class WatchHub {
  public:
+  class Subscription;
+
   // `engine` must outlive the hub.
   explicit WatchHub(const Engine* engine);
-  // Ends every open stream (UNAVAILABLE) and stops the thread.
+  // Ends every open watch (UNAVAILABLE) and stops the thread. Subscriptions must be
+  // destroyed before the hub.
   ~WatchHub();
 
   // Starts a stream for a validated request: the job's snapshot at once, then one on
@@ -30,20 +38,60 @@ class WatchHub {
   // Writes serialized v1::WatchJobResponse messages (the method is served raw).
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(const v1::WatchJobRequest& request);
 
-  // Ends every open stream with UNAVAILABLE (the server is shutting down).
+  // The same snapshots for a consumer that is not a gRPC stream, taken with
+  // Subscription::Next. The request must be validated.
+  std::unique_ptr<Subscription> Subscribe(const v1::WatchJobRequest& request);
+
+  // Ends every open watch with UNAVAILABLE (the server is shutting down); later ones
+  // end at once.
   void Shutdown();
 
  private:
+  class Watcher;
   class Stream;
+  class Feed;
 
+  void Add(Watcher* watcher);
+  void Remove(Watcher* watcher);
   void Loop();
-  void Remove(Stream* stream);
 
   const Engine* const engine_;
   absl::Mutex mu_;
-  absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+};
+
+// One subscription's snapshots. Only the newest snapshot not yet taken is kept, so a
+// slow consumer skips snapshots and never makes anything queue. Destroying it ends the
+// subscription. Thread-safe; Next is meant for one consumer thread.
+class WatchHub::Subscription {
+ public:
+  enum class Kind {
+    kJob,      // `job` is the job as of a change
+    kEnd,      // the watch is over; `status` says why (OK after the final snapshot)
+    kTimeout,  // nothing new by the deadline
+  };
+  struct Event {
+    Kind kind = Kind::kTimeout;
+    v1::Job job;
+    absl::Status status;
+  };
+
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  // Blocks until a snapshot not yet taken, the end of the watch, or `deadline`. The
+  // end comes after every snapshot sent before it; after kEnd, Next returns kEnd again.
+  Event Next(absl::Time deadline);
+
+ private:
+  friend class WatchHub;
+  Subscription(WatchHub* hub, std::unique_ptr<Feed> feed);
+
+  WatchHub* const hub_;
+  std::unique_ptr<Feed> feed_;
 };
 
 }  // namespace ckpt
