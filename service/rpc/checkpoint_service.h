@@ -34,6 +34,9 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   // Returns true if none is in flight.
   bool AwaitIdle(absl::Time deadline);
 
+  // The hub behind WatchJob, shared with other front ends (the HTTP event stream).
+  WatchHub* watch_hub() { return &watch_hub_; }
+
  private:
   // Registers method `name` as raw: parse, validate, then the engine's write.
   template <typename Request, typename Response>

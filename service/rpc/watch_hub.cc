@@ -46,7 +46,7 @@ class WatchHub::Watcher {
     last_sent_ = now;
     sent_any_ = true;
     const bool final = Over(job.status());
-    SendLocked(std::move(job), final);
+    SendLocked(std::move(job), *snapshot, final);
   }
 
   void End(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -62,8 +62,10 @@ class WatchHub::Watcher {
   }
   // True while the last snapshot is still being delivered.
   virtual bool BusyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
-  // Delivers a snapshot; `final`: the job is over, end the watch (OK) after it.
-  virtual void SendLocked(v1::Job job, bool final) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Delivers `job`, made from `snapshot`; `final`: the job is over, end the watch (OK)
+  // after it.
+  virtual void SendLocked(v1::Job job, const JobSnapshot& snapshot, bool final)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // Ends the watch; called once.
   virtual void FinishLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
 
@@ -103,7 +105,8 @@ class WatchHub::Stream : public Watcher, public grpc::ServerWriteReactor<grpc::B
  private:
   bool BusyLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return writing_; }
 
-  void SendLocked(v1::Job job, bool final) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void SendLocked(v1::Job job, const JobSnapshot& /*snapshot*/, bool final) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     response_.Clear();
     *response_.mutable_job() = std::move(job);
     final_ = final;
@@ -140,6 +143,7 @@ class WatchHub::Feed : public Watcher {
     if (job_.has_value()) {
       event.kind = Subscription::Kind::kJob;
       event.job = std::move(*job_);
+      event.recent_completions = std::move(recent_completions_);
       job_.reset();
     } else if (end_.has_value()) {
       event.kind = Subscription::Kind::kEnd;
@@ -151,8 +155,10 @@ class WatchHub::Feed : public Watcher {
  private:
   bool BusyLocked() const override { return false; }  // a newer snapshot replaces it
 
-  void SendLocked(v1::Job job, bool final) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void SendLocked(v1::Job job, const JobSnapshot& snapshot, bool final) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     job_ = std::move(job);
+    recent_completions_ = snapshot.recent_completions;
     if (final) EndLocked(absl::OkStatus());
   }
 
@@ -161,6 +167,7 @@ class WatchHub::Feed : public Watcher {
   }
 
   std::optional<v1::Job> job_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::RecentCompletion> recent_completions_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -75,6 +76,8 @@ class WatchHub::Subscription {
   struct Event {
     Kind kind = Kind::kTimeout;
     v1::Job job;
+    // With kJob: the job's latest completions as of the same snapshot (GetJob's).
+    std::vector<v1::RecentCompletion> recent_completions;
     absl::Status status;
   };
 

@@ -17,6 +17,7 @@
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
 #include "service/http/http_server.h"
+#include "service/http/json_gateway.h"
 #include "service/metrics/exposition.h"
 #include "service/rpc/checkpoint_service.h"
 #include "service/server/health_service.h"
@@ -163,11 +164,14 @@ absl::Status Server::StartHttp() {
   if (options_.http_listen_address.empty()) return absl::OkStatus();
   HttpServerOptions http;
   http.listen_address = options_.http_listen_address;
+  gateway_ = std::make_unique<JsonGateway>(engine_.get(), options_.limits, checkpoint_->watch_hub(),
+                                           /*authorizer=*/nullptr);
   CKPT_ASSIGN_OR_RETURN(
       http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
         routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
           response.set_content(metrics_->Render(), std::string(kExpositionContentType));
         });
+        gateway_->Install(routes);
       }));
   return absl::OkStatus();
 }
@@ -202,8 +206,12 @@ void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   health_->SetServing(false);
-  // HTTP first: its handlers read the engine.
-  if (http_server_ != nullptr) http_server_->Shutdown();
+  // HTTP first: its handlers read the engine. Its event streams end with the hub's.
+  if (http_server_ != nullptr) {
+    gateway_->BeginShutdown();
+    checkpoint_->watch_hub()->Shutdown();
+    http_server_->Shutdown();
+  }
   // New calls are answered UNAVAILABLE from here on; calls in flight finish (their
   // writes commit) within the grace. What is still queued after it is answered
   // UNAVAILABLE, never applied; only the group being written is waited for.

@@ -26,6 +26,7 @@ class CheckpointService;
 class Engine;
 class HealthService;
 class HttpServer;
+class JsonGateway;
 class ListenerKeeper;
 class ServerMetrics;
 class MemoryReclaimer;
@@ -109,6 +110,7 @@ class Server {
   std::unique_ptr<ListenerKeeper> keeper_;
   std::unique_ptr<MemoryReclaimer> reclaimer_;
   int port_ = 0;
+  std::unique_ptr<JsonGateway> gateway_;
   std::unique_ptr<HttpServer> http_server_;
 
   absl::Mutex shutdown_mu_;

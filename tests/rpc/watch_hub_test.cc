@@ -56,6 +56,8 @@ TEST_F(WatchHubTest, SendsTheJobThenEachChangeThenEndsAfterTheFinalSnapshot) {
   WatchHub::Subscription::Event second = subscription->Next(absl::Now() + kPatience);
   ASSERT_EQ(second.kind, Kind::kJob);
   EXPECT_EQ(second.job.progress().completed(), 1u);
+  ASSERT_EQ(second.recent_completions.size(), 1u);  // GetJob's, from the same snapshot
+  EXPECT_EQ(second.recent_completions[0].key().index(), 0u);
 
   CKPT_ASSERT_OK(h_.Call(&Engine::StopJob, Parse<v1::StopJobRequest>(R"pb(job_id: "j")pb")));
   WatchHub::Subscription::Event last = subscription->Next(absl::Now() + kPatience);
