@@ -25,6 +25,13 @@ CKPT_DEBIAN_PACKAGES=(
   grpc-proto               # grpc/health/v1/health.proto (@grpc_proto_files)
   python3-grpcio           # Python client and tests
   python3-protobuf         # Python client and tests
+  mypy-protobuf            # the Python SDK's typed message stubs (protoc-gen-mypy)
+  mypy                     # mypy --strict on the Python SDK (typecheck_test)
+  python3-setuptools       # the Python SDK's build backend (pyproject.toml)
+  python3-wheel            # ... and its wheels
+  python3-build            # python3 -m build --no-isolation (package_test)
+  python3-venv             # fresh venvs to install the package into (package_test)
+  python3-pip              # pip install inside them
   libgtest-dev             # GoogleTest
   libgmock-dev             # GoogleMock
   libbenchmark-dev         # Google Benchmark

@@ -1,13 +1,18 @@
 // ckptd: the ckpt checkpoint service. Flags and signals live here only.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include "absl/flags/flag.h"
@@ -15,11 +20,14 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "service/common/clock.h"
 #include "service/common/log.h"
+#include "service/server/activity.h"
 #include "service/server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
-          "host:port to serve on. Loopback by default; 0.0.0.0:PORT exposes ckptd to the "
+          "host:port to serve on, or unix:PATH for a Unix domain socket (created 0600: only "
+          "its owner can connect). Loopback by default; 0.0.0.0:PORT exposes ckptd to the "
           "network (it has no authentication).");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:7701",
           "host:port of the HTTP listener: the dashboard at /, the JSON API at /api/v1/ and "
@@ -28,6 +36,12 @@ ABSL_FLAG(int64_t, metrics_max_jobs, 100,
           "ckpt_job_items (items by state per job) covers at most this many running or "
           "paused jobs, the newest first.");
 ABSL_FLAG(std::string, data_dir, "./ckpt-data", "Directory of the RocksDB store.");
+ABSL_FLAG(absl::Duration, idle_exit, absl::ZeroDuration(),
+          "Exit by itself (code 0) once no call has been in flight for this long, e.g. 5m. "
+          "For a ckptd started on demand (the Python SDK's local: mode); 0: never.");
+ABSL_FLAG(int, notify_fd, -1,
+          "An inherited file descriptor (a pipe) to write \"serving on ADDRESS\\n\" to once "
+          "serving, then close: how a launcher waits for ckptd without polling. -1: none.");
 ABSL_FLAG(bool, sync, true,
           "Sync the write-ahead log before acknowledging a write. --sync=false is faster; "
           "a crash of ckptd still loses nothing, but a power failure or kernel crash can "
@@ -42,6 +56,57 @@ ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
 ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
 
 namespace {
+
+// Tells the launcher waiting on --notify_fd that ckptd serves, then closes the fd.
+void NotifyServing(int fd, const std::string& address) {
+  if (fd < 0) return;
+  const std::string line = absl::StrCat("serving on ", address, "\n");
+  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    ckpt::LogLine(absl::StrCat("--notify_fd=", fd, ": could not write (the launcher is gone?)"));
+  }
+  ::close(fd);
+}
+
+// Blocks until SIGINT or SIGTERM (blocked in `signals`), or, with an activity tracker,
+// until no call has been in flight for `idle_exit`. Returns why, for the log.
+std::string WaitForStop(const sigset_t& signals, ckpt::ActivityTracker* activity,
+                        absl::Duration idle_exit) {
+  auto signal_name = [](int number) { return number == SIGINT ? "SIGINT" : "SIGTERM"; };
+  if (activity == nullptr) {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    return signal_name(signal_number);
+  }
+  // A signal thread cancels the idle wait. It is detached: after an idle exit it stays
+  // blocked in sigwait until the process ends.
+  auto received = std::make_shared<std::atomic<int>>(0);
+  std::thread([signals, activity, received] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    received->store(signal_number);
+    activity->Cancel();
+  }).detach();
+  if (activity->WaitUntilIdleFor(idle_exit)) {
+    return absl::StrCat("idle for ", absl::FormatDuration(idle_exit), " (--idle_exit)");
+  }
+  return signal_name(received->load());
+}
+
+// Checks --idle_exit and --notify_fd; returns the tracker --idle_exit needs (or null),
+// or an error to exit with.
+absl::StatusOr<std::unique_ptr<ckpt::ActivityTracker>> LifetimeFlags() {
+  const absl::Duration idle_exit = absl::GetFlag(FLAGS_idle_exit);
+  const int notify_fd = absl::GetFlag(FLAGS_notify_fd);
+  if (idle_exit < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--idle_exit must not be negative");
+  }
+  if (notify_fd != -1 && (notify_fd < 0 || ::fcntl(notify_fd, F_GETFD) == -1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--notify_fd=", notify_fd, " is not an open file descriptor"));
+  }
+  if (idle_exit == absl::ZeroDuration()) return nullptr;
+  return std::make_unique<ckpt::ActivityTracker>(ckpt::Clock::Real());
+}
 
 // Every connection costs a file descriptor: run with as many as the hard limit allows.
 // Returns what was done, for the "serving on" line.
@@ -110,6 +175,13 @@ int main(int argc, char** argv) {
   options.limits.max_state_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_state_bytes));
   options.limits.max_batch = static_cast<size_t>(absl::GetFlag(FLAGS_max_batch));
 
+  absl::StatusOr<std::unique_ptr<ckpt::ActivityTracker>> activity = LifetimeFlags();
+  if (!activity.ok()) {
+    ckpt::LogLine(absl::StrCat("cannot start: ", activity.status().message()));
+    return 2;
+  }
+  options.activity = activity->get();
+
   absl::StatusOr<std::unique_ptr<ckpt::Server>> server = ckpt::Server::Start(options);
   if (!server.ok()) {
     ckpt::LogLine(absl::StrCat("cannot start: ", server.status().message()));
@@ -123,10 +195,10 @@ int main(int argc, char** argv) {
         absl::StrCat("dashboard on http://", (*server)->http_address(), "/, metrics on /metrics"));
   }
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  NotifyServing(absl::GetFlag(FLAGS_notify_fd), (*server)->address());
+
+  const std::string reason = WaitForStop(signals, activity->get(), absl::GetFlag(FLAGS_idle_exit));
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  ckpt::LogLine(absl::StrCat("stopped on ", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
-                             "; store closed"));
+  ckpt::LogLine(absl::StrCat("stopped on ", reason, "; store closed"));
   return 0;
 }

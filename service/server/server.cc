@@ -5,21 +5,26 @@
 #include <grpcpp/resource_quota.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
 #include "service/http/http_server.h"
 #include "service/http/json_gateway.h"
 #include "service/metrics/exposition.h"
 #include "service/rpc/checkpoint_service.h"
+#include "service/server/activity.h"
 #include "service/server/health_service.h"
 #include "service/server/listener_keeper.h"
 #include "service/server/memory_reclaimer.h"
@@ -29,17 +34,16 @@ namespace ckpt {
 namespace {
 
 // gRPC reports only "could not bind"; binding once ourselves tells the operator why.
-absl::Status CheckCanListen(const std::string& address, absl::string_view flag) {
-  std::string host;
-  int port = 0;
-  CKPT_RETURN_IF_ERROR(ParseListenAddress(address, &host, &port));
-  if (port == 0) return absl::OkStatus();
+absl::Status CheckCanListenTcp(const std::string& address, const ListenAddress& listen,
+                               absl::string_view flag) {
+  if (listen.port == 0) return absl::OkStatus();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* result = nullptr;
-  const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result);
+  const int rc =
+      ::getaddrinfo(listen.host.c_str(), std::to_string(listen.port).c_str(), &hints, &result);
   if (rc != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on ", address, ": ", ::gai_strerror(rc), "; check --", flag));
@@ -64,34 +68,114 @@ absl::Status CheckCanListen(const std::string& address, absl::string_view flag) 
   return status;
 }
 
+// Whether something accepts connections on the Unix socket at `path` (ECONNREFUSED: a
+// stale socket file that nothing listens on). Errors other than those two are returned.
+absl::StatusOr<bool> UnixSocketIsLive(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int err = errno;
+  ::close(fd);
+  if (rc == 0) return true;
+  if (err == ECONNREFUSED) return false;
+  return absl::FailedPreconditionError(
+      absl::StrCat("cannot listen on unix:", path, ": ", std::strerror(err), "; check --listen"));
+}
+
+// A Unix socket path can be bound when its directory exists and nothing but a stale
+// socket is in the way (Server::Start replaces that one once it owns the store).
+absl::Status CheckCanListenUnix(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot listen on unix:", path, ": ", dir,
+                                                      " is not a directory; check --listen"));
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();  // nothing there
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on unix:", path,
+                     ": a file that is not a socket is there; ckptd will not replace it"));
+  }
+  CKPT_ASSIGN_OR_RETURN(const bool live, UnixSocketIsLive(path));
+  if (live) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot listen on unix:", path,
+        ": another ckptd or program is listening there; stop it or pick another --listen"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCanListen(const std::string& address, absl::string_view flag) {
+  CKPT_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListenAddress(address));
+  if (!listen.is_unix()) return CheckCanListenTcp(address, listen, flag);
+  if (flag != "listen") {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " takes host:port, not ", address));
+  }
+  return CheckCanListenUnix(listen.unix_path);
+}
+
+// Runs `build`, which binds the Unix socket at `path`, so that the socket is never
+// reachable by other users, not even for a moment: a stale file is removed first
+// (CheckCanListenUnix found nothing listening on it), the umask applies to the bind()
+// inside `build` (it is process-wide, so files other threads create meanwhile are
+// owner-only too, as ckptd's umask makes them anyway), and the chmod keeps it so.
+template <typename Build>
+auto BindPrivately(const std::string& path, Build build) {
+  ::unlink(path.c_str());
+  const mode_t old_umask = ::umask(0177);
+  auto result = build();
+  ::umask(old_umask);
+  ::chmod(path.c_str(), 0600);
+  return result;
+}
+
 int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
 }
 
 }  // namespace
 
-absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port) {
+absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view address) {
+  ListenAddress out;
+  if (absl::ConsumePrefix(&address, "unix:")) {
+    if (address.empty() || address.size() > kMaxUnixPathBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listen address unix:", address, " needs a socket path of 1..",
+                       kMaxUnixPathBytes, " bytes (the kernel's limit)"));
+    }
+    out.unix_path = std::string(address);
+    return out;
+  }
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listen address \"", address, "\" is not host:port (e.g. 127.0.0.1:7700)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address \"", address, "\" is not host:port (e.g. 127.0.0.1:7700) or unix:PATH"));
   }
   absl::string_view h = address.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (!absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 || *port > 65535) {
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &out.port) || out.port < 0 || out.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("listen address \"", address, "\" has no valid port (0..65535)"));
   }
-  *host = std::string(h);
-  return absl::OkStatus();
+  out.host = std::string(h);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
-  CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
+  CKPT_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListenAddress(options.listen_address));
+  // A Unix socket is checked once the store is open: it often lives in the data dir,
+  // which opening creates.
+  if (!listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
   if (!options.http_listen_address.empty()) {
     CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
   }
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, RocksDbStore::Open(options.store));
+  if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
   auto metrics = std::make_unique<ServerMetrics>(
       ServerMetricsOptions{options.metrics_max_jobs, options.store.path});
   EngineOptions engine_options;
@@ -102,8 +186,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   std::unique_ptr<Server> server(
       new Server(options, std::move(metrics), std::move(store), std::move(engine)));
 
+  server->listen_ = listen;
   TapGrpcLog();
-  const absl::Status listening = server->Listen(options.listen_address);
+  const absl::Status listening =
+      listen.is_unix()
+          ? BindPrivately(listen.unix_path,
+                          [&server, &options] { return server->Listen(options.listen_address); })
+          : server->Listen(options.listen_address);
   if (!listening.ok()) {
     server->checkpoint_.reset();
     server->engine_.reset();
@@ -115,13 +204,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->Shutdown(absl::ZeroDuration());
     return http;
   }
-  std::string host;
-  int unused_port = 0;
-  CKPT_RETURN_IF_ERROR(ParseListenAddress(options.listen_address, &host, &unused_port));
-  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
-  const std::string bound = absl::StrCat(host, ":", server->port_);
-  server->keeper_ = std::make_unique<ListenerKeeper>(
-      server->port_, [s = server.get(), bound] { return s->Listen(bound); });
+  // The keeper watches a TCP port. A Unix socket's clients are local: mode's, which
+  // replace a ckptd that stopped accepting (docs/api.md).
+  if (!listen.is_unix()) {
+    const std::string bound = server->address();
+    server->keeper_ = std::make_unique<ListenerKeeper>(
+        server->port_, [s = server.get(), bound] { return s->Listen(bound); });
+  }
   server->reclaimer_ =
       std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
   server->health_->SetServing(true);
@@ -148,13 +237,16 @@ absl::Status Server::Listen(const std::string& address) {
   builder.RegisterService(checkpoint_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(metrics_->rpc().NewInterceptorFactory());
+  if (options_.activity != nullptr) {
+    interceptors.push_back(MakeActivityInterceptorFactory(options_.activity));
+  }
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on ", address, "; check --listen"));
   }
-  if (port_ == 0) port_ = port;
+  if (port_ == 0 && !listen_.is_unix()) port_ = port;  // gRPC says 1 for a Unix socket
   absl::MutexLock lock(&servers_mu_);
   grpc_servers_.push_back(std::move(grpc_server));
   return absl::OkStatus();
@@ -188,11 +280,10 @@ Server::Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
 Server::~Server() { Shutdown(absl::Seconds(5)); }
 
 std::string Server::address() const {
-  std::string host;
-  int port = 0;
-  if (!ParseListenAddress(options_.listen_address, &host, &port).ok()) return "";
-  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
-  return absl::StrCat(host, ":", port_);
+  if (listen_.is_unix()) return absl::StrCat("unix:", listen_.unix_path);
+  const std::string& host = listen_.host;
+  return absl::StrCat(host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host,
+                      ":", port_);
 }
 
 int Server::http_port() const { return http_server_ == nullptr ? 0 : http_server_->port(); }

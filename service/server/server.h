@@ -22,6 +22,7 @@ class Server;
 
 namespace ckpt {
 
+class ActivityTracker;
 class CheckpointService;
 class Engine;
 class HealthService;
@@ -31,8 +32,24 @@ class ListenerKeeper;
 class ServerMetrics;
 class MemoryReclaimer;
 
+// Where ckptd listens: a TCP host and port, or a Unix domain socket.
+struct ListenAddress {
+  std::string host;       // TCP: the host, without IPv6 brackets
+  int port = 0;           // TCP: 0..65535; 0 picks a free port
+  std::string unix_path;  // a Unix domain socket's path; non-empty means Unix
+  bool is_unix() const { return !unix_path.empty(); }
+};
+
+// Parses "host:port" ("[::1]:7700" for IPv6) or "unix:PATH" (absolute or relative to the
+// working directory; at most kMaxUnixPathBytes). INVALID_ARGUMENT saying what is wrong.
+absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view address);
+
+// The longest Unix socket path the kernel takes (sockaddr_un::sun_path, less its NUL).
+inline constexpr size_t kMaxUnixPathBytes = 107;
+
 struct ServerOptions {
-  // host:port. Loopback by default; port 0 picks a free port (see Server::port()).
+  // host:port, or unix:PATH (see ParseListenAddress). Loopback by default; port 0 picks a
+  // free port (see Server::port()).
   std::string listen_address = "127.0.0.1:7700";
   // host:port of the HTTP listener (/metrics; see service/http/). Empty: no HTTP. ckptd's
   // --http_listen defaults to 127.0.0.1:7701; in-process servers have none unless asked.
@@ -60,6 +77,9 @@ struct ServerOptions {
   size_t max_grpc_memory_bytes = size_t{256} << 20;
   // How often freed memory is given back to the system (MemoryReclaimer).
   absl::Duration memory_reclaim_interval = absl::Seconds(5);
+  // If set, told of every call's start and end (for --idle_exit); not owned, must
+  // outlive the server. Null: no per-call tracking.
+  ActivityTracker* activity = nullptr;
 };
 
 // Thread-safe.
@@ -69,6 +89,9 @@ class Server {
   // (SERVING once started) and server reflection. Errors say what is wrong and what to do: the
   // store's (see RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened
   // on.
+  // A Unix socket is created readable and writable by its owner only (0600); a stale socket
+  // file (nothing listens on it, e.g. left by a killed ckptd) is replaced once the store is
+  // open, while a live one, or any other file at that path, is FAILED_PRECONDITION.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   // Shuts down with a 5 s grace if Shutdown was not called.
@@ -76,8 +99,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // The TCP port as bound; 0 for a Unix socket.
   int port() const { return port_; }
-  // "host:port" as bound, for clients.
+  // Where clients connect: "host:port" as bound, or "unix:PATH" (gRPC's target syntax).
   std::string address() const;
   // The HTTP listener's port and "host:port", or 0 and "" without one.
   int http_port() const;
@@ -98,6 +122,7 @@ class Server {
   absl::Status Listen(const std::string& address);
 
   const ServerOptions options_;
+  ListenAddress listen_;  // options_.listen_address, parsed; set once by Start
   // Declared first, destroyed last: the engine reports to it until it stops.
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<Store> store_;
@@ -116,9 +141,6 @@ class Server {
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
-
-// Splits "host:port" ("[::1]:7700" for IPv6). INVALID_ARGUMENT if malformed.
-absl::Status ParseListenAddress(absl::string_view address, std::string* host, int* port);
 
 }  // namespace ckpt
 

@@ -174,11 +174,14 @@ absl::Status PrepareDirectory(const std::string& path) {
 }
 
 // A directory with files but no CURRENT is a damaged store or not a store: creating a
-// fresh store there could overwrite what is left, so refuse.
+// fresh store there could overwrite what is left, so refuse. Files named "ckptd.*" are not
+// the store's (STORAGE_FORMAT.md): a local-mode launcher keeps its lock, socket and log
+// there, and they may come before the store.
 absl::StatusOr<bool> StoreExists(const std::string& path) {
   std::error_code ec;
   if (fs::exists(fs::path(path) / "CURRENT", ec)) return true;
   for (const auto& entry : fs::directory_iterator(path, ec)) {
+    if (absl::StartsWith(entry.path().filename().string(), "ckptd.")) continue;
     return absl::FailedPreconditionError(
         absl::StrCat("data dir ", path, " holds files (", entry.path().filename().string(),
                      ", ...) but no store (its CURRENT file is missing); ckptd will not touch it: "

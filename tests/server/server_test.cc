@@ -2,10 +2,14 @@
 #include "service/server/server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,6 +21,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "service/common/clock.h"
+#include "service/server/activity.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -142,6 +148,106 @@ TEST(ServerTest, TakenPortFailsClearly) {
   options.listen_address = (*first)->address();
   EXPECT_THAT(Server::Start(options),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Address already in use")));
+}
+
+// A directory under /tmp: $TEST_TMPDIR's paths are too long for a Unix socket.
+std::string ShortTempDir() {
+  char pattern[] = "/tmp/ckpt-test-XXXXXX";
+  EXPECT_NE(::mkdtemp(pattern), nullptr);
+  return pattern;
+}
+
+TEST(ServerTest, ServesOnAPrivateUnixSocketAndReplacesAStaleOne) {
+  const std::string dir = testutil::NewTempDir("server");
+  const std::string socket_path = ShortTempDir() + "/ckptd.sock";
+  ServerOptions options = OptionsFor(dir);
+  options.listen_address = "unix:" + socket_path;
+  {
+    auto server = Server::Start(options);
+    CKPT_ASSERT_OK(server);
+    EXPECT_EQ((*server)->address(), "unix:" + socket_path);
+    EXPECT_EQ((*server)->port(), 0);
+    struct stat st {};
+    ASSERT_EQ(::stat(socket_path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto stub = health::Health::NewStub(ChannelTo(**server));
+    grpc::ClientContext context;
+    health::HealthCheckResponse response;
+    ASSERT_TRUE(stub->Check(&context, {}, &response).ok());
+    EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+
+    // A live socket is not taken over, even by a ckptd of another data dir.
+    ServerOptions other = OptionsFor(testutil::NewTempDir("server"));
+    other.listen_address = options.listen_address;
+    EXPECT_THAT(Server::Start(other), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("another ckptd or program")));
+  }
+  // What a killed ckptd leaves: a socket file that nothing listens on.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(fd);
+  auto again = Server::Start(options);
+  CKPT_ASSERT_OK(again);
+  auto stub = health::Health::NewStub(ChannelTo(**again));
+  grpc::ClientContext context;
+  health::HealthCheckResponse response;
+  EXPECT_TRUE(stub->Check(&context, {}, &response).ok());
+}
+
+TEST(ServerTest, RefusesAUnixPathThatIsNotASocketOrTooLong) {
+  const std::string file = ShortTempDir() + "/not-a-socket";
+  std::ofstream(file) << "x";
+  ServerOptions options = OptionsFor(testutil::NewTempDir("server"));
+  options.listen_address = "unix:" + file;
+  EXPECT_THAT(Server::Start(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a socket")));
+  options.listen_address = "unix:/" + std::string(kMaxUnixPathBytes, 'x');
+  EXPECT_THAT(Server::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1..107 bytes")));
+  EXPECT_THAT(ParseListenAddress("unix:"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("socket path")));
+  EXPECT_THAT(ParseListenAddress("7700"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unix:PATH")));
+}
+
+TEST(ActivityTrackerTest, IdleOnlyWithNoCallInFlight) {
+  FakeClock clock;
+  ActivityTracker activity(&clock);
+  clock.Advance(absl::Seconds(3));
+  EXPECT_EQ(activity.IdleFor(), absl::Seconds(3));
+  activity.CallStarted();
+  activity.CallStarted();
+  clock.Advance(absl::Seconds(10));
+  EXPECT_EQ(activity.IdleFor(), absl::ZeroDuration());
+  activity.CallEnded();
+  clock.Advance(absl::Seconds(10));
+  EXPECT_EQ(activity.IdleFor(), absl::ZeroDuration());  // one still in flight
+  activity.CallEnded();
+  clock.Advance(absl::Seconds(2));
+  EXPECT_EQ(activity.IdleFor(), absl::Seconds(2));  // since the last one ended
+  EXPECT_TRUE(activity.WaitUntilIdleFor(absl::Seconds(1)));
+  activity.Cancel();
+  EXPECT_FALSE(activity.WaitUntilIdleFor(absl::Hours(1)));
+}
+
+TEST(ActivityTrackerTest, EveryCallOfTheServerCounts) {
+  ActivityTracker activity(Clock::Real());
+  ServerOptions options = OptionsFor(testutil::NewTempDir("server"));
+  options.activity = &activity;
+  auto server = Server::Start(options);
+  CKPT_ASSERT_OK(server);
+  auto stub = v1::Checkpoint::NewStub(ChannelTo(**server));
+  const absl::Time before = absl::Now();
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id("none");
+  v1::GetJobResponse response;
+  EXPECT_EQ(stub->GetJob(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The call ended after `before`: idle for less than the time since.
+  EXPECT_LE(activity.IdleFor(), absl::Now() - before);
 }
 
 // The binary: a second ckptd on a held data dir exits 1 with one line saying why.
