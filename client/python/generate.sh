@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
-# Generates ckpt/v1/checkpoint_pb2.py and ckpt/v1/checkpoint_pb2_grpc.py next to the
-# hand-written package, for using the SDK outside Bazel:
+# Generates ckpt/v1's messages, gRPC stubs and their type stubs next to the hand-written
+# package, for using the SDK from the source tree without installing it:
 #
 #   client/python/generate.sh
 #   PYTHONPATH=client/python /usr/bin/python3 client/python/examples/pipeline.py
 #
-# Needs Debian's protobuf-compiler and protobuf-compiler-grpc (tools/install_deps.sh).
-# The outputs are git-ignored (client/python/.gitignore); Bazel builds its own copies.
+# (`pip install ./client/python` does this by itself.) The outputs are git-ignored
+# (client/python/.gitignore); Bazel builds its own copies. The recipe is build_stubs.py.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../.." && pwd)"
-
-/usr/bin/protoc -I"$repo_root/proto" -I/usr/include \
-  --python_out="$here" \
-  --grpc_python_out="$here" \
-  --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin \
-  "$repo_root/proto/ckpt/v1/checkpoint.proto"
-echo "ckpt: generated $here/ckpt/v1/checkpoint_pb2.py and checkpoint_pb2_grpc.py"
+/usr/bin/python3 "$here/build_stubs.py" --proto_root="$here/../../proto" --out="$here"

@@ -4,17 +4,24 @@ Item keys are plain Python values in the SDK: an int is an index, a str is a nam
 (proto ItemKey's oneof). Durations are seconds as float (or a datetime.timedelta).
 """
 
+from __future__ import annotations
+
 import datetime
+from typing import Union
 
 from google.protobuf import duration_pb2
 
 from ckpt.v1 import checkpoint_pb2 as pb
 
+# A duration: seconds, a timedelta, or a Duration message.
+Seconds = Union[int, float, datetime.timedelta, duration_pb2.Duration]
 
-def item_key(key):
+
+def item_key(key: Union[int, str, pb.ItemKey]) -> pb.ItemKey:
     """Returns the ItemKey for an int index or a str name.
 
-    Raises TypeError for anything else (bool included: True is not item 1).
+    Raises TypeError for anything else (bool included: True is not item 1), ValueError
+    for a negative index.
     """
     if isinstance(key, pb.ItemKey):
         return key
@@ -27,12 +34,12 @@ def item_key(key):
     return pb.ItemKey(name=key)
 
 
-def key_value(key):
+def key_value(key: pb.ItemKey) -> Union[int, str]:
     """Returns the int index or str name held by an ItemKey."""
     return key.index if key.WhichOneof("key") == "index" else key.name
 
 
-def duration(value):
+def duration(value: Seconds) -> duration_pb2.Duration:
     """Returns a Duration for seconds (int or float), a timedelta, or a Duration."""
     if isinstance(value, duration_pb2.Duration):
         return value
@@ -43,6 +50,6 @@ def duration(value):
     return result
 
 
-def seconds(value):
+def seconds(value: duration_pb2.Duration) -> float:
     """Returns a Duration as float seconds."""
     return value.seconds + value.nanos / 1e9

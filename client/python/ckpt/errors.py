@@ -12,6 +12,10 @@ can catch broadly or by meaning:
 Which code means what, and who should retry, is docs/api.md ("Status codes").
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 import grpc
 
 # Codes after which a write may or may not have been applied: the request may have
@@ -36,14 +40,15 @@ class CkptError(Exception):
         applied (the server refused it, or it was never sent).
     """
 
-    def __init__(self, code, message, method="", maybe_applied=False):
+    def __init__(self, code: grpc.StatusCode, message: str, method: str = "",
+                 maybe_applied: bool = False) -> None:
         self.code = code
         self.message = message
         self.method = method
         self.maybe_applied = maybe_applied
         super().__init__(str(self))
 
-    def __str__(self):
+    def __str__(self) -> str:
         where = f" ({self.method})" if self.method else ""
         return f"{self.code.name}: {self.message}{where}"
 
@@ -84,7 +89,7 @@ class InternalError(CkptError):
     """A storage error or an unparsable request."""
 
 
-_CLASS_BY_CODE = {
+_CLASS_BY_CODE: dict[grpc.StatusCode, type[CkptError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
@@ -97,18 +102,21 @@ _CLASS_BY_CODE = {
 }
 
 
-def error_for(code, message, method="", maybe_applied=False):
+def error_for(code: grpc.StatusCode, message: str, method: str = "",
+              maybe_applied: bool = False) -> CkptError:
     """Returns the CkptError subclass instance for `code`."""
     cls = _CLASS_BY_CODE.get(code, CkptError)
     return cls(code, message, method=method, maybe_applied=maybe_applied)
 
 
-def from_rpc_error(error, method, is_write):
-    """Converts a grpc.RpcError raised by a stub into a CkptError.
+def from_rpc_error(error: grpc.RpcError, method: str, is_write: bool) -> CkptError:
+    """Converts a grpc.RpcError raised by a stub (sync or grpc.aio) into a CkptError.
 
     `is_write` says whether the call changes state, which decides maybe_applied.
     """
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    message = error.details() if hasattr(error, "details") else str(error)
-    return error_for(code, message or code.name, method=method,
+    code_of = getattr(error, "code", None)
+    details_of = getattr(error, "details", None)
+    code: grpc.StatusCode = code_of() if code_of is not None else grpc.StatusCode.UNKNOWN
+    details: Optional[str] = details_of() if details_of is not None else str(error)
+    return error_for(code, details or code.name, method=method,
                      maybe_applied=is_write and code in _AMBIGUOUS_CODES)

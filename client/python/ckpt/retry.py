@@ -1,50 +1,75 @@
-"""When the SDK retries a call, and how long it waits in between.
+"""When the SDK sends a call again, and how long it waits in between.
 
-The rule (docs/api.md, "Retrying a write", is the source for each RPC):
+The table below is docs/api.md's "Retrying a write", RPC by RPC; client_test.py checks
+that the two agree, and the C++ SDK's client/retry_table.cc is checked against the same
+doc, so the SDKs cannot drift apart.
 
-1. Waiting for a connection is always safe. Before sending a write that is not safe to
-   repeat, the client waits until the channel to ckptd is READY (up to the policy's
-   total_timeout), so "ckptd is down or restarting" never costs such a write: nothing
-   has been sent yet. Only then is the request sent, once.
+1. Waiting for a connection is always safe. A call that must not be repeated is sent
+   only once ckptd answers a health check (up to the policy's total_timeout), so
+   "ckptd is down or restarting" never costs such a write: nothing has been sent yet.
+   Then it is sent once.
 2. After a request has been sent, UNAVAILABLE and DEADLINE_EXCEEDED are ambiguous: the
    write may have been applied and only its answer lost (a connection cut mid-call, or
-   a deadline that expired while ckptd worked). Such a call is retried only when a
-   duplicate cannot do harm (is_idempotent below). Otherwise the error is raised with
+   a deadline that expired while ckptd worked). Such a call is sent again only when the
+   table says a repeat does no harm; otherwise the error is raised with
    maybe_applied=True and the caller decides.
 3. No other code is retried: the server answered, and asking again gets the same answer
    (ABORTED and RESOURCE_EXHAUSTED need the caller to change something first).
-
-Not safe to repeat, so never re-sent after an ambiguous failure:
-- LeaseItems: a second set of leases (the Worker recovers by unregistering, which
-  returns any stray lease without counting an attempt, and registering again).
-- RegisterWorker: a second worker (the Worker opts in: the stray one holds nothing).
-- CreateJob without job_id: a second job.
-- FailItems with any record-mode item (lease_token 0): attempts counted twice.
-- ResetJob, ResetItems (not dry_run): a repeat would also undo work done in between.
-- DeleteJob: a repeat answers NOT_FOUND, hiding that the delete worked.
-- PutState with expected_version: a repeat answers ABORTED.
-- AddItems that adds items and seals: a repeat is refused (the job is sealed).
-Everything else is a read, or a write whose repeat is answered as the doc's table says
-(resumed, duplicates, ALREADY_COMPLETED, no change).
 """
+
+from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Callable, Mapping, Protocol, Union
 
 import grpc
+from google.protobuf.message import Message
 
 # Codes that are worth retrying at all (rule 2).
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
+
+class _Random(Protocol):
+    def uniform(self, a: float, b: float) -> float: ...
+
+
+_Resend = Union[bool, Callable[[Message], bool]]
+
+
+def _all_items_leased(request: Message) -> bool:
+    return all(failure.lease_token != 0 for failure in getattr(request, "items"))
+
+
+# Whether a call may be sent again after its answer was lost: docs/api.md's table, by RPC
+# and, where the doc's rows split an RPC, by request. Every RPC of ckpt.v1.Checkpoint is
+# here (client_test.py checks that too).
+RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
+    # Reads change nothing.
+    "GetJob": True, "ListJobs": True, "GetItem": True, "ListItems": True,
+    "FindOutput": True, "ListWorkers": True, "GetState": True, "ListStates": True,
+    "WatchJob": True,
+    # A repeat is answered as the first was, or with "already so", and changes nothing.
+    "UpdateJob": True, "PauseJob": True, "ResumeJob": True, "StopJob": True,
+    "FinishJob": True, "Heartbeat": True, "UnregisterWorker": True,
+    "CompleteItems": True,  # ALREADY_COMPLETED
+    "AddItems": True,  # duplicates, even on the job it sealed
+    # With a job_id: resumed. Without: a second job.
+    "CreateJob": lambda request: bool(getattr(request, "job_id")),
+    # With tokens: lease lost (the first applied). With a token-0 item: attempts +1 again.
+    "FailItems": _all_items_leased,
+    "LeaseItems": False,  # a second set of leases
+    "RegisterWorker": False,  # a second worker
+    "ResetItems": lambda request: bool(getattr(request, "dry_run")),  # resets work done since
+    "ResetJob": False,  # clears work done since
+    "DeleteJob": False,  # NOT_FOUND, or deletes a job created again since
+    # Unconditional: written again. With expected_version: ABORTED.
+    "PutState": lambda request: not request.HasField("expected_version"),
+}
+
 _READS = frozenset({
     "GetJob", "ListJobs", "GetItem", "ListItems", "FindOutput", "ListWorkers",
     "GetState", "ListStates", "WatchJob",
-})
-
-# Writes whose repeat after a lost answer changes nothing more.
-_REPEATABLE_WRITES = frozenset({
-    "UpdateJob", "PauseJob", "ResumeJob", "StopJob", "FinishJob", "UnregisterWorker",
-    "Heartbeat", "CompleteItems",
 })
 
 
@@ -67,7 +92,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     total_timeout: float = 60.0
 
-    def backoff(self, retry, rng=random):
+    def backoff(self, retry: int, rng: _Random = random) -> float:
         """Seconds to wait before retry number `retry` (0 for the first retry).
 
         Half of the exponential step is fixed and half random ("equal jitter"), so
@@ -80,28 +105,13 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
-def is_read(method):
+def is_read(method: str) -> bool:
     """True for the RPCs that change nothing."""
     return method in _READS
 
 
-def is_idempotent(method, request):
-    """True if sending `request` to `method` twice has the effect of sending it once.
-
-    `method` is the RPC's name ("LeaseItems"); `request` its request message. Unknown
-    methods are not idempotent.
-    """
-    if method in _READS or method in _REPEATABLE_WRITES:
-        return True
-    if method == "CreateJob":
-        return bool(request.job_id)
-    if method == "AddItems":
-        adds = bool(request.names) or bool(request.indices) or bool(request.ranges)
-        return not (adds and request.seal)
-    if method == "FailItems":
-        return all(failure.lease_token != 0 for failure in request.items)
-    if method == "ResetItems":
-        return request.dry_run
-    if method == "PutState":
-        return not request.HasField("expected_version")
-    return False  # LeaseItems, RegisterWorker, ResetJob, DeleteJob, anything new
+def is_idempotent(method: str, request: Message) -> bool:
+    """True if `request` to `method` ("LeaseItems") may be sent again after its answer
+    was lost: the table above. Unknown methods may not."""
+    rule = RESEND_AFTER_LOST_ANSWER.get(method, False)
+    return rule if isinstance(rule, bool) else rule(request)

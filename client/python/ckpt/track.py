@@ -21,16 +21,25 @@ job's total, percent and ETA are right from the start; other elements are regist
 as they complete.
 """
 
-import logging
-import time
+from __future__ import annotations
 
-from ckpt import errors
+from collections.abc import Sized
+from typing import Callable, Generic, Iterable, Iterator, Optional, TypeVar, Union
 
-_log = logging.getLogger("ckpt")
+from ckpt._jobs import Key
+from ckpt._track_core import TrackerCore
+from ckpt.client import Client
+from ckpt.job import Job
+
+__all__ = ["Tracker", "track"]
+
+E = TypeVar("E")
 
 
-def track(iterable, job, *, key=None, client=None, flush_every=64, flush_interval=5.0,
-          seal=False):
+def track(iterable: Iterable[E], job: Union[Job, str], *,
+          key: Optional[Callable[[E], Key]] = None, client: Optional[Client] = None,
+          flush_every: int = 64, flush_interval: float = 5.0,
+          seal: bool = False) -> Tracker[E]:
     """Returns a Tracker: iterate it for the elements of `iterable` not yet completed in
     `job`; see the module comment.
 
@@ -48,7 +57,7 @@ def track(iterable, job, *, key=None, client=None, flush_every=64, flush_interva
                    flush_interval=flush_interval, seal=seal)
 
 
-class Tracker:
+class Tracker(Generic[E]):
     """The loop of ckpt.track. Iterate it once, from one thread.
 
         tracker = ckpt.track(paths, job=job)
@@ -59,92 +68,48 @@ class Tracker:
                 tracker.fail(e)   # recorded FAILED (not completed); retried next run
     """
 
-    def __init__(self, iterable, job, *, key, client, flush_every, flush_interval, seal):
+    def __init__(self, iterable: Iterable[E], job: Union[Job, str], *,
+                 key: Optional[Callable[[E], Key]], client: Optional[Client],
+                 flush_every: int, flush_interval: float, seal: bool) -> None:
         self._iterable = iterable
         self._job = job
         self._client = client
-        self._key = key
-        self._flush_every = flush_every
-        self._flush_interval = flush_interval
-        self._seal = seal
-        self._handle = None
-        self._current = None  # the key of the element in the loop body
-        self._failed_current = False
+        self._handle: Optional[Job] = None
+        self._core = TrackerCore(key, flush_every, flush_interval, seal)
 
     @property
-    def job(self):
+    def job(self) -> Optional[Job]:
         """The ckpt.Job (once iteration has started)."""
         return self._handle
 
-    def fail(self, error):
+    def fail(self, error: Union[str, BaseException]) -> None:
         """Records the element in the loop body FAILED with `error` (a message or an
         exception) instead of completed. It is done again by the next run."""
-        if self._current is None or self._failed_current:
+        if self._handle is None:
             raise RuntimeError("fail() is for the element in the loop body, once")
-        self._handle.mark_failed(self._current, error)
-        self._failed_current = True
+        self._handle.client.run(self._core.fail(error))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[E]:
         if self._handle is not None:
             raise RuntimeError("a Tracker is iterated once; call ckpt.track again")
-        self._handle = _resolve_job(self._job, self._client)
-        return self._elements()
+        if isinstance(self._job, str):
+            self._handle = (self._client or Client()).create_job(self._job)
+        else:
+            self._handle = self._job
+        return self._elements(self._handle)
 
-    def _elements(self):
-        handle = self._handle
-        done = handle.completed_keys()
-        if self._key is None:
-            _register_range(handle, self._iterable)
-        waiting = []
-        last_flush = time.monotonic()
+    def _elements(self, handle: Job) -> Iterator[E]:
+        run = handle.client.run
+        size = len(self._iterable) if isinstance(self._iterable, Sized) else None
+        run(self._core.begin(handle._core, size))
         finished = False
         try:
             for position, element in enumerate(self._iterable):
-                item_key = position if self._key is None else self._key(element)
-                if item_key in done:
+                if not self._core.enter(position, element):
                     continue
-                self._current, self._failed_current = item_key, False
-                started = time.monotonic()
                 yield element
-                self._current = None
-                if not self._failed_current:
-                    waiting.append((item_key, time.monotonic() - started))
-                if (len(waiting) >= self._flush_every
-                        or time.monotonic() - last_flush >= self._flush_interval):
-                    handle.complete_many(waiting)
-                    waiting = []
-                    last_flush = time.monotonic()
+                if self._core.leave():
+                    run(self._core.flush())
             finished = True
         finally:
-            try:
-                handle.complete_many(waiting)
-            except errors.CkptError as e:
-                if finished:
-                    raise
-                # Never hide the loop body's own exception behind ours.
-                _log.warning("ckpt: %d completions not recorded (redone next run): %s",
-                             len(waiting), e)
-        if self._seal:
-            handle.seal()
-
-
-def _resolve_job(job, client):
-    if not isinstance(job, str):
-        return job
-    if client is None:
-        from ckpt.client import Client
-        client = Client()
-    return client.create_job(job)
-
-
-def _register_range(handle, iterable):
-    try:
-        size = len(iterable)
-    except TypeError:
-        return  # not sized: items are registered as they complete
-    if size == 0:
-        return
-    try:
-        handle.add_items(range(size))
-    except errors.FailedPreconditionError:
-        pass  # sealed, or finished: nothing may be added, and the items are known
+            run(self._core.end(finished))

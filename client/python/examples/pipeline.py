@@ -1,24 +1,26 @@
 """A small resumable pipeline on ckpt: process N file indices with a few workers.
 
-    ./tools/serve.sh &                                   # ckptd on 127.0.0.1:7700
-    client/python/generate.sh                            # the ckpt.v1 stubs, once
-    PYTHONPATH=client/python /usr/bin/python3 client/python/examples/pipeline.py
+    python3 examples/pipeline.py --address local:./ckpt-data   # nothing else to start
+    python3 examples/pipeline.py --address 127.0.0.1:7700       # a served ckptd
 
 Interrupt it (Ctrl-C) and run it again: only what was left is processed. Options:
 --mode track (record mode: a plain loop wrapped in ckpt.track), --fail-every K (every
 K-th index raises, to see failures recorded and listed), --reset (start over).
 """
 
+from __future__ import annotations
+
 import argparse
 import hashlib
 import sys
 import threading
 import time
+from typing import Optional, Sequence
 
 import ckpt
 
 
-def process(index, fail_every):
+def process(index: int, fail_every: int) -> str:
     """Stands for real work on one input file."""
     if fail_every and index % fail_every == fail_every - 1:
         raise ValueError(f"corrupt header in part-{index:05d}")
@@ -28,14 +30,14 @@ def process(index, fail_every):
     return digest.hexdigest()
 
 
-def run_workers(job, workers, fail_every):
+def run_workers(job: ckpt.Job, workers: int, fail_every: int) -> None:
     """`workers` threads, each with its own ckpt.Worker, share the job's items."""
 
-    def work():
+    def work() -> None:
         with job.worker(lease_batch=4) as worker:
             for item in worker:
                 with item:  # completes the item, or fails it with the exception's text
-                    process(item.index, fail_every)
+                    process(int(item.key), fail_every)
 
     threads = [threading.Thread(target=work) for _ in range(workers)]
     for thread in threads:
@@ -44,7 +46,7 @@ def run_workers(job, workers, fail_every):
         thread.join()
 
 
-def run_track(job, items, fail_every):
+def run_track(job: ckpt.Job, items: int, fail_every: int) -> None:
     """Record mode: the loop is the pipeline's own; ckpt skips what is done."""
     tracker = ckpt.track(range(items), job=job)
     for index in tracker:
@@ -54,10 +56,10 @@ def run_track(job, items, fail_every):
             tracker.fail(e)  # recorded FAILED instead of completed
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default=None, help="ckptd host:port "
-                        "(default $CKPT_SERVER or 127.0.0.1:7700)")
+def main(argv: Optional[Sequence[str]] = None) -> ckpt.Summary:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--address", default=None, help="ckptd host:port, unix:PATH or "
+                        "local:DIR (default $CKPT_SERVER or 127.0.0.1:7700)")
     parser.add_argument("--job", default="example-pipeline", help="the job id")
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
@@ -98,4 +100,4 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         sys.exit("interrupted: run again to resume")
     except ckpt.UnavailableError as e:
-        sys.exit(f"{e}\nis ckptd running? ./tools/serve.sh")
+        sys.exit(f"{e}\nis ckptd running? ./tools/serve.sh, or use --address local:./ckpt-data")

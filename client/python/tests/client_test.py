@@ -172,57 +172,5 @@ class RetryAcrossRestartTest(unittest.TestCase):
         self.ckptd.start(listen=self.ckptd.address)
 
 
-class RetryRulesTest(unittest.TestCase):
-    """The table of ckpt/retry.py: which requests may be sent twice."""
-
-    def test_writes_that_must_not_repeat(self):
-        unsafe = [
-            ("LeaseItems", pb.LeaseItemsRequest(job_id="j", worker_id="w-1", max_items=1)),
-            ("RegisterWorker", pb.RegisterWorkerRequest(job_id="j")),
-            ("CreateJob", pb.CreateJobRequest()),
-            ("FailItems", pb.FailItemsRequest(items=[pb.Failure(lease_token=7),
-                                                     pb.Failure(lease_token=0)])),
-            ("ResetJob", pb.ResetJobRequest(job_id="j")),
-            ("ResetItems", pb.ResetItemsRequest(job_id="j")),
-            ("DeleteJob", pb.DeleteJobRequest(job_id="j")),
-            ("PutState", pb.PutStateRequest(job_id="j", name="n", expected_version=0)),
-            ("AddItems", pb.AddItemsRequest(indices=[1], seal=True)),
-        ]
-        for method, request in unsafe:
-            self.assertFalse(retry_lib.is_idempotent(method, request), method)
-
-    def test_reads_and_writes_that_may_repeat(self):
-        safe = [
-            ("GetJob", pb.GetJobRequest()),
-            ("ListItems", pb.ListItemsRequest()),
-            ("CreateJob", pb.CreateJobRequest(job_id="j")),
-            ("CompleteItems", pb.CompleteItemsRequest()),
-            ("FailItems", pb.FailItemsRequest(items=[pb.Failure(lease_token=7)])),
-            ("Heartbeat", pb.HeartbeatRequest()),
-            ("AddItems", pb.AddItemsRequest(indices=[1])),
-            ("AddItems", pb.AddItemsRequest(seal=True)),
-            ("ResetItems", pb.ResetItemsRequest(dry_run=True)),
-            ("PutState", pb.PutStateRequest(job_id="j", name="n")),
-            ("PauseJob", pb.PauseJobRequest()),
-        ]
-        for method, request in safe:
-            self.assertTrue(retry_lib.is_idempotent(method, request), method)
-
-    def test_backoff_grows_exponentially_with_bounded_jitter(self):
-        policy = ckpt.RetryPolicy(initial_backoff=0.1, max_backoff=5.0, multiplier=2.0)
-
-        class Edge:  # a random source that always answers one end of the range
-            def __init__(self, top):
-                self.top = top
-
-            def uniform(self, low, high):
-                return high if self.top else low
-        self.assertAlmostEqual(policy.backoff(0, Edge(False)), 0.05)
-        self.assertAlmostEqual(policy.backoff(0, Edge(True)), 0.1)
-        self.assertAlmostEqual(policy.backoff(3, Edge(True)), 0.8)
-        self.assertAlmostEqual(policy.backoff(30, Edge(False)), 2.5)
-        self.assertAlmostEqual(policy.backoff(30, Edge(True)), 5.0)
-
-
 if __name__ == "__main__":
     unittest.main()

@@ -38,13 +38,13 @@ class RecordModeTest(CkptdTestCase):
     def test_add_items_seals_in_its_last_call(self):
         job = self.client.create_job(self.job_id())
         calls = []
-        real_call = self.client.call
+        real_perform = self.client._perform
 
-        def counting_call(method, *args, **kwargs):
-            calls.append(method)
-            return real_call(method, *args, **kwargs)
+        def counting_perform(op):
+            calls.append(op.method)
+            return real_perform(op)
 
-        self.client.call = counting_call
+        self.client._perform = counting_perform
         self.assertEqual(job.add_items(["a", "b", 7], seal=True), (3, 0))
         self.assertEqual(calls, ["AddItems"])  # no separate UpdateJob to seal
         self.assertTrue(job.info().sealed)
@@ -52,7 +52,7 @@ class RecordModeTest(CkptdTestCase):
         self.assertEqual(job.add_items(["a", 7], seal=True), (0, 2))
         with self.assertRaises(ckpt.FailedPreconditionError):
             job.add_items(["c"])
-        self.client.call = real_call
+        self.client._perform = real_perform
 
     def test_add_items_of_nothing_with_seal_seals(self):
         job = self.client.create_job(self.job_id())
