@@ -163,7 +163,9 @@ class LocalServer:
             process = subprocess.Popen(
                 [binary, f"--listen=unix:{self.socket_path}", f"--data_dir={self.data_dir}",
                  f"--idle_exit={self.options.idle_exit:g}s", f"--notify_fd={write_end}",
-                 f"--sync={'true' if self.options.sync else 'false'}", *self.options.args],
+                 f"--sync={'true' if self.options.sync else 'false'}",
+                 "--http_listen=",  # no dashboard port: many local ckptd may run at once
+                 *self.options.args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
                 # Its own session: Ctrl-C in the pipeline's terminal must not stop it.
                 start_new_session=True, cwd=self.data_dir)
