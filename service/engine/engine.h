@@ -176,6 +176,15 @@ class Engine {
   absl::Status DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r, v1::LeaseItemsResponse* out);
   absl::Status DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
                                v1::CompleteItemsResponse* out);
+  // r.items(i): where it is, what completing it would do (COMPLETED, ALREADY_COMPLETED,
+  // or LEASE_LOST with skip_lost_leases), or why the call is refused. Changes nothing.
+  absl::StatusOr<v1::CompletionOutcome> CheckCompletion(Group& g, JobRuntime& job, int step,
+                                                        const v1::CompleteItemsRequest& r, int i,
+                                                        LeasePlan* plan);
+  // Moves a checked item to COMPLETED with its result, counters and output records.
+  void RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
+                        const LeasePlan& plan, const std::string& worker_id,
+                        storage::v1::OutputRecord* output);
   absl::Status DoFailItems(Group& g, const v1::FailItemsRequest& r, v1::FailItemsResponse* out);
   absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r, v1::ResetItemsResponse* out);
   absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,

@@ -348,93 +348,30 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
                                      v1::CompleteItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
-  StepRuntime& s = job->steps[step];
+  // Check every item before changing anything: a refused call leaves no trace.
   std::vector<LeasePlan> plans(r.items_size());
-  std::vector<v1::CompletionOutcome> outcomes(r.items_size());
   for (int i = 0; i < r.items_size(); ++i) {
-    const v1::Completion& item = r.items(i);
-    const std::string field = absl::StrCat("items[", i, "]");
-    LeasePlan& plan = plans[i];
-    plan.key = keys::EncodeItemKey(item.key());
-    CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
-    const uint64_t token = item.lease_token();
-    absl::Status lost;
-    switch (plan.place) {
-      case ItemPlace::kUnregistered:
-        return NotRegistered(field, plan.key, *job, step);
-      case ItemPlace::kCompleted: {
-        CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> done, ReadItem(g, *job, step, plan.key));
-        if (token != 0 && done.has_value() && done->completed_token() != token) {
-          lost = LeaseLost(field, plan.key, token, "the item was completed under another lease");
-        }
-        outcomes[i] = v1::COMPLETION_OUTCOME_ALREADY_COMPLETED;
-        break;
-      }
-      case ItemPlace::kLeased:
-        if (token != 0 && token != s.leases.at(plan.key).token) {
-          lost = LeaseLost(field, plan.key, token, "the item was leased again");
-        }
-        outcomes[i] = v1::COMPLETION_OUTCOME_COMPLETED;
-        break;
-      default:
-        if (token != 0) {
-          lost = LeaseLost(field, plan.key, token,
-                           absl::StrCat("the lease ended; the item is ", PlaceName(plan.place)));
-        }
-        outcomes[i] = v1::COMPLETION_OUTCOME_COMPLETED;
-    }
-    if (!lost.ok()) {
-      if (!r.skip_lost_leases()) return lost;
-      outcomes[i] = v1::COMPLETION_OUTCOME_LEASE_LOST;
-      continue;
-    }
-    if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
-    if (token == 0 && !AcceptsRecordWrites(job->status())) return RecordWriteRefused(*job);
-    CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
+    CKPT_ASSIGN_OR_RETURN(const v1::CompletionOutcome outcome,
+                          CheckCompletion(g, *job, step, r, i, &plans[i]));
+    out->add_outcomes(outcome);
   }
-
+  StepRuntime& s = job->steps[step];
   WorkerRuntime* worker = nullptr;
   if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
   std::vector<int> completed;
   completed.reserve(r.items_size());
-  storage::v1::OutputRecord output;
-  std::string output_bytes;
+  storage::v1::OutputRecord output;  // the same job and step for every item of the call
+  output.set_job_id(job->id());
+  output.set_step(s.name);
   for (int i = 0; i < r.items_size(); ++i) {
-    out->add_outcomes(outcomes[i]);
-    if (outcomes[i] != v1::COMPLETION_OUTCOME_COMPLETED) continue;
+    if (out->outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) continue;
     completed.push_back(i);
-    const v1::Completion& item = r.items(i);
-    ItemRecord record;
-    record.set_worker_id(FinishingWorker(*job, step, plans[i], r.worker_id(), item.lease_token()));
-    Leave(g, *job, step, plans[i].key, plans[i].place);
-    record.set_state(v1::ITEM_STATE_COMPLETED);
-    record.set_attempts(plans[i].attempts);
-    record.set_completed_token(item.lease_token());
-    record.set_update_time_micros(absl::ToUnixMicros(g.now));
-    std::string bytes = record.SerializeAsString();
-    AppendResult(item.result(), &bytes);
-    WriteItemBytes(g, *job, step, plans[i].key, std::move(bytes));
-    Enter(g, *job, step, plans[i].key, ItemPlace::kCompleted);
-    if (item.result().metrics().has_wall_time()) {
-      const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
-      AddWallTime(&s.counters, static_cast<uint64_t>(absl::ToInt64Microseconds(wall)));
-    }
-    if (item.result().output_paths_size() > 0) {
-      if (output.job_id().empty()) {  // the same job and step for every item of the call
-        output.set_job_id(job->id());
-        output.set_step(s.name);
-      }
-      output.set_item_key(plans[i].key);
-      output.SerializeToString(&output_bytes);
-      for (const std::string& path : item.result().output_paths()) {
-        g.batch->Put(Cf::kOutputs, keys::Output(path), output_bytes);
-      }
-    }
-    if (worker != nullptr) {
-      v1::Worker* w = worker->record.mutable_worker();
-      w->set_completed(w->completed() + 1);
-      job->dirty_workers.insert(r.worker_id());
-    }
+    RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output);
+  }
+  if (worker != nullptr && !completed.empty()) {
+    v1::Worker* w = worker->record.mutable_worker();
+    w->set_completed(w->completed() + completed.size());
+    job->dirty_workers.insert(r.worker_id());
   }
   if (!completed.empty()) {
     s.rate.Add(g.now, completed.size());
@@ -447,6 +384,75 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   }
   MaybeFinishJob(g, *job);
   return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CompletionOutcome> Engine::CheckCompletion(Group& g, JobRuntime& job, int step,
+                                                              const v1::CompleteItemsRequest& r,
+                                                              int i, LeasePlan* plan) {
+  const v1::Completion& item = r.items(i);
+  const std::string field = absl::StrCat("items[", i, "]");
+  plan->key = keys::EncodeItemKey(item.key());
+  CKPT_ASSIGN_OR_RETURN(plan->place, Locate(g, job, step, plan->key));
+  const uint64_t token = item.lease_token();
+  absl::Status lost;
+  v1::CompletionOutcome outcome = v1::COMPLETION_OUTCOME_COMPLETED;
+  switch (plan->place) {
+    case ItemPlace::kUnregistered:
+      return NotRegistered(field, plan->key, job, step);
+    case ItemPlace::kCompleted: {
+      CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> done, ReadItem(g, job, step, plan->key));
+      if (token != 0 && done.has_value() && done->completed_token() != token) {
+        lost = LeaseLost(field, plan->key, token, "the item was completed under another lease");
+      }
+      outcome = v1::COMPLETION_OUTCOME_ALREADY_COMPLETED;
+      break;
+    }
+    case ItemPlace::kLeased:
+      if (token != 0 && token != job.steps[step].leases.at(plan->key).token) {
+        lost = LeaseLost(field, plan->key, token, "the item was leased again");
+      }
+      break;
+    default:
+      if (token != 0) {
+        lost = LeaseLost(field, plan->key, token,
+                         absl::StrCat("the lease ended; the item is ", PlaceName(plan->place)));
+      }
+  }
+  if (!lost.ok()) {
+    if (!r.skip_lost_leases()) return lost;
+    return v1::COMPLETION_OUTCOME_LEASE_LOST;
+  }
+  if (outcome != v1::COMPLETION_OUTCOME_COMPLETED) return outcome;
+  if (token == 0 && !AcceptsRecordWrites(job.status())) return RecordWriteRefused(job);
+  CKPT_RETURN_IF_ERROR(FillPlan(g, job, step, plan));
+  return outcome;
+}
+
+void Engine::RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
+                              const LeasePlan& plan, const std::string& worker_id,
+                              storage::v1::OutputRecord* output) {
+  ItemRecord record;
+  record.set_worker_id(FinishingWorker(job, step, plan, worker_id, item.lease_token()));
+  Leave(g, job, step, plan.key, plan.place);
+  record.set_state(v1::ITEM_STATE_COMPLETED);
+  record.set_attempts(plan.attempts);
+  record.set_completed_token(item.lease_token());
+  record.set_update_time_micros(absl::ToUnixMicros(g.now));
+  std::string bytes = record.SerializeAsString();
+  AppendResult(item.result(), &bytes);
+  WriteItemBytes(g, job, step, plan.key, std::move(bytes));
+  Enter(g, job, step, plan.key, ItemPlace::kCompleted);
+  if (item.result().metrics().has_wall_time()) {
+    const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
+    AddWallTime(&job.steps[step].counters, static_cast<uint64_t>(absl::ToInt64Microseconds(wall)));
+  }
+  if (item.result().output_paths_size() > 0) {
+    output->set_item_key(plan.key);
+    const std::string output_bytes = output->SerializeAsString();
+    for (const std::string& path : item.result().output_paths()) {
+      g.batch->Put(Cf::kOutputs, keys::Output(path), output_bytes);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- FailItems
