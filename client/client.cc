@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/clock.h"
 #include "service/common/grpc_status.h"
@@ -27,6 +28,19 @@ absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
 
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(absl::ToChronoTime(Clock::Real()->Now() + timeout));
+}
+
+// ckptd's retry hint (kRetryAfterMetadataKey) in a call's trailing metadata, or zero.
+absl::Duration RetryAfter(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  const auto hint = trailers.find(kRetryAfterMetadataKey);
+  int64_t millis = 0;
+  if (hint == trailers.end() ||
+      !absl::SimpleAtoi(absl::string_view(hint->second.data(), hint->second.size()), &millis) ||
+      millis <= 0) {
+    return absl::ZeroDuration();
+  }
+  return absl::Milliseconds(millis);
 }
 
 bool AnyRecordModeFailure(const v1::FailItemsRequest& request) {
@@ -82,11 +96,13 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       stub_(v1::Checkpoint::NewStub(channel_)) {}
 
 bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
-                                absl::Time first_attempt, absl::Duration retry_for) {
-  const bool retryable = absl::IsUnavailable(status) ||
+                                absl::Time first_attempt, absl::Duration retry_for,
+                                absl::Duration retry_after) {
+  const bool not_applied = absl::IsResourceExhausted(status) && retry_after > absl::ZeroDuration();
+  const bool retryable = not_applied || absl::IsUnavailable(status) ||
                          (absl::IsDeadlineExceeded(status) && retry != Retry::kOnlyIfUnavailable);
   if (!retryable || attempt >= options_.retry.max_attempts) return false;
-  const absl::Duration delay = BackoffDelay(options_.retry, attempt);
+  const absl::Duration delay = std::max(BackoffDelay(options_.retry, attempt), retry_after);
   const absl::Duration budget = std::min(options_.retry.max_elapsed, retry_for);
   if (options_.clock->Now() + delay - first_attempt > budget) return false;
   if (options_.on_retry) options_.on_retry(status, attempt);
@@ -107,7 +123,10 @@ absl::StatusOr<Response> Client::Call(Method<Request, Response> method, const Re
     // A repeated DeleteJob answers NOT_FOUND when an attempt cut off earlier deleted the
     // job (or someone else did): either way it is gone, as the caller asked.
     if (retry == Retry::kDelete && attempt > 1 && absl::IsNotFound(status)) return response;
-    if (!BackoffBeforeRetry(status, retry, attempt, first_attempt, retry_for)) return status;
+    if (!BackoffBeforeRetry(status, retry, attempt, first_attempt, retry_for,
+                            RetryAfter(context))) {
+      return status;
+    }
   }
 }
 
@@ -248,7 +267,7 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
       first_attempt = options_.clock->Now();
     }
     if (!BackoffBeforeRetry(status, Retry::kOnlyIfUnavailable, attempt, first_attempt,
-                            absl::InfiniteDuration())) {
+                            absl::InfiniteDuration(), absl::ZeroDuration())) {
       return status;
     }
   }

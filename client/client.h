@@ -167,9 +167,12 @@ class Client {
 
   // Whether to try again after `status` from attempt number `attempt` (1 for the
   // first), the first having started at `first_attempt`, within `retry_for`; if so,
-  // waits the backoff first.
+  // waits the backoff first. `retry_after`: ckptd's hint on a RESOURCE_EXHAUSTED for a
+  // write it did not queue (not applied, so always safe to send again), at least that
+  // long is waited; zero without one.
   bool BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
-                          absl::Time first_attempt, absl::Duration retry_for);
+                          absl::Time first_attempt, absl::Duration retry_for,
+                          absl::Duration retry_after);
 
   const ClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;

@@ -8,6 +8,11 @@
 
 namespace ckpt {
 
+// Trailing metadata of a RESOURCE_EXHAUSTED that may be retried as it is (ckptd's write
+// queue was full; the write was not applied): how long to wait first, in milliseconds
+// as decimal text. Both SDKs honour it.
+inline constexpr char kRetryAfterMetadataKey[] = "ckpt-retry-after-ms";
+
 // Same code, same message. The canonical codes of absl and gRPC share numbers.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);

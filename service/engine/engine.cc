@@ -34,7 +34,8 @@ int JobRuntime::StepIndex(absl::string_view step) const {
 
 // ---------------------------------------------------------------- open and load
 
-Engine::Engine(Store* store, const EngineOptions& options) : store_(store), options_(options) {}
+Engine::Engine(Store* store, const EngineOptions& options)
+    : store_(store), options_(options), queue_(options.queue) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(store, options));
@@ -47,10 +48,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineO
 }
 
 Engine::~Engine() {
-  {
-    absl::MutexLock lock(&queue_mu_);
-    stopping_ = true;
-  }
+  queue_.StopAccepting();
   if (writer_.joinable()) writer_.join();
   absl::MutexLock lock(&publish_mu_);
   reads_stopped_ = true;
@@ -82,26 +80,17 @@ absl::Status Engine::Load() {
 
 // ---------------------------------------------------------------- writer loop
 
-void Engine::Submit(std::function<absl::Status(Group&)> decide, Done done) {
-  absl::MutexLock lock(&queue_mu_);
-  if (stopping_) {
-    done(absl::UnavailableError("ckptd is shutting down; retry against the new instance"));
-    return;
-  }
-  queue_.push_back({std::move(decide), std::move(done)});
+void Engine::Submit(size_t bytes, std::function<absl::Status(Group&)> decide, Done done) {
+  Op op{std::move(decide), std::move(done), bytes};
+  const absl::Status queued = queue_.Push(op);
+  if (!queued.ok()) op.done(queued);
 }
 
 void Engine::RefuseQueued() {
-  std::deque<Op> refused;
-  {
-    absl::MutexLock lock(&queue_mu_);
-    stopping_ = true;
-    refused.swap(queue_);
-  }
   const absl::Status status = absl::UnavailableError(
       "ckptd is shutting down and its grace ran out before this write's turn: it was not "
       "applied; retry against the new instance");
-  for (Op& op : refused) {
+  for (Op& op : queue_.TakeAll()) {
     if (op.done) op.done(status);
   }
 }
@@ -109,17 +98,7 @@ void Engine::RefuseQueued() {
 void Engine::WriterLoop() {
   for (;;) {
     std::vector<Op> ops;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(queue_mu_) {
-        return !queue_.empty() || stopping_;
-      };
-      queue_mu_.AwaitWithTimeout(absl::Condition(&ready), options_.expiry_poll);
-      if (stopping_ && queue_.empty()) return;
-      ops.reserve(queue_.size() + 1);
-      for (Op& op : queue_) ops.push_back(std::move(op));
-      queue_.clear();
-    }
+    if (!queue_.TakeGroup(options_.expiry_poll, &ops)) return;
     if (!expiry_.empty() && expiry_.begin()->deadline <= options_.clock->Now()) {
       ops.push_back({[this](Group& g) { return DoExpireLeases(g); }, nullptr});
     }
@@ -608,11 +587,13 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
 
 // ---------------------------------------------------------------- public entry points
 
-#define CKPT_ENGINE_WRITE(Method)                                                             \
-  void Engine::Method(const v1::Method##Request& request, v1::Method##Response* response,     \
-                      Done done) {                                                            \
-    Submit([this, &request, response](Group& g) { return Do##Method(g, request, response); }, \
-           std::move(done));                                                                  \
+#define CKPT_ENGINE_WRITE(Method)                                                          \
+  void Engine::Method(const v1::Method##Request& request, v1::Method##Response* response,  \
+                      Done done) {                                                         \
+    Submit(                                                                                \
+        request.ByteSizeLong(),                                                            \
+        [this, &request, response](Group& g) { return Do##Method(g, request, response); }, \
+        std::move(done));                                                                  \
   }
 
 CKPT_ENGINE_WRITE(CreateJob)
@@ -633,6 +614,7 @@ CKPT_ENGINE_WRITE(PutState)
 void Engine::PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response,
                       Done done) {
   Submit(
+      request.ByteSizeLong(),
       [this, &request, response](Group& g) {
         return DoTransition(g, request.job_id(), v1::JOB_STATUS_PAUSED, request.reason(),
                             response->mutable_job());
@@ -643,6 +625,7 @@ void Engine::PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* 
 void Engine::ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobResponse* response,
                        Done done) {
   Submit(
+      request.ByteSizeLong(),
       [this, &request, response](Group& g) {
         return DoTransition(g, request.job_id(), v1::JOB_STATUS_RUNNING, "",
                             response->mutable_job());
@@ -652,6 +635,7 @@ void Engine::ResumeJob(const v1::ResumeJobRequest& request, v1::ResumeJobRespons
 
 void Engine::StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* response, Done done) {
   Submit(
+      request.ByteSizeLong(),
       [this, &request, response](Group& g) {
         return DoTransition(g, request.job_id(), v1::JOB_STATUS_STOPPED, request.reason(),
                             response->mutable_job());
@@ -662,6 +646,7 @@ void Engine::StopJob(const v1::StopJobRequest& request, v1::StopJobResponse* res
 void Engine::FinishJob(const v1::FinishJobRequest& request, v1::FinishJobResponse* response,
                        Done done) {
   Submit(
+      request.ByteSizeLong(),
       [this, &request, response](Group& g) {
         return DoTransition(g, request.job_id(), request.status(), request.reason(),
                             response->mutable_job());
@@ -671,11 +656,14 @@ void Engine::FinishJob(const v1::FinishJobRequest& request, v1::FinishJobRespons
 
 void Engine::DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobResponse* response,
                        Done done) {
-  Submit([this, &request](Group& g) { return DoDeleteJob(g, request); }, std::move(done));
+  Submit(
+      request.ByteSizeLong(), [this, &request](Group& g) { return DoDeleteJob(g, request); },
+      std::move(done));
 }
 
 void Engine::ExpireLeases(Done done) {
-  Submit([this](Group& g) { return DoExpireLeases(g); }, std::move(done));
+  Submit(
+      0, [this](Group& g) { return DoExpireLeases(g); }, std::move(done));
 }
 
 }  // namespace ckpt

@@ -39,6 +39,7 @@
 #include "service/common/clock.h"
 #include "service/engine/engine_observer.h"
 #include "service/engine/runtime.h"
+#include "service/engine/write_queue.h"
 #include "service/store/store.h"
 
 namespace ckpt {
@@ -50,6 +51,9 @@ struct EngineOptions {
   // Told about every group commit (engine_observer.h); may be null. Must outlive the
   // engine.
   EngineObserver* observer = nullptr;
+  // Bounds of the writer's queue (write_queue.h): past them a write is refused
+  // RESOURCE_EXHAUSTED with a retry hint.
+  WriteQueueLimits queue;
 };
 
 // A job's totals as last published, for metrics: no item, config or params copied.
@@ -149,11 +153,13 @@ class Engine {
   struct Op {
     std::function<absl::Status(Group&)> decide;
     Done done;
+    size_t bytes = 0;  // the request's size, for the queue's bounds
   };
 
   Engine(Store* store, const EngineOptions& options);
 
-  void Submit(std::function<absl::Status(Group&)> decide, Done done);
+  // Queues an op for the writer, or answers it at once if the queue refuses it.
+  void Submit(size_t bytes, std::function<absl::Status(Group&)> decide, Done done);
   void WriterLoop();
   void RunGroup(std::vector<Op>* ops);
   absl::Status Load();
@@ -288,9 +294,7 @@ class Engine {
   // be missing jobs, so every group is refused until a Load succeeds.
   absl::Status unloaded_;
 
-  mutable absl::Mutex queue_mu_;
-  std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  WriteQueue<Op> queue_;
 
   mutable absl::Mutex publish_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const JobSnapshot>> published_

@@ -165,10 +165,7 @@ std::vector<JobSummary> Engine::JobSummaries() const {
   return out;
 }
 
-size_t Engine::QueuedOps() const {
-  absl::MutexLock lock(&queue_mu_);
-  return queue_.size();
-}
+size_t Engine::QueuedOps() const { return queue_.size(); }
 
 uint64_t Engine::AwaitPublish(uint64_t seen, absl::Time deadline) const {
   absl::MutexLock lock(&publish_mu_);

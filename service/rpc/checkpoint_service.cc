@@ -5,6 +5,7 @@
 #include "google/protobuf/arena.h"
 #include "google/protobuf/descriptor.h"
 #include "service/common/grpc_status.h"
+#include "service/engine/write_queue.h"
 #include "service/rpc/wire_message.h"
 
 namespace ckpt {
@@ -13,6 +14,7 @@ namespace {
 using grpc::ByteBuffer;
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
+using RawUnaryHandler = grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>;
 
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
                                  "ckptd is shutting down; retry against the new instance");
@@ -45,9 +47,12 @@ std::unique_ptr<UnaryCall<Request, Response>> Accept(const ByteBuffer* wire, con
   return nullptr;
 }
 
-void Answer(ServerUnaryReactor* reactor, const google::protobuf::MessageLite& response,
-            absl::Status status, ByteBuffer* wire) {
+void Answer(CallbackServerContext* context, ServerUnaryReactor* reactor,
+            const google::protobuf::MessageLite& response, absl::Status status, ByteBuffer* wire) {
   if (status.ok()) status = SerializeWireMessage(response, wire);
+  if (auto retry_after = status.GetPayload(kRetryAfterPayload)) {
+    context->AddTrailingMetadata(kRetryAfterMetadataKey, std::string(*retry_after));
+  }
   reactor->Finish(ToGrpcStatus(status));
 }
 
@@ -84,56 +89,65 @@ CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
 }
 
 template <typename Request, typename Response>
-void CheckpointService::ServeWrite(absl::string_view name,
-                                   void (Engine::*method)(const Request&, Response*,
-                                                          Engine::Done)) {
-  MarkMethodRawCallback(MethodIndex(name),
-                        new grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>(
-                            [this, method](CallbackServerContext* context,
-                                           const ByteBuffer* request, ByteBuffer* response) {
-                              ServerUnaryReactor* reactor = context->DefaultReactor();
-                              if (!Enter()) {
-                                reactor->Finish(kShuttingDown);
-                                return reactor;
-                              }
-                              auto call = Accept<Request, Response>(request, limits_, reactor);
-                              if (call == nullptr) {
-                                Leave();
-                                return reactor;
-                              }
-                              UnaryCall<Request, Response>* raw = call.release();
-                              (engine_->*method)(
-                                  *raw->request, raw->response,
-                                  [this, reactor, raw, response](absl::Status status) {
-                                    Answer(reactor, *raw->response, std::move(status), response);
-                                    delete raw;
-                                    Leave();
-                                  });
-                              return reactor;
-                            }));
+void CheckpointService::ServeWrite(absl::string_view name, WriteMethod<Request, Response> method) {
+  MarkMethodRawCallback(
+      MethodIndex(name),
+      new RawUnaryHandler([this, method](CallbackServerContext* context, const ByteBuffer* request,
+                                         ByteBuffer* response) {
+        return Write<Request, Response>(method, context, request, response);
+      }));
 }
 
 template <typename Request, typename Response>
-void CheckpointService::ServeRead(absl::string_view name,
-                                  absl::Status (Engine::*method)(const Request&, Response*) const) {
-  MarkMethodRawCallback(MethodIndex(name),
-                        new grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>(
-                            [this, method](CallbackServerContext* context,
-                                           const ByteBuffer* request, ByteBuffer* response) {
-                              ServerUnaryReactor* reactor = context->DefaultReactor();
-                              if (!Enter()) {
-                                reactor->Finish(kShuttingDown);
-                                return reactor;
-                              }
-                              auto call = Accept<Request, Response>(request, limits_, reactor);
-                              if (call != nullptr) {
-                                Answer(reactor, *call->response,
-                                       (engine_->*method)(*call->request, call->response),
-                                       response);
-                              }
-                              Leave();
-                              return reactor;
-                            }));
+void CheckpointService::ServeRead(absl::string_view name, ReadMethod<Request, Response> method) {
+  MarkMethodRawCallback(
+      MethodIndex(name),
+      new RawUnaryHandler([this, method](CallbackServerContext* context, const ByteBuffer* request,
+                                         ByteBuffer* response) {
+        return Read<Request, Response>(method, context, request, response);
+      }));
+}
+
+template <typename Request, typename Response>
+ServerUnaryReactor* CheckpointService::Write(WriteMethod<Request, Response> method,
+                                             CallbackServerContext* context,
+                                             const ByteBuffer* request, ByteBuffer* response) {
+  ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Enter()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  auto call = Accept<Request, Response>(request, limits_, reactor);
+  if (call == nullptr) {
+    Leave();
+    return reactor;
+  }
+  UnaryCall<Request, Response>* raw = call.release();
+  (engine_->*method)(*raw->request, raw->response,
+                     [this, context, reactor, raw, response](absl::Status status) {
+                       Answer(context, reactor, *raw->response, std::move(status), response);
+                       delete raw;
+                       Leave();
+                     });
+  return reactor;
+}
+
+template <typename Request, typename Response>
+ServerUnaryReactor* CheckpointService::Read(ReadMethod<Request, Response> method,
+                                            CallbackServerContext* context,
+                                            const ByteBuffer* request, ByteBuffer* response) {
+  ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Enter()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  auto call = Accept<Request, Response>(request, limits_, reactor);
+  if (call != nullptr) {
+    Answer(context, reactor, *call->response, (engine_->*method)(*call->request, call->response),
+           response);
+  }
+  Leave();
+  return reactor;
 }
 
 void CheckpointService::ServeWatch() {

@@ -38,14 +38,26 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   WatchHub* watch_hub() { return &watch_hub_; }
 
  private:
-  // Registers method `name` as raw: parse, validate, then the engine's write.
   template <typename Request, typename Response>
-  void ServeWrite(absl::string_view name,
-                  void (Engine::*method)(const Request&, Response*, Engine::Done));
+  using WriteMethod = void (Engine::*)(const Request&, Response*, Engine::Done);
+  template <typename Request, typename Response>
+  using ReadMethod = absl::Status (Engine::*)(const Request&, Response*) const;
+
+  // Registers method `name` as raw, served by Write (or Read) below.
+  template <typename Request, typename Response>
+  void ServeWrite(absl::string_view name, WriteMethod<Request, Response> method);
+  template <typename Request, typename Response>
+  void ServeRead(absl::string_view name, ReadMethod<Request, Response> method);
+  // Parse, validate, then the engine's write, answered by the writer after its commit.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Write(WriteMethod<Request, Response> method,
+                                  grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
   // The same for a read, answered on the calling thread.
   template <typename Request, typename Response>
-  void ServeRead(absl::string_view name,
-                 absl::Status (Engine::*method)(const Request&, Response*) const);
+  grpc::ServerUnaryReactor* Read(ReadMethod<Request, Response> method,
+                                 grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
   void ServeWatch();
 
   // Counts a call in flight; false (counting nothing) once shutting down.

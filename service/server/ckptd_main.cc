@@ -54,6 +54,11 @@ ABSL_FLAG(int64_t, max_payload_bytes, 64 << 10, "Largest item result payload, by
 ABSL_FLAG(int64_t, max_cursor_bytes, 64 << 10, "Largest per-item cursor, bytes.");
 ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
 ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
+ABSL_FLAG(int64_t, max_queued_writes, 4096,
+          "Most writes waiting for the writer; past it (or --max_queued_write_bytes) a write "
+          "is refused RESOURCE_EXHAUSTED with a retry hint, not applied.");
+ABSL_FLAG(int64_t, max_queued_write_bytes, 32 << 20,
+          "Most request bytes waiting for the writer (a single larger write still runs).");
 
 namespace {
 
@@ -174,6 +179,8 @@ int main(int argc, char** argv) {
   options.limits.max_cursor_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_cursor_bytes));
   options.limits.max_state_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_state_bytes));
   options.limits.max_batch = static_cast<size_t>(absl::GetFlag(FLAGS_max_batch));
+  options.write_queue.max_ops = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_writes));
+  options.write_queue.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_write_bytes));
 
   absl::StatusOr<std::unique_ptr<ckpt::ActivityTracker>> activity = LifetimeFlags();
   if (!activity.ok()) {

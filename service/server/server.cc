@@ -180,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       ServerMetricsOptions{options.metrics_max_jobs, options.store.path});
   EngineOptions engine_options;
   engine_options.clock = options.clock;
+  engine_options.queue = options.write_queue;
   engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   metrics->WatchEngine(engine.get());

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/engine/write_queue.h"
 #include "service/rpc/validate.h"
 #include "service/store/rocksdb_store.h"
 #include "service/store/store.h"
@@ -60,6 +61,8 @@ struct ServerOptions {
   Limits limits;
   size_t max_message_bytes = 16 << 20;
   Clock* clock = Clock::Real();
+  // Bounds of the engine's write queue (service/engine/write_queue.h).
+  WriteQueueLimits write_queue;
 
   // What one connection may hold, so that no client can exhaust ckptd (docs/api.md,
   // "Running ckptd"). Streams open at once on a connection (HTTP/2

@@ -2,11 +2,17 @@
 // unchanged, and retries that carry a client across a restart.
 #include "client/client.h"
 
-#include <thread>
+#include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/common/grpc_status.h"
 #include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
@@ -139,6 +145,83 @@ TEST_F(ClientTest, RetryBudgetIsKeptOnTheClientsClock) {
   EXPECT_THAT(client->GetJob(get), StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
   EXPECT_GE(retries, 2);
   EXPECT_LE(clock.Now() - start, absl::Minutes(30));
+}
+
+// What ckptd answers while its write queue is full, the first `refusals` times:
+// RESOURCE_EXHAUSTED with the retry hint in the trailing metadata (or without, for a
+// RESOURCE_EXHAUSTED that must not be retried). A stand-in, because a real ckptd's
+// queue cannot be held full from outside; tests/engine/write_queue_test.cc shows the
+// engine answering exactly this.
+class QueueFullService final : public v1::Checkpoint::CallbackService {
+ public:
+  QueueFullService(int refusals, bool hint) : refusals_(refusals), hint_(hint) {}
+  grpc::ServerUnaryReactor* PutState(grpc::CallbackServerContext* context,
+                                     const v1::PutStateRequest*, v1::PutStateResponse*) override {
+    auto* reactor = context->DefaultReactor();
+    if (calls_.fetch_add(1) < refusals_) {
+      if (hint_) context->AddTrailingMetadata(kRetryAfterMetadataKey, "20");
+      reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "write queue is full"));
+    } else {
+      reactor->Finish(grpc::Status::OK);
+    }
+    return reactor;
+  }
+  int calls() const { return calls_; }
+
+ private:
+  const int refusals_;
+  const bool hint_;
+  std::atomic<int> calls_{0};
+};
+
+// Sends a conditional PutState (never retried after an ambiguous failure) to `service`.
+absl::Status PutStateThrough(QueueFullService* service, std::vector<absl::Duration>* waits) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  FakeClock clock;  // the client's waits take no real time
+  ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  options.clock = &clock;
+  options.retry.initial_backoff = absl::Milliseconds(1);
+  absl::Time last = clock.Now();
+  options.on_retry = [&](const absl::Status&, int) {
+    const absl::Time now = clock.Now();
+    waits->push_back(now - last);
+    last = now;
+  };
+  auto client = Client::Connect(std::move(options));
+  if (!client.ok()) return client.status();
+  v1::PutStateRequest request;
+  request.set_job_id("j");
+  request.set_name("n");
+  request.set_expected_version(3);
+  const absl::Status status = (*client)->PutState(request).status();
+  server->Shutdown();
+  return status;
+}
+
+// A write refused for a full queue was not applied: the client sends it again, even one
+// it never repeats after an ambiguous failure.
+TEST(ClientQueueFullTest, RetriesAWriteRefusedWithARetryHint) {
+  QueueFullService service(/*refusals=*/2, /*hint=*/true);
+  std::vector<absl::Duration> waits;
+  CKPT_EXPECT_OK(PutStateThrough(&service, &waits));
+  EXPECT_EQ(service.calls(), 3);
+  ASSERT_EQ(waits.size(), 2u);
+  // Between the two retries the client waited the hinted 20 ms (its backoff alone is
+  // at most 1 ms).
+  EXPECT_EQ(waits[1], absl::Milliseconds(20));
+}
+
+TEST(ClientQueueFullTest, DoesNotRetryResourceExhaustedWithoutAHint) {
+  QueueFullService service(/*refusals=*/1, /*hint=*/false);
+  std::vector<absl::Duration> waits;
+  EXPECT_THAT(PutStateThrough(&service, &waits),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("queue is full")));
+  EXPECT_EQ(service.calls(), 1);
 }
 
 TEST_F(ClientTest, RetriedDeleteOfAGoneJobIsNotARetry) {

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "service/store/store.h"
 
 namespace ckpt {
@@ -23,6 +24,32 @@ namespace testutil {
 struct StoreFaults {
   // Write returns RESOURCE_EXHAUSTED ("injected: no space left on device").
   std::atomic<bool> fail_writes{false};
+
+  // While held, Write waits (a stalled disk) until ReleaseWrites().
+  void HoldWrites() {
+    absl::MutexLock lock(&gate_mu);
+    held = true;
+  }
+  void ReleaseWrites() {
+    absl::MutexLock lock(&gate_mu);
+    held = false;
+  }
+  // Blocks until a Write is waiting at the gate.
+  void AwaitHeldWrite() {
+    absl::MutexLock lock(&gate_mu);
+    gate_mu.Await(absl::Condition(&waiting));
+  }
+  void PassGate() {
+    absl::MutexLock lock(&gate_mu);
+    waiting = held;
+    auto open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu) { return !held; };
+    gate_mu.Await(absl::Condition(&open));
+    waiting = false;
+  }
+  absl::Mutex gate_mu;
+  bool held ABSL_GUARDED_BY(gate_mu) = false;
+  bool waiting ABSL_GUARDED_BY(gate_mu) = false;
+
   // Get returns INTERNAL ("injected: read error").
   std::atomic<bool> fail_reads{false};
 };
@@ -37,6 +64,7 @@ class FaultInjectingStore : public Store {
 
   std::unique_ptr<WriteBatch> NewBatch() const override { return store_->NewBatch(); }
   absl::Status Write(WriteBatch* batch) override {
+    faults_.PassGate();
     if (faults_.fail_writes)
       return absl::ResourceExhaustedError("injected: no space left on device");
     return store_->Write(batch);

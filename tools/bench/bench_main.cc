@@ -45,7 +45,7 @@ ABSL_FLAG(std::string, modes, "durable,off",
           "(--sync=false).");
 ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,sqlite,json",
           "Systems to run (a subset, e.g. for profiling one of them).");
-ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range",
+ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range,flood",
           "ckpt workloads to run (a subset, e.g. for profiling).");
 ABSL_FLAG(std::string, ckptd, "", "Path of ckptd; default: from this binary's runfiles.");
 ABSL_FLAG(std::string, python, "/usr/bin/python3",

@@ -26,6 +26,7 @@ namespace bench {
 namespace {
 
 constexpr char kWorkerLoop[] = "worker_loop";
+constexpr char kFlood[] = "flood";
 constexpr char kRecordMode[] = "record_mode";
 constexpr char kWithReaders[] = "worker_loop_with_readers";
 constexpr char kRangeJob[] = "range_job";
@@ -191,6 +192,9 @@ class Runner {
     if (durable && WantsWorkload("range")) {
       if (absl::Status s = CkptRangeJob(server, stub->get()); !s.ok()) return s;
     }
+    if (durable && WantsWorkload(kFlood)) {
+      if (absl::Status s = CkptFlood(server, stub->get()); !s.ok()) return s;
+    }
     stub->reset();
     return server->Stop();
   }
@@ -265,6 +269,33 @@ class Runner {
         c_.range_items, absl::ToDoubleMilliseconds(create), server->RssMib());
     Add(std::move(filled));
     return RangeLatencies(server, JobRef{small, 100}, JobRef{big, c_.range_items - half});
+  }
+
+  // Admission control: many clients sending ~1 MiB batches at once while one sends
+  // one-item writes; ckptd's defaults bound its queue (64 MiB, 4096 writes).
+  absl::Status CkptFlood(ChildServer* server, v1::Checkpoint::Stub* stub) {
+    const std::string job = "bench-flood";
+    const uint64_t items =
+        static_cast<uint64_t>(c_.flood_clients) * c_.flood_calls * c_.flood_batch;
+    if (absl::Status s = CreateRangeJob(stub, job, items); !s.ok()) return s;
+    ServerWindow window(server);
+    absl::StatusOr<FloodResult> result = FloodWithSmallWrites(
+        server->address(), job, c_.flood_clients, c_.flood_calls, c_.flood_batch);
+    if (!result.ok()) return result.status();
+    Measurement flood =
+        Row(kFlood, "ckpt flood: CompleteItems", true, c_.flood_clients, &result->flood);
+    window.Fill(&flood);
+    flood.note = absl::StrFormat(
+        "%d clients x %d calls of %d items with results; %d refused RESOURCE_EXHAUSTED "
+        "(queue full) and sent again after the hint",
+        c_.flood_clients, c_.flood_calls, c_.flood_batch, result->refused);
+    Add(std::move(flood));
+    Measurement small = Row(kFlood, "ckpt PutState(1) during flood", true, 1, &result->small);
+    small.unit = "calls";
+    small.peak_rss_mib = server->PeakRssMib();
+    small.note = "one client, back to back; peak RSS is ckptd's over the whole flood";
+    Add(std::move(small));
+    return absl::OkStatus();
   }
 
   absl::Status RangeLatencies(ChildServer* server, const JobRef& small, const JobRef& big) {
@@ -460,6 +491,9 @@ RunConfig QuickConfig(RunConfig config) {
   config.range_items = 100000;
   config.latency_calls = 50;
   config.lease_calls = 20;
+  config.flood_clients = 8;
+  config.flood_calls = 2;
+  config.flood_batch = 1024;
   return config;
 }
 

@@ -24,9 +24,12 @@ struct RunConfig {
   int rounds = 1;
   int latency_calls = 2000;         // GetJob calls per job in the range workload
   int lease_calls = 300;            // LeaseItems calls per job in the range workload
+  int flood_clients = 64;           // flood: clients sending big CompleteItems calls
+  int flood_calls = 3;              // calls per flood client
+  int flood_batch = 8192;           // items per flood call (about 1 MiB with results)
   std::set<std::string> modes;      // "durable", "off"; empty: both
   std::set<std::string> systems;    // echo, writebatch, ckpt, sqlite, json; empty: all
-  std::set<std::string> workloads;  // worker_loop, record_mode, readers, range; empty: all
+  std::set<std::string> workloads;  // worker_loop, record_mode, readers, range, flood; empty: all
   std::string ckptd;                // the ckptd binary
   std::string self;                 // this binary, for --serve and --peer children
   std::string python;               // runs sqlite_script; empty: no Python peer

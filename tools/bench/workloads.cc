@@ -8,7 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "service/common/grpc_status.h"
 
 namespace ckpt {
 namespace bench {
@@ -169,6 +172,104 @@ absl::StatusOr<ClientsResult> CompleteInCalls(const std::string& address, const 
         }
         return end - begin;
       });
+}
+
+namespace {
+
+// ckptd's retry hint on a RESOURCE_EXHAUSTED, or zero.
+absl::Duration RetryAfter(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  const auto hint = trailers.find(kRetryAfterMetadataKey);
+  int64_t millis = 0;
+  if (hint == trailers.end() ||
+      !absl::SimpleAtoi(absl::string_view(hint->second.data(), hint->second.size()), &millis)) {
+    return absl::ZeroDuration();
+  }
+  return absl::Milliseconds(millis);
+}
+
+// One flooder: `calls` calls of `per_call` items from `begin`, each sent again after
+// the hinted wait for as long as ckptd refuses it for a full queue.
+absl::StatusOr<uint64_t> Flood(v1::Checkpoint::Stub* stub, const std::string& job_id,
+                               uint64_t begin, int calls, int per_call, Latencies* latencies,
+                               std::atomic<uint64_t>* refused) {
+  v1::CompleteItemsRequest request;
+  request.set_job_id(job_id);
+  v1::CompleteItemsResponse response;
+  uint64_t i = begin;
+  for (int call = 0; call < calls; ++call) {
+    request.clear_items();
+    for (int k = 0; k < per_call; ++k, ++i) FillCompletion(i, 0, request.add_items());
+    const absl::Time start = absl::Now();
+    for (;;) {
+      grpc::ClientContext context;
+      response.Clear();
+      const grpc::Status status = stub->CompleteItems(&context, request, &response);
+      if (status.ok()) break;
+      const absl::Duration wait = RetryAfter(context);
+      if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
+          wait <= absl::ZeroDuration()) {
+        return CallFailed("CompleteItems", status);
+      }
+      ++*refused;
+      absl::SleepFor(wait);
+    }
+    latencies->Add(absl::Now() - start);
+  }
+  return static_cast<uint64_t>(calls) * per_call;
+}
+
+// One-item PutState calls back to back until `done`.
+absl::StatusOr<ClientsResult> SmallWrites(const std::string& address, const std::string& job_id,
+                                          const std::atomic<bool>& done) {
+  absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+  if (!stub.ok()) return stub.status();
+  ClientsResult result;
+  v1::PutStateRequest request;
+  request.set_job_id(job_id);
+  request.set_name("cursor");
+  v1::PutStateResponse response;
+  const absl::Time begin = absl::Now();
+  while (!done) {
+    request.set_value(absl::StrCat(result.items));
+    grpc::ClientContext context;
+    const absl::Time start = absl::Now();
+    const grpc::Status status = (*stub)->PutState(&context, request, &response);
+    if (!status.ok()) return CallFailed("PutState", status);
+    result.latencies.Add(absl::Now() - start);
+    ++result.items;
+  }
+  result.wall = absl::Now() - begin;
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<FloodResult> FloodWithSmallWrites(const std::string& address,
+                                                 const std::string& job_id, int flooders, int calls,
+                                                 int per_call) {
+  std::vector<StubPtr> stubs(flooders);
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> refused{0};
+  absl::StatusOr<ClientsResult> small;
+  std::thread small_writer([&] { small = SmallWrites(address, job_id, done); });
+  absl::StatusOr<ClientsResult> flood = RunClients(
+      flooders,
+      [&](int t) -> absl::Status {
+        absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+        if (!stub.ok()) return stub.status();
+        stubs[t] = std::move(*stub);
+        return absl::OkStatus();
+      },
+      [&](int t, Latencies* latencies) {
+        return Flood(stubs[t].get(), job_id, static_cast<uint64_t>(t) * calls * per_call, calls,
+                     per_call, latencies, &refused);
+      });
+  done = true;
+  small_writer.join();
+  if (!flood.ok()) return flood.status();
+  if (!small.ok()) return small.status();
+  return FloodResult{std::move(*flood), std::move(*small), refused.load()};
 }
 
 absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,

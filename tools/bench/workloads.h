@@ -43,6 +43,20 @@ absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address
                                                       const std::string& job_id, int threads,
                                                       int per_call);
 
+// Admission control under a flood: `flooders` threads each send `calls` CompleteItems
+// calls of `per_call` record-mode items with results (about 1 MiB each at 8192) on the
+// sealed job `job_id` (which must hold flooders * calls * per_call indices), honouring
+// ckptd's RESOURCE_EXHAUSTED retry hint as the SDKs do; meanwhile one more client sends
+// one-item PutState calls back to back. Latency of the small writes is what matters.
+struct FloodResult {
+  ClientsResult flood;   // items = completions; latency = one call, retries included
+  ClientsResult small;   // items = PutState calls
+  uint64_t refused = 0;  // RESOURCE_EXHAUSTED answers with a retry hint
+};
+absl::StatusOr<FloodResult> FloodWithSmallWrites(const std::string& address,
+                                                 const std::string& job_id, int flooders, int calls,
+                                                 int per_call);
+
 // Latency of one client's calls against two jobs, alternating call by call so both
 // see the same conditions.
 struct PairedLatency {

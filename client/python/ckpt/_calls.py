@@ -109,9 +109,12 @@ class ClientCore:
             except errors.CkptError as failure:
                 error = failure
             attempt += 1
-            if error.code not in retry_lib.RETRYABLE_CODES or not safe:
+            not_applied = error.retry_after is not None  # a full queue: rule 3
+            if not not_applied and (error.code not in retry_lib.RETRYABLE_CODES or not safe):
                 raise error
             delay = policy.backoff(attempt - 1)
+            if error.retry_after is not None:
+                delay = max(delay, error.retry_after)
             if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
                 raise errors.error_for(
                     error.code, f"{error.message} (ckptd at {self.address}; {attempt} "

@@ -38,14 +38,17 @@ class CkptError(Exception):
       maybe_applied: True when the call was a write whose request may have reached ckptd
         although no answer came back (a lost answer); False when it certainly was not
         applied (the server refused it, or it was never sent).
+      retry_after: seconds ckptd asked the caller to wait before sending the call again
+        (a RESOURCE_EXHAUSTED for a full write queue: not applied), else None.
     """
 
     def __init__(self, code: grpc.StatusCode, message: str, method: str = "",
-                 maybe_applied: bool = False) -> None:
+                 maybe_applied: bool = False, retry_after: Optional[float] = None) -> None:
         self.code = code
         self.message = message
         self.method = method
         self.maybe_applied = maybe_applied
+        self.retry_after = retry_after
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -118,5 +121,25 @@ def from_rpc_error(error: grpc.RpcError, method: str, is_write: bool) -> CkptErr
     details_of = getattr(error, "details", None)
     code: grpc.StatusCode = code_of() if code_of is not None else grpc.StatusCode.UNKNOWN
     details: Optional[str] = details_of() if details_of is not None else str(error)
-    return error_for(code, details or code.name, method=method,
-                     maybe_applied=is_write and code in _AMBIGUOUS_CODES)
+    error_out = error_for(code, details or code.name, method=method,
+                          maybe_applied=is_write and code in _AMBIGUOUS_CODES)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        error_out.retry_after = _retry_after(error)
+    return error_out
+
+
+# Trailing metadata of a RESOURCE_EXHAUSTED that may be sent again as it is (ckptd's
+# write queue was full; the write was not applied): milliseconds to wait first.
+RETRY_AFTER_KEY = "ckpt-retry-after-ms"
+
+
+def _retry_after(error: grpc.RpcError) -> Optional[float]:
+    """The RETRY_AFTER_KEY hint of `error` in seconds, or None."""
+    trailing_of = getattr(error, "trailing_metadata", None)
+    for key, value in (trailing_of() if trailing_of is not None else None) or ():
+        if key == RETRY_AFTER_KEY:
+            try:
+                return max(int(value), 0) / 1000.0
+            except ValueError:
+                return None
+    return None

@@ -13,8 +13,11 @@ doc, so the SDKs cannot drift apart.
    a deadline that expired while ckptd worked). Such a call is sent again only when the
    table says a repeat does no harm; otherwise the error is raised with
    maybe_applied=True and the caller decides.
-3. No other code is retried: the server answered, and asking again gets the same answer
-   (ABORTED and RESOURCE_EXHAUSTED need the caller to change something first).
+3. RESOURCE_EXHAUSTED with a retry hint (trailing metadata "ckpt-retry-after-ms",
+   CkptError.retry_after) is ckptd's write queue being full: the call was not applied,
+   so it is sent again, whatever the RPC, after at least the hinted wait.
+4. No other code is retried: the server answered, and asking again gets the same answer
+   (ABORTED and other RESOURCE_EXHAUSTED need the caller to change something first).
 """
 
 from __future__ import annotations
