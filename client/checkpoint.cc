@@ -170,6 +170,38 @@ absl::StatusOr<std::vector<uint64_t>> Checkpoint::RemainingIndices() {
   return remaining;
 }
 
+absl::StatusOr<std::vector<v1::Item>> Checkpoint::ListCompleted(v1::ListItemsRequest request,
+                                                                size_t max_items) {
+  request.set_job_id(job_id_);
+  request.set_step(step_);
+  std::vector<v1::Item> items;
+  while (items.size() < max_items) {
+    request.set_limit(static_cast<uint32_t>(std::min<size_t>(kPageSize, max_items - items.size())));
+    CKPT_ASSIGN_OR_RETURN(v1::ListItemsResponse page, client_->ListItems(request));
+    std::move(page.mutable_items()->begin(), page.mutable_items()->end(),
+              std::back_inserter(items));
+    if (page.next_page_token().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  return items;
+}
+
+absl::StatusOr<std::vector<v1::Item>> Checkpoint::CompletedSince(absl::Time after,
+                                                                 size_t max_items) {
+  v1::ListItemsRequest request;
+  request.set_order(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST);
+  const int64_t nanos = absl::ToUnixNanos(after);
+  request.mutable_completed_after()->set_seconds(nanos / 1000000000);
+  request.mutable_completed_after()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ListCompleted(std::move(request), max_items);
+}
+
+absl::StatusOr<std::vector<v1::Item>> Checkpoint::LatestCompleted(size_t n) {
+  v1::ListItemsRequest request;
+  request.set_order(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST);
+  return ListCompleted(std::move(request), n);
+}
+
 absl::StatusOr<JobSummary> Checkpoint::Summary() {
   v1::GetJobRequest get;
   get.set_job_id(job_id_);

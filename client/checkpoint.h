@@ -104,6 +104,11 @@ class Checkpoint {
   absl::StatusOr<std::map<uint64_t, std::string>> FailedIndices();  // index -> error
   absl::StatusOr<std::vector<uint64_t>> RemainingIndices();         // pending or leased
   absl::StatusOr<JobSummary> Summary();
+  // The step's items completed strictly after `after`, oldest first, at most
+  // `max_items`: what a monitor has not seen yet. O(items returned) on the server.
+  absl::StatusOr<std::vector<v1::Item>> CompletedSince(absl::Time after, size_t max_items);
+  // The step's `n` latest completed items, newest first.
+  absl::StatusOr<std::vector<v1::Item>> LatestCompleted(size_t n);
   // All progress cleared: every item PENDING again, states deleted (ResetJob).
   absl::Status Reset();
   // A PAUSED or FAILED job runs again with everything kept: results, failed items (still
@@ -123,6 +128,9 @@ class Checkpoint {
   // Every key in `state`, in key order, through every page.
   absl::StatusOr<std::vector<v1::Item>> ListAll(v1::ItemState state, bool keys_only);
   absl::StatusOr<std::vector<uint64_t>> IndicesIn(v1::ItemState state);
+  // Up to `max_items` of a completion-order listing, through its pages.
+  absl::StatusOr<std::vector<v1::Item>> ListCompleted(v1::ListItemsRequest request,
+                                                      size_t max_items);
 
   Client* const client_;
   const std::string job_id_;

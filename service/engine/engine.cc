@@ -574,7 +574,7 @@ v1::ControlWord Engine::ControlFor(const JobRuntime& job) const {
 void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   const std::string begin = keys::JobPrefix(job_id);
   const std::string end = keys::PrefixSuccessor(begin);
-  for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates}) {
+  for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates, Cf::kLogs, Cf::kCompletions}) {
     g.batch->DeleteRange(cf, begin, end);
   }
   // Later ops of this group must read the job's items and states as deleted (the store

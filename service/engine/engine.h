@@ -187,10 +187,11 @@ class Engine {
   absl::StatusOr<v1::CompletionOutcome> CheckCompletion(Group& g, JobRuntime& job, int step,
                                                         const v1::CompleteItemsRequest& r, int i,
                                                         LeasePlan* plan);
-  // Moves a checked item to COMPLETED with its result, counters and output records.
-  void RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
-                        const LeasePlan& plan, const std::string& worker_id,
-                        storage::v1::OutputRecord* output);
+  // Moves a checked item to COMPLETED with its result, counters, completion index entry
+  // and output records. Returns who completed it (ItemRecord.worker_id).
+  std::string RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
+                               const LeasePlan& plan, const std::string& worker_id,
+                               storage::v1::OutputRecord* output);
   absl::Status DoFailItems(Group& g, const v1::FailItemsRequest& r, v1::FailItemsResponse* out);
   absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r, v1::ResetItemsResponse* out);
   absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
@@ -263,6 +264,9 @@ class Engine {
   void ResetJobState(Group& g, JobRuntime& job, bool remove_items);
   absl::StatusOr<std::vector<std::string>> ListNames(Group& g, const JobRuntime& job, int step);
   void DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key);
+  // Resets the targets (ResetItems, not a dry run), then updates the job's status.
+  absl::Status ApplyResets(Group& g, JobRuntime& job,
+                           const std::vector<std::tuple<int, std::string, ItemPlace>>& targets);
   absl::Status CollectResetTargets(Group& g, const JobRuntime& job, int step,
                                    const std::function<bool(ItemPlace)>& wanted,
                                    std::vector<std::tuple<int, std::string, ItemPlace>>* targets);

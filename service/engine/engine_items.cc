@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
+#include "service/engine/completion_index.h"
 #include "service/engine/engine.h"
 #include "service/engine/group.h"
 #include "service/engine/job_state_machine.h"
@@ -77,9 +78,6 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
 // Leases per grant record (STORAGE_FORMAT.md, 'G').
 constexpr size_t kMaxLeasesPerGrant = 128;
 
-// The few recent completions `ckpt status` shows, without a scan.
-constexpr size_t kRecentCompletions = 10;
-
 void RememberCompletion(JobRuntime& job, const std::string& step, const v1::ItemKey& key,
                         const std::string& worker_id, absl::Time now) {
   v1::RecentCompletion recent;
@@ -89,6 +87,16 @@ void RememberCompletion(JobRuntime& job, const std::string& step, const v1::Item
   recent.set_worker_id(worker_id);
   job.recent_completions.push_front(std::move(recent));
   if (job.recent_completions.size() > kRecentCompletions) job.recent_completions.pop_back();
+}
+
+// Drops a reset item from the job's recent completions.
+void ForgetRecentCompletion(JobRuntime& job, const std::string& step, const std::string& key) {
+  auto& recent = job.recent_completions;
+  recent.erase(std::remove_if(recent.begin(), recent.end(),
+                              [&](const v1::RecentCompletion& c) {
+                                return c.step() == step && keys::EncodeItemKey(c.key()) == key;
+                              }),
+               recent.end());
 }
 
 // Appends `result` to a serialized ItemRecord as its field 3, as serializing a record
@@ -358,15 +366,15 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   StepRuntime& s = job->steps[step];
   WorkerRuntime* worker = nullptr;
   if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
-  std::vector<int> completed;
+  std::vector<std::pair<int, std::string>> completed;  // request index, who completed it
   completed.reserve(r.items_size());
   storage::v1::OutputRecord output;  // the same job and step for every item of the call
   output.set_job_id(job->id());
   output.set_step(s.name);
   for (int i = 0; i < r.items_size(); ++i) {
     if (out->outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) continue;
-    completed.push_back(i);
-    RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output);
+    completed.emplace_back(
+        i, RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output));
   }
   if (worker != nullptr && !completed.empty()) {
     v1::Worker* w = worker->record.mutable_worker();
@@ -380,7 +388,7 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   // Only the last few can be among the most recent.
   const size_t first = completed.size() - std::min(completed.size(), kRecentCompletions);
   for (size_t c = first; c < completed.size(); ++c) {
-    RememberCompletion(*job, s.name, r.items(completed[c]).key(), r.worker_id(), g.now);
+    RememberCompletion(*job, s.name, r.items(completed[c].first).key(), completed[c].second, g.now);
   }
   MaybeFinishJob(g, *job);
   return absl::OkStatus();
@@ -428,9 +436,10 @@ absl::StatusOr<v1::CompletionOutcome> Engine::CheckCompletion(Group& g, JobRunti
   return outcome;
 }
 
-void Engine::RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
-                              const LeasePlan& plan, const std::string& worker_id,
-                              storage::v1::OutputRecord* output) {
+std::string Engine::RecordCompletion(Group& g, JobRuntime& job, int step,
+                                     const v1::Completion& item, const LeasePlan& plan,
+                                     const std::string& worker_id,
+                                     storage::v1::OutputRecord* output) {
   ItemRecord record;
   record.set_worker_id(FinishingWorker(job, step, plan, worker_id, item.lease_token()));
   Leave(g, job, step, plan.key, plan.place);
@@ -440,6 +449,8 @@ void Engine::RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Com
   record.set_update_time_micros(absl::ToUnixMicros(g.now));
   std::string bytes = record.SerializeAsString();
   AppendResult(item.result(), &bytes);
+  PutCompletion(*g.batch, job.id(), job.steps[step].name, record.update_time_micros(), plan.key,
+                record.worker_id());
   WriteItemBytes(g, job, step, plan.key, std::move(bytes));
   Enter(g, job, step, plan.key, ItemPlace::kCompleted);
   if (item.result().metrics().has_wall_time()) {
@@ -453,6 +464,7 @@ void Engine::RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Com
       g.batch->Put(Cf::kOutputs, keys::Output(path), output_bytes);
     }
   }
+  return record.worker_id();
 }
 
 // ---------------------------------------------------------------- FailItems
@@ -614,21 +626,41 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
   }
   out->set_matched(targets.size());
   if (r.dry_run() || targets.empty()) return absl::OkStatus();
-  for (const auto& [step, key, place] : targets) {
-    Leave(g, *job, step, key, place);
+  return ApplyResets(g, *job, targets);
+}
+
+absl::Status Engine::ApplyResets(
+    Group& g, JobRuntime& job,
+    const std::vector<std::tuple<int, std::string, ItemPlace>>& targets) {
+  // A completed item leaves the completion index, whose entry is keyed by the time in its
+  // record: read them all before anything changes.
+  std::vector<std::optional<int64_t>> completed_at(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& [step, key, place] = targets[i];
+    if (place != ItemPlace::kCompleted) continue;
+    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
+    if (record.has_value()) completed_at[i] = record->update_time_micros();
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& [step, key, place] = targets[i];
+    Leave(g, job, step, key, place);
+    if (completed_at[i].has_value()) {
+      DeleteCompletion(*g.batch, job.id(), job.steps[step].name, *completed_at[i], key);
+      ForgetRecentCompletion(job, job.steps[step].name, key);
+    }
     if (keys::IsIndexKey(key)) {
-      DeleteItem(g, *job, step, key);  // back to an untouched index, as if new
-      Enter(g, *job, step, key, ItemPlace::kUntouched);
+      DeleteItem(g, job, step, key);  // back to an untouched index, as if new
+      Enter(g, job, step, key, ItemPlace::kUntouched);
     } else {
       ItemRecord record;
       record.set_state(v1::ITEM_STATE_PENDING);
       record.set_update_time_micros(absl::ToUnixMicros(g.now));
-      WriteItem(g, *job, step, key, record);
-      Enter(g, *job, step, key, ItemPlace::kPendingFresh);
+      WriteItem(g, job, step, key, record);
+      Enter(g, job, step, key, ItemPlace::kPendingFresh);
     }
   }
-  if (IsFinished(job->status())) SetStatus(g, *job, v1::JOB_STATUS_RUNNING, "");
-  MaybeFinishJob(g, *job);  // still over budget, or nothing left after all
+  if (IsFinished(job.status())) SetStatus(g, job, v1::JOB_STATUS_RUNNING, "");
+  MaybeFinishJob(g, job);  // still over budget, or nothing left after all
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
+#include "service/engine/completion_index.h"
 #include "service/engine/engine.h"
 #include "service/engine/errors.h"
 #include "service/engine/item_reads.h"
@@ -197,7 +198,11 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
   if (snapshot == nullptr) return JobNotFound(r.job_id());
   CKPT_ASSIGN_OR_RETURN(const std::string step, ResolveStep(*snapshot, r.step()));
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<ReadView> view, store_->NewReadView());
-  CKPT_RETURN_IF_ERROR(ListStepItems(*view, r, step, out));
+  if (WantsCompletionOrder(r)) {
+    CKPT_RETURN_IF_ERROR(ListCompletedItems(*view, r, step, out));
+  } else {
+    CKPT_RETURN_IF_ERROR(ListStepItems(*view, r, step, out));
+  }
   if (r.error_groups() > 0) {
     CKPT_RETURN_IF_ERROR(ListErrorGroups(*view, r.job_id(), r.error_groups(), out));
   }

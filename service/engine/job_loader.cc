@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
+#include "service/engine/completion_index.h"
 #include "service/engine/stored_record.h"
 
 namespace ckpt {
@@ -22,6 +23,10 @@ absl::StatusOr<std::unique_ptr<JobRuntime>> JobLoader::Load(const storage::v1::J
   }
   CKPT_RETURN_IF_ERROR(it->status());
   CKPT_RETURN_IF_ERROR(LoadWorkers(*job));
+  const std::vector<std::string> steps(record.job().steps().begin(), record.job().steps().end());
+  CKPT_ASSIGN_OR_RETURN(std::vector<v1::RecentCompletion> recent,
+                        NewestCompletions(*store_, id, steps, kRecentCompletions));
+  job->recent_completions.assign(recent.begin(), recent.end());
   return job;
 }
 

@@ -25,7 +25,8 @@ class JobLoader {
   JobLoader(const StoreReader* store, absl::Time now, std::set<ExpiryKey, ExpiryOrder>* expiry)
       : store_(store), now_(now), expiry_(expiry) {}
 
-  // The job of `record` with its steps' scheduling state, error groups and workers.
+  // The job of `record` with its steps' scheduling state, error groups, workers and
+  // recent completions.
   // DATA_LOSS when a record or key is corrupt or contradicts another.
   absl::StatusOr<std::unique_ptr<JobRuntime>> Load(const storage::v1::JobRecord& record);
 

@@ -85,6 +85,9 @@ struct StepRuntime {
   RateMeter rate;
 };
 
+// The few recent completions GetJob returns (and `ckpt status` shows) without a scan.
+inline constexpr size_t kRecentCompletions = 10;
+
 struct WorkerRuntime {
   storage::v1::WorkerRecord record;
   absl::Time last_heartbeat;  // or when ckptd started, for a worker from before
@@ -102,7 +105,8 @@ struct JobRuntime {
   absl::flat_hash_map<uint64_t, storage::v1::ErrorGroupRecord> error_groups;
   absl::flat_hash_set<uint64_t> dirty_error_groups;
   RateMeter rate;
-  // The latest completions, newest first, at most kRecentCompletions; memory only.
+  // The latest completions, newest first, at most kRecentCompletions; read from the
+  // completion index at load, then kept up to date.
   std::deque<v1::RecentCompletion> recent_completions;
   absl::flat_hash_map<std::string, WorkerRuntime> workers;
   absl::flat_hash_set<std::string> dirty_workers;

@@ -13,6 +13,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/map.h"
 #include "google/protobuf/repeated_field.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "service/common/api_limits.h"
 #include "service/common/status_macros.h"
 
@@ -257,6 +258,16 @@ absl::Status CheckDuration(absl::string_view field, const Duration& d, absl::Dur
 
 absl::Status CheckNonNegative(absl::string_view field, const Duration& d) {
   return CheckDuration(field, d, absl::ZeroDuration(), absl::InfiniteDuration());
+}
+
+// Well-formed as timestamp.proto defines it (up to the year 9999) and not before 1970.
+absl::Status CheckTimestamp(absl::string_view field, const google::protobuf::Timestamp& t) {
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  if (t.seconds() < 0 || t.seconds() > kMaxSeconds || t.nanos() < 0 || t.nanos() > 999999999) {
+    return Invalid(field, "must be a time from 1970 to 9999, got {seconds: ", t.seconds(),
+                   ", nanos: ", t.nanos(), "}");
+  }
+  return absl::OkStatus();
 }
 
 // proto3 keeps numbers it does not know; refuse them rather than store them.
@@ -598,7 +609,20 @@ absl::Status ValidateRequest(const v1::ListItemsRequest& r, const Limits& limits
   CKPT_RETURN_IF_ERROR(CheckEnum("state", r.state(), v1::ItemState_IsValid));
   CKPT_RETURN_IF_ERROR(CheckSize("limit", r.limit(), Batch(limits, 0), "items"));
   CKPT_RETURN_IF_ERROR(CheckPageToken(r.page_token()));
-  return CheckSize("error_groups", r.error_groups(), {0, kMaxErrorGroups}, "groups");
+  CKPT_RETURN_IF_ERROR(CheckSize("error_groups", r.error_groups(), {0, kMaxErrorGroups}, "groups"));
+  CKPT_RETURN_IF_ERROR(CheckEnum("order", r.order(), v1::ItemOrder_IsValid));
+  if (r.has_completed_after()) {
+    CKPT_RETURN_IF_ERROR(CheckTimestamp("completed_after", r.completed_after()));
+  }
+  const bool by_completion = r.order() != v1::ITEM_ORDER_UNSPECIFIED || r.has_completed_after();
+  if (by_completion && r.state() != v1::ITEM_STATE_UNSPECIFIED &&
+      r.state() != v1::ITEM_STATE_COMPLETED) {
+    return Invalid("state",
+                   "must be ITEM_STATE_COMPLETED or unset with a completion order or "
+                   "completed_after, got ",
+                   v1::ItemState_Name(r.state()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateRequest(const v1::ResetItemsRequest& r, const Limits& limits) {

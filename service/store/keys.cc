@@ -133,6 +133,50 @@ std::string State(absl::string_view job_id, absl::string_view name) {
   return absl::StrCat(JobPrefix(job_id), name);
 }
 
+std::string CompletionPrefix(absl::string_view job_id, absl::string_view step) {
+  return StepPrefix(job_id, step);
+}
+
+std::string Completion(absl::string_view job_id, absl::string_view step, int64_t micros,
+                       absl::string_view item_key) {
+  std::string out = CompletionPrefix(job_id, step);
+  AppendBigEndian64(&out, static_cast<uint64_t>(micros));
+  out.append(item_key.data(), item_key.size());
+  return out;
+}
+
+absl::StatusOr<CompletionKey> ParseCompletionSuffix(absl::string_view suffix) {
+  if (suffix.size() < 10 || !DecodeItemKey(suffix.substr(8)).ok()) {
+    return absl::DataLossError(
+        absl::StrCat("corrupt completions key \"", absl::CHexEscape(suffix), "\""));
+  }
+  CompletionKey key;
+  key.micros = static_cast<int64_t>(ReadBigEndian64(suffix));
+  key.item_key = suffix.substr(8);
+  return key;
+}
+
+std::string CompletionsUpTo(absl::string_view job_id, absl::string_view step, int64_t micros) {
+  std::string out = CompletionPrefix(job_id, step);
+  AppendBigEndian64(&out, static_cast<uint64_t>(micros));
+  out.push_back('\x03');  // above kIndexTag and kNameTag
+  return out;
+}
+
+std::string CompletionKeyBefore(absl::string_view key) {
+  std::string out(key);
+  if (out.empty()) return out;
+  if (out.back() == '\0') {
+    out.pop_back();
+    return out;
+  }
+  out.back() = static_cast<char>(static_cast<unsigned char>(out.back()) - 1);
+  // Nothing with the new prefix can be longer than an index key by more than 8 bytes of
+  // 0xff (names are UTF-8), so this is above all of them.
+  out.append(9, '\xff');
+  return out;
+}
+
 std::string PrefixSuccessor(absl::string_view prefix) {
   std::string out(prefix);
   while (!out.empty()) {

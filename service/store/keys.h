@@ -25,6 +25,8 @@ inline constexpr char kSchedCf[] = "sched";
 inline constexpr char kWorkersCf[] = "workers";
 inline constexpr char kStatesCf[] = "states";
 inline constexpr char kOutputsCf[] = "outputs";
+inline constexpr char kLogsCf[] = "logs";                // schema 3
+inline constexpr char kCompletionsCf[] = "completions";  // schema 3
 
 // meta keys.
 inline constexpr char kSchemaKey[] = "schema";
@@ -121,6 +123,28 @@ absl::StatusOr<uint64_t> ParseBigEndian64Value(absl::string_view value, absl::st
 std::string Worker(absl::string_view job_id, absl::string_view worker_id);
 std::string State(absl::string_view job_id, absl::string_view name);
 inline std::string Output(absl::string_view path) { return std::string(path); }
+
+// completions/<step prefix> BE64(micros) <item key>: the completed items of a step by
+// completion time. The value is a CompletionRecord.
+std::string CompletionPrefix(absl::string_view job_id, absl::string_view step);
+std::string Completion(absl::string_view job_id, absl::string_view step, int64_t micros,
+                       absl::string_view item_key);
+// A completions key with its CompletionPrefix removed, parsed and checked.
+struct CompletionKey {
+  int64_t micros = 0;
+  absl::string_view item_key;  // points into the parsed suffix
+};
+// DATA_LOSS if `suffix` is not BE64(micros) followed by an encoded item key.
+absl::StatusOr<CompletionKey> ParseCompletionSuffix(absl::string_view suffix);
+// A key below every completions key of its prefix with completion time > `micros`
+// and above every one with completion time <= `micros`: BE64(micros) then a byte
+// greater than any item key's tag. Floor() of it finds the newest completion at or
+// before `micros`.
+std::string CompletionsUpTo(absl::string_view job_id, absl::string_view step, int64_t micros);
+// A key K < `key` such that no completions key lies strictly between K and `key`, for
+// stepping backwards with Floor(). Relies on item names being UTF-8 (never 0xff) and
+// indices being 8 bytes.
+std::string CompletionKeyBefore(absl::string_view key);
 
 // The smallest key greater than every key starting with `prefix`, for iterator upper
 // bounds and DeleteRange. Empty if there is none (prefix all 0xff).

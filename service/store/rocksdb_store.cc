@@ -55,9 +55,16 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view co
 }
 
 // Column family names in Cf order.
-const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
-                                keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
+const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,    keys::kItemsCf,
+                                keys::kSchedCf,   keys::kWorkersCf, keys::kStatesCf,
+                                keys::kOutputsCf, keys::kLogsCf,    keys::kCompletionsCf};
 static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == kNumCfs, "one name per Cf");
+
+// The schema version that introduced each family, in Cf order: a store of an older
+// version lacks it, and opening the store for writing creates it (empty) before the
+// schema record is marked as this version.
+const uint32_t kCfSince[] = {1, 1, 1, 1, 1, 1, 1, 3, 3};
+static_assert(sizeof(kCfSince) / sizeof(kCfSince[0]) == kNumCfs, "one version per Cf");
 
 // RocksDB's info log. Its own LOG writer aborts the process (Debian builds RocksDB with
 // assertions on) when it writes again after a failed write, which is what happens on a
@@ -254,7 +261,8 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
 
 // Reads the schema record, writing it on a new store. With `upgrade`, an older store
 // is marked as this version (every older format is a subset of this one's: schema 2
-// only added LeaseGrantRecords), so an older ckptd refuses it from then on.
+// only added LeaseGrantRecords, 3 two families), so an older ckptd refuses it from then
+// on.
 absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
                                      bool is_new, bool upgrade, const std::string& path) {
   std::string value;
@@ -308,14 +316,16 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
 // open it (CURRENT, MANIFEST, the WAL up to a torn tail, the meta family's files), that
 // it has every ckpt column family, and that its schema is one this build understands.
 absl::Status CheckExistingStore(const std::string& path, const std::vector<std::string>& existing) {
-  for (const char* name : kCfNames) {
-    if (std::find(existing.begin(), existing.end(), name) == existing.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data dir ", path, " holds a RocksDB store without ckpt's column family \"", name,
-          "\": it is not a ckpt store, or it is damaged; ckptd will not modify it: restore it "
-          "from a backup or choose another --data_dir"));
-    }
-  }
+  auto missing = [&](const char* name) {
+    return std::find(existing.begin(), existing.end(), name) == existing.end();
+  };
+  auto refuse = [&](const char* name) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data dir ", path, " holds a RocksDB store without ckpt's column family \"", name,
+        "\": it is not a ckpt store, or it is damaged; ckptd will not modify it: restore it "
+        "from a backup or choose another --data_dir"));
+  };
+  if (missing(keys::kMetaCf)) return refuse(keys::kMetaCf);
   rocksdb::DBOptions read_only;
   read_only.info_log = std::make_shared<NullLogger>();
   read_only.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -330,7 +340,12 @@ absl::Status CheckExistingStore(const std::string& path, const std::vector<std::
   absl::StatusOr<uint32_t> version =
       CheckSchema(db.get(), handles[1], /*is_new=*/false, /*upgrade=*/false, path);
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  return version.status();
+  CKPT_RETURN_IF_ERROR(version.status());
+  // Every family of the store's own version must be there; later ones are created.
+  for (size_t cf = 0; cf < kNumCfs; ++cf) {
+    if (kCfSince[cf] <= *version && missing(kCfNames[cf])) return refuse(kCfNames[cf]);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -342,8 +357,9 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = !exists;
-  // Only a new store gets its families created; an existing one must have them all.
-  db_options.create_missing_column_families = !exists;
+  // A new store gets every family; an existing one has those of its schema version
+  // (CheckExistingStore), and an older one gets the families added since.
+  db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   // The engine's one writer thread writes one batch at a time, so concurrent memtable
   // inserts never happen; the outputs family's hash memtable does not support them.

@@ -29,12 +29,14 @@ namespace ckpt {
 
 // The store format this build writes and understands. A store with a newer version
 // is refused at open; an older one is opened and marked as this version (1 -> 2 adds
-// LeaseGrantRecords; schema 1's LeaseRecords are still read).
-inline constexpr uint32_t kSchemaVersion = 2;
+// LeaseGrantRecords; schema 1's LeaseRecords are still read; 2 -> 3 adds the logs and
+// completions families, empty in an upgraded store).
+inline constexpr uint32_t kSchemaVersion = 3;
 
-// Record families (RocksDB column families; a column of PostgreSQL's table).
-enum class Cf { kMeta, kJobs, kItems, kSched, kWorkers, kStates, kOutputs };
-inline constexpr size_t kNumCfs = 7;
+// Record families (RocksDB column families; a column of PostgreSQL's table). New ones
+// go at the end: the values are stored by PostgreSQL.
+enum class Cf { kMeta, kJobs, kItems, kSched, kWorkers, kStates, kOutputs, kLogs, kCompletions };
+inline constexpr size_t kNumCfs = 9;
 
 // Changes applied together by Store::Write, in the order they were added: a Put after
 // a DeleteRange covering its key stands. Not thread-safe; made by Store::NewBatch and

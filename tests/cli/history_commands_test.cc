@@ -79,6 +79,37 @@ TEST_F(HistoryCommandsTest, ItemsAndItemSayWhoCompletedOrFailedThem) {
   EXPECT_EQ(FromJson<v1::Item>(*json).worker_id(), "host-a");
 }
 
+TEST_F(HistoryCommandsTest, ItemsListCompletionsNewestFirstOrSinceATime) {
+  v1::CreateJobRequest create;
+  create.set_job_id("feed");
+  CKPT_ASSERT_OK(client_->CreateJob(create));
+  v1::AddItemsRequest add;
+  add.set_job_id("feed");
+  add.add_ranges()->set_end(5);
+  CKPT_ASSERT_OK(client_->AddItems(add));
+  for (uint64_t i : {3, 1, 4}) {
+    v1::CompleteItemsRequest complete;
+    complete.set_job_id("feed");
+    *complete.add_items()->mutable_key() = IndexKey(i);
+    CKPT_ASSERT_OK(client_->CompleteItems(complete));
+  }
+  auto newest = Run({"items", "feed", "--newest-first", "--json"});
+  CKPT_ASSERT_OK(newest);
+  const auto listed = FromJson<v1::ListItemsResponse>(*newest);
+  ASSERT_EQ(listed.items_size(), 3);
+  EXPECT_EQ(listed.items(0).key().index(), 4u);
+  EXPECT_EQ(listed.items(2).key().index(), 3u);
+  auto recent = Run({"items", "feed", "--completed-after", "1h"});
+  CKPT_ASSERT_OK(recent);
+  EXPECT_THAT(*recent, ContainsRegex("3 +COMPLETED[^\n]*\n1 +COMPLETED[^\n]*\n4 +COMPLETED"));
+  auto future = Run({"items", "feed", "--completed-after", "2099-01-01T00:00:00Z"});
+  CKPT_ASSERT_OK(future);
+  EXPECT_EQ(*future, "no items\n");
+  EXPECT_TRUE(IsUsageError(Run({"items", "feed", "--completed-after", "yesterday"}).status()));
+  EXPECT_THAT(Run({"items", "feed", "--newest-first", "--state", "failed"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("completion order")));
+}
+
 }  // namespace
 }  // namespace cli
 }  // namespace ckpt

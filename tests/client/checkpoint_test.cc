@@ -201,6 +201,23 @@ TEST_F(CheckpointTest, AFailedRunResumesKeepingItsWorkOnceUnderBudget) {
   EXPECT_EQ(item->item().worker_id(), "miner-2");
 }
 
+TEST_F(CheckpointTest, LatestAndSinceListCompletionsByTime) {
+  std::unique_ptr<Checkpoint> run = Open("watched", "{}");
+  CKPT_ASSERT_OK(run->AddIndices(0, 10));
+  for (uint64_t i : {7, 2, 5}) CKPT_ASSERT_OK(run->MarkCompleted(IndexKey(i)));
+  auto latest = run->LatestCompleted(2);
+  CKPT_ASSERT_OK(latest);
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ((*latest)[0].key().index(), 5u);
+  EXPECT_EQ((*latest)[1].key().index(), 2u);
+  const absl::Time seen = absl::FromUnixSeconds((*latest)[1].update_time().seconds()) +
+                          absl::Nanoseconds((*latest)[1].update_time().nanos());
+  auto since = run->CompletedSince(seen, 100);
+  CKPT_ASSERT_OK(since);
+  ASSERT_EQ(since->size(), 1u);
+  EXPECT_EQ((*since)[0].key().index(), 5u);
+}
+
 TEST_F(CheckpointTest, AttachToAMissingJobIsNotFound) {
   EXPECT_THAT(Checkpoint::Attach(client_.get(), "missing"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));

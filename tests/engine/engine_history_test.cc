@@ -64,7 +64,8 @@ TEST_F(EngineHistoryTest, UnregisteringTheHolderOfAnItemOutOfAttemptsLeavesItFai
   const std::string w = Register("j");
   auto claim = Lease(absl::StrCat(R"pb(job_id: "j"
                                        keys { name: "b" }
-                                       worker_id: ")pb", w, "\""));
+                                       worker_id: ")pb",
+                                  w, "\""));
   CKPT_ASSERT_OK(claim);
   ASSERT_EQ(claim->leases_size(), 1);
   EXPECT_EQ(claim->leases(0).attempt(), 3u);

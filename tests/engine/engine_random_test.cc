@@ -750,6 +750,11 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
         }
       }
       EXPECT_EQ(by_state, job.items[step].size()) << where;
+      std::set<std::string> completed;
+      for (const auto& [key, item] : job.items[step]) {
+        if (item.state == State::kCompleted) completed.insert(key);
+      }
+      testutil::ExpectCompletionIndexIs(h_, job.id, job.steps[step], completed);
     }
     // Error groups (job-wide, kept incrementally) agree with the failed items' errors.
     std::map<std::string, uint64_t> errors;

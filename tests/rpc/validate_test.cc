@@ -765,6 +765,31 @@ std::vector<Case> GetAndListItemsCases() {
       Bad("ListItems_TooManyErrorGroups",
           With(ListItems(), [](auto& r) { r.set_error_groups(101); }), "error_groups",
           "limit of 100"),
+      Ok("ListItems_CompletedAfter", With(ListItems(),
+                                          [](auto& r) {
+                                            r.clear_state();
+                                            r.mutable_completed_after()->set_seconds(1700000000);
+                                          })),
+      Ok("ListItems_NewestCompletedFirst", With(ListItems(),
+                                                [](auto& r) {
+                                                  r.set_state(v1::ITEM_STATE_COMPLETED);
+                                                  r.set_order(
+                                                      v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST);
+                                                })),
+      Bad("ListItems_OrderUnknown",
+          With(ListItems(), [](auto& r) { r.set_order(static_cast<v1::ItemOrder>(9)); }), "order",
+          "unknown value 9"),
+      Bad("ListItems_CompletionOrderOfFailedItems",
+          With(ListItems(),
+               [](auto& r) { r.set_order(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST); }),
+          "state", "ITEM_STATE_FAILED"),
+      Bad("ListItems_CompletedAfterBefore1970",
+          With(ListItems(),
+               [](auto& r) {
+                 r.clear_state();
+                 r.mutable_completed_after()->set_seconds(-1);
+               }),
+          "completed_after", "from 1970"),
   };
 }
 

@@ -153,8 +153,41 @@ TEST(KeysTest, DamagedSchedKeysAreDataLossNamingTheJob) {
                 StatusIs(absl::StatusCode::kDataLoss, HasSubstr("job \"job-7\"")))
         << absl::CHexEscape(suffix);
   }
-  EXPECT_THAT(keys::ParseRangeEnd("1234567"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
-  EXPECT_THAT(keys::ParseStoredItemKey("\x05x"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+  EXPECT_THAT(keys::ParseRangeEnd("1234567"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+  EXPECT_THAT(keys::ParseStoredItemKey("\x05x"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+}
+
+// Floor(CompletionKeyBefore(k)) must be the key just below k, whatever the item keys:
+// checked against a sorted set of completions keys, as the store would hold them.
+TEST(KeysTest, CompletionKeyBeforeFindsExactlyThePreviousKey) {
+  std::vector<std::string> all;
+  for (int64_t micros : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{1} << 40}) {
+    for (uint64_t index : {uint64_t{0}, uint64_t{255}, uint64_t{256}, uint64_t{1} << 62}) {
+      all.push_back(keys::Completion("j", "s", micros, keys::EncodeIndex(index)));
+    }
+    for (const char* name : {"a", "a\x01", "ab", "b", "\xc3\xa9t\xc3\xa9", "z\x7f"}) {
+      all.push_back(keys::Completion("j", "s", micros, keys::EncodeName(name)));
+    }
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i) {
+    const std::string before = keys::CompletionKeyBefore(all[i]);
+    // The greatest key <= before, as Floor would find it.
+    auto floor = std::upper_bound(all.begin(), all.end(), before);
+    ASSERT_TRUE(before < all[i]) << absl::CHexEscape(all[i]);
+    if (i == 0) {
+      EXPECT_EQ(floor, all.begin()) << absl::CHexEscape(all[i]);
+    } else {
+      ASSERT_NE(floor, all.begin());
+      EXPECT_EQ(*std::prev(floor), all[i - 1]) << absl::CHexEscape(all[i]);
+    }
+    auto parsed = keys::ParseCompletionSuffix(absl::string_view(all[i]).substr(4));
+    CKPT_ASSERT_OK(parsed);
+  }
+  EXPECT_THAT(keys::ParseCompletionSuffix("short"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("completions key")));
 }
 
 }  // namespace

@@ -148,9 +148,9 @@ TEST(RocksDbStoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
   check(**reopened);
 }
 
-// Schema 1 is a subset of schema 2: it opens, and is marked as 2 so that a schema-1
-// ckptd refuses it once it may hold grant records.
-TEST(RocksDbStoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
+// Schema 1 is a subset of schema 2 (and 3): it opens, and is marked as this version
+// so that a schema-1 ckptd refuses it once it may hold grant records.
+TEST(RocksDbStoreTest, SchemaOneStoreIsOpenedAndMarkedAsCurrent) {
   const std::string dir = testutil::NewTempDir("store");
   {
     auto store = RocksDbStore::Open(OptionsFor(dir));
@@ -164,14 +164,81 @@ TEST(RocksDbStoreTest, SchemaOneStoreIsOpenedAndMarkedAsTwo) {
   }
   auto store = RocksDbStore::Open(OptionsFor(dir));
   CKPT_ASSERT_OK(store);
-  EXPECT_EQ((*store)->schema_version(), 2u);
+  EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
   auto bytes = (*store)->Get(Cf::kMeta, keys::kSchemaKey);
   CKPT_ASSERT_OK(bytes);
   ASSERT_TRUE(bytes->has_value());
   storage::v1::SchemaRecord schema;
   ASSERT_TRUE(schema.ParseFromString(**bytes));
-  EXPECT_EQ(schema.version(), 2u);
+  EXPECT_EQ(schema.version(), kSchemaVersion);
   EXPECT_EQ(schema.created_by(), "ckptd");
+}
+
+// Writes a store the way a ckptd of `version` would have: its families only, and its
+// schema record.
+void WriteOldStore(const std::string& dir, uint32_t version,
+                   const std::vector<std::string>& families) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+  for (const std::string& name : families)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir, descriptors, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  storage::v1::SchemaRecord schema;
+  schema.set_version(version);
+  schema.set_created_by("ckptd");
+  ASSERT_TRUE(
+      db->Put(rocksdb::WriteOptions(), handles[1], keys::kSchemaKey, schema.SerializeAsString())
+          .ok());
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[2], "job-1", "record").ok());
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+}
+
+const std::vector<std::string> kSchemaTwoFamilies = {
+    keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
+    keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
+
+// Schema 3 added the logs and completions families: a schema-2 store gets them, empty,
+// keeps its data, and is marked 3.
+TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedThree) {
+  const std::string dir = testutil::NewTempDir("store");
+  WriteOldStore(dir, 2, kSchemaTwoFamilies);
+  {
+    auto store = RocksDbStore::Open(OptionsFor(dir));
+    CKPT_ASSERT_OK(store);
+    EXPECT_EQ((*store)->schema_version(), 3u);
+    auto job = (*store)->Get(Cf::kJobs, "job-1");
+    CKPT_ASSERT_OK(job);
+    EXPECT_EQ(job->value_or(""), "record");
+    for (Cf cf : {Cf::kLogs, Cf::kCompletions}) {
+      auto it = (*store)->Scan(cf, "");
+      EXPECT_FALSE(it->Valid());
+      auto batch = (*store)->NewBatch();
+      batch->Put(cf, "k", "v");
+      CKPT_ASSERT_OK((*store)->Write(batch.get()));
+    }
+  }
+  auto reopened = RocksDbStore::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(reopened);
+  auto log = (*reopened)->Get(Cf::kLogs, "k");
+  CKPT_ASSERT_OK(log);
+  EXPECT_EQ(log->value_or(""), "v");
+}
+
+// A store that says it is schema 3 must have the schema-3 families.
+TEST(RocksDbStoreTest, ASchemaThreeStoreWithoutItsFamiliesIsRefused) {
+  const std::string dir = testutil::NewTempDir("store");
+  std::vector<std::string> families = kSchemaTwoFamilies;
+  families.push_back(keys::kLogsCf);
+  WriteOldStore(dir, 3, families);
+  EXPECT_THAT(RocksDbStore::Open(OptionsFor(dir)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("without ckpt's column family \"completions\"")));
 }
 
 }  // namespace

@@ -47,6 +47,30 @@ absl::StatusOr<uint64_t> Args::GetInt(absl::string_view name, uint64_t fallback,
   return value;
 }
 
+absl::StatusOr<std::optional<absl::Time>> Args::GetTime(absl::string_view name,
+                                                        absl::Time now) const {
+  if (!Has(name)) return std::nullopt;
+  const std::string text = Get(name);
+  absl::Time time;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, text, &time, &error)) return time;
+  static const std::pair<char, absl::Duration> kUnits[] = {{'s', absl::Seconds(1)},
+                                                           {'m', absl::Minutes(1)},
+                                                           {'h', absl::Hours(1)},
+                                                           {'d', absl::Hours(24)}};
+  uint64_t count = 0;
+  if (text.size() >= 2 && absl::SimpleAtoi(text.substr(0, text.size() - 1), &count) &&
+      count <= 100000 * 24 * 3600) {
+    for (const auto& [unit, length] : kUnits) {
+      if (text.back() == unit) return now - length * static_cast<int64_t>(count);
+    }
+  }
+  return UsageError(absl::StrCat("--", name,
+                                 " must be a time (2025-12-14T20:43:00Z) or an age (90s, 10m, 2h, "
+                                 "30d), not \"",
+                                 text, "\""));
+}
+
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const FlagSpec& spec) {
   Args args;
   bool flags_done = false;

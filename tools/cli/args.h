@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace ckpt {
 namespace cli {
@@ -40,6 +42,9 @@ struct Args {
   // --name as a number in [min, max]; a UsageError naming the flag otherwise.
   absl::StatusOr<uint64_t> GetInt(absl::string_view name, uint64_t fallback, uint64_t min,
                                   uint64_t max) const;
+  // --name as a time: RFC 3339 ("2025-12-14T20:43:00Z") or an age before `now` ("90s",
+  // "10m", "2h", "30d"); nullopt when not given. A UsageError naming the flag otherwise.
+  absl::StatusOr<std::optional<absl::Time>> GetTime(absl::string_view name, absl::Time now) const;
 };
 
 // Parses `argv` (without the program and command names). A UsageError for a flag the

@@ -38,8 +38,12 @@ const std::vector<Command>& Commands() {
       {"retry", "retry JOB [--step S] [--error MESSAGE] [--dry-run]",
        "failed items (of one error group) back to pending", Flags({"step", "error"}, {"dry-run"}),
        1, 1, &Retry},
-      {"items", "items JOB [--state S] [--step S] [--limit N] [--page-token T]",
-       "list items in key order", Flags({"state", "step", "limit", "page-token"}, {}), 1, 1,
+      {"items",
+       "items JOB [--state S] [--step S] [--limit N] [--page-token T] [--newest-first] "
+       "[--completed-after TIME]",
+       "list items in key order; or completed ones newest first, or completed after TIME "
+       "(oldest first; TIME: RFC 3339 or an age, 10m)",
+       Flags({"state", "step", "limit", "page-token", "completed-after"}, {"newest-first"}), 1, 1,
        &Items},
       {"item", "item JOB KEY [--step S] [--name]", "one item (--name: KEY is a name, not an index)",
        Flags({"step"}, {"name"}), 2, 2, &Item},

@@ -1,12 +1,14 @@
 // Item, worker and state commands: retry, items, item, workers, state, find-output.
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "service/common/status_macros.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/format.h"
@@ -102,6 +104,14 @@ absl::Status Items(const Context& ctx, const Args& args) {
   CKPT_ASSIGN_OR_RETURN(const uint64_t limit, args.GetInt("limit", 50, 1, 8192));
   request.set_limit(static_cast<uint32_t>(limit));
   request.set_page_token(args.Get("page-token"));
+  // What completed since a time, oldest first, or the latest completions.
+  CKPT_ASSIGN_OR_RETURN(std::optional<absl::Time> after, args.GetTime("completed-after", ctx.now));
+  if (after.has_value()) {
+    const int64_t nanos = absl::ToUnixNanos(*after);
+    request.mutable_completed_after()->set_seconds(nanos / 1000000000);
+    request.mutable_completed_after()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  }
+  if (args.Has("newest-first")) request.set_order(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST);
   CKPT_ASSIGN_OR_RETURN(v1::ListItemsResponse listed, ctx.client->ListItems(request));
   if (ctx.json) {
     *ctx.out << ToJson(listed) << "\n";

@@ -226,6 +226,21 @@ class JobCore:
         items = yield from self.list_items(pb.ITEM_STATE_FAILED, keys_only=False)
         return {convert.key_value(item.key): item.last_error.message for item in items}
 
+    def completed_page(self, *, after: Optional[convert.Time], newest_first: bool,
+                       keys_only: bool, page_token: str) -> Program[tuple[list[pb.Item], str]]:
+        """One page of the step's COMPLETED items by completion time, and the next page's
+        token ("" at the end)."""
+        request = pb.ListItemsRequest(
+            job_id=self.job_id, step=self.step, limit=_PAGE, keys_only=keys_only,
+            page_token=page_token,
+            order=(pb.ITEM_ORDER_COMPLETED_NEWEST_FIRST if newest_first
+                   else pb.ITEM_ORDER_COMPLETED_OLDEST_FIRST))
+        if after is not None:
+            request.completed_after.CopyFrom(convert.timestamp(after))
+        answer = yield from self._call("ListItems", request)
+        page = response(answer, pb.ListItemsResponse)
+        return list(page.items), page.next_page_token
+
     def remaining_keys(self) -> Program[set[Key]]:
         keys: set[Key] = set()
         for state in (pb.ITEM_STATE_PENDING, pb.ITEM_STATE_LEASED):

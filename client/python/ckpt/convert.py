@@ -10,11 +10,14 @@ import datetime
 from typing import Union
 
 from google.protobuf import duration_pb2
+from google.protobuf import timestamp_pb2
 
 from ckpt.v1 import checkpoint_pb2 as pb
 
 # A duration: seconds, a timedelta, or a Duration message.
 Seconds = Union[int, float, datetime.timedelta, duration_pb2.Duration]
+# A point in time: seconds since the epoch, a datetime (naive means UTC), or a Timestamp.
+Time = Union[int, float, datetime.datetime, timestamp_pb2.Timestamp]
 
 
 def item_key(key: Union[int, str, pb.ItemKey]) -> pb.ItemKey:
@@ -53,3 +56,16 @@ def duration(value: Seconds) -> duration_pb2.Duration:
 def seconds(value: duration_pb2.Duration) -> float:
     """Returns a Duration as float seconds."""
     return value.seconds + value.nanos / 1e9
+
+
+def timestamp(value: Time) -> timestamp_pb2.Timestamp:
+    """Returns a Timestamp for a datetime (naive means UTC), seconds since the epoch, or a
+    Timestamp."""
+    if isinstance(value, timestamp_pb2.Timestamp):
+        return value
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        value = value.timestamp()
+    seconds_part, nanos = divmod(int(round(value * 1e9)), 1_000_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds_part, nanos=nanos)

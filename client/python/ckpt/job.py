@@ -32,7 +32,7 @@ Thread-safe as the Client is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 from ckpt import convert
 from ckpt._jobs import AddResult, JobCore, Key, Summary, error_text, item_result
@@ -147,6 +147,21 @@ class Job:
         """{index: last error message} of the step's FAILED items (RPCs: a listing)."""
         return {key: message for key, message in self.failed_keys().items()
                 if isinstance(key, int)}
+
+    def completed_items(self, *, after: Optional[convert.Time] = None, newest_first: bool = False,
+                        keys_only: bool = True) -> Iterator[pb.Item]:
+        """Yields the step's COMPLETED items (ckpt.v1 Item messages; update_time is when
+        each completed) by completion time: oldest first, or `newest_first`. `after`:
+        only items completed strictly after it (seconds, a datetime or a Timestamp, such
+        as the update_time of the last item seen): what a monitor has not seen yet,
+        across ckptd restarts. One call per page, O(page) on the server."""
+        token = ""
+        while True:
+            items, token = self.client.run(self._core.completed_page(
+                after=after, newest_first=newest_first, keys_only=keys_only, page_token=token))
+            yield from items
+            if not token:
+                return
 
     def completed_keys(self) -> set[Key]:
         """The set of completed keys of the step: int indices and str names."""

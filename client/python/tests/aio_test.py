@@ -56,6 +56,15 @@ class ClientTest(AsyncTestCase):
 
 class RecordModeTest(AsyncTestCase):
 
+    async def test_completed_items_by_completion_time(self):
+        job = await self.new_async_job(items=4)
+        for i in (2, 0, 3):
+            await job.mark_completed(i)
+        newest = [item.key.index async for item in job.completed_items(newest_first=True)]
+        self.assertEqual(newest, [3, 0, 2])
+        since = (await job.item(0)).update_time
+        self.assertEqual([item.key.index async for item in job.completed_items(after=since)], [3])
+
     async def test_marks_and_queries_match_the_blocking_api(self):
         job = await self.new_async_job(items=5)
         self.assertTrue(await job.mark_in_progress(0))

@@ -198,5 +198,24 @@ class HistoryTest(CkptdTestCase):
         self.assertEqual(state.value, b"msg-4411")
 
 
+class CompletionsTest(CkptdTestCase):
+    """Recent progress that survives a restart."""
+
+    def test_completed_items_by_time_across_a_restart(self):
+        job = self.new_job(items=6)
+        for i in (4, 1, 3):
+            job.mark_completed(i)
+        first_look = [item.key.index for item in job.completed_items()]
+        self.assertEqual(first_look, [4, 1, 3])
+        since = job.item(3).update_time  # a monitor's last look
+        job.mark_completed(0)
+        self.ckptd.restart()
+        self.assertEqual([i.key.index for i in job.completed_items(after=since)], [0])
+        self.assertEqual([i.key.index for i in job.completed_items(newest_first=True)],
+                         [0, 3, 1, 4])
+        recent = self.client.call("GetJob", job_id=job.job_id).recent_completions
+        self.assertEqual([c.key.index for c in recent], [0, 3, 1, 4])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -4,8 +4,8 @@ each makes calls. The logic is ckpt/_jobs.py, shared with ckpt.Job."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable, Optional, Sequence, Tuple, \
-    Union
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable, Optional, Sequence, \
+    Tuple, Union
 
 from ckpt import convert
 from ckpt._jobs import AddResult, JobCore, Key, Summary, item_result
@@ -84,6 +84,19 @@ class Job:
     async def failed_indices(self) -> dict[int, str]:
         return {key: message for key, message in (await self.failed_keys()).items()
                 if isinstance(key, int)}
+
+    async def completed_items(self, *, after: Optional[convert.Time] = None,
+                              newest_first: bool = False,
+                              keys_only: bool = True) -> AsyncIterator[pb.Item]:
+        """ckpt.Job.completed_items, as an async generator."""
+        token = ""
+        while True:
+            items, token = await self.client.run(self._core.completed_page(
+                after=after, newest_first=newest_first, keys_only=keys_only, page_token=token))
+            for item in items:
+                yield item
+            if not token:
+                return
 
     async def completed_keys(self) -> set[Key]:
         return await self.client.run(self._core.completed_keys())
