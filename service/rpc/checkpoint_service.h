@@ -31,7 +31,7 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   // WatchJob streams end, so a graceful shutdown waits only for calls in flight.
   void BeginShutdown();
   // Blocks until no unary call is in flight (each was answered) or `deadline` passes.
-  // Returns true if none is in flight.
+  // Returns true if none is in flight. WatchJob streams: watch_hub()->AwaitNoWatchers.
   bool AwaitIdle(absl::Time deadline);
 
   // The hub behind WatchJob, shared with other front ends (the HTTP event stream).

@@ -217,6 +217,12 @@ void WatchHub::Remove(Watcher* watcher) {
   watchers_.erase(watcher);
 }
 
+bool WatchHub::AwaitNoWatchers(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return watchers_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+}
+
 void WatchHub::Loop() {
   uint64_t seen = 0;
   for (;;) {

@@ -46,6 +46,9 @@ class WatchHub {
   // Ends every open watch with UNAVAILABLE (the server is shutting down); later ones
   // end at once.
   void Shutdown();
+  // Blocks until every watch has ended (gRPC streams: their last message sent), or
+  // until `deadline`. Returns true if none is left.
+  bool AwaitNoWatchers(absl::Time deadline);
 
  private:
   class Watcher;

@@ -118,4 +118,10 @@ void HealthService::Remove(Watcher* watcher) {
   watchers_.erase(watcher);
 }
 
+bool HealthService::AwaitNoWatchers(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return watchers_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+}
+
 }  // namespace ckpt

@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace ckpt {
@@ -22,6 +23,9 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   // SERVING or NOT_SERVING. Watchers get the new status; when not serving, their
   // streams then end, so a graceful shutdown does not wait for them.
   void SetServing(bool serving);
+  // Blocks until every Watch stream has ended (its last message sent), or until
+  // `deadline`. Returns true if none is left.
+  bool AwaitNoWatchers(absl::Time deadline);
 
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,
                                   const grpc::health::v1::HealthCheckRequest* request,

@@ -308,10 +308,15 @@ void Server::Shutdown(absl::Duration grace) {
   // writes commit) within the grace. What is still queued after it is answered
   // UNAVAILABLE, never applied; only the group being written is waited for.
   checkpoint_->BeginShutdown();
-  if (!checkpoint_->AwaitIdle(absl::Now() + grace)) {
+  const absl::Time deadline = absl::Now() + grace;
+  if (!checkpoint_->AwaitIdle(deadline)) {
     engine_->RefuseQueued();
     checkpoint_->AwaitIdle(absl::InfiniteFuture());
   }
+  // Streams told to end (WatchJob: UNAVAILABLE; health: NOT_SERVING) get to say so,
+  // within the grace (a client that stopped reading holds its stream).
+  checkpoint_->watch_hub()->AwaitNoWatchers(deadline);
+  health_->AwaitNoWatchers(deadline);
   // Nothing is in flight: close every connection now, idle ones included, rather than
   // wait the grace for clients to hang up.
   keeper_.reset();
