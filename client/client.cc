@@ -8,8 +8,11 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/retry_table.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "service/common/clock.h"
 #include "service/common/grpc_status.h"
+#include "service/common/status_macros.h"
 
 namespace ckpt {
 namespace {
@@ -41,11 +44,6 @@ absl::Duration RetryAfter(const grpc::ClientContext& context) {
     return absl::ZeroDuration();
   }
   return absl::Milliseconds(millis);
-}
-
-bool AnyRecordModeFailure(const v1::FailItemsRequest& request) {
-  return std::any_of(request.items().begin(), request.items().end(),
-                     [](const v1::Failure& failure) { return failure.lease_token() == 0; });
 }
 
 }  // namespace
@@ -95,12 +93,12 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       channel_(std::move(channel)),
       stub_(v1::Checkpoint::NewStub(channel_)) {}
 
-bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
+bool Client::BackoffBeforeRetry(const absl::Status& status, bool deadline_too, int attempt,
                                 absl::Time first_attempt, absl::Duration retry_for,
                                 absl::Duration retry_after) {
   const bool not_applied = absl::IsResourceExhausted(status) && retry_after > absl::ZeroDuration();
   const bool retryable = not_applied || absl::IsUnavailable(status) ||
-                         (absl::IsDeadlineExceeded(status) && retry != Retry::kOnlyIfUnavailable);
+                         (deadline_too && absl::IsDeadlineExceeded(status));
   if (!retryable || attempt >= options_.retry.max_attempts) return false;
   const absl::Duration delay = std::max(BackoffDelay(options_.retry, attempt), retry_after);
   const absl::Duration budget = std::min(options_.retry.max_elapsed, retry_for);
@@ -110,136 +108,158 @@ bool Client::BackoffBeforeRetry(const absl::Status& status, Retry retry, int att
   return true;
 }
 
+absl::Status Client::AwaitServing(absl::Time first_attempt, absl::Duration retry_for) {
+  const auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (int probe = 1;; ++probe) {
+    grpc::ClientContext context;
+    SetDeadline(&context, options_.call_timeout);
+    grpc::health::v1::HealthCheckResponse response;
+    absl::Status status = FromGrpcStatus(health->Check(&context, {}, &response));
+    if (status.ok() && response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+      status = absl::UnavailableError("ckptd is not serving (shutting down?)");
+    }
+    // Any other answer means ckptd is there (a server without the health service).
+    if (status.ok() || !(absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status))) {
+      return absl::OkStatus();
+    }
+    if (!BackoffBeforeRetry(absl::UnavailableError(status.message()), false, probe, first_attempt,
+                            retry_for, absl::ZeroDuration())) {
+      return absl::UnavailableError(absl::StrCat("no connection to ckptd at ", options_.target,
+                                                 " (", status.message(), "); nothing was sent"));
+    }
+  }
+}
+
 template <typename Request, typename Response>
-absl::StatusOr<Response> Client::Call(Method<Request, Response> method, const Request& request,
-                                      Retry retry, absl::Duration retry_for) {
+absl::StatusOr<Response> Client::Call(Method<Request, Response> method, absl::string_view name,
+                                      const Request& request, absl::Duration retry_for) {
+  const bool resend = ResendAfterLostAnswer(name, request);
   const absl::Time first_attempt = options_.clock->Now();
+  if (!resend) CKPT_RETURN_IF_ERROR(AwaitServing(first_attempt, retry_for));
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     SetDeadline(&context, options_.call_timeout);
     Response response;
     const absl::Status status = FromGrpcStatus(((*stub_).*method)(&context, request, &response));
     if (status.ok()) return response;
-    // A repeated DeleteJob answers NOT_FOUND when an attempt cut off earlier deleted the
-    // job (or someone else did): either way it is gone, as the caller asked.
-    if (retry == Retry::kDelete && attempt > 1 && absl::IsNotFound(status)) return response;
-    if (!BackoffBeforeRetry(status, retry, attempt, first_attempt, retry_for,
-                            RetryAfter(context))) {
+    const absl::Duration retry_after = RetryAfter(context);
+    if (!resend && (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status))) {
+      return absl::Status(status.code(), absl::StrCat(status.message(), " (", name,
+                                                      " may have been applied: its answer was "
+                                                      "lost; docs/api.md, \"Retrying a write\")"));
+    }
+    if (!BackoffBeforeRetry(status, resend, attempt, first_attempt, retry_for, retry_after)) {
       return status;
     }
   }
 }
 
 absl::StatusOr<v1::CreateJobResponse> Client::CreateJob(const v1::CreateJobRequest& request) {
-  // Without a job_id a repeat creates a second job; with one, it resumes the first.
-  return Call(&Stub::CreateJob, request,
-              request.job_id().empty() ? Retry::kOnlyIfUnavailable : Retry::kAlways);
+  return Call(&Stub::CreateJob, "CreateJob", request);
 }
 
 absl::StatusOr<v1::GetJobResponse> Client::GetJob(const v1::GetJobRequest& request) {
-  return Call(&Stub::GetJob, request, Retry::kAlways);
+  return Call(&Stub::GetJob, "GetJob", request);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
-  return Call(&Stub::ListJobs, request, Retry::kAlways);
+  return Call(&Stub::ListJobs, "ListJobs", request);
 }
 
 absl::StatusOr<v1::UpdateJobResponse> Client::UpdateJob(const v1::UpdateJobRequest& request) {
-  return Call(&Stub::UpdateJob, request, Retry::kAlways);
+  return Call(&Stub::UpdateJob, "UpdateJob", request);
 }
 
 absl::StatusOr<v1::PauseJobResponse> Client::PauseJob(const v1::PauseJobRequest& request) {
-  return Call(&Stub::PauseJob, request, Retry::kAlways);
+  return Call(&Stub::PauseJob, "PauseJob", request);
 }
 
 absl::StatusOr<v1::ResumeJobResponse> Client::ResumeJob(const v1::ResumeJobRequest& request) {
-  return Call(&Stub::ResumeJob, request, Retry::kAlways);
+  return Call(&Stub::ResumeJob, "ResumeJob", request);
 }
 
 absl::StatusOr<v1::StopJobResponse> Client::StopJob(const v1::StopJobRequest& request) {
-  return Call(&Stub::StopJob, request, Retry::kAlways);
+  return Call(&Stub::StopJob, "StopJob", request);
 }
 
 absl::StatusOr<v1::FinishJobResponse> Client::FinishJob(const v1::FinishJobRequest& request) {
-  return Call(&Stub::FinishJob, request, Retry::kAlways);
+  return Call(&Stub::FinishJob, "FinishJob", request);
 }
 
 absl::StatusOr<v1::ResetJobResponse> Client::ResetJob(const v1::ResetJobRequest& request) {
-  return Call(&Stub::ResetJob, request, Retry::kAlways);
+  return Call(&Stub::ResetJob, "ResetJob", request);
 }
 
 absl::StatusOr<v1::DeleteJobResponse> Client::DeleteJob(const v1::DeleteJobRequest& request) {
-  return Call(&Stub::DeleteJob, request, Retry::kDelete);
+  return Call(&Stub::DeleteJob, "DeleteJob", request);
 }
 
 absl::StatusOr<v1::AddItemsResponse> Client::AddItems(const v1::AddItemsRequest& request) {
-  return Call(&Stub::AddItems, request, Retry::kAlways);
+  return Call(&Stub::AddItems, "AddItems", request);
 }
 
 absl::StatusOr<v1::LeaseItemsResponse> Client::LeaseItems(const v1::LeaseItemsRequest& request) {
   // A repeat leases a second set; the first would expire unseen, costing an attempt each.
-  return Call(&Stub::LeaseItems, request, Retry::kOnlyIfUnavailable);
+  return Call(&Stub::LeaseItems, "LeaseItems", request);
 }
 
 absl::StatusOr<v1::CompleteItemsResponse> Client::CompleteItems(
     const v1::CompleteItemsRequest& request) {
-  return Call(&Stub::CompleteItems, request, Retry::kAlways);
+  return Call(&Stub::CompleteItems, "CompleteItems", request);
 }
 
 absl::StatusOr<v1::FailItemsResponse> Client::FailItems(const v1::FailItemsRequest& request) {
   // With tokens a repeat is refused (lease lost); in record mode it counts again.
-  return Call(&Stub::FailItems, request,
-              AnyRecordModeFailure(request) ? Retry::kOnlyIfUnavailable : Retry::kAlways);
+  return Call(&Stub::FailItems, "FailItems", request);
 }
 
 absl::StatusOr<v1::GetItemResponse> Client::GetItem(const v1::GetItemRequest& request) {
-  return Call(&Stub::GetItem, request, Retry::kAlways);
+  return Call(&Stub::GetItem, "GetItem", request);
 }
 
 absl::StatusOr<v1::ListItemsResponse> Client::ListItems(const v1::ListItemsRequest& request) {
-  return Call(&Stub::ListItems, request, Retry::kAlways);
+  return Call(&Stub::ListItems, "ListItems", request);
 }
 
 absl::StatusOr<v1::ResetItemsResponse> Client::ResetItems(const v1::ResetItemsRequest& request) {
-  return Call(&Stub::ResetItems, request, Retry::kAlways);
+  return Call(&Stub::ResetItems, "ResetItems", request);
 }
 
 absl::StatusOr<v1::FindOutputResponse> Client::FindOutput(const v1::FindOutputRequest& request) {
-  return Call(&Stub::FindOutput, request, Retry::kAlways);
+  return Call(&Stub::FindOutput, "FindOutput", request);
 }
 
 absl::StatusOr<v1::RegisterWorkerResponse> Client::RegisterWorker(
     const v1::RegisterWorkerRequest& request) {
   // A repeat registers a second worker.
-  return Call(&Stub::RegisterWorker, request, Retry::kOnlyIfUnavailable);
+  return Call(&Stub::RegisterWorker, "RegisterWorker", request);
 }
 
 absl::StatusOr<v1::HeartbeatResponse> Client::Heartbeat(const v1::HeartbeatRequest& request,
                                                         absl::Duration retry_for) {
-  return Call(&Stub::Heartbeat, request, Retry::kAlways, retry_for);
+  return Call(&Stub::Heartbeat, "Heartbeat", request, retry_for);
 }
 
 absl::StatusOr<v1::ListWorkersResponse> Client::ListWorkers(const v1::ListWorkersRequest& request) {
-  return Call(&Stub::ListWorkers, request, Retry::kAlways);
+  return Call(&Stub::ListWorkers, "ListWorkers", request);
 }
 
 absl::StatusOr<v1::UnregisterWorkerResponse> Client::UnregisterWorker(
     const v1::UnregisterWorkerRequest& request, absl::Duration retry_for) {
-  return Call(&Stub::UnregisterWorker, request, Retry::kAlways, retry_for);
+  return Call(&Stub::UnregisterWorker, "UnregisterWorker", request, retry_for);
 }
 
 absl::StatusOr<v1::PutStateResponse> Client::PutState(const v1::PutStateRequest& request) {
   // A repeated compare-and-set answers ABORTED even though the first one applied.
-  return Call(&Stub::PutState, request,
-              request.has_expected_version() ? Retry::kOnlyIfUnavailable : Retry::kAlways);
+  return Call(&Stub::PutState, "PutState", request);
 }
 
 absl::StatusOr<v1::GetStateResponse> Client::GetState(const v1::GetStateRequest& request) {
-  return Call(&Stub::GetState, request, Retry::kAlways);
+  return Call(&Stub::GetState, "GetState", request);
 }
 
 absl::StatusOr<v1::ListStatesResponse> Client::ListStates(const v1::ListStatesRequest& request) {
-  return Call(&Stub::ListStates, request, Retry::kAlways);
+  return Call(&Stub::ListStates, "ListStates", request);
 }
 
 absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
@@ -266,8 +286,8 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
       attempt = 1;
       first_attempt = options_.clock->Now();
     }
-    if (!BackoffBeforeRetry(status, Retry::kOnlyIfUnavailable, attempt, first_attempt,
-                            absl::InfiniteDuration(), absl::ZeroDuration())) {
+    if (!BackoffBeforeRetry(status, false, attempt, first_attempt, absl::InfiniteDuration(),
+                            absl::ZeroDuration())) {
       return status;
     }
   }

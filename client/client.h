@@ -12,15 +12,15 @@
 // (docs/api.md lists them). The client adds no rules of its own: it checks nothing the
 // server checks, and every answer, including a refusal, is the server's.
 //
-// Retries (docs/api.md, "Retrying a write"): a call that fails UNAVAILABLE is tried
-// again with exponential backoff and full jitter until RetryPolicy::max_elapsed, since
-// the server either never saw it or crashed around it, and every write is either
-// idempotent or harmless to repeat. A call that fails DEADLINE_EXCEEDED may have been
-// applied, so it is tried again only when repeating it changes nothing: every read and
-// every write except LeaseItems, RegisterWorker, CreateJob without a job_id, FailItems
-// with a token-0 (record mode) item, and PutState with an expected_version. Those return
-// DEADLINE_EXCEEDED to the caller. A retried DeleteJob that answers NOT_FOUND after an
-// earlier attempt was cut off reports OK: the first attempt deleted the job.
+// Retries (docs/api.md, "Retrying a write", the table both SDKs follow: retry_table.h):
+// a call that fails UNAVAILABLE or DEADLINE_EXCEEDED is tried again with exponential
+// backoff and full jitter until RetryPolicy::max_elapsed when the table says a repeat
+// does no harm (every read, and most writes). The others (LeaseItems, RegisterWorker,
+// CreateJob without a job_id, FailItems with a token-0 item, ResetJob, ResetItems,
+// DeleteJob, PutState with an expected_version) are sent only once ckptd answers a health
+// check, waiting for it under the same policy (nothing has been sent, so waiting for a
+// restarted ckptd is safe), and then once: a lost answer is returned, its message saying
+// that the write may have been applied.
 #ifndef CKPT_CLIENT_CLIENT_H_
 #define CKPT_CLIENT_CLIENT_H_
 
@@ -149,28 +149,29 @@ class Client {
                         const std::function<bool(const v1::Job&)>& on_snapshot);
 
  private:
-  // When a failed attempt is tried again: kAlways on UNAVAILABLE and DEADLINE_EXCEEDED,
-  // kOnlyIfUnavailable on UNAVAILABLE; kDelete as kAlways, and NOT_FOUND after a first
-  // failed attempt means done.
-  enum class Retry { kAlways, kOnlyIfUnavailable, kDelete };
-
   template <typename Request, typename Response>
   using Method = grpc::Status (v1::Checkpoint::Stub::*)(grpc::ClientContext*, const Request&,
                                                         Response*);
 
   explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
-  // Calls `method` under the retry policy, retrying for at most `retry_for`.
+  // Calls `method` (named `name`, for the retry table) under the retry policy, retrying
+  // for at most `retry_for`.
   template <typename Request, typename Response>
-  absl::StatusOr<Response> Call(Method<Request, Response> method, const Request& request,
-                                Retry retry, absl::Duration retry_for = absl::InfiniteDuration());
+  absl::StatusOr<Response> Call(Method<Request, Response> method, absl::string_view name,
+                                const Request& request,
+                                absl::Duration retry_for = absl::InfiniteDuration());
+
+  // Returns once ckptd answers a health check SERVING; UNAVAILABLE ("nothing was sent")
+  // if it does not within the policy, counted from `first_attempt`.
+  absl::Status AwaitServing(absl::Time first_attempt, absl::Duration retry_for);
 
   // Whether to try again after `status` from attempt number `attempt` (1 for the
-  // first), the first having started at `first_attempt`, within `retry_for`; if so,
-  // waits the backoff first. `retry_after`: ckptd's hint on a RESOURCE_EXHAUSTED for a
-  // write it did not queue (not applied, so always safe to send again), at least that
-  // long is waited; zero without one.
-  bool BackoffBeforeRetry(const absl::Status& status, Retry retry, int attempt,
+  // first), the first having started at `first_attempt`, within `retry_for`: UNAVAILABLE,
+  // DEADLINE_EXCEEDED too if `deadline_too`, and a RESOURCE_EXHAUSTED with ckptd's hint
+  // `retry_after` (a write it did not queue: not applied, so always safe to send again; at
+  // least that long is waited; zero without a hint). If so, waits the backoff.
+  bool BackoffBeforeRetry(const absl::Status& status, bool deadline_too, int attempt,
                           absl::Time first_attempt, absl::Duration retry_for,
                           absl::Duration retry_after);
 

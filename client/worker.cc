@@ -276,7 +276,7 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
     CKPT_RETURN_IF_ERROR(RegisterWithServer());
     request.set_worker_id(worker_id());
     leased = client_->LeaseItems(request);
-  } else if (absl::IsDeadlineExceeded(leased.status())) {
+  } else if (absl::IsDeadlineExceeded(leased.status()) || absl::IsUnavailable(leased.status())) {
     // The answer was lost, perhaps after ckptd granted leases this worker never saw.
     // Nothing else is held now (completions are sent before leasing), so unregistering
     // returns exactly those to PENDING, without counting an attempt, instead of leaving

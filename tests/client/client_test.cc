@@ -224,12 +224,54 @@ TEST(ClientQueueFullTest, DoesNotRetryResourceExhaustedWithoutAHint) {
   EXPECT_EQ(service.calls(), 1);
 }
 
-TEST_F(ClientTest, RetriedDeleteOfAGoneJobIsNotARetry) {
-  // Only a NOT_FOUND after a failed attempt counts as done; a first NOT_FOUND is real.
+TEST_F(ClientTest, DeleteOfAMissingJobIsNotFound) {
   auto client = Connect();
   v1::DeleteJobRequest request;
   request.set_job_id("never-existed");
   EXPECT_THAT(client->DeleteJob(request), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(ClientTest, AWriteThatMustNotRepeatWaitsForCkptdThenIsSentOnce) {
+  absl::Notification waiting;
+  ClientOptions options;
+  options.retry.initial_backoff = absl::Milliseconds(10);
+  options.retry.max_backoff = absl::Milliseconds(100);
+  options.on_retry = [&](const absl::Status& status, int) {
+    if (!waiting.HasBeenNotified()) waiting.Notify();
+  };
+  auto client = Connect(std::move(options));
+  CreateJob(*client, "registering");
+  server_->Shutdown(absl::Seconds(5));
+  absl::StatusOr<v1::RegisterWorkerResponse> registered;
+  std::thread caller([&] {
+    v1::RegisterWorkerRequest request;
+    request.set_job_id("registering");
+    registered = client->RegisterWorker(request);
+  });
+  waiting.WaitForNotification();  // its health check failed: nothing sent yet
+  CKPT_ASSERT_OK(server_->StartOnSamePort());
+  caller.join();
+  CKPT_ASSERT_OK(registered);
+  v1::ListWorkersRequest list;
+  list.set_job_id("registering");
+  auto workers = client->ListWorkers(list);
+  CKPT_ASSERT_OK(workers);
+  ASSERT_EQ(workers->workers_size(), 1);  // sent once
+  EXPECT_EQ(workers->workers(0).worker_id(), registered->worker_id());
+}
+
+TEST_F(ClientTest, AWriteThatMustNotRepeatSaysNothingWasSentWhenCkptdStaysDown) {
+  ClientOptions options;
+  options.retry.initial_backoff = absl::Milliseconds(1);
+  options.retry.max_attempts = 3;
+  auto client = Connect(std::move(options));
+  server_->Shutdown(absl::Seconds(5));
+  v1::LeaseItemsRequest lease;
+  lease.set_job_id("any");
+  lease.set_worker_id("w-1");
+  lease.set_max_items(1);
+  EXPECT_THAT(client->LeaseItems(lease),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("nothing was sent")));
 }
 
 TEST_F(ClientTest, WatchJobFollowsAJobAcrossARestartToTheEnd) {
