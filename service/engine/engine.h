@@ -121,12 +121,24 @@ class Engine {
 
   // ---- Reads: never block on the writer; see only committed state ----
   absl::Status GetJob(const v1::GetJobRequest& request, v1::GetJobResponse* response) const;
-  absl::Status ListJobs(const v1::ListJobsRequest& request, v1::ListJobsResponse* response) const;
+  absl::Status ListJobs(const v1::ListJobsRequest& request, v1::ListJobsResponse* response) const {
+    return ListJobsWithPrefix(request, response, "");
+  }
+  // ListJobs and FindOutput that see only jobs whose id starts with `job_id_prefix`: a
+  // principal confined to a prefix sees nothing of other jobs.
+  absl::Status ListJobsWithPrefix(const v1::ListJobsRequest& request,
+                                  v1::ListJobsResponse* response,
+                                  absl::string_view job_id_prefix) const;
   absl::Status GetItem(const v1::GetItemRequest& request, v1::GetItemResponse* response) const;
   absl::Status ListItems(const v1::ListItemsRequest& request,
                          v1::ListItemsResponse* response) const;
   absl::Status FindOutput(const v1::FindOutputRequest& request,
-                          v1::FindOutputResponse* response) const;
+                          v1::FindOutputResponse* response) const {
+    return FindOutputWithPrefix(request, response, "");
+  }
+  absl::Status FindOutputWithPrefix(const v1::FindOutputRequest& request,
+                                    v1::FindOutputResponse* response,
+                                    absl::string_view job_id_prefix) const;
   absl::Status GetState(const v1::GetStateRequest& request, v1::GetStateResponse* response) const;
   absl::Status ListStates(const v1::ListStatesRequest& request,
                           v1::ListStatesResponse* response) const;

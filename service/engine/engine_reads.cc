@@ -89,7 +89,8 @@ absl::Status Engine::GetJob(const v1::GetJobRequest& r, v1::GetJobResponse* out)
   return absl::OkStatus();
 }
 
-absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse* out) const {
+absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJobsResponse* out,
+                                        absl::string_view job_id_prefix) const {
   std::vector<std::shared_ptr<const JobSnapshot>> all;
   {
     absl::MutexLock lock(&publish_mu_);
@@ -115,6 +116,7 @@ absl::Status Engine::ListJobs(const v1::ListJobsRequest& r, v1::ListJobsResponse
   std::vector<const JobSnapshot*> rows;  // kept alive by `all`
   for (const auto& snapshot : all) {
     const v1::Job& job = snapshot->record->job();
+    if (!absl::StartsWith(job.job_id(), job_id_prefix)) continue;
     if (r.status() != v1::JOB_STATUS_UNSPECIFIED && job.status() != r.status()) continue;
     if (!r.name_prefix().empty() && !absl::StartsWith(job.job_id(), r.name_prefix()) &&
         !absl::StartsWith(job.display_name(), r.name_prefix())) {
@@ -209,7 +211,9 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
   return absl::OkStatus();
 }
 
-absl::Status Engine::FindOutput(const v1::FindOutputRequest& r, v1::FindOutputResponse* out) const {
+absl::Status Engine::FindOutputWithPrefix(const v1::FindOutputRequest& r,
+                                          v1::FindOutputResponse* out,
+                                          absl::string_view job_id_prefix) const {
   auto not_found = absl::NotFoundError(
       absl::StrCat("no completed item recorded output \"", r.output_path(), "\""));
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
@@ -217,6 +221,7 @@ absl::Status Engine::FindOutput(const v1::FindOutputRequest& r, v1::FindOutputRe
   if (!bytes.has_value()) return not_found;
   storage::v1::OutputRecord output;
   if (!output.ParseFromString(*bytes)) return absl::DataLossError("corrupt output record");
+  if (!absl::StartsWith(output.job_id(), job_id_prefix)) return not_found;
   // The record may be stale (the item was reset or its job deleted): check the item.
   v1::GetItemRequest get;
   get.set_job_id(output.job_id());

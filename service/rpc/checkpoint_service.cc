@@ -4,8 +4,11 @@
 
 #include "google/protobuf/arena.h"
 #include "google/protobuf/descriptor.h"
+#include "service/auth/roles.h"
 #include "service/common/grpc_status.h"
+#include "service/common/status_macros.h"
 #include "service/engine/write_queue.h"
+#include "service/rpc/call_auth.h"
 #include "service/rpc/wire_message.h"
 
 namespace ckpt {
@@ -35,16 +38,68 @@ struct UnaryCall {
   Response* response = google::protobuf::Arena::CreateMessage<Response>(&arena);
 };
 
-// Parses and validates the request; on failure answers the call and returns null.
+// The job a request names, for a confined principal; ListJobs and FindOutput name none
+// (their answers are filtered instead).
+template <typename Request>
+absl::string_view JobIdOf(const Request& request) {
+  return request.job_id();
+}
+absl::string_view JobIdOf(const v1::ListJobsRequest&) { return ""; }
+absl::string_view JobIdOf(const v1::FindOutputRequest&) { return ""; }
+
+bool IsAdminAction(absl::string_view rpc, const auth::PrincipalRef& principal) {
+  return principal != nullptr && auth::FindRpcRule(rpc)->role == auth::Role::kAdmin;
+}
+
+// Authenticates the call, parses its request into `request` and authorizes it: the
+// principal (null without an auth file), or the refusal. Credentials are checked before
+// the request is even parsed.
+template <typename Request>
+absl::StatusOr<auth::PrincipalRef> Admit(const auth::Authorizer* authorizer,
+                                         const grpc::ServerContextBase& context,
+                                         absl::string_view rpc, const ByteBuffer* wire,
+                                         Request* request) {
+  CKPT_ASSIGN_OR_RETURN(auth::PrincipalRef principal, AuthenticateCall(authorizer, context, rpc));
+  CKPT_RETURN_IF_ERROR(ParseWireMessage(const_cast<ByteBuffer*>(wire), request));
+  if (principal != nullptr) {
+    CKPT_RETURN_IF_ERROR(auth::Authorizer::Authorize(*principal, rpc, JobIdOf(*request)));
+  }
+  return principal;
+}
+
+// Admit, then ValidateRequest; on failure answers the call and returns null. An admin
+// action refused by validation is logged, as one the engine decides is.
 template <typename Request, typename Response>
-std::unique_ptr<UnaryCall<Request, Response>> Accept(const ByteBuffer* wire, const Limits& limits,
-                                                     ServerUnaryReactor* reactor) {
+std::unique_ptr<UnaryCall<Request, Response>> Accept(const auth::Authorizer* authorizer,
+                                                     const grpc::ServerContextBase& context,
+                                                     absl::string_view rpc, const ByteBuffer* wire,
+                                                     const Limits& limits,
+                                                     ServerUnaryReactor* reactor,
+                                                     auth::PrincipalRef* principal) {
   auto call = std::make_unique<UnaryCall<Request, Response>>();
-  absl::Status status = ParseWireMessage(const_cast<ByteBuffer*>(wire), call->request);
-  if (status.ok()) status = ValidateRequest(*call->request, limits);
+  absl::StatusOr<auth::PrincipalRef> admitted =
+      Admit(authorizer, context, rpc, wire, call->request);
+  absl::Status status = admitted.status();
+  if (status.ok()) {
+    *principal = std::move(*admitted);
+    status = ValidateRequest(*call->request, limits);
+    if (!status.ok() && IsAdminAction(rpc, *principal)) {
+      LogAdminAction(rpc, **principal, JobIdOf(*call->request), status);
+    }
+  }
   if (status.ok()) return call;
   reactor->Finish(ToGrpcStatus(status));
   return nullptr;
+}
+
+// For an admin RPC by a principal: logs the action's outcome. Otherwise empty.
+std::function<void(const absl::Status&)> AdminAudit(absl::string_view rpc,
+                                                    const auth::PrincipalRef& principal,
+                                                    absl::string_view job_id) {
+  if (!IsAdminAction(rpc, principal)) return nullptr;
+  return [rpc, principal, job_id = std::string(job_id)](const absl::Status& outcome) {
+    LogAdminAction(rpc, *principal, job_id, outcome);
+  };
 }
 
 void Answer(CallbackServerContext* context, ServerUnaryReactor* reactor,
@@ -58,11 +113,12 @@ void Answer(CallbackServerContext* context, ServerUnaryReactor* reactor,
 
 }  // namespace
 
-CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
-    : engine_(engine), limits_(limits), watch_hub_(engine) {
+CheckpointService::CheckpointService(Engine* engine, const Limits& limits,
+                                     const auth::Authorizer* authorizer)
+    : engine_(engine), limits_(limits), authorizer_(authorizer), watch_hub_(engine) {
   ServeWrite("CreateJob", &Engine::CreateJob);
   ServeRead("GetJob", &Engine::GetJob);
-  ServeRead("ListJobs", &Engine::ListJobs);
+  ServeReadAcrossJobs("ListJobs", &Engine::ListJobsWithPrefix);
   ServeWrite("UpdateJob", &Engine::UpdateJob);
   ServeWrite("PauseJob", &Engine::PauseJob);
   ServeWrite("ResumeJob", &Engine::ResumeJob);
@@ -77,7 +133,7 @@ CheckpointService::CheckpointService(Engine* engine, const Limits& limits)
   ServeRead("GetItem", &Engine::GetItem);
   ServeRead("ListItems", &Engine::ListItems);
   ServeWrite("ResetItems", &Engine::ResetItems);
-  ServeRead("FindOutput", &Engine::FindOutput);
+  ServeReadAcrossJobs("FindOutput", &Engine::FindOutputWithPrefix);
   ServeWrite("RegisterWorker", &Engine::RegisterWorker);
   ServeWrite("Heartbeat", &Engine::Heartbeat);
   ServeWrite("ListWorkers", &Engine::ListWorkers);
@@ -92,24 +148,42 @@ template <typename Request, typename Response>
 void CheckpointService::ServeWrite(absl::string_view name, WriteMethod<Request, Response> method) {
   MarkMethodRawCallback(
       MethodIndex(name),
-      new RawUnaryHandler([this, method](CallbackServerContext* context, const ByteBuffer* request,
-                                         ByteBuffer* response) {
-        return Write<Request, Response>(method, context, request, response);
+      new RawUnaryHandler([this, name, method](CallbackServerContext* context,
+                                               const ByteBuffer* request, ByteBuffer* response) {
+        return Write<Request, Response>(name, method, context, request, response);
       }));
 }
 
 template <typename Request, typename Response>
 void CheckpointService::ServeRead(absl::string_view name, ReadMethod<Request, Response> method) {
-  MarkMethodRawCallback(
-      MethodIndex(name),
-      new RawUnaryHandler([this, method](CallbackServerContext* context, const ByteBuffer* request,
-                                         ByteBuffer* response) {
-        return Read<Request, Response>(method, context, request, response);
-      }));
+  ServeReadFn<Request, Response>(
+      name, [this, method](const Request& request, Response* response, absl::string_view) {
+        return (engine_->*method)(request, response);
+      });
 }
 
 template <typename Request, typename Response>
-ServerUnaryReactor* CheckpointService::Write(WriteMethod<Request, Response> method,
+void CheckpointService::ServeReadAcrossJobs(absl::string_view name,
+                                            CrossJobReadMethod<Request, Response> method) {
+  ServeReadFn<Request, Response>(name, [this, method](const Request& request, Response* response,
+                                                      absl::string_view job_prefix) {
+    return (engine_->*method)(request, response, job_prefix);
+  });
+}
+
+template <typename Request, typename Response>
+void CheckpointService::ServeReadFn(absl::string_view name, ReadFn<Request, Response> read) {
+  MarkMethodRawCallback(MethodIndex(name),
+                        new RawUnaryHandler([this, name, read = std::move(read)](
+                                                CallbackServerContext* context,
+                                                const ByteBuffer* request, ByteBuffer* response) {
+                          return Read<Request, Response>(name, read, context, request, response);
+                        }));
+}
+
+template <typename Request, typename Response>
+ServerUnaryReactor* CheckpointService::Write(absl::string_view name,
+                                             WriteMethod<Request, Response> method,
                                              CallbackServerContext* context,
                                              const ByteBuffer* request, ByteBuffer* response) {
   ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -117,23 +191,29 @@ ServerUnaryReactor* CheckpointService::Write(WriteMethod<Request, Response> meth
     reactor->Finish(kShuttingDown);
     return reactor;
   }
-  auto call = Accept<Request, Response>(request, limits_, reactor);
+  auth::PrincipalRef principal;
+  auto call =
+      Accept<Request, Response>(authorizer_, *context, name, request, limits_, reactor, &principal);
   if (call == nullptr) {
     Leave();
     return reactor;
   }
   UnaryCall<Request, Response>* raw = call.release();
-  (engine_->*method)(*raw->request, raw->response,
-                     [this, context, reactor, raw, response](absl::Status status) {
-                       Answer(context, reactor, *raw->response, std::move(status), response);
-                       delete raw;
-                       Leave();
-                     });
+  (engine_->*method)(
+      *raw->request, raw->response,
+      [this, context, reactor, raw, response,
+       audit = AdminAudit(name, principal, JobIdOf(*raw->request))](absl::Status status) {
+        if (audit) audit(status);
+        Answer(context, reactor, *raw->response, std::move(status), response);
+        delete raw;
+        Leave();
+      });
   return reactor;
 }
 
 template <typename Request, typename Response>
-ServerUnaryReactor* CheckpointService::Read(ReadMethod<Request, Response> method,
+ServerUnaryReactor* CheckpointService::Read(absl::string_view name,
+                                            const ReadFn<Request, Response>& read,
                                             CallbackServerContext* context,
                                             const ByteBuffer* request, ByteBuffer* response) {
   ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -141,9 +221,13 @@ ServerUnaryReactor* CheckpointService::Read(ReadMethod<Request, Response> method
     reactor->Finish(kShuttingDown);
     return reactor;
   }
-  auto call = Accept<Request, Response>(request, limits_, reactor);
+  auth::PrincipalRef principal;
+  auto call =
+      Accept<Request, Response>(authorizer_, *context, name, request, limits_, reactor, &principal);
   if (call != nullptr) {
-    Answer(context, reactor, *call->response, (engine_->*method)(*call->request, call->response),
+    const absl::string_view job_prefix =
+        principal != nullptr ? absl::string_view(principal->job_prefix) : "";
+    Answer(context, reactor, *call->response, read(*call->request, call->response, job_prefix),
            response);
   }
   Leave();
@@ -163,7 +247,7 @@ void CheckpointService::ServeWatch() {
           [this](CallbackServerContext* context,
                  const ByteBuffer* wire) -> grpc::ServerWriteReactor<ByteBuffer>* {
             v1::WatchJobRequest request;
-            absl::Status status = ParseWireMessage(const_cast<ByteBuffer*>(wire), &request);
+            absl::Status status = Admit(authorizer_, *context, "WatchJob", wire, &request).status();
             if (status.ok()) status = ValidateRequest(request, limits_);
             if (!status.ok()) return new Refused(ToGrpcStatus(status));
             return watch_hub_.Watch(request);

@@ -19,6 +19,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
 #include "service/common/log.h"
@@ -27,8 +28,21 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
           "host:port to serve on, or unix:PATH for a Unix domain socket (created 0600: only "
-          "its owner can connect). Loopback by default; 0.0.0.0:PORT exposes ckptd to the "
-          "network (it has no authentication).");
+          "its owner can connect). Loopback by default. A network address (0.0.0.0:PORT) "
+          "needs --tls_cert/--tls_key and/or --auth_file, or --insecure.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (with --tls_key). Re-read on SIGHUP.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert. Re-read on SIGHUP.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: require every client to present a certificate signed by one "
+          "(mutual TLS). Re-read on SIGHUP.");
+ABSL_FLAG(std::string, auth_file, "",
+          "File of principals (name, role, SHA-256 of tokens, certificate names, job-id "
+          "prefix); every call except health checks must then authenticate. Re-read on "
+          "SIGHUP; a broken file keeps the previous one. See docs/api.md.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow a network --listen address with neither TLS nor --auth_file: anyone who "
+          "reaches it may read, change and delete every job.");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:7701",
           "host:port of the HTTP listener: the dashboard at /, the JSON API at /api/v1/ and "
           "Prometheus metrics at /metrics. Empty turns HTTP off.");
@@ -72,23 +86,45 @@ void NotifyServing(int fd, const std::string& address) {
   ::close(fd);
 }
 
+// What SIGHUP does (Server::Reload, which logs what it reloaded or kept), until ckptd
+// begins to stop. Thread-safe.
+class Reloader {
+ public:
+  explicit Reloader(ckpt::Server* server) : server_(server) {}
+  void Reload() {
+    absl::MutexLock lock(&mu_);
+    if (server_ != nullptr) server_->Reload().IgnoreError();
+  }
+  // Waits for a reload in progress; later SIGHUPs do nothing.
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    server_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  ckpt::Server* server_ ABSL_GUARDED_BY(mu_);
+};
+
+// Waits for SIGINT or SIGTERM (blocked in `signals`), reloading on each SIGHUP; returns
+// the signal.
+int AwaitStopSignal(const sigset_t& signals, Reloader* reloader) {
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) reloader->Reload();
+  return signal_number;
+}
+
 // Blocks until SIGINT or SIGTERM (blocked in `signals`), or, with an activity tracker,
 // until no call has been in flight for `idle_exit`. Returns why, for the log.
 std::string WaitForStop(const sigset_t& signals, ckpt::ActivityTracker* activity,
-                        absl::Duration idle_exit) {
+                        absl::Duration idle_exit, Reloader* reloader) {
   auto signal_name = [](int number) { return number == SIGINT ? "SIGINT" : "SIGTERM"; };
-  if (activity == nullptr) {
-    int signal_number = 0;
-    sigwait(&signals, &signal_number);
-    return signal_name(signal_number);
-  }
+  if (activity == nullptr) return signal_name(AwaitStopSignal(signals, reloader));
   // A signal thread cancels the idle wait. It is detached: after an idle exit it stays
   // blocked in sigwait until the process ends.
   auto received = std::make_shared<std::atomic<int>>(0);
-  std::thread([signals, activity, received] {
-    int signal_number = 0;
-    sigwait(&signals, &signal_number);
-    received->store(signal_number);
+  std::thread([signals, activity, received, reloader] {
+    received->store(AwaitStopSignal(signals, reloader));
     activity->Cancel();
   }).detach();
   if (activity->WaitUntilIdleFor(idle_exit)) {
@@ -133,7 +169,8 @@ std::string RaiseOpenFilesLimit() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] "
-      "[--data_dir=./ckpt-data] [--sync=true]");
+      "[--data_dir=./ckpt-data] [--sync=true] [--tls_cert=F --tls_key=F [--tls_client_ca=F]] "
+      "[--auth_file=F]\n  SIGHUP re-reads the TLS files and the auth file.");
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
@@ -141,6 +178,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   for (const auto& [name, value, max] :
@@ -181,6 +219,11 @@ int main(int argc, char** argv) {
   options.limits.max_batch = static_cast<size_t>(absl::GetFlag(FLAGS_max_batch));
   options.write_queue.max_ops = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_writes));
   options.write_queue.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_write_bytes));
+  options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.auth_file = absl::GetFlag(FLAGS_auth_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
 
   absl::StatusOr<std::unique_ptr<ckpt::ActivityTracker>> activity = LifetimeFlags();
   if (!activity.ok()) {
@@ -204,7 +247,10 @@ int main(int argc, char** argv) {
 
   NotifyServing(absl::GetFlag(FLAGS_notify_fd), (*server)->address());
 
-  const std::string reason = WaitForStop(signals, activity->get(), absl::GetFlag(FLAGS_idle_exit));
+  Reloader reloader(server->get());
+  const std::string reason =
+      WaitForStop(signals, activity->get(), absl::GetFlag(FLAGS_idle_exit), &reloader);
+  reloader.Stop();
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   ckpt::LogLine(absl::StrCat("stopped on ", reason, "; store closed"));
   return 0;

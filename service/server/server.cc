@@ -1,5 +1,6 @@
 #include "service/server/server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
@@ -15,9 +16,12 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "service/auth/authorizer.h"
+#include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
 #include "service/http/http_server.h"
@@ -28,6 +32,7 @@
 #include "service/server/health_service.h"
 #include "service/server/listener_keeper.h"
 #include "service/server/memory_reclaimer.h"
+#include "service/server/reflection_guard.h"
 #include "service/server/server_metrics.h"
 
 namespace ckpt {
@@ -138,7 +143,78 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
 }
 
+// A network address needs TLS or an auth file, unless the operator insists.
+absl::Status CheckExposure(const ServerOptions& options) {
+  if (options.insecure) return absl::OkStatus();
+  if (!IsLocalAddress(options.listen_address) && !options.tls.enabled() &&
+      options.auth_file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--listen=", options.listen_address,
+        " is reachable from the network, and without TLS or an auth file anyone who reaches it "
+        "could read, change and delete every job: add --tls_cert, --tls_key and --auth_file "
+        "(README: \"Securing ckptd\"), listen on 127.0.0.1, or pass --insecure to serve it "
+        "open"));
+  }
+  // The HTTP listener has no TLS: only an auth file protects it.
+  if (!options.http_listen_address.empty() && !IsLocalAddress(options.http_listen_address) &&
+      options.auth_file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--http_listen=", options.http_listen_address,
+        " is reachable from the network, and without an auth file anyone who reaches it could "
+        "read every job and pause, stop or reset it: add --auth_file, keep it on 127.0.0.1, or "
+        "pass --insecure to serve it open"));
+  }
+  return absl::OkStatus();
+}
+
+// One line each on how the server is secured, and a warning where it is not.
+void LogSecurity(const ServerOptions& options, const ServerTls* tls,
+                 const auth::Authorizer* authorizer) {
+  const bool network = !IsLocalAddress(options.listen_address);
+  if (tls != nullptr) LogLine(absl::StrCat("TLS: ", tls->Summary()));
+  if (authorizer != nullptr) {
+    LogLine(absl::StrCat("auth file ", options.auth_file, ": ", authorizer->Summary()));
+  }
+  if (!options.http_listen_address.empty() && !IsLocalAddress(options.http_listen_address)) {
+    LogLine(absl::StrCat(
+        "WARNING: --http_listen=", options.http_listen_address, " serves HTTP without TLS: ",
+        authorizer != nullptr ? "bearer tokens travel in plaintext; put a TLS proxy in front"
+                              : "anyone who can reach it can read and operate every job"));
+  }
+  if (!network) return;
+  if (tls == nullptr && authorizer == nullptr) {
+    LogLine(absl::StrCat("WARNING: --insecure: serving ", options.listen_address,
+                         " without TLS and without authentication: anyone who can reach it can "
+                         "read, change and delete every job"));
+  } else if (tls == nullptr) {
+    LogLine(absl::StrCat("WARNING: bearer tokens travel in plaintext on ", options.listen_address,
+                         ": anyone on the path can read and reuse them; add --tls_cert and "
+                         "--tls_key"));
+  } else if (authorizer == nullptr) {
+    LogLine(tls->requires_client_certificates()
+                ? "no --auth_file: every client with a certificate from the client CA may call "
+                  "everything"
+                : "WARNING: no --auth_file: every client that reaches ckptd may call everything");
+  }
+}
+
 }  // namespace
+
+bool IsLocalAddress(absl::string_view address) {
+  if (absl::StartsWith(address, "unix-abstract:")) return true;
+  absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
+  if (!parsed.ok()) return false;
+  if (parsed->is_unix()) return true;
+  const std::string& host = parsed->host;
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  }
+  return false;
+}
 
 absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view address) {
   ListenAddress out;
@@ -168,6 +244,17 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view address) {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   CKPT_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListenAddress(options.listen_address));
+  CKPT_RETURN_IF_ERROR(CheckExposure(options));
+  std::unique_ptr<ServerTls> tls;
+  if (options.tls.enabled()) {
+    CKPT_ASSIGN_OR_RETURN(tls, ServerTls::Load(options.tls));
+  } else if (!options.tls.client_ca.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  std::unique_ptr<auth::Authorizer> authorizer;
+  if (!options.auth_file.empty()) {
+    CKPT_ASSIGN_OR_RETURN(authorizer, auth::Authorizer::Load(options.auth_file));
+  }
   // A Unix socket is checked once the store is open: it often lives in the data dir,
   // which opening creates.
   if (!listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
@@ -184,8 +271,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   metrics->WatchEngine(engine.get());
-  std::unique_ptr<Server> server(
-      new Server(options, std::move(metrics), std::move(store), std::move(engine)));
+  std::unique_ptr<Server> server(new Server(options, std::move(metrics), std::move(store),
+                                            std::move(engine), std::move(tls),
+                                            std::move(authorizer)));
 
   server->listen_ = listen;
   TapGrpcLog();
@@ -214,6 +302,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   server->reclaimer_ =
       std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
+  LogSecurity(options, server->tls_.get(), server->authorizer_.get());
   server->health_->SetServing(true);
   return server;
 }
@@ -224,7 +313,8 @@ absl::Status Server::Listen(const std::string& address) {
   // Without this, gRPC sets SO_REUSEPORT and a second ckptd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      address, tls_ != nullptr ? tls_->credentials() : grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
@@ -241,6 +331,7 @@ absl::Status Server::Listen(const std::string& address) {
   if (options_.activity != nullptr) {
     interceptors.push_back(MakeActivityInterceptorFactory(options_.activity));
   }
+  if (authorizer_ != nullptr) interceptors.push_back(NewReflectionGuard(authorizer_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || port == 0) {
@@ -258,7 +349,7 @@ absl::Status Server::StartHttp() {
   HttpServerOptions http;
   http.listen_address = options_.http_listen_address;
   gateway_ = std::make_unique<JsonGateway>(engine_.get(), options_.limits, checkpoint_->watch_hub(),
-                                           /*authorizer=*/nullptr);
+                                           authorizer_.get());
   CKPT_ASSIGN_OR_RETURN(
       http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
         routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
@@ -270,13 +361,38 @@ absl::Status Server::StartHttp() {
 }
 
 Server::Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-               std::unique_ptr<Store> store, std::unique_ptr<Engine> engine)
+               std::unique_ptr<Store> store, std::unique_ptr<Engine> engine,
+               std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer)
     : options_(std::move(options)),
       metrics_(std::move(metrics)),
       store_(std::move(store)),
       engine_(std::move(engine)),
+      tls_(std::move(tls)),
+      authorizer_(std::move(authorizer)),
       health_(std::make_unique<HealthService>()),
-      checkpoint_(std::make_unique<CheckpointService>(engine_.get(), options_.limits)) {}
+      checkpoint_(
+          std::make_unique<CheckpointService>(engine_.get(), options_.limits, authorizer_.get())) {}
+
+absl::Status Server::Reload() {
+  absl::Status first_error;
+  if (tls_ != nullptr) {
+    absl::StatusOr<std::string> loaded = tls_->Reload();
+    LogLine(loaded.ok()
+                ? absl::StrCat("reloaded TLS: ", *loaded)
+                : absl::StrCat("kept the previous TLS certificate: ", loaded.status().message()));
+    first_error.Update(loaded.status());
+  }
+  if (authorizer_ != nullptr) {
+    absl::StatusOr<std::string> loaded = authorizer_->Reload();
+    LogLine(loaded.ok() ? absl::StrCat("reloaded auth file ", options_.auth_file, ": ", *loaded)
+                        : absl::StrCat("kept the previous auth file: ", loaded.status().message()));
+    first_error.Update(loaded.status());
+  }
+  if (tls_ == nullptr && authorizer_ == nullptr) {
+    LogLine("nothing to reload: no --tls_cert and no --auth_file");
+  }
+  return first_error;
+}
 
 Server::~Server() { Shutdown(absl::Seconds(5)); }
 

@@ -14,6 +14,7 @@
 #include "service/common/clock.h"
 #include "service/engine/write_queue.h"
 #include "service/rpc/validate.h"
+#include "service/server/server_tls.h"
 #include "service/store/rocksdb_store.h"
 #include "service/store/store.h"
 
@@ -32,6 +33,9 @@ class JsonGateway;
 class ListenerKeeper;
 class ServerMetrics;
 class MemoryReclaimer;
+namespace auth {
+class Authorizer;
+}  // namespace auth
 
 // Where ckptd listens: a TCP host and port, or a Unix domain socket.
 struct ListenAddress {
@@ -60,6 +64,13 @@ struct ServerOptions {
   RocksDbStoreOptions store;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
+  // TLS, and with tls.client_ca mutual TLS. Empty: plaintext.
+  TlsFiles tls;
+  // The principals that may call (service/auth/principal_table.h). Empty: no
+  // authentication, every caller may call everything.
+  std::string auth_file;
+  // Serve a network address with neither TLS nor an auth file; refused otherwise.
+  bool insecure = false;
   Clock* clock = Clock::Real();
   // Bounds of the engine's write queue (service/engine/write_queue.h).
   WriteQueueLimits write_queue;
@@ -89,9 +100,11 @@ struct ServerOptions {
 class Server {
  public:
   // Opens the store and loads the engine, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health
-  // (SERVING once started) and server reflection. Errors say what is wrong and what to do: the
-  // store's (see RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened
-  // on.
+  // (SERVING once started; open to all) and server reflection (the reader role when there is an
+  // auth file). Logs how it is secured. Errors say what is wrong and what to do: the TLS files'
+  // and the auth file's (ServerTls::Load, auth::Authorizer::Load), the store's (see
+  // RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened on, or is a
+  // network address with neither TLS nor an auth file and without `insecure`.
   // A Unix socket is created readable and writable by its owner only (0600); a stale socket
   // file (nothing listens on it, e.g. left by a killed ckptd) is replaced once the store is
   // open, while a live one, or any other file at that path, is FAILED_PRECONDITION.
@@ -110,6 +123,11 @@ class Server {
   int http_port() const;
   std::string http_address() const;
 
+  // Re-reads the TLS files and the auth file, those in use, each on its own: one that
+  // fails keeps its previous version in force. Calls and connections in flight are not
+  // disturbed. Logs a line for each; returns OK, or the first error.
+  absl::Status Reload();
+
   // Answers new calls UNAVAILABLE, lets calls in flight finish within `grace`, answers
   // writes still queued after it UNAVAILABLE (not applied), closes every connection and
   // the store. Returns as soon as nothing is in flight. Idempotent.
@@ -117,7 +135,8 @@ class Server {
 
  private:
   Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-         std::unique_ptr<Store> store, std::unique_ptr<Engine> engine);
+         std::unique_ptr<Store> store, std::unique_ptr<Engine> engine,
+         std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer);
   absl::Status StartHttp();
   // Builds and starts a gRPC server with every service and limit on `address`, and
   // adds it to grpc_servers_. Sets port_ the first time. FAILED_PRECONDITION if it
@@ -130,6 +149,9 @@ class Server {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
+  // Both outlive the gRPC servers, which call into them.
+  const std::unique_ptr<ServerTls> tls_;                // null: plaintext
+  const std::unique_ptr<auth::Authorizer> authorizer_;  // null: no auth file
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<CheckpointService> checkpoint_;
   absl::Mutex servers_mu_;
@@ -144,6 +166,10 @@ class Server {
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
+
+// Whether only this machine can reach `address`: a Unix socket ("unix:PATH"), or a host
+// that is "localhost", in 127.0.0.0/8 or ::1. Anything else counts as the network.
+bool IsLocalAddress(absl::string_view address);
 
 }  // namespace ckpt
 

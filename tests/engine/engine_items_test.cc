@@ -639,6 +639,28 @@ TEST_F(EngineItemsTest, FindOutputLeadsBackToTheItem) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("out/none")));
 }
 
+// A principal confined to a job-id prefix finds outputs of its own jobs only; another
+// job's output reads as absent, with the same answer as one never recorded.
+TEST_F(EngineItemsTest, FindOutputWithinAJobIdPrefix) {
+  for (const char* job : {"team-a-1", "team-b-1"}) {
+    CreateJob(absl::StrCat("job_id: \"", job, "\""));
+    Add(absl::StrCat("job_id: \"", job, "\" indices: 0"));
+    CKPT_ASSERT_OK(Complete(
+        absl::StrCat("job_id: \"", job, "\" items { key { index: 0 } result { output_paths: \"out/",
+                     job, "\" } }")));
+  }
+  v1::FindOutputRequest find;
+  find.set_output_path("out/team-a-1");
+  auto found = h_.Read(&Engine::FindOutputWithPrefix, find, "team-a-");
+  CKPT_ASSERT_OK(found);
+  EXPECT_EQ(found->job_id(), "team-a-1");
+  find.set_output_path("out/team-b-1");
+  EXPECT_THAT(
+      h_.Read(&Engine::FindOutputWithPrefix, find, "team-a-"),
+      StatusIs(absl::StatusCode::kNotFound, "no completed item recorded output \"out/team-b-1\""));
+  CKPT_EXPECT_OK(h_.Read(&Engine::FindOutputWithPrefix, find, ""));
+}
+
 TEST_F(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j" indices: 1)pb");

@@ -625,6 +625,36 @@ TEST_F(EngineJobsTest, ListJobsNewestFirstFilteredAndPaged) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
 }
 
+// A principal confined to "etl-" lists only those jobs, whatever the request's filters,
+// and its pages stay within them (a display name or name_prefix match does not widen it).
+TEST_F(EngineJobsTest, ListJobsWithinAJobIdPrefix) {
+  CreateJob(R"pb(job_id: "etl-a")pb");
+  h_.clock().Advance(absl::Seconds(1));
+  CreateJob(R"pb(job_id: "train-1" display_name: "etl-look-alike")pb");
+  h_.clock().Advance(absl::Seconds(1));
+  CreateJob(R"pb(job_id: "etl-b")pb");
+  auto ids = [&](const v1::ListJobsRequest& request) {
+    auto out = h_.Read(&Engine::ListJobsWithPrefix, request, "etl-");
+    EXPECT_TRUE(out.ok()) << out.status();
+    std::vector<std::string> listed;
+    if (out.ok()) {
+      for (const auto& job : out->jobs()) listed.push_back(job.job_id());
+      if (!out->next_page_token().empty()) listed.push_back("next:" + out->next_page_token());
+    }
+    return listed;
+  };
+  EXPECT_EQ(ids(v1::ListJobsRequest()), (std::vector<std::string>{"etl-b", "etl-a"}));
+  EXPECT_EQ(ids(Parse<v1::ListJobsRequest>(R"pb(name_prefix: "etl-look")pb")),
+            std::vector<std::string>{});
+  v1::ListJobsRequest page = Parse<v1::ListJobsRequest>(R"pb(limit: 1)pb");
+  const std::vector<std::string> first = ids(page);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0], "etl-b");
+  page.set_page_token(first[1].substr(5));
+  EXPECT_EQ(ids(page), std::vector<std::string>{"etl-a"});
+  EXPECT_EQ(ListJobIds(""), (std::vector<std::string>{"etl-b", "train-1", "etl-a"}));
+}
+
 // ---------------------------------------------------------------- ResetJob, DeleteJob
 
 TEST_F(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {

@@ -66,6 +66,18 @@ class EngineHarness {
     return response;
   }
 
+  // Runs a read across jobs (ListJobs, FindOutput) as a principal confined to
+  // `job_id_prefix` sees it.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Read(absl::Status (Engine::*method)(const Request&, Response*,
+                                                               absl::string_view) const,
+                                const Request& request, absl::string_view job_id_prefix) {
+    Response response;
+    absl::Status status = (engine_.get()->*method)(request, &response, job_id_prefix);
+    if (!status.ok()) return status;
+    return response;
+  }
+
   absl::Status Expire();
 
  private:

@@ -48,10 +48,14 @@ absl::Status TestServer::StartOnSamePort() {
 }
 
 std::unique_ptr<v1::Checkpoint::Stub> TestServer::NewStub() const {
+  return NewStub(grpc::InsecureChannelCredentials());
+}
+
+std::unique_ptr<v1::Checkpoint::Stub> TestServer::NewStub(
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return v1::Checkpoint::NewStub(
-      grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args));
+  return v1::Checkpoint::NewStub(grpc::CreateCustomChannel(server_->address(), credentials, args));
 }
 
 }  // namespace testutil

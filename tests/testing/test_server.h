@@ -49,6 +49,9 @@ class TestServer {
   // A stub on a new channel with its own connection (a local subchannel pool), as a
   // separate client process would have.
   std::unique_ptr<v1::Checkpoint::Stub> NewStub() const;
+  // The same over `credentials`, e.g. TLS for a server started with options.tls.
+  std::unique_ptr<v1::Checkpoint::Stub> NewStub(
+      const std::shared_ptr<grpc::ChannelCredentials>& credentials) const;
 
   Server& server() { return *server_; }
   const std::string& data_dir() const { return options_.store.path; }
