@@ -11,6 +11,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "service/server/server.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_credentials.h"
@@ -109,6 +110,28 @@ TEST_F(AccessTest, ReflectionNeedsAReader) {
   }
 }
 
+// The JSON API over HTTP takes the same tokens and roles as gRPC.
+TEST(HttpAccessTest, TheJsonApiChecksTheAuthFile) {
+  ServerOptions options = Options();
+  options.http_listen_address = "127.0.0.1:0";
+  options.auth_file = testutil::NewTempDir("auth") + "/auth";
+  const std::string reader = NewTestToken("reader");
+  testutil::WriteFileAtomically(options.auth_file, AuthLine("dashboard", "reader", reader));
+  auto server = Server::Start(options);
+  CKPT_ASSERT_OK(server);
+  const std::string http = (*server)->http_address();
+  auto anonymous = testutil::HttpGet(http, "/api/v1/jobs");
+  CKPT_ASSERT_OK(anonymous);
+  EXPECT_EQ(anonymous->status, 401) << anonymous->body;
+  auto listed = testutil::HttpGet(http, "/api/v1/jobs", {{"authorization", "Bearer " + reader}});
+  CKPT_ASSERT_OK(listed);
+  EXPECT_EQ(listed->status, 200) << listed->body;
+  auto paused = testutil::HttpPost(http, "/api/v1/jobs/j/pause", "{}",
+                                   {{"authorization", "Bearer " + reader}});
+  CKPT_ASSERT_OK(paused);
+  EXPECT_EQ(paused->status, 403) << paused->body;
+}
+
 TEST(ExposureTest, LocalAddresses) {
   for (const char* local :
        {"127.0.0.1:7700", "127.8.9.10:0", "localhost:7700", "[::1]:7700", "[::ffff:127.0.0.1]:7700",
@@ -134,6 +157,18 @@ TEST(ExposureTest, ANetworkAddressNeedsTlsOrAnAuthFileOrInsecure) {
   options.store.path = testutil::NewTempDir("access_data");
   options.auth_file = testutil::NewTempDir("auth") + "/auth";
   testutil::WriteFileAtomically(options.auth_file, AuthLine("ops", "admin", NewTestToken("ops")));
+  CKPT_EXPECT_OK(Server::Start(options));
+}
+
+// The HTTP listener has no TLS, so on the network only an auth file protects it.
+TEST(ExposureTest, ANetworkHttpAddressNeedsAnAuthFileOrInsecure) {
+  ServerOptions options = Options();
+  options.http_listen_address = "0.0.0.0:0";
+  EXPECT_THAT(Server::Start(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("--http_listen=0.0.0.0:0 is reachable from the network"),
+                             HasSubstr("--auth_file"), HasSubstr("--insecure"))));
+  options.insecure = true;
   CKPT_EXPECT_OK(Server::Start(options));
 }
 
