@@ -38,6 +38,9 @@ CKPT_DEBIAN_PACKAGES=(
   libsqlite3-dev           # SQLite
   libssl-dev               # SHA-256 of job configs (libcrypto); TLS for HTTP
   libcpp-httplib-dev       # ckptd's HTTP listener: /metrics, /api/v1, the dashboard
+  libpq-dev                # PostgreSQL's C client: ckptd's PostgreSQL store
+  postgresql-15            # PostgreSQL server: the tests and the bench start their own
+  postgresql-client-15     # psql, for people running ckptd on PostgreSQL
   prometheus               # promtool and a real Prometheus server (tests/server)
   clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang 14

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,6 +113,14 @@ class Store : public StoreReader {
   virtual absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const = 0;
   // The schema version the store had when opened (now kSchemaVersion).
   virtual uint32_t schema_version() const = 0;
+  // Tells `listener` whether the store can serve: at once, then whenever that changes
+  // (false while a database cannot be reached or after another ckptd took it over; true
+  // again once it can), from a thread of the store. nullptr stops the calls, waiting
+  // for one in progress; the listener must stay valid until then. A store that is
+  // always there (RocksDB: its failures are per write) says true once.
+  virtual void SetAvailabilityListener(std::function<void(bool available)> listener) {
+    if (listener) listener(true);
+  }
 };
 
 }  // namespace ckpt

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
+#include "tests/testing/child_process.h"
 
 namespace ckpt {
 namespace testutil {
@@ -22,47 +23,15 @@ namespace testutil {
 // The path of a binary in the test's runfiles, e.g. Runfile("service/server/ckptd").
 std::string Runfile(const std::string& path);
 
-// Output captured from a child's file descriptor by a thread of its own, so the child
-// never blocks on a full pipe. Thread-safe.
-class CapturedOutput {
- public:
-  // Takes ownership of `fd` (the read end of a pipe) and reads it until EOF.
-  explicit CapturedOutput(int fd);
-  ~CapturedOutput();  // joins the reader: the child must have closed its end
-  CapturedOutput(const CapturedOutput&) = delete;
-  CapturedOutput& operator=(const CapturedOutput&) = delete;
-
-  std::string Text() const;
-  // Blocks until the `nth` whole line containing `needle` has arrived, and returns it.
-  // NOT_FOUND if the pipe ends first; DEADLINE_EXCEEDED after `timeout` (a hung child).
-  absl::StatusOr<std::string> AwaitLine(const std::string& needle, absl::Duration timeout,
-                                        int nth = 1) const;
-  // Blocks until the pipe ends (the child exited or closed it), at most `timeout`.
-  bool AwaitEnd(absl::Duration timeout) const;
-
- private:
-  void ReadLoop(int fd);
-
-  mutable absl::Mutex mu_;
-  std::string text_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread reader_;
-};
-
-// What a child gets set up between fork and exec.
-struct ChildSetup {
-  int umask = -1;  // umask(2), if >= 0
-  // RLIMIT_NOFILE, if >= 0: the soft limit, and the hard one (the soft one if < 0).
-  long open_files_soft = -1;
-  long open_files_hard = -1;
-};
+// ckptd's flag for a store: --store=URI for a postgresql:// URI, else --data_dir=DIR.
+std::string StoreFlag(const std::string& store);
 
 // Not thread-safe, except Kill() and pid(), which may be called from any thread.
 class CkptdProcess {
  public:
-  // Runs ckptd --listen=127.0.0.1:0 --data_dir=<data_dir> <flags...> and waits for its
+  // Runs ckptd --listen=127.0.0.1:0 StoreFlag(store) <flags...> and waits for its
   // "serving on" line. If ckptd exits instead, FAILED_PRECONDITION with its stderr.
-  static absl::StatusOr<std::unique_ptr<CkptdProcess>> Start(const std::string& data_dir,
+  static absl::StatusOr<std::unique_ptr<CkptdProcess>> Start(const std::string& store,
                                                              const std::vector<std::string>& flags,
                                                              const ChildSetup& setup = {});
 
@@ -108,21 +77,10 @@ struct CkptdExit {
   std::string stderr_text;
 };
 
-// Runs ckptd on `data_dir` and waits for it to exit by itself (a refused start-up).
-// If it starts serving instead, it is killed and the result says so in stderr_text.
-CkptdExit RunCkptdExpectingExit(const std::string& data_dir, const std::vector<std::string>& flags);
-
-// Forks and execs `argv` (argv[0] is the binary) with stdin and stdout as pipes to the
-// parent and stderr captured. The child dies with SIGKILL if the test thread that
-// started it ends.
-struct ChildProcess {
-  pid_t pid = -1;
-  int stdin_fd = -1;                        // write end of the child's stdin
-  std::unique_ptr<CapturedOutput> stdout_;  // the child's stdout
-  std::unique_ptr<CapturedOutput> stderr_;  // the child's stderr
-};
-absl::StatusOr<ChildProcess> SpawnChild(const std::vector<std::string>& argv,
-                                        const ChildSetup& setup = {});
+// Runs ckptd on `store` (as in Start) and waits for it to exit by itself (a refused
+// start-up). If it starts serving instead, it is killed and the result says so in
+// stderr_text.
+CkptdExit RunCkptdExpectingExit(const std::string& store, const std::vector<std::string>& flags);
 
 }  // namespace testutil
 }  // namespace ckpt

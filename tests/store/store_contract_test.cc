@@ -9,10 +9,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/store/keys.h"
-#include "service/store/rocksdb_store.h"
 #include "service/store/store.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/testing/test_stores.h"
 
 namespace ckpt {
 namespace {
@@ -21,25 +20,16 @@ using ::testing::ElementsAre;
 using ::testing::Optional;
 using ::testing::Pair;
 
-// Opens a fresh, empty store.
-struct StoreKind {
-  std::string name;
-  std::function<std::unique_ptr<Store>()> open;
-};
-
-std::vector<StoreKind> Kinds() {
-  return {{"RocksDb", [] {
-             RocksDbStoreOptions options;
-             options.path = testutil::NewTempDir("store");
-             auto store = RocksDbStore::Open(options);
-             if (!store.ok()) std::abort();
-             return std::unique_ptr<Store>(std::move(*store));
-           }}};
-}
+using testutil::StoreKind;
+using testutil::StoreLocation;
 
 class StoreContractTest : public ::testing::TestWithParam<StoreKind> {
  protected:
-  void SetUp() override { store_ = GetParam().open(); }
+  void SetUp() override {
+    auto store = location_.Open();
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
 
   void Write(const std::function<void(WriteBatch&)>& fill) {
     auto batch = store_->NewBatch();
@@ -57,6 +47,7 @@ class StoreContractTest : public ::testing::TestWithParam<StoreKind> {
     return values;
   }
 
+  const StoreLocation location_ = StoreLocation::New(GetParam());
   std::unique_ptr<Store> store_;
 };
 
@@ -144,14 +135,106 @@ TEST_P(StoreContractTest, ReadViewSeesOneMoment) {
   EXPECT_THAT(Values(*store_, Cf::kJobs, ""), ElementsAre("2", "new"));
 }
 
+TEST_P(StoreContractTest, ScansOfManyKeysStayInOrderAndComplete) {
+  // More keys than one page of any implementation, with values of every size.
+  const std::string prefix = keys::StepPrefix("big", "s");
+  constexpr uint64_t kKeys = 5000;
+  Write([&](WriteBatch& b) {
+    for (uint64_t i = 0; i < kKeys; ++i) {
+      b.Put(Cf::kItems, prefix + keys::EncodeIndex(i), std::string(i % 700, 'v'));
+    }
+    b.Put(Cf::kItems, keys::StepPrefix("big", "t"), "after the prefix");
+  });
+  auto check = [&](const StoreReader& reader, uint64_t from) {
+    auto it = reader.Scan(Cf::kItems, prefix, prefix + keys::EncodeIndex(from));
+    uint64_t next = from;
+    for (; it->Valid(); it->Next(), ++next) {
+      ASSERT_EQ(it->suffix(), keys::EncodeIndex(next));
+      ASSERT_EQ(it->value().size(), next % 700);
+    }
+    CKPT_ASSERT_OK(it->status());
+    EXPECT_EQ(next, kKeys);
+  };
+  check(*store_, 0);
+  check(*store_, 4321);
+  auto view = store_->NewReadView();
+  CKPT_ASSERT_OK(view);
+  // Writes between the view's pages are not seen by it.
+  auto it = (*view)->Scan(Cf::kItems, prefix);
+  Write([&](WriteBatch& b) {
+    b.DeleteRange(Cf::kItems, prefix, keys::PrefixSuccessor(prefix));
+    b.Put(Cf::kItems, prefix + keys::EncodeIndex(kKeys), "new");
+  });
+  uint64_t seen = 0;
+  for (; it->Valid(); it->Next()) ++seen;
+  CKPT_EXPECT_OK(it->status());
+  EXPECT_EQ(seen, kKeys);
+  it.reset();
+  EXPECT_THAT(Values(*store_, Cf::kItems, prefix), ElementsAre("new"));
+}
+
+TEST_P(StoreContractTest, OfSeveralChangesToOneKeyInABatchTheLastWins) {
+  Write([](WriteBatch& b) {
+    b.Put(Cf::kJobs, "a", "1");
+    b.Put(Cf::kJobs, "a", "2");
+    b.Put(Cf::kJobs, "b", "1");
+    b.Delete(Cf::kJobs, "b");
+    b.Delete(Cf::kJobs, "c");
+    b.Put(Cf::kJobs, "c", "3");
+    b.Put(Cf::kSched, "a", "other family");
+  });
+  EXPECT_THAT(Values(*store_, Cf::kJobs, ""), ElementsAre("2", "3"));
+  // A range, puts under it, another range over them, and a put after that.
+  Write([](WriteBatch& b) {
+    b.DeleteRange(Cf::kJobs, "a", "z");
+    b.Put(Cf::kJobs, "b", "gone again");
+    b.DeleteRange(Cf::kJobs, "b", "c");
+    b.Put(Cf::kJobs, "a", "stays");
+    b.Delete(Cf::kSched, "a");
+  });
+  EXPECT_THAT(Values(*store_, Cf::kJobs, ""), ElementsAre("stays"));
+  EXPECT_THAT(Values(*store_, Cf::kSched, ""), ::testing::IsEmpty());
+}
+
+TEST_P(StoreContractTest, LargeAndEmptyValuesRoundTrip) {
+  std::string large(4 << 20, '\0');
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>(i * 7919 >> 3);
+  Write([&](WriteBatch& b) {
+    b.Put(Cf::kStates, "large", large);
+    b.Put(Cf::kStates, "empty", "");
+  });
+  auto got = store_->Get(Cf::kStates, "large");
+  CKPT_ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_TRUE(**got == large);
+  got = store_->Get(Cf::kStates, "empty");
+  CKPT_ASSERT_OK(got);
+  EXPECT_THAT(*got, Optional(std::string()));
+}
+
+TEST_P(StoreContractTest, EverythingWrittenIsThereAfterAReopen) {
+  Write([](WriteBatch& b) {
+    b.Put(Cf::kMeta, "m", "1");
+    b.Put(Cf::kOutputs, "/out/x", "o");
+  });
+  store_.reset();
+  auto reopened = location_.Open();
+  CKPT_ASSERT_OK(reopened);
+  store_ = std::move(*reopened);
+  EXPECT_THAT(Values(*store_, Cf::kMeta, "m"), ElementsAre("1"));
+  auto output = store_->Get(Cf::kOutputs, "/out/x");  // outputs are only read by key
+  CKPT_ASSERT_OK(output);
+  EXPECT_THAT(*output, Optional(std::string("o")));
+  Write([](WriteBatch& b) { b.Delete(Cf::kMeta, "m"); });
+  EXPECT_THAT(Values(*store_, Cf::kMeta, "m"), ::testing::IsEmpty());
+}
+
 TEST_P(StoreContractTest, SchemaVersionIsThisBuilds) {
   EXPECT_EQ(store_->schema_version(), kSchemaVersion);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, StoreContractTest, ::testing::ValuesIn(Kinds()),
-                         [](const ::testing::TestParamInfo<StoreKind>& info) {
-                           return info.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Stores, StoreContractTest, ::testing::ValuesIn(testutil::AllStoreKinds()),
+                         testutil::StoreKindTestName);
 
 }  // namespace
 }  // namespace ckpt

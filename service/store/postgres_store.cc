@@ -1,0 +1,181 @@
+#include "service/store/postgres_store.h"
+
+#include <unistd.h>
+
+#include <cassert>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "service/common/status_macros.h"
+#include "service/store/pg_batch.h"
+#include "service/store/pg_connection.h"
+#include "service/store/pg_owner.h"
+#include "service/store/pg_pool.h"
+#include "service/store/pg_reader.h"
+#include "service/store/pg_schema.h"
+#include "service/store/pg_sql.h"
+
+namespace ckpt {
+namespace {
+
+std::string DefaultOwner() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat("ckptd on ", host[0] != '\0' ? host : "unknown host", " pid ", ::getpid());
+}
+
+// A status that says the server could not be reached (rather than refusing a statement).
+bool IsConnectionFailure(const absl::Status& status) {
+  if (!absl::IsUnavailable(status)) return false;
+  const std::string state = SqlState(status);
+  return state.empty() || absl::StartsWith(state, "08") || absl::StartsWith(state, "57P") ||
+         state == "25006";
+}
+
+}  // namespace
+
+// A REPEATABLE READ, READ ONLY transaction on a pooled connection.
+class PostgresStore::View : public ReadView {
+ public:
+  View(const PostgresStore* store, PgPool::Lease connection)
+      : store_(store),
+        connection_(std::move(connection)),
+        reader_(store->shard_,
+                [this](const pgsql::Statement& s, const PgParams& p) -> absl::StatusOr<PgResult> {
+                  absl::MutexLock lock(&mu_);
+                  absl::StatusOr<PgResult> result = connection_->Run(s, p);
+                  if (!result.ok()) return store_->Noted(result.status());
+                  return result;
+                }) {}
+  ~View() override {
+    absl::MutexLock lock(&mu_);
+    // A failure leaves the connection broken, and the pool drops it.
+    connection_->RunSql(pgsql::kEndView, "end a read view").IgnoreError();
+  }
+
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
+    return reader_.Get(cf, key);
+  }
+  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
+                                      absl::string_view start) const override {
+    return reader_.Scan(cf, prefix, start);
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
+      Cf cf, absl::string_view prefix, absl::string_view key) const override {
+    return reader_.Floor(cf, prefix, key);
+  }
+
+ private:
+  const PostgresStore* const store_;
+  mutable absl::Mutex mu_;
+  PgPool::Lease connection_;  // used under mu_
+  const PgReader reader_;
+};
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
+    const PostgresStoreOptions& options) {
+  CKPT_ASSIGN_OR_RETURN(PgTarget target, PgTarget::Parse(options.conninfo));
+  auto connector = std::make_unique<PgConnector>(target);
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> setup, PgConnection::Connect(target));
+  CKPT_ASSIGN_OR_RETURN(const PgSchema schema, OpenSchema(*setup, options.clock->Now()));
+  CKPT_RETURN_IF_ERROR(setup->PrepareAll());
+  OwnerClaim claim;
+  claim.owner = options.owner.empty() ? DefaultOwner() : options.owner;
+  claim.address = options.address;
+  claim.lease = options.lease;
+  claim.owners_oid = schema.owners_oid;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgOwnership> ownership,
+                        PgOwnership::Take(connector.get(), claim));
+  return std::unique_ptr<PostgresStore>(
+      new PostgresStore(std::move(connector), std::move(ownership), std::move(setup),
+                        std::max<size_t>(1, options.read_connections), schema.version));
+}
+
+PostgresStore::PostgresStore(std::unique_ptr<PgConnector> connector,
+                             std::unique_ptr<PgOwnership> ownership,
+                             std::unique_ptr<PgConnection> writer, size_t read_connections,
+                             uint32_t schema_version)
+    : connector_(std::move(connector)),
+      display_name_(connector_->target().display()),
+      ownership_(std::move(ownership)),
+      pool_(std::make_unique<PgPool>(connector_.get(), read_connections)),
+      reader_(std::make_unique<PgReader>(
+          shard_,
+          [this](const pgsql::Statement& s, const PgParams& p) -> absl::StatusOr<PgResult> {
+            absl::StatusOr<PgPool::Lease> connection = pool_->Acquire();
+            if (!connection.ok()) return Noted(connection.status());
+            absl::StatusOr<PgResult> result = (*connection)->Run(s, p);
+            if (!result.ok()) return Noted(result.status());
+            return result;
+          })),
+      schema_version_(schema_version),
+      writer_(std::move(writer)) {}
+
+PostgresStore::~PostgresStore() = default;
+
+int64_t PostgresStore::epoch() const { return ownership_->epoch(); }
+
+absl::Status PostgresStore::Noted(absl::Status status) const {
+  if (SqlState(status) == pgsql::kFencedState) {
+    ownership_->Deposed();
+    const absl::Status owned = ownership_->Owned();
+    return owned.ok() ? status : owned;
+  }
+  if (IsConnectionFailure(status)) ownership_->Unreachable();
+  return status;
+}
+
+std::unique_ptr<WriteBatch> PostgresStore::NewBatch() const {
+  return std::make_unique<PgWriteBatch>(this);
+}
+
+absl::Status PostgresStore::Write(WriteBatch* batch) {
+  auto* pg_batch = static_cast<PgWriteBatch*>(batch);
+  assert(pg_batch->store() == this);
+  if (pg_batch->Count() == 0) return absl::OkStatus();
+  CKPT_RETURN_IF_ERROR(ownership_->Owned());
+  std::vector<PgStep> steps;
+  PgParams check;
+  check.Int4(shard_).Int8(ownership_->epoch());
+  steps.push_back({&pgsql::kCheckOwner, std::move(check)});
+  for (PgStep& step : StepsFor(*pg_batch, shard_)) steps.push_back(std::move(step));
+  absl::MutexLock lock(&write_mu_);
+  if (writer_ != nullptr && !writer_->Healthy()) writer_.reset();
+  if (writer_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<PgConnection>> connected = connector_->Connect();
+    if (!connected.ok()) return Noted(connected.status());
+    writer_ = std::move(*connected);
+  }
+  const absl::Status written = writer_->RunPipeline(steps);
+  if (!writer_->ok()) writer_.reset();
+  return written.ok() ? written : Noted(written);
+}
+
+absl::StatusOr<std::unique_ptr<ReadView>> PostgresStore::NewReadView() const {
+  absl::StatusOr<PgPool::Lease> connection = pool_->Acquire();
+  if (!connection.ok()) return Noted(connection.status());
+  const absl::Status begun = (*connection)->RunSql(pgsql::kBeginView, "begin a read view");
+  if (!begun.ok()) return Noted(begun);
+  return std::unique_ptr<ReadView>(std::make_unique<View>(this, std::move(*connection)));
+}
+
+void PostgresStore::SetAvailabilityListener(std::function<void(bool)> listener) {
+  ownership_->SetListener(std::move(listener));
+}
+
+absl::StatusOr<std::optional<std::string>> PostgresStore::Get(Cf cf, absl::string_view key) const {
+  return reader_->Get(cf, key);
+}
+
+std::unique_ptr<StoreIterator> PostgresStore::Scan(Cf cf, absl::string_view prefix,
+                                                   absl::string_view start) const {
+  return reader_->Scan(cf, prefix, start);
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> PostgresStore::Floor(
+    Cf cf, absl::string_view prefix, absl::string_view key) const {
+  return reader_->Floor(cf, prefix, key);
+}
+
+}  // namespace ckpt
