@@ -40,9 +40,7 @@ Engine::Engine(Store* store, const EngineOptions& options)
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(store, options));
   CKPT_RETURN_IF_ERROR(engine->Load());
-  Group everything(options.clock->Now(), store->NewBatch());
-  for (const auto& [id, job] : engine->jobs_) everything.touched.insert(id);
-  engine->Publish(everything);
+  engine->PublishAll();
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
   return engine;
 }
@@ -78,6 +76,33 @@ absl::Status Engine::Load() {
   return it->status();
 }
 
+absl::Status Engine::Reload() {
+  const absl::Status loaded = Load();
+  if (!loaded.ok()) {
+    if (unloaded_.ok()) {
+      LogLine(absl::StrCat("cannot rebuild the state from the store after a failed write (",
+                           loaded.message(), "); refusing writes and retrying"));
+    }
+    unloaded_ = loaded;
+    return loaded;
+  }
+  if (!unloaded_.ok()) LogLine("state rebuilt from the store; writes accepted again");
+  unloaded_ = absl::OkStatus();
+  PublishAll();
+  return absl::OkStatus();
+}
+
+void Engine::PublishAll() {
+  Group everything(options_.clock->Now(), store_->NewBatch());
+  for (const auto& [id, job] : jobs_) everything.touched.insert(id);
+  {
+    // Jobs published before but gone from the store now are unpublished.
+    absl::MutexLock lock(&publish_mu_);
+    for (const auto& [id, snapshot] : published_) everything.touched.insert(id);
+  }
+  Publish(everything);
+}
+
 // ---------------------------------------------------------------- writer loop
 
 void Engine::Submit(size_t bytes, std::function<absl::Status(Group&)> decide, Done done) {
@@ -99,6 +124,12 @@ void Engine::WriterLoop() {
   for (;;) {
     std::vector<Op> ops;
     if (!queue_.TakeGroup(options_.expiry_poll, &ops)) return;
+    if (ops.empty() && !unloaded_.ok()) {
+      // Rebuild as soon as the store is back, not at the next write: leases expire
+      // again, and GetJob shows what the store holds.
+      Reload().IgnoreError();
+      continue;
+    }
     if (!expiry_.empty() && expiry_.begin()->deadline <= options_.clock->Now()) {
       ops.push_back({[this](Group& g) { return DoExpireLeases(g); }, nullptr});
     }
@@ -110,20 +141,18 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   if (!unloaded_.ok()) {
     // Memory is not the store's: deciding anything on it could undo what was
     // acknowledged. Try the rebuild again first; until it works, refuse.
-    absl::Status reloaded = Load();
+    absl::Status reloaded = Reload();
     if (!reloaded.ok()) {
       const absl::Status refused = absl::UnavailableError(
           absl::StrCat("ckptd cannot rebuild its state from the store after a failed write (",
                        reloaded.message(),
-                       "), so it refuses writes; check the disk, then retry or "
-                       "restart ckptd"));
+                       "), so it refuses writes; it retries by itself: check the store "
+                       "(disk, database), then retry"));
       for (Op& op : *ops) {
         if (op.done) op.done(refused);
       }
       return;
     }
-    LogLine("state rebuilt from the store; writes accepted again");
-    unloaded_ = absl::OkStatus();
   }
   Group group(options_.clock->Now(), store_->NewBatch());
   std::vector<absl::Status> results;
@@ -145,13 +174,9 @@ void Engine::RunGroup(std::vector<Op>* ops) {
     for (absl::Status& result : results) {
       if (result.ok()) result = written;
     }
-    // Memory ran ahead of the store; rebuild it from what the store holds.
-    absl::Status reloaded = Load();
-    if (!reloaded.ok()) {
-      LogLine(absl::StrCat("reload after failed write: ", reloaded.message(),
-                           "; refusing writes until a reload succeeds"));
-      unloaded_ = reloaded;
-    }
+    // Memory ran ahead of the store (which may even hold the group, if the commit's
+    // outcome is unknown); rebuild it and republish from what the store holds.
+    Reload().IgnoreError();
   }
   for (size_t i = 0; i < ops->size(); ++i) {
     if ((*ops)[i].done) (*ops)[i].done(results[i]);

@@ -9,9 +9,10 @@
 //   no item needs a lock.
 // - Each op checks everything before changing anything, so a failed op leaves no
 //   trace in the batch or in memory; if the write itself fails, the in-memory state
-//   is rebuilt from the store and every op of the group gets the error. If that
-//   rebuild fails too, every write is refused UNAVAILABLE until one succeeds (it is
-//   retried before each group).
+//   is rebuilt from the store and republished, and every op of the group gets the
+//   error. If that rebuild fails too (the store is unreachable), every write is
+//   refused UNAVAILABLE until one succeeds: it is retried before each group and, when
+//   no write comes, every expiry_poll.
 // - Reads never wait for the writer: GetJob/ListJobs read published snapshots; item
 //   and state reads go to RocksDB, which shows only written (synced) data. Either way
 //   a reader sees nothing that was not acknowledged. (ListWorkers is the exception:
@@ -175,6 +176,10 @@ class Engine {
   void WriterLoop();
   void RunGroup(std::vector<Op>* ops);
   absl::Status Load();
+  // Load, then republish every job; sets or clears unloaded_ and logs the change.
+  absl::Status Reload();
+  // Publishes every job in memory, and unpublishes the ones that are not.
+  void PublishAll();
   void Flush(Group& group);
   void FlushJob(Group& group, JobRuntime& job);
   // Rewrites a grant's record with its live leases, or deletes it when none is left.

@@ -25,6 +25,7 @@
 #include "service/common/log.h"
 #include "service/server/activity.h"
 #include "service/server/server.h"
+#include "service/store/postgres_store.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
           "host:port to serve on, or unix:PATH for a Unix domain socket (created 0600: only "
@@ -50,6 +51,15 @@ ABSL_FLAG(int64_t, metrics_max_jobs, 100,
           "ckpt_job_items (items by state per job) covers at most this many running or "
           "paused jobs, the newest first.");
 ABSL_FLAG(std::string, data_dir, "./ckpt-data", "Directory of the RocksDB store.");
+ABSL_FLAG(std::string, store, "",
+          "A PostgreSQL store instead of --data_dir: a libpq URI "
+          "(postgresql://user@host:5432/dbname, several hosts as host1,host2) or key=value "
+          "string. target_session_attrs defaults to read-write. Put the password in "
+          "~/.pgpass or PGPASSWORD rather than here (it is never printed, but the command line "
+          "is visible to other local users).");
+ABSL_FLAG(absl::Duration, store_lease, absl::Seconds(10),
+          "PostgreSQL store: how long a frozen or cut-off ckptd keeps another from taking the "
+          "store over (one that exits or dies releases it at once). Renewed every lease/5.");
 ABSL_FLAG(absl::Duration, idle_exit, absl::ZeroDuration(),
           "Exit by itself (code 0) once no call has been in flight for this long, e.g. 5m. "
           "For a ckptd started on demand (the Python SDK's local: mode); 0: never.");
@@ -169,8 +179,9 @@ std::string RaiseOpenFilesLimit() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] "
-      "[--data_dir=./ckpt-data] [--sync=true] [--tls_cert=F --tls_key=F [--tls_client_ca=F]] "
-      "[--auth_file=F]\n  SIGHUP re-reads the TLS files and the auth file.");
+      "[--data_dir=./ckpt-data | --store=postgresql://...] [--sync=true] "
+      "[--tls_cert=F --tls_key=F [--tls_client_ca=F]] [--auth_file=F]\n  SIGHUP re-reads the "
+      "TLS files and the auth file.");
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
@@ -200,6 +211,24 @@ int main(int argc, char** argv) {
     }
   }
 
+  const std::string store_flag = absl::GetFlag(FLAGS_store);
+  if (!store_flag.empty()) {
+    const char* conflict = absl::GetFlag(FLAGS_data_dir) != "./ckpt-data" ? "--data_dir"
+                           : !absl::GetFlag(FLAGS_sync)                   ? "--sync=false"
+                                                                          : nullptr;
+    if (conflict != nullptr) {
+      ckpt::LogLine(absl::StrCat("cannot start: ", conflict,
+                                 " is for the RocksDB store, and --store picks PostgreSQL "
+                                 "(whose commits are always durable); give one or the other"));
+      return 2;
+    }
+    const absl::Duration lease = absl::GetFlag(FLAGS_store_lease);
+    if (lease < absl::Seconds(1) || lease > absl::Hours(1)) {
+      ckpt::LogLine("cannot start: --store_lease must be in 1s..1h");
+      return 2;
+    }
+  }
+
   // Everything ckptd creates (the store's files, its LOG) is readable by its owner
   // only: it holds every job's config, params, results and states.
   ::umask(077);
@@ -211,6 +240,8 @@ int main(int argc, char** argv) {
   options.metrics_max_jobs = static_cast<size_t>(absl::GetFlag(FLAGS_metrics_max_jobs));
   options.store.path = absl::GetFlag(FLAGS_data_dir);
   options.store.sync = absl::GetFlag(FLAGS_sync);
+  options.postgres.conninfo = store_flag;
+  options.postgres.lease = absl::GetFlag(FLAGS_store_lease);
   options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));
   options.limits.max_key_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_key_bytes));
   options.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
@@ -237,9 +268,12 @@ int main(int argc, char** argv) {
     ckpt::LogLine(absl::StrCat("cannot start: ", server.status().message()));
     return 1;
   }
-  ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", data in ", options.store.path,
-                             options.store.sync ? "" : " (--sync=false: writes not synced)", "; ",
-                             open_files));
+  const std::string data =
+      store_flag.empty()
+          ? absl::StrCat("data in ", options.store.path,
+                         options.store.sync ? "" : " (--sync=false: writes not synced)")
+          : absl::StrCat("data in ", ckpt::PostgresDisplayName(store_flag).value_or("PostgreSQL"));
+  ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", ", data, "; ", open_files));
   if (!(*server)->http_address().empty()) {
     ckpt::LogLine(
         absl::StrCat("dashboard on http://", (*server)->http_address(), "/, metrics on /metrics"));

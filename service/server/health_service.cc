@@ -78,13 +78,21 @@ bool HealthService::Known(const std::string& service) {
 }
 
 HealthCheckResponse::ServingStatus HealthService::StatusLocked() const {
-  return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
+  return serving_ && store_available_ ? HealthCheckResponse::SERVING
+                                      : HealthCheckResponse::NOT_SERVING;
 }
 
 void HealthService::SetServing(bool serving) {
   absl::MutexLock lock(&mu_);
   serving_ = serving;
   for (Watcher* watcher : watchers_) watcher->Notify(StatusLocked(), !serving);
+}
+
+void HealthService::SetStoreAvailable(bool available) {
+  absl::MutexLock lock(&mu_);
+  if (store_available_ == available) return;
+  store_available_ = available;
+  for (Watcher* watcher : watchers_) watcher->Notify(StatusLocked(), /*last=*/false);
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,

@@ -26,6 +26,9 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   // Blocks until every Watch stream has ended (its last message sent), or until
   // `deadline`. Returns true if none is left.
   bool AwaitNoWatchers(absl::Time deadline);
+  // While false (the store cannot be reached), NOT_SERVING whatever SetServing said.
+  // Watchers get each change and their streams stay open. True until told otherwise.
+  void SetStoreAvailable(bool available);
 
   grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,
                                   const grpc::health::v1::HealthCheckRequest* request,
@@ -44,6 +47,7 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
 
   absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool store_available_ ABSL_GUARDED_BY(mu_) = true;
   absl::flat_hash_set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -139,6 +139,17 @@ auto BindPrivately(const std::string& path, Build build) {
   return result;
 }
 
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const ServerOptions& options) {
+  if (options.postgres.conninfo.empty()) {
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store, RocksDbStore::Open(options.store));
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  PostgresStoreOptions postgres = options.postgres;
+  if (postgres.address.empty()) postgres.address = options.listen_address;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PostgresStore> store, PostgresStore::Open(postgres));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
 int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
 }
@@ -261,10 +272,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.http_listen_address.empty()) {
     CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
   }
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, RocksDbStore::Open(options.store));
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options));
   if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
-  auto metrics = std::make_unique<ServerMetrics>(
-      ServerMetricsOptions{options.metrics_max_jobs, options.store.path});
+  auto metrics = std::make_unique<ServerMetrics>(ServerMetricsOptions{
+      options.metrics_max_jobs, options.postgres.conninfo.empty() ? options.store.path : ""});
   EngineOptions engine_options;
   engine_options.clock = options.clock;
   engine_options.queue = options.write_queue;
@@ -303,6 +314,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->reclaimer_ =
       std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
   LogSecurity(options, server->tls_.get(), server->authorizer_.get());
+  server->store_->SetAvailabilityListener(
+      [health = server->health_.get()](bool available) { health->SetStoreAvailable(available); });
   server->health_->SetServing(true);
   return server;
 }
@@ -442,6 +455,7 @@ void Server::Shutdown(absl::Duration grace) {
   for (auto& grpc_server : grpc_servers_) grpc_server->Wait();
   checkpoint_.reset();
   engine_.reset();
+  store_->SetAvailabilityListener(nullptr);
   store_.reset();
 }
 

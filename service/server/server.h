@@ -15,6 +15,7 @@
 #include "service/engine/write_queue.h"
 #include "service/rpc/validate.h"
 #include "service/server/server_tls.h"
+#include "service/store/postgres_store.h"
 #include "service/store/rocksdb_store.h"
 #include "service/store/store.h"
 
@@ -62,6 +63,9 @@ struct ServerOptions {
   // ckpt_job_items covers at most this many running or paused jobs (server_metrics.h).
   size_t metrics_max_jobs = 100;
   RocksDbStoreOptions store;
+  // When postgres.conninfo is set, the store is PostgreSQL instead and `store` is
+  // unused; postgres.address defaults to listen_address.
+  PostgresStoreOptions postgres;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
   // TLS, and with tls.client_ca mutual TLS. Empty: plaintext.
@@ -100,11 +104,12 @@ struct ServerOptions {
 class Server {
  public:
   // Opens the store and loads the engine, then serves ckpt.v1.Checkpoint, grpc.health.v1.Health
-  // (SERVING once started; open to all) and server reflection (the reader role when there is an
-  // auth file). Logs how it is secured. Errors say what is wrong and what to do: the TLS files'
-  // and the auth file's (ServerTls::Load, auth::Authorizer::Load), the store's (see
-  // RocksDbStore::Open), or FAILED_PRECONDITION when the address cannot be listened on, or is a
-  // network address with neither TLS nor an auth file and without `insecure`.
+  // (SERVING once started, NOT_SERVING while the store cannot be reached; open to all) and
+  // server reflection (the reader role when there is an auth file). Logs how it is secured.
+  // Errors say what is wrong and what to do: the TLS files' and the auth file's
+  // (ServerTls::Load, auth::Authorizer::Load), the store's (see RocksDbStore::Open,
+  // PostgresStore::Open), or FAILED_PRECONDITION when the address cannot be listened on, or is
+  // a network address with neither TLS nor an auth file and without `insecure`.
   // A Unix socket is created readable and writable by its owner only (0600); a stale socket
   // file (nothing listens on it, e.g. left by a killed ckptd) is replaced once the store is
   // open, while a live one, or any other file at that path, is FAILED_PRECONDITION.

@@ -46,7 +46,9 @@ ServerMetrics::ServerMetrics(ServerMetricsOptions options)
   registry_.AddCollector([this](ExpositionWriter& writer) {
     writer.Family("ckpt_store_size_bytes", "Bytes of the store's files on disk.",
                   MetricType::kGauge);
-    writer.Sample("ckpt_store_size_bytes", {}, DirectorySizeBytes(options_.data_dir));
+    if (!options_.data_dir.empty()) {  // RocksDB's; a PostgreSQL store has no directory
+      writer.Sample("ckpt_store_size_bytes", {}, DirectorySizeBytes(options_.data_dir));
+    }
   });
   registry_.AddCollector(WriteProcessMetrics);
 }

@@ -11,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "service/common/status_macros.h"
 
@@ -36,8 +35,12 @@ std::string BigEndian(uint64_t value, int bytes) {
 
 // libpq's messages end in newlines and may span lines: one line for logs.
 std::string OneLine(absl::string_view message) {
-  std::string line = absl::StrReplaceAll(absl::StripAsciiWhitespace(message), {{"\n", "; "}});
-  return line.empty() ? "no detail from libpq" : line;
+  std::vector<absl::string_view> lines;
+  for (absl::string_view line : absl::StrSplit(message, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines.empty() ? "no detail from libpq" : absl::StrJoin(lines, "; ");
 }
 
 absl::StatusCode CodeForSqlState(absl::string_view state) {

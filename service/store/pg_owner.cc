@@ -14,6 +14,10 @@ namespace {
 
 // How long a takeover waits for a write in flight to release the owner row.
 constexpr char kTakeoverLockTimeout[] = "SET LOCAL lock_timeout = '5s'";
+// How long it waits for a live owner's lock: an owner that just died is gone well
+// within it (its connection closed with it); one that stays is alive.
+constexpr char kProbeLockTimeout[] = "SET LOCAL lock_timeout = '2s'";
+constexpr char kLockNotAvailable[] = "55P03";
 // Retries of a renewal that failed, while the store is unreachable (the connector's
 // backoff spaces out the connection attempts themselves).
 constexpr absl::Duration kRetryUnreachable = absl::Milliseconds(200);
@@ -58,24 +62,40 @@ absl::Status InUse(const PgConnection& c, const OwnerClaim& claim, const OwnerRo
                    absl::FormatDuration(absl::Microseconds(-row.past_expiry_us)), ")"));
 }
 
-// Inside a transaction: reads the owner row (locking it), refuses a live owner, and
-// writes this claim with the next epoch. Returns the epoch.
+// The owner row changed between the first look and the lock: decide again.
+constexpr char kChanged[] = "the owner row changed while taking it over";
+
+// Inside a transaction: refuses a live owner, else writes this claim with the next
+// epoch and returns it. The live owner's lock is probed before the row is locked: the
+// owner's renewal updates the row while holding that lock, so waiting for the lock
+// while holding the row would deadlock with it.
 absl::StatusOr<int64_t> TakeInTransaction(PgConnection& c, const OwnerClaim& claim) {
+  CKPT_ASSIGN_OR_RETURN(const std::optional<OwnerRow> seen,
+                        ReadOwnerRow(c, pgsql::kReadOwner, claim.shard));
+  if (seen.has_value() && seen->live) {
+    // The lease runs, but an owner that exited or died holds no lock any more.
+    CKPT_RETURN_IF_ERROR(c.RunSql(kProbeLockTimeout, "take ownership"));
+    PgParams key;
+    key.Int8(OwnerLockKey(claim.owners_oid, claim.shard, seen->epoch));
+    const absl::StatusOr<PgResult> probed = c.Run(pgsql::kProbeOwnerLock, key);
+    if (!probed.ok() && SqlState(probed.status()) == kLockNotAvailable) {
+      return InUse(c, claim, *seen);
+    }
+    CKPT_RETURN_IF_ERROR(probed.status());
+  }
   CKPT_RETURN_IF_ERROR(c.RunSql(kTakeoverLockTimeout, "take ownership"));
-  CKPT_ASSIGN_OR_RETURN(std::optional<OwnerRow> row,
+  CKPT_ASSIGN_OR_RETURN(const std::optional<OwnerRow> row,
                         ReadOwnerRow(c, pgsql::kLockOwner, claim.shard));
   PgParams take;
   take.Int4(claim.shard).Bytes(claim.owner).Bytes(claim.address);
   take.Int8(absl::ToInt64Microseconds(claim.lease));
   if (!row.has_value()) {
+    if (seen.has_value()) return absl::AbortedError(kChanged);
     CKPT_ASSIGN_OR_RETURN(PgResult inserted, c.Run(pgsql::kInsertOwner, take));
     return PgInt8(inserted.get(), 0, 0);
   }
-  if (row->live) {
-    // The lease runs, but an owner that exited or died holds no lock any more.
-    const int64_t key = OwnerLockKey(claim.owners_oid, claim.shard, row->epoch);
-    CKPT_ASSIGN_OR_RETURN(const bool free, TryLock(c, pgsql::kProbeOwnerLock, key));
-    if (!free) return InUse(c, claim, *row);
+  if (!seen.has_value() || row->epoch != seen->epoch || (row->live && !seen->live)) {
+    return absl::AbortedError(kChanged);
   }
   CKPT_ASSIGN_OR_RETURN(PgResult taken, c.Run(pgsql::kTakeOver, take));
   LogLine(absl::StrCat("store at ", c.target().display(), ": took over from ", row->owner,
@@ -94,12 +114,18 @@ int64_t OwnerLockKey(int64_t owners_oid, int32_t shard, int64_t epoch) {
 absl::StatusOr<std::unique_ptr<PgOwnership>> PgOwnership::Take(PgConnector* connector,
                                                                const OwnerClaim& claim) {
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> session, connector->Connect());
-  CKPT_RETURN_IF_ERROR(session->RunSql("BEGIN", "take ownership"));
-  absl::StatusOr<int64_t> epoch = TakeInTransaction(*session, claim);
-  if (!epoch.ok()) {
-    session->RunSql("ROLLBACK", "take ownership").IgnoreError();
-    return epoch.status();
+  absl::StatusOr<int64_t> epoch = absl::AbortedError(kChanged);
+  // Another ckptd taking over at the same moment moves the row on: look again.
+  for (int attempt = 0; attempt < 3 && absl::IsAborted(epoch.status()); ++attempt) {
+    CKPT_RETURN_IF_ERROR(session->RunSql("BEGIN", "take ownership"));
+    epoch = TakeInTransaction(*session, claim);
+    if (!epoch.ok()) session->RunSql("ROLLBACK", "take ownership").IgnoreError();
   }
+  if (absl::IsAborted(epoch.status())) {
+    return absl::UnavailableError(absl::StrCat("store at ", session->target().display(),
+                                               ": other ckptds keep taking it over; retry"));
+  }
+  if (!epoch.ok()) return epoch.status();
   CKPT_RETURN_IF_ERROR(session->RunSql("COMMIT", "take ownership"));
   CKPT_ASSIGN_OR_RETURN(const bool locked,
                         TryLock(*session, pgsql::kTakeOwnerLock,

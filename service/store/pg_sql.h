@@ -116,9 +116,10 @@ inline constexpr char kEndView[] = "COMMIT";
 // ---- Ownership ----
 
 // Probes whether the owner of an epoch still has a session: it holds this key's
-// session lock for as long as it is connected (see pg_owner.h).
+// session lock for as long as it is connected (see pg_owner.h). Waits (lock_timeout)
+// rather than tries: the backend of an owner that just died may take a moment to go.
 inline constexpr Statement kProbeOwnerLock = {
-    "ckpt_probe_owner_lock", "SELECT pg_try_advisory_xact_lock($1)", "probe the owner's lock"};
+    "ckpt_probe_owner_lock", "SELECT pg_advisory_xact_lock($1)", "probe the owner's lock"};
 inline constexpr Statement kTakeOwnerLock = {"ckpt_take_owner_lock",
                                              "SELECT pg_try_advisory_lock($1)", "take the lock"};
 inline constexpr Statement kReadOwner = {"ckpt_read_owner",

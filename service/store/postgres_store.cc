@@ -73,6 +73,11 @@ class PostgresStore::View : public ReadView {
   const PgReader reader_;
 };
 
+absl::StatusOr<std::string> PostgresDisplayName(absl::string_view conninfo) {
+  CKPT_ASSIGN_OR_RETURN(PgTarget target, PgTarget::Parse(conninfo));
+  return target.display();
+}
+
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
     const PostgresStoreOptions& options) {
   CKPT_ASSIGN_OR_RETURN(PgTarget target, PgTarget::Parse(options.conninfo));

@@ -119,6 +119,10 @@ class PostgresStore : public Store {
   std::unique_ptr<PgConnection> writer_ ABSL_GUARDED_BY(write_mu_);
 };
 
+// How messages name the store at `conninfo`: "postgresql://user@host:port/dbname", no
+// password; INVALID_ARGUMENT as in Open if it does not parse.
+absl::StatusOr<std::string> PostgresDisplayName(absl::string_view conninfo);
+
 }  // namespace ckpt
 
 #endif  // CKPT_SERVICE_STORE_POSTGRES_STORE_H_

@@ -68,7 +68,7 @@ class EngineCompletionsTest : public testutil::EngineTest {
 
 // The progressive-saving status view: "the last 10 processed documents" and "what
 // finished since my last look", across a ckptd restart, without a scan.
-TEST_F(EngineCompletionsTest, CompletedItemsListNewestFirstOrAfterATimeAcrossARestart) {
+TEST_P(EngineCompletionsTest, CompletedItemsListNewestFirstOrAfterATimeAcrossARestart) {
   CreateJob(R"pb(job_id: "docs" steps: "parse" steps: "embed")pb");
   Add(R"pb(job_id: "docs"
            step: "parse"
@@ -116,7 +116,7 @@ TEST_F(EngineCompletionsTest, CompletedItemsListNewestFirstOrAfterATimeAcrossARe
   check();
 }
 
-TEST_F(EngineCompletionsTest, ResetItemsLeaveTheIndexAndResetJobEmptiesIt) {
+TEST_P(EngineCompletionsTest, ResetItemsLeaveTheIndexAndResetJobEmptiesIt) {
   CreateJob(R"pb(job_id: "r")pb");
   Add(R"pb(job_id: "r"
            ranges { begin: 0 end: 5 }
@@ -151,7 +151,7 @@ TEST_F(EngineCompletionsTest, ResetItemsLeaveTheIndexAndResetJobEmptiesIt) {
   testutil::ExpectCountersMatchRecount(h_, "r");
 }
 
-TEST_F(EngineCompletionsTest, TokensAndFiltersOfTheWrongOrderAreRefused) {
+TEST_P(EngineCompletionsTest, TokensAndFiltersOfTheWrongOrderAreRefused) {
   CreateJob(R"pb(job_id: "t")pb");
   Add(R"pb(job_id: "t"
            ranges { begin: 0 end: 5 })pb");
@@ -214,7 +214,7 @@ class CountingReader : public StoreReader {
 
 // "No scan of all items": a page of 10 out of 20 000 completions reads about 10
 // entries and 10 items, in either order.
-TEST_F(EngineCompletionsTest, APageReadsOnlyItsOwnEntries) {
+TEST_P(EngineCompletionsTest, APageReadsOnlyItsOwnEntries) {
   CreateJob(R"pb(job_id: "big")pb");
   Add(R"pb(job_id: "big"
            ranges { begin: 0 end: 20000 })pb");
@@ -243,6 +243,8 @@ TEST_F(EngineCompletionsTest, APageReadsOnlyItsOwnEntries) {
     EXPECT_EQ(first, order == v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST ? 19999u : 9000u);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineCompletionsTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

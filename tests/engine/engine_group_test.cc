@@ -41,7 +41,7 @@ class EngineGroupTest : public testutil::EngineTest {};
 // Ops queued together are decided as one group and written as one batch. A job deleted
 // (or reset) by one op of a group must read as gone to the later ops of the same group,
 // although the store holds its records until the batch is written.
-TEST_F(EngineGroupTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
+TEST_P(EngineGroupTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
   CreateJob(R"pb(job_id: "again")pb");
   Add(R"pb(job_id: "again" names: "a" names: "b")pb");
   CKPT_ASSERT_OK(Put("again", "cursor", "7"));
@@ -87,7 +87,7 @@ TEST_F(EngineGroupTest, OpsInTheSameGroupSeeAnEarlierDeleteOfTheJob) {
 // cannot be read either, memory may be missing jobs: deciding on it could overwrite
 // what was acknowledged (a CreateJob would not see the job it replaces). Every write is
 // refused until the rebuild works, and then the state is exactly what was written.
-TEST_F(EngineGroupTest, WritesAreRefusedUntilStateIsRebuiltAfterAFailedWrite) {
+TEST_P(EngineGroupTest, WritesAreRefusedUntilStateIsRebuiltAfterAFailedWrite) {
   CreateJob(R"pb(job_id: "kept")pb");
   Add(R"pb(job_id: "kept" names: "a" names: "b")pb");
 
@@ -115,9 +115,27 @@ TEST_F(EngineGroupTest, WritesAreRefusedUntilStateIsRebuiltAfterAFailedWrite) {
   EXPECT_EQ(Job("kept").progress().total(), 3u);
 }
 
+// A store that comes back (a database restarted) is noticed without waiting for a
+// write: the writer retries the rebuild by itself and republishes what the store holds.
+TEST_P(EngineGroupTest, TheStateIsRebuiltByItselfOnceTheStoreIsBackWithoutAWrite) {
+  CreateJob(R"pb(job_id: "kept")pb");
+  h_.faults().fail_writes = true;
+  h_.faults().fail_reads = true;
+  EXPECT_THAT(
+      h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(job_id: "kept" indices: 5)pb")),
+      StatusIs(absl::StatusCode::kResourceExhausted, _));
+  const uint64_t before = h_.engine().AwaitPublish(0, absl::InfinitePast());
+  h_.faults().fail_writes = false;
+  h_.faults().fail_reads = false;
+  // No write is sent. (The deadline bounds a hang; it is no timing assertion.)
+  EXPECT_GT(h_.engine().AwaitPublish(before, absl::Now() + absl::Seconds(60)), before);
+  EXPECT_EQ(Job("kept").progress().total(), 0u);
+  CKPT_EXPECT_OK(Create(R"pb(job_id: "kept")pb"));
+}
+
 // ResetItems of COMPLETED items scans the store; an item completed by an earlier op of
 // the same group is not there yet, and must be reset (and counted) all the same.
-TEST_F(EngineGroupTest, ResetOfCompletedItemsSeesCompletionsEarlierInTheSameGroup) {
+TEST_P(EngineGroupTest, ResetOfCompletedItemsSeesCompletionsEarlierInTheSameGroup) {
   CreateJob(R"pb(job_id: "redo")pb");
   Add(R"pb(job_id: "redo"
            ranges { begin: 0 end: 4 })pb");
@@ -150,6 +168,8 @@ TEST_F(EngineGroupTest, ResetOfCompletedItemsSeesCompletionsEarlierInTheSameGrou
   EXPECT_EQ(Job("redo").progress().pending(), 4u);
   testutil::ExpectCountersMatchRecount(h_, "redo");
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineGroupTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

@@ -50,7 +50,7 @@ class EngineHistoryTest : public testutil::EngineTest {
 
 // The defect black-box testing found: a claimed item that had used up its attempts went
 // back to PENDING on UnregisterWorker and was handed out for a third try.
-TEST_F(EngineHistoryTest, UnregisteringTheHolderOfAnItemOutOfAttemptsLeavesItFailed) {
+TEST_P(EngineHistoryTest, UnregisteringTheHolderOfAnItemOutOfAttemptsLeavesItFailed) {
   CreateJob(R"pb(job_id: "j" max_attempts: 2)pb");
   Add(R"pb(job_id: "j" names: "a" names: "b")pb");
   for (int i = 0; i < 2; ++i) {
@@ -93,7 +93,7 @@ TEST_F(EngineHistoryTest, UnregisteringTheHolderOfAnItemOutOfAttemptsLeavesItFai
   check();
 }
 
-TEST_F(EngineHistoryTest, ARetryReleasedByUnregisterKeepsItsAttemptsAndLastError) {
+TEST_P(EngineHistoryTest, ARetryReleasedByUnregisterKeepsItsAttemptsAndLastError) {
   CreateJob(R"pb(job_id: "r" max_attempts: 3)pb");
   Add(R"pb(job_id: "r" indices: 7)pb");
   const std::string w = Register("r");
@@ -120,7 +120,7 @@ TEST_F(EngineHistoryTest, ARetryReleasedByUnregisterKeepsItsAttemptsAndLastError
 
 // curator records the worker per index: GetItem and ListItems say who completed or
 // failed each item, across a restart.
-TEST_F(EngineHistoryTest, ItemsSayWhichWorkerCompletedOrFailedThem) {
+TEST_P(EngineHistoryTest, ItemsSayWhichWorkerCompletedOrFailedThem) {
   CreateJob(R"pb(job_id: "who"
                  lease_timeout { seconds: 10 })pb");
   Add(R"pb(job_id: "who"
@@ -188,7 +188,7 @@ TEST_F(EngineHistoryTest, ItemsSayWhichWorkerCompletedOrFailedThem) {
 // PATAS's resume-mining: a run that failed comes back to RUNNING with its cursor, its
 // intermediate state, its results and its failed items, instead of a ResetJob that
 // would throw them away.
-TEST_F(EngineHistoryTest, ResumingAFailedRunKeepsEverything) {
+TEST_P(EngineHistoryTest, ResumingAFailedRunKeepsEverything) {
   CreateJob(R"pb(job_id: "mine")pb");
   Add(R"pb(job_id: "mine"
            ranges { begin: 0 end: 10 })pb");
@@ -239,7 +239,7 @@ TEST_F(EngineHistoryTest, ResumingAFailedRunKeepsEverything) {
   testutil::ExpectCountersMatchRecount(h_, "mine");
 }
 
-TEST_F(EngineHistoryTest, ABudgetFailedJobResumesOnlyOnceUnderItsBudget) {
+TEST_P(EngineHistoryTest, ABudgetFailedJobResumesOnlyOnceUnderItsBudget) {
   CreateJob(R"pb(job_id: "b"
                  failure_budget { max_failed_items: 1 })pb");
   Add(R"pb(job_id: "b"
@@ -284,7 +284,7 @@ TEST_F(EngineHistoryTest, ABudgetFailedJobResumesOnlyOnceUnderItsBudget) {
   testutil::ExpectCountersMatchRecount(h_, "b");
 }
 
-TEST_F(EngineHistoryTest, ASealedJobWithNothingLeftButFailuresSaysToRetryThem) {
+TEST_P(EngineHistoryTest, ASealedJobWithNothingLeftButFailuresSaysToRetryThem) {
   CreateJob(R"pb(job_id: "s")pb");
   Add(R"pb(job_id: "s" indices: 0 indices: 1 seal: true)pb");
   CKPT_ASSERT_OK(Complete(R"pb(job_id: "s"
@@ -309,6 +309,8 @@ TEST_F(EngineHistoryTest, ASealedJobWithNothingLeftButFailuresSaysToRetryThem) {
   EXPECT_THAT(Resume("done"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("COMPLETED -> RUNNING")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineHistoryTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

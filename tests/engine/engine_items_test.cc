@@ -56,7 +56,7 @@ class EngineItemsTest : public testutil::EngineTest {
   }
 };
 
-TEST_F(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {
+TEST_P(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {
   CreateJob("job_id: \"big\"");
   auto added = h_.Call(&Engine::AddItems,
                        Parse<v1::AddItemsRequest>(R"pb(job_id: "big"
@@ -78,7 +78,7 @@ TEST_F(EngineItemsTest, RangeOfAHundredMillionIsRegisteredAtOnce) {
   EXPECT_EQ(Job("big").progress().total(), 100000011u);
 }
 
-TEST_F(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
+TEST_P(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
   CreateJob("job_id: \"mix\"");
   Add(R"pb(job_id: "mix"
            names: "b.txt"
@@ -96,7 +96,7 @@ TEST_F(EngineItemsTest, NamesAndRangesMixInKeyOrder) {
 }
 
 // physicsnemo-curator: 80 indices, index 42 fails, a resumed run retries only 42.
-TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
+TEST_P(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
   CreateJob("job_id: \"curate\" config: \"{\\\"input\\\": \\\"raw/\\\"}\"");
   Add(R"pb(job_id: "curate"
            ranges { begin: 0 end: 80 })pb");
@@ -143,7 +143,7 @@ TEST_F(EngineItemsTest, CuratorResumeRetriesOnlyTheFailedIndex) {
 
 // The document batch pipeline: 253 documents, paused after 136; resubmitted with the
 // same id, it skips the 136.
-TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
+TEST_P(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
   CreateJob("job_id: \"batch_20251214_204300\" fingerprint: \"docs-v1\"");
   v1::AddItemsRequest add;
   add.set_job_id("batch_20251214_204300");
@@ -175,7 +175,7 @@ TEST_F(EngineItemsTest, ProgressiveSavingResubmissionSkipsFinishedDocuments) {
   testutil::ExpectCountersMatchRecount(h_, "batch_20251214_204300");
 }
 
-TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
+TEST_P(EngineItemsTest, LeasesAreFencedByTokens) {
   auto [w, lease] = JobWithLeases("j", 10, 4);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 4);
@@ -219,7 +219,7 @@ TEST_F(EngineItemsTest, LeasesAreFencedByTokens) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
+TEST_P(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
   CreateJob(R"pb(job_id: "j"
                  lease_timeout { seconds: 10 }
                  max_attempts: 2)pb");
@@ -255,7 +255,7 @@ TEST_F(EngineItemsTest, ExpiredLeasesComeBackWithAttemptsThenFail) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
+TEST_P(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
   CreateJob(R"pb(job_id: "j"
                  lease_timeout { seconds: 10 })pb");
   Add(R"pb(job_id: "j" indices: 1)pb");
@@ -292,7 +292,7 @@ TEST_F(EngineItemsTest, HeartbeatsKeepALeaseAcrossManyTimeouts) {
   EXPECT_EQ(next->leases(0).cursor(), "row 19");
 }
 
-TEST_F(EngineItemsTest, MaxRunTimeEndsALeaseHoweverOftenItIsHeartbeated) {
+TEST_P(EngineItemsTest, MaxRunTimeEndsALeaseHoweverOftenItIsHeartbeated) {
   CreateJob(R"pb(job_id: "j"
                  lease_timeout { seconds: 10 }
                  max_run_time { seconds: 30 })pb");
@@ -324,7 +324,7 @@ TEST_F(EngineItemsTest, MaxRunTimeEndsALeaseHoweverOftenItIsHeartbeated) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
+TEST_P(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 5 }
@@ -355,7 +355,7 @@ TEST_F(EngineItemsTest, PauseStopsLeasingButLeasedItemsStillComplete) {
   EXPECT_EQ(Job("j").progress().completed(), 1u);
 }
 
-TEST_F(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
+TEST_P(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j" names: "a" names: "b" seal: true)pb");
   CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
@@ -369,7 +369,7 @@ TEST_F(EngineItemsTest, SealedJobCompletesWhenEveryItemIsDone) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sealed")));
 }
 
-TEST_F(EngineItemsTest, GetJobShowsTheTenLatestCompletionsNewestFirst) {
+TEST_P(EngineItemsTest, GetJobShowsTheTenLatestCompletionsNewestFirst) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 20 })pb");
@@ -393,7 +393,7 @@ TEST_F(EngineItemsTest, GetJobShowsTheTenLatestCompletionsNewestFirst) {
   EXPECT_EQ(got->recent_completions_size(), 0);
 }
 
-TEST_F(EngineItemsTest, ReRegisteringTheSameItemsOfASealedJobIsOk) {
+TEST_P(EngineItemsTest, ReRegisteringTheSameItemsOfASealedJobIsOk) {
   // A resumed pipeline registers its inputs again, and a sealing AddItems may be
   // retried after a lost answer: nothing new is added, so nothing is refused.
   CreateJob("job_id: \"j\"");
@@ -421,7 +421,7 @@ TEST_F(EngineItemsTest, ReRegisteringTheSameItemsOfASealedJobIsOk) {
   EXPECT_EQ(Job("j").progress().total(), 11u);
 }
 
-TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
+TEST_P(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
   CreateJob(R"pb(job_id: "j" max_attempts: 3)pb");
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 100 })pb");
@@ -442,7 +442,7 @@ TEST_F(EngineItemsTest, RetryableFailuresAreLeasedFirstAndKeepTheirCursor) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
+TEST_P(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
   CreateJob(R"pb(job_id: "j"
                  lease_timeout { seconds: 10 })pb");
   Add(R"pb(job_id: "j"
@@ -467,7 +467,7 @@ TEST_F(EngineItemsTest, RestartKeepsLeasesAndNeverReusesTokens) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning) {
+TEST_P(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning) {
   CreateJob("job_id: \"huge\"");
   Add(R"pb(job_id: "huge"
            ranges { begin: 0 end: 10000000 })pb");
@@ -502,7 +502,7 @@ TEST_F(EngineItemsTest, TenMillionIndexJobHalfDoneListsAndLeasesWithoutScanning)
   EXPECT_EQ(Job("huge").progress().remaining(), 9999996u);
 }
 
-TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
+TEST_P(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 10 }
@@ -547,7 +547,7 @@ TEST_F(EngineItemsTest, FailedItemsAreGroupedByErrorAndResetOnDemand) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, ResetItemsByErrorMessageRetriesExactlyThatGroup) {
+TEST_P(EngineItemsTest, ResetItemsByErrorMessageRetriesExactlyThatGroup) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j"
            ranges { begin: 0 end: 10 })pb");
@@ -601,7 +601,7 @@ TEST_F(EngineItemsTest, ResetItemsByErrorMessageRetriesExactlyThatGroup) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
+TEST_P(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
   CreateJob(R"pb(job_id: "j"
                  failure_budget { max_failed_items: 2 })pb");
   Add(R"pb(job_id: "j"
@@ -620,7 +620,7 @@ TEST_F(EngineItemsTest, FailureBudgetFailsTheJobAtOnce) {
   EXPECT_EQ(lease->shortfall(), v1::LEASE_SHORTFALL_JOB_FINISHED);
 }
 
-TEST_F(EngineItemsTest, FindOutputLeadsBackToTheItem) {
+TEST_P(EngineItemsTest, FindOutputLeadsBackToTheItem) {
   CreateJob("job_id: \"j\"");
   Add("job_id: \"j\" names: \"in/a.csv\"");
   CKPT_ASSERT_OK(Complete(R"pb(job_id: "j"
@@ -641,7 +641,7 @@ TEST_F(EngineItemsTest, FindOutputLeadsBackToTheItem) {
 
 // A principal confined to a job-id prefix finds outputs of its own jobs only; another
 // job's output reads as absent, with the same answer as one never recorded.
-TEST_F(EngineItemsTest, FindOutputWithinAJobIdPrefix) {
+TEST_P(EngineItemsTest, FindOutputWithinAJobIdPrefix) {
   for (const char* job : {"team-a-1", "team-b-1"}) {
     CreateJob(absl::StrCat("job_id: \"", job, "\""));
     Add(absl::StrCat("job_id: \"", job, "\" indices: 0"));
@@ -661,7 +661,7 @@ TEST_F(EngineItemsTest, FindOutputWithinAJobIdPrefix) {
   CKPT_EXPECT_OK(h_.Read(&Engine::FindOutputWithPrefix, find, ""));
 }
 
-TEST_F(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
+TEST_P(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
   CreateJob("job_id: \"j\"");
   Add(R"pb(job_id: "j" indices: 1)pb");
   EXPECT_THAT(Complete(R"pb(job_id: "j"
@@ -691,7 +691,7 @@ std::vector<std::pair<std::string, std::string>> SchedRecords(Store& store, cons
 // One LeaseItems call is one grant record (not a record per item), rewritten with the
 // leases still live when some end or save a cursor, deleted with the last; across a
 // restart, what it lists is exactly what is leased.
-TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
+TEST_P(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
   auto [w, lease] = JobWithLeases("g", 5, 5);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 5);
@@ -744,7 +744,7 @@ TEST_F(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
 
 // Schema 1 stored every lease as its own 'L' record. A store holding them opens with
 // those leases live, and each record goes when its lease ends.
-TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
+TEST_P(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   auto [w, lease] = JobWithLeases("old", 3, 2);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 2);
@@ -793,7 +793,7 @@ TEST_F(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
 
 // A big LeaseItems call is split into grant records of at most 128 leases, so ending one
 // lease never rewrites more than 127 others.
-TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
+TEST_P(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
   auto [w, lease] = JobWithLeases("big", 300, 300);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 300);
@@ -817,7 +817,7 @@ TEST_F(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
 }
 
 // A damaged record is DATA_LOSS wherever it is read, never skipped or read past its end.
-TEST_F(EngineItemsTest, DamagedSchedRecordsReadAsDataLoss) {
+TEST_P(EngineItemsTest, DamagedSchedRecordsReadAsDataLoss) {
   CKPT_ASSERT_OK(h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(R"pb(job_id: "d")pb")));
   CKPT_ASSERT_OK(h_.Call(&Engine::AddItems, Parse<v1::AddItemsRequest>(R"pb(
     job_id: "d"
@@ -845,6 +845,8 @@ TEST_F(EngineItemsTest, DamagedSchedRecordsReadAsDataLoss) {
     error_groups: 3)pb")),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("error group")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineItemsTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

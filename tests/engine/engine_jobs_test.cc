@@ -39,7 +39,7 @@ class EngineJobsTest : public testutil::EngineTest {};
 
 // ---------------------------------------------------------------- CreateJob
 
-TEST_F(EngineJobsTest, CreateThenResubmitWithTheSameFingerprintResumesAndChangesNothing) {
+TEST_P(EngineJobsTest, CreateThenResubmitWithTheSameFingerprintResumesAndChangesNothing) {
   auto first = Create(R"pb(job_id: "j" display_name: "first" config: "{}" fingerprint: "fp-1")pb");
   CKPT_ASSERT_OK(first);
   EXPECT_TRUE(first->created());
@@ -83,7 +83,7 @@ TEST_F(EngineJobsTest, CreateThenResubmitWithTheSameFingerprintResumesAndChanges
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
-TEST_F(EngineJobsTest, EmptyFingerprintIsTheSha256OfTheConfig) {
+TEST_P(EngineJobsTest, EmptyFingerprintIsTheSha256OfTheConfig) {
   const std::string config = R"({"model": "gpt", "batch": 8})";
   v1::CreateJobRequest request;
   request.set_job_id("j");
@@ -109,7 +109,7 @@ TEST_F(EngineJobsTest, EmptyFingerprintIsTheSha256OfTheConfig) {
 }
 
 // EntropyGuard: a rerun whose inputs changed must not silently mix with the old run.
-TEST_F(EngineJobsTest, ChangedFingerprintFailsNamingBothFingerprints) {
+TEST_P(EngineJobsTest, ChangedFingerprintFailsNamingBothFingerprints) {
   CreateJob(
       R"pb(job_id: "entropy-guard" config: "{\"threshold\": 0.5}" fingerprint: "eg:6a1f0c2e")pb");
   Add(R"pb(job_id: "entropy-guard" names: "doc-1" names: "doc-2")pb");
@@ -126,7 +126,7 @@ TEST_F(EngineJobsTest, ChangedFingerprintFailsNamingBothFingerprints) {
   EXPECT_EQ(job.progress().total(), 2u);
 }
 
-TEST_F(EngineJobsTest, ResetOnFingerprintChangeStartsOverOnTheNewDefinition) {
+TEST_P(EngineJobsTest, ResetOnFingerprintChangeStartsOverOnTheNewDefinition) {
   CreateJob(R"pb(job_id: "j"
                  config: "{\"v\": 1}"
                  fingerprint: "v1"
@@ -225,7 +225,7 @@ TEST_F(EngineJobsTest, ResetOnFingerprintChangeStartsOverOnTheNewDefinition) {
   EXPECT_THAT(old.steps(), ElementsAre("a", "b"));  // the old definition really differed
 }
 
-TEST_F(EngineJobsTest, EmptyJobIdGetsAFreshGeneratedId) {
+TEST_P(EngineJobsTest, EmptyJobIdGetsAFreshGeneratedId) {
   auto a = Create(R"pb(config: "{}")pb");
   auto b = Create(R"pb(config: "{}")pb");
   CKPT_ASSERT_OK(a);
@@ -240,7 +240,7 @@ TEST_F(EngineJobsTest, EmptyJobIdGetsAFreshGeneratedId) {
   EXPECT_EQ(Job(b->job().job_id()).job_id(), b->job().job_id());
 }
 
-TEST_F(EngineJobsTest, DefaultsAreOneMainStepSixtySecondsAndThreeAttempts) {
+TEST_P(EngineJobsTest, DefaultsAreOneMainStepSixtySecondsAndThreeAttempts) {
   auto created = Create(R"pb(job_id: "d")pb");
   CKPT_ASSERT_OK(created);
   for (const v1::Job& job : {created->job(), Job("d")}) {
@@ -267,7 +267,7 @@ TEST_F(EngineJobsTest, DefaultsAreOneMainStepSixtySecondsAndThreeAttempts) {
 
 // ---------------------------------------------------------------- steps
 
-TEST_F(EngineJobsTest, EachStepHasItsOwnProgressAndTheJobSumsThem) {
+TEST_P(EngineJobsTest, EachStepHasItsOwnProgressAndTheJobSumsThem) {
   CreateJob(R"pb(job_id: "etl" steps: "extract" steps: "load")pb");
   Add(R"pb(job_id: "etl"
            ranges { begin: 0 end: 10 })pb");  // empty step: the first
@@ -328,7 +328,7 @@ TEST_F(EngineJobsTest, EachStepHasItsOwnProgressAndTheJobSumsThem) {
               StatusIs(absl::StatusCode::kNotFound, _));
 }
 
-TEST_F(EngineJobsTest, UnknownStepIsInvalidArgumentNamingItAndListingTheSteps) {
+TEST_P(EngineJobsTest, UnknownStepIsInvalidArgumentNamingItAndListingTheSteps) {
   CreateJob(R"pb(job_id: "etl" steps: "extract" steps: "load")pb");
   auto named = AllOf(HasSubstr("job \"etl\" has no step \"transform\""),
                      HasSubstr("(its steps: extract, load)"));
@@ -354,7 +354,7 @@ TEST_F(EngineJobsTest, UnknownStepIsInvalidArgumentNamingItAndListingTheSteps) {
 
 // ---------------------------------------------------------------- UpdateJob
 
-TEST_F(EngineJobsTest, UpdateJobSetsStageLabelsAndParamsAndSealCompletes) {
+TEST_P(EngineJobsTest, UpdateJobSetsStageLabelsAndParamsAndSealCompletes) {
   CreateJob(R"pb(job_id: "u"
                  labels { key: "team" value: "data" }
                  labels { key: "tmp" value: "1" }
@@ -412,7 +412,7 @@ TEST_F(EngineJobsTest, UpdateJobSetsStageLabelsAndParamsAndSealCompletes) {
       StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"none\"")));
 }
 
-TEST_F(EngineJobsTest, SealWithItemsLeftCompletesWhenTheLastFinishes) {
+TEST_P(EngineJobsTest, SealWithItemsLeftCompletesWhenTheLastFinishes) {
   CreateJob(R"pb(job_id: "s")pb");
   Add(R"pb(job_id: "s"
            ranges { begin: 0 end: 2 })pb");
@@ -430,7 +430,7 @@ TEST_F(EngineJobsTest, SealWithItemsLeftCompletesWhenTheLastFinishes) {
 
 // ---------------------------------------------------------------- transitions
 
-TEST_F(EngineJobsTest, PauseResumeAndStopAreIdempotentAndStopIsFinal) {
+TEST_P(EngineJobsTest, PauseResumeAndStopAreIdempotentAndStopIsFinal) {
   CreateJob(R"pb(job_id: "p")pb");
   v1::PauseJobRequest pause =
       Parse<v1::PauseJobRequest>(R"pb(job_id: "p" reason: "maintenance")pb");
@@ -479,7 +479,7 @@ TEST_F(EngineJobsTest, PauseResumeAndStopAreIdempotentAndStopIsFinal) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"nope\"")));
 }
 
-TEST_F(EngineJobsTest, FinishJobEndsAJobWithItsReason) {
+TEST_P(EngineJobsTest, FinishJobEndsAJobWithItsReason) {
   CreateJob(R"pb(job_id: "f")pb");
   CreateJob(R"pb(job_id: "c")pb");
   Add(R"pb(job_id: "f"
@@ -532,7 +532,7 @@ TEST_F(EngineJobsTest, FinishJobEndsAJobWithItsReason) {
 
 // ---------------------------------------------------------------- ListJobs
 
-TEST_F(EngineJobsTest, ListJobsNewestFirstFilteredAndPaged) {
+TEST_P(EngineJobsTest, ListJobsNewestFirstFilteredAndPaged) {
   // Created one second apart, except two ties (ordered by id).
   CreateJob(R"pb(job_id: "etl-a"
                  display_name: "Nightly ETL"
@@ -627,7 +627,7 @@ TEST_F(EngineJobsTest, ListJobsNewestFirstFilteredAndPaged) {
 
 // A principal confined to "etl-" lists only those jobs, whatever the request's filters,
 // and its pages stay within them (a display name or name_prefix match does not widen it).
-TEST_F(EngineJobsTest, ListJobsWithinAJobIdPrefix) {
+TEST_P(EngineJobsTest, ListJobsWithinAJobIdPrefix) {
   CreateJob(R"pb(job_id: "etl-a")pb");
   h_.clock().Advance(absl::Seconds(1));
   CreateJob(R"pb(job_id: "train-1" display_name: "etl-look-alike")pb");
@@ -657,7 +657,7 @@ TEST_F(EngineJobsTest, ListJobsWithinAJobIdPrefix) {
 
 // ---------------------------------------------------------------- ResetJob, DeleteJob
 
-TEST_F(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
+TEST_P(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
   CreateJob(R"pb(job_id: "r"
                  lease_timeout { seconds: 30 }
                  max_attempts: 3)pb");
@@ -780,7 +780,7 @@ TEST_F(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
   testutil::ExpectCountersMatchRecount(h_, "r");
 }
 
-TEST_F(EngineJobsTest, ResetJobWithRemoveItemsEmptiesAndUnsealsTheJob) {
+TEST_P(EngineJobsTest, ResetJobWithRemoveItemsEmptiesAndUnsealsTheJob) {
   CreateJob(R"pb(job_id: "r")pb");
   Add(R"pb(job_id: "r"
            names: "a"
@@ -808,7 +808,7 @@ TEST_F(EngineJobsTest, ResetJobWithRemoveItemsEmptiesAndUnsealsTheJob) {
   testutil::ExpectCountersMatchRecount(h_, "r");
 }
 
-TEST_F(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
+TEST_P(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
   CreateJob(R"pb(job_id: "del"
                  lease_timeout { seconds: 10 })pb");
   Add(R"pb(job_id: "del"
@@ -890,6 +890,8 @@ TEST_F(EngineJobsTest, DeleteJobRemovesEverythingAndTheIdCanBeReused) {
   h_.Reopen();
   empty();
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineJobsTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

@@ -39,7 +39,7 @@ class EngineLoadTest : public testutil::EngineTest {};
 // ---------------------------------------------------------------- persistence
 
 // One of every kind of record, then a restart: nothing is lost or changed.
-TEST_F(EngineLoadTest, EveryRecordTypeSurvivesCloseAndReopen) {
+TEST_P(EngineLoadTest, EveryRecordTypeSurvivesCloseAndReopen) {
   CreateJob(R"pb(
     job_id: "all"
     display_name: "Everything"
@@ -325,6 +325,8 @@ TEST_F(EngineLoadTest, EveryRecordTypeSurvivesCloseAndReopen) {
   EXPECT_GT(next->leases(0).lease_token(), claim->leases(0).lease_token());
   testutil::ExpectCountersMatchRecount(h_, "all");
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineLoadTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

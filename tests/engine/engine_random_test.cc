@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -100,10 +101,14 @@ struct JobModel {
 
 v1::ItemKey Key(const std::string& encoded) { return *keys::DecodeItemKey(encoded); }
 
-class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
+// One seed on one store kind.
+class EngineRandomTest
+    : public ::testing::TestWithParam<std::tuple<uint64_t, testutil::StoreKind>> {
  protected:
+  static uint64_t Seed() { return std::get<0>(GetParam()); }
+
   void SetUp() override {
-    rng_.seed(GetParam());
+    rng_.seed(Seed());
     MakeJob(&jobs_[0], "rand-a", {"extract", "load"}, absl::Seconds(30), 3);
     MakeJob(&jobs_[1], "rand-b", {"parse", "index"}, absl::Seconds(20), 2);
   }
@@ -858,7 +863,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
     CheckCounts(job);  // the other job is untouched
   }
 
-  EngineHarness h_;
+  EngineHarness h_{std::get<1>(GetParam())};
   std::mt19937_64 rng_;
   JobModel jobs_[2];
   uint64_t max_token_ = 0;
@@ -867,7 +872,7 @@ class EngineRandomTest : public ::testing::TestWithParam<uint64_t> {
 
 TEST_P(EngineRandomTest, ThreeThousandOpsMatchTheModel) {
   for (int op = 1; op <= kOps; ++op) {
-    SCOPED_TRACE(absl::StrCat("seed ", GetParam(), " op ", op));
+    SCOPED_TRACE(absl::StrCat("seed ", Seed(), " op ", op));
     RunOne();
     if (op % kCheckEvery == 0 || op == kOps) {
       CheckEverything();
@@ -882,11 +887,17 @@ TEST_P(EngineRandomTest, ThreeThousandOpsMatchTheModel) {
   for (const JobModel& job : jobs_) {
     for (const auto& step : job.items) items += step.size();
   }
-  std::cout << "seed " << GetParam() << ": " << items << " items; " << summary << std::endl;
+  std::cout << "seed " << Seed() << ": " << items << " items; " << summary << std::endl;
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, EngineRandomTest,
-                         ::testing::Values(uint64_t{20251214}, uint64_t{42}, uint64_t{7777}));
+                         ::testing::Combine(::testing::Values(uint64_t{20251214}, uint64_t{42},
+                                                              uint64_t{7777}),
+                                            ::testing::ValuesIn(testutil::AllStoreKinds())),
+                         [](const auto& info) {
+                           return absl::StrCat(testutil::StoreKindName(std::get<1>(info.param)),
+                                               "_", std::get<0>(info.param));
+                         });
 
 }  // namespace
 }  // namespace ckpt

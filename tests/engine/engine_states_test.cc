@@ -40,7 +40,7 @@ class EngineStatesTest : public testutil::EngineTest {};
 
 // PATAS: a message-clustering pipeline keeps its last processed message id and a large
 // intermediate result as state, and its stage on the job; a restart keeps all three.
-TEST_F(EngineStatesTest, PatasCursorIntermediateAndStageSurviveRestart) {
+TEST_P(EngineStatesTest, PatasCursorIntermediateAndStageSurviveRestart) {
   CreateJob(R"pb(job_id: "patas-2025-12-14" config: "{\"source\": \"kafka://logs\"}")pb");
   std::string intermediate = "{\"clusters\": [";
   for (int i = 0; intermediate.size() < 100 * 1024; ++i) {
@@ -86,7 +86,7 @@ TEST_F(EngineStatesTest, PatasCursorIntermediateAndStageSurviveRestart) {
   EXPECT_EQ(next->version(), 4u);
 }
 
-TEST_F(EngineStatesTest, PutStateCompareAndSet) {
+TEST_P(EngineStatesTest, PutStateCompareAndSet) {
   CreateJob(R"pb(job_id: "cas")pb");
   auto first = PutIf("cas", "chunk_index", "0", 0);  // must not exist yet: it does not
   CKPT_ASSERT_OK(first);
@@ -128,7 +128,7 @@ TEST_F(EngineStatesTest, PutStateCompareAndSet) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing-job")));
 }
 
-TEST_F(EngineStatesTest, ListStatesByNameWithOrWithoutValues) {
+TEST_P(EngineStatesTest, ListStatesByNameWithOrWithoutValues) {
   CreateJob(R"pb(job_id: "ls")pb");
   CKPT_ASSERT_OK(Put("ls", "b", "bee"));
   CKPT_ASSERT_OK(Put("ls", "a", "ay"));
@@ -163,6 +163,8 @@ TEST_F(EngineStatesTest, ListStatesByNameWithOrWithoutValues) {
   h_.Reopen();
   check();
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineStatesTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

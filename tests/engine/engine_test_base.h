@@ -1,6 +1,7 @@
-// The fixture engine tests share: a real engine on a real store (EngineHarness) and
-// one-line helpers for the calls the tests make. The test files mirror the engine's:
-// engine_jobs_test (jobs), engine_items_test (items and leases), engine_workers_test,
+// The fixture engine tests share: a real engine on a real store (EngineHarness), one
+// run per store kind (TEST_P, instantiated with CKPT_ENGINE_STORE_KINDS below: RocksDB
+// and PostgreSQL), and one-line helpers for the calls the tests make. The test files mirror the
+// engine's: engine_jobs_test (jobs), engine_items_test (items and leases), engine_workers_test,
 // engine_states_test (state blobs), engine_load_test (what survives a reopen), and
 // engine_group_test (group commit: ops decided together, failed writes).
 #ifndef CKPT_TESTS_ENGINE_ENGINE_TEST_BASE_H_
@@ -52,7 +53,7 @@ class WriterHold {
   absl::Notification held_, release_;
 };
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   absl::StatusOr<v1::CreateJobResponse> Create(const std::string& text) {
     return h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(text));
@@ -156,8 +157,12 @@ class EngineTest : public ::testing::Test {
   }
   absl::Time Now() { return h_.clock().Now(); }
 
-  EngineHarness h_;
+  EngineHarness h_{GetParam()};
 };
+
+// INSTANTIATE_TEST_SUITE_P(Stores, MyEngineTest, CKPT_ENGINE_STORE_KINDS);
+#define CKPT_ENGINE_STORE_KINDS \
+  ::testing::ValuesIn(::ckpt::testutil::AllStoreKinds()), ::ckpt::testutil::StoreKindTestName
 
 }  // namespace testutil
 }  // namespace ckpt

@@ -38,7 +38,7 @@ class EngineWorkersTest : public testutil::EngineTest {};
 
 // ---------------------------------------------------------------- workers
 
-TEST_F(EngineWorkersTest, WorkersAreListedWithTheirLeasesAndCounts) {
+TEST_P(EngineWorkersTest, WorkersAreListedWithTheirLeasesAndCounts) {
   CreateJob(R"pb(job_id: "wk"
                  lease_timeout { seconds: 30 })pb");
   Add(R"pb(job_id: "wk"
@@ -139,7 +139,7 @@ TEST_F(EngineWorkersTest, WorkersAreListedWithTheirLeasesAndCounts) {
   check();
 }
 
-TEST_F(EngineWorkersTest, AWorkerSilentPastTheLeaseTimeoutIsLost) {
+TEST_P(EngineWorkersTest, AWorkerSilentPastTheLeaseTimeoutIsLost) {
   CreateJob(R"pb(job_id: "lost"
                  lease_timeout { seconds: 30 })pb");
   Add(R"pb(job_id: "lost"
@@ -189,7 +189,7 @@ TEST_F(EngineWorkersTest, AWorkerSilentPastTheLeaseTimeoutIsLost) {
 
 // active_workers is counted when GetJob reads the snapshot, not when it was published:
 // a worker that falls silent stops counting without any write touching the job.
-TEST_F(EngineWorkersTest, ActiveWorkersDropsAWorkerSilentPastTheLeaseTimeout) {
+TEST_P(EngineWorkersTest, ActiveWorkersDropsAWorkerSilentPastTheLeaseTimeout) {
   CreateJob(R"pb(job_id: "aw"
                  lease_timeout { seconds: 30 })pb");
   const std::string alive = Register("aw");
@@ -206,7 +206,7 @@ TEST_F(EngineWorkersTest, ActiveWorkersDropsAWorkerSilentPastTheLeaseTimeout) {
   EXPECT_EQ(Job("aw").progress().active_workers(), 1u);
 }
 
-TEST_F(EngineWorkersTest, UnregisterReturnsLeasesWithoutCountingAnAttempt) {
+TEST_P(EngineWorkersTest, UnregisterReturnsLeasesWithoutCountingAnAttempt) {
   CreateJob(R"pb(job_id: "un" max_attempts: 2)pb");
   Add(R"pb(job_id: "un"
            ranges { begin: 0 end: 3 }
@@ -268,7 +268,7 @@ TEST_F(EngineWorkersTest, UnregisterReturnsLeasesWithoutCountingAnAttempt) {
   testutil::ExpectCountersMatchRecount(h_, "un");
 }
 
-TEST_F(EngineWorkersTest, UnknownWorkersAreNotFound) {
+TEST_P(EngineWorkersTest, UnknownWorkersAreNotFound) {
   CreateJob(R"pb(job_id: "x")pb");
   CreateJob(R"pb(job_id: "y")pb");
   Add(R"pb(job_id: "x"
@@ -290,6 +290,8 @@ TEST_F(EngineWorkersTest, UnknownWorkersAreNotFound) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"z\"")));
   EXPECT_EQ(Job("x").progress().leased(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineWorkersTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

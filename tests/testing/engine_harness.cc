@@ -1,14 +1,12 @@
 #include "tests/testing/engine_harness.h"
 
+#include <cstdio>
 #include <cstdlib>
-
-#include "service/store/rocksdb_store.h"
-#include "tests/testing/temp_dir.h"
 
 namespace ckpt {
 namespace testutil {
 
-EngineHarness::EngineHarness() : dir_(NewTempDir("engine")) { Open(); }
+EngineHarness::EngineHarness(StoreKind kind) : location_(StoreLocation::New(kind)) { Open(); }
 
 EngineHarness::~EngineHarness() {
   engine_.reset();
@@ -16,15 +14,19 @@ EngineHarness::~EngineHarness() {
 }
 
 void EngineHarness::Open() {
-  RocksDbStoreOptions store_options;
-  store_options.path = dir_;
-  auto store = RocksDbStore::Open(store_options);
-  if (!store.ok()) std::abort();
+  auto store = location_.Open();
+  if (!store.ok()) {
+    std::fprintf(stderr, "cannot open the store: %s\n", store.status().ToString().c_str());
+    std::abort();
+  }
   store_ = std::make_unique<FaultInjectingStore>(std::move(*store));
   EngineOptions options;
   options.clock = &clock_;
   auto engine = Engine::Open(store_.get(), options);
-  if (!engine.ok()) std::abort();
+  if (!engine.ok()) {
+    std::fprintf(stderr, "cannot open the engine: %s\n", engine.status().ToString().c_str());
+    std::abort();
+  }
   engine_ = std::move(*engine);
 }
 

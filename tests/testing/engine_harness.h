@@ -1,5 +1,6 @@
-// A real engine on a real store in a fresh temp dir, with a fake clock, for tests that
-// drive the engine directly (no gRPC). Reopen() closes and reopens both, as a restart.
+// A real engine on a real store (RocksDB in a fresh temp dir, or PostgreSQL in a fresh
+// schema: test_stores.h), with a fake clock, for tests that drive the engine directly
+// (no gRPC). Reopen() closes and reopens both, as a restart.
 #ifndef CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 #define CKPT_TESTS_TESTING_ENGINE_HARNESS_H_
 
@@ -13,6 +14,7 @@
 #include "service/engine/engine.h"
 #include "service/store/store.h"
 #include "tests/testing/fault_injecting_store.h"
+#include "tests/testing/test_stores.h"
 
 namespace ckpt {
 namespace testutil {
@@ -28,17 +30,17 @@ Proto Parse(const std::string& text) {
 
 class EngineHarness {
  public:
-  EngineHarness();
+  explicit EngineHarness(StoreKind kind = StoreKind::kRocksDb);
   ~EngineHarness();
 
-  // Closes the engine and store and opens them again on the same directory.
+  // Closes the engine and store and opens them again at the same location.
   void Reopen();
   Engine& engine() { return *engine_; }
   // Failures to inject into the store's writes and reads (a failing disk).
   StoreFaults& faults() { return store_->faults(); }
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
-  const std::string& dir() const { return dir_; }
+  const StoreLocation& location() const { return location_; }
 
   // Runs a write (queued to the writer) and waits for its answer.
   template <typename Request, typename Response>
@@ -83,7 +85,7 @@ class EngineHarness {
  private:
   void Open();
 
-  const std::string dir_;
+  const StoreLocation location_;
   FakeClock clock_;
   std::unique_ptr<FaultInjectingStore> store_;
   std::unique_ptr<Engine> engine_;
