@@ -3,6 +3,7 @@
 #
 #   ./tools/serve.sh                                   # 127.0.0.1:7700, data in ./ckpt-data
 #   ./tools/serve.sh --listen=127.0.0.1:7710 --data_dir=/tmp/x
+#   ./tools/serve.sh --store=postgresql://ckpt@127.0.0.1:5433/ckpt   # README: on PostgreSQL
 #
 # Every argument is passed to ckptd unchanged. The script runs from the repository
 # root, so ckptd's default data directory is the repository's ./ckpt-data
@@ -36,6 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --listen | --listen=* | -listen | -listen=*) listen_set=1 ;;
     --data_dir | --data_dir=* | -data_dir | -data_dir=*) data_dir_set=1 ;;
+    --store | --store=* | -store | -store=*) data_dir_set=1 ;;
   esac
 done
 where=()
