@@ -122,6 +122,26 @@ class PackageTest(unittest.TestCase):
         run([python, "-m", "pip", "install", "--no-index", "--no-build-isolation", sdist])
         self.use(python)
 
+    def test_the_bazel_wheel_carries_ckptd_for_local_mode(self):
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        (wheel,) = glob.glob(os.path.join(here, "ckpt-*-py3-none-linux_x86_64.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            self.assertTrue(any(name.endswith("ckpt/_bin/ckptd") for name in archive.namelist()))
+        python = self.venv()
+        run([python, "-m", "pip", "install", "--no-index", "--no-build-isolation", wheel])
+        outside = tempfile.mkdtemp(prefix="user-", dir=self.work)
+        script = os.path.join(outside, "use_it.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(USE_IT)
+        # No $CKPTD and no ckptd on the PATH: only the wheel's.
+        env = clean_env()
+        del env["CKPTD"]
+        env["PATH"] = "/usr/bin:/bin"
+        data = os.path.join(outside, "ckpt-data")
+        self.assertIn("ok", run([python, script, f"local:{data}"], cwd=outside, env=env))
+        run([python, "-c", "import sys, ckpt.local as l; l.LocalServer(sys.argv[1]).stop()",
+             data], cwd=outside, env=env)
+
     def test_pip_install_of_the_source_directory(self):
         python = self.venv()
         run([python, "-m", "pip", "install", "--no-index", "--no-build-isolation",
