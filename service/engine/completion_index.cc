@@ -170,7 +170,8 @@ bool WantsCompletionOrder(const v1::ListItemsRequest& r) {
 }
 
 absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequest& r,
-                                absl::string_view step, v1::ListItemsResponse* out) {
+                                absl::string_view step, size_t max_page_bytes,
+                                v1::ListItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(const std::string after, SuffixFromPageToken(r.page_token()));
   const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
   std::optional<int64_t> above;
@@ -180,6 +181,7 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
   Cursor cursor(view, r.job_id(), step, r.order() == v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, after,
                 above);
   std::string last;
+  size_t page_bytes = 0;
   for (;;) {
     CKPT_ASSIGN_OR_RETURN(std::optional<Entry> entry, cursor.Next());
     if (!entry.has_value()) return absl::OkStatus();  // the end: no token
@@ -188,13 +190,19 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
     *item.mutable_key() = *keys::DecodeItemKey(entry->item_key);
     item.set_step(std::string(step));
     CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, &item));
-    last = entry->suffix;
-    if (item.state() != v1::ITEM_STATE_COMPLETED) continue;  // cannot happen: reset deletes
+    if (item.state() != v1::ITEM_STATE_COMPLETED) {  // cannot happen: reset deletes
+      last = entry->suffix;
+      continue;
+    }
     if (r.keys_only()) {
       item.clear_result();
       item.clear_last_error();
       item.clear_cursor();
     }
+    const size_t bytes = item.ByteSizeLong();
+    if (out->items_size() > 0 && page_bytes + bytes > max_page_bytes) break;  // `last` stays
+    page_bytes += bytes;
+    last = entry->suffix;
     *out->add_items() = std::move(item);
   }
   out->set_next_page_token(absl::StrCat(std::string(1, kTokenTag), absl::BytesToHexString(last)));

@@ -37,7 +37,8 @@ bool WantsCompletionOrder(const v1::ListItemsRequest& r);
 // asks, after `r.completed_after` if set: O(page) reads. INVALID_ARGUMENT for a page
 // token this server did not issue for this order.
 absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequest& r,
-                                absl::string_view step, v1::ListItemsResponse* out);
+                                absl::string_view step, size_t max_page_bytes,
+                                v1::ListItemsResponse* out);
 
 }  // namespace ckpt
 

@@ -45,6 +45,20 @@
 
 namespace ckpt {
 
+// A job's stored record (config, params, labels and the rest) stays under this, well
+// below --max_message_bytes' default, so every answer carrying the job can be sent.
+// UpdateJob refuses a change past it (and past the label and param counts)
+// INVALID_ARGUMENT, applying nothing.
+inline constexpr size_t kMaxJobRecordBytes = 4 << 20;
+inline constexpr int kMaxJobLabels = 64;
+inline constexpr int kMaxJobParams = 256;
+absl::Status CheckJobTotals(const v1::Job& job);
+
+// The most bytes of entries one page of ListJobs, ListItems or ListStates holds
+// (EngineOptions::max_page_bytes): a page stops there, with a next_page_token, so that
+// no answer passes the message limit.
+inline constexpr size_t kDefaultMaxPageBytes = 8 << 20;
+
 struct EngineOptions {
   Clock* clock = Clock::Real();
   // How often the writer looks for expired leases when idle (real time).
@@ -55,6 +69,8 @@ struct EngineOptions {
   // Bounds of the writer's queue (write_queue.h): past them a write is refused
   // RESOURCE_EXHAUSTED with a retry hint.
   WriteQueueLimits queue;
+  // See kDefaultMaxPageBytes. The server sets half of --max_message_bytes.
+  size_t max_page_bytes = kDefaultMaxPageBytes;
 };
 
 // A job's totals as last published, for metrics: no item, config or params copied.

@@ -109,17 +109,41 @@ void Engine::RebuildSteps(Group& g, JobRuntime& job) {
 absl::Status Engine::DoUpdateJob(Group& g, const v1::UpdateJobRequest& r,
                                  v1::UpdateJobResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
-  v1::Job* j = job->record.mutable_job();
-  if (r.has_stage()) j->set_stage(r.stage());
-  for (const auto& [k, v] : r.set_labels()) (*j->mutable_labels())[k] = v;
-  for (const std::string& k : r.remove_labels()) j->mutable_labels()->erase(k);
-  for (const auto& [k, v] : r.set_params()) (*j->mutable_params())[k] = v;
-  for (const std::string& k : r.remove_params()) j->mutable_params()->erase(k);
-  if (r.seal()) j->set_sealed(true);
-  if (r.has_failure_budget()) *j->mutable_failure_budget() = r.failure_budget();
+  v1::Job merged = job->record.job();
+  if (r.has_stage()) merged.set_stage(r.stage());
+  for (const auto& [k, v] : r.set_labels()) (*merged.mutable_labels())[k] = v;
+  for (const std::string& k : r.remove_labels()) merged.mutable_labels()->erase(k);
+  for (const auto& [k, v] : r.set_params()) (*merged.mutable_params())[k] = v;
+  for (const std::string& k : r.remove_params()) merged.mutable_params()->erase(k);
+  if (r.seal()) merged.set_sealed(true);
+  if (r.has_failure_budget()) *merged.mutable_failure_budget() = r.failure_budget();
+  CKPT_RETURN_IF_ERROR(CheckJobTotals(merged));
+  *job->record.mutable_job() = std::move(merged);
   MarkRecordChanged(g, *job);
   MaybeFinishJob(g, *job);
   *out->mutable_job() = JobFromSnapshot(*MakeSnapshot(*job));
+  return absl::OkStatus();
+}
+
+absl::Status CheckJobTotals(const v1::Job& job) {
+  if (job.labels_size() > kMaxJobLabels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "set_labels: the job would have ", job.labels_size(), " labels, over the limit of ",
+        kMaxJobLabels, "; remove some (remove_labels) first"));
+  }
+  if (job.params_size() > kMaxJobParams) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "set_params: the job would have ", job.params_size(), " params, over the limit of ",
+        kMaxJobParams, "; remove some (remove_params) first"));
+  }
+  const size_t bytes = job.ByteSizeLong();
+  if (bytes > kMaxJobRecordBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the job would be ", bytes, " bytes after this update, over the limit of ",
+                     kMaxJobRecordBytes,
+                     " bytes for a job's config, params and labels together; remove "
+                     "params or labels (remove_params, remove_labels) first"));
+  }
   return absl::OkStatus();
 }
 

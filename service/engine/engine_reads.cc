@@ -31,6 +31,7 @@ using storage::v1::ItemRecord;
 
 constexpr uint32_t kDefaultListJobs = 50;
 constexpr uint32_t kDefaultListItems = 100;
+constexpr size_t kMaxStateNameBytes = 256;
 
 absl::StatusOr<std::string> ResolveStep(const JobSnapshot& snapshot, absl::string_view step) {
   const auto& steps = snapshot.record->job().steps();
@@ -134,9 +135,18 @@ absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJo
   std::sort(rows.begin(), rows.end(), [&](const JobSnapshot* a, const JobSnapshot* b) {
     return order(a->record->job(), b->record->job());
   });
-  const size_t limit = r.limit() > 0 ? r.limit() : kDefaultListJobs;
+  // A page ends at `limit` jobs, or before its jobs pass max_page_bytes (at least one).
+  size_t limit = r.limit() > 0 ? r.limit() : kDefaultListJobs;
+  size_t page_bytes = 0;
   for (size_t i = 0; i < rows.size() && i < limit; ++i) {
-    *out->add_jobs() = JobFromSnapshot(*rows[i]);
+    v1::Job job = JobFromSnapshot(*rows[i]);
+    const size_t bytes = job.ByteSizeLong();
+    if (i > 0 && page_bytes + bytes > options_.max_page_bytes) {
+      limit = i;
+      break;
+    }
+    page_bytes += bytes;
+    *out->add_jobs() = std::move(job);
   }
   if (rows.size() > limit) {
     const v1::Job& last = rows[limit - 1]->record->job();
@@ -201,9 +211,9 @@ absl::Status Engine::ListItems(const v1::ListItemsRequest& r, v1::ListItemsRespo
   CKPT_ASSIGN_OR_RETURN(const std::string step, ResolveStep(*snapshot, r.step()));
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<ReadView> view, store_->NewReadView());
   if (WantsCompletionOrder(r)) {
-    CKPT_RETURN_IF_ERROR(ListCompletedItems(*view, r, step, out));
+    CKPT_RETURN_IF_ERROR(ListCompletedItems(*view, r, step, options_.max_page_bytes, out));
   } else {
-    CKPT_RETURN_IF_ERROR(ListStepItems(*view, r, step, out));
+    CKPT_RETURN_IF_ERROR(ListStepItems(*view, r, step, options_.max_page_bytes, out));
   }
   if (r.error_groups() > 0) {
     CKPT_RETURN_IF_ERROR(ListErrorGroups(*view, r.job_id(), r.error_groups(), out));
@@ -262,17 +272,33 @@ absl::Status Engine::GetState(const v1::GetStateRequest& r, v1::GetStateResponse
 
 absl::Status Engine::ListStates(const v1::ListStatesRequest& r, v1::ListStatesResponse* out) const {
   if (Snapshot(r.job_id()) == nullptr) return JobNotFound(r.job_id());
-  auto it = store_->Scan(Cf::kStates, keys::JobPrefix(r.job_id()));
+  if (r.page_token().size() > kMaxStateNameBytes ||
+      r.page_token().find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  }
+  const std::string prefix = keys::JobPrefix(r.job_id());
+  // The page starts just after the token's state name, in name order.
+  const std::string start =
+      r.page_token().empty() ? "" : absl::StrCat(prefix, r.page_token(), std::string(1, '\0'));
+  auto it = store_->Scan(Cf::kStates, prefix, start);
+  size_t page_bytes = 0;
   for (; it->Valid(); it->Next()) {
     storage::v1::StateRecord record;
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return absl::DataLossError("corrupt state record");
     }
-    v1::State* state = out->add_states();
-    state->set_name(std::string(it->suffix()));
-    if (r.include_values()) state->set_value(record.value());
-    state->set_version(record.version());
-    *state->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
+    v1::State state;
+    state.set_name(std::string(it->suffix()));
+    if (r.include_values()) state.set_value(record.value());
+    state.set_version(record.version());
+    *state.mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
+    const size_t bytes = state.ByteSizeLong();
+    if (out->states_size() > 0 && page_bytes + bytes > options_.max_page_bytes) {
+      out->set_next_page_token(out->states(out->states_size() - 1).name());
+      return absl::OkStatus();
+    }
+    page_bytes += bytes;
+    *out->add_states() = std::move(state);
   }
   return it->status();
 }

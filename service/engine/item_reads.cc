@@ -336,12 +336,16 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
 }
 
 absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
-                           absl::string_view step, v1::ListItemsResponse* out) {
+                           absl::string_view step, size_t max_page_bytes,
+                           v1::ListItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(const std::string after, FromPageToken(r.page_token()));
   const uint32_t limit = r.limit() > 0 ? r.limit() : kDefaultListItems;
   CKPT_ASSIGN_OR_RETURN(Streams streams,
                         OpenStreams(view, r.job_id(), step, r.state(), after, limit));
   std::string last;
+  size_t page_bytes = 0;
+  bool full = false;  // stopped by max_page_bytes with the item at `last` not sent
+  std::string last_sent;
   while (static_cast<uint32_t>(out->items_size()) < limit) {
     const std::string* smallest = nullptr;
     for (const auto& [kind, stream] : streams) {
@@ -354,7 +358,18 @@ absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& 
     v1::Item item;
     CKPT_RETURN_IF_ERROR(MergeItem(view, r.job_id(), step, last, r.keys_only(), streams, &item));
     if (r.state() == v1::ITEM_STATE_COMPLETED && item.state() != v1::ITEM_STATE_COMPLETED) continue;
+    const size_t bytes = item.ByteSizeLong();
+    if (out->items_size() > 0 && page_bytes + bytes > max_page_bytes) {
+      full = true;
+      break;
+    }
+    page_bytes += bytes;
+    last_sent = last;
     *out->add_items() = std::move(item);
+  }
+  if (full) {
+    out->set_next_page_token(PageToken(last_sent));
+    return absl::OkStatus();
   }
   bool more = false;
   for (const auto& [kind, stream] : streams) {

@@ -22,10 +22,12 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
                           const std::string& key, v1::Item* item);
 
 // One page of `r` over `step` (already resolved), in key order, O(page) records read
-// (plus the step's grant records for leased items). INVALID_ARGUMENT for a page token
-// this server did not issue.
+// (plus the step's grant records for leased items); the page also ends before its
+// items pass `max_page_bytes` (it holds at least one). INVALID_ARGUMENT for a page
+// token this server did not issue.
 absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
-                           absl::string_view step, v1::ListItemsResponse* out);
+                           absl::string_view step, size_t max_page_bytes,
+                           v1::ListItemsResponse* out);
 
 // The job's `n` largest error groups, most items first.
 absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uint32_t n,

@@ -687,7 +687,8 @@ absl::Status ValidateRequest(const v1::GetStateRequest& r, const Limits& /*limit
 }
 
 absl::Status ValidateRequest(const v1::ListStatesRequest& r, const Limits& /*limits*/) {
-  return ValidateJobId("job_id", r.job_id());
+  CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
+  return CheckPageToken(r.page_token());
 }
 
 absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& /*limits*/) {

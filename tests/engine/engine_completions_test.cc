@@ -236,7 +236,7 @@ TEST_P(EngineCompletionsTest, APageReadsOnlyItsOwnEntries) {
     r.set_limit(10);
     *r.mutable_completed_after() = ToProtoTime(h_.clock().Now() - absl::Seconds(12));
     v1::ListItemsResponse page;
-    CKPT_ASSERT_OK(ListCompletedItems(counting, r, "main", &page));
+    CKPT_ASSERT_OK(ListCompletedItems(counting, r, "main", kDefaultMaxPageBytes, &page));
     ASSERT_EQ(page.items_size(), 10);
     EXPECT_LE(counting.reads(), 3 * 10 + 5) << v1::ItemOrder_Name(order);
     const uint64_t first = page.items(0).key().index();

@@ -184,7 +184,12 @@ absl::Status State(const Context& ctx, const Args& args) {
     if (args.positional.size() != 2) return UsageError("state list takes JOB");
     v1::ListStatesRequest request;
     request.set_job_id(args.positional[1]);
-    CKPT_ASSIGN_OR_RETURN(v1::ListStatesResponse listed, ctx.client->ListStates(request));
+    v1::ListStatesResponse listed;
+    do {  // every page (a page ends at a byte budget)
+      CKPT_ASSIGN_OR_RETURN(v1::ListStatesResponse page, ctx.client->ListStates(request));
+      for (v1::State& state : *page.mutable_states()) *listed.add_states() = std::move(state);
+      request.set_page_token(page.next_page_token());
+    } while (!request.page_token().empty());
     if (ctx.json) {
       *ctx.out << ToJson(listed) << "\n";
       return absl::OkStatus();
