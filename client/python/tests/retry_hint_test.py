@@ -58,7 +58,8 @@ class RetryHintTest(unittest.TestCase):
     def put_state(self, server, delays):
         policy = ckpt.RetryPolicy(initial_backoff=0.001, max_backoff=0.001)
         client = ckpt.Client(f"127.0.0.1:{server.port}", retry=policy,
-                             on_retry=lambda method, error, attempt, delay: delays.append(delay))
+                             on_retry=lambda method, error, attempt, delay: (
+                                 delays.append(delay) if method == "PutState" else None))
         try:
             # Conditional: never sent again after an ambiguous failure.
             return client.call("PutState", job_id="j", name="n", value=b"v",
