@@ -8,6 +8,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/channel_credentials.h"
 #include "client/retry_table.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "service/common/clock.h"
@@ -75,23 +76,36 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
     return absl::InvalidArgumentError(
         absl::StrCat("target \"", options.target, "\" is not host:port"));
   }
+  const ClientSecurity security =
+      WithEnvironmentDefaults({options.tls, options.tls_ca_file, options.tls_cert_file,
+                               options.tls_key_file, options.token});
+  CKPT_ASSIGN_OR_RETURN(std::string authorization, AuthorizationValue(security.token));
+  CKPT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                        ChannelCredentialsFor(security));
   std::shared_ptr<grpc::Channel> channel =
       options.interceptors
           ? grpc::experimental::CreateCustomChannelWithInterceptors(
-                options.target, grpc::InsecureChannelCredentials(), options.channel_args,
-                options.interceptors())
-          : grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
-                                      options.channel_args);
+                options.target, credentials, options.channel_args, options.interceptors())
+          : grpc::CreateCustomChannel(options.target, credentials, options.channel_args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot make a channel to ", options.target));
   }
-  return std::unique_ptr<Client>(new Client(std::move(options), std::move(channel)));
+  options.token.clear();  // only authorization keeps it
+  return std::unique_ptr<Client>(
+      new Client(std::move(options), std::move(channel), std::move(authorization)));
 }
 
-Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
+Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel,
+               std::string authorization)
     : options_(std::move(options)),
       channel_(std::move(channel)),
-      stub_(v1::Checkpoint::NewStub(channel_)) {}
+      stub_(v1::Checkpoint::NewStub(channel_)),
+      authorization_(std::move(authorization)) {}
+
+void Client::Prepare(grpc::ClientContext* context, absl::Duration timeout) const {
+  if (timeout != absl::InfiniteDuration()) SetDeadline(context, timeout);
+  if (!authorization_.empty()) context->AddMetadata("authorization", authorization_);
+}
 
 bool Client::BackoffBeforeRetry(const absl::Status& status, bool deadline_too, int attempt,
                                 absl::Time first_attempt, absl::Duration retry_for,
@@ -112,7 +126,7 @@ absl::Status Client::AwaitServing(absl::Time first_attempt, absl::Duration retry
   const auto health = grpc::health::v1::Health::NewStub(channel_);
   for (int probe = 1;; ++probe) {
     grpc::ClientContext context;
-    SetDeadline(&context, options_.call_timeout);
+    Prepare(&context, options_.call_timeout);
     grpc::health::v1::HealthCheckResponse response;
     absl::Status status = FromGrpcStatus(health->Check(&context, {}, &response));
     if (status.ok() && response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
@@ -138,7 +152,7 @@ absl::StatusOr<Response> Client::Call(Method<Request, Response> method, absl::st
   if (!resend) CKPT_RETURN_IF_ERROR(AwaitServing(first_attempt, retry_for));
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
-    SetDeadline(&context, options_.call_timeout);
+    Prepare(&context, options_.call_timeout);
     Response response;
     const absl::Status status = FromGrpcStatus(((*stub_).*method)(&context, request, &response));
     if (status.ok()) return response;
@@ -267,6 +281,7 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
   absl::Time first_attempt = options_.clock->Now();
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
+    Prepare(&context, absl::InfiniteDuration());
     std::unique_ptr<grpc::ClientReader<v1::WatchJobResponse>> reader =
         stub_->WatchJob(&context, request);
     v1::WatchJobResponse snapshot;

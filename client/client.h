@@ -68,6 +68,16 @@ struct ClientOptions {
   // Called before each retry's wait, with the failed attempt's status and its number
   // (1 for the first). For logging and tests; must not block.
   std::function<void(const absl::Status& status, int attempt)> on_retry;
+  // Who the client is and whom it trusts (docs/api.md, "Authentication, roles and TLS").
+  // An empty field is taken from $CKPT_TLS_CA, $CKPT_TLS_CERT, $CKPT_TLS_KEY or
+  // $CKPT_TOKEN. Any TLS file, or `tls`, makes the channel TLS; the token travels as
+  // "authorization: Bearer TOKEN" with every call, WatchJob included, and never appears
+  // in an error.
+  bool tls = false;           // TLS with the system's CAs when no tls_ca_file is given
+  std::string tls_ca_file;    // PEM: the CA that signed ckptd's certificate
+  std::string tls_cert_file;  // PEM: this client's certificate, for mutual TLS
+  std::string tls_key_file;   // PEM: its private key
+  std::string token;          // a bearer token of ckptd's auth file
   // Applied to the channel, e.g. GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL to give a client its
   // own connection.
   grpc::ChannelArguments channel_args;
@@ -92,7 +102,8 @@ std::string KeyToString(const v1::ItemKey& key);
 class Client {
  public:
   // Makes the channel; connecting happens on the first call, so this fails only for an
-  // unusable target (INVALID_ARGUMENT).
+  // unusable target or token (INVALID_ARGUMENT), or TLS files that cannot be read
+  // (their errors, naming the file).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
 
   const std::string& target() const { return options_.target; }
@@ -153,7 +164,10 @@ class Client {
   using Method = grpc::Status (v1::Checkpoint::Stub::*)(grpc::ClientContext*, const Request&,
                                                         Response*);
 
-  explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+  Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel, std::string authorization);
+
+  // A call's context: the bearer token, and a deadline `timeout` from now unless infinite.
+  void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
 
   // Calls `method` (named `name`, for the retry table) under the retry policy, retrying
   // for at most `retry_for`.
@@ -178,6 +192,7 @@ class Client {
   const ClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Checkpoint::Stub> stub_;
+  const std::string authorization_;  // "Bearer TOKEN", or empty
 };
 
 }  // namespace ckpt

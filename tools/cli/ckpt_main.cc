@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -34,15 +35,43 @@ bool IsTerminal() {
          (term == nullptr || std::strcmp(term, "dumb") != 0);
 }
 
+// Takes argv[*i] (and its value) if it is a connection flag, anywhere on the line:
+// --server, --tls-ca, --tls-cert, --tls-key, --token (as "--flag VALUE" or
+// "--flag=VALUE"), or --tls.
+bool TakeConnectionFlag(int argc, char** argv, int* i, ckpt::ClientOptions* options) {
+  const std::string arg = argv[*i];
+  if (arg == "--tls") {
+    options->tls = true;
+    return true;
+  }
+  for (const auto& [name, value] : {std::make_pair("--server", &options->target),
+                                    std::make_pair("--tls-ca", &options->tls_ca_file),
+                                    std::make_pair("--tls-cert", &options->tls_cert_file),
+                                    std::make_pair("--tls-key", &options->tls_key_file),
+                                    std::make_pair("--token", &options->token)}) {
+    if (arg == name && *i + 1 < argc) {
+      *value = argv[++*i];
+      return true;
+    }
+    if (absl::StartsWith(arg, absl::StrCat(name, "="))) {
+      *value = arg.substr(std::strlen(name) + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
 int Main(int argc, char** argv) {
-  std::string server;
+  // An operator at a prompt wants an answer in seconds, not two minutes of retries.
+  ckpt::ClientOptions options;
+  options.call_timeout = absl::Seconds(30);
+  options.retry.max_attempts = 3;
+  options.retry.initial_backoff = absl::Milliseconds(100);
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--server" && i + 1 < argc) {
-      server = argv[++i];
-    } else if (absl::StartsWith(arg, "--server=")) {
-      server = arg.substr(9);
+    if (TakeConnectionFlag(argc, argv, &i, &options)) {
+      continue;
     } else if (arg == "-h" || arg == "--help" || arg == "help") {
       std::cout << ckpt::cli::Usage();
       return kOk;
@@ -55,12 +84,6 @@ int Main(int argc, char** argv) {
     return kUsage;
   }
 
-  // An operator at a prompt wants an answer in seconds, not two minutes of retries.
-  ckpt::ClientOptions options;
-  options.target = server;
-  options.call_timeout = absl::Seconds(30);
-  options.retry.max_attempts = 3;
-  options.retry.initial_backoff = absl::Milliseconds(100);
   auto client = ckpt::Client::Connect(options);
   if (!client.ok()) {
     std::cerr << "ckpt: " << client.status().message() << "\n";
@@ -84,7 +107,8 @@ int Main(int argc, char** argv) {
   if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
     std::cerr << "ckpt: cannot reach ckptd at " << (*client)->target()
               << ": is it running? Start it with ./tools/serve.sh, or point --server or "
-                 "$CKPT_SERVER at it ("
+                 "$CKPT_SERVER at it; if it serves TLS, give --tls-ca (and for mutual TLS "
+                 "--tls-cert and --tls-key) ("
               << status.message() << ")\n";
     return kError;
   }

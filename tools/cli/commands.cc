@@ -61,7 +61,8 @@ const std::vector<Command>& Commands() {
 std::string Usage() {
   std::string usage =
       "ckpt: the operator's view of ckpt jobs\n\n"
-      "usage: ckpt [--server HOST:PORT] COMMAND [ARGS] [--json]\n\n"
+      "usage: ckpt [--server HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] "
+      "[--token TOKEN] COMMAND [ARGS] [--json]\n\n"
       "commands:\n";
   for (const Command& command : Commands()) {
     absl::StrAppendFormat(&usage, "  %-60s %s\n", command.usage, command.summary);
@@ -69,6 +70,10 @@ std::string Usage() {
   absl::StrAppend(&usage,
                   "\n--server defaults to $CKPT_SERVER, else 127.0.0.1:7700. --json prints "
                   "results as JSON for scripts.\n"
+                  "TLS: --tls-ca (default $CKPT_TLS_CA) trusts ckptd's CA, --tls uses the "
+                  "system's CAs; mutual TLS adds --tls-cert and --tls-key ($CKPT_TLS_CERT, "
+                  "$CKPT_TLS_KEY). --token (default $CKPT_TOKEN) is sent with every call; "
+                  "prefer the variable, since other users can read a command line.\n"
                   "exit codes: 0 ok, 1 error, 2 usage, 3 not found\n");
   return usage;
 }

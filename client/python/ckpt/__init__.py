@@ -22,7 +22,8 @@ from ckpt._jobs import AddResult, Summary
 from ckpt.client import DEFAULT_ADDRESS, Client
 from ckpt.errors import (AbortedError, CkptError, DataLossError, DeadlineExceededError,
                          FailedPreconditionError, InternalError, InvalidArgumentError,
-                         NotFoundError, ResourceExhaustedError, UnavailableError)
+                         NotFoundError, PermissionDeniedError, ResourceExhaustedError,
+                         UnauthenticatedError, UnavailableError)
 from ckpt.item import Item
 from ckpt.job import Job
 from ckpt.local import LocalOptions
@@ -37,6 +38,6 @@ __all__ = [
     "AbortedError", "AddResult", "CkptError", "Client", "DEFAULT_ADDRESS", "DataLossError",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError",
     "InvalidArgumentError", "Item", "Job", "LocalOptions", "NO_RETRY", "NotFoundError",
-    "ResourceExhaustedError", "RetryPolicy", "Summary", "Tracker", "UnavailableError",
-    "Worker", "pb", "track",
+    "PermissionDeniedError", "ResourceExhaustedError", "RetryPolicy", "Summary", "Tracker",
+    "UnauthenticatedError", "UnavailableError", "Worker", "pb", "track",
 ]

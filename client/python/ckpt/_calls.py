@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from ckpt import errors
 from ckpt import retry as retry_lib
 from ckpt._program import Attempt, HealthCheck, Program, Revive, Sleep
+from ckpt._security import Security
 from ckpt.local import LocalServer, LocalOptions
 from ckpt.v1 import checkpoint_pb2 as pb
 
@@ -73,8 +74,10 @@ class ClientCore:
 
     def __init__(self, address: Optional[str], *, timeout: float,
                  retry: Optional[retry_lib.RetryPolicy], on_retry: Optional[OnRetry],
-                 local: Optional[LocalOptions]) -> None:
+                 local: Optional[LocalOptions], security: Security = Security()) -> None:
         self.address = resolve_address(address)
+        # A local: ckptd this client starts serves plaintext and has no auth file.
+        self.security = security if not self.address.startswith(LOCAL_PREFIX) else Security()
         self.timeout = timeout
         self.retry = retry or retry_lib.RetryPolicy()
         self._on_retry = on_retry

@@ -28,6 +28,7 @@ from ckpt._calls import (DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ClientCore, OnRetry,
                          channel_options, make_request)
 from ckpt._jobs import CreateJobOptions, create_job_request
 from ckpt._program import Attempt, HealthCheck, Op, Program, Revive, Sleep, Step
+from ckpt._security import Security, TokenInterceptor
 from ckpt.job import Job
 from ckpt.local import LocalOptions
 from ckpt.v1 import checkpoint_pb2 as pb
@@ -43,8 +44,14 @@ HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 def make_channel(core: ClientCore) -> grpc.Channel:
     """The channel of a Client that was given none (the one place a sync channel is
-    made)."""
-    return grpc.insecure_channel(core.target, options=channel_options(core))
+    made): TLS if the Client's security asks for it, with its token on every call."""
+    security = core.security
+    channel = (grpc.secure_channel(core.target, security.channel_credentials(),
+                                   options=channel_options(core))
+               if security.uses_tls else
+               grpc.insecure_channel(core.target, options=channel_options(core)))
+    token = security.metadata()
+    return grpc.intercept_channel(channel, TokenInterceptor(token)) if token else channel
 
 
 class Client:
@@ -60,17 +67,30 @@ class Client:
         attempt >= 1 with the CkptError that will be retried after `delay` seconds, or
         attempt 0 (delay None) when a write that must not be re-sent is waiting for a
         connection to ckptd before it is sent. For logging and progress displays.
-      channel: a grpc.Channel to use instead of a new insecure one (TLS, interceptors).
-        The Client then does not close it.
+      channel: a grpc.Channel to use instead of making one (then the TLS arguments and
+        the token are not used). The Client then does not close it.
       local: how a local: address starts ckptd (ckpt.LocalOptions).
+      tls_ca: PEM file of the CA that signed ckptd's certificate: the channel uses TLS.
+        Default $CKPT_TLS_CA. `tls=True` uses TLS with the system's CAs instead.
+      tls_cert, tls_key: PEM files of this client's certificate and key, for mutual TLS.
+        Default $CKPT_TLS_CERT and $CKPT_TLS_KEY.
+      token: a bearer token of ckptd's auth file, sent with every call as
+        "authorization: Bearer TOKEN". Default $CKPT_TOKEN. Never logged.
+    Raises:
+      ValueError for half a client certificate or a token with a character a header
+      cannot carry; OSError for a TLS file that cannot be read.
     """
 
     def __init__(self, address: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT,
                  retry: Optional[retry_lib.RetryPolicy] = None,
                  on_retry: Optional[OnRetry] = None, channel: Optional[grpc.Channel] = None,
-                 local: Optional[LocalOptions] = None) -> None:
+                 local: Optional[LocalOptions] = None, tls: bool = False,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token: Optional[str] = None) -> None:
+        security = Security.resolve(tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                                    token=token)
         self._core = ClientCore(address, timeout=timeout, retry=retry, on_retry=on_retry,
-                                local=local)
+                                local=local, security=security)
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else make_channel(self._core)
         stub = pb_grpc.CheckpointStub(self._channel)

@@ -92,6 +92,16 @@ class InternalError(CkptError):
     """A storage error or an unparsable request."""
 
 
+class UnauthenticatedError(CkptError):
+    """ckptd has an auth file and the call's token or certificate names no principal
+    (or there was none): set `token` / $CKPT_TOKEN."""
+
+
+class PermissionDeniedError(CkptError):
+    """The principal's role, or its job-id prefix, does not allow the call; the message
+    names the RPC and the role it needs."""
+
+
 _CLASS_BY_CODE: dict[grpc.StatusCode, type[CkptError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
@@ -102,6 +112,8 @@ _CLASS_BY_CODE: dict[grpc.StatusCode, type[CkptError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.DATA_LOSS: DataLossError,
     grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 

@@ -30,11 +30,12 @@ class Ckptd:
         self._process = None
         self._drain = None
 
-    def start(self, listen="127.0.0.1:0"):
-        """Starts ckptd; returns its address once it serves. Raises if it exits."""
+    def start(self, listen="127.0.0.1:0", flags=()):
+        """Starts ckptd with `flags` added; returns its address once it serves. Raises
+        if it exits."""
         self._process = subprocess.Popen(
             [self.binary, f"--listen={listen}", "--http_listen=",
-             f"--data_dir={self.data_dir}", "--shutdown_grace=2s"],
+             f"--data_dir={self.data_dir}", "--shutdown_grace=2s", *flags],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         for line in self._process.stderr:

@@ -24,6 +24,7 @@ from ckpt import retry as retry_lib
 from ckpt._calls import DEFAULT_TIMEOUT, ClientCore, OnRetry, channel_options, make_request
 from ckpt._jobs import CreateJobOptions, create_job_request
 from ckpt._program import Attempt, HealthCheck, Op, Program, Revive, Sleep, Step
+from ckpt._security import Security, aio_token_interceptors
 from ckpt.aio.job import Job
 from ckpt.client import HEALTH_CHECK, SERVING
 from ckpt.local import LocalOptions
@@ -37,8 +38,15 @@ T = TypeVar("T")
 
 def make_channel(core: ClientCore) -> grpc.aio.Channel:
     """The channel of a Client that was given none (the one place an asyncio channel is
-    made)."""
-    return grpc.aio.insecure_channel(core.target, options=channel_options(core))
+    made): TLS if the Client's security asks for it, with its token on every call."""
+    security = core.security
+    token = security.metadata()
+    interceptors = aio_token_interceptors(token) if token else None
+    if security.uses_tls:
+        return grpc.aio.secure_channel(core.target, security.channel_credentials(),
+                                       options=channel_options(core), interceptors=interceptors)
+    return grpc.aio.insecure_channel(core.target, options=channel_options(core),
+                                     interceptors=interceptors)
 
 
 class Client:
@@ -49,9 +57,13 @@ class Client:
                  retry: Optional[retry_lib.RetryPolicy] = None,
                  on_retry: Optional[OnRetry] = None,
                  channel: Optional[grpc.aio.Channel] = None,
-                 local: Optional[LocalOptions] = None) -> None:
+                 local: Optional[LocalOptions] = None, tls: bool = False,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token: Optional[str] = None) -> None:
+        security = Security.resolve(tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                                    token=token)
         self._core = ClientCore(address, timeout=timeout, retry=retry, on_retry=on_retry,
-                                local=local)
+                                local=local, security=security)
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else make_channel(self._core)
         # The generated stub takes a grpc.aio channel too; its stub types name only grpc's.

@@ -69,3 +69,31 @@ class ServicerContext: ...
 
 def insecure_channel(target: str, options: Optional[Sequence[tuple[str, Any]]] = ...,
                      compression: Any = ...) -> Channel: ...
+
+# TLS and interceptors (ckpt/_security.py).
+class ChannelCredentials: ...
+
+def ssl_channel_credentials(root_certificates: Optional[bytes] = ...,
+                            private_key: Optional[bytes] = ...,
+                            certificate_chain: Optional[bytes] = ...) -> ChannelCredentials: ...
+def secure_channel(target: str, credentials: ChannelCredentials,
+                   options: Optional[Sequence[tuple[str, Any]]] = ...,
+                   compression: Any = ...) -> Channel: ...
+
+class ClientCallDetails:
+    method: str
+    timeout: Optional[float]
+    metadata: Optional[Sequence[tuple[str, str]]]
+    credentials: Any
+    wait_for_ready: Optional[bool]
+    compression: Any
+
+class UnaryUnaryClientInterceptor:
+    def intercept_unary_unary(self, continuation: Callable[..., Any],
+                              client_call_details: ClientCallDetails, request: Any) -> Any: ...
+
+class UnaryStreamClientInterceptor:
+    def intercept_unary_stream(self, continuation: Callable[..., Any],
+                               client_call_details: ClientCallDetails, request: Any) -> Any: ...
+
+def intercept_channel(channel: Channel, *interceptors: Any) -> Channel: ...

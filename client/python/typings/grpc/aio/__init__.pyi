@@ -1,7 +1,7 @@
 from typing import (Any, AsyncIterator, Awaitable, Callable, Generator, Generic, Optional,
                     Sequence, TypeVar)
 
-from grpc import ChannelConnectivity, RpcError, StatusCode
+from grpc import ChannelConnectivity, ChannelCredentials, RpcError, StatusCode
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -43,4 +43,28 @@ class Server: ...
 class ServicerContext(Generic[_Req, _Resp]): ...
 
 def insecure_channel(target: str, options: Optional[Sequence[tuple[str, Any]]] = ...,
-                     compression: Any = ...) -> Channel: ...
+                     compression: Any = ...,
+                     interceptors: Optional[Sequence[Any]] = ...) -> Channel: ...
+def secure_channel(target: str, credentials: ChannelCredentials,
+                   options: Optional[Sequence[tuple[str, Any]]] = ..., compression: Any = ...,
+                   interceptors: Optional[Sequence[Any]] = ...) -> Channel: ...
+
+class ClientCallDetails:
+    method: str
+    timeout: Optional[float]
+    metadata: Optional[Sequence[tuple[str, str]]]
+    credentials: Any
+    wait_for_ready: Optional[bool]
+    def __init__(self, method: str, timeout: Optional[float],
+                 metadata: Optional[Sequence[tuple[str, str]]], credentials: Any,
+                 wait_for_ready: Optional[bool]) -> None: ...
+
+class UnaryUnaryClientInterceptor:
+    async def intercept_unary_unary(self, continuation: Callable[..., Any],
+                                    client_call_details: ClientCallDetails,
+                                    request: Any) -> Any: ...
+
+class UnaryStreamClientInterceptor:
+    async def intercept_unary_stream(self, continuation: Callable[..., Any],
+                                     client_call_details: ClientCallDetails,
+                                     request: Any) -> Any: ...
