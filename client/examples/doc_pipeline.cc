@@ -11,7 +11,8 @@
 // PAUSE the current document finishes and the worker waits, still heartbeating; on
 // STOP the current document finishes and the program exits 0. Messages go to stderr.
 //
-// Flags: --server (default $CKPT_SERVER, else 127.0.0.1:7700), --job (docs), --count
+// Flags: --server (default $CKPT_SERVER, else 127.0.0.1:7700), --tls_ca, --tls_cert,
+// --tls_key and --token (default $CKPT_TLS_CA, ... $CKPT_TOKEN), --job (docs), --count
 // (100), --pages (5), --page_ms (100).
 #include <cstdio>
 #include <string>
@@ -42,8 +43,7 @@ int Main(const Flags& flags) {
   const uint64_t pages = flags.GetInt("pages", 5);
   const absl::Duration page_time = absl::Milliseconds(flags.GetInt("page_ms", 100));
 
-  ckpt::ClientOptions client_options;
-  client_options.target = flags.Get("server", "");
+  ckpt::ClientOptions client_options = ckpt::examples::ConnectionOptions(flags);
   auto client = ckpt::Client::Connect(client_options);
   if (!client.ok()) {
     Say(client.status().ToString());

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "client/client.h"
 
 namespace ckpt {
 namespace examples {
@@ -47,6 +48,18 @@ class Flags {
 
   std::map<std::string, std::string> values_;
 };
+
+// How to reach ckptd: --server, and --tls_ca, --tls_cert, --tls_key and --token (each
+// defaulting to its $CKPT_* variable in ClientOptions).
+inline ClientOptions ConnectionOptions(const Flags& flags) {
+  ClientOptions options;
+  options.target = flags.Get("server", "");
+  options.tls_ca_file = flags.Get("tls_ca", "");
+  options.tls_cert_file = flags.Get("tls_cert", "");
+  options.tls_key_file = flags.Get("tls_key", "");
+  options.token = flags.Get("token", "");
+  return options;
+}
 
 }  // namespace examples
 }  // namespace ckpt

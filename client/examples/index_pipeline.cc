@@ -10,7 +10,8 @@
 // Each computation appends its index to OUT_DIR/computed.log and prints "done <index>",
 // so a test can check that nothing finished was computed twice.
 //
-// Flags: --server (default $CKPT_SERVER, else 127.0.0.1:7700), --job (index-demo),
+// Flags: --server (default $CKPT_SERVER, else 127.0.0.1:7700), --tls_ca, --tls_cert,
+// --tls_key and --token (default $CKPT_TLS_CA, ... $CKPT_TOKEN), --job (index-demo),
 // --count (1000), --workers (4), --out_dir (required), --work_us (0: simulated work per
 // item), --lease_timeout_s (60), --max_attempts (10).
 #include <fcntl.h>
@@ -93,8 +94,7 @@ int Main(const Flags& flags) {
   const std::string job_id = flags.Get("job", "index-demo");
   const uint64_t count = flags.GetInt("count", 1000);
 
-  ckpt::ClientOptions client_options;
-  client_options.target = flags.Get("server", "");
+  ckpt::ClientOptions client_options = ckpt::examples::ConnectionOptions(flags);
   auto client = ckpt::Client::Connect(client_options);
   if (!client.ok()) {
     std::fprintf(stderr, "%s\n", client.status().ToString().c_str());

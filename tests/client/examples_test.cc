@@ -23,6 +23,7 @@
 #include "tests/testing/client_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_credentials.h"
 #include "tests/testing/test_server.h"
 
 namespace ckpt {
@@ -200,6 +201,47 @@ TEST_F(ExamplesTest, DocPipelineObeysPauseResumeAndStop) {
   EXPECT_GE(job.progress().completed(), completed_when_paused);
   EXPECT_LT(job.progress().completed(), 1000u);
   EXPECT_EQ(job.progress().leased(), 0u);  // the last document finished and was saved
+}
+
+// The README's "Securing ckptd" setup: ckptd with mutual TLS and an auth file, a worker
+// in another process that proves itself with its certificate only runs its job to the
+// end. (Clients without a good certificate are refused: tests/server/tls_test.cc.)
+TEST(SecuredExamplesTest, IndexPipelineRunsOverMutualTls) {
+  auto pki = testutil::TestPki::Make();
+  CKPT_ASSERT_OK(pki);
+  const std::string admin_token = testutil::NewTestToken("admin");
+  ServerOptions options;
+  options.tls = {pki->Path("server.crt"), pki->Path("server.key"), pki->Path("ca.crt")};
+  options.auth_file = testutil::NewTempDir("auth") + "/auth";
+  testutil::WriteFileAtomically(
+      options.auth_file, testutil::AuthLine("ops", "admin", admin_token) +
+                             "etl-node-7 worker cert=etl-node-7.example.com job_prefix=etl-\n");
+  auto server = TestServer::Start(options);
+  CKPT_ASSERT_OK(server);
+  const std::string address = absl::StrCat("--server=", (*server)->server().address());
+  const std::vector<std::string> tls = {"--tls_ca=" + pki->Path("ca.crt"),
+                                        "--tls_cert=" + pki->Path("client.crt"),
+                                        "--tls_key=" + pki->Path("client.key")};
+  std::vector<std::string> args = {address, "--job=etl-squares", "--count=200", "--workers=2",
+                                   "--out_dir=" + testutil::NewTempDir("secured_pipeline")};
+  args.insert(args.end(), tls.begin(), tls.end());
+  Child worker("client/examples/index_pipeline", args, /*read_stderr=*/false);
+  EXPECT_EQ(worker.Wait(), 0);
+
+  ClientOptions admin_options;
+  admin_options.target = (*server)->server().address();
+  admin_options.tls_ca_file = pki->Path("ca.crt");
+  admin_options.tls_cert_file = pki->Path("client.crt");
+  admin_options.tls_key_file = pki->Path("client.key");
+  admin_options.token = admin_token;
+  auto admin = Client::Connect(admin_options);
+  CKPT_ASSERT_OK(admin);
+  v1::GetJobRequest get;
+  get.set_job_id("etl-squares");
+  auto job = (*admin)->GetJob(get);
+  CKPT_ASSERT_OK(job);
+  EXPECT_EQ(job->job().status(), v1::JOB_STATUS_COMPLETED);
+  EXPECT_EQ(job->job().progress().completed(), 200u);
 }
 
 }  // namespace

@@ -60,6 +60,13 @@ def main(argv: Optional[Sequence[str]] = None) -> ckpt.Summary:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--address", default=None, help="ckptd host:port, unix:PATH or "
                         "local:DIR (default $CKPT_SERVER or 127.0.0.1:7700)")
+    parser.add_argument("--tls-ca", default=None,
+                        help="PEM file of ckptd's CA: use TLS (default $CKPT_TLS_CA)")
+    parser.add_argument("--tls-cert", default=None,
+                        help="this client's PEM certificate, for mutual TLS ($CKPT_TLS_CERT)")
+    parser.add_argument("--tls-key", default=None, help="its PEM key ($CKPT_TLS_KEY)")
+    parser.add_argument("--token", default=None,
+                        help="bearer token (default $CKPT_TOKEN, which others cannot see)")
     parser.add_argument("--job", default="example-pipeline", help="the job id")
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
@@ -68,7 +75,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ckpt.Summary:
     parser.add_argument("--reset", action="store_true", help="clear all progress first")
     args = parser.parse_args(argv)
 
-    with ckpt.Client(args.address) as client:
+    with ckpt.Client(args.address, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
+                     tls_key=args.tls_key, token=args.token) as client:
         job = client.create_job(args.job, config={"items": args.items, "mode": args.mode},
                                 max_attempts=1 if args.fail_every else 3)
         print(f"job {job.job_id}: {'created' if job.created else 'resumed'}")
