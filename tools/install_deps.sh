@@ -36,7 +36,8 @@ CKPT_DEBIAN_PACKAGES=(
   libgmock-dev             # GoogleMock
   libbenchmark-dev         # Google Benchmark
   libsqlite3-dev           # SQLite
-  libssl-dev               # SHA-256 of job configs (libcrypto); TLS for HTTP
+  libssl-dev               # SHA-256 of job configs and tokens (libcrypto); TLS for HTTP
+  openssl                  # the TLS tests make their CA and certificates at test time
   libcpp-httplib-dev       # ckptd's HTTP listener: /metrics, /api/v1, the dashboard
   libpq-dev                # PostgreSQL's C client: ckptd's PostgreSQL store
   postgresql-15            # PostgreSQL server: the tests and the bench start their own

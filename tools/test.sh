@@ -220,6 +220,36 @@ suite_fuzz() {
   fi
 }
 
+# Suite: no test token in any log the run wrote. Every bearer token the tests make
+# starts with ckpt-test-secret- (tests/testing/test_credentials.h, the Python SDK's
+# security_test), so one that reached a test's output (ckptd's stderr and the CLI's
+# included, which the tests pass through) shows up here. Reads the test logs and XML
+# reports under bazel-testlogs, and this run's own logs.
+suite_secrets() {
+  local -a info_args=()
+  if (( ASAN )); then
+    info_args+=(--config=asan)
+  fi
+  local testlogs
+  testlogs="$(bazel info "${info_args[@]}" bazel-testlogs 2>/dev/null || true)"
+  if [[ -z "$testlogs" || ! -d "$testlogs" ]]; then
+    echo "ckpt: secrets: no bazel-testlogs to read"
+    add_results secrets 0 1 0
+    return
+  fi
+  local leaks
+  leaks="$(grep -rl -e 'ckpt-test-secret-' --include=test.log --include=test.xml \
+             "$testlogs/" "$LOG_DIR/" 2>/dev/null || true)"
+  if [[ -n "$leaks" ]]; then
+    echo "ckpt: secrets: a test token is in:"
+    sed 's/^/ckpt:     /' <<<"$leaks"
+    add_results secrets 0 1 0
+  else
+    echo "ckpt: secrets: no test token in $(find -L "$testlogs" -name test.log | wc -l) test logs"
+    add_results secrets 1 0 0
+  fi
+}
+
 # Suite: clang's thread-safety analysis (--config=tsa) over every production target: a
 # member read or written without the mutex its ABSL_GUARDED_BY names, or a helper called
 # without the lock its ABSL_EXCLUSIVE_LOCKS_REQUIRED asks for, fails the build.
@@ -306,6 +336,7 @@ main() {
 
   # The suites, in order. Each adds its counts to the totals.
   suite_bazel
+  suite_secrets
   suite_tsa
   suite_fuzz
   if (( LONG )); then
