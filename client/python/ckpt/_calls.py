@@ -22,6 +22,10 @@ from ckpt.v1 import checkpoint_pb2 as pb
 DEFAULT_ADDRESS = "127.0.0.1:7700"
 DEFAULT_TIMEOUT = 10.0  # seconds per attempt
 LOCAL_PREFIX = "local:"
+# A caller that handles a lost answer itself may skip the health check before a call
+# that must not be repeated when ckptd answered this client less than this many seconds
+# ago (retry.py, rule 1).
+ANSWERED_LATELY = 1.0
 
 _log = logging.getLogger("ckpt")
 _SERVICE = pb.DESCRIPTOR.services_by_name["Checkpoint"]
@@ -70,7 +74,8 @@ def make_request(method: str, request: Optional[Message], fields: dict[str, Any]
 
 
 class ClientCore:
-    """The I/O-free part of a Client. Thread-safe (immutable after construction)."""
+    """The I/O-free part of a Client. Thread-safe (immutable after construction but for
+    the time of ckptd's last answer)."""
 
     def __init__(self, address: Optional[str], *, timeout: float,
                  retry: Optional[retry_lib.RetryPolicy], on_retry: Optional[OnRetry],
@@ -89,11 +94,26 @@ class ClientCore:
         # not connected (ckpt.Client._perform).
         self.target = self.local.target if self.local is not None else self.address
         self.wait_for_ready = True
+        # time.monotonic() of ckptd's last answer to this client, None once a call
+        # found no connection since (one float, assigned whole: safe between threads).
+        self._last_answer: Optional[float] = None
+
+    def _answered_lately(self) -> bool:
+        """True if ckptd answered this client within ANSWERED_LATELY seconds and no call
+        has lost its connection since: as good a sign that it serves as a health check
+        (which is itself only a moment's), without the round trip."""
+        last = self._last_answer
+        return last is not None and time.monotonic() - last < ANSWERED_LATELY
 
     def call(self, method: str, request: Message, *, timeout: Optional[float] = None,
              retry: Optional[retry_lib.RetryPolicy] = None,
-             idempotent: Optional[bool] = None) -> Program[Message]:
-        """The program of one call under the retry policy: see Client.call."""
+             idempotent: Optional[bool] = None,
+             probe_unless_answered: bool = False) -> Program[Message]:
+        """The program of one call under the retry policy: see Client.call.
+
+        `probe_unless_answered`: a call that must not be repeated skips its health check
+        if ckptd answered this client lately (for a caller that recovers from a lost
+        answer by itself: the Worker's LeaseItems)."""
         policy = retry or self.retry
         safe = retry_lib.is_idempotent(method, request) if idempotent is None else idempotent
         is_write = not retry_lib.is_read(method)
@@ -102,15 +122,20 @@ class ClientCore:
         deadline = started + policy.total_timeout
         attempt = 0
         while True:
-            if not safe:
+            if not safe and not (probe_unless_answered and self._answered_lately()):
                 yield from self._await_serving(method, deadline)
             remaining = max(deadline - time.monotonic(), 0.001)
             try:
                 answer: Message = (yield Attempt(method, request, min(per_attempt, remaining),
                                                  is_write))
+                self._last_answer = time.monotonic()
                 return answer
             except errors.CkptError as failure:
                 error = failure
+            if error.code in retry_lib.RETRYABLE_CODES:
+                self._last_answer = None
+            else:
+                self._last_answer = time.monotonic()  # an answer all the same
             attempt += 1
             not_applied = error.retry_after is not None  # a full queue: rule 3
             if not not_applied and (error.code not in retry_lib.RETRYABLE_CODES or not safe):

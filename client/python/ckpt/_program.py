@@ -71,7 +71,28 @@ class StopHeartbeat:
     """Stop heartbeating, and wait for a heartbeat in flight. Result: None."""
 
 
-Op = Union[Attempt, HealthCheck, Sleep, Revive, Idle, Hand, StartHeartbeat, StopHeartbeat]
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spawn:
+    """Start `program` next to the caller's, without waiting for it (its calls go out at
+    once). Result: a handle for Join and Done. The spawned program only calls ckptd and
+    returns an answer: what the answer means is decided by the program that joins it."""
+    program: Program[Any]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Join:
+    """Wait for a spawned program to end. Result: its value; its exception is thrown in."""
+    task: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Done:
+    """Whether a spawned program has ended, without waiting. Result: bool."""
+    task: Any
+
+
+Op = Union[Attempt, HealthCheck, Sleep, Revive, Idle, Hand, StartHeartbeat, StopHeartbeat,
+           Spawn, Join, Done]
 
 # A program that returns a T.
 Program = Generator[Op, Any, T]

@@ -1,5 +1,5 @@
 """The programs and state behind ckpt.Worker and ckpt.aio.Worker (see ckpt/worker.py for
-what the loop does), and the state an Item shares with its worker."""
+what the loop does)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterator, Optional, Union
+
+from google.protobuf.message import Message
 
 from ckpt import convert
 from ckpt import errors
 from ckpt import retry as retry_lib
 from ckpt._calls import ClientCore
-from ckpt._jobs import error_text
-from ckpt._program import Hand, Idle, Program, StartHeartbeat, StopHeartbeat, response
+from ckpt._batching import DEFAULT_COMPLETE_BATCH, LeaseSizer, distinct_chunks
+from ckpt._item_core import ItemBase
+from ckpt._program import (Done, Hand, Idle, Join, Program, Spawn, StartHeartbeat,
+                           StopHeartbeat, response)
 from ckpt.v1 import checkpoint_pb2 as pb
 
 _log = logging.getLogger("ckpt")
@@ -24,6 +29,11 @@ _log = logging.getLogger("ckpt")
 # policy: with ckptd gone, a pipeline on its way out would wait that long, and the
 # unstarted leases come back when they expire anyway.
 UNREGISTER_ON_CLOSE = retry_lib.RetryPolicy(total_timeout=5.0)
+
+# The next batch is leased ahead only for batches at least this big: below, items are
+# slow enough (LeaseSizer) that a lease's round trip is nothing next to them, and a
+# worker told to stop or pause should not hold a batch it asked for early.
+PREFETCH_MIN_BATCH = 8
 
 _END_SHORTFALLS = frozenset({
     pb.LEASE_SHORTFALL_JOB_FINISHED, pb.LEASE_SHORTFALL_JOB_STOPPED,
@@ -34,149 +44,25 @@ _END_SHORTFALLS = frozenset({
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 
-class ItemBase:
-    """One leased item; ckpt.Item and ckpt.aio.Item add fail() and the context manager.
-
-    Attributes: key (int index or str name), step, lease_token, attempt (1 for the
-    first try), cursor (bytes saved by an earlier try, or b""), worker_id (the
-    registration holding the lease). Thread-safe.
-    """
-
-    def __init__(self, worker: WorkerCore, lease: pb.Lease, worker_id: str) -> None:
-        self.key: Union[int, str] = convert.key_value(lease.key)
-        self.step = lease.step
-        self.lease_token = lease.lease_token
-        self.attempt = lease.attempt
-        self.cursor = lease.cursor
-        self.worker_id = worker_id
-        self._worker = worker
-        self._lost = threading.Event()
-        self._lock = threading.Lock()
-        self._resolved = False
-        self._started: Optional[float] = None  # time.monotonic() when handed out
-        self._new_cursor: Optional[bytes] = None  # not yet sent by a heartbeat
-
-    def __repr__(self) -> str:
-        return f"ckpt.Item({self.key!r}, step={self.step!r}, attempt={self.attempt})"
-
-    @property
-    def index(self) -> Optional[int]:
-        """The item's index, or None for a named item."""
-        return self.key if isinstance(self.key, int) else None
-
-    @property
-    def name(self) -> Optional[str]:
-        """The item's name, or None for an indexed item."""
-        return self.key if isinstance(self.key, str) else None
-
-    @property
-    def lost(self) -> bool:
-        """True once the lease is known lost: the item must not be recorded."""
-        return self._lost.is_set()
-
-    @property
-    def resolved(self) -> bool:
-        """True once completed or failed (or dropped as lost)."""
-        with self._lock:
-            return self._resolved
-
-    def save_cursor(self, cursor: bytes) -> None:
-        """Saves `cursor` (bytes, <= 64 KiB) with the item at the next heartbeat; if
-        this try ends without completing, the next lease of the item hands it back."""
-        with self._lock:
-            self._new_cursor = bytes(cursor)
-
-    def complete(self, *, output_paths: Any = (), payload: bytes = b"",
-                 metrics: Optional[pb.ItemMetrics] = None,
-                 wall_time: Optional[convert.Seconds] = None) -> None:
-        """Records the item completed (sent with the Worker's next batch, so this never
-        blocks). wall_time defaults to the time since the item was handed out.
-        Raises RuntimeError if the item was already completed or failed."""
-        if wall_time is None and self._started is not None:
-            wall_time = time.monotonic() - self._started
-        from ckpt._jobs import item_result
-        result = item_result(output_paths, payload, wall_time, metrics)
-        if self._resolve():
-            self._worker.buffer_completion(self, result)
-
-    def _fail(self, error: Union[str, BaseException],
-              retryable: Optional[bool]) -> Program[None]:
-        """The program of fail(): records a failure now."""
-        if self._resolve():
-            yield from self._worker.fail(self, error_text(error), retryable)
-
-    def _exit_fails(self, exc_type: Optional[type[BaseException]],
-                    exc: Optional[BaseException]) -> bool:
-        """For __exit__: completes the item on success; True if it must be failed with
-        `exc` (the body raised an Exception and the item is unresolved)."""
-        if exc_type is None:
-            if not self.resolved:
-                self.complete()
-            return False
-        if not issubclass(exc_type, Exception) or self.resolved:
-            return False  # KeyboardInterrupt, SystemExit: the lease is released at close
-        _log.warning("ckpt: item %r failed: %s", self.key, error_text(exc or exc_type()),
-                     exc_info=exc)
-        return True
-
-    def _suppress(self, exc_type: Optional[type[BaseException]]) -> bool:
-        """For __exit__: whether to swallow the body's exception."""
-        return (exc_type is not None and issubclass(exc_type, Exception)
-                and not self._worker.raise_errors)
-
-    # ---------------------------------------------------------------- for the worker
-
-    def _resolve(self) -> bool:
-        """Marks the item resolved; False (and nothing to send) if its lease is lost."""
-        with self._lock:
-            if self._resolved:
-                raise RuntimeError(f"item {self.key!r} was already completed or failed")
-            self._resolved = True
-        if self.lost:
-            _log.info("ckpt: item %r: lease lost, not recorded", self.key)
-            self._worker.drop(self)
-            return False
-        return True
-
-    def _drop_if_unresolved(self) -> bool:
-        """Resolves a lost item that was never recorded; True if it was unresolved."""
-        with self._lock:
-            if self._resolved:
-                return False
-            self._resolved = True
-            return True
-
-    def _held_lease(self) -> pb.HeldLease:
-        """The HeldLease a heartbeat sends for this item, with a cursor not yet sent."""
-        held = pb.HeldLease(step=self.step, key=convert.item_key(self.key),
-                            lease_token=self.lease_token)
-        with self._lock:
-            if self._new_cursor is not None:
-                held.cursor = self._new_cursor
-        return held
-
-    def _cursor_sent(self, held: pb.HeldLease) -> None:
-        """After a heartbeat that carried `held` succeeded: its cursor is saved."""
-        with self._lock:
-            if held.HasField("cursor") and self._new_cursor == held.cursor:
-                self._new_cursor = None
-
-
 class WorkerOptions:
     """A Worker's arguments; see ckpt.Worker."""
 
-    def __init__(self, *, step: str = "", lease_batch: int = 16, complete_batch: int = 64,
+    def __init__(self, *, step: str = "", lease_batch: Optional[int] = None,
+                 complete_batch: int = DEFAULT_COMPLETE_BATCH, max_in_flight: int = 2,
                  flush_interval: Optional[float] = None,
                  heartbeat_interval: Optional[float] = None, max_idle_wait: float = 5.0,
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
                  invocation_id: str = "", labels: Optional[dict[str, str]] = None,
                  on_event: Optional[OnEvent] = None) -> None:
-        if lease_batch < 1 or complete_batch < 1:
+        if (lease_batch is not None and lease_batch < 1) or complete_batch < 1:
             raise ValueError("lease_batch and complete_batch must be >= 1")
+        if max_in_flight < 0:
+            raise ValueError("max_in_flight must be >= 0")
         self.step = step
         self.lease_batch = lease_batch
         self.complete_batch = complete_batch
+        self.max_in_flight = max_in_flight
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
         self.max_idle_wait = max_idle_wait
@@ -191,7 +77,14 @@ class WorkerOptions:
 
 class WorkerCore:
     """A worker's state and programs. The iterating program (run) is driven from one
-    thread or task; heartbeat() from another; items may be resolved from any thread."""
+    thread or task, and so are the calls it spawns; heartbeat() runs from another;
+    items may be resolved from any thread.
+
+    Pipelining: while the loop body works, the next batch is leased (once half of the
+    batch in hand is handed out, for batches of PREFETCH_MIN_BATCH or more) and
+    completions are sent without waiting for their answers, at most max_in_flight
+    CompleteItems calls at a time. What an answer means is decided here when it is
+    joined, on the iterating side, as if the call had just been made."""
 
     def __init__(self, client: ClientCore, job_id: str, options: WorkerOptions,
                  make_item: Callable[[WorkerCore, pb.Lease, str], ItemBase]) -> None:
@@ -204,16 +97,21 @@ class WorkerCore:
             job_id=job_id, hostname=options.hostname, pid=options.pid,
             invocation_id=options.invocation_id, labels=options.labels)
         self._heartbeat_interval = options.heartbeat_interval
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below and every item's state
         self._worker_id: Optional[str] = None
         self._registration_lost: Optional[str] = None  # the id a heartbeat found lost
         self._held: dict[tuple[str, int], ItemBase] = {}  # leased, not yet resolved
         self._completions: list[tuple[ItemBase, pb.ItemResult]] = []  # waiting to be sent
         self._oldest_completion: Optional[float] = None
         self._control: int = pb.CONTROL_WORD_RUN
-        self._batch: list[ItemBase] = []  # leased, not yet handed out (iterating side)
         self.control_changed: Callable[[], None] = lambda: None  # set by the driver
         self._closed = False
+        # The iterating side's own (no lock):
+        self._batch: deque[ItemBase] = deque()  # leased, not yet handed out
+        self._sizer = LeaseSizer(options.lease_batch)
+        self._prefetch: Optional[tuple[Any, str]] = None  # (spawned LeaseItems, worker id)
+        self._leasing_freely = False  # the last lease got all it asked for
+        self._sending: deque[tuple[Any, list[tuple[ItemBase, pb.ItemResult]]]] = deque()
 
     @property
     def worker_id(self) -> Optional[str]:
@@ -236,19 +134,26 @@ class WorkerCore:
                     return
                 idle = idle + 1 if outcome == "wait" else 0
                 if outcome == "wait":
+                    self._sizer.paused()
                     yield Idle(self._idle_wait(idle - 1))
                 continue
             if self._control == pb.CONTROL_WORD_STOP:
                 self.emit("finished", reason="STOP")
                 return
             if self._control == pb.CONTROL_WORD_PAUSE:
-                self._batch[:0] = items
+                self._batch.extendleft(reversed(items))
                 yield from self.flush()
                 self.emit("waiting", reason="paused")
+                self._sizer.paused()
                 yield Idle(self._idle_wait(idle))
                 idle += 1
                 continue
             idle = 0
+            if self._should_prefetch():
+                worker_id = self.worker_id or ""
+                task = yield Spawn(self._lease_call(worker_id))
+                self._prefetch = (task, worker_id)
+            self._sizer.handed(len(items))
             now = time.monotonic()
             for item in items:
                 item._started = now
@@ -256,40 +161,67 @@ class WorkerCore:
             yield from self._after_body(items)
 
     def _take(self, per_batch: bool) -> list[ItemBase]:
-        live = [item for item in self._batch if not item.lost]
-        taken = live if per_batch else live[:1]
-        self._batch = live[len(taken):]
+        batch = self._batch
+        while batch and batch[0]._lost:
+            batch.popleft()
+        if not batch:
+            return []
+        if not per_batch:
+            return [batch.popleft()]
+        taken = [item for item in batch if not item._lost]
+        batch.clear()
         return taken
 
     def _idle_wait(self, idle: int) -> float:
         return float(min(self.options.max_idle_wait, 0.1 * (2 ** min(idle, 16))))
 
+    def _should_prefetch(self) -> bool:
+        return (self.options.max_in_flight > 0 and self._prefetch is None
+                and self._leasing_freely and self._control == pb.CONTROL_WORD_RUN
+                and self._sizer.size >= PREFETCH_MIN_BATCH
+                and len(self._batch) <= self._sizer.size // 2
+                and self._registration_lost is None)
+
     def _after_body(self, items: list[ItemBase]) -> Program[None]:
         for item in items:
-            if item.lost:
-                if item._drop_if_unresolved():
-                    self.drop(item)
-            elif not item.resolved:
+            if item._resolved:
+                continue
+            if item._lost:
+                self._drop_unresolved(item)
+            else:
                 item.complete()
         with self._lock:
             waiting = len(self._completions)
             oldest = self._oldest_completion
         if waiting >= self.options.complete_batch or (
                 oldest is not None and time.monotonic() - oldest >= self._flush_after()):
-            yield from self.flush()
+            yield from self._send()
+
+    # ---------------------------------------------------------------- leasing
+
+    def _lease_call(self, worker_id: str) -> Program[Message]:
+        """LeaseItems itself, sized by the sizer (spawned ahead, or called in line)."""
+        request = pb.LeaseItemsRequest(job_id=self.job_id, step=self.options.step,
+                                       worker_id=worker_id, max_items=self._sizer.next_size())
+        answer: Message = yield from self.client.call("LeaseItems", request,
+                                                      probe_unless_answered=True)
+        return answer
 
     def _lease(self) -> Program[str]:
-        """Leases a batch. Returns "got" (items, or ask again now), "wait" or "done"."""
-        worker_id = self.worker_id
-        if self._registration_lost is not None and self._registration_lost == worker_id:
+        """Takes the batch leased ahead, or leases one now. Returns "got" (items, or ask
+        again now), "wait" or "done"."""
+        prefetch, self._prefetch = self._prefetch, None
+        worker_id = prefetch[1] if prefetch is not None else (self.worker_id or "")
+        if (prefetch is None and self._registration_lost is not None
+                and self._registration_lost == worker_id):
             yield from self._reregister(worker_id, "a heartbeat found it lost",
                                         unregister=False)
             return "got"
-        request = pb.LeaseItemsRequest(job_id=self.job_id, step=self.options.step,
-                                       worker_id=worker_id or "",
-                                       max_items=self.options.lease_batch)
         try:
-            answer = yield from self.client.call("LeaseItems", request)
+            if prefetch is not None:
+                answer = yield Join(prefetch[0])
+            else:
+                answer = yield from self._lease_call(worker_id)
         except errors.FailedPreconditionError as e:  # unregistered, or declared lost
             yield from self._reregister(worker_id, e.message, unregister=False)
             return "got"
@@ -297,16 +229,21 @@ class WorkerCore:
             if not e.maybe_applied:
                 raise
             # Leases may have been granted unseen: return them (no attempt counted).
+            # Every item handed out is resolved by now: their completions go first.
             yield from self.flush()
             yield from self._reregister(worker_id, f"answer to LeaseItems lost ({e})",
                                         unregister=True)
             return "got"
-        leased = response(answer, pb.LeaseItemsResponse)
+        return (yield from self._leased(response(answer, pb.LeaseItemsResponse), worker_id))
+
+    def _leased(self, leased: pb.LeaseItemsResponse, worker_id: str) -> Program[str]:
         self.set_control(leased.control)
+        self._leasing_freely = (bool(leased.leases)
+                                and leased.shortfall == pb.LEASE_SHORTFALL_UNSPECIFIED)
         if leased.leases:
             with self._lock:
                 for lease in leased.leases:
-                    item = self._make_item(self, lease, worker_id or "")
+                    item = self._make_item(self, lease, worker_id)
                     self._held[(item.step, item.lease_token)] = item
                     self._batch.append(item)
             return "got"
@@ -316,7 +253,7 @@ class WorkerCore:
             return "done"
         with self._lock:
             have_completions = bool(self._completions)
-        if have_completions:
+        if have_completions or self._sending:
             yield from self.flush()  # our own buffered items may be all that keeps it open
             return "got"
         paused = leased.shortfall == pb.LEASE_SHORTFALL_JOB_PAUSED
@@ -340,7 +277,7 @@ class WorkerCore:
     def _reregister(self, old_id: Optional[str], reason: str,
                     unregister: bool) -> Program[None]:
         """Registers again (the iterating side only, so never twice at once)."""
-        if unregister and old_id is not None:
+        if unregister and old_id:
             yield from self._unregister(old_id)
         _log.warning("ckpt: worker %s registers again: %s", old_id, reason)
         yield from self._register()
@@ -369,7 +306,7 @@ class WorkerCore:
                 return  # the iterating side registers again at its next lease
             # Only leases of the current registration: a new one cannot vouch for old.
             held = [item for item in self._held.values() if item.worker_id == worker_id]
-        leases = [item._held_lease() for item in held]
+            leases = [item._held_lease() for item in held]
         # One heartbeat may retry for about an interval (at least a second, however
         # short the interval) before the next one takes over.
         budget = max(self.heartbeat_interval, 1.0)
@@ -390,8 +327,9 @@ class WorkerCore:
             _log.warning("ckpt: heartbeat of worker %s: %s", worker_id, e)
             return
         beat = response(answer, pb.HeartbeatResponse)
-        for item, sent in zip(held, leases):
-            item._cursor_sent(sent)
+        with self._lock:
+            for item, sent in zip(held, leases):
+                item._cursor_sent(sent)
         by_token = {(item.step, item.lease_token): item for item in held}
         for lost in beat.lost:
             lost_item = by_token.get((lost.step, lost.lease_token))
@@ -410,7 +348,7 @@ class WorkerCore:
             self.control_changed()
 
     def mark_lost(self, item: ItemBase, reason: str) -> None:
-        item._lost.set()
+        item._lost = True
         with self._lock:
             self._held.pop((item.step, item.lease_token), None)
         _log.warning("ckpt: lease of item %r lost: %s", item.key, reason)
@@ -418,16 +356,35 @@ class WorkerCore:
 
     # ---------------------------------------------------------------- recording
 
-    def buffer_completion(self, item: ItemBase, result: pb.ItemResult) -> None:
+    def resolve(self, item: ItemBase) -> bool:
+        """Marks `item` resolved (it leaves the held leases); False, and nothing to
+        send, if its lease is lost. RuntimeError if it already was resolved."""
         with self._lock:
+            if item._resolved:
+                raise RuntimeError(f"item {item.key!r} was already completed or failed")
+            item._resolved = True
             self._held.pop((item.step, item.lease_token), None)
-            self._completions.append((item, result))
-            if self._oldest_completion is None:
-                self._oldest_completion = time.monotonic()
+            if not item._lost:
+                return True
+        _log.info("ckpt: item %r: lease lost, not recorded", item.key)
+        return False
+
+    def buffer_completion(self, item: ItemBase, result: pb.ItemResult) -> None:
+        """Resolves `item` and buffers its completion (unless its lease is lost)."""
+        with self._lock:
+            if item._resolved:
+                raise RuntimeError(f"item {item.key!r} was already completed or failed")
+            item._resolved = True
+            self._held.pop((item.step, item.lease_token), None)
+            if not item._lost:
+                self._completions.append((item, result))
+                if self._oldest_completion is None:
+                    self._oldest_completion = time.monotonic()
+                return
+        _log.info("ckpt: item %r: lease lost, not recorded", item.key)
 
     def fail(self, item: ItemBase, message: str, retryable: Optional[bool]) -> Program[None]:
         with self._lock:
-            self._held.pop((item.step, item.lease_token), None)
             worker_id = self._worker_id
         if retryable is None:
             retryable = self.options.retry_failures
@@ -440,27 +397,66 @@ class WorkerCore:
         except errors.FailedPreconditionError as e:  # lease lost: drop the item
             self.mark_lost(item, e.message)
 
-    def drop(self, item: ItemBase) -> None:
+    def _drop_unresolved(self, item: ItemBase) -> None:
+        """A lost item the body left unresolved: resolved, with nothing to send."""
         with self._lock:
+            item._resolved = True
             self._held.pop((item.step, item.lease_token), None)
 
     def flush(self) -> Program[None]:
-        """Sends the buffered completions, complete_batch per call."""
+        """Sends the buffered completions and waits until every CompleteItems call in
+        flight has been answered (raising the first failure once all were)."""
+        yield from self._send()
+        failure: Optional[errors.CkptError] = None
+        while self._sending:
+            try:
+                yield from self._join_oldest()
+            except errors.CkptError as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
+    def _send(self) -> Program[None]:
+        """Sends the buffered completions, complete_batch per call, without waiting for
+        the answers while fewer than max_in_flight calls are unanswered."""
         with self._lock:
             waiting, self._completions = self._completions, []
             self._oldest_completion = None
-            worker_id = self._worker_id
-        for chunk in _distinct_chunks(waiting, self.options.complete_batch):
-            answer = yield from self.client.call("CompleteItems", pb.CompleteItemsRequest(
-                job_id=self.job_id, step=chunk[0][0].step, worker_id=worker_id or "",
-                skip_lost_leases=True,
-                items=[pb.Completion(key=convert.item_key(item.key),
-                                     lease_token=item.lease_token, result=result)
-                       for item, result in chunk]))
-            outcomes = response(answer, pb.CompleteItemsResponse).outcomes
-            for (item, _), outcome in zip(chunk, outcomes):
-                if outcome == pb.COMPLETION_OUTCOME_LEASE_LOST:
-                    self.mark_lost(item, "lease lost before its completion was sent")
+            worker_id = self._worker_id or ""
+        for chunk in distinct_chunks(waiting, self.options.complete_batch):
+            request = pb.CompleteItemsRequest(
+                job_id=self.job_id, step=chunk[0][0].step, worker_id=worker_id,
+                skip_lost_leases=True)
+            items = request.items
+            for item, result in chunk:
+                completion = items.add(key=convert.item_key(item.key),
+                                       lease_token=item.lease_token)
+                completion.result.CopyFrom(result)
+            call = self.client.call("CompleteItems", request)
+            if self.options.max_in_flight == 0:
+                self._recorded(chunk, (yield from call))
+                continue
+            while self._sending and (len(self._sending) >= self.options.max_in_flight
+                                     or (yield Done(self._sending[0][0]))):
+                yield from self._join_oldest()
+            self._sending.append(((yield Spawn(call)), chunk))
+
+    def _join_oldest(self) -> Program[None]:
+        task, chunk = self._sending.popleft()
+        self._recorded(chunk, (yield Join(task)))
+
+    def _recorded(self, chunk: list[tuple[ItemBase, pb.ItemResult]], answer: Any) -> None:
+        """CompleteItems of `chunk` answered OK: its items are acknowledged, but for the
+        ones whose lease was lost."""
+        outcomes = response(answer, pb.CompleteItemsResponse).outcomes
+        acknowledged = []
+        for (item, _), outcome in zip(chunk, outcomes):
+            if outcome == pb.COMPLETION_OUTCOME_LEASE_LOST:
+                self.mark_lost(item, "lease lost before its completion was sent")
+            else:
+                acknowledged.append(item.key)
+        if acknowledged and self.options.on_event is not None:
+            self.emit("acknowledged", keys=acknowledged, step=chunk[0][0].step)
 
     def _flush_after(self) -> float:
         if self.options.flush_interval is not None:
@@ -468,14 +464,16 @@ class WorkerCore:
         return self.heartbeat_interval
 
     def close(self, raise_errors: bool) -> Program[None]:
-        """Stops heartbeating, sends buffered completions and unregisters (unfinished
-        leases go back to PENDING without counting an attempt). Idempotent."""
+        """Stops heartbeating, sends buffered completions, waits for those in flight and
+        unregisters (unfinished leases, the batch leased ahead too, go back to PENDING
+        without counting an attempt). Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         yield StopHeartbeat()
         try:
+            yield from self._drop_prefetch()
             try:
                 yield from self.flush()
             except errors.CkptError as e:
@@ -487,6 +485,15 @@ class WorkerCore:
             if worker_id is not None:
                 yield from self._unregister(worker_id, retry=UNREGISTER_ON_CLOSE)
 
+    def _drop_prefetch(self) -> Program[None]:
+        """Waits for a lease asked ahead, whose items unregistering then returns."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            try:
+                yield Join(prefetch[0])
+            except errors.CkptError as e:
+                _log.info("ckpt: lease asked ahead: %s", e)
+
     def emit(self, kind: str, **info: Any) -> None:
         if self.options.on_event is None:
             return
@@ -494,21 +501,3 @@ class WorkerCore:
             self.options.on_event(kind, info)
         except Exception:
             _log.exception("ckpt: on_event(%r) raised", kind)
-
-
-def _distinct_chunks(completions: list[tuple[ItemBase, pb.ItemResult]],
-                     size: int) -> Iterator[list[tuple[ItemBase, pb.ItemResult]]]:
-    """Splits (Item, result) pairs into runs of at most `size` with distinct keys (a
-    CompleteItems batch must not repeat a key; an item lost and leased again can be
-    buffered twice, and its older try must go first)."""
-    chunk: list[tuple[ItemBase, pb.ItemResult]] = []
-    keys: set[Union[int, str]] = set()
-    for completion in completions:
-        key = completion[0].key
-        if len(chunk) == size or key in keys:
-            yield chunk
-            chunk, keys = [], set()
-        chunk.append(completion)
-        keys.add(key)
-    if chunk:
-        yield chunk

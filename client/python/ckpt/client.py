@@ -27,7 +27,8 @@ from ckpt import retry as retry_lib
 from ckpt._calls import (DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ClientCore, OnRetry,
                          channel_options, make_request)
 from ckpt._jobs import CreateJobOptions, create_job_request
-from ckpt._program import Attempt, HealthCheck, Op, Program, Revive, Sleep, Step
+from ckpt._program import (Attempt, Done, HealthCheck, Join, Op, Program, Revive, Sleep,
+                           Spawn, Step)
 from ckpt._security import Security, TokenInterceptor
 from ckpt.job import Job
 from ckpt.local import LocalOptions
@@ -265,4 +266,96 @@ class Client:
             if self._core.local is not None:
                 self._core.local.ensure()
             return None
+        if isinstance(op, Spawn):
+            return Task(self, op.program)
+        if isinstance(op, Join):
+            return op.task.join()
+        if isinstance(op, Done):
+            return op.task.advance(block=False)
         raise TypeError(f"a Client does not perform {op!r}")
+
+    def _start(self, op: Attempt | HealthCheck) -> grpc.Future[Any]:
+        """Sends `op` without waiting: a future of its answer (a grpc.Call too)."""
+        if self._core.local is not None and not self._connected:
+            self._perform(Revive())
+        if isinstance(op, Attempt):
+            future: grpc.Future[Any] = self._rpcs[op.method].future(
+                op.request, timeout=op.timeout, wait_for_ready=self._core.wait_for_ready)
+        else:
+            future = self._health_check.future(b"", timeout=op.timeout,
+                                               wait_for_ready=self._core.wait_for_ready)
+        return future
+
+
+class Task:
+    """A spawned program (ckpt/_program.py's Spawn), run by the blocking driver next to
+    the program that spawned it: its calls are gRPC futures and its sleeps deadlines, so
+    it needs no thread. It advances whenever its spawner asks (Done, Join), and its
+    calls' answers arrive meanwhile. Not thread-safe: the spawning driver's thread only.
+    """
+
+    def __init__(self, client: Client, program: Program[Any]) -> None:
+        self._client = client
+        self._step = Step(program)
+        self._op: Optional[Attempt | HealthCheck] = None  # the call in flight
+        self._future: Optional[grpc.Future[Any]] = None
+        self._wake: Optional[float] = None  # time.monotonic() a Sleep ends
+        self._done = False
+        self._error: Optional[BaseException] = None
+        self.advance(block=False)  # its first call goes out now
+
+    def join(self) -> Any:
+        """Runs the program to its end: its value, or raises its exception."""
+        self.advance(block=True)
+        if self._error is not None:
+            raise self._error
+        return self._step.value
+
+    def advance(self, block: bool) -> bool:
+        """Takes the program as far as it goes (without waiting unless `block`); True
+        once it has ended."""
+        while not self._done:
+            if not self._wait(block):
+                return False
+            try:
+                more = self._step.next()
+            except BaseException as error:  # the program's own: handed to join()
+                self._error, self._done = error, True
+                break
+            if not more:
+                self._done = True
+                break
+            op = self._step.op
+            if isinstance(op, Sleep):
+                self._wake = time.monotonic() + op.seconds
+            elif isinstance(op, (Attempt, HealthCheck)):
+                self._op, self._future = op, self._client._start(op)
+            else:
+                try:
+                    self._step.result = self._client._perform(op)
+                except errors.CkptError as error:
+                    self._step.error = error
+        return True
+
+    def _wait(self, block: bool) -> bool:
+        """Takes the answer of the call in flight, or ends the sleep, into the step;
+        False if that would need waiting and `block` is not set."""
+        if self._future is not None and self._op is not None:
+            if not block and not self._future.done():
+                return False
+            op, future, self._op, self._future = self._op, self._future, None, None
+            try:
+                answer = future.result()
+                self._step.result = answer == SERVING if isinstance(op, HealthCheck) else answer
+            except grpc.RpcError as rpc_error:
+                method, is_write = ((op.method, op.is_write) if isinstance(op, Attempt)
+                                    else ("Check", False))
+                self._step.error = errors.from_rpc_error(rpc_error, method, is_write)
+        elif self._wake is not None:
+            delay = self._wake - time.monotonic()
+            if delay > 0:
+                if not block:
+                    return False
+                time.sleep(delay)
+            self._wake = None
+        return True

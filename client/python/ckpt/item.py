@@ -19,7 +19,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Optional, Union
 
-from ckpt._worker_core import ItemBase, WorkerCore
+from ckpt._item_core import ItemBase
+from ckpt._worker_core import WorkerCore
 from ckpt.v1 import checkpoint_pb2 as pb
 
 if TYPE_CHECKING:

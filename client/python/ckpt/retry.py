@@ -7,7 +7,10 @@ doc, so the SDKs cannot drift apart.
 1. Waiting for a connection is always safe. A call that must not be repeated is sent
    only once ckptd answers a health check (up to the policy's total_timeout), so
    "ckptd is down or restarting" never costs such a write: nothing has been sent yet.
-   Then it is sent once.
+   Then it is sent once. The Worker's LeaseItems, whose lost answer the Worker handles
+   itself, skips the check while ckptd has answered this client within the last second
+   with no call losing its connection since (a Worker leasing back to back does not pay
+   a round trip per lease for it).
 2. After a request has been sent, UNAVAILABLE and DEADLINE_EXCEEDED are ambiguous: the
    write may have been applied and only its answer lost (a connection cut mid-call, or
    a deadline that expired while ckptd worked). Such a call is sent again only when the

@@ -6,18 +6,33 @@
             process(item.index)
 
 What the loop does, following the server's answers (docs/api.md):
-- It registers a worker, then leases up to `lease_batch` items at a time and yields
-  them one by one (or a batch at a time: `for items in worker.batches()`). Leaving the
-  loop body completes the item (unless it was completed, failed, or its lease was
-  lost); `with item:` also fails it with the exception's text. Completions are
-  buffered and sent in batches (CompleteItems, skipping lost leases): when
-  `complete_batch` are waiting, when the oldest has waited `flush_interval`, and before
-  the loop waits or ends.
+- It registers a worker, then leases items and yields them one by one (or a batch at
+  a time: `for items in worker.batches()`). By default a lease asks for about a
+  second's worth of items at the loop's pace so far (1 at first, at most 256; fast
+  items come in big batches, slow ones one or two at a time); `lease_batch=N` fixes it.
+  Leaving the loop body completes the item (unless it was completed, failed, or its
+  lease was lost); `with item:` also fails it with the exception's text.
+- Completions are buffered and sent in batches (CompleteItems, skipping lost leases):
+  when `complete_batch` are waiting, when the oldest has waited `flush_interval`, and
+  before the loop waits or ends. They are sent without waiting for the answer: up to
+  `max_in_flight` calls are unanswered while the loop goes on (0: each is waited for).
+  An item is **acknowledged**, i.e. recorded by ckptd for good, once its call's answer
+  is back: the "acknowledged" event lists them. flush() sends what is buffered and
+  waits for every answer; so do the loop's end, close(), PAUSE and every wait. A
+  completion that fails (after the retries of retry.py) raises from the loop at the
+  next flush; if the process dies, items sent but not acknowledged are either
+  recorded or leased again once their lease expires: nothing acknowledged is lost.
+- With batches of 8 or more, the next batch is leased while the loop body works on the
+  second half of this one (max_in_flight=0 turns that off too), so the loop rarely
+  waits for ckptd. Its answer is taken, and acted on (a lost registration, a lost
+  answer, the control word), when the loop reaches it.
 - A background thread heartbeats every `heartbeat_interval` (default: the server's
   suggestion, a third of the lease timeout), listing the leases held and any cursor
   saved. Leases it reports lost are marked (item.lost) and never recorded.
 - Control: on PAUSE the loop finishes the current item, then waits (still heartbeating)
-  until RUN; on STOP it finishes the current item and ends. LeaseItems says the same
+  until RUN; on STOP it finishes the current item and ends, and the items it leased
+  but did not start (the batch leased ahead too) go back to PENDING without counting
+  an attempt. The loop learns of either at a lease or a heartbeat. LeaseItems says the same
   with its shortfall: JOB_PAUSED waits; JOB_FINISHED, JOB_STOPPED and STEP_DRAINED end
   the loop; NONE_PENDING waits with backoff (up to `max_idle_wait`) and asks again, so a
   job that is never sealed keeps its workers waiting for more items.
@@ -34,8 +49,8 @@ What the loop does, following the server's answers (docs/api.md):
 The loop is ckpt/_worker_core.py, shared with ckpt.aio.Worker; this class performs it
 with blocking calls and a heartbeat thread.
 
-Thread-safety: iterate a Worker from one thread, once. Its Items may be completed or
-failed from any thread. For parallelism, run one Worker per thread (or process); they
+Thread-safety: iterate a Worker from one thread, once (flush() from that thread too).
+Its Items may be completed or failed from any thread. For parallelism, run one Worker per thread (or process); they
 may share one Client.
 """
 
@@ -47,7 +62,8 @@ from types import TracebackType
 from typing import Any, Iterator, Optional
 
 from ckpt import errors
-from ckpt._program import Hand, Idle, StartHeartbeat, StopHeartbeat, Step
+from ckpt._batching import DEFAULT_COMPLETE_BATCH
+from ckpt._program import Hand, Idle, Program, StartHeartbeat, StopHeartbeat, Step
 from ckpt._worker_core import OnEvent, WorkerCore, WorkerOptions
 from ckpt.client import Client
 from ckpt.item import Item
@@ -64,8 +80,11 @@ class Worker:
     Args:
       client: a ckpt.Client.
       job_id: the job; step: its step (empty: the first).
-      lease_batch: items leased per LeaseItems call.
+      lease_batch: items leased per LeaseItems call; None (default): adaptive, about a
+        second of the loop's pace, 1 to 256.
       complete_batch: completions sent per CompleteItems call (at most).
+      max_in_flight: CompleteItems calls that may be unanswered while the loop goes on;
+        0: every call is waited for, and no batch is leased ahead.
       flush_interval: seconds a completion may wait to be sent (default: the heartbeat
         interval).
       heartbeat_interval: seconds (default: the server's suggestion).
@@ -80,12 +99,15 @@ class Worker:
         "registered" {worker_id}, "heartbeat" {control, lost}, "waiting" {reason:
         "paused" | "none_pending"}, "lease_lost" {key, reason}, "registration_lost"
         {worker_id, reason} (a heartbeat was refused), "reregistered" {old, new,
-        reason}, "finished" {reason}. Called from the iterating or heartbeat thread;
+        reason}, "acknowledged" {keys, step} (ckptd recorded these items completed),
+        "finished" {reason}. Called from the iterating or heartbeat thread;
         exceptions it raises are logged.
     """
 
-    def __init__(self, client: Client, job_id: str, *, step: str = "", lease_batch: int = 16,
-                 complete_batch: int = 64, flush_interval: Optional[float] = None,
+    def __init__(self, client: Client, job_id: str, *, step: str = "",
+                 lease_batch: Optional[int] = None,
+                 complete_batch: int = DEFAULT_COMPLETE_BATCH, max_in_flight: int = 2,
+                 flush_interval: Optional[float] = None,
                  heartbeat_interval: Optional[float] = None, max_idle_wait: float = 5.0,
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
@@ -95,7 +117,7 @@ class Worker:
         self.job_id = job_id
         options = WorkerOptions(
             step=step, lease_batch=lease_batch, complete_batch=complete_batch,
-            flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
+            max_in_flight=max_in_flight, flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
             max_idle_wait=max_idle_wait, retry_failures=retry_failures,
             raise_errors=raise_errors, hostname=hostname, pid=pid,
             invocation_id=invocation_id, labels=labels, on_event=on_event)
@@ -138,9 +160,17 @@ class Worker:
         self._close(raise_errors=exc_type is None)
 
     def close(self) -> None:
-        """Sends buffered completions, stops heartbeating and unregisters (unfinished
-        leases go back to PENDING without counting an attempt). Idempotent."""
+        """Sends buffered completions, waits for their answers, stops heartbeating and
+        unregisters (unfinished leases go back to PENDING without counting an
+        attempt). Idempotent."""
         self._close(raise_errors=True)
+
+    def flush(self) -> None:
+        """Sends the buffered completions and waits until ckptd has answered every one
+        sent so far: each item completed before this call is acknowledged when it
+        returns (or had its lease lost). From the iterating thread (e.g. the loop body).
+        Raises CkptError if a completion could not be sent."""
+        self._drive(self._core.flush())
 
     # ------------------------------------------------------------------ driving
 
@@ -194,6 +224,9 @@ class Worker:
                 _log.exception("ckpt: heartbeat of worker %s failed", self.worker_id)
 
     def _close(self, raise_errors: bool) -> None:
-        step = Step(self._core.close(raise_errors))
+        self._drive(self._core.close(raise_errors))
+
+    def _drive(self, program: Program[None]) -> None:
+        step = Step(program)
         while step.next():
             self._perform(step, step.op)

@@ -23,7 +23,8 @@ from ckpt import errors
 from ckpt import retry as retry_lib
 from ckpt._calls import DEFAULT_TIMEOUT, ClientCore, OnRetry, channel_options, make_request
 from ckpt._jobs import CreateJobOptions, create_job_request
-from ckpt._program import Attempt, HealthCheck, Op, Program, Revive, Sleep, Step
+from ckpt._program import (Attempt, Done, HealthCheck, Join, Op, Program, Revive, Sleep,
+                           Spawn, Step)
 from ckpt._security import Security, aio_token_interceptors
 from ckpt.aio.job import Job
 from ckpt.client import HEALTH_CHECK, SERVING
@@ -192,4 +193,10 @@ class Client:
             if self._core.local is not None:
                 await asyncio.to_thread(self._core.local.ensure)  # file locks, a process
             return None
+        if isinstance(op, Spawn):
+            return asyncio.ensure_future(self.run(op.program))
+        if isinstance(op, Join):
+            return await op.task
+        if isinstance(op, Done):
+            return op.task.done()
         raise TypeError(f"a Client does not perform {op!r}")

@@ -10,7 +10,8 @@
             await asyncio.gather(*(handle(item) for item in items))
 
 The loop is ckpt/_worker_core.py, shared with ckpt.Worker (same leasing, PAUSE and STOP,
-lost leases, re-registration, batching of completions); heartbeats run as a task. Use
+lost leases, re-registration, batching and pipelining of completions, acknowledgements);
+heartbeats run as a task, and the calls sent ahead as tasks of the loop. Use
 `async with` (or close()): an abandoned `async for` is only finalised later by asyncio.
 """
 
@@ -22,8 +23,10 @@ from types import TracebackType
 from typing import AsyncIterator, Optional, Union
 
 from ckpt import errors
-from ckpt._program import Hand, Idle, Op, StartHeartbeat, StopHeartbeat, Step
-from ckpt._worker_core import ItemBase, OnEvent, WorkerCore, WorkerOptions
+from ckpt._batching import DEFAULT_COMPLETE_BATCH
+from ckpt._program import Hand, Idle, Op, Program, StartHeartbeat, StopHeartbeat, Step
+from ckpt._item_core import ItemBase
+from ckpt._worker_core import OnEvent, WorkerCore, WorkerOptions
 from ckpt.aio.client import Client
 from ckpt.v1 import checkpoint_pb2 as pb
 
@@ -61,8 +64,10 @@ class Worker:
     """Leases and hands out the items of one step of a job; arguments as ckpt.Worker's.
     Iterate it once, from one task; its Items may be resolved from any task."""
 
-    def __init__(self, client: Client, job_id: str, *, step: str = "", lease_batch: int = 16,
-                 complete_batch: int = 64, flush_interval: Optional[float] = None,
+    def __init__(self, client: Client, job_id: str, *, step: str = "",
+                 lease_batch: Optional[int] = None,
+                 complete_batch: int = DEFAULT_COMPLETE_BATCH, max_in_flight: int = 2,
+                 flush_interval: Optional[float] = None,
                  heartbeat_interval: Optional[float] = None, max_idle_wait: float = 5.0,
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
@@ -72,7 +77,7 @@ class Worker:
         self.job_id = job_id
         options = WorkerOptions(
             step=step, lease_batch=lease_batch, complete_batch=complete_batch,
-            flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
+            max_in_flight=max_in_flight, flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
             max_idle_wait=max_idle_wait, retry_failures=retry_failures,
             raise_errors=raise_errors, hostname=hostname, pid=pid,
             invocation_id=invocation_id, labels=labels, on_event=on_event)
@@ -110,6 +115,11 @@ class Worker:
     async def close(self) -> None:
         """As ckpt.Worker.close. Idempotent."""
         await self._close(raise_errors=True)
+
+    async def flush(self) -> None:
+        """As ckpt.Worker.flush: every completion so far sent and answered. From the
+        iterating task."""
+        await self._drive(self._core.flush())
 
     def _make_item(self, core: WorkerCore, lease: pb.Lease, worker_id: str) -> Item:
         return Item(core, lease, worker_id, self.client)
@@ -163,6 +173,9 @@ class Worker:
                 _log.exception("ckpt: heartbeat of worker %s failed", self.worker_id)
 
     async def _close(self, raise_errors: bool) -> None:
-        step = Step(self._core.close(raise_errors))
+        await self._drive(self._core.close(raise_errors))
+
+    async def _drive(self, program: Program[None]) -> None:
+        step = Step(program)
         while step.next():
             await self._perform(step, step.op)
