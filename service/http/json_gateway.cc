@@ -9,6 +9,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "service/common/log.h"
+#include "service/engine/errors.h"
 #include "service/http/json_reply.h"
 #include "service/http/query_params.h"
 
@@ -58,8 +59,14 @@ std::string JobIdOf(const google::protobuf::Message& request) {
 }  // namespace
 
 JsonGateway::JsonGateway(Engine* engine, const Limits& limits, WatchHub* hub,
-                         const auth::Authorizer* authorizer, JsonGatewayOptions options)
-    : engine_(engine), limits_(limits), hub_(hub), auth_(authorizer), options_(options) {}
+                         const auth::Authorizer* authorizer, const ThroughputHistory* history,
+                         JsonGatewayOptions options)
+    : engine_(engine),
+      limits_(limits),
+      hub_(hub),
+      auth_(authorizer),
+      history_(history),
+      options_(options) {}
 
 void JsonGateway::Install(httplib::Server& server) {
   server.Get("/api/v1/jobs",
@@ -90,6 +97,10 @@ void JsonGateway::Install(httplib::Server& server) {
                       request->set_state(v1::ITEM_STATE_FAILED);
                     }
                   }));
+  if (history_ != nullptr) {
+    server.Get(JobRoute("/throughput"),
+               [this](const httplib::Request& http, httplib::Response& r) { Throughput(http, r); });
+  }
   server.Get("/api/v1/whoami",
              [this](const httplib::Request& http, httplib::Response& r) { WhoAmI(http, r); });
   // Anything else under /api/ is a JSON 404, not the dashboard's page.
@@ -205,6 +216,29 @@ void JsonGateway::WhoAmI(const httplib::Request& http, httplib::Response& reply)
     if (who == nullptr || auth::RoleAtLeast(who->role, rule.role)) {
       allowed->add_values()->set_string_value(std::string(rule.rpc));
     }
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(body, &json);
+  reply.set_content(json, "application/json; charset=utf-8");
+}
+
+void JsonGateway::Throughput(const httplib::Request& http, httplib::Response& reply) const {
+  v1::GetJobRequest request;  // the route reads what GetJob reads
+  absl::Status status = Admit(http, "GetJob", &request).status();
+  if (status.ok()) status = ValidateRequest(request, limits_);
+  if (status.ok() && engine_->Snapshot(request.job_id()) == nullptr) {
+    status = JobNotFound(request.job_id());
+  }
+  if (!status.ok()) return ReplyError(status, reply);
+  google::protobuf::Struct body;
+  auto& fields = *body.mutable_fields();
+  fields["intervalSeconds"].set_number_value(absl::ToDoubleSeconds(history_->interval()));
+  auto* samples = fields["samples"].mutable_list_value();
+  for (const ThroughputHistory::Sample& sample : history_->Of(request.job_id())) {
+    auto& entry = *samples->add_values()->mutable_struct_value()->mutable_fields();
+    entry["time"].set_string_value(
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", sample.time, absl::UTCTimeZone()));
+    entry["completed"].set_string_value(absl::StrCat(sample.completed));
   }
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(body, &json);

@@ -17,6 +17,7 @@
 //   POST /api/v1/jobs/{job}/stop    {"reason": "..."}                      StopJob
 //   POST /api/v1/jobs/{job}/retry   {"errorMessage": "...", "step": ...}   ResetItems, FAILED
 //   POST /api/v1/jobs/{job}/reset-items {"step": .., "keys": [..], ...}    ResetItems
+//   GET  /api/v1/jobs/{job}/throughput     the job's completed count over the last hour
 //   GET  /api/v1/whoami                    the caller's principal and what it may do
 //
 // A POST body is the RPC's request in JSON (job_id may be left out: the path names it).
@@ -37,6 +38,7 @@
 #include "service/auth/authorizer.h"
 #include "service/engine/engine.h"
 #include "service/http/http_auth.h"
+#include "service/http/throughput_history.h"
 #include "service/rpc/validate.h"
 #include "service/rpc/watch_hub.h"
 
@@ -54,10 +56,11 @@ struct JsonGatewayOptions {
 // Thread-safe.
 class JsonGateway {
  public:
-  // `engine` and `hub` must outlive the gateway; `authorizer` too unless null
-  // (authentication off).
+  // `engine` and `hub` must outlive the gateway; `authorizer` and `history` too unless
+  // null (authentication off; no throughput route).
   JsonGateway(Engine* engine, const Limits& limits, WatchHub* hub,
-              const auth::Authorizer* authorizer, JsonGatewayOptions options = {});
+              const auth::Authorizer* authorizer, const ThroughputHistory* history,
+              JsonGatewayOptions options = {});
 
   void Install(httplib::Server& server);
 
@@ -96,11 +99,13 @@ class JsonGateway {
 
   void Events(const httplib::Request& http, httplib::Response& response);
   void WhoAmI(const httplib::Request& http, httplib::Response& response) const;
+  void Throughput(const httplib::Request& http, httplib::Response& response) const;
 
   Engine* const engine_;
   const Limits limits_;
   WatchHub* const hub_;
   const HttpAuth auth_;
+  const ThroughputHistory* const history_;
   const JsonGatewayOptions options_;
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> open_streams_{0};

@@ -24,6 +24,7 @@
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
+#include "service/http/dashboard.h"
 #include "service/http/http_server.h"
 #include "service/http/json_gateway.h"
 #include "service/metrics/exposition.h"
@@ -363,14 +364,16 @@ absl::Status Server::StartHttp() {
   if (options_.http_listen_address.empty()) return absl::OkStatus();
   HttpServerOptions http;
   http.listen_address = options_.http_listen_address;
+  history_ = std::make_unique<ThroughputHistory>(engine_.get(), ThroughputHistoryOptions());
   gateway_ = std::make_unique<JsonGateway>(engine_.get(), options_.limits, checkpoint_->watch_hub(),
-                                           authorizer_.get());
+                                           authorizer_.get(), history_.get());
   CKPT_ASSIGN_OR_RETURN(
       http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
         routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
           response.set_content(metrics_->Render(), std::string(kExpositionContentType));
         });
         gateway_->Install(routes);
+        InstallDashboard(routes);
       }));
   return absl::OkStatus();
 }

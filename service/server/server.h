@@ -33,6 +33,7 @@ class HttpServer;
 class JsonGateway;
 class ListenerKeeper;
 class ServerMetrics;
+class ThroughputHistory;
 class MemoryReclaimer;
 namespace auth {
 class Authorizer;
@@ -165,6 +166,7 @@ class Server {
   std::unique_ptr<ListenerKeeper> keeper_;
   std::unique_ptr<MemoryReclaimer> reclaimer_;
   int port_ = 0;
+  std::unique_ptr<ThroughputHistory> history_;
   std::unique_ptr<JsonGateway> gateway_;
   std::unique_ptr<HttpServer> http_server_;
 

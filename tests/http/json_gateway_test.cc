@@ -133,8 +133,11 @@ class JsonGatewayTest : public ::testing::Test {
       ASSERT_TRUE(table.ok()) << table.status();
       authorizer_ = auth::Authorizer::ForTable(*table);
     }
+    ThroughputHistoryOptions sampling;
+    sampling.interval = absl::ZeroDuration();  // sampled by hand: history_.SampleOnce
+    history_ = std::make_unique<ThroughputHistory>(&h_.engine(), sampling);
     gateway_ = std::make_unique<JsonGateway>(&h_.engine(), Limits(), hub_.get(), authorizer_.get(),
-                                             options);
+                                             history_.get(), options);
     HttpServerOptions http;
     http.listen_address = "127.0.0.1:0";
     auto server = HttpServer::Start(http, [&](httplib::Server& s) { gateway_->Install(s); });
@@ -206,6 +209,7 @@ class JsonGatewayTest : public ::testing::Test {
   testutil::EngineHarness h_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<auth::Authorizer> authorizer_;
+  std::unique_ptr<ThroughputHistory> history_;
   std::unique_ptr<JsonGateway> gateway_;
   std::unique_ptr<HttpServer> http_;
 };
@@ -375,6 +379,38 @@ TEST_F(JsonGatewayTest, EventStreamsAreBoundedAndAMissingJobEndsNotFound) {
   ASSERT_TRUE(end.has_value());
   EXPECT_EQ(end->name, "end");  // NOT_FOUND at once, not refused 429
   EXPECT_THAT(end->data, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(JsonGatewayTest, ThroughputIsTheSampledHistoryOfTheCompletedCount) {
+  Start();
+  MakeJob("crawl");
+  EXPECT_EQ(FromJson<google::protobuf::Struct>(Get("/api/v1/jobs/crawl/throughput").body)
+                .fields()
+                .at("samples")
+                .list_value()
+                .values_size(),
+            0);
+  history_->SampleOnce(absl::FromUnixSeconds(1'700'000'000));
+  v1::CompleteItemsRequest complete;
+  complete.set_job_id("crawl");
+  complete.add_items()->mutable_key()->set_index(8);
+  CKPT_ASSERT_OK(h_.Call(&Engine::CompleteItems, complete));
+  history_->SampleOnce(absl::FromUnixSeconds(1'700'000'005));
+  auto body = FromJson<google::protobuf::Struct>(Get("/api/v1/jobs/crawl/throughput").body);
+  const auto& samples = body.fields().at("samples").list_value();
+  ASSERT_EQ(samples.values_size(), 2);
+  EXPECT_EQ(samples.values(0).struct_value().fields().at("time").string_value(),
+            "2023-11-14T22:13:20Z");
+  EXPECT_EQ(samples.values(0).struct_value().fields().at("completed").string_value(), "3");
+  EXPECT_EQ(samples.values(1).struct_value().fields().at("completed").string_value(), "4");
+  EXPECT_EQ(Get("/api/v1/jobs/nope/throughput").status, 404);
+  // A job that is no longer live is not sampled; a deleted one loses its history.
+  CKPT_ASSERT_OK(h_.Call(&Engine::StopJob, Parse<v1::StopJobRequest>("job_id: 'crawl'")));
+  history_->SampleOnce(absl::FromUnixSeconds(1'700'000'010));
+  EXPECT_EQ(history_->Of("crawl").size(), 2u);
+  CKPT_ASSERT_OK(h_.Call(&Engine::DeleteJob, Parse<v1::DeleteJobRequest>("job_id: 'crawl'")));
+  history_->SampleOnce(absl::FromUnixSeconds(1'700'000'015));
+  EXPECT_EQ(history_->Of("crawl").size(), 0u);
 }
 
 class JsonGatewayAuthTest : public JsonGatewayTest {
