@@ -1,8 +1,10 @@
 #include "service/http/json_reply.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "service/engine/write_queue.h"
 
 namespace ckpt {
 namespace {
@@ -114,6 +116,13 @@ void ReplyError(const absl::Status& status, httplib::Response& response) {
   response.status = HttpStatusFor(status.code());
   if (status.code() == absl::StatusCode::kUnauthenticated) {
     response.set_header("WWW-Authenticate", "Bearer");
+  }
+  // The write queue was full and the write not applied: HTTP's own retry hint, in
+  // whole seconds (rounded up), for what gRPC clients get as ckpt-retry-after-ms.
+  int64_t retry_ms = 0;
+  if (auto hint = status.GetPayload(kRetryAfterPayload);
+      hint.has_value() && absl::SimpleAtoi(std::string(*hint), &retry_ms) && retry_ms >= 0) {
+    response.set_header("Retry-After", absl::StrCat((retry_ms + 999) / 1000));
   }
   response.set_content(ErrorJson(status), kJson);
 }

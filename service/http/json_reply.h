@@ -32,7 +32,9 @@ std::string ErrorJson(const absl::Status& status);
 // Fills `response` with `message` (200) when `status` is OK, else with the error.
 void ReplyJson(const absl::Status& status, const google::protobuf::Message& message,
                httplib::Response& response);
-// Fills `response` with the error of a non-OK `status`.
+// Fills `response` with the error of a non-OK `status`: with `WWW-Authenticate: Bearer`
+// for UNAUTHENTICATED, and `Retry-After` when the status carries the write queue's retry
+// hint (service/engine/write_queue.h).
 void ReplyError(const absl::Status& status, httplib::Response& response);
 
 }  // namespace ckpt
