@@ -43,9 +43,14 @@ CKPT_DEBIAN_PACKAGES=(
   postgresql-15            # PostgreSQL server: the tests and the bench start their own
   postgresql-client-15     # psql, for people running ckptd on PostgreSQL
   prometheus               # promtool and a real Prometheus server (tests/server)
+  chromium                 # the dashboard's browser test (tests/web), headless
   clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang 14
 )
+
+# Not from Debian: Node.js (>= 20) and npm, for the browser test's playwright-core
+# (tests/web; Debian 12's nodejs is 18). They come with the machine; tools/test.sh says
+# so plainly if they are missing.
 
 # Prints the names of the packages in CKPT_DEBIAN_PACKAGES that are not installed.
 ckpt_missing_packages() {

@@ -267,6 +267,49 @@ suite_tsa() {
   fi
 }
 
+# Suite: the dashboard in a real browser (tests/web/dashboard.test.mjs): headless Debian
+# chromium driven by playwright-core (pinned by tests/web/package-lock.json; npm ci puts it
+# in tests/web/node_modules, git-ignored), against a real ckptd whose job Python SDK
+# workers work. Counts come from node's test runner ("# pass N", "# fail N"); its
+# screenshots stay in the log directory (web/).
+suite_web() {
+  local log="$LOG_DIR/web.log" out="$LOG_DIR/web"
+  mkdir -p "$out"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "ckpt: web: node (>= 20) and npm are needed for the browser test; none found"
+    add_results web 0 1 0
+    return
+  fi
+  echo "ckpt: web: npm ci (tests/web), bazel build ckptd and the SDK workers"
+  local rc=0
+  (cd tests/web && npm ci --no-audit --no-fund) >"$log" 2>&1 || rc=$?
+  if (( rc == 0 )); then
+    bazel build --color=no --curses=no //service/server:ckptd //tests/web:dashboard_fixture \
+      >>"$log" 2>&1 || rc=$?
+  fi
+  if (( rc != 0 )); then
+    tail -20 "$log"
+    echo "ckpt: web: could not install or build what the browser test needs (log: $log)"
+    add_results web 0 1 0
+    return
+  fi
+  local bin
+  bin="$(bazel info bazel-bin 2>/dev/null)"
+  echo "ckpt: web: node --test tests/web/dashboard.test.mjs (screenshots in $out)"
+  CKPTD="$bin/service/server/ckptd" FIXTURE="$bin/tests/web/dashboard_fixture" \
+    CKPT_WEB_OUT="$out" node --test --test-reporter=tap tests/web/dashboard.test.mjs \
+    2>&1 | (trap '' INT; exec tee -a "$log") || rc=$?
+  local passed failed skipped
+  passed=$(sed -n 's/^# pass \([0-9][0-9]*\)$/\1/p' "$log" | tail -1)
+  failed=$(sed -n 's/^# fail \([0-9][0-9]*\)$/\1/p' "$log" | tail -1)
+  skipped=$(sed -n 's/^# skipped \([0-9][0-9]*\)$/\1/p' "$log" | tail -1)
+  passed=${passed:-0} failed=${failed:-0} skipped=${skipped:-0}
+  # A run that ended badly without a failing test (a crash in a hook) still fails.
+  if (( rc != 0 && failed == 0 )); then failed=1; fi
+  if (( passed + failed + skipped == 0 )); then failed=1; fi
+  add_results web "$passed" "$failed" "$skipped"
+}
+
 # Suite (--long only): the long forms of the durability tests.
 suite_long() {
   local log="$LOG_DIR/long.log"
@@ -336,6 +379,7 @@ main() {
 
   # The suites, in order. Each adds its counts to the totals.
   suite_bazel
+  suite_web
   suite_secrets
   suite_tsa
   suite_fuzz

@@ -23,7 +23,7 @@
     return el;
   }
   function append(el, children) {
-    for (const child of children.flat(Infinity)) {
+    for (const child of [children].flat(Infinity)) {
       if (child === undefined || child === null || child === false) continue;
       el.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -257,10 +257,10 @@
     const entries = Object.entries(labels || {});
     return entries.length ? h('div', { class: 'labels' }, entries.map(([k, v]) => h('span', { class: 'label' }, `${k}=${v}`))) : null;
   }
+  // Runs an operator action; toasts what it returns (or `label`), or why it failed.
   async function act(label, fn) {
     try {
-      await fn();
-      toast(label);
+      toast((await fn()) || label);
     } catch (e) {
       toast(`${label} failed: ${e.message}`, true);
     }
@@ -352,7 +352,7 @@
     const chartNote = h('div', { class: 'chartnote' });
     const errors = h('div', { dataset: { testid: 'error-groups' } });
     const workers = h('div');
-    const recent = h('div');
+    const recentPanel = h('div');
     const states = h('div');
     mount(
       head,
@@ -366,9 +366,9 @@
           h('div', { class: 'panel' }, h('h2', {}, 'Steps'), h('table', {}, h('thead', {}, h('tr', {},
             h('th', {}, 'Step'), h('th', {}, 'Progress'), h('th', { class: 'num' }, 'Done / Total'),
             h('th', { class: 'num' }, 'Failed'), h('th', { class: 'num' }, 'Rate'))), steps)),
-          h('div', { class: 'panel' }, h('h2', {}, 'Recent completions'), recent),
+          h('div', { class: 'panel' }, h('h2', {}, 'Recent completions'), recentPanel),
           h('div', { class: 'panel' }, h('h2', {}, 'State blobs'), states))));
-    Object.assign(view, { head, cards, overall, steps, chart, chartNote, errors, workers, recent, states });
+    Object.assign(view, { head, cards, overall, steps, chart, chartNote, errors, workers, recentPanel, states });
 
     const controller = new AbortController();
     onLeave(() => controller.abort());
@@ -446,7 +446,7 @@
       card('Pending', fmtInt(p.pending), 'stat-pending'),
       card('Total', fmtInt(p.total), 'stat-total'),
       card('Rate', over ? '—' : fmtRate(p.recentRate), 'stat-rate', '', 'last minute'),
-      card('ETA', over ? '—' : fmtDur(seconds(p.eta)), 'stat-eta'),
+      card('ETA', over ? '—' : status === 'PAUSED' ? 'paused' : fmtDur(seconds(p.eta)), 'stat-eta'),
       card('Workers', fmtInt(p.activeWorkers), 'stat-workers', '', 'active'),
       card('Item avg', fmtDur(seconds(p.itemTimeAvg)), 'stat-item-avg'),
       card('Item p50', fmtDur(seconds(p.itemTimeP50)), 'stat-item-p50'),
@@ -464,11 +464,11 @@
         h('td', { class: 'num' }, over ? '—' : fmtRate(sp.recentRate))));
     }
 
-    view.recent.textContent = '';
+    view.recentPanel.textContent = '';
     if (view.recent.length === 0) {
-      view.recent.append(h('div', { class: 'empty' }, 'None since ckptd started.'));
+      view.recentPanel.append(h('div', { class: 'empty' }, 'None yet.'));
     } else {
-      view.recent.append(h('table', { dataset: { testid: 'recent-completions' } },
+      view.recentPanel.append(h('table', { dataset: { testid: 'recent-completions' } },
         h('thead', {}, h('tr', {}, h('th', {}, 'Item'), h('th', {}, 'Step'), h('th', {}, 'Worker'), h('th', { class: 'num' }, 'When'))),
         h('tbody', {}, view.recent.map((r) => h('tr', {},
           h('td', {}, h('a', { href: itemHref(job.jobId, r.step, r.key), class: 'mono' }, keyText(r.key))),
@@ -539,7 +539,7 @@
             event.target.disabled = true;
             act(`Retrying ${fmtInt(g.count)} items`, async () => {
               const result = await api.post(`/api/v1/jobs/${enc(jobId)}/retry`, { errorMessage: g.message });
-              toast(`${fmtInt(result.matched)} items are pending again`);
+              return `${fmtInt(result.matched)} items are pending again`;
             });
           } }, 'Retry')) : null)))));
   }
@@ -602,14 +602,20 @@
     const now = Date.now();
     const samples = view.samples;
     const first = samples.length ? samples[0].t : now;
-    const span = Math.min(Math.max(now - first, 60e3), 3600e3);
-    const bucket = Math.max(5e3, Math.ceil(span / 90 / 1e3) * 1e3);
+    // From the first sample (at least 30 s, at most an hour back), in about 60 buckets
+    // of whole seconds.
+    const span = Math.min(Math.max(now - first, 30e3), 3600e3);
+    const bucket = Math.min(60e3, Math.max(2e3, Math.round(span / 60 / 1e3) * 1e3));
     const start = now - Math.floor(span / bucket) * bucket;
-    // The completed count at time t: the last sample at or before it.
+    // The completed count at time t, interpolated between the samples around it (the
+    // server's are 5 s apart, events come as they happen); after the last, the last.
     let i = 0;
     const countAt = (t) => {
       while (i + 1 < samples.length && samples[i + 1].t <= t) i++;
-      return samples.length && samples[i].t <= t ? samples[i].c : null;
+      if (!samples.length || samples[i].t > t) return null;
+      const next = samples[i + 1];
+      if (!next) return samples[i].c;
+      return samples[i].c + ((next.c - samples[i].c) * (t - samples[i].t)) / (next.t - samples[i].t);
     };
     const points = [];
     let prev = countAt(start);
@@ -629,13 +635,15 @@
     for (let k = 0; k <= 4; k++) {
       const r = (niceMax * k) / 4;
       svg.append(s('line', { class: 'grid-line', x1: left, x2: W - right, y1: y(r), y2: y(r) }));
-      svg.append(s('text', { class: 'axis', x: left - 6, y: y(r) + 4, 'text-anchor': 'end' }, r >= 10 ? r.toFixed(0) : r.toFixed(1)));
+      const label = r >= 10 || r === 0 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toFixed(2);
+      svg.append(s('text', { class: 'axis', x: left - 6, y: y(r) + 4, 'text-anchor': 'end' }, label));
     }
     for (let k = 0; k <= 4; k++) {
       const t = start + ((now - start) * k) / 4;
       const label = new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: span < 600e3 ? '2-digit' : undefined });
       svg.append(s('text', { class: 'axis', x: x(t), y: H - 6, 'text-anchor': k === 0 ? 'start' : k === 4 ? 'end' : 'middle' }, label));
     }
+    svg.dataset.points = String(points.length);
     if (points.length < 2) {
       svg.append(s('text', { class: 'note', x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'Collecting throughput…'));
     } else {
