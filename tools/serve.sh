@@ -33,16 +33,19 @@ fi
 # be spelled --flag=value, --flag value, or with a single dash).
 listen_set=0
 data_dir_set=0
+http_set=0
 for arg in "$@"; do
   case "$arg" in
     --listen | --listen=* | -listen | -listen=*) listen_set=1 ;;
     --data_dir | --data_dir=* | -data_dir | -data_dir=*) data_dir_set=1 ;;
     --store | --store=* | -store | -store=*) data_dir_set=1 ;;
+    --http_listen | --http_listen=* | -http_listen | -http_listen=*) http_set=1 ;;
   esac
 done
 where=()
 if (( ! listen_set )); then where+=("listening on 127.0.0.1:7700"); fi
 if (( ! data_dir_set )); then where+=("data in $repo_root/ckpt-data"); fi
+if (( ! http_set )); then where+=("dashboard on http://127.0.0.1:7701/"); fi
 if (( ${#where[@]} == 0 )); then
   echo "ckpt: starting ckptd (Ctrl-C to stop)"
 else

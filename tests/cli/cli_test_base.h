@@ -40,12 +40,14 @@ class CliTest : public testutil::ServerAndClientTest {
     ctx.in = &in;
     ctx.now = absl::Now();
     ctx.on_watch_snapshot = on_watch_snapshot_;
+    ctx.open_url = open_url_;
     const absl::Status status = RunCommand(ctx, argv);
     if (!status.ok()) return status;
     return out.str();
   }
 
   std::function<bool(const v1::Job&)> on_watch_snapshot_;
+  std::function<bool(const std::string&)> open_url_;  // `open`: none by default
 };
 
 }  // namespace cli

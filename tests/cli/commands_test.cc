@@ -210,6 +210,30 @@ TEST_F(CommandsTest, RetryPutsFailedItemsBackAndDryRunOnlyCounts) {
   EXPECT_EQ(*failed, "no items\n");
 }
 
+TEST_F(CommandsTest, OpenPrintsTheDashboardAddressAndOpensItWhereItCan) {
+  MakeCrawlJob();
+  // Without --http or $CKPT_HTTP: the --server host on ckptd's default HTTP port.
+  auto base = Run({"open"});
+  CKPT_ASSERT_OK(base);
+  EXPECT_EQ(*base, "http://127.0.0.1:7701/\n");
+  auto job = Run({"open", "crawl", "--http", "ckpt.internal:8443"});
+  CKPT_ASSERT_OK(job);
+  EXPECT_EQ(*job, "http://ckpt.internal:8443/#/jobs/crawl\n");
+  EXPECT_THAT(Run({"open", "nope"}), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));
+
+  std::string opened;
+  open_url_ = [&](const std::string& url) {
+    opened = url;
+    return true;
+  };
+  auto shown = Run({"open", "crawl", "--http", "https://ckpt.internal/", "--json"});
+  CKPT_ASSERT_OK(shown);
+  EXPECT_EQ(opened, "https://ckpt.internal/#/jobs/crawl");
+  auto answer = FromJson<google::protobuf::Struct>(*shown);
+  EXPECT_EQ(answer.fields().at("url").string_value(), "https://ckpt.internal/#/jobs/crawl");
+  EXPECT_TRUE(answer.fields().at("opened").bool_value());
+}
+
 TEST_F(CommandsTest, ItemsAndItem) {
   MakeCrawlJob();
   auto text = Run({"items", "crawl", "--limit", "5"});

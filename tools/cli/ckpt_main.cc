@@ -1,5 +1,7 @@
 // ckpt: the command-line tool for operators. See Usage() in commands.cc.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -27,6 +29,27 @@ void OnInterrupt(int) {
     (void)!write(STDOUT_FILENO, kRestore, sizeof(kRestore) - 1);
   }
   _exit(130);
+}
+
+// Opens `url` with xdg-open where a desktop session is (a display); false elsewhere or
+// if that fails.
+bool OpenInBrowser(const std::string& url) {
+  if (std::getenv("DISPLAY") == nullptr && std::getenv("WAYLAND_DISPLAY") == nullptr) {
+    return false;
+  }
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+    }
+    execlp("xdg-open", "xdg-open", url.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 bool IsTerminal() {
@@ -97,6 +120,8 @@ int Main(int argc, char** argv) {
   ctx.in = &std::cin;
   ctx.terminal = IsTerminal();
   ctx.now = ckpt::Clock::Real()->Now();
+  if (const char* http = std::getenv("CKPT_HTTP")) ctx.http_env = http;
+  ctx.open_url = OpenInBrowser;
   const absl::Status status = ckpt::cli::RunCommand(ctx, args);
   std::cout.flush();
   if (status.ok()) return kOk;

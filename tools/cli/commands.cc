@@ -54,6 +54,10 @@ const std::vector<Command>& Commands() {
        2, 4, &State},
       {"find-output", "find-output PATH", "the item that recorded an output path", Flags({}, {}), 1,
        1, &FindOutput},
+      {"open", "open [JOB] [--http URL]",
+       "the dashboard's address (opened where a browser is); URL: --http, $CKPT_HTTP, else "
+       "the --server host on port 7701",
+       Flags({"http"}, {}), 0, 1, &Open},
   };
   return *commands;
 }

@@ -31,6 +31,10 @@ struct Context {
   absl::Time now;              // for "3m ago"
   // `watch` calls this when it redraws, so tests can stop it (return false).
   std::function<bool(const v1::Job&)> on_watch_snapshot;
+  // `open`: $CKPT_HTTP (the dashboard's base URL), and how to show a URL in a browser
+  // (true if it did); null where there is none (tests, a server without a display).
+  std::string http_env;
+  std::function<bool(const std::string& url)> open_url;
 };
 
 absl::Status Jobs(const Context& ctx, const Args& args);
@@ -47,6 +51,7 @@ absl::Status Item(const Context& ctx, const Args& args);
 absl::Status Workers(const Context& ctx, const Args& args);
 absl::Status State(const Context& ctx, const Args& args);
 absl::Status FindOutput(const Context& ctx, const Args& args);
+absl::Status Open(const Context& ctx, const Args& args);
 
 // The command table: name, its flags, positional count and one usage line.
 struct Command {
