@@ -4,6 +4,7 @@
 #include <iterator>
 #include <utility>
 
+#include "service/common/api_limits.h"
 #include "service/common/status_macros.h"
 
 namespace ckpt {
@@ -118,6 +119,29 @@ absl::Status Checkpoint::MarkFailed(const v1::ItemKey& key, absl::string_view er
   *failure->mutable_key() = key;
   failure->mutable_error()->set_message(std::string(error));
   return client_->FailItems(request).status();
+}
+
+absl::Status Checkpoint::Log(const v1::ItemKey& key, v1::LogLevel level, absl::string_view message,
+                             absl::string_view worker_id) {
+  v1::WriteLogsRequest request;
+  request.set_job_id(job_id_);
+  request.set_worker_id(std::string(worker_id));
+  v1::ItemLogs* item = request.add_items();
+  item->set_step(step_);
+  *item->mutable_key() = key;
+  v1::LogEntry* entry = item->add_entries();
+  const int64_t nanos = absl::ToUnixNanos(client_->clock()->Now());
+  entry->mutable_time()->set_seconds(nanos / 1'000'000'000);
+  entry->mutable_time()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  entry->set_level(level);
+  std::string text = message.empty() ? std::string("-") : std::string(message);
+  if (text.size() > kDefaultMaxLogMessageBytes) {
+    size_t end = kDefaultMaxLogMessageBytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    text.resize(end);
+  }
+  entry->set_message(std::move(text));
+  return client_->WriteLogs(request).status();
 }
 
 absl::StatusOr<std::vector<v1::Item>> Checkpoint::ListAll(v1::ItemState state, bool keys_only) {

@@ -97,6 +97,12 @@ class Checkpoint {
   absl::Status MarkFailed(const v1::ItemKey& key, absl::string_view error,
                           absl::string_view worker_id = {});
 
+  // Adds an entry to the item's log in ckptd (ckpt logs JOB --item KEY), timed now, as
+  // curator's logs table keeps a record per index; `worker_id` as for MarkCompleted.
+  // `message` is cut to 8 KiB.
+  absl::Status Log(const v1::ItemKey& key, v1::LogLevel level, absl::string_view message,
+                   absl::string_view worker_id = {});
+
   // ---- Queries (physicsnemo-curator's names) ----
 
   // Ascending. These page through ListItems, so they cost O(items listed).

@@ -276,6 +276,15 @@ absl::StatusOr<v1::ListStatesResponse> Client::ListStates(const v1::ListStatesRe
   return Call(&Stub::ListStates, "ListStates", request);
 }
 
+absl::StatusOr<v1::WriteLogsResponse> Client::WriteLogs(const v1::WriteLogsRequest& request) {
+  // A repeat stores the entries again: a duplicate line beats a lost one.
+  return Call(&Stub::WriteLogs, "WriteLogs", request);
+}
+
+absl::StatusOr<v1::ListLogsResponse> Client::ListLogs(const v1::ListLogsRequest& request) {
+  return Call(&Stub::ListLogs, "ListLogs", request);
+}
+
 absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
                               const std::function<bool(const v1::Job&)>& on_snapshot) {
   absl::Time first_attempt = options_.clock->Now();

@@ -149,6 +149,10 @@ class Client {
   absl::StatusOr<v1::GetStateResponse> GetState(const v1::GetStateRequest& request);
   absl::StatusOr<v1::ListStatesResponse> ListStates(const v1::ListStatesRequest& request);
 
+  // ---- Logs ----
+  absl::StatusOr<v1::WriteLogsResponse> WriteLogs(const v1::WriteLogsRequest& request);
+  absl::StatusOr<v1::ListLogsResponse> ListLogs(const v1::ListLogsRequest& request);
+
   // ---- Progress ----
 
   // Streams snapshots of a job to `on_snapshot` until the job ends (OK after its final

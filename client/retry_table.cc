@@ -36,6 +36,7 @@ const absl::flat_hash_map<std::string, Rule>& Table() {
       {"GetState", Always(true)},
       {"ListStates", Always(true)},
       {"WatchJob", Always(true)},
+      {"ListLogs", Always(true)},
       // A repeat is answered as the first was, or "already so", and changes nothing.
       {"UpdateJob", Always(true)},
       {"PauseJob", Always(true)},
@@ -44,7 +45,8 @@ const absl::flat_hash_map<std::string, Rule>& Table() {
       {"FinishJob", Always(true)},
       {"Heartbeat", Always(true)},
       {"UnregisterWorker", Always(true)},
-      {"CompleteItems", Always(true)},  // ALREADY_COMPLETED
+      {"CompleteItems", Always(true)},  // ALREADY_COMPLETED, and its entries not logged again
+      {"WriteLogs", Always(true)},      // logged again: a duplicate line beats a lost one
       {"AddItems", Always(true)},       // duplicates, even on the job it sealed
       // With a job_id: resumed. Without: a second job.
       {"CreateJob", When<v1::CreateJobRequest>(

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <exception>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,17 @@ std::string ErrorMessage(const absl::Status& status) {
   return message;
 }
 
+// Entries an item keeps waiting to be sent (ckptd keeps 1000 per item by default).
+constexpr size_t kMaxWaitingLogs = 1000;
+
+// `text` cut to `max` bytes on a UTF-8 character boundary.
+std::string CutUtf8(absl::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return std::string(text.substr(0, end));
+}
+
 // Runs the handler, turning exceptions into errors carrying their message.
 absl::Status CallHandler(const ItemHandler& handler, WorkItem& item) {
   try {
@@ -54,6 +66,22 @@ void WorkItem::SaveCursor(std::string cursor) {
   if (it == worker_->held_.end()) return;
   it->second.cursor = std::move(cursor);
   it->second.cursor_unsent = true;
+}
+
+void WorkItem::Log(v1::LogLevel level, absl::string_view message, absl::string_view logger) {
+  v1::LogEntry entry;
+  const int64_t nanos = absl::ToUnixNanos(worker_->client_->clock()->Now());
+  entry.mutable_time()->set_seconds(nanos / 1'000'000'000);
+  entry.mutable_time()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  entry.set_level(level);
+  entry.set_logger(CutUtf8(logger, kMaxLoggerBytes));
+  entry.set_message(message.empty() ? "-" : CutUtf8(message, kDefaultMaxLogMessageBytes));
+  absl::MutexLock lock(&worker_->mu_);
+  auto it = worker_->held_.find(lease_.lease_token());
+  if (it == worker_->held_.end()) return;
+  std::vector<v1::LogEntry>& logs = it->second.logs;
+  if (logs.size() >= kMaxWaitingLogs) logs.erase(logs.begin());
+  logs.push_back(std::move(entry));
 }
 
 bool WorkItem::lease_lost() const {
@@ -173,7 +201,7 @@ absl::Status Worker::HeartbeatOnce() {
     absl::MutexLock lock(&mu_);
     request.set_job_id(options_.job_id);
     request.set_worker_id(worker_id_);
-    for (const auto& [token, held] : held_) {
+    for (auto& [token, held] : held_) {
       if (held.lost) continue;
       v1::HeldLease* lease = request.add_leases();
       lease->set_step(held.step);
@@ -183,6 +211,8 @@ absl::Status Worker::HeartbeatOnce() {
         lease->set_cursor(held.cursor);
         sent_cursors[token] = held.cursor;
       }
+      for (v1::LogEntry& entry : held.logs) *lease->add_logs() = std::move(entry);
+      held.logs.clear();
     }
   }
   absl::Duration retry_for;
@@ -190,8 +220,21 @@ absl::Status Worker::HeartbeatOnce() {
     absl::MutexLock lock(&mu_);
     retry_for = heartbeat_interval_;
   }
-  CKPT_ASSIGN_OR_RETURN(v1::HeartbeatResponse response, client_->Heartbeat(request, retry_for));
+  absl::StatusOr<v1::HeartbeatResponse> answered = client_->Heartbeat(request, retry_for);
   absl::MutexLock lock(&mu_);
+  if (!answered.ok()) {
+    // The entries wait for the next heartbeat (or the completion), in front of newer ones.
+    for (v1::HeldLease& lease : *request.mutable_leases()) {
+      auto it = held_.find(lease.lease_token());
+      if (it == held_.end() || lease.logs().empty()) continue;
+      std::vector<v1::LogEntry> logs(std::make_move_iterator(lease.mutable_logs()->begin()),
+                                     std::make_move_iterator(lease.mutable_logs()->end()));
+      for (v1::LogEntry& newer : it->second.logs) logs.push_back(std::move(newer));
+      it->second.logs = std::move(logs);
+    }
+    return answered.status();
+  }
+  const v1::HeartbeatResponse& response = *answered;
   ++stats_.heartbeats;
   for (const v1::LostLease& lost : response.lost()) {
     auto it = held_.find(lost.lease_token());
@@ -329,6 +372,18 @@ void Worker::Process(const ItemHandler& handler, const v1::Lease& lease) {
   *completion.mutable_key() = lease.key();
   completion.set_lease_token(lease.lease_token());
   *completion.mutable_result() = std::move(item.result());
+  absl::MutexLock lock(&mu_);
+  for (v1::LogEntry& entry : TakeLogs(lease.lease_token())) {
+    *completion.add_logs() = std::move(entry);
+  }
+}
+
+std::vector<v1::LogEntry> Worker::TakeLogs(uint64_t token) {
+  auto it = held_.find(token);
+  if (it == held_.end()) return {};
+  std::vector<v1::LogEntry> logs;
+  logs.swap(it->second.logs);
+  return logs;
 }
 
 absl::Status Worker::Fail(const v1::ItemKey& key, uint64_t token, const absl::Status& why) {
@@ -341,6 +396,10 @@ absl::Status Worker::Fail(const v1::ItemKey& key, uint64_t token, const absl::St
   failure->set_lease_token(token);
   failure->mutable_error()->set_message(ErrorMessage(why));
   failure->mutable_error()->set_retryable(!absl::IsInvalidArgument(why));
+  {
+    absl::MutexLock lock(&mu_);
+    for (v1::LogEntry& entry : TakeLogs(token)) *failure->add_logs() = std::move(entry);
+  }
   const absl::Status status = client_->FailItems(request).status();
   absl::MutexLock lock(&mu_);
   held_.erase(token);

@@ -99,8 +99,8 @@ struct WorkerStats {
 class Worker;
 
 // One leased item, handed to the handler. Valid only during the handler's call.
-// Not thread-safe, except SaveCursor() and lease_lost(), which the pipeline may call
-// from its own threads while the handler runs.
+// Not thread-safe, except SaveCursor(), Log() and lease_lost(), which the pipeline may
+// call from its own threads while the handler runs.
 class WorkItem {
  public:
   const v1::ItemKey& key() const { return lease_.key(); }
@@ -115,6 +115,10 @@ class WorkItem {
   // Saves how far the item got; sent with the next heartbeat and handed back with the
   // item's next lease if this try does not finish it.
   void SaveCursor(std::string cursor);
+  // Adds an entry to the item's log in ckptd (ckpt logs JOB --item KEY), timed now; sent
+  // with the next heartbeat, the completion or the failure. `message` is cut to 8 KiB;
+  // at most 1000 entries wait, the oldest dropped first.
+  void Log(v1::LogLevel level, absl::string_view message, absl::string_view logger = "");
   // True once a heartbeat has reported the lease lost: the item is someone else's now,
   // and whatever this handler returns is dropped. Long handlers may check it and stop.
   bool lease_lost() const;
@@ -174,7 +178,10 @@ class Worker {
     std::string cursor;
     bool cursor_unsent = false;
     bool lost = false;
+    std::vector<v1::LogEntry> logs;  // not sent yet, oldest first
   };
+  // The held lease's log entries, taken to be sent; none if it is not held.
+  std::vector<v1::LogEntry> TakeLogs(uint64_t token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Worker(Client* client, WorkerOptions options);
 

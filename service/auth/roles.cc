@@ -35,6 +35,7 @@ const std::vector<RpcRule>& RpcRules() {
       {"ListWorkers", Role::kReader, JobScope::kOneJob},
       {"GetState", Role::kReader, JobScope::kOneJob},
       {"ListStates", Role::kReader, JobScope::kOneJob},
+      {"ListLogs", Role::kReader, JobScope::kOneJob},
       {"WatchJob", Role::kReader, JobScope::kOneJob},
       {"ServerReflectionInfo", Role::kReader, JobScope::kNoJob},
       // worker: run a pipeline, in either mode.
@@ -48,6 +49,7 @@ const std::vector<RpcRule>& RpcRules() {
       {"Heartbeat", Role::kWorker, JobScope::kOneJob},
       {"UnregisterWorker", Role::kWorker, JobScope::kOneJob},
       {"PutState", Role::kWorker, JobScope::kOneJob},
+      {"WriteLogs", Role::kWorker, JobScope::kOneJob},
       // A pipeline ends its own job with a reason (Python's Job.finish): a worker can
       // already end a job by sealing it and recording every item, so this gives a
       // worker no power it lacks (docs/api.md says so).

@@ -12,6 +12,11 @@ namespace ckpt {
 inline constexpr size_t kMaxErrorMessageBytes = 4096;
 // Each value of a job's params map.
 inline constexpr size_t kMaxParamValueBytes = 4096;
+// LogEntry.logger: at most this many bytes.
+inline constexpr size_t kMaxLoggerBytes = 256;
+// LogEntry.message: 1..this many bytes by default (ckptd's --max_log_message_bytes); the
+// SDKs cut longer messages to it.
+inline constexpr size_t kDefaultMaxLogMessageBytes = 8192;
 
 }  // namespace ckpt
 

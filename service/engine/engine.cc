@@ -93,7 +93,7 @@ absl::Status Engine::Reload() {
 }
 
 void Engine::PublishAll() {
-  Group everything(options_.clock->Now(), store_->NewBatch());
+  Group everything(options_.clock->Now(), store_->NewBatch(), *store_, options_.log_limits);
   for (const auto& [id, job] : jobs_) everything.touched.insert(id);
   {
     // Jobs published before but gone from the store now are unpublished.
@@ -154,7 +154,7 @@ void Engine::RunGroup(std::vector<Op>* ops) {
       return;
     }
   }
-  Group group(options_.clock->Now(), store_->NewBatch());
+  Group group(options_.clock->Now(), store_->NewBatch(), *store_, options_.log_limits);
   std::vector<absl::Status> results;
   results.reserve(ops->size());
   for (Op& op : *ops) results.push_back(op.decide(group));
@@ -233,6 +233,7 @@ void Engine::Flush(Group& g) {
     auto it = jobs_.find(id);
     if (it != jobs_.end()) FlushJob(g, *it->second);
   }
+  g.logs.Flush(*g.batch);
   if (meta_dirty_) {
     const Cf meta = Cf::kMeta;
     g.batch->Put(meta, keys::kNextTokenKey, BigEndian(next_token_));
@@ -246,6 +247,10 @@ void Engine::FlushJob(Group& g, JobRuntime& job) {
   if (job.record_dirty) {
     g.batch->Put(Cf::kJobs, job.id(), job.record.SerializeAsString());
     job.record_dirty = false;
+  }
+  if (job.log.dirty) {
+    g.batch->Put(Cf::kLogs, keys::JobLogStats(job.id()), job.log.stats.SerializeAsString());
+    job.log.dirty = false;
   }
   for (StepRuntime& s : job.steps) {
     if (s.counters_dirty) {
@@ -608,6 +613,7 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   absl::erase_if(g.items, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   absl::erase_if(g.states, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   g.deleted_prefixes.push_back(begin);
+  g.logs.ForgetJob(job_id);
 }
 
 // ---------------------------------------------------------------- public entry points
@@ -634,6 +640,7 @@ CKPT_ENGINE_WRITE(Heartbeat)
 CKPT_ENGINE_WRITE(UnregisterWorker)
 CKPT_ENGINE_WRITE(ListWorkers)
 CKPT_ENGINE_WRITE(PutState)
+CKPT_ENGINE_WRITE(WriteLogs)
 #undef CKPT_ENGINE_WRITE
 
 void Engine::PauseJob(const v1::PauseJobRequest& request, v1::PauseJobResponse* response,

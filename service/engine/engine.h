@@ -39,6 +39,7 @@
 #include "ckpt/v1/checkpoint.pb.h"
 #include "service/common/clock.h"
 #include "service/engine/engine_observer.h"
+#include "service/engine/log_book.h"
 #include "service/engine/runtime.h"
 #include "service/engine/write_queue.h"
 #include "service/store/store.h"
@@ -66,6 +67,8 @@ struct EngineOptions {
   // Told about every group commit (engine_observer.h); may be null. Must outlive the
   // engine.
   EngineObserver* observer = nullptr;
+  // Bounds of each item's log and each job's (log_book.h).
+  LogLimits log_limits;
   // Bounds of the writer's queue (write_queue.h): past them a write is refused
   // RESOURCE_EXHAUSTED with a retry hint.
   WriteQueueLimits queue;
@@ -128,6 +131,7 @@ class Engine {
   void UnregisterWorker(const v1::UnregisterWorkerRequest& request,
                         v1::UnregisterWorkerResponse* response, Done done);
   void PutState(const v1::PutStateRequest& request, v1::PutStateResponse* response, Done done);
+  void WriteLogs(const v1::WriteLogsRequest& request, v1::WriteLogsResponse* response, Done done);
   // Reads the writer's live view of workers (heartbeats are not persisted), so it is
   // queued like a write; it writes nothing.
   void ListWorkers(const v1::ListWorkersRequest& request, v1::ListWorkersResponse* response,
@@ -157,6 +161,8 @@ class Engine {
                                     v1::FindOutputResponse* response,
                                     absl::string_view job_id_prefix) const;
   absl::Status GetState(const v1::GetStateRequest& request, v1::GetStateResponse* response) const;
+  // Reads the job's logs at one view of the store (log_reads.h).
+  absl::Status ListLogs(const v1::ListLogsRequest& request, v1::ListLogsResponse* response) const;
   absl::Status ListStates(const v1::ListStatesRequest& request,
                           v1::ListStatesResponse* response) const;
 
@@ -230,9 +236,14 @@ class Engine {
   absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
                                 v1::RegisterWorkerResponse* out);
   absl::Status DoHeartbeat(Group& g, const v1::HeartbeatRequest& r, v1::HeartbeatResponse* out);
+  // The log entries a heartbeat carries, planned (leases' steps already resolved).
+  absl::StatusOr<LogPlan> PlanHeartbeatLogs(Group& g, const JobRuntime& job,
+                                            const v1::HeartbeatRequest& r,
+                                            const std::vector<int>& steps);
   absl::Status DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequest& r,
                                   v1::UnregisterWorkerResponse* out);
   absl::Status DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out);
+  absl::Status DoWriteLogs(Group& g, const v1::WriteLogsRequest& r, v1::WriteLogsResponse* out);
   absl::Status DoExpireLeases(Group& g);
   absl::Status DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
                              v1::ListWorkersResponse* out);

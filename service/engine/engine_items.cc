@@ -1,6 +1,7 @@
 // Item decisions: register, lease, complete, fail, reset. Each checks every item first
 // and changes nothing until all checks pass (a batch is all or nothing).
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,22 @@ void RememberCompletion(JobRuntime& job, const std::string& step, const v1::Item
   recent.set_worker_id(worker_id);
   job.recent_completions.push_front(std::move(recent));
   if (job.recent_completions.size() > kRecentCompletions) job.recent_completions.pop_back();
+}
+
+// The log entries that ride along with the items of a CompleteItems or FailItems
+// (Completion.logs, Failure.logs), under their items; without those of `skipped` items.
+template <typename Entries>
+std::vector<NewLogEntry> LogsOf(const Entries& items, const std::vector<LeasePlan>& plans,
+                                const std::string& step,
+                                const std::function<bool(int)>& skipped = nullptr) {
+  std::vector<NewLogEntry> entries;
+  for (int i = 0; i < items.size(); ++i) {
+    if (skipped && skipped(i)) continue;
+    for (const v1::LogEntry& entry : items[i].logs()) {
+      entries.push_back({step, plans[i].key, &entry});
+    }
+  }
+  return entries;
 }
 
 // Drops a reset item from the job's recent completions.
@@ -364,6 +381,13 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
     out->add_outcomes(outcome);
   }
   StepRuntime& s = job->steps[step];
+  // A repeat of a completion (its answer was lost) must not log its entries twice.
+  auto repeated = [&](int i) {
+    return out->outcomes(i) == v1::COMPLETION_OUTCOME_ALREADY_COMPLETED;
+  };
+  CKPT_ASSIGN_OR_RETURN(
+      const LogPlan logs,
+      g.logs.Plan(job->id(), job->log, r.worker_id(), LogsOf(r.items(), plans, s.name, repeated)));
   WorkerRuntime* worker = nullptr;
   if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
   std::vector<std::pair<int, std::string>> completed;  // request index, who completed it
@@ -390,6 +414,7 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   for (size_t c = first; c < completed.size(); ++c) {
     RememberCompletion(*job, s.name, r.items(completed[c].first).key(), completed[c].second, g.now);
   }
+  g.logs.Apply(job->id(), job->log, logs, *g.batch);
   MaybeFinishJob(g, *job);
   return absl::OkStatus();
 }
@@ -495,6 +520,9 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
     if (token == 0 && !AcceptsRecordWrites(job->status())) return RecordWriteRefused(*job);
     CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
   }
+  CKPT_ASSIGN_OR_RETURN(const LogPlan logs,
+                        g.logs.Plan(job->id(), job->log, r.worker_id(),
+                                    LogsOf(r.items(), plans, job->steps[step].name)));
 
   auto worker = job->workers.find(r.worker_id());
   const uint32_t max_attempts = job->record.job().max_attempts();
@@ -528,6 +556,7 @@ absl::Status Engine::DoFailItems(Group& g, const v1::FailItemsRequest& r,
       job->dirty_workers.insert(r.worker_id());
     }
   }
+  g.logs.Apply(job->id(), job->log, logs, *g.batch);
   MaybeFinishJob(g, *job);
   return absl::OkStatus();
 }

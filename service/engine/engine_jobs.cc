@@ -233,6 +233,12 @@ absl::StatusOr<std::vector<std::string>> Engine::ListNames(Group& g, const JobRu
 void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
   DeleteJobData(g, job.id());
   job.recent_completions.clear();
+  // The logs go; their sequence goes on, so a reader following the log sees no entry
+  // number twice.
+  const uint64_t next_sequence = job.log.stats.next_sequence();
+  job.log.stats.Clear();
+  job.log.stats.set_next_sequence(next_sequence);
+  job.log.dirty = true;
   // Workers stay registered (their records were deleted with the job's data, so write
   // them again) but hold nothing.
   for (auto& [worker_id, w] : job.workers) {

@@ -68,6 +68,7 @@ absl::Status Engine::DoHeartbeat(Group& g, const v1::HeartbeatRequest& r,
   for (int i = 0; i < r.leases_size(); ++i) {
     CKPT_ASSIGN_OR_RETURN(steps[i], FindStep(*job, r.leases(i).step()));
   }
+  CKPT_ASSIGN_OR_RETURN(const LogPlan logs, PlanHeartbeatLogs(g, *job, r, steps));
   worker->last_heartbeat = g.now;
   const absl::Time deadline = g.now + LeaseTimeout(*job);
   for (const auto& [step, key] : worker->leases) {
@@ -104,10 +105,30 @@ absl::Status Engine::DoHeartbeat(Group& g, const v1::HeartbeatRequest& r,
       g.batch->Put(Cf::kSched, keys::Leased(job->id(), s.name, key), record.SerializeAsString());
     }
   }
+  g.logs.Apply(job->id(), job->log, logs, *g.batch);
   Touch(g, *job);
   out->set_control(ControlFor(*job));
   *out->mutable_lease_expire_time() = ToProtoTime(deadline);
   return absl::OkStatus();
+}
+
+absl::StatusOr<LogPlan> Engine::PlanHeartbeatLogs(Group& g, const JobRuntime& job,
+                                                  const v1::HeartbeatRequest& r,
+                                                  const std::vector<int>& steps) {
+  std::vector<NewLogEntry> entries;
+  for (int i = 0; i < r.leases_size(); ++i) {
+    const v1::HeldLease& held = r.leases(i);
+    if (held.logs().empty()) continue;
+    std::string key = keys::EncodeItemKey(held.key());
+    // A lost lease's entries are kept too (they say what its holder did), unless the
+    // item itself is gone (ResetJob removed it).
+    CKPT_ASSIGN_OR_RETURN(const ItemPlace place, Locate(g, job, steps[i], key));
+    if (place == ItemPlace::kUnregistered) continue;
+    for (const v1::LogEntry& entry : held.logs()) {
+      entries.push_back({job.steps[steps[i]].name, key, &entry});
+    }
+  }
+  return g.logs.Plan(job.id(), job.log, r.worker_id(), entries);
 }
 
 absl::Status Engine::DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequest& r,

@@ -17,16 +17,21 @@
 #include "absl/time/time.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "service/engine/engine.h"
+#include "service/engine/log_book.h"
 #include "service/store/store.h"
 
 namespace ckpt {
 
 class Engine::Group {
  public:
-  Group(absl::Time now, std::unique_ptr<WriteBatch> batch) : now(now), batch(std::move(batch)) {}
+  Group(absl::Time now, std::unique_ptr<WriteBatch> batch, const StoreReader& store,
+        const LogLimits& log_limits)
+      : now(now), batch(std::move(batch)), logs(store, log_limits, now) {}
 
   const absl::Time now;
   const std::unique_ptr<WriteBatch> batch;
+  // The log entries this group appends, and the item log counts it changed.
+  LogGroup logs;
   // items CF key -> the serialized record this group wrote (nullopt: deleted). Bytes,
   // not the parsed record: copying every written record costs more than parsing the
   // rare one read back.

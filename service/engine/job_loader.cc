@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<JobRuntime>> JobLoader::Load(const storage::v1::J
   CKPT_ASSIGN_OR_RETURN(std::vector<v1::RecentCompletion> recent,
                         NewestCompletions(*store_, id, steps, kRecentCompletions));
   job->recent_completions.assign(recent.begin(), recent.end());
+  CKPT_ASSIGN_OR_RETURN(job->log, LoadJobLog(*store_, id));
   return job;
 }
 

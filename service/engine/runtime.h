@@ -22,6 +22,7 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "ckpt/v1/checkpoint.pb.h"
 #include "service/engine/interval_set.h"
+#include "service/engine/log_book.h"
 #include "service/engine/progress.h"
 
 namespace ckpt {
@@ -105,6 +106,7 @@ struct JobRuntime {
   absl::flat_hash_map<uint64_t, storage::v1::ErrorGroupRecord> error_groups;
   absl::flat_hash_set<uint64_t> dirty_error_groups;
   RateMeter rate;
+  JobLog log;  // the job's log counts and next sequence ('J')
   // The latest completions, newest first, at most kRecentCompletions; read from the
   // completion index at load, then kept up to date.
   std::deque<v1::RecentCompletion> recent_completions;

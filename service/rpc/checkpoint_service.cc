@@ -141,6 +141,8 @@ CheckpointService::CheckpointService(Engine* engine, const Limits& limits,
   ServeWrite("PutState", &Engine::PutState);
   ServeRead("GetState", &Engine::GetState);
   ServeRead("ListStates", &Engine::ListStates);
+  ServeWrite("WriteLogs", &Engine::WriteLogs);
+  ServeRead("ListLogs", &Engine::ListLogs);
   ServeWatch();
 }
 

@@ -50,6 +50,7 @@ constexpr size_t kMaxErrorGroups = 100;
 constexpr size_t kMaxHostnameBytes = 256;
 constexpr size_t kMaxInvocationIdBytes = 128;
 constexpr size_t kMaxStateNameBytes = 256;
+constexpr size_t kMaxListLogs = 1000;
 // Indices are < 2^63 and range ends <= 2^63, so an exclusive end always fits in a
 // uint64 and every index in an int64 (JSON and Python clients).
 constexpr uint64_t kIndexLimit = uint64_t{1} << 63;
@@ -381,9 +382,33 @@ absl::Status CheckItemError(const v1::ItemError& error) {
   return CheckBytes("message", error.message(), {1, kMaxErrorMessageBytes});
 }
 
+absl::Status CheckLogEntry(const v1::LogEntry& entry, const Limits& limits) {
+  if (entry.has_time()) CKPT_RETURN_IF_ERROR(CheckTimestamp("time", entry.time()));
+  CKPT_RETURN_IF_ERROR(CheckEnum("level", entry.level(), v1::LogLevel_IsValid));
+  CKPT_RETURN_IF_ERROR(CheckBytes("logger", entry.logger(), {0, kMaxLoggerBytes}));
+  return CheckBytes("message", entry.message(),
+                    {1, limits.max_log_message_bytes, "max_log_message_bytes"});
+}
+
+absl::Status CheckLogEntries(absl::string_view field, const RepeatedPtrField<v1::LogEntry>& entries,
+                             const Limits& limits) {
+  return CheckEach(field, entries,
+                   [&](const v1::LogEntry& entry) { return CheckLogEntry(entry, limits); });
+}
+
+// The log entries a batch request carries inside its elements, all together.
+template <typename Elements>
+absl::Status CheckLogTotal(absl::string_view field, const Elements& elements,
+                           const Limits& limits) {
+  size_t total = 0;
+  for (const auto& element : elements) total += element.logs_size();
+  return CheckSize(field, total, Batch(limits, 0), "log entries in total");
+}
+
 absl::Status CheckHeldLease(const v1::HeldLease& lease, const Limits& limits) {
   CKPT_RETURN_IF_ERROR(CheckStep("step", lease.step()));
   CKPT_RETURN_IF_ERROR(ValidateItemKey("key", lease.key(), limits));
+  CKPT_RETURN_IF_ERROR(CheckLogEntries("logs", lease.logs(), limits));
   if (!lease.has_cursor()) return absl::OkStatus();
   return CheckBytes("cursor", lease.cursor(), {0, limits.max_cursor_bytes, "max_cursor_bytes"});
 }
@@ -588,15 +613,19 @@ absl::Status ValidateRequest(const v1::LeaseItemsRequest& r, const Limits& limit
 }
 
 absl::Status ValidateRequest(const v1::CompleteItemsRequest& r, const Limits& limits) {
-  return CheckRecordRequest(r, limits, [&](const v1::Completion& item) {
-    return Nest("result", CheckItemResult(item.result(), limits));
-  });
+  CKPT_RETURN_IF_ERROR(CheckRecordRequest(r, limits, [&](const v1::Completion& item) {
+    CKPT_RETURN_IF_ERROR(Nest("result", CheckItemResult(item.result(), limits)));
+    return CheckLogEntries("logs", item.logs(), limits);
+  }));
+  return CheckLogTotal("items[].logs", r.items(), limits);
 }
 
 absl::Status ValidateRequest(const v1::FailItemsRequest& r, const Limits& limits) {
-  return CheckRecordRequest(r, limits, [](const v1::Failure& item) {
-    return Nest("error", CheckItemError(item.error()));
-  });
+  CKPT_RETURN_IF_ERROR(CheckRecordRequest(r, limits, [&](const v1::Failure& item) {
+    CKPT_RETURN_IF_ERROR(Nest("error", CheckItemError(item.error())));
+    return CheckLogEntries("logs", item.logs(), limits);
+  }));
+  return CheckLogTotal("items[].logs", r.items(), limits);
 }
 
 absl::Status ValidateRequest(const v1::GetItemRequest& r, const Limits& limits) {
@@ -660,8 +689,10 @@ absl::Status ValidateRequest(const v1::HeartbeatRequest& r, const Limits& limits
   CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
   CKPT_RETURN_IF_ERROR(CheckWorkerId("worker_id", r.worker_id()));
   CKPT_RETURN_IF_ERROR(CheckSize("leases", r.leases_size(), Batch(limits, 0), "entries"));
-  return CheckEach("leases", r.leases(),
-                   [&](const v1::HeldLease& lease) { return CheckHeldLease(lease, limits); });
+  CKPT_RETURN_IF_ERROR(CheckEach("leases", r.leases(), [&](const v1::HeldLease& lease) {
+    return CheckHeldLease(lease, limits);
+  }));
+  return CheckLogTotal("leases[].logs", r.leases(), limits);
 }
 
 absl::Status ValidateRequest(const v1::ListWorkersRequest& r, const Limits& /*limits*/) {
@@ -688,6 +719,31 @@ absl::Status ValidateRequest(const v1::GetStateRequest& r, const Limits& /*limit
 
 absl::Status ValidateRequest(const v1::ListStatesRequest& r, const Limits& /*limits*/) {
   CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
+  return CheckPageToken(r.page_token());
+}
+
+// ---- Logs ----
+
+absl::Status ValidateRequest(const v1::WriteLogsRequest& r, const Limits& limits) {
+  CKPT_RETURN_IF_ERROR(ValidateJobId("job_id", r.job_id()));
+  CKPT_RETURN_IF_ERROR(CheckOptionalWorkerId("worker_id", r.worker_id()));
+  CKPT_RETURN_IF_ERROR(CheckSize("items", r.items_size(), Batch(limits, 1), "entries"));
+  size_t total = 0;
+  CKPT_RETURN_IF_ERROR(CheckEach("items", r.items(), [&](const v1::ItemLogs& item) {
+    CKPT_RETURN_IF_ERROR(CheckStep("step", item.step()));
+    if (item.has_key()) CKPT_RETURN_IF_ERROR(ValidateItemKey("key", item.key(), limits));
+    total += item.entries_size();
+    return CheckLogEntries("entries", item.entries(), limits);
+  }));
+  return CheckSize("items[].entries", total, Batch(limits, 1), "log entries in total");
+}
+
+absl::Status ValidateRequest(const v1::ListLogsRequest& r, const Limits& limits) {
+  CKPT_RETURN_IF_ERROR(CheckJobStep(r.job_id(), r.step()));
+  if (r.has_key()) CKPT_RETURN_IF_ERROR(ValidateItemKey("key", r.key(), limits));
+  CKPT_RETURN_IF_ERROR(CheckOptionalWorkerId("worker_id", r.worker_id()));
+  CKPT_RETURN_IF_ERROR(CheckEnum("min_level", r.min_level(), v1::LogLevel_IsValid));
+  CKPT_RETURN_IF_ERROR(CheckSize("limit", r.limit(), {0, kMaxListLogs}, "entries"));
   return CheckPageToken(r.page_token());
 }
 

@@ -21,16 +21,18 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "ckpt/v1/checkpoint.pb.h"
+#include "service/common/api_limits.h"
 
 namespace ckpt {
 
 // Server limits (flags of ckptd), with the API's defaults.
 struct Limits {
-  size_t max_key_bytes = 1024;          // item names, output paths
-  size_t max_payload_bytes = 64 << 10;  // ItemResult.payload
-  size_t max_cursor_bytes = 64 << 10;   // HeldLease.cursor
-  size_t max_state_bytes = 4 << 20;     // State value
-  size_t max_batch = 8192;              // entries per batch RPC
+  size_t max_key_bytes = 1024;                                // item names, output paths
+  size_t max_payload_bytes = 64 << 10;                        // ItemResult.payload
+  size_t max_cursor_bytes = 64 << 10;                         // HeldLease.cursor
+  size_t max_state_bytes = 4 << 20;                           // State value
+  size_t max_batch = 8192;                                    // entries per batch RPC
+  size_t max_log_message_bytes = kDefaultMaxLogMessageBytes;  // LogEntry.message
 };
 
 // One overload per request message of ckpt.v1.Checkpoint.
@@ -60,6 +62,8 @@ absl::Status ValidateRequest(const v1::PutStateRequest& r, const Limits& limits)
 absl::Status ValidateRequest(const v1::GetStateRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::ListStatesRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& limits);
+absl::Status ValidateRequest(const v1::WriteLogsRequest& r, const Limits& limits);
+absl::Status ValidateRequest(const v1::ListLogsRequest& r, const Limits& limits);
 
 // Building blocks, for other callers (client-side checks, tools). `field` is the path
 // that starts the error message.

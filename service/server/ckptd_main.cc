@@ -78,6 +78,15 @@ ABSL_FLAG(int64_t, max_payload_bytes, 64 << 10, "Largest item result payload, by
 ABSL_FLAG(int64_t, max_cursor_bytes, 64 << 10, "Largest per-item cursor, bytes.");
 ABSL_FLAG(int64_t, max_state_bytes, 4 << 20, "Largest state blob, bytes.");
 ABSL_FLAG(int64_t, max_batch, 8192, "Most entries in one batch request.");
+ABSL_FLAG(int64_t, max_log_message_bytes, 8 << 10, "Longest log entry message, bytes.");
+ABSL_FLAG(int64_t, max_log_entries_per_item, 1000,
+          "Log entries kept per item; past it (or --max_log_bytes_per_item) the item's oldest "
+          "are dropped and counted.");
+ABSL_FLAG(int64_t, max_log_bytes_per_item, 256 << 10, "Log bytes kept per item.");
+ABSL_FLAG(int64_t, max_log_entries_per_job, 100000,
+          "Log entries kept per job; past it (or --max_log_bytes_per_job) the job's oldest are "
+          "dropped and counted.");
+ABSL_FLAG(int64_t, max_log_bytes_per_job, 64 << 20, "Log bytes kept per job.");
 ABSL_FLAG(int64_t, max_queued_writes, 4096,
           "Most writes waiting for the writer; past it (or --max_queued_write_bytes) a write "
           "is refused RESOURCE_EXHAUSTED with a retry hint, not applied.");
@@ -203,6 +212,16 @@ int main(int argc, char** argv) {
         std::make_tuple("max_state_bytes", absl::GetFlag(FLAGS_max_state_bytes),
                         int64_t{INT32_MAX}),
         std::make_tuple("max_batch", absl::GetFlag(FLAGS_max_batch), int64_t{1} << 20),
+        std::make_tuple("max_log_message_bytes", absl::GetFlag(FLAGS_max_log_message_bytes),
+                        int64_t{1} << 20),
+        std::make_tuple("max_log_entries_per_item", absl::GetFlag(FLAGS_max_log_entries_per_item),
+                        int64_t{1} << 30),
+        std::make_tuple("max_log_bytes_per_item", absl::GetFlag(FLAGS_max_log_bytes_per_item),
+                        int64_t{1} << 40),
+        std::make_tuple("max_log_entries_per_job", absl::GetFlag(FLAGS_max_log_entries_per_job),
+                        int64_t{1} << 40),
+        std::make_tuple("max_log_bytes_per_job", absl::GetFlag(FLAGS_max_log_bytes_per_job),
+                        int64_t{1} << 50),
         std::make_tuple("metrics_max_jobs", absl::GetFlag(FLAGS_metrics_max_jobs),
                         int64_t{100000})}) {
     if (value < 1 || value > max) {
@@ -248,6 +267,16 @@ int main(int argc, char** argv) {
   options.limits.max_cursor_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_cursor_bytes));
   options.limits.max_state_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_state_bytes));
   options.limits.max_batch = static_cast<size_t>(absl::GetFlag(FLAGS_max_batch));
+  options.limits.max_log_message_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_log_message_bytes));
+  options.log_limits.max_entries_per_item =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_log_entries_per_item));
+  options.log_limits.max_bytes_per_item =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_log_bytes_per_item));
+  options.log_limits.max_entries_per_job =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_log_entries_per_job));
+  options.log_limits.max_bytes_per_job =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_log_bytes_per_job));
   options.write_queue.max_ops = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_writes));
   options.write_queue.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_write_bytes));
   options.tls.cert = absl::GetFlag(FLAGS_tls_cert);

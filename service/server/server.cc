@@ -282,6 +282,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   engine_options.queue = options.write_queue;
   // Half the message limit: a page's entries plus everything else fit in an answer.
   engine_options.max_page_bytes = std::max<size_t>(options.max_message_bytes / 2, 1);
+  engine_options.log_limits = options.log_limits;
   engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   metrics->WatchEngine(engine.get());

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/engine/log_book.h"
 #include "service/engine/write_queue.h"
 #include "service/rpc/validate.h"
 #include "service/server/server_tls.h"
@@ -79,6 +80,8 @@ struct ServerOptions {
   Clock* clock = Clock::Real();
   // Bounds of the engine's write queue (service/engine/write_queue.h).
   WriteQueueLimits write_queue;
+  // Bounds of each item's and each job's log (service/engine/log_book.h).
+  LogLimits log_limits;
 
   // What one connection may hold, so that no client can exhaust ckptd (docs/api.md,
   // "Running ckptd"). Streams open at once on a connection (HTTP/2

@@ -177,6 +177,44 @@ std::string CompletionKeyBefore(absl::string_view key) {
   return out;
 }
 
+std::string JobLogStats(absl::string_view job_id) { return absl::StrCat(JobPrefix(job_id), "J"); }
+
+std::string ItemLogStats(absl::string_view job_id, absl::string_view step,
+                         absl::string_view item_key) {
+  return absl::StrCat(JobPrefix(job_id), "S", step, absl::string_view("\0", 1), item_key);
+}
+
+std::string LogEntryPrefix(absl::string_view job_id) {
+  return absl::StrCat(JobPrefix(job_id), "T");
+}
+
+std::string LogEntry(absl::string_view job_id, uint64_t sequence) {
+  std::string out = LogEntryPrefix(job_id);
+  AppendBigEndian64(&out, sequence);
+  return out;
+}
+
+std::string ItemLogPrefix(absl::string_view job_id, absl::string_view step,
+                          absl::string_view item_key) {
+  // The item key is terminated: a name may be a prefix of another name.
+  const absl::string_view nul("\0", 1);
+  return absl::StrCat(JobPrefix(job_id), "I", step, nul, item_key, nul);
+}
+
+std::string ItemLog(absl::string_view job_id, absl::string_view step, absl::string_view item_key,
+                    uint64_t sequence) {
+  std::string out = ItemLogPrefix(job_id, step, item_key);
+  AppendBigEndian64(&out, sequence);
+  return out;
+}
+
+absl::StatusOr<uint64_t> ParseLogSequence(absl::string_view key, size_t prefix_size) {
+  if (key.size() != prefix_size + 8) {
+    return absl::DataLossError(absl::StrCat("corrupt logs key \"", absl::CHexEscape(key), "\""));
+  }
+  return ReadBigEndian64(key.substr(prefix_size));
+}
+
 std::string PrefixSuccessor(absl::string_view prefix) {
   std::string out(prefix);
   while (!out.empty()) {

@@ -146,6 +146,24 @@ std::string CompletionsUpTo(absl::string_view job_id, absl::string_view step, in
 // indices being 8 bytes.
 std::string CompletionKeyBefore(absl::string_view key);
 
+// logs family (schema 3), every key under JobPrefix:
+//   'J'                          LogStatsRecord of the job's log
+//   'S' step 0x00 ikey           LogStatsRecord of one item's log
+//   'T' BE64(seq)                LogRecord: the entry with that sequence
+//   'I' step 0x00 ikey 0x00 BE64(seq)  raw BE64(size of the LogRecord): the item's index
+std::string JobLogStats(absl::string_view job_id);
+std::string ItemLogStats(absl::string_view job_id, absl::string_view step,
+                         absl::string_view item_key);
+std::string LogEntryPrefix(absl::string_view job_id);
+std::string LogEntry(absl::string_view job_id, uint64_t sequence);
+std::string ItemLogPrefix(absl::string_view job_id, absl::string_view step,
+                          absl::string_view item_key);
+std::string ItemLog(absl::string_view job_id, absl::string_view step, absl::string_view item_key,
+                    uint64_t sequence);
+// The sequence at the end of a 'T' or 'I' key (its last 8 bytes). DATA_LOSS if shorter
+// than `prefix_size` + 8.
+absl::StatusOr<uint64_t> ParseLogSequence(absl::string_view key, size_t prefix_size);
+
 // The smallest key greater than every key starting with `prefix`, for iterator upper
 // bounds and DeleteRange. Empty if there is none (prefix all 0xff).
 std::string PrefixSuccessor(absl::string_view prefix);

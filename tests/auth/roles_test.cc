@@ -47,12 +47,12 @@ TEST(RolesTest, EveryRpcOfTheServiceHasExactlyOneRule) {
 
 TEST(RolesTest, TheIssuesBoundaries) {
   for (const char* rpc : {"GetJob", "ListJobs", "GetItem", "ListItems", "FindOutput", "ListWorkers",
-                          "GetState", "ListStates", "WatchJob"}) {
+                          "GetState", "ListStates", "WatchJob", "ListLogs"}) {
     EXPECT_EQ(FindRpcRule(rpc)->role, Role::kReader) << rpc;
   }
   for (const char* rpc :
        {"CreateJob", "UpdateJob", "AddItems", "LeaseItems", "CompleteItems", "FailItems",
-        "RegisterWorker", "Heartbeat", "UnregisterWorker", "PutState", "FinishJob"}) {
+        "RegisterWorker", "Heartbeat", "UnregisterWorker", "PutState", "FinishJob", "WriteLogs"}) {
     EXPECT_EQ(FindRpcRule(rpc)->role, Role::kWorker) << rpc;
   }
   for (const char* rpc :

@@ -41,6 +41,7 @@ class CliTest : public testutil::ServerAndClientTest {
     ctx.now = absl::Now();
     ctx.on_watch_snapshot = on_watch_snapshot_;
     ctx.open_url = open_url_;
+    ctx.keep_following = keep_following_;
     const absl::Status status = RunCommand(ctx, argv);
     if (!status.ok()) return status;
     return out.str();
@@ -48,6 +49,7 @@ class CliTest : public testutil::ServerAndClientTest {
 
   std::function<bool(const v1::Job&)> on_watch_snapshot_;
   std::function<bool(const std::string&)> open_url_;  // `open`: none by default
+  std::function<bool()> keep_following_;
 };
 
 }  // namespace cli

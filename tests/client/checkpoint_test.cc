@@ -218,6 +218,23 @@ TEST_F(CheckpointTest, LatestAndSinceListCompletionsByTime) {
   EXPECT_EQ((*since)[0].key().index(), 5u);
 }
 
+TEST_F(CheckpointTest, RecordModeLogsGoToTheItem) {
+  std::unique_ptr<Checkpoint> run = Open("journal", "{}");
+  CKPT_ASSERT_OK(run->AddIndices(0, 3));
+  CKPT_ASSERT_OK(run->Log(IndexKey(1), v1::LOG_LEVEL_WARNING, "retrying page 4", "host-2:77"));
+  EXPECT_THAT(run->Log(IndexKey(9), v1::LOG_LEVEL_INFO, "ghost"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("index 9")));
+  v1::ListLogsRequest list;
+  list.set_job_id("journal");
+  *list.mutable_key() = IndexKey(1);
+  auto logs = client_->ListLogs(list);
+  CKPT_ASSERT_OK(logs);
+  ASSERT_EQ(logs->entries_size(), 1);
+  EXPECT_EQ(logs->entries(0).entry().message(), "retrying page 4");
+  EXPECT_EQ(logs->entries(0).entry().level(), v1::LOG_LEVEL_WARNING);
+  EXPECT_EQ(logs->entries(0).worker_id(), "host-2:77");
+}
+
 TEST_F(CheckpointTest, AttachToAMissingJobIsNotFound) {
   EXPECT_THAT(Checkpoint::Attach(client_.get(), "missing"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));

@@ -35,21 +35,22 @@ Sample Make(const std::string& method, const std::function<void(Request*)>& fill
 std::map<std::string, std::vector<Sample>> Samples() {
   return {
       {"GetJob, ListJobs, GetItem, ListItems, FindOutput, ListWorkers, GetState, ListStates, "
-       "WatchJob",
+       "WatchJob, ListLogs",
        {Make<v1::GetJobRequest>("GetJob"), Make<v1::ListJobsRequest>("ListJobs"),
         Make<v1::GetItemRequest>("GetItem"), Make<v1::ListItemsRequest>("ListItems"),
         Make<v1::FindOutputRequest>("FindOutput"), Make<v1::ListWorkersRequest>("ListWorkers"),
         Make<v1::GetStateRequest>("GetState"), Make<v1::ListStatesRequest>("ListStates"),
-        Make<v1::WatchJobRequest>("WatchJob")}},
+        Make<v1::WatchJobRequest>("WatchJob"), Make<v1::ListLogsRequest>("ListLogs")}},
       {"CreateJob with `job_id`",
        {Make<v1::CreateJobRequest>("CreateJob", [](auto* r) { r->set_job_id("j"); })}},
       {"CreateJob without `job_id`", {Make<v1::CreateJobRequest>("CreateJob")}},
-      {"UpdateJob, PauseJob, ResumeJob, StopJob, FinishJob (same status), Heartbeat, "
-       "UnregisterWorker",
+      {"UpdateJob, PauseJob, ResumeJob, StopJob, FinishJob (same status), UnregisterWorker",
        {Make<v1::UpdateJobRequest>("UpdateJob"), Make<v1::PauseJobRequest>("PauseJob"),
         Make<v1::ResumeJobRequest>("ResumeJob"), Make<v1::StopJobRequest>("StopJob"),
-        Make<v1::FinishJobRequest>("FinishJob"), Make<v1::HeartbeatRequest>("Heartbeat"),
+        Make<v1::FinishJobRequest>("FinishJob"),
         Make<v1::UnregisterWorkerRequest>("UnregisterWorker")}},
+      {"Heartbeat", {Make<v1::HeartbeatRequest>("Heartbeat")}},
+      {"WriteLogs", {Make<v1::WriteLogsRequest>("WriteLogs")}},
       {"AddItems, sealing or not",
        {Make<v1::AddItemsRequest>("AddItems", [](auto* r) { r->add_indices(1); }),
         Make<v1::AddItemsRequest>("AddItems",

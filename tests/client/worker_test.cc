@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -382,6 +383,49 @@ TEST_F(WorkerTest, DestroyingAWorkerWhileCkptdIsGoneGivesUpOnUnregistering) {
   server_->Shutdown(absl::ZeroDuration());
   worker->reset();  // one attempt, UNAVAILABLE, and no retry
   EXPECT_EQ(retries.load(), 0);
+}
+
+// The handler's log entries reach the item: with a heartbeat while it runs, and with
+// its completion or failure.
+TEST_F(WorkerTest, ItemLogsRideWithHeartbeatsCompletionsAndFailures) {
+  CreateJob("logged", 3);
+  WorkerOptions options;
+  options.job_id = "logged";
+  options.lease_batch = 1;
+  auto worker = Register(options);
+  v1::ListLogsRequest list;
+  list.set_job_id("logged");
+  std::vector<std::string> seen_during_item_0;
+  CKPT_ASSERT_OK(worker->Run([&](WorkItem& item) -> absl::Status {
+    item.Log(v1::LOG_LEVEL_INFO, absl::StrCat("start ", item.index()), "pipeline");
+    if (item.index() == 0) {
+      // Two heartbeats later the first has certainly carried it.
+      AwaitHeartbeats(*worker, 2);
+      auto logs = client_->ListLogs(list);
+      EXPECT_TRUE(logs.ok()) << logs.status();
+      for (const v1::LogLine& line : logs->entries()) {
+        seen_during_item_0.push_back(line.entry().message());
+      }
+    }
+    if (item.index() == 2) {
+      item.Log(v1::LOG_LEVEL_ERROR, "giving up");
+      return absl::InvalidArgumentError("bad input");
+    }
+    item.Log(v1::LOG_LEVEL_DEBUG, std::string(9000, 'x'));  // cut to 8 KiB
+    return absl::OkStatus();
+  }));
+  EXPECT_THAT(seen_during_item_0, ::testing::ElementsAre("start 0"));
+  auto logs = client_->ListLogs(list);
+  CKPT_ASSERT_OK(logs);
+  std::map<uint64_t, std::vector<std::string>> by_item;
+  for (const v1::LogLine& line : logs->entries()) {
+    EXPECT_EQ(line.worker_id(), worker->worker_id());
+    by_item[line.key().index()].push_back(line.entry().message().substr(0, 10));
+  }
+  EXPECT_THAT(by_item[0], ::testing::ElementsAre("start 0", std::string(10, 'x')));
+  EXPECT_THAT(by_item[1], ::testing::ElementsAre("start 1", std::string(10, 'x')));
+  EXPECT_THAT(by_item[2], ::testing::ElementsAre("start 2", "giving up"));
+  EXPECT_EQ(logs->entries(1).entry().message().size(), 8192u);
 }
 
 }  // namespace

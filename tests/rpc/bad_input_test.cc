@@ -79,7 +79,8 @@ const std::map<std::string, Invoker>& Invokers() {
       CKPT_UNARY(ListItems),        CKPT_UNARY(ResetItems), CKPT_UNARY(FindOutput),
       CKPT_UNARY(RegisterWorker),   CKPT_UNARY(Heartbeat),  CKPT_UNARY(ListWorkers),
       CKPT_UNARY(UnregisterWorker), CKPT_UNARY(PutState),   CKPT_UNARY(GetState),
-      CKPT_UNARY(ListStates),       {"WatchJob", Watch},
+      CKPT_UNARY(ListStates),       {"WatchJob", Watch},    CKPT_UNARY(WriteLogs),
+      CKPT_UNARY(ListLogs),
   };
 #undef CKPT_UNARY
   return *invokers;
@@ -213,6 +214,14 @@ std::map<std::string, std::string> BaseTexts() {
       {"ListStates", R"pb(job_id: "strict")pb"},
       {"WatchJob", R"pb(job_id: "strict"
                         min_interval { nanos: 100000000 })pb"},
+      {"WriteLogs", R"pb(job_id: "strict"
+                         worker_id: "WORKER"
+                         items {
+                           step: "a"
+                           key { index: 0 }
+                           entries { message: "m" }
+                         })pb"},
+      {"ListLogs", R"pb(job_id: "strict" step: "a" worker_id: "WORKER")pb"},
   };
 }
 
@@ -291,8 +300,10 @@ std::vector<Case> IdCases() {
       cases.push_back({method + "_WorkerIdTooLong", method,
                        WithString(method, "worker_id", std::string(129, 'w')), kInvalid,
                        "worker_id", ""});
-      // CompleteItems and FailItems ignore an unknown worker (it is only credited).
-      if (method != "CompleteItems" && method != "FailItems") {
+      // CompleteItems and FailItems ignore an unknown worker (it is only credited);
+      // WriteLogs records it and ListLogs filters by it.
+      if (method != "CompleteItems" && method != "FailItems" && method != "WriteLogs" &&
+          method != "ListLogs") {
         cases.push_back({method + "_WorkerIdUnknown", method,
                          WithString(method, "worker_id", "w-999999"), absl::StatusCode::kNotFound,
                          "worker_id", "\"w-999999\""});

@@ -780,8 +780,7 @@ std::vector<Case> GetAndListItemsCases() {
           With(ListItems(), [](auto& r) { r.set_order(static_cast<v1::ItemOrder>(9)); }), "order",
           "unknown value 9"),
       Bad("ListItems_CompletionOrderOfFailedItems",
-          With(ListItems(),
-               [](auto& r) { r.set_order(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST); }),
+          With(ListItems(), [](auto& r) { r.set_order(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST); }),
           "state", "ITEM_STATE_FAILED"),
       Bad("ListItems_CompletedAfterBefore1970",
           With(ListItems(),
@@ -936,6 +935,126 @@ std::vector<Case> StateAndWatchCases() {
   };
 }
 
+v1::WriteLogsRequest WriteLogs() {
+  return Parse<v1::WriteLogsRequest>(R"pb(job_id: "job-1"
+                                          worker_id: "w-1"
+                                          items {
+                                            step: "parse"
+                                            key { index: 7 }
+                                            entries {
+                                              time { seconds: 1700000000 }
+                                              level: LOG_LEVEL_WARNING
+                                              logger: "parse.pdf"
+                                              message: "slow page"
+                                            }
+                                          }
+                                          items { entries { message: "run started" } })pb");
+}
+
+v1::ListLogsRequest ListLogs() {
+  return Parse<v1::ListLogsRequest>(R"pb(job_id: "job-1"
+                                         step: "parse"
+                                         key { name: "doc-1.pdf" }
+                                         worker_id: "w-1"
+                                         min_level: LOG_LEVEL_ERROR
+                                         limit: 1000
+                                         page_token: "42"
+                                         newest_first: true)pb");
+}
+
+std::vector<Case> LogCases() {
+  v1::LogEntry long_message;
+  long_message.set_message(Repeat(8193));
+  return {
+      Ok("WriteLogs_Valid", WriteLogs()),
+      MissingJobId("WriteLogs", WriteLogs()),
+      Bad("WriteLogs_NoItems", With(WriteLogs(), [](auto& r) { r.clear_items(); }), "items",
+          "1..8192 entries (--max_batch), got 0"),
+      Bad("WriteLogs_NoEntries",
+          With(WriteLogs(),
+               [](auto& r) {
+                 for (auto& item : *r.mutable_items()) item.clear_entries();
+               }),
+          "items[].entries", "1..8192 log entries in total (--max_batch), got 0"),
+      Bad("WriteLogs_TooManyEntries",
+          With(WriteLogs(),
+               [](auto& r) {
+                 for (int i = 0; i < 8192; ++i) r.mutable_items(1)->add_entries()->set_message("x");
+               }),
+          "items[].entries", "8194 log entries in total exceeds the limit of 8192"),
+      Bad("WriteLogs_MessageEmpty",
+          With(WriteLogs(),
+               [](auto& r) { r.mutable_items(0)->mutable_entries(0)->clear_message(); }),
+          "items[0].entries[0].message", "1..8192 bytes (--max_log_message_bytes), got 0"),
+      Bad("WriteLogs_MessageTooLong",
+          With(WriteLogs(), [&](auto& r) { *r.mutable_items(1)->add_entries() = long_message; }),
+          "items[1].entries[1].message", "8193 bytes exceeds the limit of 8192"),
+      Bad("WriteLogs_LevelUnknown",
+          With(WriteLogs(),
+               [](auto& r) {
+                 r.mutable_items(0)->mutable_entries(0)->set_level(static_cast<v1::LogLevel>(9));
+               }),
+          "items[0].entries[0].level", "unknown value 9"),
+      Bad("WriteLogs_LoggerTooLong",
+          With(WriteLogs(),
+               [](auto& r) { r.mutable_items(0)->mutable_entries(0)->set_logger(Repeat(257)); }),
+          "items[0].entries[0].logger", "limit of 256"),
+      Bad("WriteLogs_TimeBefore1970",
+          With(WriteLogs(),
+               [](auto& r) {
+                 r.mutable_items(0)->mutable_entries(0)->mutable_time()->set_seconds(-5);
+               }),
+          "items[0].entries[0].time", "from 1970"),
+      Bad("WriteLogs_KeyUnset",
+          With(WriteLogs(), [](auto& r) { r.mutable_items(0)->mutable_key()->clear_index(); }),
+          "items[0].key", "must set index or name"),
+      Bad("WriteLogs_WorkerBadCharacter",
+          With(WriteLogs(), [](auto& r) { r.set_worker_id("w/1"); }), "worker_id"),
+
+      Ok("ListLogs_Valid", ListLogs()),
+      Ok("ListLogs_JobOnly", ForJob<v1::ListLogsRequest>()),
+      MissingJobId("ListLogs", ListLogs()),
+      Bad("ListLogs_LimitTooHigh", With(ListLogs(), [](auto& r) { r.set_limit(1001); }), "limit",
+          "limit of 1000"),
+      Bad("ListLogs_LevelUnknown",
+          With(ListLogs(), [](auto& r) { r.set_min_level(static_cast<v1::LogLevel>(6)); }),
+          "min_level", "unknown value 6"),
+      Bad("ListLogs_KeyNameEmpty", With(ListLogs(), [](auto& r) { r.mutable_key()->set_name(""); }),
+          "key.name"),
+      Bad("ListLogs_StepBadCharacter", With(ListLogs(), [](auto& r) { r.set_step("a b"); }),
+          "step"),
+
+      // Entries that ride along with other writes: each checked, all counted together.
+      Ok("Heartbeat_WithLogs",
+         With(Heartbeat(),
+              [](auto& r) { r.mutable_leases(0)->add_logs()->set_message("page 3 of 9"); })),
+      Bad("Heartbeat_LogMessageEmpty",
+          With(Heartbeat(), [](auto& r) { r.mutable_leases(1)->add_logs(); }),
+          "leases[1].logs[0].message", "got 0"),
+      Bad("Heartbeat_TooManyLogs",
+          With(Heartbeat(),
+               [](auto& r) {
+                 for (int i = 0; i < 8193; ++i)
+                   r.mutable_leases(i % 2)->add_logs()->set_message("x");
+               }),
+          "leases[].logs", "8193 log entries in total exceeds the limit of 8192"),
+      Ok("CompleteItems_WithLogs",
+         With(CompleteItems(),
+              [](auto& r) { r.mutable_items(0)->add_logs()->set_message("done"); })),
+      Bad("CompleteItems_LogMessageTooLong",
+          With(CompleteItems(), [&](auto& r) { *r.mutable_items(1)->add_logs() = long_message; }),
+          "items[1].logs[0].message", "--max_log_message_bytes"),
+      Bad("FailItems_LogLevelUnknown",
+          With(FailItems(),
+               [](auto& r) {
+                 v1::LogEntry* entry = r.mutable_items(0)->add_logs();
+                 entry->set_message("x");
+                 entry->set_level(static_cast<v1::LogLevel>(-1));
+               }),
+          "items[0].logs[0].level"),
+  };
+}
+
 const std::vector<Case>& AllCases() {
   static const std::vector<Case>* const cases = [] {
     auto* all = new std::vector<Case>();
@@ -952,6 +1071,7 @@ const std::vector<Case>& AllCases() {
     Append(all, ResetItemsAndFindOutputCases());
     Append(all, WorkerCases());
     Append(all, StateAndWatchCases());
+    Append(all, LogCases());
     return all;
   }();
   return *cases;

@@ -6,7 +6,10 @@
 namespace ckpt {
 namespace testutil {
 
-EngineHarness::EngineHarness(StoreKind kind) : location_(StoreLocation::New(kind)) { Open(); }
+EngineHarness::EngineHarness(StoreKind kind, EngineOptions options)
+    : location_(StoreLocation::New(kind)), options_(std::move(options)) {
+  Open();
+}
 
 EngineHarness::~EngineHarness() {
   engine_.reset();
@@ -20,7 +23,7 @@ void EngineHarness::Open() {
     std::abort();
   }
   store_ = std::make_unique<FaultInjectingStore>(std::move(*store));
-  EngineOptions options;
+  EngineOptions options = options_;
   options.clock = &clock_;
   auto engine = Engine::Open(store_.get(), options);
   if (!engine.ok()) {

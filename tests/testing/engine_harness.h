@@ -30,7 +30,9 @@ Proto Parse(const std::string& text) {
 
 class EngineHarness {
  public:
-  explicit EngineHarness(StoreKind kind = StoreKind::kRocksDb);
+  // An engine with `options` (its clock replaced by the harness's fake one) on a fresh
+  // store of `kind`.
+  explicit EngineHarness(StoreKind kind = StoreKind::kRocksDb, EngineOptions options = {});
   ~EngineHarness();
 
   // Closes the engine and store and opens them again at the same location.
@@ -86,6 +88,7 @@ class EngineHarness {
   void Open();
 
   const StoreLocation location_;
+  const EngineOptions options_;
   FakeClock clock_;
   std::unique_ptr<FaultInjectingStore> store_;
   std::unique_ptr<Engine> engine_;

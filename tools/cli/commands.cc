@@ -58,6 +58,13 @@ const std::vector<Command>& Commands() {
        "the dashboard's address (opened where a browser is); URL: --http, $CKPT_HTTP, else "
        "the --server host on port 7701",
        Flags({"http"}, {}), 0, 1, &Open},
+      {"logs",
+       "logs JOB [--item KEY [--name]] [--step S] [--worker W] [--level L] [--limit N] [--all] "
+       "[--follow [--interval MS]]",
+       "log entries, the newest N (default 100) or --all, oldest first; --follow: then what "
+       "is written next",
+       Flags({"item", "step", "worker", "level", "limit", "interval"}, {"name", "all", "follow"}),
+       1, 1, &Logs},
   };
   return *commands;
 }

@@ -35,6 +35,9 @@ struct Context {
   // (true if it did); null where there is none (tests, a server without a display).
   std::string http_env;
   std::function<bool(const std::string& url)> open_url;
+  // `logs --follow` calls this before each poll; false stops it (tests). Unset: it
+  // follows until interrupted.
+  std::function<bool()> keep_following;
 };
 
 absl::Status Jobs(const Context& ctx, const Args& args);
@@ -52,6 +55,7 @@ absl::Status Workers(const Context& ctx, const Args& args);
 absl::Status State(const Context& ctx, const Args& args);
 absl::Status FindOutput(const Context& ctx, const Args& args);
 absl::Status Open(const Context& ctx, const Args& args);
+absl::Status Logs(const Context& ctx, const Args& args);
 
 // The command table: name, its flags, positional count and one usage line.
 struct Command {

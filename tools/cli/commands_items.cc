@@ -29,15 +29,6 @@ absl::StatusOr<v1::ItemState> ParseItemState(absl::string_view text) {
                    text, "\""));
 }
 
-// Digits are an index unless --name says the key is a name.
-v1::ItemKey ParseKey(const std::string& text, bool force_name) {
-  uint64_t index = 0;
-  if (!force_name && absl::SimpleAtoi(text, &index) && absl::ascii_isdigit(text[0])) {
-    return IndexKey(index);
-  }
-  return NameKey(text);
-}
-
 std::string Outputs(const v1::Item& item) {
   return item.result().output_paths().empty() ? "-"
                                               : absl::StrJoin(item.result().output_paths(), ", ");

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "client/client.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace ckpt {
@@ -142,6 +145,14 @@ Color ColorOf(v1::JobStatus status) {
     default:
       return Color::kNone;
   }
+}
+
+v1::ItemKey ParseKey(const std::string& text, bool force_name) {
+  uint64_t index = 0;
+  if (!force_name && absl::SimpleAtoi(text, &index) && absl::ascii_isdigit(text[0])) {
+    return IndexKey(index);
+  }
+  return NameKey(text);
 }
 
 std::string KeyText(const v1::ItemKey& key) {

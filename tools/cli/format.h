@@ -53,6 +53,8 @@ Color ColorOf(v1::JobStatus status);
 
 // "7" or "doc-7.pdf".
 std::string KeyText(const v1::ItemKey& key);
+// The key a person typed: digits are an index unless `force_name` (--name).
+v1::ItemKey ParseKey(const std::string& text, bool force_name);
 
 // The message as JSON with proto field names and every field shown, for scripts.
 std::string ToJson(const google::protobuf::Message& message);

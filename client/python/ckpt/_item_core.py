@@ -7,6 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ckpt import _item_logs
 from ckpt import convert
 from ckpt._jobs import error_text, item_result
 from ckpt._program import Program
@@ -25,6 +26,9 @@ class ItemBase:
     first try), cursor (bytes saved by an earlier try, or b""), worker_id (the
     registration holding the lease). Thread-safe: its mutable state is guarded by its
     worker's lock (one lock per worker, not per item: items are made by the thousand).
+
+    What the body logs inside `with item:` becomes the item's log (ckpt/_item_logs.py),
+    sent with its next heartbeat, its completion or its failure.
     """
 
     def __init__(self, worker: WorkerCore, lease: pb.Lease, worker_id: str) -> None:
@@ -39,6 +43,8 @@ class ItemBase:
         self._resolved = False  # guarded by the worker's lock
         self._started: Optional[float] = None  # time.monotonic() when handed out
         self._new_cursor: Optional[bytes] = None  # not yet sent by a heartbeat
+        self.logs = _item_logs.ItemLogs()  # entries not yet sent
+        self._log_token: Optional[Any] = None  # while the body runs: `with item:`
 
     def __repr__(self) -> str:
         return f"ckpt.Item({self.key!r}, step={self.step!r}, attempt={self.attempt})"
@@ -62,6 +68,12 @@ class ItemBase:
     def resolved(self) -> bool:
         """True once completed or failed (or dropped as lost)."""
         return self._resolved
+
+    def log(self, message: str, level: int = logging.INFO, logger: str = "") -> None:
+        """Adds an entry to the item's log (what logging records inside `with item:`
+        do by themselves); sent with the next heartbeat, completion or failure."""
+        self.logs.add(_item_logs.entry(message, levelno=level, logger=logger,
+                                       created=time.time()))
 
     def save_cursor(self, cursor: bytes) -> None:
         """Saves `cursor` (bytes, <= 64 KiB) with the item at the next heartbeat; if
@@ -87,10 +99,17 @@ class ItemBase:
         if self._worker.resolve(self):
             yield from self._worker.fail(self, error_text(error), retryable)
 
+    def _enter_body(self) -> None:
+        """For __enter__: log records of this thread or task go to this item."""
+        self._log_token = _item_logs.enter(self.logs)
+
     def _exit_fails(self, exc_type: Optional[type[BaseException]],
                     exc: Optional[BaseException]) -> bool:
         """For __exit__: completes the item on success; True if it must be failed with
         `exc` (the body raised an Exception and the item is unresolved)."""
+        if self._log_token is not None:
+            _item_logs.leave(self._log_token)
+            self._log_token = None
         if exc_type is None:
             if not self._resolved:
                 self.complete()
@@ -112,7 +131,7 @@ class ItemBase:
         """The HeldLease a heartbeat sends for this item, with a cursor not yet sent
         (the caller holds the worker's lock)."""
         held = pb.HeldLease(step=self.step, key=convert.item_key(self.key),
-                            lease_token=self.lease_token)
+                            lease_token=self.lease_token, logs=self.logs.take())
         if self._new_cursor is not None:
             held.cursor = self._new_cursor
         return held

@@ -241,6 +241,28 @@ class JobCore:
         page = response(answer, pb.ListItemsResponse)
         return list(page.items), page.next_page_token
 
+    def logs_page(self, *, key: Optional[Key], worker_id: str, min_level: pb.LogLevel.ValueType,
+                  newest_first: bool, page_token: str) -> Program[pb.ListLogsResponse]:
+        """One page of the job's log (of the item `key` of the handle's step, if given)."""
+        request = pb.ListLogsRequest(job_id=self.job_id, step=self.step, worker_id=worker_id,
+                                     min_level=min_level, limit=1000, page_token=page_token,
+                                     newest_first=newest_first)
+        if key is not None:
+            request.key.CopyFrom(convert.item_key(key))
+        answer = yield from self._call("ListLogs", request)
+        return response(answer, pb.ListLogsResponse)
+
+    def write_logs(self, key: Optional[Key], entries: Sequence[pb.LogEntry],
+                   worker_id: str) -> Program[int]:
+        """Adds `entries` to the log of item `key` (None: the job's own); how many were
+        kept."""
+        item = pb.ItemLogs(step=self.step if key is not None else "", entries=entries)
+        if key is not None:
+            item.key.CopyFrom(convert.item_key(key))
+        answer = yield from self._call("WriteLogs", pb.WriteLogsRequest(
+            job_id=self.job_id, worker_id=worker_id, items=[item]))
+        return response(answer, pb.WriteLogsResponse).written
+
     def remaining_keys(self) -> Program[set[Key]]:
         keys: set[Key] = set()
         for state in (pb.ITEM_STATE_PENDING, pb.ITEM_STATE_LEASED):

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 from google.protobuf.message import Message
 
+from ckpt import _item_logs
 from ckpt import convert
 from ckpt import errors
 from ckpt import retry as retry_lib
@@ -54,7 +55,7 @@ class WorkerOptions:
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
                  invocation_id: str = "", labels: Optional[dict[str, str]] = None,
-                 on_event: Optional[OnEvent] = None) -> None:
+                 on_event: Optional[OnEvent] = None, capture_logs: bool = True) -> None:
         if (lease_batch is not None and lease_batch < 1) or complete_batch < 1:
             raise ValueError("lease_batch and complete_batch must be >= 1")
         if max_in_flight < 0:
@@ -73,6 +74,7 @@ class WorkerOptions:
         self.invocation_id = invocation_id
         self.labels = labels or {}
         self.on_event = on_event
+        self.capture_logs = capture_logs
 
 
 class WorkerCore:
@@ -106,6 +108,7 @@ class WorkerCore:
         self._control: int = pb.CONTROL_WORD_RUN
         self.control_changed: Callable[[], None] = lambda: None  # set by the driver
         self._closed = False
+        self._capturing = False  # the logging handler is installed for this worker
         # The iterating side's own (no lock):
         self._batch: deque[ItemBase] = deque()  # leased, not yet handed out
         self._sizer = LeaseSizer(options.lease_batch)
@@ -123,6 +126,9 @@ class WorkerCore:
     def run(self, per_batch: bool) -> Program[None]:
         """Registers, then leases and hands out items (Hand) until the job or step ends
         or STOP: one item per Hand, or each leased batch whole if `per_batch`."""
+        if self.options.capture_logs and not self._capturing:
+            _item_logs.install()
+            self._capturing = True
         yield from self._register()
         yield StartHeartbeat(self._heartbeat_interval or 1.0)
         idle = 0
@@ -318,6 +324,7 @@ class WorkerCore:
                 timeout=min(self.client.timeout, budget), retry=policy)
         except errors.FailedPreconditionError as e:
             _log.warning("ckpt: worker %s: %s", worker_id, e.message)
+            self._logs_unsent(held, leases)
             with self._lock:
                 self._registration_lost = worker_id
             self.emit("registration_lost", worker_id=worker_id, reason=e.message)
@@ -325,6 +332,7 @@ class WorkerCore:
             return
         except errors.CkptError as e:
             _log.warning("ckpt: heartbeat of worker %s: %s", worker_id, e)
+            self._logs_unsent(held, leases)
             return
         beat = response(answer, pb.HeartbeatResponse)
         with self._lock:
@@ -337,6 +345,12 @@ class WorkerCore:
                 self.mark_lost(lost_item, lost.reason)
         self.set_control(beat.control)
         self.emit("heartbeat", control=pb.ControlWord.Name(beat.control), lost=len(beat.lost))
+
+    @staticmethod
+    def _logs_unsent(held: list[ItemBase], leases: list[pb.HeldLease]) -> None:
+        """After a heartbeat that failed: its items' entries wait for the next call."""
+        for item, sent in zip(held, leases):
+            item.logs.put_back(sent.logs)
 
     def set_control(self, control: int) -> None:
         if control == pb.CONTROL_WORD_UNSPECIFIED:
@@ -389,7 +403,8 @@ class WorkerCore:
         if retryable is None:
             retryable = self.options.retry_failures
         failure = pb.Failure(key=convert.item_key(item.key), lease_token=item.lease_token,
-                             error=pb.ItemError(message=message, retryable=retryable))
+                             error=pb.ItemError(message=message, retryable=retryable),
+                             logs=item.logs.take())
         try:
             yield from self.client.call("FailItems", pb.FailItemsRequest(
                 job_id=self.job_id, step=item.step, worker_id=worker_id or "",
@@ -432,6 +447,9 @@ class WorkerCore:
                 completion = items.add(key=convert.item_key(item.key),
                                        lease_token=item.lease_token)
                 completion.result.CopyFrom(result)
+                entries = item.logs.take()
+                if entries:
+                    completion.logs.extend(entries)
             call = self.client.call("CompleteItems", request)
             if self.options.max_in_flight == 0:
                 self._recorded(chunk, (yield from call))
@@ -471,6 +489,9 @@ class WorkerCore:
             if self._closed:
                 return
             self._closed = True
+        if self._capturing:
+            _item_logs.uninstall()
+            self._capturing = False
         yield StopHeartbeat()
         try:
             yield from self._drop_prefetch()

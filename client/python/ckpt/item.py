@@ -46,6 +46,7 @@ class Item(ItemBase):
         self._client.run(self._fail(error, retryable))
 
     def __enter__(self) -> Item:
+        self._enter_body()
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]],

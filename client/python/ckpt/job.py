@@ -32,8 +32,11 @@ Thread-safe as the Client is.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
+from ckpt import _item_logs
 from ckpt import convert
 from ckpt._jobs import AddResult, JobCore, Key, Summary, error_text, item_result
 from ckpt.v1 import checkpoint_pb2 as pb
@@ -160,6 +163,31 @@ class Job:
             items, token = self.client.run(self._core.completed_page(
                 after=after, newest_first=newest_first, keys_only=keys_only, page_token=token))
             yield from items
+            if not token:
+                return
+
+    def log(self, key: Optional[Key], message: str, *, level: int = logging.INFO,
+            logger: str = "", worker_id: str = "") -> None:
+        """Adds an entry to item `key`'s log (None: the job's own), as record mode's
+        pipelines log what they do; `level` is a logging level (logging.WARNING)."""
+        entry = _item_logs.entry(message, levelno=level, logger=logger, created=time.time())
+        self.client.run(self._core.write_logs(key, [entry], worker_id))
+
+    def logs(self, *, key: Optional[Key] = None, worker_id: str = "",
+             min_level: int = logging.NOTSET, newest_first: bool = False) -> Iterator[pb.LogLine]:
+        """Yields the job's log entries (ckpt.v1 LogLine: entry, step, key, worker_id,
+        sequence) in the order they were written, or `newest_first`: of item `key` of
+        the handle's step if given, from `worker_id` if given, at `min_level` (a logging
+        level) or above. One call per page."""
+        token = ""
+        while True:
+            page = self.client.run(self._core.logs_page(
+                key=key, worker_id=worker_id,
+                min_level=(_item_logs.level_of(min_level) if min_level
+                           else pb.LOG_LEVEL_UNSPECIFIED),
+                newest_first=newest_first, page_token=token))
+            yield from page.entries
+            token = page.next_page_token
             if not token:
                 return
 

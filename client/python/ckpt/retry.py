@@ -54,11 +54,12 @@ RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
     # Reads change nothing.
     "GetJob": True, "ListJobs": True, "GetItem": True, "ListItems": True,
     "FindOutput": True, "ListWorkers": True, "GetState": True, "ListStates": True,
-    "WatchJob": True,
+    "WatchJob": True, "ListLogs": True,
     # A repeat is answered as the first was, or with "already so", and changes nothing.
     "UpdateJob": True, "PauseJob": True, "ResumeJob": True, "StopJob": True,
     "FinishJob": True, "Heartbeat": True, "UnregisterWorker": True,
-    "CompleteItems": True,  # ALREADY_COMPLETED
+    "CompleteItems": True,  # ALREADY_COMPLETED (and its items' log entries not stored again)
+    "WriteLogs": True,  # the entries stored again: a duplicate in a log beats a lost line
     "AddItems": True,  # duplicates, even on the job it sealed
     # With a job_id: resumed. Without: a second job.
     "CreateJob": lambda request: bool(getattr(request, "job_id")),
@@ -75,7 +76,7 @@ RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
 
 _READS = frozenset({
     "GetJob", "ListJobs", "GetItem", "ListItems", "FindOutput", "ListWorkers",
-    "GetState", "ListStates", "WatchJob",
+    "GetState", "ListStates", "WatchJob", "ListLogs",
 })
 
 

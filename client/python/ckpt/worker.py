@@ -102,6 +102,9 @@ class Worker:
         reason}, "acknowledged" {keys, step} (ckptd recorded these items completed),
         "finished" {reason}. Called from the iterating or heartbeat thread;
         exceptions it raises are logged.
+      capture_logs: while the worker runs, what the standard logging module records
+        inside `with item:` (in that thread or task) goes to that item's log in ckptd,
+        sent with its heartbeats, completion or failure (ckpt logs JOB --item KEY).
     """
 
     def __init__(self, client: Client, job_id: str, *, step: str = "",
@@ -112,7 +115,7 @@ class Worker:
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
                  invocation_id: str = "", labels: Optional[dict[str, str]] = None,
-                 on_event: Optional[OnEvent] = None) -> None:
+                 on_event: Optional[OnEvent] = None, capture_logs: bool = True) -> None:
         self.client = client
         self.job_id = job_id
         options = WorkerOptions(
@@ -120,7 +123,8 @@ class Worker:
             max_in_flight=max_in_flight, flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
             max_idle_wait=max_idle_wait, retry_failures=retry_failures,
             raise_errors=raise_errors, hostname=hostname, pid=pid,
-            invocation_id=invocation_id, labels=labels, on_event=on_event)
+            invocation_id=invocation_id, labels=labels, on_event=on_event,
+            capture_logs=capture_logs)
         self._core = WorkerCore(client._core, job_id, options, self._make_item)
         self._wake = threading.Event()
         self._core.control_changed = self._wake.set

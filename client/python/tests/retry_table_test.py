@@ -25,13 +25,14 @@ def _each(*methods):
 # Requests that each row of the doc's table is about, by the row's first cell.
 SAMPLES = {
     "GetJob, ListJobs, GetItem, ListItems, FindOutput, ListWorkers, GetState, ListStates, "
-    "WatchJob": _each("GetJob", "ListJobs", "GetItem", "ListItems", "FindOutput",
-                      "ListWorkers", "GetState", "ListStates", "WatchJob"),
+    "WatchJob, ListLogs": _each("GetJob", "ListJobs", "GetItem", "ListItems", "FindOutput",
+                                "ListWorkers", "GetState", "ListStates", "WatchJob", "ListLogs"),
     "CreateJob with `job_id`": [("CreateJob", pb.CreateJobRequest(job_id="j"))],
     "CreateJob without `job_id`": [("CreateJob", pb.CreateJobRequest())],
-    "UpdateJob, PauseJob, ResumeJob, StopJob, FinishJob (same status), Heartbeat, "
-    "UnregisterWorker": _each("UpdateJob", "PauseJob", "ResumeJob", "StopJob", "FinishJob",
-                              "Heartbeat", "UnregisterWorker"),
+    "UpdateJob, PauseJob, ResumeJob, StopJob, FinishJob (same status), UnregisterWorker":
+        _each("UpdateJob", "PauseJob", "ResumeJob", "StopJob", "FinishJob", "UnregisterWorker"),
+    "Heartbeat": _each("Heartbeat"),
+    "WriteLogs": _each("WriteLogs"),
     "AddItems, sealing or not": [
         ("AddItems", pb.AddItemsRequest(indices=[1])),
         ("AddItems", pb.AddItemsRequest(indices=[1], seal=True)),

@@ -5,6 +5,7 @@ never on a timer; the timeouts on those waits only keep a broken build from hang
 """
 
 import collections
+import logging
 import queue
 import threading
 import unittest
@@ -307,6 +308,91 @@ class WorkerTest(CkptdTestCase):
                         events.next("heartbeat")  # started after it: carried the cursor
                         raise RuntimeError("node evicted")
         self.assertEqual(seen, [(1, b""), (2, b"row 41000")])
+
+
+class ItemLogsTest(CkptdTestCase):
+    """What the loop body logs inside `with item:` becomes the item's log."""
+
+    def test_records_go_to_the_item_in_hand_even_with_two_workers_at_once(self):
+        job = self.new_job(items=6)
+        pipeline = logging.getLogger("pipeline")
+        old_level = pipeline.level
+        pipeline.setLevel(logging.INFO)
+        self.addCleanup(pipeline.setLevel, old_level)
+        barrier = threading.Barrier(2, timeout=WAIT)
+
+        def work():
+            first = True
+            with ckpt.Worker(self.client, job.job_id, lease_batch=1) as worker:
+                for item in worker:
+                    with item:
+                        pipeline.info("start %s", item.key)
+                        if first:  # both workers hold an item at the same time
+                            barrier.wait()
+                            first = False
+                        if item.key == 3:
+                            try:
+                                raise ValueError("bad row")
+                            except ValueError:
+                                pipeline.exception("row %s", item.key)
+                        item.log("done", logging.DEBUG, logger="mine")
+                    pipeline.warning("outside any item")  # not an item's
+
+        joins = [run_in_thread(work), run_in_thread(work)]
+        for join in joins:
+            join()
+        for key in range(6):
+            lines = list(job.logs(key=key))
+            messages = [line.entry.message for line in lines]
+            self.assertEqual(messages[0], f"start {key}", messages)
+            self.assertEqual(messages[-1], "done")
+            self.assertTrue(all(line.key.index == key for line in lines))
+            self.assertEqual(lines[0].entry.logger, "pipeline")
+            self.assertEqual(lines[0].entry.level, pb.LOG_LEVEL_INFO)
+            self.assertEqual(lines[-1].entry.level, pb.LOG_LEVEL_DEBUG)
+            self.assertTrue(lines[0].worker_id.startswith("w-"))
+            if key == 3:
+                self.assertEqual(lines[1].entry.level, pb.LOG_LEVEL_ERROR)
+                self.assertIn("ValueError: bad row", lines[1].entry.message)
+        everything = [line.entry.message for line in job.logs()]
+        self.assertNotIn("outside any item", everything)
+        self.assertEqual(len(everything), 6 * 2 + 1)
+        warnings = list(job.logs(min_level=logging.WARNING))
+        self.assertEqual([line.key.index for line in warnings], [3])
+
+    def test_entries_ride_with_a_heartbeat_and_record_mode_writes_its_own(self):
+        job = self.new_job(items=1)
+        events = Events()
+        logged = threading.Event()
+        heard = threading.Event()
+
+        def body(worker):
+            for item in worker:
+                with item:
+                    item.log("halfway")
+                    logged.set()
+                    heard.wait(WAIT)  # the heartbeat carries it before the completion
+
+        with ckpt.Worker(self.client, job.job_id, heartbeat_interval=0.2,
+                         on_event=events) as worker:
+            join = run_in_thread(lambda: body(worker))
+            logged.wait(WAIT)
+            events.drain()
+            events.next("heartbeat")  # may have been sent before the entry was added;
+            events.next("heartbeat")  # this one was not: heartbeats go one at a time
+            lines = list(job.logs(key=0))
+            heard.set()
+            join()
+        self.assertEqual([line.entry.message for line in lines], ["halfway"])
+        self.assertEqual(job.item(0).state, pb.ITEM_STATE_COMPLETED)
+
+        job.log(0, "checked by hand", level=logging.WARNING, worker_id="ops")
+        job.log(None, "run finished")
+        newest = next(job.logs(newest_first=True))
+        self.assertEqual(newest.entry.message, "run finished")
+        self.assertFalse(newest.HasField("key"))
+        by_ops = list(job.logs(worker_id="ops"))
+        self.assertEqual([line.entry.level for line in by_ops], [pb.LOG_LEVEL_WARNING])
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ each makes calls. The logic is ckpt/_jobs.py, shared with ckpt.Job."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Iterable, Optional, Sequence, \
     Tuple, Union
 
+from ckpt import _item_logs
 from ckpt import convert
 from ckpt._jobs import AddResult, JobCore, Key, Summary, item_result
 from ckpt.v1 import checkpoint_pb2 as pb
@@ -95,6 +98,29 @@ class Job:
                 after=after, newest_first=newest_first, keys_only=keys_only, page_token=token))
             for item in items:
                 yield item
+            if not token:
+                return
+
+    async def log(self, key: Optional[Key], message: str, *, level: int = logging.INFO,
+                  logger: str = "", worker_id: str = "") -> None:
+        """As ckpt.Job.log, awaited."""
+        entry = _item_logs.entry(message, levelno=level, logger=logger, created=time.time())
+        await self.client.run(self._core.write_logs(key, [entry], worker_id))
+
+    async def logs(self, *, key: Optional[Key] = None, worker_id: str = "",
+                   min_level: int = logging.NOTSET,
+                   newest_first: bool = False) -> AsyncIterator[pb.LogLine]:
+        """ckpt.Job.logs, as an async generator."""
+        token = ""
+        while True:
+            page = await self.client.run(self._core.logs_page(
+                key=key, worker_id=worker_id,
+                min_level=(_item_logs.level_of(min_level) if min_level
+                           else pb.LOG_LEVEL_UNSPECIFIED),
+                newest_first=newest_first, page_token=token))
+            for line in page.entries:
+                yield line
+            token = page.next_page_token
             if not token:
                 return
 

@@ -50,6 +50,7 @@ class Item(ItemBase):
         await self._client.run(self._fail(error, retryable))
 
     async def __aenter__(self) -> Item:
+        self._enter_body()
         return self
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]],
@@ -72,7 +73,7 @@ class Worker:
                  retry_failures: bool = True, raise_errors: bool = False,
                  hostname: Optional[str] = None, pid: Optional[int] = None,
                  invocation_id: str = "", labels: Optional[dict[str, str]] = None,
-                 on_event: Optional[OnEvent] = None) -> None:
+                 on_event: Optional[OnEvent] = None, capture_logs: bool = True) -> None:
         self.client = client
         self.job_id = job_id
         options = WorkerOptions(
@@ -80,7 +81,8 @@ class Worker:
             max_in_flight=max_in_flight, flush_interval=flush_interval, heartbeat_interval=heartbeat_interval,
             max_idle_wait=max_idle_wait, retry_failures=retry_failures,
             raise_errors=raise_errors, hostname=hostname, pid=pid,
-            invocation_id=invocation_id, labels=labels, on_event=on_event)
+            invocation_id=invocation_id, labels=labels, on_event=on_event,
+            capture_logs=capture_logs)
         self._core = WorkerCore(client._core, job_id, options, self._make_item)
         self._wake = asyncio.Event()
         self._core.control_changed = self._wake.set
