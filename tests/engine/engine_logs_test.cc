@@ -64,7 +64,7 @@ class EngineLogsTest : public testutil::EngineTest {
 
 // A worker's entries reach the item they were logged under, whichever call carries
 // them, and read back in the order they were written, filtered as asked.
-TEST_F(EngineLogsTest, EntriesRideWithEachWriteAndListInWriteOrder) {
+TEST_P(EngineLogsTest, EntriesRideWithEachWriteAndListInWriteOrder) {
   CreateJob(R"pb(job_id: "etl" steps: "parse" steps: "load")pb");
   Add(R"pb(job_id: "etl"
            step: "parse"
@@ -176,7 +176,7 @@ TEST_F(EngineLogsTest, EntriesRideWithEachWriteAndListInWriteOrder) {
   check();
 }
 
-TEST_F(EngineLogsTest, AFollowTokenListsOnlyWhatIsWrittenLater) {
+TEST_P(EngineLogsTest, AFollowTokenListsOnlyWhatIsWrittenLater) {
   CreateJob(R"pb(job_id: "f")pb");
   Add(R"pb(job_id: "f" names: "a")pb");
   auto empty = h_.Read(&Engine::ListLogs, Parse<v1::ListLogsRequest>(R"pb(job_id: "f")pb"));
@@ -211,7 +211,7 @@ TEST_F(EngineLogsTest, AFollowTokenListsOnlyWhatIsWrittenLater) {
   EXPECT_EQ(newest->follow_token(), "3");
 }
 
-TEST_F(EngineLogsTest, ResetAndDeleteRemoveTheLogsButSequencesGoOn) {
+TEST_P(EngineLogsTest, ResetAndDeleteRemoveTheLogsButSequencesGoOn) {
   CreateJob(R"pb(job_id: "r")pb");
   Add(R"pb(job_id: "r" indices: 1)pb");
   CKPT_ASSERT_OK(Write(R"pb(job_id: "r"
@@ -239,7 +239,7 @@ TEST_F(EngineLogsTest, ResetAndDeleteRemoveTheLogsButSequencesGoOn) {
   EXPECT_THAT(ListAll(h_, R"pb(job_id: "r")pb"), IsEmpty());
 }
 
-TEST_F(EngineLogsTest, UnknownItemsAndStepsAreRefusedWithNothingWritten) {
+TEST_P(EngineLogsTest, UnknownItemsAndStepsAreRefusedWithNothingWritten) {
   CreateJob(R"pb(job_id: "u" steps: "a" steps: "b")pb");
   Add(R"pb(job_id: "u" step: "a" indices: 1)pb");
   EXPECT_THAT(Write(R"pb(job_id: "u"
@@ -270,7 +270,7 @@ TEST_F(EngineLogsTest, UnknownItemsAndStepsAreRefusedWithNothingWritten) {
 
 // One call looks at 10 000 entries at most, whatever its filters skip: a page can be
 // empty and still have a next page.
-TEST_F(EngineLogsTest, AFilteredListingExaminesABoundedNumberOfEntriesPerCall) {
+TEST_P(EngineLogsTest, AFilteredListingExaminesABoundedNumberOfEntriesPerCall) {
   CreateJob(R"pb(job_id: "big")pb");
   for (int call = 0; call < 2; ++call) {
     v1::WriteLogsRequest r;
@@ -293,6 +293,8 @@ TEST_F(EngineLogsTest, AFilteredListingExaminesABoundedNumberOfEntriesPerCall) {
   EXPECT_TRUE(last->next_page_token().empty());
   EXPECT_EQ(last->follow_token(), "12000");
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineLogsTest, CKPT_ENGINE_STORE_KINDS);
 
 // The bounds, with small limits: an item keeps its newest entries, the job too, and
 // what was dropped is counted, across a restart.

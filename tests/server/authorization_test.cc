@@ -211,6 +211,17 @@ std::map<std::string, RpcCall> Calls() {
   calls["ListStates"] = [](Stub& s, grpc::ClientContext* c, const Fixture& f) {
     return Unary(s, c, &Stub::ListStates, ForJob<v1::ListStatesRequest>(f));
   };
+  calls["WriteLogs"] = [](Stub& s, grpc::ClientContext* c, const Fixture& f) {
+    auto r = ForJob<v1::WriteLogsRequest>(f);
+    r.set_worker_id(f.worker_id);
+    v1::ItemLogs* item = r.add_items();
+    *item->mutable_key() = Index(0);
+    item->add_entries()->set_message("parsed row 7");
+    return Unary(s, c, &Stub::WriteLogs, r);
+  };
+  calls["ListLogs"] = [](Stub& s, grpc::ClientContext* c, const Fixture& f) {
+    return Unary(s, c, &Stub::ListLogs, ForJob<v1::ListLogsRequest>(f));
+  };
   calls["WatchJob"] = WatchJobCall;
   return calls;
 }
