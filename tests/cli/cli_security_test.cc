@@ -2,9 +2,7 @@
 // --tls-key and --token, or $CKPT_TLS_CA and $CKPT_TOKEN, and what it says when they are
 // missing or wrong (never the token).
 #include <stdlib.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +11,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/server/server.h"
+#include "tests/cli/run_ckpt.h"
+#include "tests/testing/secured_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_credentials.h"
@@ -26,21 +26,7 @@ using ::ckpt::testutil::TestPki;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Outcome {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-Outcome RunCkpt(const std::string& args) {
-  const std::string command =
-      absl::StrCat(std::getenv("TEST_SRCDIR"), "/ckpt/tools/cli/ckpt ", args, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using Outcome = testutil::CkptOutcome;
 
 class CliSecurityTest : public ::testing::Test {
  protected:
@@ -48,16 +34,8 @@ class CliSecurityTest : public ::testing::Test {
     auto pki = TestPki::Make();
     CKPT_ASSERT_OK(pki);
     pki_.emplace(*std::move(pki));
-    ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.store.path = testutil::NewTempDir("data");
-    options.store.sync = false;
-    options.tls.cert = pki_->Path("server.crt");
-    options.tls.key = pki_->Path("server.key");
-    options.tls.client_ca = pki_->Path("ca.crt");
-    options.auth_file = testutil::NewTempDir("auth") + "/auth";
-    testutil::WriteFileAtomically(options.auth_file, AuthLine("ops", "admin", admin_) +
-                                                         "etl-node-7 reader cert=etl-node-7\n");
+    ServerOptions options = testutil::MutualTlsServerOptions(
+        *pki_, AuthLine("ops", "admin", admin_) + "etl-node-7 reader cert=etl-node-7\n");
     auto server = Server::Start(options);
     CKPT_ASSERT_OK(server);
     server_ = std::move(*server);
@@ -75,7 +53,7 @@ class CliSecurityTest : public ::testing::Test {
   }
 
   Outcome Run(const std::string& args) {
-    Outcome outcome = RunCkpt(args);
+    Outcome outcome = testutil::RunCkptBinary(args);
     outputs_.push_back(outcome.output);
     return outcome;
   }

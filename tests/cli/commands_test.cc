@@ -2,9 +2,6 @@
 // --json for scripts, and the binary's exit codes.
 #include "tools/cli/commands.h"
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -15,6 +12,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/cli/cli_test_base.h"
+#include "tests/cli/run_ckpt.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -308,42 +306,26 @@ TEST_F(CommandsTest, UsageMistakesNameTheMistake) {
 }
 
 // The binary: exit codes 0 ok, 1 error, 2 usage, 3 not found, and what it says.
-struct Outcome {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-Outcome RunBinary(const std::string& args) {
-  const std::string command =
-      absl::StrCat(std::getenv("TEST_SRCDIR"), "/ckpt/tools/cli/ckpt ", args, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 TEST_F(CommandsTest, TheBinaryExitsWithTheDocumentedCodes) {
   MakeCrawlJob();
   const std::string server = absl::StrCat("--server=", server_->server().address());
-  Outcome ok = RunBinary(server + " jobs");
+  testutil::CkptOutcome ok = testutil::RunCkptBinary(server + " jobs");
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
   EXPECT_THAT(ok.output, HasSubstr("crawl"));
-  EXPECT_EQ(RunBinary(server + " status nope").exit_code, 3);
-  EXPECT_EQ(RunBinary(server + " pause").exit_code, 2);
-  EXPECT_EQ(RunBinary("").exit_code, 2);
-  EXPECT_EQ(RunBinary("--help").exit_code, 0);
-  Outcome stopped = RunBinary(server + " stop crawl");
+  EXPECT_EQ(testutil::RunCkptBinary(server + " status nope").exit_code, 3);
+  EXPECT_EQ(testutil::RunCkptBinary(server + " pause").exit_code, 2);
+  EXPECT_EQ(testutil::RunCkptBinary("").exit_code, 2);
+  EXPECT_EQ(testutil::RunCkptBinary("--help").exit_code, 0);
+  testutil::CkptOutcome stopped = testutil::RunCkptBinary(server + " stop crawl");
   EXPECT_EQ(stopped.exit_code, 0);
-  EXPECT_EQ(RunBinary(server + " resume crawl").exit_code, 1);
+  EXPECT_EQ(testutil::RunCkptBinary(server + " resume crawl").exit_code, 1);
 
   setenv("CKPT_SERVER", server_->server().address().c_str(), 1);
-  EXPECT_EQ(RunBinary("jobs --status stopped").exit_code, 0);
+  EXPECT_EQ(testutil::RunCkptBinary("jobs --status stopped").exit_code, 0);
   unsetenv("CKPT_SERVER");
 
   server_->Shutdown(absl::Seconds(5));
-  Outcome away = RunBinary(server + " jobs");
+  testutil::CkptOutcome away = testutil::RunCkptBinary(server + " jobs");
   EXPECT_EQ(away.exit_code, 1);
   EXPECT_THAT(away.output,
               HasSubstr(absl::StrCat("cannot reach ckptd at ", server_->server().address(),

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/server/server.h"
+#include "tests/testing/secured_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_credentials.h"
@@ -34,18 +35,9 @@ class ClientSecurityTest : public ::testing::Test {
     auto pki = TestPki::Make();
     CKPT_ASSERT_OK(pki);
     pki_.emplace(*std::move(pki));
-    ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.store.path = testutil::NewTempDir("data");
-    options.store.sync = false;
-    options.tls.cert = pki_->Path("server.crt");
-    options.tls.key = pki_->Path("server.key");
-    options.tls.client_ca = pki_->Path("ca.crt");
-    options.auth_file = testutil::NewTempDir("auth") + "/auth";
-    testutil::WriteFileAtomically(
-        options.auth_file, AuthLine("ops", "admin", admin_) +
-                               AuthLine("dashboard", "reader", reader_) +
-                               "etl-node-7 worker cert=etl-node-7.example.com job_prefix=etl-\n");
+    ServerOptions options = testutil::MutualTlsServerOptions(
+        *pki_, AuthLine("ops", "admin", admin_) + AuthLine("dashboard", "reader", reader_) +
+                   "etl-node-7 worker cert=etl-node-7.example.com job_prefix=etl-\n");
     auto server = Server::Start(options);
     CKPT_ASSERT_OK(server);
     server_ = std::move(*server);
