@@ -1,5 +1,6 @@
 #include "service/engine/completion_index.h"
 
+#include <deque>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -22,23 +23,46 @@ constexpr uint32_t kDefaultListItems = 100;
 // ones (hex digits) or the other way round.
 constexpr char kTokenTag = 'c';
 
-// One index entry.
+// One completed item: an index entry's, or one of a run entry's items.
 struct Entry {
-  std::string suffix;  // the key without its step prefix: BE64(micros) <item key>
+  std::string suffix;  // its key without the step prefix: BE64(micros) <item key>
   int64_t micros = 0;
   std::string item_key;
   std::string worker_id;
 };
 
-absl::Status ParseEntry(absl::string_view suffix, absl::string_view value, Entry* out) {
+// An index entry as stored: one item, or a run of `run_size` indices from item_key.
+struct StoredEntry {
+  int64_t micros = 0;
+  std::string item_key;
+  std::string worker_id;
+  uint64_t run_size = 1;
+};
+
+absl::Status ParseEntry(absl::string_view suffix, absl::string_view value, StoredEntry* out) {
   CKPT_ASSIGN_OR_RETURN(const keys::CompletionKey key, keys::ParseCompletionSuffix(suffix));
   storage::v1::CompletionRecord record;
   CKPT_RETURN_IF_ERROR(ParseStored(value, &record, "completion"));
-  out->suffix = std::string(suffix);
   out->micros = key.micros;
   out->item_key = std::string(key.item_key);
   out->worker_id = record.worker_id();
+  out->run_size = record.run_size() > 1 ? record.run_size() : 1;
+  if (out->run_size > 1 && !keys::IsIndexKey(out->item_key)) {
+    return absl::DataLossError("corrupt completion record: a run of a named item");
+  }
   return absl::OkStatus();
+}
+
+// The `offset`th item of a stored entry.
+Entry ItemOf(const StoredEntry& stored, uint64_t offset) {
+  Entry entry;
+  entry.micros = stored.micros;
+  entry.item_key =
+      offset == 0 ? stored.item_key : keys::EncodeIndex(keys::IndexOf(stored.item_key) + offset);
+  entry.worker_id = stored.worker_id;
+  keys::AppendBigEndian64(&entry.suffix, static_cast<uint64_t>(stored.micros));
+  entry.suffix += entry.item_key;
+  return entry;
 }
 
 // Walks one step's entries newest first (a Floor per entry) or oldest first (a scan),
@@ -68,36 +92,67 @@ class Cursor {
   }
 
   // The next entry, or nullopt at the end.
-  absl::StatusOr<std::optional<Entry>> Next() { return newest_first_ ? Older() : Newer(); }
-
- private:
-  absl::StatusOr<std::optional<Entry>> Older() {
-    if (done_) return std::optional<Entry>();
-    CKPT_ASSIGN_OR_RETURN(auto found, reader_.Floor(Cf::kCompletions, prefix_, next_key_));
-    Entry entry;
-    if (found.has_value()) {
-      CKPT_RETURN_IF_ERROR(ParseEntry(absl::string_view(found->first).substr(prefix_.size()),
-                                      found->second, &entry));
+  absl::StatusOr<std::optional<Entry>> Next() {
+    if (!started_) {
+      started_ = true;
+      if (!newest_first_ && !skip_.empty()) CKPT_RETURN_IF_ERROR(ResumeInRun());
     }
-    if (!found.has_value() || (above_micros_.has_value() && entry.micros <= *above_micros_)) {
-      done_ = true;
-      return std::optional<Entry>();
+    if (pending_.empty()) {
+      CKPT_RETURN_IF_ERROR(newest_first_ ? Older() : Newer());
     }
-    next_key_ = keys::CompletionKeyBefore(found->first);
+    if (pending_.empty()) return std::optional<Entry>();
+    Entry entry = std::move(pending_.front());
+    pending_.pop_front();
     return std::optional<Entry>(std::move(entry));
   }
 
-  absl::StatusOr<std::optional<Entry>> Newer() {
+ private:
+  // Oldest first after an item of a run: the run's entry is below the token's key, so
+  // the scan does not see it; its items after the token come first.
+  absl::Status ResumeInRun() {
+    CKPT_ASSIGN_OR_RETURN(auto found, reader_.Floor(Cf::kCompletions, prefix_, skip_));
+    if (!found.has_value()) return absl::OkStatus();
+    StoredEntry stored;
+    CKPT_RETURN_IF_ERROR(
+        ParseEntry(absl::string_view(found->first).substr(prefix_.size()), found->second, &stored));
+    for (uint64_t i = 0; i < stored.run_size; ++i) {
+      Entry entry = ItemOf(stored, i);
+      if (absl::StrCat(prefix_, entry.suffix) > skip_) pending_.push_back(std::move(entry));
+    }
+    return absl::OkStatus();
+  }
+
+  // Queues the items of the next older entry that are at or below next_key_.
+  absl::Status Older() {
+    if (done_) return absl::OkStatus();
+    CKPT_ASSIGN_OR_RETURN(auto found, reader_.Floor(Cf::kCompletions, prefix_, next_key_));
+    StoredEntry stored;
+    if (found.has_value()) {
+      CKPT_RETURN_IF_ERROR(ParseEntry(absl::string_view(found->first).substr(prefix_.size()),
+                                      found->second, &stored));
+    }
+    if (!found.has_value() || (above_micros_.has_value() && stored.micros <= *above_micros_)) {
+      done_ = true;
+      return absl::OkStatus();
+    }
+    for (uint64_t i = stored.run_size; i-- > 0;) {
+      Entry entry = ItemOf(stored, i);
+      if (absl::StrCat(prefix_, entry.suffix) <= next_key_) pending_.push_back(std::move(entry));
+    }
+    next_key_ = keys::CompletionKeyBefore(found->first);
+    return absl::OkStatus();
+  }
+
+  // Queues the items of the next newer entry.
+  absl::Status Newer() {
     if (it_->Valid() && !skip_.empty() && it_->key() == skip_) it_->Next();
     skip_.clear();
-    if (!it_->Valid()) {
-      CKPT_RETURN_IF_ERROR(it_->status());
-      return std::optional<Entry>();
-    }
-    Entry entry;
-    CKPT_RETURN_IF_ERROR(ParseEntry(it_->suffix(), it_->value(), &entry));
+    if (!it_->Valid()) return it_->status();
+    StoredEntry stored;
+    CKPT_RETURN_IF_ERROR(ParseEntry(it_->suffix(), it_->value(), &stored));
+    for (uint64_t i = 0; i < stored.run_size; ++i) pending_.push_back(ItemOf(stored, i));
     it_->Next();
-    return std::optional<Entry>(std::move(entry));
+    return absl::OkStatus();
   }
 
   const StoreReader& reader_;
@@ -108,6 +163,8 @@ class Cursor {
   bool done_ = false;
   std::unique_ptr<StoreIterator> it_;  // oldest first
   std::string skip_;                   // oldest first: the entry the token names
+  bool started_ = false;
+  std::deque<Entry> pending_;  // items of the entry read last, not yet returned
 };
 
 absl::StatusOr<std::string> SuffixFromPageToken(absl::string_view token) {
@@ -123,9 +180,10 @@ absl::StatusOr<std::string> SuffixFromPageToken(absl::string_view token) {
 }  // namespace
 
 void PutCompletion(WriteBatch& batch, absl::string_view job, absl::string_view step, int64_t micros,
-                   absl::string_view item_key, absl::string_view worker_id) {
+                   absl::string_view item_key, absl::string_view worker_id, uint64_t run_size) {
   storage::v1::CompletionRecord record;
   record.set_worker_id(std::string(worker_id));
+  if (run_size > 1) record.set_run_size(run_size);
   batch.Put(Cf::kCompletions, keys::Completion(job, step, micros, item_key),
             record.SerializeAsString());
 }
@@ -180,6 +238,7 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
   }
   Cursor cursor(view, r.job_id(), step, r.order() == v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, after,
                 above);
+  ItemRecordFinder records(view, r.job_id(), step);  // a run's items: one read
   std::string last;
   size_t page_bytes = 0;
   for (;;) {
@@ -189,7 +248,7 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
     v1::Item item;
     *item.mutable_key() = *keys::DecodeItemKey(entry->item_key);
     item.set_step(std::string(step));
-    CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, &item));
+    CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, records, &item));
     if (item.state() != v1::ITEM_STATE_COMPLETED) {  // cannot happen: reset deletes
       last = entry->suffix;
       continue;

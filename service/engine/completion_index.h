@@ -17,10 +17,12 @@
 
 namespace ckpt {
 
-// Adds the entry of an item completed at `micros` by `worker_id` to `batch`.
+// Adds the entry of an item completed at `micros` by `worker_id` to `batch`; with
+// `run_size` > 1, the entry of a run of that many indices from `item_key` (item_runs.h).
 void PutCompletion(WriteBatch& batch, absl::string_view job, absl::string_view step, int64_t micros,
-                   absl::string_view item_key, absl::string_view worker_id);
-// Removes it (the item was reset); `micros` is its record's update_time_micros.
+                   absl::string_view item_key, absl::string_view worker_id, uint64_t run_size = 0);
+// Removes it (the item, or the run, was reset); `micros` is its record's
+// update_time_micros, `item_key` the key of the record (a run's first index).
 void DeleteCompletion(WriteBatch& batch, absl::string_view job, absl::string_view step,
                       int64_t micros, absl::string_view item_key);
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/arena.h"
@@ -15,6 +16,7 @@
 #include "service/common/status_macros.h"
 #include "service/engine/errors.h"
 #include "service/engine/group.h"
+#include "service/engine/item_runs.h"
 #include "service/engine/job_loader.h"
 #include "service/engine/job_state_machine.h"
 #include "service/engine/stored_record.h"
@@ -224,6 +226,7 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
     entry->set_token(lease.token);
     entry->set_attempts(lease.attempts);
     entry->set_cursor(lease.cursor);
+    entry->set_no_record(lease.no_record);
   }
   g.batch->Put(sched, key, record.SerializeAsString());
 }
@@ -353,17 +356,37 @@ absl::StatusOr<int> Engine::FindStep(const JobRuntime& job, absl::string_view st
 
 absl::StatusOr<std::optional<ItemRecord>> Engine::ReadItem(Group& g, const JobRuntime& job,
                                                            int step, const std::string& key) {
-  const std::string full = keys::Item(job.id(), job.steps[step].name, key);
-  std::optional<std::string> bytes;
-  if (auto own = g.items.find(full); own != g.items.end()) {
-    bytes = own->second;
-  } else if (!g.DeletedByRange(full)) {
-    CKPT_ASSIGN_OR_RETURN(bytes, store_->Get(Cf::kItems, full));
+  CKPT_ASSIGN_OR_RETURN(auto stored, ReadStoredItem(g, job, step, key));
+  if (!stored.has_value()) return std::optional<ItemRecord>();
+  const uint64_t offset =
+      stored->second.run_size() > 0 ? keys::IndexOf(key) - keys::IndexOf(stored->first) : 0;
+  return std::optional<ItemRecord>(ItemOfRecord(stored->second, offset));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, ItemRecord>>> Engine::ReadStoredItem(
+    Group& g, const JobRuntime& job, int step, const std::string& key) {
+  using Found = std::optional<std::pair<std::string, ItemRecord>>;
+  const std::string prefix = keys::StepPrefix(job.id(), job.steps[step].name);
+  const std::string full = prefix + key;
+  // This group's writes first: the greatest record it wrote at or below the key (an
+  // index's may be a run's under a lower key; a name's is its own).
+  const std::string scope = keys::IsIndexKey(key) ? prefix + keys::kIndexTag : full;
+  for (auto it = g.items.upper_bound(full); it != g.items.begin();) {
+    --it;
+    if (!absl::StartsWith(it->first, scope)) break;
+    if (!it->second.has_value()) continue;  // deleted: look further down for a run
+    ItemRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(*it->second, &record, "item"));
+    std::string stored_key = it->first.substr(prefix.size());
+    if (!RecordCovers(stored_key, record, key)) break;
+    return Found(std::make_pair(std::move(stored_key), std::move(record)));
   }
-  if (!bytes.has_value()) return std::optional<ItemRecord>();
-  ItemRecord record;
-  CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
-  return std::optional<ItemRecord>(std::move(record));
+  if (g.DeletedByRange(full)) return Found();
+  // Then the store's, unless this group rewrote or deleted it.
+  ItemRecordFinder finder(*store_, job.id(), job.steps[step].name);
+  CKPT_ASSIGN_OR_RETURN(Found stored, finder.FindStored(key));
+  if (stored.has_value() && g.items.contains(prefix + stored->first)) return Found();
+  return stored;
 }
 
 void Engine::WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,

@@ -231,6 +231,22 @@ class Engine {
   std::string RecordCompletion(Group& g, JobRuntime& job, int step, const v1::Completion& item,
                                const LeasePlan& plan, const std::string& worker_id,
                                storage::v1::OutputRecord* output);
+  // The end of the run of r.items that starts at `begin`: the items after it that are
+  // completed now, have no record, and follow its index one by one under the same
+  // worker. begin + 1 if it cannot start a run.
+  int RunEnd(const JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+             const v1::CompleteItemsResponse& checked, const std::vector<LeasePlan>& plans,
+             int begin) const;
+  // Completes r.items [begin, end), a run (RunEnd), as one item record and one
+  // completion-index entry; appends (request index, worker) of each to `completed`.
+  void RecordRun(Group& g, JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                 const std::vector<LeasePlan>& plans, int begin, int end,
+                 storage::v1::OutputRecord* output,
+                 std::vector<std::pair<int, std::string>>* completed);
+  // What completing one checked item changes besides its record: its place, counters,
+  // wall time and output paths.
+  void MoveToCompleted(Group& g, JobRuntime& job, int step, const v1::Completion& item,
+                       const LeasePlan& plan, storage::v1::OutputRecord* output);
   absl::Status DoFailItems(Group& g, const v1::FailItemsRequest& r, v1::FailItemsResponse* out);
   absl::Status DoResetItems(Group& g, const v1::ResetItemsRequest& r, v1::ResetItemsResponse* out);
   absl::Status DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
@@ -257,6 +273,10 @@ class Engine {
   // The item's record as of this group (its own writes first), or nullopt.
   absl::StatusOr<std::optional<storage::v1::ItemRecord>> ReadItem(Group& g, const JobRuntime& job,
                                                                   int step, const std::string& key);
+  // The record holding `key` as of this group, whole (a run's, for an index in one),
+  // with the item key it is stored under; nullopt if the item has none.
+  absl::StatusOr<std::optional<std::pair<std::string, storage::v1::ItemRecord>>> ReadStoredItem(
+      Group& g, const JobRuntime& job, int step, const std::string& key);
   void WriteItem(Group& g, const JobRuntime& job, int step, const std::string& key,
                  const storage::v1::ItemRecord& record);
   // The same with the record already serialized.
@@ -311,6 +331,18 @@ class Engine {
   // Resets the targets (ResetItems, not a dry run), then updates the job's status.
   absl::Status ApplyResets(Group& g, JobRuntime& job,
                            const std::vector<std::tuple<int, std::string, ItemPlace>>& targets);
+  // A record that completed targets of a reset leave: a run (with the offsets of the
+  // targets in it) or one completed item's own record.
+  struct CompletedHolder {
+    int step = 0;
+    std::string key;  // the item key it is stored under
+    storage::v1::ItemRecord record;
+    std::vector<uint64_t> offsets;  // a run's: the targets' offsets in it
+  };
+  // The records the COMPLETED targets are in, as of this group, each read once.
+  absl::StatusOr<std::vector<CompletedHolder>> ReadCompletedHolders(
+      Group& g, const JobRuntime& job,
+      const std::vector<std::tuple<int, std::string, ItemPlace>>& targets);
   absl::Status CollectResetTargets(Group& g, const JobRuntime& job, int step,
                                    const std::function<bool(ItemPlace)>& wanted,
                                    std::vector<std::tuple<int, std::string, ItemPlace>>* targets);

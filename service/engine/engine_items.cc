@@ -13,7 +13,9 @@
 #include "service/engine/completion_index.h"
 #include "service/engine/engine.h"
 #include "service/engine/group.h"
+#include "service/engine/item_runs.h"
 #include "service/engine/job_state_machine.h"
+#include "service/engine/stored_record.h"
 #include "service/store/keys.h"
 
 namespace ckpt {
@@ -116,23 +118,6 @@ void ForgetRecentCompletion(JobRuntime& job, const std::string& step, const std:
                recent.end());
 }
 
-// Appends `result` to a serialized ItemRecord as its field 3, as serializing a record
-// holding it would, without copying the result into one.
-void AppendResult(const v1::ItemResult& result, std::string* record) {
-  constexpr int kResultField = ItemRecord::kResultFieldNumber;
-  const size_t size = result.ByteSizeLong();
-  if (size == 0) return;                      // proto3 leaves an empty message out
-  uint64_t varint = (kResultField << 3) | 2;  // length-delimited
-  for (uint64_t v : {varint, static_cast<uint64_t>(size)}) {
-    while (v >= 0x80) {
-      record->push_back(static_cast<char>(v | 0x80));
-      v >>= 7;
-    }
-    record->push_back(static_cast<char>(v));
-  }
-  result.AppendToString(record);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- AddItems
@@ -222,8 +207,10 @@ absl::Status Engine::FillPlan(Group& g, const JobRuntime& job, int step, LeasePl
     const LeaseInfo& lease = job.steps[step].leases.at(plan->key);
     plan->attempts = lease.attempts;
     plan->cursor = lease.cursor;
+    plan->no_record = lease.no_record;
     return absl::OkStatus();
   }
+  plan->no_record = plan->place == ItemPlace::kUntouched;
   if (plan->place != ItemPlace::kPendingRetry && plan->place != ItemPlace::kFailed) {
     return absl::OkStatus();  // never tried: no record worth reading
   }
@@ -282,8 +269,9 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
   if (!plan.left) Leave(g, job, step, plan.key, plan.place);
   ++g.items_leased;
   LeaseInfo& lease = s.leases[plan.key];
-  lease = LeaseInfo{worker_id, next_token_++,          plan.attempts, plan.cursor,
-                    g.now,     absl::InfiniteFuture(), grant_id};
+  lease = LeaseInfo{
+      worker_id, next_token_++,          plan.attempts, plan.cursor,
+      g.now,     absl::InfiniteFuture(), grant_id,      plan.place == ItemPlace::kUntouched};
   meta_dirty_ = true;
   SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
   if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
@@ -395,10 +383,19 @@ absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r
   storage::v1::OutputRecord output;  // the same job and step for every item of the call
   output.set_job_id(job->id());
   output.set_step(s.name);
-  for (int i = 0; i < r.items_size(); ++i) {
-    if (out->outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) continue;
-    completed.emplace_back(
-        i, RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output));
+  for (int i = 0; i < r.items_size();) {
+    if (out->outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) {
+      ++i;
+      continue;
+    }
+    const int end = RunEnd(*job, step, r, *out, plans, i);
+    if (end - i > 1) {
+      RecordRun(g, *job, step, r, plans, i, end, &output, &completed);
+    } else {
+      completed.emplace_back(
+          i, RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output));
+    }
+    i = end;
   }
   if (worker != nullptr && !completed.empty()) {
     v1::Worker* w = worker->record.mutable_worker();
@@ -467,16 +464,64 @@ std::string Engine::RecordCompletion(Group& g, JobRuntime& job, int step,
                                      storage::v1::OutputRecord* output) {
   ItemRecord record;
   record.set_worker_id(FinishingWorker(job, step, plan, worker_id, item.lease_token()));
-  Leave(g, job, step, plan.key, plan.place);
   record.set_state(v1::ITEM_STATE_COMPLETED);
   record.set_attempts(plan.attempts);
   record.set_completed_token(item.lease_token());
   record.set_update_time_micros(absl::ToUnixMicros(g.now));
   std::string bytes = record.SerializeAsString();
-  AppendResult(item.result(), &bytes);
+  AppendResultField(item.result(), &bytes);
   PutCompletion(*g.batch, job.id(), job.steps[step].name, record.update_time_micros(), plan.key,
                 record.worker_id());
   WriteItemBytes(g, job, step, plan.key, std::move(bytes));
+  MoveToCompleted(g, job, step, item, plan, output);
+  return record.worker_id();
+}
+
+int Engine::RunEnd(const JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                   const v1::CompleteItemsResponse& checked, const std::vector<LeasePlan>& plans,
+                   int begin) const {
+  auto joins = [&](int i) {
+    return checked.outcomes(i) == v1::COMPLETION_OUTCOME_COMPLETED && plans[i].no_record &&
+           keys::IsIndexKey(plans[i].key);
+  };
+  if (!joins(begin)) return begin + 1;
+  const std::string worker =
+      FinishingWorker(job, step, plans[begin], r.worker_id(), r.items(begin).lease_token());
+  const uint64_t first = keys::IndexOf(plans[begin].key);
+  int end = begin + 1;
+  while (end < r.items_size() && joins(end) &&
+         keys::IndexOf(plans[end].key) == first + static_cast<uint64_t>(end - begin) &&
+         (!r.worker_id().empty() || FinishingWorker(job, step, plans[end], r.worker_id(),
+                                                    r.items(end).lease_token()) == worker)) {
+    ++end;
+  }
+  return end;
+}
+
+void Engine::RecordRun(Group& g, JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                       const std::vector<LeasePlan>& plans, int begin, int end,
+                       storage::v1::OutputRecord* output,
+                       std::vector<std::pair<int, std::string>>* completed) {
+  ItemRecord header;
+  header.set_worker_id(
+      FinishingWorker(job, step, plans[begin], r.worker_id(), r.items(begin).lease_token()));
+  header.set_state(v1::ITEM_STATE_COMPLETED);
+  header.set_update_time_micros(absl::ToUnixMicros(g.now));
+  std::string bytes = header.SerializeAsString();
+  for (int i = begin; i < end; ++i) {
+    const v1::Completion& item = r.items(i);
+    AppendRunItem(item.result(), item.lease_token(), plans[i].attempts, &bytes);
+    MoveToCompleted(g, job, step, item, plans[i], output);
+    completed->emplace_back(i, header.worker_id());
+  }
+  PutCompletion(*g.batch, job.id(), job.steps[step].name, header.update_time_micros(),
+                plans[begin].key, header.worker_id(), static_cast<uint64_t>(end - begin));
+  WriteItemBytes(g, job, step, plans[begin].key, std::move(bytes));
+}
+
+void Engine::MoveToCompleted(Group& g, JobRuntime& job, int step, const v1::Completion& item,
+                             const LeasePlan& plan, storage::v1::OutputRecord* output) {
+  Leave(g, job, step, plan.key, plan.place);
   Enter(g, job, step, plan.key, ItemPlace::kCompleted);
   if (item.result().metrics().has_wall_time()) {
     const absl::Duration wall = FromProtoDuration(item.result().metrics().wall_time());
@@ -489,7 +534,6 @@ std::string Engine::RecordCompletion(Group& g, JobRuntime& job, int step,
       g.batch->Put(Cf::kOutputs, keys::Output(path), output_bytes);
     }
   }
-  return record.worker_id();
 }
 
 // ---------------------------------------------------------------- FailItems
@@ -661,22 +705,27 @@ absl::Status Engine::DoResetItems(Group& g, const v1::ResetItemsRequest& r,
 absl::Status Engine::ApplyResets(
     Group& g, JobRuntime& job,
     const std::vector<std::tuple<int, std::string, ItemPlace>>& targets) {
-  // A completed item leaves the completion index, whose entry is keyed by the time in its
-  // record: read them all before anything changes.
-  std::vector<std::optional<int64_t>> completed_at(targets.size());
-  for (size_t i = 0; i < targets.size(); ++i) {
-    const auto& [step, key, place] = targets[i];
-    if (place != ItemPlace::kCompleted) continue;
-    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
-    if (record.has_value()) completed_at[i] = record->update_time_micros();
-  }
-  for (size_t i = 0; i < targets.size(); ++i) {
-    const auto& [step, key, place] = targets[i];
-    Leave(g, job, step, key, place);
-    if (completed_at[i].has_value()) {
-      DeleteCompletion(*g.batch, job.id(), job.steps[step].name, *completed_at[i], key);
-      ForgetRecentCompletion(job, job.steps[step].name, key);
+  // Completed items leave their records (a run is split around them) and the completion
+  // index, whose entries are keyed by a record's time and key: read them all before
+  // anything changes.
+  CKPT_ASSIGN_OR_RETURN(std::vector<CompletedHolder> holders,
+                        ReadCompletedHolders(g, job, targets));
+  for (CompletedHolder& holder : holders) {
+    const std::string& step_name = job.steps[holder.step].name;
+    const int64_t micros = holder.record.update_time_micros();
+    DeleteCompletion(*g.batch, job.id(), step_name, micros, holder.key);
+    if (holder.record.run_size() == 0) continue;  // the item's own record: rewritten below
+    std::sort(holder.offsets.begin(), holder.offsets.end());
+    for (RunPiece& piece : SplitRun(holder.record, keys::IndexOf(holder.key), holder.offsets)) {
+      const std::string first = keys::EncodeIndex(piece.first);
+      PutCompletion(*g.batch, job.id(), step_name, micros, first, holder.record.worker_id(),
+                    piece.size);
+      WriteItemBytes(g, job, holder.step, first, std::move(piece.bytes));
     }
+  }
+  for (const auto& [step, key, place] : targets) {
+    Leave(g, job, step, key, place);
+    if (place == ItemPlace::kCompleted) ForgetRecentCompletion(job, job.steps[step].name, key);
     if (keys::IsIndexKey(key)) {
       DeleteItem(g, job, step, key);  // back to an untouched index, as if new
       Enter(g, job, step, key, ItemPlace::kUntouched);
@@ -691,6 +740,32 @@ absl::Status Engine::ApplyResets(
   if (IsFinished(job.status())) SetStatus(g, job, v1::JOB_STATUS_RUNNING, "");
   MaybeFinishJob(g, job);  // still over budget, or nothing left after all
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Engine::CompletedHolder>> Engine::ReadCompletedHolders(
+    Group& g, const JobRuntime& job,
+    const std::vector<std::tuple<int, std::string, ItemPlace>>& targets) {
+  std::vector<CompletedHolder> holders;
+  absl::flat_hash_map<std::pair<int, std::string>, size_t> by_key;  // (step, key) -> holder
+  for (const auto& [step, key, place] : targets) {
+    if (place != ItemPlace::kCompleted) continue;
+    // Targets mostly come in key order, so a run's items follow one another: read it once.
+    size_t at = holders.size() - 1;
+    const bool in_last = !holders.empty() && holders.back().step == step &&
+                         RecordCovers(holders.back().key, holders.back().record, key);
+    if (!in_last) {
+      CKPT_ASSIGN_OR_RETURN(auto stored, ReadStoredItem(g, job, step, key));
+      if (!stored.has_value()) continue;
+      auto [it, added] = by_key.try_emplace(std::make_pair(step, stored->first), holders.size());
+      if (added) holders.push_back({step, std::move(stored->first), std::move(stored->second), {}});
+      at = it->second;
+    }
+    CompletedHolder& holder = holders[at];
+    if (holder.record.run_size() > 0) {
+      holder.offsets.push_back(keys::IndexOf(key) - keys::IndexOf(holder.key));
+    }
+  }
+  return holders;
 }
 
 absl::Status Engine::CollectResetTargets(
@@ -712,28 +787,38 @@ absl::Status Engine::CollectResetTargets(
     }
   }
   if (!wanted(ItemPlace::kCompleted)) return absl::OkStatus();
-  // Completed items live only on disk: this is the one reset that scans.
+  // Completed items live only on disk: this is the one reset that scans. A stored record
+  // stands unless this group rewrote or deleted its key (runs are split only at their
+  // own key); what the group wrote is taken from the group.
   const std::string prefix = keys::StepPrefix(job.id(), s.name);
-  auto completed = [&](const std::string& key) -> absl::StatusOr<bool> {
-    CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, key));
-    return record.has_value() && record->state() == v1::ITEM_STATE_COMPLETED &&
-           !s.leases.contains(key);
+  auto add = [&](absl::string_view stored_key, absl::string_view bytes) -> absl::Status {
+    ItemRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(bytes, &record, "item"));
+    if (record.state() != v1::ITEM_STATE_COMPLETED) return absl::OkStatus();
+    if (record.run_size() == 0) {
+      if (!s.leases.contains(stored_key)) {
+        targets->emplace_back(step, std::string(stored_key), ItemPlace::kCompleted);
+      }
+      return absl::OkStatus();
+    }
+    const uint64_t first = keys::IndexOf(stored_key);
+    for (uint64_t i = 0; i < RecordSpan(record); ++i) {
+      targets->emplace_back(step, keys::EncodeIndex(first + i), ItemPlace::kCompleted);
+    }
+    return absl::OkStatus();
   };
-  auto it = store_->Scan(Cf::kItems, prefix);
-  for (; it->Valid(); it->Next()) {
-    const std::string key(it->suffix());
-    CKPT_ASSIGN_OR_RETURN(const bool done, completed(key));
-    if (done) targets->emplace_back(step, key, ItemPlace::kCompleted);
+  if (!g.DeletedByRange(prefix)) {
+    auto it = store_->Scan(Cf::kItems, prefix);
+    for (; it->Valid(); it->Next()) {
+      if (g.items.contains(it->key())) continue;
+      CKPT_RETURN_IF_ERROR(add(it->suffix(), it->value()));
+    }
+    CKPT_RETURN_IF_ERROR(it->status());
   }
-  CKPT_RETURN_IF_ERROR(it->status());
-  // Items first written by an earlier op of this group are not in the store yet.
-  for (const auto& [full, bytes] : g.items) {
-    if (!bytes.has_value() || !absl::StartsWith(full, prefix)) continue;
-    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->Get(Cf::kItems, full));
-    if (stored.has_value()) continue;  // the scan above saw it
-    const std::string key = full.substr(prefix.size());
-    CKPT_ASSIGN_OR_RETURN(const bool done, completed(key));
-    if (done) targets->emplace_back(step, key, ItemPlace::kCompleted);
+  for (auto it = g.items.lower_bound(prefix);
+       it != g.items.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (!it->second.has_value()) continue;
+    CKPT_RETURN_IF_ERROR(add(absl::string_view(it->first).substr(prefix.size()), *it->second));
   }
   return absl::OkStatus();
 }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -34,8 +35,9 @@ class Engine::Group {
   LogGroup logs;
   // items CF key -> the serialized record this group wrote (nullopt: deleted). Bytes,
   // not the parsed record: copying every written record costs more than parsing the
-  // rare one read back.
-  absl::flat_hash_map<std::string, std::optional<std::string>> items;
+  // rare one read back. Ordered: the record of an index may be a run's, stored under a
+  // lower key (item_runs.h).
+  absl::btree_map<std::string, std::optional<std::string>> items;
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
   // Job prefixes this group deleted with ranges (DeleteJob, ResetJob). `items` and

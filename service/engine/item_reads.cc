@@ -34,6 +34,8 @@ class KeyStream {
   virtual absl::string_view value() const { return {}; }
   virtual void Next() = 0;
   virtual absl::Status status() const { return absl::OkStatus(); }
+  // The item record at key(), for a stream of item records.
+  virtual absl::Status Record(ItemRecord* out) const { return ParseStored(value(), out, "item"); }
 };
 
 // Keys under a store prefix (the rest of the key is the item key), after `after`.
@@ -63,6 +65,86 @@ class PrefixStream : public KeyStream {
   std::unique_ptr<StoreIterator> it_;
   const std::string after_;
   std::string key_;
+};
+
+// The step's item records in key order after `after`, a run's items one by one (its
+// record parsed once).
+class RecordStream : public KeyStream {
+ public:
+  RecordStream(const StoreReader& store, const std::string& prefix, const std::string& after)
+      : it_(store.Scan(Cf::kItems, prefix, prefix + after)), prefix_(prefix) {
+    if (keys::IsIndexKey(after)) {
+      // `after` may be inside a run that starts below it.
+      auto floor = store.Floor(Cf::kItems, prefix + keys::kIndexTag, prefix + after);
+      if (!floor.ok()) {
+        status_ = floor.status();
+        return;
+      }
+      if (floor->has_value() && !Load((*floor)->first, (*floor)->second)) return;
+      if (run_size_ > 0 && RecordCovers(run_key_, run_, after)) {
+        offset_ = keys::IndexOf(after) - keys::IndexOf(run_key_);
+        if (it_->Valid() && it_->key() == (*floor)->first) it_->Next();
+        Next();
+        return;
+      }
+      run_size_ = 0;
+    }
+    if (it_->Valid() && !after.empty() && it_->suffix() == after) it_->Next();
+    Settle();
+  }
+  bool Valid() const override { return status_.ok() && (run_size_ > 0 || it_->Valid()); }
+  const std::string& key() const override { return key_; }
+  void Next() override {
+    if (run_size_ > 0 && ++offset_ < run_size_) {
+      key_ = keys::EncodeIndex(keys::IndexOf(run_key_) + offset_);
+      return;
+    }
+    const bool advance = run_size_ == 0 || run_from_it_;  // else the scan is past it
+    run_size_ = 0;
+    if (advance) it_->Next();
+    Settle();
+  }
+  absl::Status status() const override { return status_.ok() ? it_->status() : status_; }
+  absl::Status Record(ItemRecord* out) const override {
+    if (run_size_ > 0) {
+      *out = ItemOfRecord(run_, offset_);
+      return absl::OkStatus();
+    }
+    return ParseStored(it_->value(), out, "item");
+  }
+
+ private:
+  // Reads the record at the iterator: a run is parsed and walked; one item is parsed
+  // when asked for.
+  void Settle() {
+    run_size_ = 0;
+    if (!it_->Valid()) return;
+    key_ = std::string(it_->suffix());
+    if (!keys::IsIndexKey(key_)) return;
+    if (!Load(it_->key(), it_->value())) return;
+    offset_ = 0;
+    run_from_it_ = true;
+  }
+  // Parses a stored index record; keeps it if it is a run. False on corruption.
+  bool Load(absl::string_view full_key, absl::string_view value) {
+    run_size_ = 0;
+    status_ = ParseStored(value, &run_, "item");
+    if (!status_.ok()) return false;
+    if (run_.run_size() > 0) {
+      run_size_ = static_cast<uint64_t>(run_.run_size());
+      run_key_ = std::string(full_key.substr(prefix_.size()));
+    }
+    return true;
+  }
+  std::unique_ptr<StoreIterator> it_;
+  const std::string prefix_;
+  std::string key_;
+  absl::Status status_;
+  ItemRecord run_;            // the run being walked
+  std::string run_key_;       // its item key
+  uint64_t run_size_ = 0;     // 0: not in a run
+  uint64_t offset_ = 0;       // of key_ in the run
+  bool run_from_it_ = false;  // the run is the scan's current record
 };
 
 // Indices of the step's untouched ranges (sched 'U'), after `after`.
@@ -258,7 +340,8 @@ absl::StatusOr<Streams> OpenStreams(const StoreReader& view, absl::string_view j
       add(Source::kFailed, Cf::kSched, sched(keys::SchedTag::kFailed));
       break;
     default:  // COMPLETED (filtered by the caller) or any state
-      add(Source::kRecord, Cf::kItems, keys::StepPrefix(job, step));
+      streams.emplace_back(Source::kRecord, std::make_unique<RecordStream>(
+                                                view, keys::StepPrefix(job, step), after));
       if (state == v1::ITEM_STATE_UNSPECIFIED) {
         add_untouched();
         CKPT_RETURN_IF_ERROR(add_leased());
@@ -276,7 +359,7 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
     if (!stream->Valid() || stream->key() != key) continue;
     if (source == Source::kRecord) {
       ItemRecord record;
-      CKPT_RETURN_IF_ERROR(ParseRecord(stream->value(), &record));
+      CKPT_RETURN_IF_ERROR(stream->Record(&record));
       if (item->state() != v1::ITEM_STATE_LEASED) FillFromRecord(record, keys_only, item);
     } else if (source == Source::kLease) {
       CKPT_RETURN_IF_ERROR(FillFromLease(stream->value(), keys_only, item));
@@ -299,13 +382,16 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
 
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
                           const std::string& key, v1::Item* item) {
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> record,
-                        view.Get(Cf::kItems, keys::Item(job, step, key)));
-  ItemRecord parsed;
+  ItemRecordFinder records(view, job, step);
+  return ReadStepItem(view, job, step, key, records, item);
+}
+
+absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
+                          const std::string& key, ItemRecordFinder& records, v1::Item* item) {
+  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, records.Find(key));
   if (record.has_value()) {
-    CKPT_RETURN_IF_ERROR(ParseRecord(*record, &parsed));
-    FillFromRecord(parsed, /*keys_only=*/false, item);
-    if (parsed.state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
+    FillFromRecord(*record, /*keys_only=*/false, item);
+    if (record->state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
   } else if (keys::IsIndexKey(key)) {
     // An untouched index: PENDING with no record. Its range starts at or before it.
     const uint64_t index = keys::IndexOf(key);

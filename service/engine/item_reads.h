@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "ckpt/v1/checkpoint.pb.h"
+#include "service/engine/item_runs.h"
 #include "service/store/store.h"
 
 namespace ckpt {
@@ -20,6 +21,10 @@ namespace ckpt {
 // is corrupt.
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
                           const std::string& key, v1::Item* item);
+// The same, finding item records with `records` (made for this view, job and step), so
+// that reading a run's items one after another reads the run once.
+absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
+                          const std::string& key, ItemRecordFinder& records, v1::Item* item);
 
 // One page of `r` over `step` (already resolved), in key order, O(page) records read
 // (plus the step's grant records for leased items); the page also ends before its

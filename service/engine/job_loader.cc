@@ -91,7 +91,7 @@ absl::Status JobLoader::LoadGrant(JobRuntime& job, int step, uint64_t grant_id,
     CKPT_RETURN_IF_ERROR(LoadLease(
         job, step, std::move(*entry.mutable_key()),
         {record.worker_id(), entry.token(), entry.attempts(), std::move(*entry.mutable_cursor()),
-         grant.granted, absl::InfinitePast(), grant_id}));
+         grant.granted, absl::InfinitePast(), grant_id, entry.no_record()}));
   }
   if (grant.live == 0) s.dirty_grants.insert(grant_id);  // deleted at the next flush
   return absl::OkStatus();

@@ -36,8 +36,9 @@ struct LeaseInfo {
   uint32_t attempts = 0;  // before this grant
   std::string cursor;
   absl::Time granted;
-  absl::Time deadline;  // heartbeat expiry
-  uint64_t grant = 0;   // the LeaseGrant it is stored in; 0: its own 'L' record
+  absl::Time deadline;     // heartbeat expiry
+  uint64_t grant = 0;      // the LeaseGrant it is stored in; 0: its own 'L' record
+  bool no_record = false;  // leased from the untouched set: the item has no record
 };
 
 // The leases one LeaseItems call granted, stored as one 'G' record keyed by the first
@@ -67,7 +68,8 @@ struct LeasePlan {
   ItemPlace place;
   uint32_t attempts = 0;
   std::string cursor;
-  bool left = false;  // already taken out of `place` (untouched runs leave together)
+  bool left = false;       // already taken out of `place` (untouched runs leave together)
+  bool no_record = false;  // the item has no record (untouched, or leased from there)
 };
 
 struct StepRuntime {

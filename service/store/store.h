@@ -31,8 +31,9 @@ namespace ckpt {
 // The store format this build writes and understands. A store with a newer version
 // is refused at open; an older one is opened and marked as this version (1 -> 2 adds
 // LeaseGrantRecords; schema 1's LeaseRecords are still read; 2 -> 3 adds the logs and
-// completions families, empty in an upgraded store).
-inline constexpr uint32_t kSchemaVersion = 3;
+// completions families, empty in an upgraded store; 3 -> 4 adds runs: one item record
+// and one completion entry for consecutive indices completed together).
+inline constexpr uint32_t kSchemaVersion = 4;
 
 // Record families (RocksDB column families; a column of PostgreSQL's table). New ones
 // go at the end: the values are stored by PostgreSQL.

@@ -204,14 +204,14 @@ const std::vector<std::string> kSchemaTwoFamilies = {
     keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
 
 // Schema 3 added the logs and completions families: a schema-2 store gets them, empty,
-// keeps its data, and is marked 3.
-TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedThree) {
+// keeps its data, and is marked as this version (4 only added runs, in existing families).
+TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedCurrent) {
   const std::string dir = testutil::NewTempDir("store");
   WriteOldStore(dir, 2, kSchemaTwoFamilies);
   {
     auto store = RocksDbStore::Open(OptionsFor(dir));
     CKPT_ASSERT_OK(store);
-    EXPECT_EQ((*store)->schema_version(), 3u);
+    EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
     auto job = (*store)->Get(Cf::kJobs, "job-1");
     CKPT_ASSERT_OK(job);
     EXPECT_EQ(job->value_or(""), "record");
@@ -228,6 +228,22 @@ TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedThree) {
   auto log = (*reopened)->Get(Cf::kLogs, "k");
   CKPT_ASSERT_OK(log);
   EXPECT_EQ(log->value_or(""), "v");
+}
+
+// Schema 3 to 4 only adds runs (item records and completion entries that cover several
+// indices): a schema-3 store opens as it is and is marked 4.
+TEST(RocksDbStoreTest, SchemaThreeStoreIsMarkedFour) {
+  const std::string dir = testutil::NewTempDir("store");
+  std::vector<std::string> families = kSchemaTwoFamilies;
+  families.push_back(keys::kLogsCf);
+  families.push_back(keys::kCompletionsCf);
+  WriteOldStore(dir, 3, families);
+  auto store = RocksDbStore::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(store);
+  EXPECT_EQ((*store)->schema_version(), 4u);
+  auto job = (*store)->Get(Cf::kJobs, "job-1");
+  CKPT_ASSERT_OK(job);
+  EXPECT_EQ(job->value_or(""), "record");
 }
 
 // A store that says it is schema 3 must have the schema-3 families.

@@ -1,0 +1,157 @@
+#include "service/engine/item_runs.h"
+
+#include "google/protobuf/io/coded_stream.h"
+#include "service/common/status_macros.h"
+#include "service/engine/stored_record.h"
+#include "service/store/keys.h"
+
+namespace ckpt {
+namespace {
+
+using google::protobuf::io::CodedOutputStream;
+using storage::v1::ItemRecord;
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// Field `number` of wire type `type`, as its tag.
+constexpr uint64_t Tag(int number, int type) { return (static_cast<uint64_t>(number) << 3) | type; }
+constexpr int kVarint = 0;
+constexpr int kLengthDelimited = 2;
+
+// Appends `message` (of `size` bytes, its cached size) as length-delimited field `number`.
+void AppendMessageField(int number, const google::protobuf::MessageLite& message, size_t size,
+                        std::string* out) {
+  AppendVarint(Tag(number, kLengthDelimited), out);
+  AppendVarint(size, out);
+  const size_t at = out->size();
+  out->resize(at + size);
+  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&(*out)[at]));
+}
+
+// The serialized record of items [begin, end) of the run `record`.
+std::string SubRun(const ItemRecord& record, int begin, int end) {
+  if (end - begin == 1)
+    return ItemOfRecord(record, static_cast<uint64_t>(begin)).SerializeAsString();
+  ItemRecord part;
+  part.set_state(record.state());
+  part.set_update_time_micros(record.update_time_micros());
+  part.set_worker_id(record.worker_id());
+  for (int i = begin; i < end; ++i) *part.add_run() = record.run(i);
+  return part.SerializeAsString();
+}
+
+}  // namespace
+
+bool RecordCovers(absl::string_view stored_key, const ItemRecord& record, absl::string_view key) {
+  if (stored_key == key) return true;
+  if (record.run_size() == 0 || !keys::IsIndexKey(stored_key) || !keys::IsIndexKey(key)) {
+    return false;
+  }
+  const uint64_t first = keys::IndexOf(stored_key);
+  const uint64_t index = keys::IndexOf(key);
+  return index >= first && index - first < static_cast<uint64_t>(record.run_size());
+}
+
+ItemRecord ItemOfRecord(const ItemRecord& record, uint64_t offset) {
+  if (record.run_size() == 0) return record;
+  const storage::v1::RunItem& item = record.run(static_cast<int>(offset));
+  ItemRecord out;
+  out.set_state(record.state());
+  out.set_update_time_micros(record.update_time_micros());
+  out.set_worker_id(record.worker_id());
+  out.set_attempts(item.attempts());
+  out.set_completed_token(item.completed_token());
+  if (item.has_result()) *out.mutable_result() = item.result();
+  return out;
+}
+
+void AppendResultField(const v1::ItemResult& result, std::string* record) {
+  const size_t size = result.ByteSizeLong();
+  if (size == 0) return;  // proto3 leaves an empty message out
+  AppendMessageField(ItemRecord::kResultFieldNumber, result, size, record);
+}
+
+void AppendRunItem(const v1::ItemResult& result, uint64_t token, uint32_t attempts,
+                   std::string* record) {
+  const size_t result_size = result.ByteSizeLong();
+  size_t size = 0;
+  if (result_size > 0) size += 1 + CodedOutputStream::VarintSize64(result_size) + result_size;
+  if (token != 0) size += 1 + CodedOutputStream::VarintSize64(token);
+  if (attempts != 0) size += 1 + CodedOutputStream::VarintSize32(attempts);
+  AppendVarint(Tag(ItemRecord::kRunFieldNumber, kLengthDelimited), record);
+  AppendVarint(size, record);
+  if (result_size > 0) {
+    AppendMessageField(storage::v1::RunItem::kResultFieldNumber, result, result_size, record);
+  }
+  if (token != 0) {
+    AppendVarint(Tag(storage::v1::RunItem::kCompletedTokenFieldNumber, kVarint), record);
+    AppendVarint(token, record);
+  }
+  if (attempts != 0) {
+    AppendVarint(Tag(storage::v1::RunItem::kAttemptsFieldNumber, kVarint), record);
+    AppendVarint(attempts, record);
+  }
+}
+
+std::vector<RunPiece> SplitRun(const ItemRecord& record, uint64_t first,
+                               const std::vector<uint64_t>& offsets) {
+  std::vector<RunPiece> pieces;
+  int begin = 0;
+  auto add = [&](int end) {
+    if (end > begin) {
+      pieces.push_back({first + static_cast<uint64_t>(begin), static_cast<uint64_t>(end - begin),
+                        SubRun(record, begin, end)});
+    }
+  };
+  for (uint64_t offset : offsets) {
+    add(static_cast<int>(offset));
+    begin = static_cast<int>(offset) + 1;
+  }
+  add(record.run_size());
+  return pieces;
+}
+
+ItemRecordFinder::ItemRecordFinder(const StoreReader& reader, absl::string_view job,
+                                   absl::string_view step)
+    : reader_(reader), prefix_(keys::StepPrefix(job, step)) {}
+
+absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key) {
+  if (!cached_key_.empty() && RecordCovers(cached_key_, cached_, key)) {
+    return std::optional<ItemRecord>(
+        ItemOfRecord(cached_, keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+  }
+  CKPT_ASSIGN_OR_RETURN(auto stored, FindStored(key));
+  if (!stored.has_value()) return std::optional<ItemRecord>();
+  if (stored->second.run_size() == 0) return std::optional<ItemRecord>(std::move(stored->second));
+  cached_key_ = std::move(stored->first);
+  cached_ = std::move(stored->second);
+  return std::optional<ItemRecord>(
+      ItemOfRecord(cached_, keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, ItemRecord>>> ItemRecordFinder::FindStored(
+    const std::string& key) {
+  using Found = std::optional<std::pair<std::string, ItemRecord>>;
+  ItemRecord record;
+  if (!keys::IsIndexKey(key)) {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
+    if (!bytes.has_value()) return Found();
+    CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
+    return Found(std::make_pair(key, std::move(record)));
+  }
+  const std::string indices = prefix_ + keys::kIndexTag;
+  CKPT_ASSIGN_OR_RETURN(auto floor, reader_.Floor(Cf::kItems, indices, prefix_ + key));
+  if (!floor.has_value()) return Found();
+  CKPT_RETURN_IF_ERROR(ParseStored(floor->second, &record, "item"));
+  std::string stored_key = floor->first.substr(prefix_.size());
+  if (stored_key.size() != key.size() || !RecordCovers(stored_key, record, key)) return Found();
+  return Found(std::make_pair(std::move(stored_key), std::move(record)));
+}
+
+}  // namespace ckpt

@@ -1,0 +1,81 @@
+// Runs: consecutive indices completed together, kept as one item record (schema 4,
+// STORAGE_FORMAT.md "items"). A run's record sits under the key of its first index and
+// covers [first, first + run size); every other item has a record of its own or none.
+// So an index's record is the record at the greatest index key <= it, if that record
+// covers it: one Floor. Names are never in runs. Internal to the engine.
+#ifndef CKPT_SERVICE_ENGINE_ITEM_RUNS_H_
+#define CKPT_SERVICE_ENGINE_ITEM_RUNS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ckpt/storage/v1/records.pb.h"
+#include "ckpt/v1/checkpoint.pb.h"
+#include "service/store/store.h"
+
+namespace ckpt {
+
+// How many items a stored record covers: its run's size, or 1.
+inline uint64_t RecordSpan(const storage::v1::ItemRecord& record) {
+  return record.run_size() > 0 ? static_cast<uint64_t>(record.run_size()) : 1;
+}
+
+// Whether the record stored under item key `stored_key` holds item `key`.
+bool RecordCovers(absl::string_view stored_key, const storage::v1::ItemRecord& record,
+                  absl::string_view key);
+
+// The record of the item at `offset` in `record` (0 for a record of one item), as if it
+// had its own. REQUIRES: offset < RecordSpan(record).
+storage::v1::ItemRecord ItemOfRecord(const storage::v1::ItemRecord& record, uint64_t offset);
+
+// Appends `result` to a serialized ItemRecord as its field 3 (result), as serializing a
+// record holding it would, without copying the result into one.
+void AppendResultField(const v1::ItemResult& result, std::string* record);
+
+// Appends one RunItem to a serialized ItemRecord as its field 9 (run), without building
+// one: the next index of the run.
+void AppendRunItem(const v1::ItemResult& result, uint64_t token, uint32_t attempts,
+                   std::string* record);
+
+// A record that stays when items leave a run: a shorter run, or one item's record.
+struct RunPiece {
+  uint64_t first = 0;  // its first index
+  uint64_t size = 0;   // indices it covers
+  std::string bytes;   // the serialized record
+};
+
+// The records that stay when the items at `offsets` (ascending, distinct, each < the
+// run's size) leave the run `record`: the stretches between them, in index order.
+// REQUIRES: record is a run stored under index `first`.
+std::vector<RunPiece> SplitRun(const storage::v1::ItemRecord& record, uint64_t first,
+                               const std::vector<uint64_t>& offsets);
+
+// Finds item records in one step through runs, keeping the last record it read so
+// that listing a run's items parses it once. Not thread-safe; `reader` must outlive it.
+class ItemRecordFinder {
+ public:
+  ItemRecordFinder(const StoreReader& reader, absl::string_view job, absl::string_view step);
+
+  // The record of `key` (an encoded item key), or nullopt: one Get for a name, one
+  // Floor for an index not in the run read last. DATA_LOSS for a corrupt record.
+  absl::StatusOr<std::optional<storage::v1::ItemRecord>> Find(const std::string& key);
+  // The item key the record of `key` is stored under (its run's first index, or its
+  // own), with that record whole; nullopt if it has none.
+  absl::StatusOr<std::optional<std::pair<std::string, storage::v1::ItemRecord>>> FindStored(
+      const std::string& key);
+
+ private:
+  const StoreReader& reader_;
+  const std::string prefix_;  // the step's items prefix
+  std::string cached_key_;    // item key of the record in cached_; empty: none
+  storage::v1::ItemRecord cached_;
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_ENGINE_ITEM_RUNS_H_

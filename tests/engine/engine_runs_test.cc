@@ -1,0 +1,270 @@
+// Runs (schema 4): consecutive indices completed together are stored as one item record
+// and one completion entry. Every read sees each item as if it had its own record, a
+// reset splits the run around the item, and a restart keeps which leases can join one.
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/store/keys.h"
+#include "tests/engine/engine_test_base.h"
+#include "tests/engine/recount.h"
+#include "tests/testing/engine_harness.h"
+#include "tests/testing/status_matchers.h"
+
+namespace ckpt {
+namespace {
+
+using ::ckpt::testutil::Parse;
+using ::ckpt::testutil::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+class EngineRunsTest : public testutil::EngineTest {
+ protected:
+  void SetUp() override {
+    CreateJob(R"pb(job_id: "j" steps: "s")pb");
+    Add(R"pb(job_id: "j"
+             step: "s"
+             ranges { begin: 0 end: 12 })pb");
+    worker_ = Register("j");
+  }
+  // Leases n items; returns index -> token.
+  std::vector<uint64_t> LeaseTokens(uint32_t n) {
+    auto leased = Lease("j", worker_, n, "s");
+    EXPECT_TRUE(leased.ok()) << leased.status();
+    std::vector<uint64_t> tokens(12, 0);
+    if (leased.ok()) {
+      for (const v1::Lease& l : leased->leases()) tokens[l.key().index()] = l.lease_token();
+    }
+    return tokens;
+  }
+  // Completes `indices` in one call, each with payload "r<index>".
+  v1::CompleteItemsResponse CompleteIndices(const std::vector<uint64_t>& indices,
+                                            const std::vector<uint64_t>& tokens) {
+    v1::CompleteItemsRequest r;
+    r.set_job_id("j");
+    r.set_step("s");
+    r.set_worker_id(worker_);
+    for (uint64_t i : indices) {
+      v1::Completion* c = r.add_items();
+      c->mutable_key()->set_index(i);
+      c->set_lease_token(tokens[i]);
+      c->mutable_result()->set_payload(absl::StrCat("r", i));
+      c->mutable_result()->add_output_paths(absl::StrCat("/out/", i));
+    }
+    auto out = h_.Call(&Engine::CompleteItems, r);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : v1::CompleteItemsResponse();
+  }
+  v1::Item Get(uint64_t index) {
+    auto out = GetItem(absl::StrFormat(R"pb(job_id: "j"
+                                            step: "s"
+                                            key { index: %d })pb", index));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? out->item() : v1::Item();
+  }
+  // Item records stored for the step: how many keys, whatever they cover.
+  int StoredItemRecords() {
+    int n = 0;
+    auto it = h_.store().Scan(Cf::kItems, keys::StepPrefix("j", "s"));
+    for (; it->Valid(); it->Next()) ++n;
+    EXPECT_TRUE(it->status().ok());
+    return n;
+  }
+  std::vector<std::string> Summary(v1::ItemState state = v1::ITEM_STATE_UNSPECIFIED) {
+    std::vector<std::string> out;
+    for (const v1::Item& item : ListAll(h_, "j", "s", state, 3)) {
+      out.push_back(absl::StrCat(item.key().index(), ":", v1::ItemState_Name(item.state()), ":",
+                                 item.result().payload()));
+    }
+    return out;
+  }
+  std::vector<uint64_t> ByCompletion(v1::ItemOrder order, uint32_t limit) {
+    v1::ListItemsRequest r;
+    r.set_job_id("j");
+    r.set_step("s");
+    r.set_order(order);
+    r.set_limit(limit);
+    std::vector<uint64_t> out;
+    for (int pages = 0; pages < 50; ++pages) {
+      auto page = h_.Read(&Engine::ListItems, r);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const v1::Item& item : page->items()) out.push_back(item.key().index());
+      if (page->next_page_token().empty()) break;
+      r.set_page_token(page->next_page_token());
+    }
+    return out;
+  }
+  std::string worker_;
+};
+
+TEST_P(EngineRunsTest, ARunReadsAsItsItemsAndTakesOneRecord) {
+  const std::vector<uint64_t> tokens = LeaseTokens(10);
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, tokens);
+  EXPECT_EQ(StoredItemRecords(), 1);
+  auto check = [&] {
+    for (uint64_t i = 0; i < 10; ++i) {
+      const v1::Item item = Get(i);
+      EXPECT_EQ(item.state(), v1::ITEM_STATE_COMPLETED) << i;
+      EXPECT_EQ(item.result().payload(), absl::StrCat("r", i));
+      EXPECT_EQ(item.worker_id(), worker_);
+      EXPECT_EQ(item.attempts(), 0u);
+    }
+    EXPECT_EQ(Get(10).state(), v1::ITEM_STATE_PENDING);
+    // Pages of 3 start inside the run.
+    std::vector<std::string> expected;
+    for (int i = 0; i < 10; ++i) expected.push_back(absl::StrCat(i, ":ITEM_STATE_COMPLETED:r", i));
+    expected.push_back("10:ITEM_STATE_PENDING:");
+    expected.push_back("11:ITEM_STATE_PENDING:");
+    EXPECT_THAT(Summary(), ElementsAreArray(expected));
+    expected.resize(10);
+    EXPECT_THAT(Summary(v1::ITEM_STATE_COMPLETED), ElementsAreArray(expected));
+    // One completion time: ties in key order, both ways, with page tokens inside the run.
+    EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST, 3),
+                ElementsAre(0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
+    EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, 4),
+                ElementsAre(9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+    // FindOutput checks the item through its run.
+    v1::FindOutputRequest find;
+    find.set_output_path("/out/7");
+    auto found = h_.Read(&Engine::FindOutput, find);
+    CKPT_ASSERT_OK(found);
+    EXPECT_EQ(found->item().key().index(), 7u);
+    EXPECT_EQ(found->item().result().payload(), "r7");
+    testutil::ExpectCountersMatchRecount(h_, "j");
+  };
+  check();
+  // A repeated completion is told apart by its token, inside the run too.
+  auto again = CompleteIndices({4}, tokens);
+  EXPECT_THAT(again.outcomes(), ElementsAre(v1::COMPLETION_OUTCOME_ALREADY_COMPLETED));
+  std::vector<uint64_t> stale = tokens;
+  stale[5] += 1000;
+  auto lost = Complete(absl::StrFormat(R"pb(job_id: "j"
+                                            step: "s"
+                                            items {
+                                              key { index: 5 }
+                                              lease_token: %d
+                                            })pb",
+                                       stale[5]));
+  EXPECT_THAT(lost, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lease lost")));
+  h_.Reopen();
+  check();
+}
+
+TEST_P(EngineRunsTest, AResetSplitsTheRunAroundItsItems) {
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, LeaseTokens(10));
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
+                                                                     step: "s"
+                                                                     keys { index: 0 }
+                                                                     keys { index: 9 }
+                                                                     keys { index: 4 })pb")));
+  auto check = [&] {
+    for (uint64_t i = 0; i < 10; ++i) {
+      const bool reset = i == 0 || i == 4 || i == 9;
+      EXPECT_EQ(Get(i).state(), reset ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_COMPLETED) << i;
+      if (!reset) EXPECT_EQ(Get(i).result().payload(), absl::StrCat("r", i));
+    }
+    EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST, 2),
+                ElementsAre(1, 2, 3, 5, 6, 7, 8));
+    EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, 2),
+                ElementsAre(8, 7, 6, 5, 3, 2, 1));
+    testutil::ExpectCountersMatchRecount(h_, "j");
+  };
+  check();
+  EXPECT_EQ(StoredItemRecords(), 2);  // [1, 4) and [5, 9)
+  h_.Reopen();
+  check();
+  // The reset items run again (0 first: retries and untouched indices in key order).
+  auto tokens = LeaseTokens(12);
+  CompleteIndices({0, 4, 9, 10, 11}, tokens);
+  EXPECT_EQ(Job("j").progress().completed(), 12u);
+  // Resetting every completed item, then all of them complete again as one run.
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::ResetItems,
+              Parse<v1::ResetItemsRequest>(R"pb(job_id: "j" state: ITEM_STATE_COMPLETED)pb")));
+  EXPECT_EQ(StoredItemRecords(), 0);
+  EXPECT_EQ(Job("j").progress().completed(), 0u);
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, LeaseTokens(12));
+  EXPECT_EQ(StoredItemRecords(), 1);
+  testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
+// Items that have a record of their own (a failed try) break a run; leases granted
+// before a restart still join one.
+TEST_P(EngineRunsTest, ItemsWithRecordsStandAloneAndLeasesJoinRunsAfterARestart) {
+  auto first = LeaseTokens(12);
+  CKPT_ASSERT_OK(Fail(absl::StrFormat(R"pb(job_id: "j"
+                                           step: "s"
+                                           worker_id: "%s"
+                                           items {
+                                             key { index: 3 }
+                                             lease_token: %d
+                                             error { message: "boom" retryable: true }
+                                           })pb",
+                                      worker_, first[3])));
+  h_.Reopen();
+  std::vector<uint64_t> tokens = first;
+  auto retry = LeaseTokens(1);
+  tokens[3] = retry[3];
+  ASSERT_NE(tokens[3], 0u);
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, tokens);
+  EXPECT_EQ(StoredItemRecords(), 3);  // [0, 3), 3, [4, 12)
+  EXPECT_EQ(Get(3).attempts(), 1u);
+  EXPECT_EQ(Get(3).result().payload(), "r3");
+  EXPECT_EQ(Get(2).result().payload(), "r2");
+  EXPECT_EQ(Get(11).result().payload(), "r11");
+  testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
+// Reads and resets inside one group see a run written earlier in the same group.
+TEST_P(EngineRunsTest, AResetInTheSameGroupAsTheRunSplitsIt) {
+  const std::vector<uint64_t> tokens = LeaseTokens(10);
+  testutil::WriterHold hold(h_.engine(), "j");
+  v1::CompleteItemsRequest complete;
+  complete.set_job_id("j");
+  complete.set_step("s");
+  for (uint64_t i = 0; i < 10; ++i) {
+    v1::Completion* c = complete.add_items();
+    c->mutable_key()->set_index(i);
+    c->set_lease_token(tokens[i]);
+    c->mutable_result()->set_payload(absl::StrCat("r", i));
+  }
+  v1::ResetItemsRequest reset = Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
+                                                                  step: "s"
+                                                                  keys { index: 6 })pb");
+  v1::CompleteItemsResponse completed;
+  v1::ResetItemsResponse was_reset;
+  absl::Notification both;
+  std::atomic<int> left{2};
+  absl::Status complete_status, reset_status;
+  h_.engine().CompleteItems(complete, &completed, [&](absl::Status s) {
+    complete_status = s;
+    if (--left == 0) both.Notify();
+  });
+  h_.engine().ResetItems(reset, &was_reset, [&](absl::Status s) {
+    reset_status = s;
+    if (--left == 0) both.Notify();
+  });
+  hold.Release();
+  both.WaitForNotification();
+  CKPT_ASSERT_OK(complete_status);
+  CKPT_ASSERT_OK(reset_status);
+  EXPECT_EQ(was_reset.matched(), 1u);
+  EXPECT_EQ(Get(6).state(), v1::ITEM_STATE_PENDING);
+  EXPECT_EQ(Get(7).result().payload(), "r7");
+  EXPECT_EQ(StoredItemRecords(), 2);
+  testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineRunsTest, CKPT_ENGINE_STORE_KINDS);
+
+}  // namespace
+}  // namespace ckpt
