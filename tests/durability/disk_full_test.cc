@@ -21,6 +21,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -160,8 +161,12 @@ TEST(DiskFullTest, WritesFailCleanlyReadsWorkAndWritesComeBack) {
     acked[next] = true;
   }
   ASSERT_TRUE(testutil::WireCall(*stub, &Stub::PutState, put).ok());
-  EXPECT_THAT((*server)->Stderr(), HasSubstr("write failed"));
-  EXPECT_THAT((*server)->Stderr(), HasSubstr("writes resumed"));
+  // The lines were written before the answers, but are read from the pipe by another
+  // thread: wait for them (the bound is for a hang, never a threshold).
+  EXPECT_TRUE((*server)->AwaitStderrLine("write failed", absl::Seconds(60)).ok())
+      << (*server)->Stderr();
+  EXPECT_TRUE((*server)->AwaitStderrLine("writes resumed", absl::Seconds(60)).ok())
+      << (*server)->Stderr();
 
   // Nothing acknowledged was lost, before or after the disk filled.
   (*server)->Kill();

@@ -2,15 +2,19 @@
 // and one completion entry. Every read sees each item as if it had its own record, a
 // reset splits the run around the item, and a restart keeps which leases can join one.
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/store/keys.h"
+#include "service/store/store.h"
 #include "tests/engine/engine_test_base.h"
 #include "tests/engine/recount.h"
 #include "tests/testing/engine_harness.h"
@@ -65,7 +69,8 @@ class EngineRunsTest : public testutil::EngineTest {
   v1::Item Get(uint64_t index) {
     auto out = GetItem(absl::StrFormat(R"pb(job_id: "j"
                                             step: "s"
-                                            key { index: %d })pb", index));
+                                            key { index: %d })pb",
+                                       index));
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? out->item() : v1::Item();
   }
@@ -170,7 +175,9 @@ TEST_P(EngineRunsTest, AResetSplitsTheRunAroundItsItems) {
     for (uint64_t i = 0; i < 10; ++i) {
       const bool reset = i == 0 || i == 4 || i == 9;
       EXPECT_EQ(Get(i).state(), reset ? v1::ITEM_STATE_PENDING : v1::ITEM_STATE_COMPLETED) << i;
-      if (!reset) EXPECT_EQ(Get(i).result().payload(), absl::StrCat("r", i));
+      if (!reset) {
+        EXPECT_EQ(Get(i).result().payload(), absl::StrCat("r", i));
+      }
     }
     EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST, 2),
                 ElementsAre(1, 2, 3, 5, 6, 7, 8));
@@ -261,6 +268,91 @@ TEST_P(EngineRunsTest, AResetInTheSameGroupAsTheRunSplitsIt) {
   EXPECT_EQ(Get(6).state(), v1::ITEM_STATE_PENDING);
   EXPECT_EQ(Get(7).result().payload(), "r7");
   EXPECT_EQ(StoredItemRecords(), 2);
+  testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
+// A store written by a schema-3 ckptd: items completed one per record, and grants
+// whose leases do not say `no_record`. Rewrites the stored grants and the schema record
+// so, as that ckptd left them.
+void MakeSchemaThree(Store& store) {
+  std::unique_ptr<WriteBatch> batch = store.NewBatch();
+  auto it = store.Scan(Cf::kSched, keys::SchedPrefix("j", "s", keys::SchedTag::kGrant));
+  int grants = 0;
+  for (; it->Valid(); it->Next()) {
+    storage::v1::LeaseGrantRecord grant;
+    ASSERT_TRUE(grant.ParseFromString(std::string(it->value())));
+    for (auto& lease : *grant.mutable_leases()) lease.clear_no_record();
+    batch->Put(Cf::kSched, it->key(), grant.SerializeAsString());
+    ++grants;
+  }
+  CKPT_ASSERT_OK(it->status());
+  EXPECT_GT(grants, 0);
+  storage::v1::SchemaRecord schema;
+  schema.set_version(3);
+  schema.set_created_by("ckptd");
+  batch->Put(Cf::kMeta, keys::kSchemaKey, schema.SerializeAsString());
+  CKPT_ASSERT_OK(store.Write(batch.get()));
+}
+
+// A schema-3 store is read as it is and marked 4: its items read as before, its
+// leases complete alone (their grants cannot say the items had no record), and new
+// leases complete as runs next to them.
+TEST_P(EngineRunsTest, ASchemaThreeStoreIsReadAsItIsAndGetsRunsFromThenOn) {
+  std::vector<uint64_t> tokens = LeaseTokens(6);  // 0..5, held across the upgrade
+  for (uint64_t i : {8, 9}) {                     // one record each, as schema 3 wrote
+    CKPT_ASSERT_OK(Complete(absl::StrFormat(R"pb(job_id: "j"
+                                                 step: "s"
+                                                 items {
+                                                   key { index: %d }
+                                                   result { payload: "r%d" }
+                                                 })pb",
+                                            i, i)));
+  }
+  h_.clock().Advance(absl::Seconds(1));  // completion order: 8, 9, then 0..5, then 6, 7
+  ASSERT_NO_FATAL_FAILURE(MakeSchemaThree(h_.store()));
+  h_.Reopen();
+  EXPECT_EQ(h_.store().schema_version(), 4u);
+  auto stored = h_.store().Get(Cf::kMeta, keys::kSchemaKey);
+  CKPT_ASSERT_OK(stored);
+  ASSERT_TRUE(stored->has_value());
+  storage::v1::SchemaRecord schema;
+  ASSERT_TRUE(schema.ParseFromString(**stored));
+  EXPECT_EQ(schema.version(), 4u);
+  EXPECT_EQ(Get(8).result().payload(), "r8");
+
+  CompleteIndices({0, 1, 2, 3, 4, 5}, tokens);
+  EXPECT_EQ(StoredItemRecords(), 8);  // 0..5 alone, 8, 9
+  h_.clock().Advance(absl::Seconds(1));
+  auto more = LeaseTokens(2);  // 6, 7: granted by this build
+  tokens[6] = more[6];
+  tokens[7] = more[7];
+  CompleteIndices({6, 7}, tokens);
+  EXPECT_EQ(StoredItemRecords(), 9);  // and the run [6, 8)
+  auto check = [&] {
+    std::vector<std::string> expected;
+    for (int i = 0; i < 10; ++i) expected.push_back(absl::StrCat(i, ":ITEM_STATE_COMPLETED:r", i));
+    expected.push_back("10:ITEM_STATE_PENDING:");
+    expected.push_back("11:ITEM_STATE_PENDING:");
+    EXPECT_THAT(Summary(), ElementsAreArray(expected));
+    EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_OLDEST_FIRST, 3),
+                ElementsAre(8, 9, 0, 1, 2, 3, 4, 5, 6, 7));
+    EXPECT_EQ(Get(7).worker_id(), worker_);
+    testutil::ExpectCountersMatchRecount(h_, "j");
+  };
+  check();
+  h_.Reopen();
+  check();
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
+                                                                     step: "s"
+                                                                     keys { index: 7 }
+                                                                     keys { index: 9 }
+                                                                     keys { index: 2 })pb")));
+  EXPECT_EQ(Get(6).result().payload(), "r6");
+  EXPECT_EQ(Get(7).state(), v1::ITEM_STATE_PENDING);
+  EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, 2),
+              ElementsAre(6, 5, 4, 3, 1, 0, 8));
+  EXPECT_EQ(StoredItemRecords(), 7);  // 0, 1, 3, 4, 5, 6, 8
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
