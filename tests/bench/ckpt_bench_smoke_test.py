@@ -26,6 +26,8 @@ for durable in (True, False):
     EXPECTED[("record_mode", "ckpt", durable)] = QUICK_RECORD_ITEMS
     EXPECTED[("record_mode", "bare_writebatch", durable)] = QUICK_RECORD_ITEMS
     EXPECTED[("worker_loop_with_readers", "ckpt", durable)] = QUICK_ITEMS
+EXPECTED[("worker_loop", "ckpt_tls", True)] = QUICK_ITEMS
+EXPECTED[("record_mode", "ckpt_tls", True)] = QUICK_RECORD_ITEMS
 EXPECTED[("worker_loop", "grpc_echo", True)] = QUICK_ITEMS
 EXPECTED[("record_mode", "grpc_echo", True)] = QUICK_RECORD_ITEMS
 EXPECTED[("worker_loop", "sqlite_full_batch100", True)] = QUICK_ITEMS
@@ -40,6 +42,7 @@ TARGETS = [
     "worker loop: ckpt / SQLite FULL, 100 per transaction (C)",
     "worker loop: ckpt / SQLite FULL, 100 per transaction (Python)",
     "record mode: ckpt / gRPC echo",
+    "worker loop: ckpt over TLS with a token / plaintext",
     "record mode: ckpt / SQLite FULL, one transaction per item (C)",
     "record mode: ckpt / SQLite FULL, one transaction per item (Python)",
     "GetJob p50: range job half done / 100-item job",

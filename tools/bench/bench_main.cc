@@ -43,7 +43,7 @@ ABSL_FLAG(bool, quick, false, "A seconds-long smoke run: small counts, same work
 ABSL_FLAG(std::string, modes, "durable,off",
           "Durability modes to run: durable (the default --sync=true) and/or off "
           "(--sync=false).");
-ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,sqlite,json",
+ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,ckpt_tls,sqlite,json",
           "Systems to run (a subset, e.g. for profiling one of them).");
 ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range,flood",
           "ckpt workloads to run (a subset, e.g. for profiling).");
@@ -144,6 +144,7 @@ RunConfig ConfigFromFlags() {
   const std::string ckptd = absl::GetFlag(FLAGS_ckptd);
   config.ckptd = ckptd.empty() ? FindRunfile("service/server/ckptd") : ckptd;
   config.sqlite_script = FindRunfile("tools/bench/sqlite_peer.py");
+  config.pki_script = FindRunfile("tests/testing/make_test_pki.sh");
   config.self = SelfPath();
   const std::string work = absl::GetFlag(FLAGS_work_dir);
   config.work_dir = work.empty() ? DefaultWorkDir() : work;

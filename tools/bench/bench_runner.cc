@@ -19,6 +19,7 @@
 #include "tools/bench/child.h"
 #include "tools/bench/clients.h"
 #include "tools/bench/measure.h"
+#include "tools/bench/secured_ckptd.h"
 #include "tools/bench/workloads.h"
 
 namespace ckpt {
@@ -106,6 +107,9 @@ class Runner {
       if (Wants("ckpt")) {
         if (absl::Status s = Ckpt(durable); !s.ok()) return s;
       }
+      if (durable && Wants("ckpt_tls")) {
+        if (absl::Status s = CkptSecured(); !s.ok()) return s;
+      }
       if (durable) {
         if (absl::Status s = Peers(); !s.ok()) return s;
       }
@@ -173,21 +177,25 @@ class Runner {
     return absl::OkStatus();
   }
 
+  std::vector<std::string> CkptdArgv(bool durable) {
+    return {c_.ckptd, "--listen=127.0.0.1:0", "--http_listen=", "--data_dir=" + NewDir("ckptd"),
+            absl::StrCat("--sync=", durable ? "true" : "false")};
+  }
+
   absl::Status Ckpt(bool durable) {
-    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd = ChildServer::Start(
-        {c_.ckptd, "--listen=127.0.0.1:0", "--http_listen=", "--data_dir=" + NewDir("ckptd"),
-         absl::StrCat("--sync=", durable ? "true" : "false")},
-        absl::Seconds(60));
+    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd =
+        ChildServer::Start(CkptdArgv(durable), absl::Seconds(60));
     if (!ckptd.ok()) return ckptd.status();
     ChildServer* server = ckptd->get();
     absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> stub = ConnectedStub(server->address());
     if (!stub.ok()) return stub.status();
-    using Step = absl::Status (Runner::*)(ChildServer*, v1::Checkpoint::Stub*, bool);
+    using Step =
+        absl::Status (Runner::*)(ChildServer*, v1::Checkpoint::Stub*, bool, const std::string&);
     for (auto [name, step] : {std::make_pair("worker_loop", Step{&Runner::CkptWorkerLoop}),
                               std::make_pair("record_mode", Step{&Runner::CkptRecordMode}),
                               std::make_pair("readers", Step{&Runner::CkptWithReaders})}) {
       if (!WantsWorkload(name)) continue;
-      if (absl::Status s = (this->*step)(server, stub->get(), durable); !s.ok()) return s;
+      if (absl::Status s = (this->*step)(server, stub->get(), durable, "ckpt"); !s.ok()) return s;
     }
     if (durable && WantsWorkload("range")) {
       if (absl::Status s = CkptRangeJob(server, stub->get()); !s.ok()) return s;
@@ -199,40 +207,77 @@ class Runner {
     return server->Stop();
   }
 
-  absl::Status CkptWorkerLoop(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+  // The worker loop and record mode again (durable), over TLS with a bearer token as
+  // README's "Securing ckptd" sets it up: what security costs next to the plaintext rows.
+  absl::Status CkptSecured() {
+    if (!WantsWorkload(kWorkerLoop) && !WantsWorkload(kRecordMode)) return absl::OkStatus();
+    absl::StatusOr<SecuredCkptd> secured = MakeSecuredCkptd(c_.pki_script, NewDir("pki"));
+    if (!secured.ok()) return secured.status();
+    std::vector<std::string> argv = CkptdArgv(true);
+    argv.insert(argv.end(), secured->flags.begin(), secured->flags.end());
+    absl::StatusOr<std::unique_ptr<ChildServer>> ckptd =
+        ChildServer::Start(argv, absl::Seconds(60));
+    if (!ckptd.ok()) return ckptd.status();
+    SetClientSecurity(secured->client);
+    absl::Status status = CkptSecuredWorkloads(ckptd->get());
+    SetClientSecurity(std::nullopt);
+    if (!status.ok()) return status;
+    return (*ckptd)->Stop();
+  }
+
+  absl::Status CkptSecuredWorkloads(ChildServer* server) {
+    absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> stub = ConnectedStub(server->address());
+    if (!stub.ok()) return stub.status();
+    if (WantsWorkload(kWorkerLoop)) {
+      if (absl::Status s = CkptWorkerLoop(server, stub->get(), true, "ckpt_tls"); !s.ok()) {
+        return s;
+      }
+    }
+    if (WantsWorkload(kRecordMode)) {
+      return CkptRecordMode(server, stub->get(), true, "ckpt_tls");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CkptWorkerLoop(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable,
+                              const std::string& system) {
     const std::string job = absl::StrCat("bench-worker-loop-", durable);
     if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
     ServerWindow window(server);
     absl::StatusOr<ClientsResult> result = WorkerLoop(server->address(), job, c_.threads, c_.batch);
     if (!result.ok()) return result.status();
-    Measurement m = Row(kWorkerLoop, "ckpt", durable, c_.threads, &*result);
+    Measurement m = Row(kWorkerLoop, system, durable, c_.threads, &*result);
     window.Fill(&m);
     m.note = absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
+    if (system == "ckpt_tls") absl::StrAppend(&m.note, "; TLS, bearer token");
     Add(std::move(m));
     return absl::OkStatus();
   }
 
-  absl::Status CkptRecordMode(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+  absl::Status CkptRecordMode(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable,
+                              const std::string& system) {
     const std::string job = absl::StrCat("bench-record-mode-", durable);
     if (absl::Status s = CreateRangeJob(stub, job, c_.record_items); !s.ok()) return s;
     ServerWindow window(server);
     absl::StatusOr<ClientsResult> result =
         CompleteInCalls(server->address(), job, c_.threads, c_.record_items, 1, 0, true);
     if (!result.ok()) return result.status();
-    Measurement m = Row(kRecordMode, "ckpt", durable, c_.threads, &*result);
+    Measurement m = Row(kRecordMode, system, durable, c_.threads, &*result);
     window.Fill(&m);
+    if (system == "ckpt_tls") m.note = "TLS, bearer token";
     Add(std::move(m));
     return absl::OkStatus();
   }
 
-  absl::Status CkptWithReaders(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable) {
+  absl::Status CkptWithReaders(ChildServer* server, v1::Checkpoint::Stub* stub, bool durable,
+                               const std::string& system) {
     const std::string job = absl::StrCat("bench-with-readers-", durable);
     if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
     ServerWindow window(server);
     absl::StatusOr<ReadsDuringLoop> result =
         WorkerLoopWithReaders(server->address(), job, c_.threads, c_.batch);
     if (!result.ok()) return result.status();
-    Measurement workers = Row(kWithReaders, "ckpt", durable, c_.threads, &result->workers);
+    Measurement workers = Row(kWithReaders, system, durable, c_.threads, &result->workers);
     window.Fill(&workers);
     workers.note = "worker loop, while GetJob and WatchJob run";
     Add(std::move(workers));
@@ -417,6 +462,8 @@ std::vector<Target> Targets(const std::vector<Measurement>& ms) {
                Ratio(ms, kWorkerLoop, "ckpt", "sqlite_py_full_batch100"), 1.0, true});
   t.push_back(
       {"record mode: ckpt / gRPC echo", Ratio(ms, kRecordMode, "ckpt", "grpc_echo"), 0.65, true});
+  t.push_back({"worker loop: ckpt over TLS with a token / plaintext",
+               Ratio(ms, kWorkerLoop, "ckpt_tls", "ckpt"), 0.90, true});
   t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (C)",
                Ratio(ms, kRecordMode, "ckpt", "sqlite_full_txn_per_item"), 10.0, true});
   t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (Python)",

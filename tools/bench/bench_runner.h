@@ -28,12 +28,13 @@ struct RunConfig {
   int flood_calls = 3;              // calls per flood client
   int flood_batch = 8192;           // items per flood call (about 1 MiB with results)
   std::set<std::string> modes;      // "durable", "off"; empty: both
-  std::set<std::string> systems;    // echo, writebatch, ckpt, sqlite, json; empty: all
+  std::set<std::string> systems;    // echo, writebatch, ckpt, ckpt_tls, sqlite, json; empty: all
   std::set<std::string> workloads;  // worker_loop, record_mode, readers, range, flood; empty: all
   std::string ckptd;                // the ckptd binary
   std::string self;                 // this binary, for --serve and --peer children
   std::string python;               // runs sqlite_script; empty: no Python peer
   std::string sqlite_script;        // tools/bench/sqlite_peer.py
+  std::string pki_script;           // tests/testing/make_test_pki.sh, for the TLS rows
   std::string work_dir;             // temporary directories go under it
 };
 

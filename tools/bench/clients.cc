@@ -13,11 +13,34 @@
 namespace ckpt {
 namespace bench {
 
+namespace {
+
+// Set between workloads only (SetClientSecurity's contract), read by client threads.
+std::optional<ClientSecurity>& CurrentSecurity() {
+  static std::optional<ClientSecurity>* const security = new std::optional<ClientSecurity>();
+  return *security;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
+  const std::optional<ClientSecurity>& security = CurrentSecurity();
+  if (!security.has_value()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = security->ca_pem;
+  return grpc::CompositeChannelCredentials(grpc::SslCredentials(tls),
+                                           grpc::AccessTokenCredentials(security->token));
+}
+
+}  // namespace
+
+void SetClientSecurity(std::optional<ClientSecurity> security) {
+  CurrentSecurity() = std::move(security);
+}
+
 absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> ConnectedStub(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address, ChannelCredentials(), args);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,8 +19,20 @@
 namespace ckpt {
 namespace bench {
 
+// What clients of a secured ckptd present: TLS trusting `ca_pem`, and `token` as the
+// bearer token of every call.
+struct ClientSecurity {
+  std::string ca_pem;
+  std::string token;
+};
+
+// The security ConnectedStub uses from now on: `security`, or plaintext (nullopt, the
+// default). Not thread-safe: call only between workloads, while no client runs.
+void SetClientSecurity(std::optional<ClientSecurity> security);
+
 // A stub on its own channel (a local subchannel pool, so threads never share a
-// connection), connected before it is returned. UNAVAILABLE if it cannot connect in 10 s.
+// connection), connected before it is returned, with the security SetClientSecurity set.
+// UNAVAILABLE if it cannot connect in 10 s.
 absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> ConnectedStub(const std::string& address);
 
 // The result a completion carries: an output path, a small payload and metrics,
