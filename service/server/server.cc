@@ -308,13 +308,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->Shutdown(absl::ZeroDuration());
     return http;
   }
-  // The keeper watches a TCP port. A Unix socket's clients are local: mode's, which
-  // replace a ckptd that stopped accepting (docs/api.md).
-  if (!listen.is_unix()) {
-    const std::string bound = server->address();
-    server->keeper_ = std::make_unique<ListenerKeeper>(
-        server->port_, [s = server.get(), bound] { return s->Listen(bound); });
-  }
+  // A Unix socket is bound again as privately as the first time.
+  const std::string bound = server->address();
+  server->keeper_ = std::make_unique<ListenerKeeper>(
+      WatchedListener{server->port_, listen.unix_path}, [s = server.get(), bound, listen] {
+        if (!listen.is_unix()) return s->Listen(bound);
+        return BindPrivately(listen.unix_path, [s, &bound] { return s->Listen(bound); });
+      });
   server->reclaimer_ =
       std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
   LogSecurity(options, server->tls_.get(), server->authorizer_.get());

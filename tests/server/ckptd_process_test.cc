@@ -9,9 +9,12 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -141,29 +144,87 @@ TEST(CkptdLogTest, RequestsThatDoNotParseLogNothing) {
 
 int ConnectTcp(const std::string& address);
 
-// At a low open files limit, clients take every descriptor ckptd has; once they hang
-// up, new clients are served again (gRPC 1.51 alone never accepts again).
-TEST(CkptdDescriptorsTest, ServesNewClientsAgainAfterRunningOutOfDescriptors) {
+// Connects a plain socket to "unix:PATH" and returns it (it says nothing).
+int ConnectUnix(const std::string& address) {
+  const std::string path = address.substr(std::strlen("unix:"));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), std::min(path.size(), sizeof(addr.sun_path) - 1));
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << path;
+  return fd;
+}
+
+// A CreateJob through `stub`: OK, or why not.
+grpc::Status CreateJob(v1::Checkpoint::Stub* stub, const std::string& job_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kBound));
+  v1::CreateJobRequest request;
+  request.set_job_id(job_id);
+  v1::CreateJobResponse response;
+  return stub->CreateJob(&context, request, &response);
+}
+
+// At a low open files limit, clients (connected by `connect`) take every descriptor
+// ckptd has; once they hang up, new clients are served again (gRPC 1.51 alone never
+// accepts again). `again` is the line ckptd writes when it listens again.
+void ServesNewClientsAgainAfterRunningOutOfDescriptors(const std::vector<std::string>& flags,
+                                                       int (*connect)(const std::string&),
+                                                       const std::string& again_line) {
   ChildSetup setup;
   setup.open_files_soft = 256;
-  auto ckptd = CkptdProcess::Start(testutil::NewTempDir("fds") + "/data", {}, setup);
+  auto ckptd = CkptdProcess::Start(testutil::NewTempDir("fds") + "/data", flags, setup);
   ASSERT_TRUE(ckptd.ok()) << ckptd.status();
   std::vector<int> connections;
-  for (int i = 0; i < 400; ++i) connections.push_back(ConnectTcp((*ckptd)->address()));
+  for (int i = 0; i < 400; ++i) connections.push_back(connect((*ckptd)->address()));
   const auto stopped = (*ckptd)->AwaitStderrLine("stopped accepting connections", kBound);
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_THAT((*ckptd)->Stderr(), HasSubstr("Too many open files"));
   for (int fd : connections) ::close(fd);
-  const auto again = (*ckptd)->AwaitStderrLine("listening again on port", kBound);
+  const auto again = (*ckptd)->AwaitStderrLine(again_line, kBound);
   ASSERT_TRUE(again.ok()) << again.status();
-  auto stub = (*ckptd)->NewStub();
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kBound));
-  v1::CreateJobRequest request;
-  request.set_job_id("after");
-  v1::CreateJobResponse response;
-  const grpc::Status status = stub->CreateJob(&context, request, &response);
+  const grpc::Status status = CreateJob((*ckptd)->NewStub().get(), "after");
   EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << (*ckptd)->Stderr();
+}
+
+TEST(CkptdDescriptorsTest, ServesNewClientsAgainAfterRunningOutOfDescriptors) {
+  ServesNewClientsAgainAfterRunningOutOfDescriptors({}, &ConnectTcp, "listening again on port");
+}
+
+TEST(CkptdDescriptorsTest, ServesNewUnixSocketClientsAgainAfterRunningOutOfDescriptors) {
+  // Under /tmp: $TEST_TMPDIR's paths are too long for a Unix socket.
+  char dir[] = "/tmp/ckpt-fds-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string socket = std::string(dir) + "/ckptd.sock";
+  ServesNewClientsAgainAfterRunningOutOfDescriptors({"--listen=unix:" + socket}, &ConnectUnix,
+                                                    "listening again on unix:" + socket);
+  // Bound again as privately as the first time.
+  EXPECT_EQ(ModeOf(socket), 0600);
+  fs::remove_all(dir);
+}
+
+// A removed socket file is created again (no new client could reach ckptd otherwise),
+// and the connections made before are served throughout.
+TEST(CkptdDescriptorsTest, RemovedUnixSocketIsCreatedAgain) {
+  char dir[] = "/tmp/ckpt-sock-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string socket = std::string(dir) + "/ckptd.sock";
+  auto ckptd = CkptdProcess::Start(testutil::NewTempDir("sock") + "/data",
+                                   {"--listen=unix:" + socket}, ChildSetup{});
+  ASSERT_TRUE(ckptd.ok()) << ckptd.status();
+  auto before = (*ckptd)->NewStub();
+  ASSERT_TRUE(CreateJob(before.get(), "before").ok());
+  ASSERT_EQ(::unlink(socket.c_str()), 0);
+  const auto removed = (*ckptd)->AwaitStderrLine("unix:" + socket + " was removed", kBound);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  const auto again = (*ckptd)->AwaitStderrLine("listening again on unix:" + socket, kBound);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(ModeOf(socket), 0600);
+  const grpc::Status fresh = CreateJob((*ckptd)->NewStub().get(), "fresh");
+  EXPECT_TRUE(fresh.ok()) << fresh.error_message() << "\n" << (*ckptd)->Stderr();
+  const grpc::Status old = CreateJob(before.get(), "old-connection");
+  EXPECT_TRUE(old.ok()) << old.error_message() << "\n" << (*ckptd)->Stderr();
+  fs::remove_all(dir);
 }
 
 // ---------------------------------------------------------------- shutdown

@@ -15,9 +15,11 @@ store ignores names "ckptd.*"):
     ckptd.log    what the started ckptd wrote (its start, stop and errors).
 
 Whether a ckptd serves is decided by connecting to the socket (nothing listening: a
-stale socket from a killed ckptd), never by a timeout. The ckptd binary is `ckptd=`,
-else $CKPTD, else the one inside this package (the Bazel-built wheel carries it), else
-the first on the PATH.
+stale socket from a killed ckptd), never by a timeout. A ckptd whose socket was
+removed (by hand, or a /tmp cleaner) creates it again within a second; meanwhile the
+ckptd a client starts finds the store in use and exits, and the client looks again.
+The ckptd binary is `ckptd=`, else $CKPTD, else the one inside this package (the
+Bazel-built wheel carries it), else the first on the PATH.
 
 Thread-safe: any number of threads and processes may call ensure() at once.
 """
@@ -150,8 +152,12 @@ class LocalServer:
                 raise errors.UnavailableError(
                     grpc.StatusCode.UNAVAILABLE,
                     f"could not start ckptd for local:{self.data_dir}: {failure}")
-            time.sleep(delay)  # the last one is closing its store: try again
+            # The store's ckptd is closing it (idle), or still serves but its socket was
+            # removed (it creates the socket again within a second): wait, then look.
+            time.sleep(delay)
             delay = min(delay * 2, 1.0)
+            if self.pid() is not None:
+                return
 
     def _start_once(self, deadline: float) -> Optional[str]:
         """Starts ckptd and waits until it serves (None) or exits (its last log line)."""
@@ -181,11 +187,14 @@ class LocalServer:
             threading.Thread(target=process.wait, name="ckpt-local-reaper",
                              daemon=True).start()
             return None
-        if process.poll() is None:  # no answer in time
+        try:
+            # Its pipe closed (it is exiting: wait for it, it may not have exited yet),
+            # or the deadline passed.
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             return f"ckptd did not serve within {self.options.start_timeout:g}s (see {log_path})"
-        process.wait()
         return _last_line(log_path) or f"ckptd exited with code {process.returncode}"
 
 

@@ -135,6 +135,19 @@ class LocalModeTest(unittest.TestCase):
         self.assertEqual(started(self.data_dir), 2)
         client.close()
 
+    def test_a_removed_socket_is_created_again_by_the_ckptd_that_serves(self):
+        with ckpt.Client(self.address, local=OPTIONS) as client:
+            client.create_job("before-removal")
+            pid = self.server.pid()
+            os.unlink(self.server.socket_path)
+            # A new client finds no socket and starts a ckptd, which finds the store in
+            # use; the client then finds the socket the serving ckptd created again.
+            with ckpt.Client(self.address, local=OPTIONS) as fresh:
+                self.assertEqual(fresh.job("before-removal").info().job_id, "before-removal")
+            self.assertEqual(self.server.pid(), pid)
+            self.assertEqual(started(self.data_dir), 1)
+            self.assertEqual(client.job("before-removal").info().job_id, "before-removal")
+
     def test_a_multiprocessing_pipeline_processes_every_item_once(self):
         with ckpt.Client(self.address, local=OPTIONS) as client:
             client.create_job("pipeline").add_items(range(400), seal=True)
