@@ -17,6 +17,7 @@ QUICK_ITEMS = 4000  # QuickConfig in tools/bench/bench_runner.cc
 QUICK_RECORD_ITEMS = 400
 QUICK_JSON_ITEMS = 40
 QUICK_PY_RECORD_ITEMS = 200
+QUICK_PY_SDK_ITEMS = 2000
 
 # (workload, system, durable) -> items every such row must report.
 EXPECTED = {}
@@ -36,6 +37,11 @@ EXPECTED[("worker_loop", "sqlite_py_full_batch100", True)] = QUICK_ITEMS
 EXPECTED[("record_mode", "sqlite_py_full_txn_per_item", True)] = QUICK_PY_RECORD_ITEMS
 EXPECTED[("record_mode", "json_rewrite_fsync", True)] = QUICK_JSON_ITEMS
 EXPECTED[("range_job", "ckpt fill: record mode, 8192/call", True)] = 50000
+# The Python SDK through 8 processes (tools/bench/python_sdk_peer.py).
+for suffix in ("", "_aio"):
+    EXPECTED[("worker_loop", "python_sdk_worker" + suffix, True)] = QUICK_PY_SDK_ITEMS
+    EXPECTED[("record_mode_batched", "python_sdk_track" + suffix, True)] = QUICK_PY_SDK_ITEMS
+    EXPECTED[("record_mode", "python_sdk_record" + suffix, True)] = QUICK_PY_RECORD_ITEMS
 
 TARGETS = [
     "worker loop: ckpt / bare synced WriteBatch server",
@@ -47,6 +53,10 @@ TARGETS = [
     "record mode: ckpt / SQLite FULL, one transaction per item (Python)",
     "GetJob p50: range job half done / 100-item job",
     "ckptd peak RSS (MiB) while the range job is half done",
+    "python: Worker() / C++ worker loop",
+    "python: aio Worker() / C++ worker loop",
+    "python: mark_completed per item / Python SQLite per item",
+    "python: mark_completed per item, max latency ms",
 ]
 
 
@@ -81,7 +91,8 @@ class CkptBenchSmokeTest(unittest.TestCase):
 
     def test_servers_report_their_own_cpu_and_memory(self):
         for r in self.rows:
-            if r["system"] in ("ckpt", "bare_writebatch", "grpc_echo"):
+            if r["system"] in ("ckpt", "bare_writebatch", "grpc_echo") or (
+                    r["system"].startswith("python_sdk_")):
                 self.assertIn("server_cpu_s", r, r)
                 self.assertGreater(r["peak_rss_mib"], 0, r)
 

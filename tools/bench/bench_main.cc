@@ -2,7 +2,8 @@
 // today, side by side in one run. docs/performance.md explains the output.
 //
 //   ckpt_bench [--threads=8] [--items=300000] [--record_items=30000] [--json_items=2000]
-//              [--range_items=10000000] [--quick] [--ckptd=PATH] [--work_dir=DIR]
+//              [--range_items=10000000] [--python_sdk_items=200000] [--quick]
+//              [--ckptd=PATH] [--work_dir=DIR]
 //              [--modes=durable,off] [--systems=...] [--workloads=...]
 //
 // Internal modes (the bench runs itself as a child for these):
@@ -43,16 +44,20 @@ ABSL_FLAG(bool, quick, false, "A seconds-long smoke run: small counts, same work
 ABSL_FLAG(std::string, modes, "durable,off",
           "Durability modes to run: durable (the default --sync=true) and/or off "
           "(--sync=false).");
-ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,ckpt_tls,sqlite,json",
+ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,ckpt_tls,sqlite,json,python",
           "Systems to run (a subset, e.g. for profiling one of them).");
 ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range,flood",
           "ckpt workloads to run (a subset, e.g. for profiling).");
 ABSL_FLAG(std::string, ckptd, "", "Path of ckptd; default: from this binary's runfiles.");
 ABSL_FLAG(std::string, python, "/usr/bin/python3",
-          "Python with the sqlite3 module, for the Python SQLite peer; empty: skip it.");
+          "Python with the sqlite3 module, grpcio and protobuf, for the Python SQLite peer and "
+          "the Python SDK rows; empty: skip them.");
 ABSL_FLAG(int64_t, python_record_items, 5000,
           "Items of the Python SQLite peer at one transaction per item (its writers starve: "
-          "keep it small).");
+          "keep it small), and of the Python SDK's one call per item (the same, compared).");
+ABSL_FLAG(int64_t, python_sdk_items, 200000,
+          "Items of the Python SDK's Worker and track() rows (8 processes through the `ckpt` "
+          "package).");
 ABSL_FLAG(std::string, work_dir, "",
           "Where the temporary data directories go; default $TEST_TMPDIR or /tmp.");
 ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo or writebatch).");
@@ -127,6 +132,7 @@ RunConfig ConfigFromFlags() {
   config.json_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_json_items));
   config.python_record_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_python_record_items));
   config.python = absl::GetFlag(FLAGS_python);
+  config.python_sdk_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_python_sdk_items));
   config.range_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_range_items));
   config.batch = absl::GetFlag(FLAGS_batch);
   config.rounds = absl::GetFlag(FLAGS_rounds);
@@ -145,6 +151,12 @@ RunConfig ConfigFromFlags() {
   config.ckptd = ckptd.empty() ? FindRunfile("service/server/ckptd") : ckptd;
   config.sqlite_script = FindRunfile("tools/bench/sqlite_peer.py");
   config.pki_script = FindRunfile("tests/testing/make_test_pki.sh");
+  config.python_sdk_script = FindRunfile("tools/bench/python_sdk_peer.py");
+  // client/python, holding the `ckpt` package with its generated ckpt.v1 modules.
+  config.python_sdk_path = std::filesystem::path(FindRunfile("client/python/ckpt/__init__.py"))
+                               .parent_path()
+                               .parent_path()
+                               .string();
   config.self = SelfPath();
   const std::string work = absl::GetFlag(FLAGS_work_dir);
   config.work_dir = work.empty() ? DefaultWorkDir() : work;
@@ -165,9 +177,10 @@ int main(int argc, char** argv) {
   const ckpt::bench::RunConfig config = ckpt::bench::ConfigFromFlags();
   if (config.threads < 1 || config.batch < 1 || config.batch > 8192 || config.items < 1 ||
       config.record_items < 1 || config.json_items < 1 || config.range_items < 2 ||
-      config.rounds < 1 || config.rounds > 99) {
+      config.python_sdk_items < 1 || config.rounds < 1 || config.rounds > 99) {
     std::fprintf(stderr,
-                 "ckpt_bench: --threads, --items, --record_items, --json_items must be >= 1, "
+                 "ckpt_bench: --threads, --items, --record_items, --json_items, "
+                 "--python_sdk_items must be >= 1, "
                  "--range_items >= 2, --batch in 1..8192, --rounds in 1..99\n");
     return 2;
   }

@@ -11,14 +11,13 @@
 #include <memory>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tools/bench/child.h"
 #include "tools/bench/clients.h"
 #include "tools/bench/measure.h"
+#include "tools/bench/python_rows.h"
 #include "tools/bench/secured_ckptd.h"
 #include "tools/bench/workloads.h"
 
@@ -112,6 +111,7 @@ class Runner {
       }
       if (durable) {
         if (absl::Status s = Peers(); !s.ok()) return s;
+        if (absl::Status s = PythonSdk(); !s.ok()) return s;
       }
     }
     return absl::OkStatus();
@@ -409,23 +409,33 @@ class Runner {
 
   absl::StatusOr<Measurement> PeerRow(const char* workload, const char* system,
                                       const ChildRun& run) {
-    std::vector<std::string> f = absl::StrSplit(run.out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
     Measurement m;
     m.workload = workload;
     m.system = system;
     m.threads = c_.threads;
-    if (run.exit_code != 0 || f.size() < 6 || f[0] != "RESULT" ||
-        !absl::SimpleAtoi(f[1], &m.items) || !absl::SimpleAtod(f[2], &m.seconds) ||
-        !absl::SimpleAtod(f[3], &m.p50_us) || !absl::SimpleAtod(f[4], &m.p99_us) ||
-        !absl::SimpleAtod(f[5], &m.max_us)) {
-      return absl::InternalError(
-          absl::StrCat("peer ", system, " failed (exit ", run.exit_code, "): ", run.err, run.out));
-    }
-    m.items_per_s = m.seconds > 0 ? m.items / m.seconds : 0;
-    m.cpu_seconds = run.cpu_seconds;
-    m.peak_rss_mib = run.peak_rss_mib;
-    if (m.note.empty()) m.note = "in process: cpu and rss include its clients";
+    if (absl::Status s = ParsePeerResult(run, &m); !s.ok()) return s;
+    m.note = "in process: cpu and rss include its clients";
     return m;
+  }
+
+  // The Python SDK's rows (python_rows.h), against a ckptd of their own.
+  absl::Status PythonSdk() {
+    if (!Wants("python") || c_.python.empty() || c_.python_sdk_script.empty()) {
+      return absl::OkStatus();
+    }
+    PythonSdkOptions options;
+    options.python = c_.python;
+    options.script = c_.python_sdk_script;
+    options.pythonpath = c_.python_sdk_path;
+    options.ckptd = c_.ckptd;
+    options.data_dir = NewDir("ckptd-python");
+    options.threads = c_.threads;
+    options.items = c_.python_sdk_items;
+    options.record_items = c_.python_record_items;
+    absl::StatusOr<std::vector<Measurement>> rows = RunPythonSdkRows(options);
+    if (!rows.ok()) return rows.status();
+    for (Measurement& m : *rows) Add(std::move(m));
+    return absl::OkStatus();
   }
 
   const RunConfig c_;
@@ -468,6 +478,15 @@ std::vector<Target> Targets(const std::vector<Measurement>& ms) {
                Ratio(ms, kRecordMode, "ckpt", "sqlite_full_txn_per_item"), 10.0, true});
   t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (Python)",
                Ratio(ms, kRecordMode, "ckpt", "sqlite_py_full_txn_per_item"), 10.0, true});
+  t.push_back({"python: Worker() / C++ worker loop", Ratio(ms, kWorkerLoop, kPythonWorker, "ckpt"),
+               0.5, true});
+  t.push_back({"python: aio Worker() / C++ worker loop",
+               Ratio(ms, kWorkerLoop, kPythonWorkerAio, "ckpt"), 0.5, true});
+  t.push_back({"python: mark_completed per item / Python SQLite per item",
+               Ratio(ms, kRecordMode, kPythonRecord, "sqlite_py_full_txn_per_item"), 1.5, true});
+  const Measurement* per_item = FindMeasurement(ms, kRecordMode, kPythonRecord, true);
+  t.push_back({"python: mark_completed per item, max latency ms",
+               per_item != nullptr ? per_item->max_us / 1000 : -1, 100, false});
   const Measurement* small = FindMeasurement(ms, kRangeJob, "ckpt GetJob, 100-item job", true);
   const Measurement* big = FindMeasurement(ms, kRangeJob, "ckpt GetJob, range job half done", true);
   t.push_back(
@@ -522,10 +541,12 @@ std::string Header(const RunConfig& c) {
   return absl::StrFormat(
       "ckpt_bench %s on %s (%s %s), %ld cpus\n"
       "threads %d; worker loop %d items (%d per call); record mode %d items (Python SQLite "
-      "peer %d); JSON peer %d items; range job %d indices\nckptd: %s\n",
+      "peer and Python SDK one call per item %d); JSON peer %d items; range job %d indices; "
+      "Python SDK %d items\nckptd: %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(), absl::LocalTimeZone()), u.nodename,
       u.sysname, u.release, ::sysconf(_SC_NPROCESSORS_ONLN), c.threads, c.items, c.batch,
-      c.record_items, c.python_record_items, c.json_items, c.range_items, c.ckptd);
+      c.record_items, c.python_record_items, c.json_items, c.range_items, c.python_sdk_items,
+      c.ckptd);
 }
 
 }  // namespace
@@ -535,6 +556,7 @@ RunConfig QuickConfig(RunConfig config) {
   config.record_items = 400;
   config.json_items = 40;
   config.python_record_items = 200;
+  config.python_sdk_items = 2000;
   config.range_items = 100000;
   config.latency_calls = 50;
   config.lease_calls = 20;
