@@ -65,6 +65,12 @@ const std::vector<Command>& Commands() {
        "is written next",
        Flags({"item", "step", "worker", "level", "limit", "interval"}, {"name", "all", "follow"}),
        1, 1, &Logs},
+      {"export", "export JOB", "the job, its states and items as JSON Lines on stdout",
+       Flags({}, {}), 1, 1, &Export},
+      {"import", "import FILE [--format F] [--job ID] [--run N]",
+       "a job from a ckpt export (FILE -: stdin), a physicsnemo-curator database, a "
+       "pipeline_checkpoint.json or a progressive-saving checkpoint",
+       Flags({"format", "job", "run"}, {}), 1, 1, &Import},
   };
   return *commands;
 }

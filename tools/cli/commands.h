@@ -56,6 +56,8 @@ absl::Status State(const Context& ctx, const Args& args);
 absl::Status FindOutput(const Context& ctx, const Args& args);
 absl::Status Open(const Context& ctx, const Args& args);
 absl::Status Logs(const Context& ctx, const Args& args);
+absl::Status Export(const Context& ctx, const Args& args);
+absl::Status Import(const Context& ctx, const Args& args);
 
 // The command table: name, its flags, positional count and one usage line.
 struct Command {
