@@ -38,7 +38,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   if (absl::Status valid = SplitAddress(options.listen_address, &host, &port); !valid.ok()) {
     return valid;
   }
-  auto server = std::make_unique<httplib::Server>();
+  std::unique_ptr<httplib::Server> server;
+  if (options.tls_setup) {
+    server = std::make_unique<httplib::SSLServer>(options.tls_setup);
+    if (!server->is_valid()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot serve HTTPS on ", options.listen_address, ": OpenSSL refused the TLS settings"));
+    }
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
   const size_t threads = options.threads;
   server->new_task_queue = [threads] { return new BoundedPool(threads); };
   // cpp-httplib's default sets SO_REUSEPORT, which would let a second ckptd share the
@@ -64,7 +73,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                             "another --http_listen, or --http_listen= to turn HTTP off"
                           : "; check --http_listen"));
   }
-  std::unique_ptr<HttpServer> http(new HttpServer(host, std::move(server)));
+  std::unique_ptr<HttpServer> http(
+      new HttpServer(host, options.tls_setup != nullptr, std::move(server)));
   http->port_ = bound;
   {
     absl::MutexLock lock(&http->shutdown_mu_);
@@ -83,6 +93,10 @@ std::string HttpServer::address() const {
   const std::string host =
       host_.find(':') != std::string::npos ? absl::StrCat("[", host_, "]") : host_;
   return absl::StrCat(host, ":", port_);
+}
+
+std::string HttpServer::url() const {
+  return absl::StrCat(tls_ ? "https://" : "http://", address(), "/");
 }
 
 void HttpServer::AwaitAcceptLoop() const {

@@ -6,8 +6,12 @@
 // in the kernel's backlog until a thread is free (BoundedPool). An idle keep-alive
 // connection is closed after `keep_alive`, a request body is at most `max_body_bytes`,
 // and reads and writes time out, so a slow or silent client holds a thread for a
-// bounded time. Handlers that stream (server-sent events) must bound their own number
-// below `threads`.
+// bounded time (the TLS handshake included). Handlers that stream (server-sent events)
+// must bound their own number below `threads`.
+//
+// With `tls_setup` it serves HTTPS only: a client speaking plain HTTP fails the
+// handshake and is disconnected. Handlers find the connection's TLS session (the
+// client's verified certificate) in httplib::Request::ssl.
 #ifndef CKPT_SERVICE_HTTP_HTTP_SERVER_H_
 #define CKPT_SERVICE_HTTP_HTTP_SERVER_H_
 
@@ -34,6 +38,10 @@ struct HttpServerOptions {
   absl::Duration read_timeout = absl::Seconds(10);
   absl::Duration write_timeout = absl::Seconds(10);
   size_t max_body_bytes = 1 << 20;
+  // HTTPS: configures the OpenSSL context every connection's TLS session is made from
+  // (certificate, client verification; e.g. ServerTls::ConfigureSslContext); false
+  // refuses to start. Null: plain HTTP.
+  std::function<bool(SSL_CTX& ctx)> tls_setup;
 };
 
 // Thread-safe.
@@ -55,6 +63,8 @@ class HttpServer {
   int port() const { return port_; }
   // "host:port" as bound.
   std::string address() const;
+  // "http://host:port/", or "https://host:port/" with TLS.
+  std::string url() const;
 
   // Stops accepting and waits for the connections being served to end (idle
   // keep-alive connections end within `keep_alive`; streaming handlers must have been
@@ -62,13 +72,14 @@ class HttpServer {
   void Shutdown();
 
  private:
-  HttpServer(std::string host, std::unique_ptr<httplib::Server> server)
-      : host_(std::move(host)), server_(std::move(server)) {}
+  HttpServer(std::string host, bool tls, std::unique_ptr<httplib::Server> server)
+      : host_(std::move(host)), tls_(tls), server_(std::move(server)) {}
 
   // Until the accept loop runs (or has ended), stop() would do nothing.
   void AwaitAcceptLoop() const;
 
   const std::string host_;
+  const bool tls_;
   std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
   std::atomic<bool> listener_ended_{false};

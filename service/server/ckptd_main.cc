@@ -200,6 +200,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A client that hangs up mid-answer is an error on its connection (EPIPE), never the
+  // end of ckptd: OpenSSL writes HTTPS answers with write(2), which raises SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
 
   for (const auto& [name, value, max] :
        {std::make_tuple("max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes),
@@ -304,8 +307,7 @@ int main(int argc, char** argv) {
           : absl::StrCat("data in ", ckpt::PostgresDisplayName(store_flag).value_or("PostgreSQL"));
   ckpt::LogLine(absl::StrCat("serving on ", (*server)->address(), ", ", data, "; ", open_files));
   if (!(*server)->http_address().empty()) {
-    ckpt::LogLine(
-        absl::StrCat("dashboard on http://", (*server)->http_address(), "/, metrics on /metrics"));
+    ckpt::LogLine(absl::StrCat("dashboard on ", (*server)->http_url(), ", metrics on /metrics"));
   }
 
   NotifyServing(absl::GetFlag(FLAGS_notify_fd), (*server)->address());

@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -155,59 +156,63 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
 }
 
-// A network address needs TLS or an auth file, unless the operator insists.
+// What anyone who reaches an open `flag` listener could do.
+constexpr char kGrpcExposure[] = "could read, change and delete every job";
+constexpr char kHttpExposure[] = "could read every job and pause, stop or reset it";
+
+// A network address needs TLS or an auth file, unless the operator insists. The HTTP
+// listener has the same TLS and authentication as gRPC, so the same rule.
 absl::Status CheckExposure(const ServerOptions& options) {
-  if (options.insecure) return absl::OkStatus();
-  if (!IsLocalAddress(options.listen_address) && !options.tls.enabled() &&
-      options.auth_file.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--listen=", options.listen_address,
-        " is reachable from the network, and without TLS or an auth file anyone who reaches it "
-        "could read, change and delete every job: add --tls_cert, --tls_key and --auth_file "
-        "(README: \"Securing ckptd\"), listen on 127.0.0.1, or pass --insecure to serve it "
-        "open"));
+  if (options.insecure || options.tls.enabled() || !options.auth_file.empty()) {
+    return absl::OkStatus();
   }
-  // The HTTP listener has no TLS: only an auth file protects it.
-  if (!options.http_listen_address.empty() && !IsLocalAddress(options.http_listen_address) &&
-      options.auth_file.empty()) {
+  for (const auto& [flag, address, exposure] :
+       {std::make_tuple("listen", options.listen_address, kGrpcExposure),
+        std::make_tuple("http_listen", options.http_listen_address, kHttpExposure)}) {
+    if (address.empty() || IsLocalAddress(address)) continue;
     return absl::FailedPreconditionError(absl::StrCat(
-        "--http_listen=", options.http_listen_address,
-        " is reachable from the network, and without an auth file anyone who reaches it could "
-        "read every job and pause, stop or reset it: add --auth_file, keep it on 127.0.0.1, or "
-        "pass --insecure to serve it open"));
+        "--", flag, "=", address, " is reachable from the network, and without TLS or an auth ",
+        "file anyone who reaches it ", exposure,
+        ": add --tls_cert, --tls_key and --auth_file (README: \"Securing ckptd\"), listen on "
+        "127.0.0.1, or pass --insecure to serve it open"));
   }
   return absl::OkStatus();
 }
 
-// One line each on how the server is secured, and a warning where it is not.
-void LogSecurity(const ServerOptions& options, const ServerTls* tls,
-                 const auth::Authorizer* authorizer) {
-  const bool network = !IsLocalAddress(options.listen_address);
-  if (tls != nullptr) LogLine(absl::StrCat("TLS: ", tls->Summary()));
-  if (authorizer != nullptr) {
-    LogLine(absl::StrCat("auth file ", options.auth_file, ": ", authorizer->Summary()));
-  }
-  if (!options.http_listen_address.empty() && !IsLocalAddress(options.http_listen_address)) {
-    LogLine(absl::StrCat(
-        "WARNING: --http_listen=", options.http_listen_address, " serves HTTP without TLS: ",
-        authorizer != nullptr ? "bearer tokens travel in plaintext; put a TLS proxy in front"
-                              : "anyone who can reach it can read and operate every job"));
-  }
-  if (!network) return;
+// A warning for a network `address` served without TLS or without an auth file.
+void WarnIfExposed(const std::string& address, const ServerTls* tls,
+                   const auth::Authorizer* authorizer) {
+  if (address.empty() || IsLocalAddress(address)) return;
   if (tls == nullptr && authorizer == nullptr) {
-    LogLine(absl::StrCat("WARNING: --insecure: serving ", options.listen_address,
+    LogLine(absl::StrCat("WARNING: --insecure: serving ", address,
                          " without TLS and without authentication: anyone who can reach it can "
                          "read, change and delete every job"));
   } else if (tls == nullptr) {
-    LogLine(absl::StrCat("WARNING: bearer tokens travel in plaintext on ", options.listen_address,
+    LogLine(absl::StrCat("WARNING: bearer tokens travel in plaintext on ", address,
                          ": anyone on the path can read and reuse them; add --tls_cert and "
                          "--tls_key"));
-  } else if (authorizer == nullptr) {
-    LogLine(tls->requires_client_certificates()
-                ? "no --auth_file: every client with a certificate from the client CA may call "
-                  "everything"
-                : "WARNING: no --auth_file: every client that reaches ckptd may call everything");
+  } else if (authorizer == nullptr && !tls->requires_client_certificates()) {
+    LogLine(absl::StrCat("WARNING: no --auth_file: every client that reaches ", address,
+                         " may call everything"));
   }
+}
+
+// One line each on how the server is secured, and a warning for each network listener
+// that is not.
+void LogSecurity(const ServerOptions& options, const ServerTls* tls,
+                 const auth::Authorizer* authorizer) {
+  if (tls != nullptr) LogLine(absl::StrCat("TLS (gRPC and HTTP): ", tls->Summary()));
+  if (authorizer != nullptr) {
+    LogLine(absl::StrCat("auth file ", options.auth_file, ": ", authorizer->Summary()));
+  } else if (tls != nullptr && tls->requires_client_certificates() &&
+             (!IsLocalAddress(options.listen_address) ||
+              !IsLocalAddress(options.http_listen_address))) {
+    LogLine(
+        "no --auth_file: every client with a certificate from the client CA may call "
+        "everything");
+  }
+  WarnIfExposed(options.listen_address, tls, authorizer);
+  WarnIfExposed(options.http_listen_address, tls, authorizer);
 }
 
 }  // namespace
@@ -365,6 +370,9 @@ absl::Status Server::StartHttp() {
   if (options_.http_listen_address.empty()) return absl::OkStatus();
   HttpServerOptions http;
   http.listen_address = options_.http_listen_address;
+  if (tls_ != nullptr) {
+    http.tls_setup = [tls = tls_.get()](SSL_CTX& ctx) { return tls->ConfigureSslContext(&ctx); };
+  }
   history_ = std::make_unique<ThroughputHistory>(engine_.get(), ThroughputHistoryOptions());
   gateway_ = std::make_unique<JsonGateway>(engine_.get(), options_.limits, checkpoint_->watch_hub(),
                                            authorizer_.get(), history_.get());
@@ -427,6 +435,8 @@ int Server::http_port() const { return http_server_ == nullptr ? 0 : http_server
 std::string Server::http_address() const {
   return http_server_ == nullptr ? "" : http_server_->address();
 }
+
+std::string Server::http_url() const { return http_server_ == nullptr ? "" : http_server_->url(); }
 
 void Server::Shutdown(absl::Duration grace) {
   absl::MutexLock lock(&shutdown_mu_);

@@ -61,6 +61,8 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:7700";
   // host:port of the HTTP listener (/metrics; see service/http/). Empty: no HTTP. ckptd's
   // --http_listen defaults to 127.0.0.1:7701; in-process servers have none unless asked.
+  // With `tls` it serves HTTPS only, with the same certificate and client CA as gRPC;
+  // the process must then ignore SIGPIPE (ckptd does), as OpenSSL writes with write(2).
   std::string http_listen_address;
   // ckpt_job_items covers at most this many running or paused jobs (server_metrics.h).
   size_t metrics_max_jobs = 100;
@@ -70,12 +72,13 @@ struct ServerOptions {
   PostgresStoreOptions postgres;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
-  // TLS, and with tls.client_ca mutual TLS. Empty: plaintext.
+  // TLS, and with tls.client_ca mutual TLS, for gRPC and HTTP alike. Empty: plaintext.
   TlsFiles tls;
   // The principals that may call (service/auth/principal_table.h). Empty: no
   // authentication, every caller may call everything.
   std::string auth_file;
-  // Serve a network address with neither TLS nor an auth file; refused otherwise.
+  // Serve a network address (gRPC's or HTTP's) with neither TLS nor an auth file;
+  // refused otherwise.
   bool insecure = false;
   Clock* clock = Clock::Real();
   // Bounds of the engine's write queue (service/engine/write_queue.h).
@@ -131,6 +134,8 @@ class Server {
   // The HTTP listener's port and "host:port", or 0 and "" without one.
   int http_port() const;
   std::string http_address() const;
+  // The HTTP listener's "http://host:port/" ("https://" with TLS), or "" without one.
+  std::string http_url() const;
 
   // Re-reads the TLS files and the auth file, those in use, each on its own: one that
   // fails keeps its previous version in force. Calls and connections in flight are not

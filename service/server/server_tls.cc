@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <utility>
@@ -53,19 +54,41 @@ using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
+struct FreeCertificates {
+  void operator()(STACK_OF(X509) * certificates) const {
+    sk_X509_pop_free(certificates, X509_free);
+  }
+};
+struct FreeNames {
+  void operator()(STACK_OF(X509_NAME) * names) const {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+  }
+};
+struct FreeStore {
+  void operator()(X509_STORE* store) const { X509_STORE_free(store); }
+};
+using Certificates = std::unique_ptr<STACK_OF(X509), FreeCertificates>;
+using Names = std::unique_ptr<STACK_OF(X509_NAME), FreeNames>;
+using Store = std::unique_ptr<X509_STORE, FreeStore>;
+
 Bio MemoryBio(const std::string& pem) {
   return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
 }
 
-// The first certificate of `pem`; INVALID_ARGUMENT naming `what` if there is none.
-absl::StatusOr<X509Ptr> FirstCertificate(const std::string& pem, const std::string& what) {
+// Every certificate of `pem`, in order; INVALID_ARGUMENT naming `what` if there is none.
+absl::StatusOr<Certificates> AllCertificates(const std::string& pem, const std::string& what) {
   Bio bio = MemoryBio(pem);
-  X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
-  if (certificate == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " holds no PEM certificate (", OpenSslError(), ")"));
+  Certificates certificates(sk_X509_new_null());
+  while (X509* certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    sk_X509_push(certificates.get(), certificate);
   }
-  return certificate;
+  // Reading stops at the end of the PEM data, with an error that says so.
+  const std::string reason = OpenSslError();
+  if (sk_X509_num(certificates.get()) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " holds no PEM certificate (", reason, ")"));
+  }
+  return certificates;
 }
 
 std::string Asn1Time(const ASN1_TIME* time) {
@@ -90,6 +113,12 @@ struct ServerTls::Material {
   std::string key_pem;
   std::string client_ca_pem;
   std::string description;
+  // The same, parsed, for OpenSSL's handshakes (ConfigureSslContext).
+  X509Ptr certificate{nullptr, &X509_free};
+  Certificates intermediates;  // the rest of the chain in cert_pem
+  KeyPtr key{nullptr, &EVP_PKEY_free};
+  Store client_ca;  // null: no mTLS
+  Names client_ca_names;
 };
 
 // Gives gRPC the files as last loaded, before each handshake, if they changed since
@@ -116,6 +145,30 @@ class ServerTls::Fetcher {
   }
 };
 
+// Gives each OpenSSL handshake the files as last loaded: OpenSSL calls it after the
+// ClientHello, before it sends a certificate or asks for the client's.
+class ServerTls::Selector {
+ public:
+  static int Select(SSL* ssl, void* arg) {
+    std::shared_ptr<const Material> material;
+    {
+      ServerTls* tls = static_cast<ServerTls*>(arg);
+      absl::MutexLock lock(&tls->mu_);
+      material = tls->material_;
+    }
+    // The connection takes references of its own, which outlive a Reload.
+    if (SSL_use_cert_and_key(ssl, material->certificate.get(), material->key.get(),
+                             material->intermediates.get(), /*override=*/1) != 1) {
+      return 0;
+    }
+    if (material->client_ca == nullptr) return 1;
+    // Whom the client's certificate must come from (browsers pick one by these names),
+    // and what it is verified against.
+    SSL_set_client_CA_list(ssl, SSL_dup_CA_list(material->client_ca_names.get()));
+    return SSL_set1_verify_cert_store(ssl, material->client_ca.get()) == 1 ? 1 : 0;
+  }
+};
+
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
@@ -123,30 +176,47 @@ absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& 
 }
 
 // Checks the certificate and key make one identity, valid now, and describes it.
-absl::StatusOr<std::string> CheckIdentity(const TlsFiles& files, const std::string& cert_pem,
-                                          const std::string& key_pem) {
-  CKPT_ASSIGN_OR_RETURN(X509Ptr certificate,
-                        FirstCertificate(cert_pem, "TLS certificate " + files.cert));
+absl::StatusOr<std::string> CheckIdentity(const TlsFiles& files, X509* certificate, EVP_PKEY* key) {
+  if (X509_check_private_key(certificate, key) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS key ", files.key, " does not belong to certificate ", files.cert));
+  }
+  const ASN1_TIME* not_after = X509_get0_notAfter(certificate);
+  if (X509_cmp_current_time(X509_get0_notBefore(certificate)) > 0 ||
+      X509_cmp_current_time(not_after) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS certificate ", files.cert, " is not valid now (valid from ",
+                     Asn1Time(X509_get0_notBefore(certificate)), " to ", Asn1Time(not_after), ")"));
+  }
+  return absl::StrCat("certificate ", files.cert, " (CN=", SubjectCommonName(certificate),
+                      ", expires ", Asn1Time(not_after), ")");
+}
+
+absl::StatusOr<KeyPtr> ParseKey(const TlsFiles& files, const std::string& key_pem) {
   Bio bio = MemoryBio(key_pem);
   KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
   if (key == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "TLS key ", files.key, " holds no unencrypted PEM private key (", OpenSslError(), ")"));
   }
-  if (X509_check_private_key(certificate.get(), key.get()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat("TLS key ", files.key, " does not belong to certificate ", files.cert));
+  return key;
+}
+
+// The client CA's certificates as a store to verify against, and their subjects.
+absl::Status ParseClientCa(const TlsFiles& files, const std::string& pem, Store* store,
+                           Names* names) {
+  CKPT_ASSIGN_OR_RETURN(Certificates certificates,
+                        AllCertificates(pem, "TLS client CA " + files.client_ca));
+  store->reset(X509_STORE_new());
+  names->reset(sk_X509_NAME_new_null());
+  for (int i = 0; i < sk_X509_num(certificates.get()); ++i) {
+    X509* certificate = sk_X509_value(certificates.get(), i);
+    X509_STORE_add_cert(store->get(), certificate);  // takes a reference
+    sk_X509_NAME_push(names->get(), X509_NAME_dup(X509_get_subject_name(certificate)));
   }
-  const ASN1_TIME* not_after = X509_get0_notAfter(certificate.get());
-  if (X509_cmp_current_time(X509_get0_notBefore(certificate.get())) > 0 ||
-      X509_cmp_current_time(not_after) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TLS certificate ", files.cert, " is not valid now (valid from ",
-        Asn1Time(X509_get0_notBefore(certificate.get())), " to ", Asn1Time(not_after), ")"));
-  }
-  return absl::StrCat("certificate ", files.cert, " (CN=", SubjectCommonName(certificate.get()),
-                      ", expires ", Asn1Time(not_after), ")");
+  ERR_clear_error();  // a CA given twice
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -159,12 +229,16 @@ absl::StatusOr<std::unique_ptr<ServerTls::Material>> ServerTls::ReadMaterial(
   auto material = std::make_unique<Material>();
   CKPT_ASSIGN_OR_RETURN(material->cert_pem, ReadPem("TLS certificate", files.cert));
   CKPT_ASSIGN_OR_RETURN(material->key_pem, ReadPem("TLS key", files.key));
+  CKPT_ASSIGN_OR_RETURN(material->intermediates,
+                        AllCertificates(material->cert_pem, "TLS certificate " + files.cert));
+  material->certificate.reset(sk_X509_shift(material->intermediates.get()));
+  CKPT_ASSIGN_OR_RETURN(material->key, ParseKey(files, material->key_pem));
   CKPT_ASSIGN_OR_RETURN(material->description,
-                        CheckIdentity(files, material->cert_pem, material->key_pem));
+                        CheckIdentity(files, material->certificate.get(), material->key.get()));
   if (!files.client_ca.empty()) {
     CKPT_ASSIGN_OR_RETURN(material->client_ca_pem, ReadPem("TLS client CA", files.client_ca));
-    CKPT_RETURN_IF_ERROR(
-        FirstCertificate(material->client_ca_pem, "TLS client CA " + files.client_ca).status());
+    CKPT_RETURN_IF_ERROR(ParseClientCa(files, material->client_ca_pem, &material->client_ca,
+                                       &material->client_ca_names));
     absl::StrAppend(&material->description, ", client certificates from ", files.client_ca,
                     " required");
   }
@@ -193,6 +267,19 @@ ServerTls::ServerTls(TlsFiles files, std::unique_ptr<Material> material)
     : files_(std::move(files)), material_(std::move(material)) {}
 
 ServerTls::~ServerTls() = default;
+
+bool ServerTls::ConfigureSslContext(SSL_CTX* ctx) {
+  // As gRPC's: TLS 1.2 and 1.3 only. Without resumption every connection is verified
+  // against the files in force when it was made.
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return false;
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (requires_client_certificates()) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  SSL_CTX_set_cert_cb(ctx, &Selector::Select, this);
+  return true;
+}
 
 absl::StatusOr<std::string> ServerTls::Reload() {
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Material> material, ReadMaterial(files_));

@@ -18,6 +18,8 @@ namespace grpc {
 class ServerCredentials;
 }  // namespace grpc
 
+typedef struct ssl_ctx_st SSL_CTX;  // OpenSSL's
+
 namespace ckpt {
 
 struct TlsFiles {
@@ -44,6 +46,14 @@ class ServerTls {
   // without a certificate that chains to it are refused in the handshake.
   std::shared_ptr<grpc::ServerCredentials> credentials() { return credentials_; }
 
+  // Makes an OpenSSL server context (the HTTP listener's) serve the same files: each
+  // handshake takes the certificate, key and client CA as last loaded, so a Reload
+  // reaches new connections while open ones keep theirs. With client_ca, clients
+  // without a certificate that chains to it are refused in the handshake. TLS 1.2 or
+  // later; no session resumption (every connection is verified against the current
+  // files). `ctx` must not outlive this. False if OpenSSL refused a setting.
+  bool ConfigureSslContext(SSL_CTX* ctx);
+
   // Reads and checks the files again, as Load. On success new connections use them
   // and a description of the certificate is returned; on error the old ones stay.
   absl::StatusOr<std::string> Reload();
@@ -57,6 +67,7 @@ class ServerTls {
  private:
   struct Material;  // PEM contents and a description
   class Fetcher;    // gRPC's certificate config callback
+  class Selector;   // OpenSSL's certificate callback
 
   ServerTls(TlsFiles files, std::unique_ptr<Material> material);
   // Reads the files and checks they make a usable server identity.
@@ -65,7 +76,8 @@ class ServerTls {
   const TlsFiles files_;
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   mutable absl::Mutex mu_;
-  std::unique_ptr<Material> material_ ABSL_GUARDED_BY(mu_);
+  // Shared with handshakes in progress; replaced whole by Reload.
+  std::shared_ptr<const Material> material_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t served_generation_ ABSL_GUARDED_BY(mu_) = 0;  // given to gRPC
 };
