@@ -6,13 +6,7 @@
 
 #include <httplib.h>
 
-#include <deque>
-#include <thread>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -23,18 +17,18 @@
 #include "service/http/http_server.h"
 #include "service/rpc/watch_hub.h"
 #include "tests/testing/engine_harness.h"
+#include "tests/testing/event_reader.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/status_matchers.h"
 
 namespace ckpt {
 namespace {
 
+using ::ckpt::testutil::EventReader;
 using ::ckpt::testutil::HttpAnswer;
 using ::ckpt::testutil::Parse;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr absl::Duration kPatience = absl::Seconds(30);
 
 template <typename Message>
 Message FromJson(const std::string& json) {
@@ -49,80 +43,6 @@ google::protobuf::Struct ErrorOf(const HttpAnswer& answer) {
   auto body = FromJson<google::protobuf::Struct>(answer.body);
   return body.fields().at("error").struct_value();
 }
-
-// Server-sent events read by a thread of its own.
-class EventReader {
- public:
-  EventReader(const std::string& address, const std::string& path,
-              const testutil::HttpHeaders& headers = {})
-      : client_(absl::StrCat("http://", address)) {
-    thread_ = std::thread([this, path, headers] {
-      httplib::Headers sent;
-      for (const auto& [k, v] : headers) sent.emplace(k, v);
-      auto result = client_.Get(path.c_str(), sent, [this](const char* data, size_t size) {
-        absl::MutexLock lock(&mu_);
-        buffer_.append(data, size);
-        for (size_t end; (end = buffer_.find("\n\n")) != std::string::npos;) {
-          Event event;
-          for (absl::string_view line : absl::StrSplit(buffer_.substr(0, end), '\n')) {
-            if (absl::ConsumePrefix(&line, "event: ")) event.name = std::string(line);
-            if (absl::ConsumePrefix(&line, "data: ")) event.data = std::string(line);
-          }
-          buffer_.erase(0, end + 2);
-          if (!event.name.empty()) events_.push_back(std::move(event));
-        }
-        return true;
-      });
-      absl::MutexLock lock(&mu_);
-      status_ = result ? result->status : -1;
-      ended_ = true;
-    });
-  }
-  ~EventReader() {
-    client_.stop();
-    thread_.join();
-  }
-
-  struct Event {
-    std::string name;
-    std::string data;
-  };
-  // The first event not yet taken, waiting for it; nullopt if the stream ended first.
-  std::optional<Event> Next() {
-    absl::MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !events_.empty() || ended_; };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), kPatience);
-    if (events_.empty()) return std::nullopt;
-    Event event = std::move(events_.front());
-    events_.pop_front();
-    return event;
-  }
-  // The job of the next "job" event whose job satisfies `want`, skipping the others.
-  std::optional<v1::GetJobResponse> NextJobWhere(
-      const std::function<bool(const v1::GetJobResponse&)>& want) {
-    while (std::optional<Event> event = Next()) {
-      if (event->name != "job") return std::nullopt;
-      auto job = FromJson<v1::GetJobResponse>(event->data);
-      if (want(job)) return job;
-    }
-    return std::nullopt;
-  }
-  // The HTTP status once the stream ended.
-  int AwaitEnd() {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&ended_), kPatience);
-    return status_;
-  }
-
- private:
-  httplib::Client client_;
-  absl::Mutex mu_;
-  std::string buffer_ ABSL_GUARDED_BY(mu_);
-  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  int status_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread thread_;
-};
 
 class JsonGatewayTest : public ::testing::Test {
  protected:
