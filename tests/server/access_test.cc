@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -160,16 +161,25 @@ TEST(ExposureTest, ANetworkAddressNeedsTlsOrAnAuthFileOrInsecure) {
   CKPT_EXPECT_OK(Server::Start(options));
 }
 
-// The HTTP listener has no TLS, so on the network only an auth file protects it.
-TEST(ExposureTest, ANetworkHttpAddressNeedsAnAuthFileOrInsecure) {
+// The HTTP listener has gRPC's TLS and authentication, and gRPC's rule: on the network
+// it needs one of them, or --insecure.
+TEST(ExposureTest, ANetworkHttpAddressNeedsTlsOrAnAuthFileOrInsecure) {
   ServerOptions options = Options();
   options.http_listen_address = "0.0.0.0:0";
-  EXPECT_THAT(Server::Start(options),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("--http_listen=0.0.0.0:0 is reachable from the network"),
-                             HasSubstr("--auth_file"), HasSubstr("--insecure"))));
+  EXPECT_THAT(
+      Server::Start(options),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(HasSubstr("--http_listen=0.0.0.0:0 is reachable from the network"),
+                     HasSubstr("--tls_cert"), HasSubstr("--auth_file"), HasSubstr("--insecure"))));
   options.insecure = true;
   CKPT_EXPECT_OK(Server::Start(options));
+  options.insecure = false;
+  auto pki = testutil::TestPki::Make();
+  CKPT_ASSERT_OK(pki);
+  options.tls = {pki->Path("server.crt"), pki->Path("server.key"), pki->Path("ca.crt")};
+  auto served = Server::Start(options);
+  CKPT_ASSERT_OK(served);
+  EXPECT_EQ((*served)->http_url(), absl::StrCat("https://0.0.0.0:", (*served)->http_port(), "/"));
 }
 
 TEST(ExposureTest, ABadAuthFileIsRefusedAtStart) {
