@@ -26,6 +26,11 @@ ClientSecurity WithEnvironmentDefaults(ClientSecurity security) {
   return security;
 }
 
+bool UsesTls(const ClientSecurity& security) {
+  return security.tls || !security.ca_file.empty() || !security.cert_file.empty() ||
+         !security.key_file.empty();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const ClientSecurity& security) {
   if (security.cert_file.empty() != security.key_file.empty()) {
@@ -33,9 +38,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
         "a client certificate needs its key and a key its certificate: give both "
         "(--tls-cert and --tls-key, $CKPT_TLS_CERT and $CKPT_TLS_KEY)");
   }
-  if (!security.tls && security.ca_file.empty() && security.cert_file.empty()) {
-    return grpc::InsecureChannelCredentials();
-  }
+  if (!UsesTls(security)) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions options;
   if (!security.ca_file.empty()) {
     CKPT_ASSIGN_OR_RETURN(options.pem_root_certs,

@@ -25,7 +25,10 @@ struct ClientSecurity {
 // `security` with every empty field taken from its environment variable.
 ClientSecurity WithEnvironmentDefaults(ClientSecurity security);
 
-// The channel's credentials: TLS when `tls` or any file is set (INVALID_ARGUMENT if only
+// Whether the channel is TLS: `tls` or any file is set.
+bool UsesTls(const ClientSecurity& security);
+
+// The channel's credentials: TLS when UsesTls (INVALID_ARGUMENT if only
 // one of cert_file and key_file is; the files' read errors name them), else plaintext.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const ClientSecurity& security);

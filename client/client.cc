@@ -91,16 +91,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
     return absl::InvalidArgumentError(absl::StrCat("cannot make a channel to ", options.target));
   }
   options.token.clear();  // only authorization keeps it
-  return std::unique_ptr<Client>(
-      new Client(std::move(options), std::move(channel), std::move(authorization)));
+  return std::unique_ptr<Client>(new Client(std::move(options), std::move(channel),
+                                            std::move(authorization), UsesTls(security)));
 }
 
 Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel,
-               std::string authorization)
+               std::string authorization, bool uses_tls)
     : options_(std::move(options)),
       channel_(std::move(channel)),
       stub_(v1::Checkpoint::NewStub(channel_)),
-      authorization_(std::move(authorization)) {}
+      authorization_(std::move(authorization)),
+      uses_tls_(uses_tls) {}
 
 void Client::Prepare(grpc::ClientContext* context, absl::Duration timeout) const {
   if (timeout != absl::InfiniteDuration()) SetDeadline(context, timeout);

@@ -107,6 +107,8 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
 
   const std::string& target() const { return options_.target; }
+  // Whether the channel is TLS (ClientOptions' TLS fields or $CKPT_TLS_*).
+  bool uses_tls() const { return uses_tls_; }
   Clock* clock() const { return options_.clock; }
 
   // ---- Jobs ----
@@ -168,7 +170,8 @@ class Client {
   using Method = grpc::Status (v1::Checkpoint::Stub::*)(grpc::ClientContext*, const Request&,
                                                         Response*);
 
-  Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel, std::string authorization);
+  Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel, std::string authorization,
+         bool uses_tls);
 
   // A call's context: the bearer token, and a deadline `timeout` from now unless infinite.
   void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
@@ -197,6 +200,7 @@ class Client {
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Checkpoint::Stub> stub_;
   const std::string authorization_;  // "Bearer TOKEN", or empty
+  const bool uses_tls_;
 };
 
 }  // namespace ckpt

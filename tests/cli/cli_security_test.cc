@@ -85,6 +85,15 @@ TEST_F(CliSecurityTest, FlagsAndVariablesCarryTheCredentials) {
   EXPECT_THAT(from_env.output, HasSubstr("not found"));
 }
 
+// ckptd serves its HTTP listener over HTTPS when it serves gRPC over TLS.
+TEST_F(CliSecurityTest, OpenGivesAnHttpsAddressOverTls) {
+  Outcome opened = Run(server_flag_ + mtls_flags_ + " open");
+  EXPECT_EQ(opened.exit_code, 0) << opened.output;
+  EXPECT_EQ(opened.output, "https://127.0.0.1:7701/\n");
+  Outcome given = Run(server_flag_ + mtls_flags_ + " open --http http://127.0.0.1:8080");
+  EXPECT_EQ(given.output, "http://127.0.0.1:8080/\n");
+}
+
 TEST_F(CliSecurityTest, MissingOrWrongCredentialsSaySo) {
   const std::string wrong = NewTestToken("wrong");
   Outcome bad_token = Run(server_flag_ + mtls_flags_ + " --token=" + wrong + " jobs");

@@ -17,7 +17,9 @@ namespace {
 constexpr char kDefaultHttpPort[] = "7701";
 
 // The dashboard's base URL ("http://host:port/"): --http, else $CKPT_HTTP, else the host
-// of ckptd's gRPC address (loopback for a unix socket) on the default HTTP port.
+// of ckptd's gRPC address (loopback for a unix socket) on the default HTTP port. Without
+// a scheme it is https when the CLI talks TLS to ckptd, whose HTTP listener then serves
+// HTTPS only.
 std::string DashboardBase(const Context& ctx, const Args& args) {
   std::string base = args.Has("http") ? args.Get("http") : ctx.http_env;
   if (base.empty()) {
@@ -32,7 +34,7 @@ std::string DashboardBase(const Context& ctx, const Args& args) {
     base = absl::StrCat(host, ":", kDefaultHttpPort);
   }
   if (!absl::StartsWith(base, "http://") && !absl::StartsWith(base, "https://")) {
-    base = absl::StrCat("http://", base);
+    base = absl::StrCat(ctx.client->uses_tls() ? "https://" : "http://", base);
   }
   if (!absl::EndsWith(base, "/")) base += "/";
   return base;
