@@ -34,18 +34,20 @@ fi
 listen_set=0
 data_dir_set=0
 http_set=0
+http_scheme=http  # ckptd serves HTTPS only when it has a certificate
 for arg in "$@"; do
   case "$arg" in
     --listen | --listen=* | -listen | -listen=*) listen_set=1 ;;
     --data_dir | --data_dir=* | -data_dir | -data_dir=*) data_dir_set=1 ;;
     --store | --store=* | -store | -store=*) data_dir_set=1 ;;
     --http_listen | --http_listen=* | -http_listen | -http_listen=*) http_set=1 ;;
+    --tls_cert | --tls_cert=* | -tls_cert | -tls_cert=*) http_scheme=https ;;
   esac
 done
 where=()
 if (( ! listen_set )); then where+=("listening on 127.0.0.1:7700"); fi
 if (( ! data_dir_set )); then where+=("data in $repo_root/ckpt-data"); fi
-if (( ! http_set )); then where+=("dashboard on http://127.0.0.1:7701/"); fi
+if (( ! http_set )); then where+=("dashboard on $http_scheme://127.0.0.1:7701/"); fi
 if (( ${#where[@]} == 0 )); then
   echo "ckpt: starting ckptd (Ctrl-C to stop)"
 else

@@ -32,21 +32,23 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7700",
           "its owner can connect). Loopback by default. A network address (0.0.0.0:PORT) "
           "needs --tls_cert/--tls_key and/or --auth_file, or --insecure.");
 ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate chain to serve TLS with (with --tls_key). Re-read on SIGHUP.");
+          "PEM certificate chain to serve TLS with (with --tls_key), on --listen and, as "
+          "HTTPS only, on --http_listen. Re-read on SIGHUP.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert. Re-read on SIGHUP.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates: require every client to present a certificate signed by one "
-          "(mutual TLS). Re-read on SIGHUP.");
+          "(mutual TLS), over gRPC and HTTPS. Re-read on SIGHUP.");
 ABSL_FLAG(std::string, auth_file, "",
           "File of principals (name, role, SHA-256 of tokens, certificate names, job-id "
           "prefix); every call except health checks must then authenticate. Re-read on "
           "SIGHUP; a broken file keeps the previous one. See docs/api.md.");
 ABSL_FLAG(bool, insecure, false,
-          "Allow a network --listen address with neither TLS nor --auth_file: anyone who "
-          "reaches it may read, change and delete every job.");
+          "Allow a network --listen or --http_listen address with neither TLS nor "
+          "--auth_file: anyone who reaches it may read, change and delete every job.");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:7701",
           "host:port of the HTTP listener: the dashboard at /, the JSON API at /api/v1/ and "
-          "Prometheus metrics at /metrics. Empty turns HTTP off.");
+          "Prometheus metrics at /metrics; HTTPS only with --tls_cert. Empty turns HTTP off. "
+          "A network address needs TLS and/or --auth_file, or --insecure.");
 ABSL_FLAG(int64_t, metrics_max_jobs, 100,
           "ckpt_job_items (items by state per job) covers at most this many running or "
           "paused jobs, the newest first.");
