@@ -156,6 +156,9 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
 }
 
+// Whether a listener is on `address` ("": none) and reachable from the network.
+bool OnNetwork(const std::string& address) { return !address.empty() && !IsLocalAddress(address); }
+
 // What anyone who reaches an open `flag` listener could do.
 constexpr char kGrpcExposure[] = "could read, change and delete every job";
 constexpr char kHttpExposure[] = "could read every job and pause, stop or reset it";
@@ -169,7 +172,7 @@ absl::Status CheckExposure(const ServerOptions& options) {
   for (const auto& [flag, address, exposure] :
        {std::make_tuple("listen", options.listen_address, kGrpcExposure),
         std::make_tuple("http_listen", options.http_listen_address, kHttpExposure)}) {
-    if (address.empty() || IsLocalAddress(address)) continue;
+    if (!OnNetwork(address)) continue;
     return absl::FailedPreconditionError(absl::StrCat(
         "--", flag, "=", address, " is reachable from the network, and without TLS or an auth ",
         "file anyone who reaches it ", exposure,
@@ -182,7 +185,7 @@ absl::Status CheckExposure(const ServerOptions& options) {
 // A warning for a network `address` served without TLS or without an auth file.
 void WarnIfExposed(const std::string& address, const ServerTls* tls,
                    const auth::Authorizer* authorizer) {
-  if (address.empty() || IsLocalAddress(address)) return;
+  if (!OnNetwork(address)) return;
   if (tls == nullptr && authorizer == nullptr) {
     LogLine(absl::StrCat("WARNING: --insecure: serving ", address,
                          " without TLS and without authentication: anyone who can reach it can "
@@ -201,12 +204,14 @@ void WarnIfExposed(const std::string& address, const ServerTls* tls,
 // that is not.
 void LogSecurity(const ServerOptions& options, const ServerTls* tls,
                  const auth::Authorizer* authorizer) {
-  if (tls != nullptr) LogLine(absl::StrCat("TLS (gRPC and HTTP): ", tls->Summary()));
+  if (tls != nullptr) {
+    LogLine(absl::StrCat("TLS", options.http_listen_address.empty() ? "" : " (gRPC and HTTPS)",
+                         ": ", tls->Summary()));
+  }
   if (authorizer != nullptr) {
     LogLine(absl::StrCat("auth file ", options.auth_file, ": ", authorizer->Summary()));
   } else if (tls != nullptr && tls->requires_client_certificates() &&
-             (!IsLocalAddress(options.listen_address) ||
-              !IsLocalAddress(options.http_listen_address))) {
+             (OnNetwork(options.listen_address) || OnNetwork(options.http_listen_address))) {
     LogLine(
         "no --auth_file: every client with a certificate from the client CA may call "
         "everything");
