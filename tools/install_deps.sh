@@ -46,6 +46,8 @@ CKPT_DEBIAN_PACKAGES=(
   chromium                 # the dashboard's browser test (tests/web), headless
   clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang
   libclang-rt-14-dev       # libFuzzer, ASan and UBSan runtimes for clang 14
+  e2fsprogs                # mkfs.ext4: the disk-full test's small ext4 file system
+  mount                    # mount -o loop: ... mounted on a loop device
 )
 
 # Not from Debian: Node.js (>= 20) and npm, for the browser test's playwright-core
