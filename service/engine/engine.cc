@@ -54,12 +54,17 @@ Engine::~Engine() {
   reads_stopped_ = true;
 }
 
-absl::Status Engine::Load() {
+absl::Status Engine::CheckLoad(const StoreReader& store, const EngineOptions& options) {
+  Engine engine(nullptr, options);
+  return engine.LoadFrom(store);
+}
+
+absl::Status Engine::LoadFrom(const StoreReader& store) {
   jobs_.clear();
   expiry_.clear();
   for (auto [key, counter] : {std::make_pair(keys::kNextTokenKey, &next_token_),
                               std::make_pair(keys::kNextWorkerKey, &next_worker_)}) {
-    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store_->Get(Cf::kMeta, key));
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store.Get(Cf::kMeta, key));
     *counter = 1;
     if (value.has_value()) {
       CKPT_ASSIGN_OR_RETURN(*counter,
@@ -67,8 +72,8 @@ absl::Status Engine::Load() {
     }
   }
   meta_dirty_ = false;
-  JobLoader loader(store_, options_.clock->Now(), &expiry_);
-  auto it = store_->Scan(Cf::kJobs, "");
+  JobLoader loader(&store, options_.clock->Now(), &expiry_);
+  auto it = store.Scan(Cf::kJobs, "");
   for (; it->Valid(); it->Next()) {
     JobRecord record;
     CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &record, "job"));

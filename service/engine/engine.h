@@ -97,6 +97,9 @@ class Engine {
   // Loads the in-memory state from `store` (which must outlive the engine) and starts
   // the writer. Leases found in the store get a full lease timeout of grace.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(Store* store, const EngineOptions& options);
+  // Runs Open's whole load from `store` and discards it: for a store opened read-only,
+  // checked before it is opened for writing (RocksDbStoreOptions::check_load).
+  static absl::Status CheckLoad(const StoreReader& store, const EngineOptions& options);
   // Runs the ops still queued, then stops the writer; ops submitted after that are
   // answered UNAVAILABLE.
   ~Engine();
@@ -197,7 +200,8 @@ class Engine {
   void Submit(size_t bytes, std::function<absl::Status(Group&)> decide, Done done);
   void WriterLoop();
   void RunGroup(std::vector<Op>* ops);
-  absl::Status Load();
+  absl::Status Load() { return LoadFrom(*store_); }
+  absl::Status LoadFrom(const StoreReader& store);
   // Load, then republish every job; sets or clears unloaded_ and logs the change.
   absl::Status Reload();
   // Publishes every job in memory, and unpublishes the ones that are not.

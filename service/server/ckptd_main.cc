@@ -72,6 +72,11 @@ ABSL_FLAG(bool, sync, true,
           "Sync the write-ahead log before acknowledging a write. --sync=false is faster; "
           "a crash of ckptd still loses nothing, but a power failure or kernel crash can "
           "lose the last acknowledged writes.");
+ABSL_FLAG(bool, accept_wal_loss, false,
+          "Start on a store whose write-ahead log is damaged (beyond a torn tail, which is "
+          "always dropped) or lacks its newest file, keeping what comes before the damage "
+          "and dropping acknowledged writes after it; ckptd logs how much it dropped. "
+          "Without it such a store is refused and left as it is.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGINT/SIGTERM, how long calls in flight may take to finish.");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20, "Largest request or response, bytes.");
@@ -264,6 +269,7 @@ int main(int argc, char** argv) {
   options.metrics_max_jobs = static_cast<size_t>(absl::GetFlag(FLAGS_metrics_max_jobs));
   options.store.path = absl::GetFlag(FLAGS_data_dir);
   options.store.sync = absl::GetFlag(FLAGS_sync);
+  options.store.accept_wal_loss = absl::GetFlag(FLAGS_accept_wal_loss);
   options.postgres.conninfo = store_flag;
   options.postgres.lease = absl::GetFlag(FLAGS_store_lease);
   options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));

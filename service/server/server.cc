@@ -141,9 +141,15 @@ auto BindPrivately(const std::string& path, Build build) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const ServerOptions& options) {
+// A RocksDB store is opened only once the engine's whole load succeeds on it read-only.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const ServerOptions& options,
+                                                 const EngineOptions& engine_options) {
   if (options.postgres.conninfo.empty()) {
-    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store, RocksDbStore::Open(options.store));
+    RocksDbStoreOptions rocksdb = options.store;
+    rocksdb.check_load = [engine_options](const StoreReader& store) {
+      return Engine::CheckLoad(store, engine_options);
+    };
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store, RocksDbStore::Open(rocksdb));
     return std::unique_ptr<Store>(std::move(store));
   }
   PostgresStoreOptions postgres = options.postgres;
@@ -283,16 +289,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.http_listen_address.empty()) {
     CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
   }
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options));
-  if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
-  auto metrics = std::make_unique<ServerMetrics>(ServerMetricsOptions{
-      options.metrics_max_jobs, options.postgres.conninfo.empty() ? options.store.path : ""});
   EngineOptions engine_options;
   engine_options.clock = options.clock;
   engine_options.queue = options.write_queue;
   // Half the message limit: a page's entries plus everything else fit in an answer.
   engine_options.max_page_bytes = std::max<size_t>(options.max_message_bytes / 2, 1);
   engine_options.log_limits = options.log_limits;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options, engine_options));
+  if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
+  auto metrics = std::make_unique<ServerMetrics>(ServerMetricsOptions{
+      options.metrics_max_jobs, options.postgres.conninfo.empty() ? options.store.path : ""});
   engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   metrics->WatchEngine(engine.get());

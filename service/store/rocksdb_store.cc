@@ -1,22 +1,10 @@
 #include "service/store/rocksdb_store.h"
 
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cassert>
-#include <cerrno>
-#include <cstdarg>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
-#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "rocksdb/db.h"
@@ -30,29 +18,12 @@
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/store/keys.h"
+#include "service/store/newest_wal.h"
+#include "service/store/rocksdb_files.h"
+#include "service/store/rocksdb_status.h"
 
 namespace ckpt {
 namespace {
-
-namespace fs = std::filesystem;
-
-// Maps a RocksDB status to absl: NoSpace -> RESOURCE_EXHAUSTED, Corruption ->
-// DATA_LOSS, Busy/TryAgain -> UNAVAILABLE, NotFound -> NOT_FOUND, others INTERNAL.
-// `context` says what was being done ("write", "read job").
-absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
-  if (status.ok()) return absl::OkStatus();
-  const std::string message = absl::StrCat(context, ": ", status.ToString());
-  if (status.IsNoSpace() || status.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(absl::StrCat(context, ": the data dir's disk is full (",
-                                                     status.ToString(), "); free space and retry"));
-  }
-  if (status.IsCorruption()) return absl::DataLossError(message);
-  if (status.IsBusy() || status.IsTryAgain() || status.IsShutdownInProgress()) {
-    return absl::UnavailableError(message);
-  }
-  if (status.IsNotFound()) return absl::NotFoundError(message);
-  return absl::InternalError(message);
-}
 
 // Column family names in Cf order.
 const char* const kCfNames[] = {keys::kMetaCf,    keys::kJobsCf,    keys::kItemsCf,
@@ -66,77 +37,9 @@ static_assert(sizeof(kCfNames) / sizeof(kCfNames[0]) == kNumCfs, "one name per C
 const uint32_t kCfSince[] = {1, 1, 1, 1, 1, 1, 1, 3, 3};
 static_assert(sizeof(kCfSince) / sizeof(kCfSince[0]) == kNumCfs, "one version per Cf");
 
-// RocksDB's info log. Its own LOG writer aborts the process (Debian builds RocksDB with
-// assertions on) when it writes again after a failed write, which is what happens on a
-// full disk; and it renames LOG to LOG.old.* on every open, even one that is refused.
-// This one appends warnings to <data_dir>/LOG with stdio and ignores write errors.
-// Until Release() (called once the store is open) it only holds the lines, so an open
-// that is refused leaves no trace: its error says what RocksDB would have logged.
-// Thread-safe.
-class FileLogger : public rocksdb::Logger {
- public:
-  explicit FileLogger(std::string path)
-      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), path_(std::move(path)) {}
-  ~FileLogger() override {
-    absl::MutexLock lock(&mu_);
-    if (file_ != nullptr) std::fclose(file_);
-  }
-
-  // Writes the held lines, and from now on every line, to the file.
-  void Release() {
-    absl::MutexLock lock(&mu_);
-    released_ = true;
-    for (const std::string& line : held_) Append(line);
-    held_.clear();
-  }
-
-  using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override {
-    timeval now{};
-    ::gettimeofday(&now, nullptr);
-    tm local{};
-    ::localtime_r(&now.tv_sec, &local);
-    char stamp[32];
-    std::strftime(stamp, sizeof(stamp), "%Y/%m/%d-%H:%M:%S", &local);
-    char text[1024];
-    std::vsnprintf(text, sizeof(text), format, ap);
-    std::string line =
-        absl::StrCat(stamp, ".", absl::Dec(now.tv_usec, absl::kZeroPad6), " ", text, "\n");
-    absl::MutexLock lock(&mu_);
-    if (released_) {
-      Append(line);
-    } else if (held_.size() < 1000) {
-      held_.push_back(std::move(line));
-    }
-  }
-  // The options dump RocksDB writes at every open.
-  void LogHeader(const char* format, va_list ap) override {}
-
- private:
-  void Append(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (file_ == nullptr) file_ = std::fopen(path_.c_str(), "ae");
-    if (file_ == nullptr) return;
-    std::fwrite(line.data(), 1, line.size(), file_);
-    std::fflush(file_);
-  }
-
-  const std::string path_;
-  absl::Mutex mu_;
-  bool released_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::string> held_ ABSL_GUARDED_BY(mu_);
-  std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
-};
-
-// For the read-only look at a store before opening it: writes nothing anywhere.
-class NullLogger : public rocksdb::Logger {
- public:
-  using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override {}
-};
-
-// RocksDB's automatic recovery from a full disk waits until a whole write buffer
-// (64 MiB) is free, polling every 5 s, and refuses a manual DB::Resume() meanwhile.
-// Store::Write resumes on the next write instead, as soon as any space is free.
+// RocksDB's automatic recovery from a full disk polls every 5 s and refuses a manual
+// DB::Resume() meanwhile. Store::Write resumes on the next write instead, once the disk
+// has room for what resuming writes.
 class ResumeOnNextWrite : public rocksdb::EventListener {
  public:
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status bg_error,
@@ -144,62 +47,6 @@ class ResumeOnNextWrite : public rocksdb::EventListener {
     *auto_recovery = false;
   }
 };
-
-// Creates the directory if needed, private to its owner (0700: it holds every job's
-// config, params, results and states), and checks that we can write in it. An existing
-// directory keeps its mode; if others can read it, a warning says how to fix that.
-absl::Status PrepareDirectory(const std::string& path) {
-  std::error_code ec;
-  const fs::path dir = fs::path(path).lexically_normal();
-  if (dir.has_parent_path() && !dir.parent_path().empty()) {
-    fs::create_directories(dir.parent_path(), ec);
-  }
-  if (!ec && ::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-    ec = std::error_code(errno, std::generic_category());
-  }
-  if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", path, " cannot be created: ", ec.message(), "; choose a writable --data_dir"));
-  }
-  if (!fs::is_directory(path, ec)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data dir ", path, " is not a directory; choose another --data_dir"));
-  }
-  if (::access(path.c_str(), W_OK | X_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data dir ", path, " is not writable: ", std::strerror(errno),
-                     "; fix its permissions or choose another --data_dir"));
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    LogLine(
-        absl::StrFormat("warning: data dir %s is open to other users (mode %04o): they can "
-                        "read every job's data; run chmod 700 %s",
-                        path, st.st_mode & 07777, path));
-  }
-  return absl::OkStatus();
-}
-
-// A directory with files but no CURRENT is a damaged store or not a store: creating a
-// fresh store there could overwrite what is left, so refuse. Files named "ckptd.*" are not
-// the store's (STORAGE_FORMAT.md): a local-mode launcher keeps its lock, socket and log
-// there, and they may come before the store.
-absl::StatusOr<bool> StoreExists(const std::string& path) {
-  std::error_code ec;
-  if (fs::exists(fs::path(path) / "CURRENT", ec)) return true;
-  for (const auto& entry : fs::directory_iterator(path, ec)) {
-    if (absl::StartsWith(entry.path().filename().string(), "ckptd.")) continue;
-    return absl::FailedPreconditionError(
-        absl::StrCat("data dir ", path, " holds files (", entry.path().filename().string(),
-                     ", ...) but no store (its CURRENT file is missing); ckptd will not touch it: "
-                     "restore the store or choose an empty --data_dir"));
-  }
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data dir ", path, " cannot be read: ", ec.message()));
-  }
-  return false;
-}
 
 absl::Status OpenError(const rocksdb::Status& s, const std::string& path) {
   const std::string detail = s.ToString();
@@ -310,82 +157,215 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
   return schema.version();
 }
 
-// Looks at an existing store read-only, before the read-write open, which would create
-// missing column families, flush the WAL into new files, rotate RocksDB's MANIFEST and
-// OPTIONS: a store ckptd refuses must be left exactly as it was. Checks that RocksDB can
-// open it (CURRENT, MANIFEST, the WAL up to a torn tail, the meta family's files), that
-// it has every ckpt column family, and that its schema is one this build understands.
-absl::Status CheckExistingStore(const std::string& path, const std::vector<std::string>& existing) {
-  auto missing = [&](const char* name) {
-    return std::find(existing.begin(), existing.end(), name) == existing.end();
-  };
+// What recovering from a full disk must write is bounded by what RocksDB holds in
+// memory: resuming writes flushes every memtable, and a restart flushes what the WAL
+// holds. The defaults (64 MiB per family, the WAL unbounded) made both need more than a
+// full disk gets back (docs/api.md, "A full disk").
+constexpr uint64_t kMemtableBytes = 8 << 20;  // all families' memtables together
+constexpr uint64_t kMaxWalBytes = 16 << 20;   // then the families in the oldest WAL flush
+// Room for what comes with a flush or an open beyond the data: MANIFEST and OPTIONS
+// files, the next WAL's first writes.
+constexpr uint64_t kSpareBytes = 4 << 20;
+
+rocksdb::DBOptions DbOptions(const RocksDbStoreOptions& options, bool damage_accepted) {
+  rocksdb::DBOptions db_options;
+  db_options.IncreaseParallelism(2);
+  // The engine's one writer thread writes one batch at a time, so concurrent memtable
+  // inserts never happen; the outputs family's hash memtable does not support them.
+  db_options.allow_concurrent_memtable_write = false;
+  db_options.db_write_buffer_size = kMemtableBytes;
+  db_options.max_total_wal_size = kMaxWalBytes;
+  // Only a torn WAL tail (a crash mid-append) is dropped. Damage before it stops the
+  // open (Corruption), unless the operator accepts losing what follows it.
+  db_options.wal_recovery_mode = damage_accepted
+                                     ? rocksdb::WALRecoveryMode::kPointInTimeRecovery
+                                     : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // A closed WAL that is missing or shorter than when it was synced stops the open.
+  db_options.track_and_verify_wals_in_manifest = !damage_accepted;
+  return db_options;
+}
+
+absl::Status WalDamageError(const std::string& path, const std::string& detail) {
+  return absl::DataLossError(
+      absl::StrCat("store at ", path, " has a damaged write-ahead log (", detail,
+                   "); ckptd will not modify it: restore it from a backup, or start with "
+                   "--accept_wal_loss to keep what comes before the damage and drop the rest"));
+}
+
+// The data dir's disk has less free than a restart must write.
+absl::Status CheckSpaceToStart(const std::string& path) {
+  const WalFiles wals = ListWalFiles(path);
+  const uint64_t needed = wals.bytes + kSpareBytes;
+  const uint64_t free_bytes = FreeDiskBytes(path);
+  if (free_bytes >= needed) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "data dir ", path, ": the disk is full (", free_bytes >> 20, " MiB free), and starting ",
+      "writes what its write-ahead log holds (", MiBRoundedUp(wals.bytes), " MiB); ckptd ",
+      "will start once ", MiBRoundedUp(needed), " MiB are free: free space and start it again"));
+}
+
+// Families of an existing store to open: ckpt's that it has, in Cf order, then any of a
+// newer format, so RocksDB agrees to open it and the schema check can say what is wrong.
+std::vector<std::string> FamiliesToOpen(const std::vector<std::string>& existing) {
+  std::vector<std::string> names;
+  for (const char* name : kCfNames) {
+    if (std::find(existing.begin(), existing.end(), name) != existing.end()) names.push_back(name);
+  }
+  for (const std::string& name : existing) {
+    if (name != rocksdb::kDefaultColumnFamilyName &&
+        std::find(names.begin(), names.end(), name) == names.end()) {
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::OpenReadOnly(
+    const RocksDbStoreOptions& options, const std::vector<std::string>& names,
+    const rocksdb::DBOptions& base, std::string* open_error) {
+  rocksdb::DBOptions read_only = base;
+  read_only.info_log = std::make_shared<NullLogger>();
+  read_only.listeners.clear();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+  for (const std::string& name : names)
+    descriptors.emplace_back(name, FamilyOptions(nullptr, name));
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(read_only, options.path, descriptors, &handles, &raw_db);
+  if (!s.ok()) {
+    if (open_error != nullptr) *open_error = s.ToString();
+    return OpenError(s, options.path);
+  }
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  db->DestroyColumnFamilyHandle(handles[0]);
+  handles.erase(handles.begin());
+  absl::StatusOr<uint32_t> version =
+      CheckSchema(db.get(), handles[0], /*is_new=*/false, /*upgrade=*/false, options.path);
+  std::unique_ptr<RocksDbStore> store(
+      new RocksDbStore(options, std::move(db), std::move(handles), version.value_or(0)));
+  if (!version.ok()) return version.status();
+  return store;
+}
+
+absl::StatusOr<RocksDbStore::WalLoss> RocksDbStore::CheckExisting(
+    const RocksDbStoreOptions& options, const std::vector<std::string>& existing) {
+  const std::string& path = options.path;
   auto refuse = [&](const char* name) {
     return absl::FailedPreconditionError(absl::StrCat(
         "data dir ", path, " holds a RocksDB store without ckpt's column family \"", name,
         "\": it is not a ckpt store, or it is damaged; ckptd will not modify it: restore it "
         "from a backup or choose another --data_dir"));
   };
-  if (missing(keys::kMetaCf)) return refuse(keys::kMetaCf);
-  rocksdb::DBOptions read_only;
-  read_only.info_log = std::make_shared<NullLogger>();
-  read_only.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {keys::kMetaCf, rocksdb::ColumnFamilyOptions()}};
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw_db = nullptr;
-  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(read_only, path, descriptors, &handles, &raw_db);
-  if (!s.ok()) return OpenError(s, path);
-  std::unique_ptr<rocksdb::DB> db(raw_db);
-  absl::StatusOr<uint32_t> version =
-      CheckSchema(db.get(), handles[1], /*is_new=*/false, /*upgrade=*/false, path);
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  CKPT_RETURN_IF_ERROR(version.status());
-  // Every family of the store's own version must be there; later ones are created.
-  for (size_t cf = 0; cf < kNumCfs; ++cf) {
-    if (kCfSince[cf] <= *version && missing(kCfNames[cf])) return refuse(kCfNames[cf]);
+  if (std::find(existing.begin(), existing.end(), keys::kMetaCf) == existing.end()) {
+    return refuse(keys::kMetaCf);
   }
-  return absl::OkStatus();
+  const std::vector<std::string> names = FamiliesToOpen(existing);
+  WalLoss loss;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store,
+                        OpenReadOnlyUpToWalDamage(options, names, &loss));
+  CKPT_RETURN_IF_ERROR(CheckNewestWal(options, &loss));
+  bool has_every_family = true;
+  for (size_t cf = 0; cf < kNumCfs; ++cf) {
+    if (std::find(existing.begin(), existing.end(), kCfNames[cf]) != existing.end()) continue;
+    // Every family of the store's own version must be there; later ones are created.
+    if (kCfSince[cf] <= store->schema_version()) return refuse(kCfNames[cf]);
+    has_every_family = false;
+  }
+  // The whole load, on this read-only instance: a record it cannot read refuses the start
+  // here, before the read-write open changes any file. A store of an older schema lacks
+  // families the load reads; opening it for writing adds them, and the load runs then.
+  if (options.check_load && has_every_family) {
+    if (absl::Status loaded = options.check_load(*store); !loaded.ok()) {
+      return absl::Status(loaded.code(),
+                          absl::StrCat("store at ", path, " cannot be loaded (", loaded.message(),
+                                       "); ckptd will not modify it: restore it from a backup "
+                                       "or move it aside"));
+    }
+  }
+  CKPT_RETURN_IF_ERROR(CheckSpaceToStart(path));
+  return loss;
 }
 
-}  // namespace
+absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::OpenReadOnlyUpToWalDamage(
+    const RocksDbStoreOptions& options, const std::vector<std::string>& names, WalLoss* loss) {
+  std::string open_error;
+  absl::StatusOr<std::unique_ptr<RocksDbStore>> store =
+      OpenReadOnly(options, names, DbOptions(options, /*damage_accepted=*/false), &open_error);
+  if (store.ok() || !absl::IsDataLoss(store.status())) return store;
+  // Is it the WAL? Then the store opens when its WAL is read up to the damage.
+  absl::StatusOr<std::unique_ptr<RocksDbStore>> up_to_damage =
+      OpenReadOnly(options, names, DbOptions(options, /*damage_accepted=*/true));
+  if (!up_to_damage.ok()) return store;
+  if (!options.accept_wal_loss) return WalDamageError(options.path, open_error);
+  *loss = WalLossAfterDamage(options, names, **up_to_damage);
+  return up_to_damage;
+}
+
+RocksDbStore::WalLoss RocksDbStore::WalLossAfterDamage(const RocksDbStoreOptions& options,
+                                                       const std::vector<std::string>& names,
+                                                       const RocksDbStore& up_to_damage) {
+  WalLoss loss;
+  loss.damaged = true;
+  loss.kept_through = up_to_damage.db()->GetLatestSequenceNumber();
+  loss.last_written = loss.kept_through;
+  rocksdb::DBOptions skipping = DbOptions(options, /*damage_accepted=*/true);
+  skipping.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+  absl::StatusOr<std::unique_ptr<RocksDbStore>> all = OpenReadOnly(options, names, skipping);
+  if (all.ok()) {
+    loss.last_written = std::max(loss.last_written, (*all)->db()->GetLatestSequenceNumber());
+  }
+  return loss;
+}
+
+absl::Status RocksDbStore::CheckNewestWal(const RocksDbStoreOptions& options, WalLoss* loss) {
+  const std::optional<uint64_t> newest = RecordedNewestWal(options.path);
+  if (!newest.has_value()) return absl::OkStatus();
+  const WalFiles wals = ListWalFiles(options.path);
+  if (!wals.numbers.empty() && wals.numbers.back() >= *newest) return absl::OkStatus();
+  if (!options.accept_wal_loss) {
+    return absl::DataLossError(absl::StrCat(
+        "store at ", options.path, " is missing its newest write-ahead log (",
+        WalPath(options.path, *newest),
+        "); ckptd will not modify it: restore it from a "
+        "backup, or start with --accept_wal_loss to start without the writes it held"));
+  }
+  loss->missing = true;
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
     const RocksDbStoreOptions& options) {
   CKPT_RETURN_IF_ERROR(PrepareDirectory(options.path));
   CKPT_ASSIGN_OR_RETURN(const bool exists, StoreExists(options.path));
 
-  rocksdb::DBOptions db_options;
+  std::vector<std::string> names(kCfNames, kCfNames + kNumCfs);
+  WalLoss loss;
+  if (exists) {
+    std::vector<std::string> existing;
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(
+        DbOptions(options, /*damage_accepted=*/false), options.path, &existing);
+    if (!s.ok()) return OpenError(s, options.path);
+    CKPT_ASSIGN_OR_RETURN(loss, CheckExisting(options, existing));
+    for (const std::string& name : FamiliesToOpen(existing)) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
+  rocksdb::DBOptions db_options = DbOptions(options, loss.damaged || loss.missing);
   db_options.create_if_missing = !exists;
   // A new store gets every family; an existing one has those of its schema version
-  // (CheckExistingStore), and an older one gets the families added since.
+  // (CheckExisting), and an older one gets the families added since.
   db_options.create_missing_column_families = true;
-  db_options.IncreaseParallelism(2);
-  // The engine's one writer thread writes one batch at a time, so concurrent memtable
-  // inserts never happen; the outputs family's hash memtable does not support them.
-  db_options.allow_concurrent_memtable_write = false;
-  // A torn WAL tail (a crash mid-append) is dropped; anything before it is kept.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   auto logger = std::make_shared<FileLogger>(options.path + "/LOG");
   db_options.info_log = logger;
   db_options.listeners.push_back(std::make_shared<ResumeOnNextWrite>());
+  std::unique_ptr<rocksdb::Env> env = NewWalRecordingEnv(options.path);
+  db_options.env = env.get();
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  std::vector<std::string> names(kCfNames, kCfNames + kNumCfs);
-  if (exists) {
-    // Open every family the store has, including any of a newer format, so RocksDB
-    // agrees to open it and the schema check can say what is wrong.
-    std::vector<std::string> existing;
-    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
-    if (!s.ok()) return OpenError(s, options.path);
-    CKPT_RETURN_IF_ERROR(CheckExistingStore(options.path, existing));
-    for (const std::string& name : existing) {
-      if (name == rocksdb::kDefaultColumnFamilyName) continue;
-      if (std::find(names.begin(), names.end(), name) == names.end()) {
-        names.push_back(name);
-      }
-    }
-  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
                            FamilyOptions(cache, rocksdb::kDefaultColumnFamilyName));
@@ -397,6 +377,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
       rocksdb::DB::Open(db_options, options.path, descriptors, &raw_handles, &raw_db);
   if (!s.ok()) return OpenError(s, options.path);
   std::unique_ptr<rocksdb::DB> db(raw_db);
+  ReportWalLoss(options.path, loss, db->GetLatestSequenceNumber());
 
   // Drop the default family's handle (unused); keep ours in Cf order.
   std::vector<rocksdb::ColumnFamilyHandle*> handles(raw_handles.begin() + 1, raw_handles.end());
@@ -412,14 +393,36 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
   }
   db->DestroyColumnFamilyHandle(raw_handles[0]);
   logger->Release();
-  return std::unique_ptr<RocksDbStore>(
+  auto store = std::unique_ptr<RocksDbStore>(
       new RocksDbStore(options, std::move(db), std::move(handles), *version));
+  store->env_ = std::move(env);
+  return store;
+}
+
+void RocksDbStore::ReportWalLoss(const std::string& path, const WalLoss& loss,
+                                 uint64_t recovered_through) {
+  if (loss.damaged) {
+    const uint64_t after =
+        loss.last_written > recovered_through ? loss.last_written - recovered_through : 0;
+    LogLine(absl::StrCat("store at ", path,
+                         ": --accept_wal_loss: started without the damaged "
+                         "write-ahead log record and the ",
+                         after, " key updates written after it (RocksDB sequence numbers ",
+                         recovered_through + 1, "..", loss.last_written, "); kept ",
+                         recovered_through, " before it"));
+  }
+  if (loss.missing) {
+    LogLine(absl::StrCat("store at ", path,
+                         ": --accept_wal_loss: started without its missing "
+                         "newest write-ahead log; the writes it held are lost (how many "
+                         "cannot be known); kept ",
+                         recovered_through, " key updates"));
+  }
 }
 
 namespace {
 
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
 
 class RocksWriteBatch : public WriteBatch {
  public:
@@ -442,87 +445,6 @@ class RocksWriteBatch : public WriteBatch {
  private:
   const RocksDbStore* const store_;
   rocksdb::WriteBatch batch_;
-};
-
-// Iterates keys that start with a prefix. Owns its upper bound, so the bound outlives
-// the RocksDB iterator.
-class RocksIterator : public StoreIterator {
- public:
-  RocksIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, absl::string_view prefix,
-                absl::string_view start, const rocksdb::Snapshot* snapshot)
-      : StoreIterator(prefix.size()),
-        upper_bound_(keys::PrefixSuccessor(prefix)),
-        upper_bound_slice_(upper_bound_) {
-    rocksdb::ReadOptions read;
-    read.snapshot = snapshot;
-    if (!upper_bound_.empty()) read.iterate_upper_bound = &upper_bound_slice_;
-    it_.reset(db->NewIterator(read, cf));
-    it_->Seek(ToSlice(start.empty() ? prefix : start));
-  }
-  bool Valid() const override { return it_->Valid(); }
-  void Next() override { it_->Next(); }
-  absl::string_view key() const override { return ToView(it_->key()); }
-  absl::string_view value() const override { return ToView(it_->value()); }
-  absl::Status status() const override { return FromRocksStatus(it_->status(), "scan"); }
-
- private:
-  const std::string upper_bound_;
-  rocksdb::Slice upper_bound_slice_;
-  std::unique_ptr<rocksdb::Iterator> it_;  // last: destroyed before the bound
-};
-
-absl::StatusOr<std::optional<std::string>> GetAt(const RocksDbStore& store, Cf cf,
-                                                 absl::string_view key,
-                                                 const rocksdb::Snapshot* snapshot) {
-  std::string value;
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
-  rocksdb::Status s = store.db()->Get(read, store.handle(cf), ToSlice(key), &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return FromRocksStatus(s, "read");
-  return std::optional<std::string>(std::move(value));
-}
-
-absl::StatusOr<std::optional<std::pair<std::string, std::string>>> FloorAt(
-    const RocksDbStore& store, Cf cf, absl::string_view prefix, absl::string_view key,
-    const rocksdb::Snapshot* snapshot) {
-  const rocksdb::Slice lower = ToSlice(prefix);
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
-  read.iterate_lower_bound = &lower;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(read, store.handle(cf)));
-  it->SeekForPrev(ToSlice(key));
-  if (it->Valid() && it->key().starts_with(lower)) {
-    return std::make_optional(
-        std::make_pair(std::string(ToView(it->key())), std::string(ToView(it->value()))));
-  }
-  CKPT_RETURN_IF_ERROR(FromRocksStatus(it->status(), "read"));
-  return std::optional<std::pair<std::string, std::string>>();
-}
-
-// A RocksDB snapshot, released when the view goes.
-class RocksReadView : public ReadView {
- public:
-  explicit RocksReadView(const RocksDbStore* store)
-      : store_(store), snapshot_(store->db()->GetSnapshot()) {}
-  ~RocksReadView() override { store_->db()->ReleaseSnapshot(snapshot_); }
-
-  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
-    return GetAt(*store_, cf, key, snapshot_);
-  }
-  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
-                                      absl::string_view start) const override {
-    return std::make_unique<RocksIterator>(store_->db(), store_->handle(cf), prefix, start,
-                                           snapshot_);
-  }
-  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
-      Cf cf, absl::string_view prefix, absl::string_view key) const override {
-    return FloorAt(*store_, cf, prefix, key, snapshot_);
-  }
-
- private:
-  const RocksDbStore* const store_;
-  const rocksdb::Snapshot* const snapshot_;
 };
 
 }  // namespace
@@ -553,45 +475,54 @@ absl::Status RocksDbStore::Write(WriteBatch* batch) {
   thread_local const bool perf_counters_off =
       (rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable), true);
   (void)perf_counters_off;
-  if (write_failed_.load(std::memory_order_acquire)) {
-    // RocksDB refuses every write after a failed one (e.g. on a full disk) until resumed;
-    // resuming flushes the memtables, so it fails again while the disk is still full.
-    absl::MutexLock lock(&resume_mu_);
-    if (write_failed_.load(std::memory_order_acquire)) {
-      rocksdb::Status resumed = db_->Resume();
-      if (!resumed.ok()) return FromRocksStatus(resumed, "write");
-      write_failed_.store(false, std::memory_order_release);
-      LogLine(absl::StrCat("store at ", options_.path, ": writes resumed"));
-    }
-  }
+  if (write_failed_.load(std::memory_order_acquire)) CKPT_RETURN_IF_ERROR(ResumeWrites());
   // No lock across the write: RocksDB shares one WAL sync among the writers that reach
   // it together.
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
   rocksdb::Status s = db_->Write(write_options, rocks_batch->rocks());
-  if (!s.ok() && !write_failed_.exchange(true, std::memory_order_acq_rel)) {
+  if (s.ok()) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&resume_mu_);
+    failed_for_space_ = IsNoSpace(s);
+  }
+  if (!write_failed_.exchange(true, std::memory_order_acq_rel)) {
     LogLine(absl::StrCat("store at ", options_.path, ": write failed (", s.ToString(),
                          "); writes are refused until one succeeds again"));
   }
-  return FromRocksStatus(s, "write");
+  return IsNoSpace(s) ? DiskFullError() : FromRocksStatus(s, "write");
 }
 
-absl::StatusOr<std::unique_ptr<ReadView>> RocksDbStore::NewReadView() const {
-  return std::unique_ptr<ReadView>(std::make_unique<RocksReadView>(this));
+absl::Status RocksDbStore::ResumeWrites() {
+  absl::MutexLock lock(&resume_mu_);
+  if (!write_failed_.load(std::memory_order_acquire)) return absl::OkStatus();
+  // RocksDB refuses every write after a failed one until resumed, and resuming flushes
+  // every memtable: on a full disk, try only once there is room for that, so that a
+  // stream of refused writes does not become a stream of doomed flushes.
+  if (failed_for_space_ && FreeDiskBytes(options_.path) < SpaceToResume()) {
+    return DiskFullError();
+  }
+  rocksdb::Status resumed = db_->Resume();
+  if (!resumed.ok()) {
+    failed_for_space_ = IsNoSpace(resumed);
+    return failed_for_space_ ? DiskFullError() : FromRocksStatus(resumed, "write");
+  }
+  write_failed_.store(false, std::memory_order_release);
+  LogLine(absl::StrCat("store at ", options_.path, ": writes resumed"));
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<std::string>> RocksDbStore::Get(Cf cf, absl::string_view key) const {
-  return GetAt(*this, cf, key, nullptr);
+uint64_t RocksDbStore::SpaceToResume() const {
+  uint64_t memtables = 0;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  return memtables + kSpareBytes;
 }
 
-std::unique_ptr<StoreIterator> RocksDbStore::Scan(Cf cf, absl::string_view prefix,
-                                                  absl::string_view start) const {
-  return std::make_unique<RocksIterator>(db_.get(), handle(cf), prefix, start, nullptr);
-}
-
-absl::StatusOr<std::optional<std::pair<std::string, std::string>>> RocksDbStore::Floor(
-    Cf cf, absl::string_view prefix, absl::string_view key) const {
-  return FloorAt(*this, cf, prefix, key, nullptr);
+absl::Status RocksDbStore::DiskFullError() const {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("write: the data dir's disk is full (", FreeDiskBytes(options_.path) >> 20,
+                   " MiB free); writes resume once ", MiBRoundedUp(SpaceToResume()),
+                   " MiB are free: free space and retry"));
 }
 
 }  // namespace ckpt

@@ -4,6 +4,7 @@
 #define CKPT_SERVICE_STORE_ROCKSDB_STORE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,8 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Env;
+struct DBOptions;
 }  // namespace rocksdb
 
 namespace ckpt {
@@ -31,29 +34,45 @@ struct RocksDbStoreOptions {
   // writes the OS had not flushed.
   bool sync = true;
   size_t block_cache_bytes = 64 << 20;
+  // Start on a store whose write-ahead log is damaged (beyond a torn tail) or lacks its
+  // newest file, keeping what comes before the damage and dropping the rest; the store
+  // logs one line saying how much was dropped. Without it such a store is refused.
+  bool accept_wal_loss = false;
+  // Run against the existing store opened read-only, before the read-write open (which
+  // replays the WAL into new files and rewrites RocksDB's MANIFEST and OPTIONS): the
+  // caller's whole load, so that a record it cannot read refuses the start with the
+  // store left byte for byte as it was. Not run for a new store, nor for one of an older
+  // schema that lacks families (the read-write open adds them).
+  std::function<absl::Status(const StoreReader& store)> check_load;
 };
 
 // Thread-safe: RocksDB is; the store adds no mutable state after Open but the
-// resume-after-failed-write flag.
+// resume-after-failed-write flags.
 class RocksDbStore : public Store {
  public:
   // Opens (creating if the directory is empty or missing) the store at options.path.
-  // An existing store is first checked read-only; one it refuses is left byte for byte
-  // as it was (a torn WAL tail is not a refusal: it is dropped, as after any crash).
-  // Errors carry one line saying what is wrong and what to do:
+  // An existing store is first checked read-only, options.check_load included; one it
+  // refuses is left byte for byte as it was (a torn WAL tail is not a refusal: it is
+  // dropped, as after any crash). Errors carry one line naming the data dir, saying what
+  // is wrong and what to do:
   //   FAILED_PRECONDITION: the directory is not writable, is held by another ckptd
   //     (RocksDB's LOCK), holds files but no store, lacks a ckpt column family, or has
   //     a newer schema;
-  //   DATA_LOSS: the store is corrupt (CURRENT, MANIFEST, an SST file, the WAL);
-  //   RESOURCE_EXHAUSTED: the disk is full.
+  //   DATA_LOSS: the store is corrupt (CURRENT, MANIFEST, an SST file, a record the
+  //     load cannot read, the WAL damaged or missing its newest file unless
+  //     options.accept_wal_loss);
+  //   RESOURCE_EXHAUSTED: the disk has less free than replaying the WAL writes (the
+  //     message says how much must be free);
+  //   what check_load returns, with the data dir and advice added.
   static absl::StatusOr<std::unique_ptr<RocksDbStore>> Open(const RocksDbStoreOptions& options);
 
   ~RocksDbStore() override;
 
   std::unique_ptr<WriteBatch> NewBatch() const override;
-  // Synced when options.sync. RESOURCE_EXHAUSTED when the disk is full. After a failed
-  // write RocksDB refuses writes until resumed; the next Write resumes it first, so
-  // writes come back by themselves once space is freed.
+  // Synced when options.sync. RESOURCE_EXHAUSTED when the disk is full, saying how much
+  // must be free for writes to resume. After a failed write RocksDB refuses writes
+  // until resumed, which flushes every memtable (at most 8 MiB); the next Write resumes
+  // it once that much (and a little more) is free, so writes come back by themselves.
   absl::Status Write(WriteBatch* batch) override;
   absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const override;
   uint32_t schema_version() const override { return schema_version_; }
@@ -73,7 +92,44 @@ class RocksDbStore : public Store {
   RocksDbStore(RocksDbStoreOptions options, std::unique_ptr<rocksdb::DB> db,
                std::vector<rocksdb::ColumnFamilyHandle*> handles, uint32_t schema_version);
 
+  // What an existing store's WAL lost, when options.accept_wal_loss let it start.
+  struct WalLoss {
+    bool damaged = false;       // a record before the tail does not read
+    bool missing = false;       // the newest WAL file is gone
+    uint64_t kept_through = 0;  // last sequence number before the damage
+    uint64_t last_written = 0;  // last sequence number in the WAL, damage skipped
+  };
+  // The read-only look at an existing store, before the read-write open: RocksDB opens
+  // it (CURRENT, MANIFEST, the WAL, the files), it has every ckpt family of its schema,
+  // a schema this build understands, its newest WAL, room to replay the WAL, and
+  // options.check_load passes.
+  static absl::StatusOr<WalLoss> CheckExisting(const RocksDbStoreOptions& options,
+                                               const std::vector<std::string>& existing);
+  static absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenReadOnly(
+      const RocksDbStoreOptions& options, const std::vector<std::string>& names,
+      const rocksdb::DBOptions& base, std::string* open_error = nullptr);
+  // OpenReadOnly, and if the WAL is damaged before its tail, refused unless
+  // options.accept_wal_loss, when it is read up to the damage and `loss` says so.
+  static absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenReadOnlyUpToWalDamage(
+      const RocksDbStoreOptions& options, const std::vector<std::string>& names, WalLoss* loss);
+  static WalLoss WalLossAfterDamage(const RocksDbStoreOptions& options,
+                                    const std::vector<std::string>& names,
+                                    const RocksDbStore& up_to_damage);
+  static absl::Status CheckNewestWal(const RocksDbStoreOptions& options, WalLoss* loss);
+  static void ReportWalLoss(const std::string& path, const WalLoss& loss,
+                            uint64_t recovered_through);
+
+  // After a failed write: resumes RocksDB if the disk has room for that (a failure for
+  // space), or whatever the failure was.
+  absl::Status ResumeWrites();
+  // Free bytes resuming needs: the memtables it flushes, and spare.
+  uint64_t SpaceToResume() const;
+  absl::Status DiskFullError() const;
+
   const RocksDbStoreOptions options_;
+  // The read-write store's Env (newest_wal.h), which db_ uses: declared first, so it is
+  // destroyed after db_.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   // Indexed by Cf; then any column families of a newer format, opened to satisfy
   // RocksDB and otherwise untouched.
@@ -82,6 +138,7 @@ class RocksDbStore : public Store {
   // Set by a failed write; the next Write resumes RocksDB first, under resume_mu_.
   std::atomic<bool> write_failed_{false};
   absl::Mutex resume_mu_;
+  bool failed_for_space_ ABSL_GUARDED_BY(resume_mu_) = false;
 };
 
 }  // namespace ckpt

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -331,6 +332,115 @@ TEST_F(StartupTest, GarbageAfterTheLastWalRecordIsDropped) {
   auto job = testutil::GetJob(*(*server)->NewStub(), kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->progress().completed(), 55u);
+}
+
+// Ten completions (items 50..59) that are in the WAL only: ckptd is killed after them.
+void WriteTenToTheWal(const std::string& dir) {
+  auto server = CkptdProcess::Start(dir, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  CompleteRange(*(*server)->NewStub(), 50, 60);
+  (*server)->Kill();
+  (*server)->Wait();
+}
+
+uint64_t CompletedItems(const CkptdProcess& server) {
+  auto job = testutil::GetJob(*server.NewStub(), kJob);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? job->progress().completed() : 0;
+}
+
+// Damage in the WAL's middle (a record's bytes, not a torn tail) is refused, and the
+// refusal says how to start anyway; with --accept_wal_loss ckptd keeps what came before
+// the damage and says how much it dropped.
+TEST_F(StartupTest, WalDamagedBeforeItsTailIsRefused) {
+  const std::string dir = CopyOfBase();
+  WriteTenToTheWal(dir);
+  const fs::path wal = LatestWal(dir);
+  std::string bytes = ReadFile(wal);
+  const size_t at = bytes.find("result 54");
+  ASSERT_NE(at, std::string::npos);
+  for (size_t i = at; i < at + 8; ++i) bytes[i] ^= 0x5a;
+  WriteFile(wal, bytes);
+  ExpectRefusedUntouched(dir, "damaged write-ahead log");
+  ExpectRefusedUntouched(dir, "start with --accept_wal_loss");
+
+  auto server = CkptdProcess::Start(dir, {"--accept_wal_loss"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(CompletedItems(**server), 54u);
+  EXPECT_TRUE((*server)
+                  ->AwaitStderrLine("--accept_wal_loss: started without the damaged write-ahead "
+                                    "log record and the ",
+                                    absl::Seconds(60))
+                  .ok())
+      << (*server)->Stderr();
+  for (uint64_t i = 0; i < 54; ++i) {
+    auto item = testutil::GetItem(*(*server)->NewStub(), kJob, i);
+    ASSERT_TRUE(item.ok()) << item.status();
+    EXPECT_EQ(item->result().payload(), absl::StrCat("result ", i));
+  }
+}
+
+// The newest WAL deleted (RocksDB's MANIFEST tracks only closed ones) is refused too.
+TEST_F(StartupTest, MissingNewestWalIsRefused) {
+  const std::string dir = CopyOfBase();
+  WriteTenToTheWal(dir);
+  ASSERT_TRUE(fs::remove(LatestWal(dir)));
+  ExpectRefusedUntouched(dir, "missing its newest write-ahead log");
+
+  auto server = CkptdProcess::Start(dir, {"--accept_wal_loss"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(CompletedItems(**server), 50u);
+  EXPECT_TRUE(
+      (*server)
+          ->AwaitStderrLine("started without its missing newest write-ahead log", absl::Seconds(60))
+          .ok())
+      << (*server)->Stderr();
+}
+
+// The SST files of column family `family`, from RocksDB's own list.
+std::vector<fs::path> FamilySsts(const std::string& dir, const std::string& family) {
+  rocksdb::DBOptions options;
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, dir, descriptors, &handles, &db).ok());
+  std::vector<fs::path> ssts;
+  if (db == nullptr) return ssts;
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  for (const auto& file : files) {
+    if (file.column_family_name == family)
+      ssts.push_back(fs::path(dir) / fs::path(file.name).filename());
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return ssts;
+}
+
+// A damaged data block of a family the load reads (jobs, sched, workers) is found by the
+// load, which runs on the read-only instance before anything is written: refused like
+// any damage, with the store left as it was.
+TEST_F(StartupTest, CorruptDataBlockFoundByTheLoadIsRefusedUntouched) {
+  int families_tried = 0;
+  for (const std::string family : {keys::kJobsCf, keys::kSchedCf, keys::kWorkersCf}) {
+    const std::string dir = CopyOfBase();
+    const std::vector<fs::path> ssts = FamilySsts(dir, family);
+    if (ssts.empty()) continue;  // the base store has no record there
+    ++families_tried;
+    for (const fs::path& sst : ssts) {
+      std::string bytes = ReadFile(sst);
+      ASSERT_GT(bytes.size(), 64u);
+      for (size_t i = 8; i < 24; ++i) bytes[i] ^= 0x5a;  // inside the first data block
+      WriteFile(sst, bytes);
+    }
+    SCOPED_TRACE(family);
+    ExpectRefusedUntouched(dir, "ckptd will not modify it");
+  }
+  EXPECT_GE(families_tried, 1);
 }
 
 }  // namespace
