@@ -21,6 +21,7 @@
 #include "service/store/newest_wal.h"
 #include "service/store/rocksdb_files.h"
 #include "service/store/rocksdb_status.h"
+#include "service/store/wal_tail.h"
 
 namespace ckpt {
 namespace {
@@ -295,7 +296,8 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::OpenReadOnlyUpToWalD
   std::string open_error;
   absl::StatusOr<std::unique_ptr<RocksDbStore>> store =
       OpenReadOnly(options, names, DbOptions(options, /*damage_accepted=*/false), &open_error);
-  if (store.ok() || !absl::IsDataLoss(store.status())) return store;
+  if (store.ok()) return CheckWalTails(options, std::move(*store), loss);
+  if (!absl::IsDataLoss(store.status())) return store;
   // Is it the WAL? Then the store opens when its WAL is read up to the damage.
   absl::StatusOr<std::unique_ptr<RocksDbStore>> up_to_damage =
       OpenReadOnly(options, names, DbOptions(options, /*damage_accepted=*/true));
@@ -303,6 +305,20 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::OpenReadOnlyUpToWalD
   if (!options.accept_wal_loss) return WalDamageError(options.path, open_error);
   *loss = WalLossAfterDamage(options, names, **up_to_damage);
   return up_to_damage;
+}
+
+absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::CheckWalTails(
+    const RocksDbStoreOptions& options, std::unique_ptr<RocksDbStore> store, WalLoss* loss) {
+  for (uint64_t number : ListWalFiles(options.path).numbers) {
+    std::optional<std::string> damage = DamageBeforeWalTail(WalPath(options.path, number));
+    if (!damage.has_value()) continue;
+    if (!options.accept_wal_loss) return WalDamageError(options.path, *damage);
+    // RocksDB reads the log up to there in every mode: what follows cannot be counted.
+    loss->damaged = true;
+    loss->uncounted = true;
+    loss->damage = *damage;
+  }
+  return store;
 }
 
 RocksDbStore::WalLoss RocksDbStore::WalLossAfterDamage(const RocksDbStoreOptions& options,
@@ -401,21 +417,25 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(
 
 void RocksDbStore::ReportWalLoss(const std::string& path, const WalLoss& loss,
                                  uint64_t recovered_through) {
-  if (loss.damaged) {
+  const std::string prefix = absl::StrCat("store at ", path, ": --accept_wal_loss: started ");
+  if (loss.damaged && loss.uncounted) {
+    LogLine(absl::StrCat(prefix, "without the write-ahead log from its damaged record on (",
+                         loss.damage,
+                         "; how many key updates that dropped cannot be known); "
+                         "kept ",
+                         recovered_through, " before it"));
+  } else if (loss.damaged) {
     const uint64_t after =
         loss.last_written > recovered_through ? loss.last_written - recovered_through : 0;
-    LogLine(absl::StrCat("store at ", path,
-                         ": --accept_wal_loss: started without the damaged "
-                         "write-ahead log record and the ",
-                         after, " key updates written after it (RocksDB sequence numbers ",
+    LogLine(absl::StrCat(prefix, "without the damaged write-ahead log record and the ", after,
+                         " key updates written after it (RocksDB sequence numbers ",
                          recovered_through + 1, "..", loss.last_written, "); kept ",
                          recovered_through, " before it"));
   }
   if (loss.missing) {
-    LogLine(absl::StrCat("store at ", path,
-                         ": --accept_wal_loss: started without its missing "
-                         "newest write-ahead log; the writes it held are lost (how many "
-                         "cannot be known); kept ",
+    LogLine(absl::StrCat(prefix,
+                         "without its missing newest write-ahead log; the writes it "
+                         "held are lost (how many cannot be known); kept ",
                          recovered_through, " key updates"));
   }
 }

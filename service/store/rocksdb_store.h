@@ -98,6 +98,8 @@ class RocksDbStore : public Store {
     bool missing = false;       // the newest WAL file is gone
     uint64_t kept_through = 0;  // last sequence number before the damage
     uint64_t last_written = 0;  // last sequence number in the WAL, damage skipped
+    bool uncounted = false;     // damage RocksDB reads as a torn tail (wal_tail.h)
+    std::string damage;         // what wal_tail.h found
   };
   // The read-only look at an existing store, before the read-write open: RocksDB opens
   // it (CURRENT, MANIFEST, the WAL, the files), it has every ckpt family of its schema,
@@ -112,6 +114,10 @@ class RocksDbStore : public Store {
   // options.accept_wal_loss, when it is read up to the damage and `loss` says so.
   static absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenReadOnlyUpToWalDamage(
       const RocksDbStoreOptions& options, const std::vector<std::string>& names, WalLoss* loss);
+  // A WAL damaged where RocksDB takes it for a torn tail (wal_tail.h): refused unless
+  // options.accept_wal_loss, when `loss` says so.
+  static absl::StatusOr<std::unique_ptr<RocksDbStore>> CheckWalTails(
+      const RocksDbStoreOptions& options, std::unique_ptr<RocksDbStore> store, WalLoss* loss);
   static WalLoss WalLossAfterDamage(const RocksDbStoreOptions& options,
                                     const std::vector<std::string>& names,
                                     const RocksDbStore& up_to_damage);

@@ -380,6 +380,33 @@ TEST_F(StartupTest, WalDamagedBeforeItsTailIsRefused) {
   }
 }
 
+// A damaged record length that runs past the end of the file reads, to RocksDB, as a
+// torn tail, in every recovery mode; whole records after it show it is not one.
+TEST_F(StartupTest, WalRecordLengthDamagedBeforeItsTailIsRefused) {
+  const std::string dir = CopyOfBase();
+  WriteTenToTheWal(dir);
+  const fs::path wal = LatestWal(dir);
+  std::string bytes = ReadFile(wal);
+  // The fifth record's header (7 bytes: checksum, length, type): one write per record.
+  size_t at = 0;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_LT(at + 7, bytes.size());
+    at += 7 + (static_cast<uint8_t>(bytes[at + 4]) | static_cast<uint8_t>(bytes[at + 5]) << 8);
+  }
+  ASSERT_LT(at + 7, bytes.size());
+  bytes[at + 4] = '\xff';
+  bytes[at + 5] = '\x7f';
+  WriteFile(wal, bytes);
+  ExpectRefusedUntouched(dir, "damaged write-ahead log");
+
+  auto server = CkptdProcess::Start(dir, {"--accept_wal_loss"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_LT(CompletedItems(**server), 60u);
+  EXPECT_GE(CompletedItems(**server), 50u);
+  EXPECT_TRUE((*server)->AwaitStderrLine("cannot be known", absl::Seconds(60)).ok())
+      << (*server)->Stderr();
+}
+
 // The newest WAL deleted (RocksDB's MANIFEST tracks only closed ones) is refused too.
 TEST_F(StartupTest, MissingNewestWalIsRefused) {
   const std::string dir = CopyOfBase();
