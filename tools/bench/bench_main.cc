@@ -46,8 +46,9 @@ ABSL_FLAG(std::string, modes, "durable,off",
           "(--sync=false).");
 ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,ckpt_tls,sqlite,json,python",
           "Systems to run (a subset, e.g. for profiling one of them).");
-ABSL_FLAG(std::string, workloads, "worker_loop,record_mode,readers,range,flood",
-          "ckpt workloads to run (a subset, e.g. for profiling).");
+ABSL_FLAG(std::string, workloads, "worker_loop,reads,record_mode,readers,range,flood",
+          "ckpt workloads to run (a subset, e.g. for profiling); reads (GetItem, ListItems, "
+          "FindOutput) run on the worker loop's job, so only with worker_loop.");
 ABSL_FLAG(std::string, ckptd, "", "Path of ckptd; default: from this binary's runfiles.");
 ABSL_FLAG(std::string, python, "/usr/bin/python3",
           "Python with the sqlite3 module, grpcio and protobuf, for the Python SQLite peer and "

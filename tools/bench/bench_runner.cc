@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,8 @@ constexpr char kFlood[] = "flood";
 constexpr char kRecordMode[] = "record_mode";
 constexpr char kWithReaders[] = "worker_loop_with_readers";
 constexpr char kRangeJob[] = "range_job";
+constexpr char kItemReads[] = "item_reads";  // after the worker loop, on its job
+constexpr uint32_t kReadPage = 100;
 constexpr int kLeaseBatch = 10;
 constexpr int kFillBatch = 8192;
 
@@ -251,6 +254,29 @@ class Runner {
     m.note = absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
     if (system == "ckpt_tls") absl::StrAppend(&m.note, "; TLS, bearer token");
     Add(std::move(m));
+    if (!durable || system != "ckpt" || !WantsWorkload("reads")) return absl::OkStatus();
+    return CkptItemReads(server, job);
+  }
+
+  // GetItem, ListItems and FindOutput on the worker loop's job, all of it completed.
+  absl::Status CkptItemReads(ChildServer* server, const std::string& job) {
+    absl::StatusOr<ItemReads> reads =
+        ReadCompletedItems(server->address(), job, c_.items, c_.latency_calls, kReadPage);
+    if (!reads.ok()) return reads.status();
+    const std::string page = absl::StrCat(kReadPage, " items with results per page");
+    for (auto [name, result, note] :
+         {std::make_tuple("ckpt GetItem", &reads->get_item, std::string("a random index")),
+          std::make_tuple("ckpt ListItems COMPLETED", &reads->list_by_key, "key order, " + page),
+          std::make_tuple("ckpt ListItems newest first", &reads->list_newest,
+                          "by completion time, " + page),
+          std::make_tuple("ckpt FindOutput", &reads->find_output,
+                          std::string("a random output path"))}) {
+      Measurement m = Row(kItemReads, name, true, 1, result);
+      m.unit = "calls";
+      m.note = absl::StrCat(note, "; one client, the four in turn, on the ", c_.items,
+                            "-item job the worker loop completed");
+      Add(std::move(m));
+    }
     return absl::OkStatus();
   }
 

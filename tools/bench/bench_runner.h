@@ -32,14 +32,15 @@ struct RunConfig {
   std::set<std::string> modes;  // "durable", "off"; empty: both
   std::set<std::string>
       systems;  // echo, writebatch, ckpt, ckpt_tls, sqlite, json, python; empty: all
-  std::set<std::string> workloads;  // worker_loop, record_mode, readers, range, flood; empty: all
-  std::string ckptd;                // the ckptd binary
-  std::string self;                 // this binary, for --serve and --peer children
-  std::string python;               // runs sqlite_script; empty: no Python peer
-  std::string sqlite_script;        // tools/bench/sqlite_peer.py
-  std::string pki_script;           // tests/testing/make_test_pki.sh, for the TLS rows
-  std::string python_sdk_script;    // tools/bench/python_sdk_peer.py; empty: no SDK rows
-  std::string python_sdk_path;      // PYTHONPATH for it: where `import ckpt` is found
+  std::set<std::string> workloads;     // worker_loop, reads, record_mode, readers, range, flood;
+                                       // empty: all
+  std::string ckptd;                   // the ckptd binary
+  std::string self;                    // this binary, for --serve and --peer children
+  std::string python;                  // runs sqlite_script; empty: no Python peer
+  std::string sqlite_script;           // tools/bench/sqlite_peer.py
+  std::string pki_script;              // tests/testing/make_test_pki.sh, for the TLS rows
+  std::string python_sdk_script;       // tools/bench/python_sdk_peer.py; empty: no SDK rows
+  std::string python_sdk_path;         // PYTHONPATH for it: where `import ckpt` is found
   uint64_t python_sdk_items = 200000;  // Python Worker and track() rows
   std::string work_dir;                // temporary directories go under it
 };

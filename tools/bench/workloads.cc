@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -440,6 +442,88 @@ absl::StatusOr<PairedLatency> LeaseLatency(const std::string& address, const Job
         side.leased_since_reset = 0;
       }
     }
+  }
+  return out;
+}
+
+namespace {
+
+// Times one read into `result`; an answer whose item is not COMPLETED is an error.
+template <typename Response>
+absl::Status TimedRead(const char* what, ClientsResult* result,
+                       const std::function<grpc::Status(grpc::ClientContext*, Response*)>& call,
+                       const std::function<bool(const Response&)>& completed, Response* out) {
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  grpc::Status status = call(&context, out);
+  const absl::Duration took = absl::Now() - start;
+  if (!status.ok()) return CallFailed(what, status);
+  if (!completed(*out)) return absl::InternalError(absl::StrCat(what, ": an item not COMPLETED"));
+  result->latencies.Add(took);
+  result->wall += took;
+  ++result->items;
+  return absl::OkStatus();
+}
+
+bool AllCompleted(const v1::ListItemsResponse& page) {
+  for (const v1::Item& item : page.items()) {
+    if (item.state() != v1::ITEM_STATE_COMPLETED) return false;
+  }
+  return page.items_size() > 0;
+}
+
+}  // namespace
+
+absl::StatusOr<ItemReads> ReadCompletedItems(const std::string& address, const std::string& job_id,
+                                             uint64_t items, int calls, uint32_t page) {
+  absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+  if (!stub.ok()) return stub.status();
+  Stub* s = stub->get();
+  std::mt19937_64 rng(42);
+  ItemReads out;
+  v1::ListItemsRequest by_key, newest;
+  for (v1::ListItemsRequest* r : {&by_key, &newest}) {
+    r->set_job_id(job_id);
+    r->set_limit(page);
+  }
+  by_key.set_state(v1::ITEM_STATE_COMPLETED);
+  newest.set_order(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST);
+  for (int i = 0; i < calls; ++i) {
+    v1::GetItemRequest get;
+    get.set_job_id(job_id);
+    get.mutable_key()->set_index(rng() % items);
+    v1::GetItemResponse item;
+    absl::Status status = TimedRead<v1::GetItemResponse>(
+        "GetItem", &out.get_item,
+        [&](grpc::ClientContext* c, v1::GetItemResponse* r) { return s->GetItem(c, get, r); },
+        [](const v1::GetItemResponse& r) { return r.item().state() == v1::ITEM_STATE_COMPLETED; },
+        &item);
+    if (!status.ok()) return status;
+    for (auto [request, result] :
+         {std::make_pair(&by_key, &out.list_by_key), std::make_pair(&newest, &out.list_newest)}) {
+      v1::ListItemsResponse listed;
+      status = TimedRead<v1::ListItemsResponse>(
+          "ListItems", result,
+          [&, request = request](grpc::ClientContext* c, v1::ListItemsResponse* r) {
+            return s->ListItems(c, *request, r);
+          },
+          AllCompleted, &listed);
+      if (!status.ok()) return status;
+      request->set_page_token(listed.next_page_token());  // "" at the end: from the start
+    }
+    v1::FindOutputRequest find;
+    find.set_output_path(ResultFor(rng() % items).output_paths(0));
+    v1::FindOutputResponse found;
+    status = TimedRead<v1::FindOutputResponse>(
+        "FindOutput", &out.find_output,
+        [&](grpc::ClientContext* c, v1::FindOutputResponse* r) {
+          return s->FindOutput(c, find, r);
+        },
+        [](const v1::FindOutputResponse& r) {
+          return r.item().state() == v1::ITEM_STATE_COMPLETED;
+        },
+        &found);
+    if (!status.ok()) return status;
   }
   return out;
 }

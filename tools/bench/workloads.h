@@ -78,6 +78,21 @@ struct JobRef {
 absl::StatusOr<PairedLatency> LeaseLatency(const std::string& address, const JobRef& job_a,
                                            const JobRef& job_b, int calls, int per_call);
 
+// Reads of a job whose items [0, items) are all completed with ResultFor's results, by
+// one client, the four kinds in turn so that each sees the same conditions, `calls` of
+// each: GetItem of a random index; the next page of ListItems (COMPLETED, key order,
+// `page` items with their results; from the start again at the end); the next page of
+// ListItems by completion time, newest first; FindOutput of a random one of the output
+// paths. Checks each answer's item is COMPLETED. Latency: one call.
+struct ItemReads {
+  ClientsResult get_item;
+  ClientsResult list_by_key;
+  ClientsResult list_newest;
+  ClientsResult find_output;
+};
+absl::StatusOr<ItemReads> ReadCompletedItems(const std::string& address, const std::string& job_id,
+                                             uint64_t items, int calls, uint32_t page);
+
 }  // namespace bench
 }  // namespace ckpt
 
