@@ -68,7 +68,7 @@ class PrefixStream : public KeyStream {
 };
 
 // The step's item records in key order after `after`, a run's items one by one (its
-// record parsed once).
+// record read once, each item parsed when asked for).
 class RecordStream : public KeyStream {
  public:
   RecordStream(const StoreReader& store, const std::string& prefix, const std::string& after)
@@ -81,7 +81,7 @@ class RecordStream : public KeyStream {
         return;
       }
       if (floor->has_value() && !Load((*floor)->first, (*floor)->second)) return;
-      if (run_size_ > 0 && RecordCovers(run_key_, run_, after)) {
+      if (run_size_ > 0 && SpanCovers(run_key_, run_size_, after)) {
         offset_ = keys::IndexOf(after) - keys::IndexOf(run_key_);
         if (it_->Valid() && it_->key() == (*floor)->first) it_->Next();
         Next();
@@ -106,15 +106,13 @@ class RecordStream : public KeyStream {
   }
   absl::Status status() const override { return status_.ok() ? it_->status() : status_; }
   absl::Status Record(ItemRecord* out) const override {
-    if (run_size_ > 0) {
-      *out = ItemOfRecord(run_, offset_);
-      return absl::OkStatus();
-    }
-    return ParseStored(it_->value(), out, "item");
+    if (run_size_ == 0) return ParseStored(it_->value(), out, "item");
+    CKPT_ASSIGN_OR_RETURN(*out, run_.Item(offset_));
+    return absl::OkStatus();
   }
 
  private:
-  // Reads the record at the iterator: a run is parsed and walked; one item is parsed
+  // Reads the record at the iterator: a run is located and walked; one item is parsed
   // when asked for.
   void Settle() {
     run_size_ = 0;
@@ -125,13 +123,13 @@ class RecordStream : public KeyStream {
     offset_ = 0;
     run_from_it_ = true;
   }
-  // Parses a stored index record; keeps it if it is a run. False on corruption.
+  // Reads a stored index record; keeps it if it is a run. False on corruption.
   bool Load(absl::string_view full_key, absl::string_view value) {
     run_size_ = 0;
-    status_ = ParseStored(value, &run_, "item");
+    status_ = run_.Read(value);
     if (!status_.ok()) return false;
-    if (run_.run_size() > 0) {
-      run_size_ = static_cast<uint64_t>(run_.run_size());
+    if (run_.span() > 1) {
+      run_size_ = run_.span();
       run_key_ = std::string(full_key.substr(prefix_.size()));
     }
     return true;
@@ -140,7 +138,7 @@ class RecordStream : public KeyStream {
   const std::string prefix_;
   std::string key_;
   absl::Status status_;
-  ItemRecord run_;            // the run being walked
+  RecordItems run_;           // the run being walked
   std::string run_key_;       // its item key
   uint64_t run_size_ = 0;     // 0: not in a run
   uint64_t offset_ = 0;       // of key_ in the run

@@ -1,6 +1,7 @@
 #include "service/engine/item_runs.h"
 
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "service/common/status_macros.h"
 #include "service/engine/stored_record.h"
 #include "service/store/keys.h"
@@ -49,18 +50,19 @@ std::string SubRun(const ItemRecord& record, int begin, int end) {
 }  // namespace
 
 bool RecordCovers(absl::string_view stored_key, const ItemRecord& record, absl::string_view key) {
-  if (stored_key == key) return true;
-  if (record.run_size() == 0 || !keys::IsIndexKey(stored_key) || !keys::IsIndexKey(key)) {
-    return false;
-  }
-  const uint64_t first = keys::IndexOf(stored_key);
-  const uint64_t index = keys::IndexOf(key);
-  return index >= first && index - first < static_cast<uint64_t>(record.run_size());
+  return SpanCovers(stored_key, RecordSpan(record), key);
 }
 
-ItemRecord ItemOfRecord(const ItemRecord& record, uint64_t offset) {
-  if (record.run_size() == 0) return record;
-  const storage::v1::RunItem& item = record.run(static_cast<int>(offset));
+bool SpanCovers(absl::string_view stored_key, uint64_t span, absl::string_view key) {
+  if (stored_key == key) return true;
+  if (span < 2 || !keys::IsIndexKey(stored_key) || !keys::IsIndexKey(key)) return false;
+  const uint64_t first = keys::IndexOf(stored_key);
+  const uint64_t index = keys::IndexOf(key);
+  return index >= first && index - first < span;
+}
+
+// The record of one item of the run `record` (whose own run items are not read).
+ItemRecord ItemOfRun(const ItemRecord& record, const storage::v1::RunItem& item) {
   ItemRecord out;
   out.set_state(record.state());
   out.set_update_time_micros(record.update_time_micros());
@@ -69,6 +71,51 @@ ItemRecord ItemOfRecord(const ItemRecord& record, uint64_t offset) {
   out.set_completed_token(item.completed_token());
   if (item.has_result()) *out.mutable_result() = item.result();
   return out;
+}
+
+ItemRecord ItemOfRecord(const ItemRecord& record, uint64_t offset) {
+  if (record.run_size() == 0) return record;
+  return ItemOfRun(record, record.run(static_cast<int>(offset)));
+}
+
+absl::Status RecordItems::Read(absl::string_view bytes) {
+  bytes_.assign(bytes.data(), bytes.size());
+  runs_.clear();
+  const auto corrupt = [] { return absl::DataLossError("corrupt item record"); };
+  // One pass over the fields: each run item's place, and the bytes of the others.
+  std::string own;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes_.data()),
+                                            static_cast<int>(bytes_.size()));
+  constexpr uint32_t kRunTag = Tag(ItemRecord::kRunFieldNumber, kLengthDelimited);
+  for (;;) {
+    const int start = in.CurrentPosition();
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    if (tag == kRunTag) {
+      uint32_t size = 0;
+      if (!in.ReadVarint32(&size)) return corrupt();
+      runs_.emplace_back(static_cast<size_t>(in.CurrentPosition()), size);
+      if (!in.Skip(static_cast<int>(size))) return corrupt();
+      continue;
+    }
+    if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) return corrupt();
+    own.append(bytes_, static_cast<size_t>(start),
+               static_cast<size_t>(in.CurrentPosition() - start));
+  }
+  if (!in.ConsumedEntireMessage()) return corrupt();
+  if (runs_.size() == 1) return corrupt();  // a run has at least two items
+  if (!record_.ParseFromString(own)) return corrupt();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset) const {
+  if (runs_.empty()) return record_;
+  const auto [start, size] = runs_[static_cast<size_t>(offset)];
+  storage::v1::RunItem item;
+  if (!item.ParseFromArray(bytes_.data() + start, static_cast<int>(size))) {
+    return absl::DataLossError("corrupt item record");
+  }
+  return ItemOfRun(record_, item);
 }
 
 void AppendResultField(const v1::ItemResult& result, std::string* record) {
@@ -122,17 +169,34 @@ ItemRecordFinder::ItemRecordFinder(const StoreReader& reader, absl::string_view 
     : reader_(reader), prefix_(keys::StepPrefix(job, step)) {}
 
 absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key) {
-  if (!cached_key_.empty() && RecordCovers(cached_key_, cached_, key)) {
-    return std::optional<ItemRecord>(
-        ItemOfRecord(cached_, keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+  using Found = std::optional<ItemRecord>;
+  if (!cached_key_.empty() && SpanCovers(cached_key_, cached_.span(), key)) {
+    CKPT_ASSIGN_OR_RETURN(ItemRecord item,
+                          cached_.Item(keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+    return Found(std::move(item));
   }
-  CKPT_ASSIGN_OR_RETURN(auto stored, FindStored(key));
-  if (!stored.has_value()) return std::optional<ItemRecord>();
-  if (stored->second.run_size() == 0) return std::optional<ItemRecord>(std::move(stored->second));
-  cached_key_ = std::move(stored->first);
-  cached_ = std::move(stored->second);
-  return std::optional<ItemRecord>(
-      ItemOfRecord(cached_, keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+  if (!keys::IsIndexKey(key)) {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
+    if (!bytes.has_value()) return Found();
+    ItemRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
+    return Found(std::move(record));
+  }
+  const std::string indices = prefix_ + keys::kIndexTag;
+  CKPT_ASSIGN_OR_RETURN(auto floor, reader_.Floor(Cf::kItems, indices, prefix_ + key));
+  if (!floor.has_value()) return Found();
+  std::string stored_key = floor->first.substr(prefix_.size());
+  if (stored_key.size() != key.size()) return Found();
+  RecordItems record;
+  CKPT_RETURN_IF_ERROR(record.Read(floor->second));
+  if (!SpanCovers(stored_key, record.span(), key)) return Found();
+  CKPT_ASSIGN_OR_RETURN(ItemRecord item,
+                        record.Item(keys::IndexOf(key) - keys::IndexOf(stored_key)));
+  if (record.span() > 1) {  // its neighbours are likely asked for next
+    cached_key_ = std::move(stored_key);
+    cached_ = std::move(record);
+  }
+  return Found(std::move(item));
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, ItemRecord>>> ItemRecordFinder::FindStored(

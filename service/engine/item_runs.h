@@ -55,8 +55,31 @@ struct RunPiece {
 std::vector<RunPiece> SplitRun(const storage::v1::ItemRecord& record, uint64_t first,
                                const std::vector<uint64_t>& offsets);
 
+// Whether a record stored under `stored_key` and covering `span` items holds `key`.
+bool SpanCovers(absl::string_view stored_key, uint64_t span, absl::string_view key);
+
+// A stored item record read for its items, for readers that want one item of a run or
+// a page's worth: the record's own fields are parsed, a run's items are only located in
+// its bytes, and each is parsed when asked for (a run holds ~100 results). Not
+// thread-safe.
+class RecordItems {
+ public:
+  // Reads `bytes`, an ItemRecord as stored. DATA_LOSS if they are not one.
+  absl::Status Read(absl::string_view bytes);
+  // How many items it covers: the run's size, or 1.
+  uint64_t span() const { return runs_.empty() ? 1 : runs_.size(); }
+  // The item at `offset` as if it had its own record. REQUIRES: offset < span().
+  // DATA_LOSS if its bytes do not parse.
+  absl::StatusOr<storage::v1::ItemRecord> Item(uint64_t offset) const;
+
+ private:
+  std::string bytes_;
+  storage::v1::ItemRecord record_;               // a run's without its items
+  std::vector<std::pair<size_t, size_t>> runs_;  // (start, size) of each RunItem in bytes_
+};
+
 // Finds item records in one step through runs, keeping the last record it read so
-// that listing a run's items parses it once. Not thread-safe; `reader` must outlive it.
+// that listing a run's items reads it once. Not thread-safe; `reader` must outlive it.
 class ItemRecordFinder {
  public:
   ItemRecordFinder(const StoreReader& reader, absl::string_view job, absl::string_view step);
@@ -72,8 +95,8 @@ class ItemRecordFinder {
  private:
   const StoreReader& reader_;
   const std::string prefix_;  // the step's items prefix
-  std::string cached_key_;    // item key of the record in cached_; empty: none
-  storage::v1::ItemRecord cached_;
+  std::string cached_key_;    // item key of the run in cached_; empty: none
+  RecordItems cached_;
 };
 
 }  // namespace ckpt

@@ -271,6 +271,30 @@ TEST_P(EngineRunsTest, AResetInTheSameGroupAsTheRunSplitsIt) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
+// A damaged run is DATA_LOSS for every read of its items, never a wrong item.
+TEST_P(EngineRunsTest, ADamagedRunIsDataLoss) {
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, LeaseTokens(10));
+  const std::string key = keys::Item("j", "s", keys::EncodeIndex(0));
+  auto stored = h_.store().Get(Cf::kItems, key);
+  CKPT_ASSERT_OK(stored);
+  ASSERT_TRUE(stored->has_value());
+  std::unique_ptr<WriteBatch> batch = h_.store().NewBatch();
+  batch->Put(Cf::kItems, key, (*stored)->substr(0, (*stored)->size() - 3));  // cut short
+  CKPT_ASSERT_OK(h_.store().Write(batch.get()));
+  EXPECT_THAT(GetItem(R"pb(job_id: "j"
+                           step: "s"
+                           key { index: 5 })pb"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+  for (v1::ItemOrder order : {v1::ITEM_ORDER_UNSPECIFIED, v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST}) {
+    v1::ListItemsRequest r;
+    r.set_job_id("j");
+    r.set_step("s");
+    r.set_order(order);
+    EXPECT_THAT(h_.Read(&Engine::ListItems, r),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("corrupt")));
+  }
+}
+
 // A store written by a schema-3 ckptd: items completed one per record, and grants
 // whose leases do not say `no_record`. Rewrites the stored grants and the schema record
 // so, as that ckptd left them.
