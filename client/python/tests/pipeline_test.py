@@ -300,9 +300,9 @@ class KilledWorkerTest(CkptdTestCase):
         child.stdin.close()
         self.assertGreater(len(acknowledged), 0)
 
-        completed = set(job.completed_keys())
-        self.assertLessEqual(acknowledged, completed)  # every acknowledged item
-        self.assertLess(len(completed), 1000)
+        # Every acknowledged item is complete. A completion still on the wire when the
+        # worker died may land later, so this is a lower bound, not the final set.
+        self.assertLessEqual(acknowledged, set(job.completed_keys()))
 
         # The rest is done by another worker once the dead one's leases expire.
         redone = []
@@ -312,8 +312,12 @@ class KilledWorkerTest(CkptdTestCase):
                     redone.append(item.key)
         self.assertEqual(len(redone), len(set(redone)))
         self.assertFalse(acknowledged & set(redone))
-        self.assertEqual(set(redone) | completed, set(range(items)))
         self.assertEqual(job.info().progress.completed, items)
+        # What the new worker did not redo, the dead one completed: only items whose
+        # bodies had finished (it died in its 1000th).
+        completed_by_the_dead = set(range(items)) - set(redone)
+        self.assertLessEqual(acknowledged, completed_by_the_dead)
+        self.assertLess(len(completed_by_the_dead), 1000)
 
 
 class AsyncRecorder(Recorder):
