@@ -18,6 +18,7 @@ namespace ckpt {
 namespace {
 
 constexpr uint32_t kInt2Oid = 21;
+constexpr uint32_t kInt8Oid = 20;
 constexpr uint32_t kByteaOid = 17;
 constexpr char kSqlStatePayload[] = "ckpt.sqlstate";
 
@@ -139,6 +140,8 @@ PgArray::PgArray(uint32_t element_oid, size_t reserve) {
 
 PgArray PgArray::Int2(size_t reserve) { return PgArray(kInt2Oid, reserve * 6); }
 
+PgArray PgArray::Int8(size_t reserve) { return PgArray(kInt8Oid, reserve * 12); }
+
 PgArray PgArray::Bytea(size_t reserve_elements, size_t reserve_bytes) {
   return PgArray(kByteaOid, reserve_elements * 4 + reserve_bytes);
 }
@@ -146,6 +149,12 @@ PgArray PgArray::Bytea(size_t reserve_elements, size_t reserve_bytes) {
 void PgArray::AddInt2(int16_t value) {
   AppendBigEndian32(&bytes_, 2);
   bytes_.append(BigEndian(static_cast<uint16_t>(value), 2));
+  ++count_;
+}
+
+void PgArray::AddInt8(int64_t value) {
+  AppendBigEndian32(&bytes_, 8);
+  bytes_.append(BigEndian(static_cast<uint64_t>(value), 8));
   ++count_;
 }
 
@@ -228,7 +237,11 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgTarg
   PQsetNoticeReceiver(
       conn, [](void*, const PGresult*) {}, nullptr);
   std::unique_ptr<PgConnection> connection(new PgConnection(target, conn));
-  CKPT_RETURN_IF_ERROR(connection->RunSql("SET synchronous_commit = on", "set synchronous_commit"));
+  // Plans are made for each execution, with the table's size and the arrays' lengths
+  // as they are then: a plan cached while the table was small (a sequential scan, a
+  // hash join) would stay while the table grows, and cost O(table) per statement.
+  CKPT_RETURN_IF_ERROR(connection->RunSql(
+      "SET synchronous_commit = on; SET plan_cache_mode = force_custom_plan", "set up"));
   return connection;
 }
 
@@ -277,6 +290,14 @@ absl::Status PgConnection::PrepareAll() {
   std::vector<PgStep> steps;
   for (const pgsql::Statement* s : pgsql::kAllStatements) steps.push_back({s, PgParams()});
   return ReadPipeline(steps);
+}
+
+absl::Status PgConnection::Prepare(const pgsql::Statement& statement) {
+  PgResult result(PQprepare(conn_, statement.name, statement.sql, 0, nullptr));
+  if (result == nullptr || PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    return Error(result.get(), statement.what);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PgResult> PgConnection::Run(const pgsql::Statement& statement,
