@@ -1,5 +1,7 @@
-"""A quick run of ckpt_bench: every workload is measured against every system and
-reported twice, as a table row and as one JSON object per line.
+"""A quick run of ckpt_bench on both stores: every workload is measured against every
+system and reported twice, as a table row and as one JSON object per line. The
+PostgreSQL rows run on a cluster the bench starts itself (as an unprivileged user when
+run as root).
 
 No timing is asserted: the machine may be busy. What is asserted would break if the
 bench stopped driving a system, lost items, or changed its output format.
@@ -42,6 +44,12 @@ for suffix in ("", "_aio"):
     EXPECTED[("worker_loop", "python_sdk_worker" + suffix, True)] = QUICK_PY_SDK_ITEMS
     EXPECTED[("record_mode_batched", "python_sdk_track" + suffix, True)] = QUICK_PY_SDK_ITEMS
     EXPECTED[("record_mode", "python_sdk_record" + suffix, True)] = QUICK_PY_RECORD_ITEMS
+# On PostgreSQL (durable only).
+for system in ("ckpt", "bare_postgres"):
+    EXPECTED[("worker_loop_pg", system, True)] = QUICK_ITEMS
+    EXPECTED[("record_mode_pg", system, True)] = QUICK_RECORD_ITEMS
+EXPECTED[("worker_loop_pg", "postgres_skip_locked", True)] = QUICK_ITEMS
+PG_SERVERS = ("ckpt", "bare_postgres")
 
 TARGETS = [
     "worker loop: ckpt / bare synced WriteBatch server",
@@ -57,6 +65,8 @@ TARGETS = [
     "python: aio Worker() / C++ worker loop",
     "python: mark_completed per item / Python SQLite per item",
     "python: mark_completed per item, max latency ms",
+    "worker loop on PostgreSQL: ckpt / bare PostgreSQL server",
+    "worker loop on PostgreSQL: ckpt / SKIP LOCKED queue in SQL",
 ]
 
 
@@ -64,7 +74,7 @@ class CkptBenchSmokeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         run = subprocess.run(
-            [BENCH, "--quick", "--ckptd=" + CKPTD,
+            [BENCH, "--quick", "--store=rocksdb,postgres", "--ckptd=" + CKPTD,
              "--work_dir=" + os.environ["TEST_TMPDIR"]],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=240)
         cls.bench = run
@@ -95,6 +105,14 @@ class CkptBenchSmokeTest(unittest.TestCase):
                     r["system"].startswith("python_sdk_")):
                 self.assertIn("server_cpu_s", r, r)
                 self.assertGreater(r["peak_rss_mib"], 0, r)
+
+    def test_postgres_rows_report_the_database_cpu(self):
+        # PostgreSQL's own work is in no CPU column: each row's note says it.
+        for r in self.rows:
+            if r["workload"].endswith("_pg"):
+                self.assertIn("PostgreSQL cpu", r.get("note", ""), r)
+                if r["system"] in PG_SERVERS:
+                    self.assertIn("server_cpu_s", r, r)
 
     def test_range_job_measures_both_jobs(self):
         systems = {r["system"] for r in self.rows if r["workload"] == "range_job"}

@@ -113,8 +113,10 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(
 absl::Status PostgresCluster::InitDb() {
   const std::string pwfile = dir_ + "/password";
   { std::ofstream(pwfile) << password_ << "\n"; }
-  ::chmod(pwfile.c_str(), 0600);
-  if (uid_ >= 0) ::chown(pwfile.c_str(), uid_, gid_);
+  if (::chmod(pwfile.c_str(), 0600) != 0 ||
+      (uid_ >= 0 && ::chown(pwfile.c_str(), uid_, gid_) != 0)) {
+    return absl::InternalError(absl::StrCat("chown ", pwfile, ": ", std::strerror(errno)));
+  }
   ChildSetup setup;
   setup.uid = uid_;
   setup.gid = gid_;

@@ -62,6 +62,8 @@ class PostgresCluster {
   // kill), once the old backends are gone. REQUIRES: stopped or killed.
   absl::Status Restart();
   bool running() const { return postmaster_.pid > 0; }
+  // The postmaster's pid (its backends are its children); -1 when not running.
+  pid_t postmaster_pid() const { return postmaster_.pid; }
 
  private:
   PostgresCluster(PostgresClusterOptions options, std::string dir, int uid, int gid)

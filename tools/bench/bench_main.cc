@@ -5,10 +5,13 @@
 //              [--range_items=10000000] [--python_sdk_items=200000] [--quick]
 //              [--ckptd=PATH] [--work_dir=DIR]
 //              [--modes=durable,off] [--systems=...] [--workloads=...]
+//              [--store=rocksdb|postgres|rocksdb,postgres]
 //
 // Internal modes (the bench runs itself as a child for these):
 //   --serve=echo|writebatch [--data_dir=DIR] [--sync=true]   a ceiling server
+//   --serve=postgres --pg_uri=URI                              the PostgreSQL ceiling
 //   --peer=sqlite|json --dir=DIR [--per_txn=N]                 a peer run
+//   --peer=pg_skip_locked --pg_uri=URI [--per_txn=N]           the SKIP LOCKED queue
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -25,6 +28,7 @@
 #include "tools/bench/ceiling_servers.h"
 #include "tools/bench/child.h"
 #include "tools/bench/peers.h"
+#include "tools/bench/postgres_systems.h"
 
 ABSL_FLAG(int, threads, 8, "Concurrent client threads, each on its own channel.");
 ABSL_FLAG(int64_t, items, 300000,
@@ -44,7 +48,8 @@ ABSL_FLAG(bool, quick, false, "A seconds-long smoke run: small counts, same work
 ABSL_FLAG(std::string, modes, "durable,off",
           "Durability modes to run: durable (the default --sync=true) and/or off "
           "(--sync=false).");
-ABSL_FLAG(std::string, systems, "echo,writebatch,ckpt,ckpt_tls,sqlite,json,python",
+ABSL_FLAG(std::string, systems,
+          "echo,writebatch,ckpt,ckpt_tls,sqlite,json,python,bare_postgres,skip_locked",
           "Systems to run (a subset, e.g. for profiling one of them).");
 ABSL_FLAG(std::string, workloads, "worker_loop,reads,record_mode,readers,range,flood",
           "ckpt workloads to run (a subset, e.g. for profiling); reads (GetItem, ListItems, "
@@ -61,20 +66,31 @@ ABSL_FLAG(int64_t, python_sdk_items, 200000,
           "package).");
 ABSL_FLAG(std::string, work_dir, "",
           "Where the temporary data directories go; default $TEST_TMPDIR or /tmp.");
-ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo or writebatch).");
+ABSL_FLAG(std::string, store, "rocksdb",
+          "Stores to measure ckpt on: rocksdb (with its ceilings and peers), postgres (ckpt on "
+          "PostgreSQL next to a bare PostgreSQL server and a SKIP LOCKED queue, on a cluster the "
+          "bench starts from /usr/lib/postgresql/15), or rocksdb,postgres.");
+ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo, writebatch or postgres).");
+ABSL_FLAG(std::string, pg_uri, "",
+          "Internal: --serve=postgres's and --peer=pg_skip_locked's database.");
 ABSL_FLAG(std::string, data_dir, "", "Internal: --serve=writebatch's RocksDB directory.");
 ABSL_FLAG(bool, sync, true, "Internal: --serve=writebatch syncs each write.");
 ABSL_FLAG(std::string, peer, "", "Internal: run a peer (sqlite or json) and print RESULT.");
 ABSL_FLAG(std::string, dir, "", "Internal: the peer's directory.");
-ABSL_FLAG(int, per_txn, 1, "Internal: SQLite rows per transaction.");
+ABSL_FLAG(int, per_txn, 1,
+          "Internal: SQLite rows per transaction; the SKIP LOCKED queue's items per lease.");
 
 namespace ckpt {
 namespace bench {
 namespace {
 
 int Serve(const std::string& kind) {
+  if (kind == "postgres") {
+    return ServePostgresCeiling(absl::GetFlag(FLAGS_pg_uri));
+  }
   if (kind != "echo" && kind != "writebatch") {
-    std::fprintf(stderr, "ckpt_bench: --serve must be echo or writebatch, not %s\n", kind.c_str());
+    std::fprintf(stderr, "ckpt_bench: --serve must be echo, writebatch or postgres, not %s\n",
+                 kind.c_str());
     return 2;
   }
   return ServeCeiling(kind == "echo" ? CeilingKind::kEcho : CeilingKind::kWriteBatch,
@@ -90,9 +106,12 @@ int RunPeer(const std::string& kind) {
   options.per_txn = absl::GetFlag(FLAGS_per_txn);
   absl::StatusOr<ClientsResult> result =
       kind == "sqlite" ? RunSqlitePeer(options)
-      : kind == "json"
-          ? RunJsonPeer(options)
-          : absl::InvalidArgumentError(absl::StrCat("--peer must be sqlite or json, not ", kind));
+      : kind == "json" ? RunJsonPeer(options)
+      : kind == "pg_skip_locked"
+          ? RunSkipLockedQueue(absl::GetFlag(FLAGS_pg_uri), options.threads, options.items,
+                               options.per_txn)
+          : absl::InvalidArgumentError(
+                absl::StrCat("--peer must be sqlite, json or pg_skip_locked, not ", kind));
   if (!result.ok()) {
     std::fprintf(stderr, "ckpt_bench: peer %s: %s\n", kind.c_str(),
                  std::string(result.status().message()).c_str());
@@ -146,6 +165,10 @@ RunConfig ConfigFromFlags() {
   for (absl::string_view w :
        absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',', absl::SkipEmpty())) {
     config.workloads.insert(std::string(w));
+  }
+  for (absl::string_view store :
+       absl::StrSplit(absl::GetFlag(FLAGS_store), ',', absl::SkipEmpty())) {
+    config.stores.insert(std::string(store));
   }
   if (absl::GetFlag(FLAGS_quick)) config = QuickConfig(config);
   const std::string ckptd = absl::GetFlag(FLAGS_ckptd);

@@ -15,22 +15,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "tests/testing/postgres_cluster.h"
 #include "tools/bench/child.h"
 #include "tools/bench/clients.h"
 #include "tools/bench/measure.h"
 #include "tools/bench/python_rows.h"
 #include "tools/bench/secured_ckptd.h"
+#include "tools/bench/targets.h"
 #include "tools/bench/workloads.h"
 
 namespace ckpt {
 namespace bench {
 namespace {
 
-constexpr char kWorkerLoop[] = "worker_loop";
 constexpr char kFlood[] = "flood";
-constexpr char kRecordMode[] = "record_mode";
 constexpr char kWithReaders[] = "worker_loop_with_readers";
-constexpr char kRangeJob[] = "range_job";
 constexpr char kItemReads[] = "item_reads";  // after the worker loop, on its job
 constexpr uint32_t kReadPage = 100;
 constexpr int kLeaseBatch = 10;
@@ -62,6 +61,19 @@ class ServerWindow {
   ChildServer* const server_;
   double cpu_ = 0;
   double client_cpu_ = 0;
+};
+
+// CPU seconds of a postmaster and its backends since construction, for the notes of
+// PostgreSQL rows: the database's work is in no CPU column.
+class PgCpu {
+ public:
+  explicit PgCpu(pid_t postmaster) : postmaster_(postmaster), start_(Seconds()) {}
+  std::string Note() const { return absl::StrFormat("PostgreSQL cpu %.2f s", Seconds() - start_); }
+
+ private:
+  double Seconds() const { return postmaster_ > 0 ? TreeCpuSeconds(postmaster_) : 0; }
+  const pid_t postmaster_;
+  const double start_;
 };
 
 Measurement Row(const std::string& workload, const std::string& system, bool durable, int threads,
@@ -103,6 +115,10 @@ class Runner {
   bool WantsWorkload(const std::string& w) const { return Selected(c_.workloads, w); }
 
   absl::Status RunAll() {
+    if (c_.stores.count("postgres") > 0) {
+      if (absl::Status s = Postgres(); !s.ok()) return s;
+      if (c_.stores.count("rocksdb") == 0) return absl::OkStatus();
+    }
     for (bool durable : {true, false}) {
       if (!Selected(c_.modes, durable ? "durable" : "off")) continue;
       if (absl::Status s = Ceilings(durable); !s.ok()) return s;
@@ -131,6 +147,57 @@ class Runner {
                  m.workload.c_str(), m.system.c_str(), m.durable ? "durable" : "off", m.items_per_s,
                  m.unit.c_str(), m.p50_us, m.p99_us);
     measurements_.push_back(std::move(m));
+  }
+
+  // A workload's name: on PostgreSQL with kPostgresSuffix, so its rows compare among
+  // themselves.
+  std::string Workload(const char* base) const { return absl::StrCat(base, pg_suffix_); }
+
+  // ckpt on PostgreSQL (worker loop, record mode) next to a bare PostgreSQL server
+  // and a SKIP LOCKED queue, each in its own database of one fresh cluster, fsync on.
+  absl::Status Postgres() {
+    testutil::PostgresClusterOptions options;
+    options.fsync = true;
+    absl::StatusOr<std::unique_ptr<testutil::PostgresCluster>> cluster =
+        testutil::PostgresCluster::Start(options);
+    if (!cluster.ok()) return cluster.status();
+    for (const char* db : {"ckpt", "bare_postgres", "queue"}) {
+      if (absl::Status s = (*cluster)->Sql(absl::StrCat("CREATE DATABASE ", db)); !s.ok()) return s;
+    }
+    pg_suffix_ = kPostgresSuffix;
+    pg_pid_ = (*cluster)->postmaster_pid();
+    absl::Status status = PostgresSystems(**cluster);
+    pg_suffix_.clear();
+    pg_pid_ = -1;
+    return status;
+  }
+
+  absl::Status PostgresSystems(const testutil::PostgresCluster& cluster) {
+    if (Wants("bare_postgres")) {
+      absl::StatusOr<std::unique_ptr<ChildServer>> bare = ChildServer::Start(
+          {c_.self, "--serve=postgres", "--pg_uri=" + cluster.Uri("bare_postgres")},
+          absl::Seconds(30));
+      if (!bare.ok()) return bare.status();
+      if (absl::Status s = CeilingWorkloads(bare->get(), "bare_postgres", true); !s.ok()) return s;
+      if (absl::Status s = (*bare)->Stop(); !s.ok()) return s;
+    }
+    if (Wants("ckpt")) {
+      if (absl::Status s = Ckpt(true, {"--store=" + cluster.Uri("ckpt")}); !s.ok()) return s;
+    }
+    if (!Wants("skip_locked") || !WantsWorkload(kWorkerLoop)) return absl::OkStatus();
+    const PgCpu cpu(pg_pid_);
+    absl::StatusOr<ChildRun> run =
+        RunChild({c_.self, "--peer=pg_skip_locked", "--pg_uri=" + cluster.Uri("queue"),
+                  absl::StrCat("--threads=", c_.threads), absl::StrCat("--items=", c_.items),
+                  absl::StrCat("--per_txn=", c_.batch)});
+    if (!run.ok()) return run.status();
+    absl::StatusOr<Measurement> m =
+        PeerRow(Workload(kWorkerLoop).c_str(), "postgres_skip_locked", *run);
+    if (!m.ok()) return m.status();
+    m->note = absl::StrCat("one transaction per lease of ", c_.batch, " and per completion; ",
+                           cpu.Note(), "; cpu, rss: the queue's clients");
+    Add(std::move(*m));
+    return absl::OkStatus();
   }
 
   // Echo (durable only: it has no disk) and the bare WriteBatch server.
@@ -169,12 +236,14 @@ class Runner {
          {Shape{kWorkerLoop, c_.items, c_.batch, 1}, Shape{kRecordMode, c_.record_items, 1, 0}}) {
       if (!WantsWorkload(shape.workload)) continue;
       ServerWindow window(server);
+      const PgCpu pg_cpu(pg_pid_);
       absl::StatusOr<ClientsResult> result = CompleteInCalls(
           server->address(), "bench", c_.threads, shape.items, shape.per_call, shape.token, true);
       if (!result.ok()) return result.status();
-      Measurement m = Row(shape.workload, system, durable, c_.threads, &*result);
+      Measurement m = Row(Workload(shape.workload), system, durable, c_.threads, &*result);
       window.Fill(&m);
       if (system == "grpc_echo") m.note = "no disk";
+      if (pg_pid_ > 0) m.note = pg_cpu.Note();
       Add(std::move(m));
     }
     return absl::OkStatus();
@@ -185,9 +254,16 @@ class Runner {
             absl::StrCat("--sync=", durable ? "true" : "false")};
   }
 
-  absl::Status Ckpt(bool durable) {
+  // ckptd on RocksDB, or on the store `store_flags` give (PostgreSQL: worker loop and
+  // record mode only).
+  absl::Status Ckpt(bool durable, const std::vector<std::string>& store_flags = {}) {
+    std::vector<std::string> argv = CkptdArgv(durable);
+    if (!store_flags.empty()) {
+      argv = {c_.ckptd, "--listen=127.0.0.1:0", "--http_listen="};
+      argv.insert(argv.end(), store_flags.begin(), store_flags.end());
+    }
     absl::StatusOr<std::unique_ptr<ChildServer>> ckptd =
-        ChildServer::Start(CkptdArgv(durable), absl::Seconds(60));
+        ChildServer::Start(argv, absl::Seconds(60));
     if (!ckptd.ok()) return ckptd.status();
     ChildServer* server = ckptd->get();
     absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> stub = ConnectedStub(server->address());
@@ -197,13 +273,13 @@ class Runner {
     for (auto [name, step] : {std::make_pair("worker_loop", Step{&Runner::CkptWorkerLoop}),
                               std::make_pair("record_mode", Step{&Runner::CkptRecordMode}),
                               std::make_pair("readers", Step{&Runner::CkptWithReaders})}) {
-      if (!WantsWorkload(name)) continue;
+      if (!WantsWorkload(name) || (pg_pid_ > 0 && name == std::string("readers"))) continue;
       if (absl::Status s = (this->*step)(server, stub->get(), durable, "ckpt"); !s.ok()) return s;
     }
-    if (durable && WantsWorkload("range")) {
+    if (durable && WantsWorkload("range") && pg_pid_ < 0) {
       if (absl::Status s = CkptRangeJob(server, stub->get()); !s.ok()) return s;
     }
-    if (durable && WantsWorkload(kFlood)) {
+    if (durable && WantsWorkload(kFlood) && pg_pid_ < 0) {
       if (absl::Status s = CkptFlood(server, stub->get()); !s.ok()) return s;
     }
     stub->reset();
@@ -247,14 +323,18 @@ class Runner {
     const std::string job = absl::StrCat("bench-worker-loop-", durable);
     if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
     ServerWindow window(server);
+    const PgCpu pg_cpu(pg_pid_);
     absl::StatusOr<ClientsResult> result = WorkerLoop(server->address(), job, c_.threads, c_.batch);
     if (!result.ok()) return result.status();
-    Measurement m = Row(kWorkerLoop, system, durable, c_.threads, &*result);
+    Measurement m = Row(Workload(kWorkerLoop), system, durable, c_.threads, &*result);
     window.Fill(&m);
     m.note = absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
     if (system == "ckpt_tls") absl::StrAppend(&m.note, "; TLS, bearer token");
+    if (pg_pid_ > 0) absl::StrAppend(&m.note, "; ", pg_cpu.Note());
     Add(std::move(m));
-    if (!durable || system != "ckpt" || !WantsWorkload("reads")) return absl::OkStatus();
+    if (!durable || system != "ckpt" || pg_pid_ > 0 || !WantsWorkload("reads")) {
+      return absl::OkStatus();
+    }
     return CkptItemReads(server, job);
   }
 
@@ -285,12 +365,14 @@ class Runner {
     const std::string job = absl::StrCat("bench-record-mode-", durable);
     if (absl::Status s = CreateRangeJob(stub, job, c_.record_items); !s.ok()) return s;
     ServerWindow window(server);
+    const PgCpu pg_cpu(pg_pid_);
     absl::StatusOr<ClientsResult> result =
         CompleteInCalls(server->address(), job, c_.threads, c_.record_items, 1, 0, true);
     if (!result.ok()) return result.status();
-    Measurement m = Row(kRecordMode, system, durable, c_.threads, &*result);
+    Measurement m = Row(Workload(kRecordMode), system, durable, c_.threads, &*result);
     window.Fill(&m);
     if (system == "ckpt_tls") m.note = "TLS, bearer token";
+    if (pg_pid_ > 0) m.note = pg_cpu.Note();
     Add(std::move(m));
     return absl::OkStatus();
   }
@@ -465,101 +547,12 @@ class Runner {
   }
 
   const RunConfig c_;
+  std::string pg_suffix_;  // "_pg" while measuring on PostgreSQL
+  pid_t pg_pid_ = -1;      // its postmaster then
   std::string root_;
   int dirs_ = 0;
   std::vector<Measurement> measurements_;
 };
-
-// ---------------------------------------------------------------- targets
-
-struct Target {
-  std::string what;
-  double value = -1;  // -1: not measured; with several rounds, their median
-  double bound = 0;
-  bool at_least = true;
-  std::vector<double> rounds;  // each round's value, when there are several
-};
-
-double Ratio(const std::vector<Measurement>& ms, const char* workload, const char* a,
-             const char* b) {
-  const Measurement* x = FindMeasurement(ms, workload, a, true);
-  const Measurement* y = FindMeasurement(ms, workload, b, true);
-  if (x == nullptr || y == nullptr || y->items_per_s <= 0) return -1;
-  return x->items_per_s / y->items_per_s;
-}
-
-std::vector<Target> Targets(const std::vector<Measurement>& ms) {
-  std::vector<Target> t;
-  t.push_back({"worker loop: ckpt / bare synced WriteBatch server",
-               Ratio(ms, kWorkerLoop, "ckpt", "bare_writebatch"), 0.60, true});
-  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction (C)",
-               Ratio(ms, kWorkerLoop, "ckpt", "sqlite_full_batch100"), 1.0, true});
-  t.push_back({"worker loop: ckpt / SQLite FULL, 100 per transaction (Python)",
-               Ratio(ms, kWorkerLoop, "ckpt", "sqlite_py_full_batch100"), 1.0, true});
-  t.push_back(
-      {"record mode: ckpt / gRPC echo", Ratio(ms, kRecordMode, "ckpt", "grpc_echo"), 0.65, true});
-  t.push_back({"worker loop: ckpt over TLS with a token / plaintext",
-               Ratio(ms, kWorkerLoop, "ckpt_tls", "ckpt"), 0.90, true});
-  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (C)",
-               Ratio(ms, kRecordMode, "ckpt", "sqlite_full_txn_per_item"), 10.0, true});
-  t.push_back({"record mode: ckpt / SQLite FULL, one transaction per item (Python)",
-               Ratio(ms, kRecordMode, "ckpt", "sqlite_py_full_txn_per_item"), 10.0, true});
-  t.push_back({"python: Worker() / C++ worker loop", Ratio(ms, kWorkerLoop, kPythonWorker, "ckpt"),
-               0.5, true});
-  t.push_back({"python: aio Worker() / C++ worker loop",
-               Ratio(ms, kWorkerLoop, kPythonWorkerAio, "ckpt"), 0.5, true});
-  t.push_back({"python: mark_completed per item / Python SQLite per item",
-               Ratio(ms, kRecordMode, kPythonRecord, "sqlite_py_full_txn_per_item"), 1.5, true});
-  const Measurement* per_item = FindMeasurement(ms, kRecordMode, kPythonRecord, true);
-  t.push_back({"python: mark_completed per item, max latency ms",
-               per_item != nullptr ? per_item->max_us / 1000 : -1, 100, false});
-  const Measurement* small = FindMeasurement(ms, kRangeJob, "ckpt GetJob, 100-item job", true);
-  const Measurement* big = FindMeasurement(ms, kRangeJob, "ckpt GetJob, range job half done", true);
-  t.push_back(
-      {"GetJob p50: range job half done / 100-item job",
-       small != nullptr && big != nullptr && small->p50_us > 0 ? big->p50_us / small->p50_us : -1,
-       1.5, false});
-  const Measurement* fill =
-      FindMeasurement(ms, kRangeJob, "ckpt fill: record mode, 8192/call", true);
-  t.push_back({"ckptd peak RSS (MiB) while the range job is half done",
-               fill != nullptr ? fill->peak_rss_mib : -1, 512, false});
-  return t;
-}
-
-// Each target's median over the rounds' values (the rounds' targets, in order).
-std::vector<Target> MedianTargets(const std::vector<std::vector<Target>>& rounds) {
-  std::vector<Target> out = rounds.front();
-  if (rounds.size() < 2) return out;
-  for (size_t i = 0; i < out.size(); ++i) {
-    std::vector<double> values;
-    for (const auto& round : rounds) values.push_back(round[i].value);
-    out[i].rounds = values;
-    std::sort(values.begin(), values.end());
-    const size_t n = values.size();
-    out[i].value = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-  }
-  return out;
-}
-
-std::string FormatTargets(const std::vector<Target>& targets) {
-  const size_t rounds = targets.empty() ? 0 : targets.front().rounds.size();
-  std::string out = rounds > 1 ? absl::StrCat("\ntargets (durable, same run; median of ", rounds,
-                                              " rounds, then each round)\n")
-                               : "\ntargets (durable, same run)\n";
-  for (const Target& t : targets) {
-    const bool met = t.value >= 0 && (t.at_least ? t.value >= t.bound : t.value < t.bound);
-    absl::StrAppend(&out, absl::StrFormat("  %-60s %9.2f  %s %-6g %-12s", t.what, t.value,
-                                          t.at_least ? ">=" : "< ", t.bound,
-                                          t.value < 0 ? "NOT MEASURED"
-                                          : met       ? "met"
-                                                      : "MISSED"));
-    if (t.value >= 0) {
-      for (double v : t.rounds) absl::StrAppend(&out, absl::StrFormat(" %.2f", v));
-    }
-    out += "\n";
-  }
-  return out;
-}
 
 std::string Header(const RunConfig& c) {
   utsname u{};
@@ -609,7 +602,7 @@ int RunBench(const RunConfig& config) {
       for (Measurement& m : ms) m.round = round;
     }
     absl::StrAppend(&out, FormatTable(ms));
-    targets.push_back(Targets(ms));
+    targets.push_back(AllTargets(ms));
     all.insert(all.end(), ms.begin(), ms.end());
   }
   absl::StrAppend(&out, FormatTargets(MedianTargets(targets)), "\n");

@@ -30,10 +30,15 @@ struct RunConfig {
   int flood_calls = 3;          // calls per flood client
   int flood_batch = 8192;       // items per flood call (about 1 MiB with results)
   std::set<std::string> modes;  // "durable", "off"; empty: both
-  std::set<std::string>
-      systems;  // echo, writebatch, ckpt, ckpt_tls, sqlite, json, python; empty: all
-  std::set<std::string> workloads;     // worker_loop, reads, record_mode, readers, range, flood;
-                                       // empty: all
+  // echo, writebatch, ckpt, ckpt_tls, sqlite, json, python; with postgres: bare_postgres,
+  // skip_locked; empty: all
+  std::set<std::string> systems;
+  // worker_loop, reads, record_mode, readers, range, flood; empty: all
+  std::set<std::string> workloads;
+  // "rocksdb" (ckptd's default store, with its ceilings and peers) and/or "postgres"
+  // (ckpt on PostgreSQL next to a bare PostgreSQL ceiling and a SKIP LOCKED queue, on a
+  // PostgreSQL cluster the bench starts; workloads named "..._pg"); empty: rocksdb.
+  std::set<std::string> stores;
   std::string ckptd;                   // the ckptd binary
   std::string self;                    // this binary, for --serve and --peer children
   std::string python;                  // runs sqlite_script; empty: no Python peer

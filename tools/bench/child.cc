@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -121,20 +122,70 @@ std::string ChildServer::Stderr() const {
   return stderr_;
 }
 
-double ChildServer::CpuSeconds() const {
-  std::ifstream in(absl::StrCat("/proc/", pid_, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+namespace {
+
+// What /proc/<pid>/stat says about a process's CPU, in seconds.
+struct ProcStat {
+  long ppid = 0;
+  double cpu = 0;         // its own user + system
+  double reaped_cpu = 0;  // user + system of the children it has waited for
+};
+
+// /proc/<pid>/stat's text; empty if the process is gone, even while being read (with
+// plain read(2): a stream reading a file whose process just ended throws ESRCH).
+std::string ReadProcStat(const std::string& pid) {
+  const int fd = ::open(absl::StrCat("/proc/", pid, "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[1024];  // the stat line is a few hundred bytes
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof(buf));
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// False if the process cannot be read (it is gone).
+bool ReadStat(const std::string& pid, ProcStat* stat) {
+  const std::string text = ReadProcStat(pid);
   // The command name (field 2) may hold spaces; fields after its ')' are plain.
   const size_t close = text.rfind(')');
-  if (close == std::string::npos) return -1;
+  if (close == std::string::npos) return false;
   std::vector<std::string> fields = absl::StrSplit(text.substr(close + 2), ' ');
-  // Fields 14 and 15 (utime, stime) are at 11 and 12 after the ')'.
-  double utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
-      !absl::SimpleAtod(fields[12], &stime)) {
-    return -1;
+  // Fields 4 (ppid) and 14-17 (utime, stime, cutime, cstime) are at 1 and 11-14 after
+  // the ')'.
+  double ticks[4];
+  if (fields.size() < 15 || !absl::SimpleAtoi(fields[1], &stat->ppid)) return false;
+  for (int i = 0; i < 4; ++i) {
+    if (!absl::SimpleAtod(fields[11 + i], &ticks[i])) return false;
   }
-  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  stat->cpu = (ticks[0] + ticks[1]) / hz;
+  stat->reaped_cpu = (ticks[2] + ticks[3]) / hz;
+  return true;
+}
+
+}  // namespace
+
+double ChildServer::CpuSeconds() const {
+  ProcStat stat;
+  return ReadStat(absl::StrCat(pid_), &stat) ? stat.cpu : -1;
+}
+
+double TreeCpuSeconds(pid_t pid) {
+  const std::string self = absl::StrCat(pid);
+  double total = 0;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ignored)) {
+    const std::string name = entry.path().filename().string();
+    ProcStat stat;
+    if (name.find_first_not_of("0123456789") != std::string::npos || !ReadStat(name, &stat)) {
+      continue;
+    }
+    if (name == self) total += stat.cpu + stat.reaped_cpu;
+    if (stat.ppid == pid) total += stat.cpu;
+  }
+  return total;
 }
 
 bool ChildServer::ResetPeakRss() const {

@@ -76,6 +76,11 @@ struct ChildRun {
 // Runs argv[0] with argv to completion.
 absl::StatusOr<ChildRun> RunChild(const std::vector<std::string>& argv);
 
+// User + system CPU seconds of `pid`, of its running children and of the children it
+// has reaped (for a postmaster: PostgreSQL's backends, also those that ended), from
+// /proc. A difference of two calls is the tree's CPU between them.
+double TreeCpuSeconds(pid_t pid);
+
 // The path of this executable (/proc/self/exe).
 std::string SelfPath();
 
