@@ -286,6 +286,10 @@ absl::StatusOr<v1::ListLogsResponse> Client::ListLogs(const v1::ListLogsRequest&
   return Call(&Stub::ListLogs, "ListLogs", request);
 }
 
+absl::StatusOr<v1::BackupStoreResponse> Client::BackupStore(const v1::BackupStoreRequest& request) {
+  return Call(&Stub::BackupStore, "BackupStore", request);
+}
+
 absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
                               const std::function<bool(const v1::Job&)>& on_snapshot) {
   absl::Time first_attempt = options_.clock->Now();

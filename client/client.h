@@ -17,8 +17,8 @@
 // backoff and full jitter until RetryPolicy::max_elapsed when the table says a repeat
 // does no harm (every read, and most writes). The others (LeaseItems, RegisterWorker,
 // CreateJob without a job_id, FailItems with a token-0 item, ResetJob, ResetItems,
-// DeleteJob, PutState with an expected_version) are sent only once ckptd answers a health
-// check, waiting for it under the same policy (nothing has been sent, so waiting for a
+// DeleteJob, PutState with an expected_version, BackupStore) are sent only once ckptd answers a
+// health check, waiting for it under the same policy (nothing has been sent, so waiting for a
 // restarted ckptd is safe), and then once: a lost answer is returned, its message saying
 // that the write may have been applied.
 #ifndef CKPT_CLIENT_CLIENT_H_
@@ -154,6 +154,11 @@ class Client {
   // ---- Logs ----
   absl::StatusOr<v1::WriteLogsResponse> WriteLogs(const v1::WriteLogsRequest& request);
   absl::StatusOr<v1::ListLogsResponse> ListLogs(const v1::ListLogsRequest& request);
+
+  // ---- Administration ----
+  // The copy is made within the call: one on another filesystem than the data dir
+  // copies every file, and may need a longer ClientOptions::call_timeout.
+  absl::StatusOr<v1::BackupStoreResponse> BackupStore(const v1::BackupStoreRequest& request);
 
   // ---- Progress ----
 

@@ -60,8 +60,9 @@ const absl::flat_hash_map<std::string, Rule>& Table() {
       {"RegisterWorker", Always(false)},  // a second worker
       {"ResetItems",                      // resets work done since, unless it only counts
        When<v1::ResetItemsRequest>([](const v1::ResetItemsRequest& r) { return r.dry_run(); })},
-      {"ResetJob", Always(false)},   // clears work done since
-      {"DeleteJob", Always(false)},  // NOT_FOUND, or deletes a job created again since
+      {"ResetJob", Always(false)},     // clears work done since
+      {"DeleteJob", Always(false)},    // NOT_FOUND, or deletes a job created again since
+      {"BackupStore", Always(false)},  // FAILED_PRECONDITION: the first call's copy is there
       // Unconditional: written again. With expected_version: ABORTED.
       {"PutState", When<v1::PutStateRequest>(
                        [](const v1::PutStateRequest& r) { return !r.has_expected_version(); })},

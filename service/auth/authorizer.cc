@@ -97,6 +97,10 @@ absl::Status Authorizer::Authorize(const Principal& principal, absl::string_view
         principal.role == Role::kAdmin ? "an " : "a ", RoleName(principal.role),
         principal.confined() ? absl::StrCat(" ", Confinement(principal)) : ""));
   }
+  if (principal.confined() && rule->scope == JobScope::kAllJobs) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        rpc, " covers every job: principal \"", principal.name, "\" is ", Confinement(principal)));
+  }
   if (!principal.confined() || rule->scope != JobScope::kOneJob || principal.MayTouch(job_id)) {
     return absl::OkStatus();
   }

@@ -27,6 +27,7 @@ enum class JobScope {
   kOneJob,    // the request names one job: it must start with the prefix
   kFiltered,  // ListJobs, FindOutput: allowed; the answer shows only the prefix's jobs
   kNoJob,     // not about jobs (server reflection)
+  kAllJobs,   // acts on every job at once (BackupStore): refused to a confined principal
 };
 
 struct RpcRule {

@@ -180,6 +180,12 @@ class Engine {
   // check per commit, whatever the number of watchers.
   uint64_t AwaitPublish(uint64_t seen, absl::Time deadline) const;
 
+  // ---- Administration ----
+  // Copies the store into request.dir (Store::Checkpoint) while writes go on, on the
+  // calling thread, which it blocks for the copy; the writer does not wait for it.
+  absl::Status BackupStore(const v1::BackupStoreRequest& request,
+                           v1::BackupStoreResponse* response) const;
+
   // ---- For metrics: cheap, never wait on the writer ----
   // Every job as last published, in no particular order. O(jobs).
   std::vector<JobSummary> JobSummaries() const;

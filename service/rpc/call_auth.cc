@@ -76,9 +76,12 @@ absl::StatusOr<auth::PrincipalRef> AuthorizeCall(const auth::Authorizer* authori
 void LogAdminAction(absl::string_view rpc, const auth::Principal& principal,
                     absl::string_view job_id, const absl::Status& outcome) {
   const bool cut = job_id.size() > kMaxLoggedJobIdBytes;
-  LogLine(absl::StrCat("admin action: ", rpc, " on job \"",
-                       absl::CHexEscape(job_id.substr(0, kMaxLoggedJobIdBytes)),
-                       cut ? "...\"" : "\"", " by ", principal.name, ": ",
+  const std::string on_job =
+      job_id.empty()
+          ? ""
+          : absl::StrCat(" on job \"", absl::CHexEscape(job_id.substr(0, kMaxLoggedJobIdBytes)),
+                         cut ? "...\"" : "\"");
+  LogLine(absl::StrCat("admin action: ", rpc, on_job, " by ", principal.name, ": ",
                        absl::StatusCodeToString(outcome.code())));
 }
 

@@ -46,6 +46,7 @@ absl::string_view JobIdOf(const Request& request) {
 }
 absl::string_view JobIdOf(const v1::ListJobsRequest&) { return ""; }
 absl::string_view JobIdOf(const v1::FindOutputRequest&) { return ""; }
+absl::string_view JobIdOf(const v1::BackupStoreRequest&) { return ""; }
 
 bool IsAdminAction(absl::string_view rpc, const auth::PrincipalRef& principal) {
   return principal != nullptr && auth::FindRpcRule(rpc)->role == auth::Role::kAdmin;
@@ -143,6 +144,8 @@ CheckpointService::CheckpointService(Engine* engine, const Limits& limits,
   ServeRead("ListStates", &Engine::ListStates);
   ServeWrite("WriteLogs", &Engine::WriteLogs);
   ServeRead("ListLogs", &Engine::ListLogs);
+  // Blocks its RPC thread for the copy; one at a time (the store refuses a second).
+  ServeRead("BackupStore", &Engine::BackupStore);
   ServeWatch();
 }
 
@@ -229,8 +232,11 @@ ServerUnaryReactor* CheckpointService::Read(absl::string_view name,
   if (call != nullptr) {
     const absl::string_view job_prefix =
         principal != nullptr ? absl::string_view(principal->job_prefix) : "";
-    Answer(context, reactor, *call->response, read(*call->request, call->response, job_prefix),
-           response);
+    const absl::Status status = read(*call->request, call->response, job_prefix);
+    if (IsAdminAction(name, principal)) {
+      LogAdminAction(name, *principal, JobIdOf(*call->request), status);
+    }
+    Answer(context, reactor, *call->response, status, response);
   }
   Leave();
   return reactor;

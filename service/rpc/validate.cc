@@ -51,6 +51,7 @@ constexpr size_t kMaxHostnameBytes = 256;
 constexpr size_t kMaxInvocationIdBytes = 128;
 constexpr size_t kMaxStateNameBytes = 256;
 constexpr size_t kMaxListLogs = 1000;
+constexpr size_t kMaxBackupDirBytes = 4096;
 // Indices are < 2^63 and range ends <= 2^63, so an exclusive end always fits in a
 // uint64 and every index in an int64 (JSON and Python clients).
 constexpr uint64_t kIndexLimit = uint64_t{1} << 63;
@@ -745,6 +746,15 @@ absl::Status ValidateRequest(const v1::ListLogsRequest& r, const Limits& limits)
   CKPT_RETURN_IF_ERROR(CheckEnum("min_level", r.min_level(), v1::LogLevel_IsValid));
   CKPT_RETURN_IF_ERROR(CheckSize("limit", r.limit(), {0, kMaxListLogs}, "entries"));
   return CheckPageToken(r.page_token());
+}
+
+// ---- Administration ----
+
+absl::Status ValidateRequest(const v1::BackupStoreRequest& r, const Limits& /*limits*/) {
+  CKPT_RETURN_IF_ERROR(CheckKeyBytes("dir", r.dir(), {1, kMaxBackupDirBytes}));
+  if (r.dir()[0] == '/') return absl::OkStatus();
+  return Invalid("dir", "must be an absolute path (a directory on ckptd's machine), got \"",
+                 absl::CHexEscape(r.dir().substr(0, 256)), "\"");
 }
 
 absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& /*limits*/) {

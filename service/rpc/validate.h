@@ -64,6 +64,7 @@ absl::Status ValidateRequest(const v1::ListStatesRequest& r, const Limits& limit
 absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::WriteLogsRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::ListLogsRequest& r, const Limits& limits);
+absl::Status ValidateRequest(const v1::BackupStoreRequest& r, const Limits& limits);
 
 // Building blocks, for other callers (client-side checks, tools). `field` is the path
 // that starts the error message.

@@ -183,4 +183,12 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> PostgresStore
   return reader_->Floor(cf, prefix, key);
 }
 
+absl::StatusOr<StoreCopy> PostgresStore::Checkpoint(const std::string& /*dir*/) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "this ckptd stores in PostgreSQL (", display_name_,
+      "), which ckptd does not copy itself: back the database up with PostgreSQL's tools "
+      "(pg_basebackup, or point-in-time recovery with WAL archiving; under Patroni, its "
+      "backup tooling), which copy it consistently while ckptd runs"));
+}
+
 }  // namespace ckpt

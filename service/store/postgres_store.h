@@ -84,6 +84,9 @@ class PostgresStore : public Store {
   // Reached through the listener: false while the server cannot be reached or after
   // another ckptd took the store over.
   void SetAvailabilityListener(std::function<void(bool)> listener) override;
+  // Always FAILED_PRECONDITION: a consistent copy of a PostgreSQL database is
+  // PostgreSQL's job (pg_basebackup, or the cluster manager's backups under Patroni).
+  absl::StatusOr<StoreCopy> Checkpoint(const std::string& dir) override;
 
   // Each read runs on its own; a Scan's pages may see writes made between them (use a
   // ReadView for one moment).

@@ -83,6 +83,11 @@ class RocksDbStore : public Store {
   absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
       Cf cf, absl::string_view prefix, absl::string_view key) const override;
 
+  // RocksDB's Checkpoint (rocksdb_checkpoint.cc): memtables flushed, SST files
+  // hard-linked (copied across filesystems), the live WAL copied. `dir` must also lie
+  // outside the data dir, and DIR.tmp (the staging directory) must not exist.
+  absl::StatusOr<StoreCopy> Checkpoint(const std::string& dir) override;
+
   const RocksDbStoreOptions& options() const { return options_; }
   // For tests of the on-disk layout (flushing a family to SST files).
   rocksdb::DB* db() const { return db_.get(); }
@@ -145,6 +150,8 @@ class RocksDbStore : public Store {
   std::atomic<bool> write_failed_{false};
   absl::Mutex resume_mu_;
   bool failed_for_space_ ABSL_GUARDED_BY(resume_mu_) = false;
+  // Held while a Checkpoint runs: one at a time.
+  absl::Mutex checkpoint_mu_;
 };
 
 }  // namespace ckpt

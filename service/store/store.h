@@ -100,6 +100,12 @@ class StoreReader {
 // RocksDB snapshot, a PostgreSQL transaction) when destroyed.
 class ReadView : public StoreReader {};
 
+// What Store::Checkpoint made.
+struct StoreCopy {
+  uint64_t files = 0;  // in the copy
+  uint64_t bytes = 0;  // their total size
+};
+
 // Thread-safe. Reads through the Store itself see every write that returned OK.
 class Store : public StoreReader {
  public:
@@ -119,6 +125,13 @@ class Store : public StoreReader {
   // again once it can), from a thread of the store. nullptr stops the calls, waiting
   // for one in progress; the listener must stay valid until then. A store that is
   // always there (RocksDB: its failures are per write) says true once.
+  // Copies the whole store into the new directory `dir` (an absolute path that must
+  // not exist, in an existing directory) while writes go on: the copy holds every write
+  // that returned before the call, each batch whole or not at all, and opens as a
+  // store of its own. FAILED_PRECONDITION naming what is wrong with `dir`, while
+  // another copy runs, or when the store cannot copy itself (PostgreSQL, which has its
+  // own tools); a failed copy leaves nothing behind.
+  virtual absl::StatusOr<StoreCopy> Checkpoint(const std::string& dir) = 0;
   virtual void SetAvailabilityListener(std::function<void(bool available)> listener) {
     if (listener) listener(true);
   }

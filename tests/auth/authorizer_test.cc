@@ -149,6 +149,11 @@ TEST_F(AuthorizerTest, AConfinedPrincipalTouchesOnlyItsPrefix) {
   CKPT_EXPECT_OK(Authorizer::Authorize(team, "ListJobs", ""));
   CKPT_EXPECT_OK(Authorizer::Authorize(team, "FindOutput", ""));
   CKPT_EXPECT_OK(Authorizer::Authorize(team, "ServerReflectionInfo", ""));
+  // A backup holds every team's jobs.
+  EXPECT_THAT(Authorizer::Authorize(team, "BackupStore", ""),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "BackupStore covers every job: principal \"team-a-ci\" is confined to "
+                       "jobs whose id starts with \"team-a-\""));
 }
 
 TEST_F(AuthorizerTest, JobIdsInMessagesAreEscapedAndCut) {

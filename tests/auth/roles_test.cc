@@ -62,6 +62,9 @@ TEST(RolesTest, TheIssuesBoundaries) {
   EXPECT_EQ(FindRpcRule("ListJobs")->scope, JobScope::kFiltered);
   EXPECT_EQ(FindRpcRule("FindOutput")->scope, JobScope::kFiltered);
   EXPECT_EQ(FindRpcRule("ServerReflectionInfo")->scope, JobScope::kNoJob);
+  // A backup holds every job: only an unconfined admin may take one.
+  EXPECT_EQ(FindRpcRule("BackupStore")->role, Role::kAdmin);
+  EXPECT_EQ(FindRpcRule("BackupStore")->scope, JobScope::kAllJobs);
   EXPECT_EQ(FindRpcRule("Check"), nullptr);
 }
 

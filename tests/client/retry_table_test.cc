@@ -91,6 +91,7 @@ std::map<std::string, std::vector<Sample>> Samples() {
                                     [](auto* r) { r->set_state(v1::ITEM_STATE_FAILED); })}},
       {"ResetJob", {Make<v1::ResetJobRequest>("ResetJob")}},
       {"DeleteJob", {Make<v1::DeleteJobRequest>("DeleteJob")}},
+      {"BackupStore", {Make<v1::BackupStoreRequest>("BackupStore")}},
       {"PutState without `expected_version`",
        {Make<v1::PutStateRequest>("PutState", [](auto* r) { r->set_name("n"); })}},
       {"PutState with `expected_version`",

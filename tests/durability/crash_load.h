@@ -52,6 +52,12 @@ class Ledger {
     absl::MutexLock lock(&mu_);
     errors_.push_back(std::move(error));
   }
+  // Forgets every acknowledgement but `kept` (index -> token): what a copy of the store
+  // taken after those must hold.
+  void KeepOnlyAcks(std::map<uint64_t, uint64_t> kept) {
+    absl::MutexLock lock(&mu_);
+    acked_ = std::move(kept);
+  }
   std::map<uint64_t, uint64_t> acked() const {
     absl::MutexLock lock(&mu_);
     return acked_;

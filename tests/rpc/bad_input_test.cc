@@ -71,16 +71,16 @@ const std::map<std::string, Invoker>& Invokers() {
 #define CKPT_UNARY(name) \
   { #name, Unary(&Stub::name) }
   static const auto* const invokers = new std::map<std::string, Invoker>{
-      CKPT_UNARY(CreateJob),        CKPT_UNARY(GetJob),     CKPT_UNARY(ListJobs),
-      CKPT_UNARY(UpdateJob),        CKPT_UNARY(PauseJob),   CKPT_UNARY(ResumeJob),
-      CKPT_UNARY(StopJob),          CKPT_UNARY(FinishJob),  CKPT_UNARY(ResetJob),
-      CKPT_UNARY(DeleteJob),        CKPT_UNARY(AddItems),   CKPT_UNARY(LeaseItems),
-      CKPT_UNARY(CompleteItems),    CKPT_UNARY(FailItems),  CKPT_UNARY(GetItem),
-      CKPT_UNARY(ListItems),        CKPT_UNARY(ResetItems), CKPT_UNARY(FindOutput),
-      CKPT_UNARY(RegisterWorker),   CKPT_UNARY(Heartbeat),  CKPT_UNARY(ListWorkers),
-      CKPT_UNARY(UnregisterWorker), CKPT_UNARY(PutState),   CKPT_UNARY(GetState),
-      CKPT_UNARY(ListStates),       {"WatchJob", Watch},    CKPT_UNARY(WriteLogs),
-      CKPT_UNARY(ListLogs),
+      CKPT_UNARY(CreateJob),        CKPT_UNARY(GetJob),      CKPT_UNARY(ListJobs),
+      CKPT_UNARY(UpdateJob),        CKPT_UNARY(PauseJob),    CKPT_UNARY(ResumeJob),
+      CKPT_UNARY(StopJob),          CKPT_UNARY(FinishJob),   CKPT_UNARY(ResetJob),
+      CKPT_UNARY(DeleteJob),        CKPT_UNARY(AddItems),    CKPT_UNARY(LeaseItems),
+      CKPT_UNARY(CompleteItems),    CKPT_UNARY(FailItems),   CKPT_UNARY(GetItem),
+      CKPT_UNARY(ListItems),        CKPT_UNARY(ResetItems),  CKPT_UNARY(FindOutput),
+      CKPT_UNARY(RegisterWorker),   CKPT_UNARY(Heartbeat),   CKPT_UNARY(ListWorkers),
+      CKPT_UNARY(UnregisterWorker), CKPT_UNARY(PutState),    CKPT_UNARY(GetState),
+      CKPT_UNARY(ListStates),       {"WatchJob", Watch},     CKPT_UNARY(WriteLogs),
+      CKPT_UNARY(ListLogs),         CKPT_UNARY(BackupStore),
   };
 #undef CKPT_UNARY
   return *invokers;
@@ -222,6 +222,7 @@ std::map<std::string, std::string> BaseTexts() {
                            entries { message: "m" }
                          })pb"},
       {"ListLogs", R"pb(job_id: "strict" step: "a" worker_id: "WORKER")pb"},
+      {"BackupStore", R"pb(dir: "/no-such-parent-of-ckpt/copy")pb"},
   };
 }
 
@@ -529,6 +530,21 @@ std::vector<Case> FieldCases() {
       {"FindOutput_Unknown", "FindOutput",
        Edited<v1::FindOutputRequest>("FindOutput", [](auto& r) { r.set_output_path("/nowhere"); }),
        absl::StatusCode::kNotFound, "", ""},
+      {"BackupStore_Empty", "BackupStore",
+       Edited<v1::BackupStoreRequest>("BackupStore", [](auto& r) { r.clear_dir(); }), kInvalid,
+       "dir", "must be 1..4096 bytes"},
+      {"BackupStore_Relative", "BackupStore",
+       Edited<v1::BackupStoreRequest>("BackupStore", [](auto& r) { r.set_dir("backups/1"); }),
+       kInvalid, "dir", "must be an absolute path"},
+      {"BackupStore_TooLong", "BackupStore",
+       Edited<v1::BackupStoreRequest>("BackupStore",
+                                      [](auto& r) { r.set_dir("/" + std::string(4096, 'd')); }),
+       kInvalid, "dir", "4097 bytes exceeds the limit of 4096"},
+      {"BackupStore_Exists", "BackupStore",
+       Edited<v1::BackupStoreRequest>("BackupStore", [](auto& r) { r.set_dir("/"); }),
+       absl::StatusCode::kFailedPrecondition, "dir: / already exists", ""},
+      {"BackupStore_NoParent", "BackupStore", Base("BackupStore"),
+       absl::StatusCode::kFailedPrecondition, "dir", "is not an existing directory"},
       {"GetState_Unknown", "GetState",
        Edited<v1::GetStateRequest>("GetState", [](auto& r) { r.set_name("nothing"); }),
        absl::StatusCode::kNotFound, "", ""},

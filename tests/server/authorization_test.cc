@@ -223,6 +223,11 @@ std::map<std::string, RpcCall> Calls() {
     return Unary(s, c, &Stub::ListLogs, ForJob<v1::ListLogsRequest>(f));
   };
   calls["WatchJob"] = WatchJobCall;
+  calls["BackupStore"] = [](Stub& s, grpc::ClientContext* c, const Fixture&) {
+    v1::BackupStoreRequest r;
+    r.set_dir(testutil::NewTempDir("backup") + "/copy");
+    return Unary(s, c, &Stub::BackupStore, r);
+  };
   return calls;
 }
 
@@ -368,6 +373,11 @@ grpc::StatusCode Expected(const Caller& caller, const auth::RpcRule& rule) {
   if (!caller.authenticates) return grpc::StatusCode::UNAUTHENTICATED;
   if (!auth::RoleAtLeast(caller.role, rule.role)) return grpc::StatusCode::PERMISSION_DENIED;
   if (caller.outside_own && rule.scope == auth::JobScope::kOneJob) {
+    return grpc::StatusCode::PERMISSION_DENIED;
+  }
+  // The whole store is beyond any prefix.
+  const bool confined = caller.job_prefix == "team-a-" || caller.outside_own;
+  if (confined && rule.scope == auth::JobScope::kAllJobs) {
     return grpc::StatusCode::PERMISSION_DENIED;
   }
   // A confined principal finds no output of another team's job.

@@ -1,5 +1,6 @@
 // What the engine relies on from a Store (service/store/store.h), checked against each
 // implementation through the interface only.
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "service/store/keys.h"
 #include "service/store/store.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/test_stores.h"
 
 namespace ckpt {
@@ -231,6 +233,22 @@ TEST_P(StoreContractTest, EverythingWrittenIsThereAfterAReopen) {
 
 TEST_P(StoreContractTest, SchemaVersionIsThisBuilds) {
   EXPECT_EQ(store_->schema_version(), kSchemaVersion);
+}
+
+// RocksDB copies itself (rocksdb_checkpoint_test.cc has the details); PostgreSQL says
+// which of its own tools to use, and creates nothing.
+TEST_P(StoreContractTest, CheckpointCopiesTheStoreOrSaysWhatToUseInstead) {
+  Write([](WriteBatch& b) { b.Put(Cf::kMeta, "m", "1"); });
+  const std::string dir = testutil::NewTempDir("backup") + "/copy";
+  absl::StatusOr<StoreCopy> copy = store_->Checkpoint(dir);
+  if (GetParam() == StoreKind::kPostgres) {
+    EXPECT_THAT(copy, testutil::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         ::testing::HasSubstr("pg_basebackup")));
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    return;
+  }
+  CKPT_ASSERT_OK(copy);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/CURRENT"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContractTest, ::testing::ValuesIn(testutil::AllStoreKinds()),

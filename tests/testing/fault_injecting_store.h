@@ -73,6 +73,9 @@ class FaultInjectingStore : public Store {
     return store_->NewReadView();
   }
   uint32_t schema_version() const override { return store_->schema_version(); }
+  absl::StatusOr<StoreCopy> Checkpoint(const std::string& dir) override {
+    return store_->Checkpoint(dir);
+  }
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
     if (faults_.fail_reads) return absl::InternalError("injected: read error");
     return store_->Get(cf, key);

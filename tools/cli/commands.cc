@@ -71,6 +71,9 @@ const std::vector<Command>& Commands() {
        "a job from a ckpt export (FILE -: stdin), a physicsnemo-curator database, a "
        "pipeline_checkpoint.json or a progressive-saving checkpoint",
        Flags({"format", "job", "run"}, {}), 1, 1, &Import},
+      {"backup", "backup DIR",
+       "a consistent copy of the whole store into DIR, a new absolute path on ckptd's machine",
+       Flags({}, {}), 1, 1, &Backup},
   };
   return *commands;
 }

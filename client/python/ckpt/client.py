@@ -230,6 +230,23 @@ class Client:
             answer.created, answer.resumed, answer.reset)
         return handle
 
+    # ------------------------------------------------------------------ administration
+
+    def backup_store(self, dir: str, *, timeout: Optional[float] = None) -> pb.BackupStoreResponse:
+        """Copies the whole store, consistently, into `dir`, a new absolute path on
+        ckptd's machine (its parent must exist), while writes go on; returns the
+        BackupStoreResponse (dir, files, bytes). `ckptd --data_dir=DIR` serves the copy.
+
+        Needs the admin role (unconfined). Never re-sent after an ambiguous failure: the
+        first call's copy would make it FAILED_PRECONDITION. A copy to another
+        filesystem than the data dir copies every file: pass a longer `timeout`.
+        Raises FailedPreconditionError when `dir` exists, another backup runs, or the
+        store is PostgreSQL's; InvalidArgumentError for a relative path.
+        """
+        answer: pb.BackupStoreResponse = self.call("BackupStore", pb.BackupStoreRequest(dir=dir),
+                                                   timeout=timeout)
+        return answer
+
     # ------------------------------------------------------------------ programs
 
     def run(self, program: Program[T]) -> T:

@@ -70,6 +70,7 @@ RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
     "ResetItems": lambda request: bool(getattr(request, "dry_run")),  # resets work done since
     "ResetJob": False,  # clears work done since
     "DeleteJob": False,  # NOT_FOUND, or deletes a job created again since
+    "BackupStore": False,  # FAILED_PRECONDITION: the first call's copy is there
     # Unconditional: written again. With expected_version: ABORTED.
     "PutState": lambda request: not request.HasField("expected_version"),
 }

@@ -1,5 +1,6 @@
 """ckpt.Client against a real ckptd: errors, deadlines, retries across a restart."""
 
+import os
 import queue
 import threading
 import unittest
@@ -78,6 +79,31 @@ class ErrorsTest(CkptdTestCase):
         self.assertEqual(snapshots[0].status, pb.JOB_STATUS_RUNNING)
         self.assertEqual(snapshots[-1].status, pb.JOB_STATUS_COMPLETED)
         self.assertEqual(snapshots[-1].progress.completed, 2)
+
+
+class BackupTest(CkptdTestCase):
+
+    def test_backup_store_makes_a_copy_that_ckptd_serves(self):
+        job = self.new_job(items=3)
+        job.mark_completed(1)
+        copy = os.path.join(new_data_dir(), "copy")
+        answer = self.client.backup_store(copy)
+        self.assertEqual(answer.dir, copy)
+        self.assertGreater(answer.files, 0)
+        with self.assertRaises(ckpt.FailedPreconditionError) as raised:
+            self.client.backup_store(copy)
+        self.assertIn("already exists", raised.exception.message)
+        with self.assertRaises(ckpt.InvalidArgumentError):
+            self.client.backup_store("relative/copy")
+
+        restored = Ckptd(copy)
+        restored.start()
+        try:
+            with ckpt.Client(restored.address) as client:
+                progress = client.job(job.job_id).progress()
+                self.assertEqual((progress.total, progress.completed), (3, 1))
+        finally:
+            restored.stop()
 
 
 class RetryAcrossRestartTest(unittest.TestCase):

@@ -49,6 +49,7 @@ SAMPLES = {
     "ResetItems": [("ResetItems", pb.ResetItemsRequest(state=pb.ITEM_STATE_FAILED))],
     "ResetJob": _each("ResetJob"),
     "DeleteJob": _each("DeleteJob"),
+    "BackupStore": _each("BackupStore"),
     "PutState without `expected_version`": [("PutState", pb.PutStateRequest(name="n"))],
     "PutState with `expected_version`": [
         ("PutState", pb.PutStateRequest(name="n", expected_version=0)),
