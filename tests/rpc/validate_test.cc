@@ -1055,6 +1055,22 @@ std::vector<Case> LogCases() {
   };
 }
 
+std::vector<Case> AdminCases() {
+  auto backup = [](std::string dir) {
+    v1::BackupStoreRequest r;
+    r.set_dir(std::move(dir));
+    return r;
+  };
+  return {
+      Ok("BackupStore_Valid", backup("/backups/ckpt-1")),
+      Bad("BackupStore_Empty", backup(""), "dir", "must be 1..4096 bytes"),
+      Bad("BackupStore_Relative", backup("backups/1"), "dir",
+          "must be an absolute path (a directory on ckptd's machine), got \"backups/1\""),
+      Bad("BackupStore_Nul", backup(std::string("/b\0c", 4)), "dir", "NUL"),
+      Bad("BackupStore_TooLong", backup("/" + Repeat(4096)), "dir", "limit of 4096"),
+  };
+}
+
 const std::vector<Case>& AllCases() {
   static const std::vector<Case>* const cases = [] {
     auto* all = new std::vector<Case>();
@@ -1072,6 +1088,7 @@ const std::vector<Case>& AllCases() {
     Append(all, WorkerCases());
     Append(all, StateAndWatchCases());
     Append(all, LogCases());
+    Append(all, AdminCases());
     return all;
   }();
   return *cases;
