@@ -273,6 +273,13 @@ TEST_F(ImportSourcesTest, AProgressiveCheckpointKeepsItsIdsStatusAndProcessedDoc
   EXPECT_THAT(LeaseAll("f90aa645", "main"), UnorderedElementsAre("doc_105", "doc_106"));
 }
 
+TEST_F(ImportSourcesTest, AJsonCheckpointComesOnStdinWithItsFormatNamed) {
+  CKPT_ASSERT_OK(Run({"import", "-", "--format", "progressive"}, kProgressive));
+  EXPECT_EQ(GetJob("f90aa645").progress().completed(), 3u);
+  EXPECT_THAT(Run({"import", "-", "--format", "curator"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give its path")));
+}
+
 TEST_F(ImportSourcesTest, AProgressiveCheckpointWithAnUnknownStatusIsRefused) {
   std::string text = kProgressive;
   text.replace(text.find("PAUSED"), 6, "SLEEPY");

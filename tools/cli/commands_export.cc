@@ -112,14 +112,24 @@ absl::StatusOr<std::string> ReadAll(const std::string& path) {
 
 absl::StatusOr<v1::Job> ImportFile(const Context& ctx, const std::string& path, Format format,
                                    const ImportOptions& options) {
-  if (format == Format::kCurator) return ImportCurator(ctx.client, path, options);
+  if (format == Format::kCurator) {
+    if (path == "-") return UsageError("a curator database is a file: give its path, not -");
+    return ImportCurator(ctx.client, path, options);
+  }
   if (format == Format::kExport) {
     if (path == "-") return ImportExport(ctx.client, *ctx.in, options);
     std::ifstream in(path, std::ios::binary);
     if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
     return ImportExport(ctx.client, in, options);
   }
-  CKPT_ASSIGN_OR_RETURN(const std::string text, ReadAll(path));
+  std::string text;
+  if (path == "-") {
+    std::stringstream all;
+    all << ctx.in->rdbuf();
+    text = all.str();
+  } else {
+    CKPT_ASSIGN_OR_RETURN(text, ReadAll(path));
+  }
   if (format == Format::kPipeline) return ImportPipelineCheckpoint(ctx.client, text, options);
   return ImportProgressive(ctx.client, text, options);
 }
