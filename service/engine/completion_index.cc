@@ -12,6 +12,7 @@
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
 #include "service/engine/item_reads.h"
+#include "service/engine/item_runs.h"
 #include "service/engine/stored_record.h"
 #include "service/store/keys.h"
 
@@ -49,6 +50,10 @@ absl::Status ParseEntry(absl::string_view suffix, absl::string_view value, Store
   out->run_size = record.run_size() > 1 ? record.run_size() : 1;
   if (out->run_size > 1 && !keys::IsIndexKey(out->item_key)) {
     return absl::DataLossError("corrupt completion record: a run of a named item");
+  }
+  if (out->run_size > kMaxRunItems) {
+    return absl::DataLossError(absl::StrCat("corrupt completion record: a run of ", out->run_size,
+                                            " items, over ", kMaxRunItems));
   }
   return absl::OkStatus();
 }

@@ -489,7 +489,7 @@ int Engine::RunEnd(const JobRuntime& job, int step, const v1::CompleteItemsReque
       FinishingWorker(job, step, plans[begin], r.worker_id(), r.items(begin).lease_token());
   const uint64_t first = keys::IndexOf(plans[begin].key);
   int end = begin + 1;
-  while (end < r.items_size() && joins(end) &&
+  while (end < r.items_size() && static_cast<uint64_t>(end - begin) < kMaxRunItems && joins(end) &&
          keys::IndexOf(plans[end].key) == first + static_cast<uint64_t>(end - begin) &&
          (!r.worker_id().empty() || FinishingWorker(job, step, plans[end], r.worker_id(),
                                                     r.items(end).lease_token()) == worker)) {

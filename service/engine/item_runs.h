@@ -20,6 +20,12 @@
 
 namespace ckpt {
 
+// The most indices one run covers. A repeated completion checks each of its items
+// against its stored record, so a run's length bounds what a resent call of N items
+// reads (N runs' worth, not N whole calls' worth); a completion entry claiming more is
+// DATA_LOSS. Calls of ~100 items, the common batch, are one run.
+inline constexpr uint64_t kMaxRunItems = 128;
+
 // How many items a stored record covers: its run's size, or 1.
 inline uint64_t RecordSpan(const storage::v1::ItemRecord& record) {
   return record.run_size() > 0 ? static_cast<uint64_t>(record.run_size()) : 1;

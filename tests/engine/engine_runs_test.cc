@@ -13,6 +13,7 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/engine/item_runs.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
 #include "tests/engine/engine_test_base.h"
@@ -378,6 +379,58 @@ TEST_P(EngineRunsTest, ASchemaThreeStoreIsReadAsItIsAndGetsRunsFromThenOn) {
               ElementsAre(6, 5, 4, 3, 1, 0, 8));
   EXPECT_EQ(StoredItemRecords(), 7);  // 0, 1, 3, 4, 5, 6, 8
   testutil::ExpectCountersMatchRecount(h_, "j");
+}
+
+// A run covers at most kMaxRunItems indices, so what a resent call reads to answer
+// ALREADY_COMPLETED is bounded by the run's size, not the call's: 300 leased indices
+// completed in one call are three runs (128, 128, 44), each read back whole.
+TEST_P(EngineRunsTest, ARunCoversAtMostKMaxRunItemsIndices) {
+  CreateJob(R"pb(job_id: "big" steps: "s")pb");
+  Add(R"pb(job_id: "big"
+           step: "s"
+           ranges { begin: 0 end: 300 })pb");
+  const std::string worker = Register("big");
+  auto leased = Lease("big", worker, 300, "s");
+  CKPT_ASSERT_OK(leased);
+  ASSERT_EQ(leased->leases_size(), 300);
+  v1::CompleteItemsRequest r;
+  r.set_job_id("big");
+  r.set_step("s");
+  r.set_worker_id(worker);
+  for (const v1::Lease& l : leased->leases()) {
+    v1::Completion* c = r.add_items();
+    *c->mutable_key() = l.key();
+    c->set_lease_token(l.lease_token());
+    c->mutable_result()->set_payload(absl::StrCat("r", l.key().index()));
+  }
+  CKPT_ASSERT_OK(h_.Call(&Engine::CompleteItems, r));
+
+  std::vector<uint64_t> firsts;
+  auto it = h_.store().Scan(Cf::kItems, keys::StepPrefix("big", "s"));
+  for (; it->Valid(); it->Next()) {
+    storage::v1::ItemRecord record;
+    ASSERT_TRUE(record.ParseFromString(std::string(it->value())));
+    EXPECT_LE(RecordSpan(record), kMaxRunItems);
+    firsts.push_back(RecordSpan(record));
+  }
+  CKPT_ASSERT_OK(it->status());
+  EXPECT_THAT(firsts, ElementsAre(128, 128, 44));
+
+  auto again = h_.Call(&Engine::CompleteItems, r);  // the answer was lost: sent again
+  CKPT_ASSERT_OK(again);
+  for (int i = 0; i < again->outcomes_size(); ++i) {
+    EXPECT_EQ(again->outcomes(i), v1::COMPLETION_OUTCOME_ALREADY_COMPLETED) << i;
+  }
+  for (uint64_t index : {0, 127, 128, 255, 256, 299}) {
+    auto item = GetItem(absl::StrFormat(R"pb(job_id: "big"
+                                             step: "s"
+                                             key { index: %d })pb",
+                                        index));
+    CKPT_ASSERT_OK(item);
+    EXPECT_EQ(item->item().state(), v1::ITEM_STATE_COMPLETED);
+    EXPECT_EQ(item->item().result().payload(), absl::StrCat("r", index));
+  }
+  EXPECT_EQ(Job("big").progress().completed(), 300u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, EngineRunsTest, CKPT_ENGINE_STORE_KINDS);
