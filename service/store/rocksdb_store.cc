@@ -162,8 +162,14 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
 // memory: resuming writes flushes every memtable, and a restart flushes what the WAL
 // holds. The defaults (64 MiB per family, the WAL unbounded) made both need more than a
 // full disk gets back (docs/api.md, "A full disk").
-constexpr uint64_t kMemtableBytes = 8 << 20;  // all families' memtables together
-constexpr uint64_t kMaxWalBytes = 16 << 20;   // then the families in the oldest WAL flush
+// Smaller is slower: at 8 MiB and 16 MiB the worker loop ran at a third to a half of its
+// speed, flushing every few seconds (docs/performance.md, "What bounded memtables cost").
+constexpr uint64_t kMemtableBytes = 16 << 20;  // all families' memtables together
+constexpr uint64_t kMaxWalBytes = 32 << 20;    // then the families in the oldest WAL flush
+// What RocksDB preallocates for each new WAL (DBImpl::GetWalPreallocateBlockSize: the
+// smallest of 1.1x a family's write buffer, the WAL limit and the memtable budget).
+// A resume or an open starts a new WAL, so this comes on top of what they flush.
+constexpr uint64_t kWalPreallocBytes = std::min(kMemtableBytes, kMaxWalBytes);
 // Room for what comes with a flush or an open beyond the data: MANIFEST and OPTIONS
 // files, the next WAL's first writes.
 constexpr uint64_t kSpareBytes = 4 << 20;
@@ -196,7 +202,7 @@ absl::Status WalDamageError(const std::string& path, const std::string& detail) 
 // The data dir's disk has less free than a restart must write.
 absl::Status CheckSpaceToStart(const std::string& path) {
   const WalFiles wals = ListWalFiles(path);
-  const uint64_t needed = wals.bytes + kSpareBytes;
+  const uint64_t needed = wals.bytes + kWalPreallocBytes + kSpareBytes;
   const uint64_t free_bytes = FreeDiskBytes(path);
   if (free_bytes >= needed) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
@@ -535,7 +541,7 @@ absl::Status RocksDbStore::ResumeWrites() {
 uint64_t RocksDbStore::SpaceToResume() const {
   uint64_t memtables = 0;
   db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
-  return memtables + kSpareBytes;
+  return memtables + kWalPreallocBytes + kSpareBytes;
 }
 
 absl::Status RocksDbStore::DiskFullError() const {
