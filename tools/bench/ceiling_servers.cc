@@ -15,6 +15,7 @@
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "tools/bench/serve_child.h"
 
 namespace ckpt {
 namespace bench {
@@ -121,11 +122,7 @@ class WriteBatchService final : public v1::Checkpoint::CallbackService {
 }  // namespace
 
 int ServeCeiling(CeilingKind kind, const std::string& data_dir, bool sync) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = BlockStopSignals();
 
   std::unique_ptr<rocksdb::DB> db;
   std::unique_ptr<v1::Checkpoint::CallbackService> service;
@@ -146,27 +143,10 @@ int ServeCeiling(CeilingKind kind, const std::string& data_dir, bool sync) {
     service = std::make_unique<EchoService>();
   }
 
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(16 << 20);  // ckptd's default --max_message_bytes
-  builder.RegisterService(service.get());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    std::fprintf(stderr, "ckpt_bench: cannot listen on 127.0.0.1:0\n");
-    return 1;
-  }
-  std::fprintf(stderr, "ckpt_bench: serving on 127.0.0.1:%d\n", port);
-  std::fflush(stderr);
-
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  server->Wait();
-  server.reset();
+  const int exit_code = ServeUntilSignalled(service.get(), signals);
+  service.reset();
   if (db != nullptr) db->Close().PermitUncheckedError();
-  return 0;
+  return exit_code;
 }
 
 }  // namespace bench

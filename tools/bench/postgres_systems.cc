@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "service/store/pg_connection.h"
+#include "tools/bench/serve_child.h"
 
 namespace ckpt {
 namespace bench {
@@ -193,11 +194,7 @@ absl::StatusOr<uint64_t> DrainQueue(PgConnection& c, int worker, int batch, Late
 }  // namespace
 
 int ServePostgresCeiling(const std::string& uri) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = BlockStopSignals();
 
   constexpr int kWriters = 16;
   absl::StatusOr<std::vector<std::unique_ptr<PgConnection>>> connections =
@@ -207,24 +204,7 @@ int ServePostgresCeiling(const std::string& uri) {
     return 1;
   }
   auto service = std::make_unique<PostgresCeilingService>(std::move(*connections));
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(16 << 20);
-  builder.RegisterService(service.get());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    std::fprintf(stderr, "ckpt_bench: cannot listen on 127.0.0.1:0\n");
-    return 1;
-  }
-  std::fprintf(stderr, "ckpt_bench: serving on 127.0.0.1:%d\n", port);
-  std::fflush(stderr);
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  server->Wait();
-  return 0;
+  return ServeUntilSignalled(service.get(), signals);
 }
 
 absl::StatusOr<ClientsResult> RunSkipLockedQueue(const std::string& uri, int threads,
