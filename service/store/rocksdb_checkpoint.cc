@@ -9,7 +9,6 @@
 #include <memory>
 #include <system_error>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/utilities/checkpoint.h"
@@ -96,7 +95,12 @@ absl::StatusOr<StoreCopy> RocksDbStore::Checkpoint(const std::string& dir) {
     return absl::FailedPreconditionError(
         "another backup of this store is being made; retry once it has finished");
   }
-  absl::Cleanup unlock = [this] { checkpoint_mu_.Unlock(); };
+  absl::StatusOr<StoreCopy> copy = CheckpointLocked(dir);
+  checkpoint_mu_.Unlock();
+  return copy;
+}
+
+absl::StatusOr<StoreCopy> RocksDbStore::CheckpointLocked(const std::string& dir) {
   CKPT_RETURN_IF_ERROR(CheckCopyDir(dir, options_.path));
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);

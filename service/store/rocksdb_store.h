@@ -142,6 +142,10 @@ class RocksDbStore : public Store {
   // destroyed after db_.
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
+  // Checkpoint's work, once it holds checkpoint_mu_.
+  absl::StatusOr<StoreCopy> CheckpointLocked(const std::string& dir)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+
   // Indexed by Cf; then any column families of a newer format, opened to satisfy
   // RocksDB and otherwise untouched.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
