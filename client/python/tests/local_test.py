@@ -26,7 +26,10 @@ OPTIONS = ckpt.LocalOptions(idle_exit=600)
 
 def wait_for_exit(pid):
     """Returns once process `pid` (not our child) has exited."""
-    fd = os.pidfd_open(pid)
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # it has exited (and been reaped) already
     try:
         if not select.select([fd], [], [], WAIT)[0]:
             raise AssertionError(f"process {pid} did not exit")
