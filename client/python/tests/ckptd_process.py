@@ -99,3 +99,27 @@ class CkptdTestCase(unittest.TestCase):
         if items:
             job.add_items(range(items), seal=seal)
         return job
+
+
+def run_in_thread(target, wait=120):
+    """Runs target() on a thread; returns a join() that re-raises its exception.
+
+    join() waits at most `wait` seconds (a hang guard, not a measurement).
+    """
+    failures = []
+
+    def run():
+        try:
+            target()
+        except BaseException as e:  # handed to the test thread
+            failures.append(e)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join():
+        thread.join(timeout=wait)
+        if thread.is_alive():
+            raise AssertionError("worker thread did not finish")
+        if failures:
+            raise failures[0]
+    return join

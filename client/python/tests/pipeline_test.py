@@ -21,7 +21,7 @@ import ckpt
 import ckpt.aio
 from ckpt._program import Attempt
 from ckpt.v1 import checkpoint_pb2 as pb
-from ckptd_process import CkptdTestCase
+from ckptd_process import CkptdTestCase, run_in_thread
 
 WAIT = 120  # seconds: a hang guard, not a measurement
 
@@ -102,26 +102,6 @@ class Recorder:
     def acked(self):
         with self._lock:
             return list(self.acknowledged)
-
-
-def run_in_thread(target):
-    failures = []
-
-    def run():
-        try:
-            target()
-        except BaseException as e:  # handed to the test thread
-            failures.append(e)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join():
-        thread.join(timeout=WAIT)
-        if thread.is_alive():
-            raise AssertionError("worker thread did not finish")
-        if failures:
-            raise failures[0]
-    return join
 
 
 class PipelineTest(CkptdTestCase):

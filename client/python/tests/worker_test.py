@@ -15,7 +15,7 @@ import grpc
 import ckpt
 from ckpt._program import Attempt
 from ckpt.v1 import checkpoint_pb2 as pb
-from ckptd_process import CkptdTestCase
+from ckptd_process import CkptdTestCase, run_in_thread
 
 WAIT = 120  # seconds: a hang guard, not a measurement
 
@@ -39,27 +39,6 @@ class Events:
             got_kind, info = self._queue.get(timeout=WAIT)
             if got_kind == kind and all(info.get(k) == v for k, v in match.items()):
                 return info
-
-
-def run_in_thread(target):
-    """Runs target() on a thread; returns a join() that re-raises its exception."""
-    failures = []
-
-    def run():
-        try:
-            target()
-        except BaseException as e:  # handed to the test thread
-            failures.append(e)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join():
-        thread.join(timeout=WAIT)
-        if thread.is_alive():
-            raise AssertionError("worker thread did not finish")
-        if failures:
-            raise failures[0]
-    return join
 
 
 class LosesFirstLeaseAnswer(ckpt.Client):
