@@ -65,11 +65,14 @@ absl::Status Engine::LoadFrom(const StoreReader& store) {
   for (auto [key, counter] : {std::make_pair(keys::kNextTokenKey, &next_token_),
                               std::make_pair(keys::kNextWorkerKey, &next_worker_)}) {
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store.Get(Cf::kMeta, key));
-    *counter = 1;
+    uint64_t stored = 0;
     if (value.has_value()) {
-      CKPT_ASSIGN_OR_RETURN(*counter,
+      CKPT_ASSIGN_OR_RETURN(stored,
                             keys::ParseBigEndian64Value(*value, absl::StrCat("meta/", key)));
     }
+    // The first id of this engine's sequence that is not below what the store says.
+    const uint64_t first = options_.id_first, stride = options_.id_stride;
+    *counter = stored <= first ? first : first + (stored - first + stride - 1) / stride * stride;
   }
   meta_dirty_ = false;
   JobLoader loader(&store, options_.clock->Now(), &expiry_);
@@ -108,6 +111,13 @@ void Engine::PublishAll() {
     for (const auto& [id, snapshot] : published_) everything.touched.insert(id);
   }
   Publish(everything);
+}
+
+uint64_t Engine::Issue(uint64_t* counter) {
+  const uint64_t id = *counter;
+  *counter += options_.id_stride;
+  meta_dirty_ = true;
+  return id;
 }
 
 // ---------------------------------------------------------------- writer loop

@@ -74,6 +74,12 @@ struct EngineOptions {
   WriteQueueLimits queue;
   // See kDefaultMaxPageBytes. The server sets half of --max_message_bytes.
   size_t max_page_bytes = kDefaultMaxPageBytes;
+  // The lease tokens (and grant ids) and worker ids this engine issues: id_first,
+  // id_first + id_stride, ... (each counter goes on from where the store's meta record
+  // left it). A replica's engine for shard s of S issues s+1, s+1+S, ..., so ids stay
+  // unique across every shard of a cluster; 1, 2, 3, ... by default.
+  uint64_t id_first = 1;
+  uint64_t id_stride = 1;
 };
 
 // A job's totals as last published, for metrics: no item, config or params copied.
@@ -212,6 +218,8 @@ class Engine {
   absl::Status Reload();
   // Publishes every job in memory, and unpublishes the ones that are not.
   void PublishAll();
+  // The next value of `counter` (next_token_ or next_worker_), advancing it.
+  uint64_t Issue(uint64_t* counter);
   void Flush(Group& group);
   void FlushJob(Group& group, JobRuntime& job);
   // Rewrites a grant's record with its live leases, or deletes it when none is left.

@@ -15,8 +15,7 @@ namespace ckpt {
 absl::Status Engine::DoRegisterWorker(Group& g, const v1::RegisterWorkerRequest& r,
                                       v1::RegisterWorkerResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
-  const std::string id = absl::StrCat("w-", next_worker_++);
-  meta_dirty_ = true;
+  const std::string id = absl::StrCat("w-", Issue(&next_worker_));
   WorkerRuntime& w = job->workers[id];
   v1::Worker* worker = w.record.mutable_worker();
   worker->set_worker_id(id);
