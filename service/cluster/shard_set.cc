@@ -179,6 +179,16 @@ void ShardSet::RouteImpl(int shard, absl::Time deadline, bool here_only,
   then(std::move(route));
 }
 
+ShardRoute ShardSet::RouteNow(int shard, bool here_only) {
+  ShardRoute route;
+  route.shard = shard;
+  absl::MutexLock lock(&mu_);
+  if (!TryResolve(shard, slots_[shard], here_only, &route)) {
+    route.status = here_only ? NotOwnedHere(shard) : NoOwnerInTime(shard);
+  }
+  return route;
+}
+
 bool ShardSet::TryResolve(int shard, Slot& slot, bool here_only, ShardRoute* route) {
   switch (slot.state) {
     case State::kLocal:

@@ -114,6 +114,10 @@ class ShardSet {
   // shard is being loaded here), or at once FAILED_PRECONDITION if this replica does not
   // own the shard (the sender's view is stale; it asks again).
   void RouteHere(int shard, absl::Time deadline, std::function<void(ShardRoute)> then);
+  // Where `shard`'s calls go right now, without waiting: UNAVAILABLE while the shard has
+  // no owner (with `here_only`, FAILED_PRECONDITION unless it is served here). For
+  // calls that cannot wait (streams).
+  ShardRoute RouteNow(int shard, bool here_only);
   // Routes every shard; `then` gets them all, in shard order.
   void RouteAll(absl::Time deadline, std::function<void(std::vector<ShardRoute>)> then);
   // A peer at `owner` answered that it does not own `shard`: forget that route (if it is

@@ -91,6 +91,14 @@ struct JobSummary {
   uint32_t active_workers = 0;         // as Progress.active_workers
 };
 
+// A fresh job id for a CreateJob without one: "job-YYYYMMDD-HHMMSS-xxxxxx".
+std::string GenerateJobId(absl::Time now);
+
+// ListJobs' order (newest first, ties by id) and the page token that resumes after
+// `last` ("micros:id"): also for merging the answers of several engines.
+bool ListsBefore(const v1::Job& a, const v1::Job& b);
+std::string JobPageToken(const v1::Job& last);
+
 // Thread-safe. Requests must be validated (service/rpc/validate.h) before they get
 // here; the engine checks what depends on state: existence, job and item states,
 // tokens, versions.

@@ -14,6 +14,12 @@
 #include "service/store/keys.h"
 
 namespace ckpt {
+
+std::string GenerateJobId(absl::Time now) {
+  thread_local absl::BitGen bits;
+  return absl::StrCat("job-", absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%06x", absl::Uniform<uint32_t>(bits, 0, 1u << 24)));
+}
 namespace {
 
 constexpr absl::Duration kDefaultLeaseTimeout = absl::Seconds(60);
@@ -21,12 +27,6 @@ constexpr uint32_t kDefaultMaxAttempts = 3;
 
 std::string Sha256Fingerprint(absl::string_view config) {
   return absl::StrCat("sha256:", Sha256Hex(config));
-}
-
-std::string GenerateJobId(absl::Time now) {
-  thread_local absl::BitGen bits;
-  return absl::StrCat("job-", absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()), "-",
-                      absl::StrFormat("%06x", absl::Uniform<uint32_t>(bits, 0, 1u << 24)));
 }
 
 storage::v1::JobRecord NewJobRecord(const v1::CreateJobRequest& r, const std::string& id,

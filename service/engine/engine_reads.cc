@@ -55,6 +55,17 @@ uint32_t ActiveWorkers(const JobSnapshot& snapshot, absl::Time now) {
 
 // ---------------------------------------------------------------- jobs
 
+// Newest first; ties by id. The page token is the last row's "micros:id".
+bool ListsBefore(const v1::Job& a, const v1::Job& b) {
+  const int64_t ta = absl::ToUnixMicros(FromProtoTime(a.create_time()));
+  const int64_t tb = absl::ToUnixMicros(FromProtoTime(b.create_time()));
+  return ta != tb ? ta > tb : a.job_id() < b.job_id();
+}
+
+std::string JobPageToken(const v1::Job& last) {
+  return absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())), ":", last.job_id());
+}
+
 std::shared_ptr<const JobSnapshot> Engine::Snapshot(absl::string_view job_id) const {
   absl::MutexLock lock(&publish_mu_);
   auto it = published_.find(job_id);
@@ -98,12 +109,7 @@ absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJo
     all.reserve(published_.size());
     for (const auto& [id, snapshot] : published_) all.push_back(snapshot);
   }
-  // Newest first; ties by id. The page token is the last row's "micros:id".
-  auto order = [](const v1::Job& a, const v1::Job& b) {
-    const int64_t ta = absl::ToUnixMicros(FromProtoTime(a.create_time()));
-    const int64_t tb = absl::ToUnixMicros(FromProtoTime(b.create_time()));
-    return ta != tb ? ta > tb : a.job_id() < b.job_id();
-  };
+  const auto order = &ListsBefore;
   v1::Job after;
   if (!r.page_token().empty()) {
     std::vector<std::string> parts = absl::StrSplit(r.page_token(), absl::MaxSplits(':', 1));
@@ -150,8 +156,7 @@ absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJo
   }
   if (rows.size() > limit) {
     const v1::Job& last = rows[limit - 1]->record->job();
-    out->set_next_page_token(
-        absl::StrCat(absl::ToUnixMicros(FromProtoTime(last.create_time())), ":", last.job_id()));
+    out->set_next_page_token(JobPageToken(last));
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,14 @@
 #include "service/rpc/checkpoint_service.h"
 
 #include <memory>
+#include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
 #include "google/protobuf/descriptor.h"
 #include "service/auth/roles.h"
@@ -9,6 +16,7 @@
 #include "service/common/status_macros.h"
 #include "service/engine/write_queue.h"
 #include "service/rpc/call_auth.h"
+#include "service/rpc/fanout.h"
 #include "service/rpc/wire_message.h"
 
 namespace ckpt {
@@ -18,6 +26,10 @@ using grpc::ByteBuffer;
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 using RawUnaryHandler = grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuffer>;
+
+// A forwarded call refused by the owner as not its own is sent again after the router
+// looked again, at most this many times in all.
+constexpr int kMaxAttempts = 3;
 
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
                                  "ckptd is shutting down; retry against the new instance");
@@ -29,14 +41,6 @@ int MethodIndex(absl::string_view name) {
   const auto* method = service->FindMethodByName(std::string(name));
   return method->index();
 }
-
-// One unary call's messages, on one arena freed when the call is answered.
-template <typename Request, typename Response>
-struct UnaryCall {
-  google::protobuf::Arena arena;
-  Request* request = google::protobuf::Arena::CreateMessage<Request>(&arena);
-  Response* response = google::protobuf::Arena::CreateMessage<Response>(&arena);
-};
 
 // The job a request names, for a confined principal; ListJobs and FindOutput name none
 // (their answers are filtered instead).
@@ -68,31 +72,6 @@ absl::StatusOr<auth::PrincipalRef> Admit(const auth::Authorizer* authorizer,
   return principal;
 }
 
-// Admit, then ValidateRequest; on failure answers the call and returns null. An admin
-// action refused by validation is logged, as one the engine decides is.
-template <typename Request, typename Response>
-std::unique_ptr<UnaryCall<Request, Response>> Accept(const auth::Authorizer* authorizer,
-                                                     const grpc::ServerContextBase& context,
-                                                     absl::string_view rpc, const ByteBuffer* wire,
-                                                     const Limits& limits,
-                                                     ServerUnaryReactor* reactor,
-                                                     auth::PrincipalRef* principal) {
-  auto call = std::make_unique<UnaryCall<Request, Response>>();
-  absl::StatusOr<auth::PrincipalRef> admitted =
-      Admit(authorizer, context, rpc, wire, call->request);
-  absl::Status status = admitted.status();
-  if (status.ok()) {
-    *principal = std::move(*admitted);
-    status = ValidateRequest(*call->request, limits);
-    if (!status.ok() && IsAdminAction(rpc, *principal)) {
-      LogAdminAction(rpc, **principal, JobIdOf(*call->request), status);
-    }
-  }
-  if (status.ok()) return call;
-  reactor->Finish(ToGrpcStatus(status));
-  return nullptr;
-}
-
 // For an admin RPC by a principal: logs the action's outcome. Otherwise empty.
 std::function<void(const absl::Status&)> AdminAudit(absl::string_view rpc,
                                                     const auth::PrincipalRef& principal,
@@ -103,20 +82,73 @@ std::function<void(const absl::Status&)> AdminAudit(absl::string_view rpc,
   };
 }
 
-void Answer(CallbackServerContext* context, ServerUnaryReactor* reactor,
-            const google::protobuf::MessageLite& response, absl::Status status, ByteBuffer* wire) {
-  if (status.ok()) status = SerializeWireMessage(response, wire);
-  if (auto retry_after = status.GetPayload(kRetryAfterPayload)) {
-    context->AddTrailingMetadata(kRetryAfterMetadataKey, std::string(*retry_after));
+absl::Time DeadlineOf(const CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+// The shards a fan-out sub-call (kShardsKey) asks for; empty if none or malformed.
+std::vector<int> ShardsAskedFor(const CallbackServerContext& context, int shards) {
+  std::vector<int> out;
+  const std::string listed = ClientMetadata(context, kShardsKey);
+  if (listed.empty()) return out;
+  for (absl::string_view part : absl::StrSplit(listed, ',')) {
+    int shard = -1;
+    if (!absl::SimpleAtoi(part, &shard) || shard < 0 || shard >= shards) return {};
+    out.push_back(shard);
   }
-  reactor->Finish(ToGrpcStatus(status));
+  return out;
+}
+
+// CreateJob without an id gets one before it is routed: the id picks the shard.
+void NameJob(v1::CreateJobRequest* request) {
+  if (request->job_id().empty()) request->set_job_id(GenerateJobId(absl::Now()));
+}
+template <typename Request>
+void NameJob(Request*) {}
+
+// Merges the answers of several shards to a call that spans jobs.
+absl::StatusOr<v1::ListJobsResponse> Merge(
+    const v1::ListJobsRequest& request, std::vector<absl::StatusOr<v1::ListJobsResponse>> parts) {
+  std::vector<v1::ListJobsResponse> ok;
+  for (auto& part : parts) {
+    if (!part.ok()) return part.status();
+    ok.push_back(std::move(*part));
+  }
+  return MergeListJobs(request, std::move(ok));
+}
+absl::StatusOr<v1::FindOutputResponse> Merge(
+    const v1::FindOutputRequest&, std::vector<absl::StatusOr<v1::FindOutputResponse>> parts) {
+  return MergeFindOutput(std::move(parts));
 }
 
 }  // namespace
 
-CheckpointService::CheckpointService(Engine* engine, const Limits& limits,
+// One unary call's messages, on one arena freed when the call is answered, and how to
+// run it on a local engine.
+template <typename Request, typename Response>
+struct CheckpointService::Call {
+  google::protobuf::Arena arena;
+  Request* request = google::protobuf::Arena::CreateMessage<Request>(&arena);
+  Response* response = google::protobuf::Arena::CreateMessage<Response>(&arena);
+  CallbackServerContext* context = nullptr;
+  ServerUnaryReactor* reactor = nullptr;
+  ByteBuffer* wire_response = nullptr;
+  std::string method;            // "/ckpt.v1.Checkpoint/Name"
+  auth::PrincipalRef principal;  // null without an auth file
+  // Runs the call on the held engine; calls Finish.
+  std::function<void(const ShardHold&)> run_local;
+  // For calls spanning jobs: answers for the held engine's shard into `out`.
+  std::function<absl::Status(const ShardHold&, Response* out)> read_local;
+  ByteBuffer forwarded;  // the request, as sent to the owner
+  int attempts = 0;
+};
+
+CheckpointService::CheckpointService(ShardSet* shards, Forwarder* forwarder, const Limits& limits,
                                      const auth::Authorizer* authorizer)
-    : engine_(engine), limits_(limits), authorizer_(authorizer), watch_hub_(engine) {
+    : shards_(shards), forwarder_(forwarder), limits_(limits), authorizer_(authorizer) {
+  shards_->AddListener(&hubs_);
   ServeWrite("CreateJob", &Engine::CreateJob);
   ServeRead("GetJob", &Engine::GetJob);
   ServeReadAcrossJobs("ListJobs", &Engine::ListJobsWithPrefix);
@@ -144,10 +176,13 @@ CheckpointService::CheckpointService(Engine* engine, const Limits& limits,
   ServeRead("ListStates", &Engine::ListStates);
   ServeWrite("WriteLogs", &Engine::WriteLogs);
   ServeRead("ListLogs", &Engine::ListLogs);
-  // Blocks its RPC thread for the copy; one at a time (the store refuses a second).
-  ServeRead("BackupStore", &Engine::BackupStore);
+  ServeBackup();
   ServeWatch();
 }
+
+CheckpointService::~CheckpointService() { shards_->RemoveListener(&hubs_); }
+
+// ---------------------------------------------------------------- registration
 
 template <typename Request, typename Response>
 void CheckpointService::ServeWrite(absl::string_view name, WriteMethod<Request, Response> method) {
@@ -155,92 +190,295 @@ void CheckpointService::ServeWrite(absl::string_view name, WriteMethod<Request, 
       MethodIndex(name),
       new RawUnaryHandler([this, name, method](CallbackServerContext* context,
                                                const ByteBuffer* request, ByteBuffer* response) {
-        return Write<Request, Response>(name, method, context, request, response);
+        ServerUnaryReactor* reactor = context->DefaultReactor();
+        auto* call = Accept<Request, Response>(name, context, request, response, reactor);
+        if (call == nullptr) return reactor;
+        call->run_local = [this, call, method,
+                           audit = AdminAudit(name, call->principal, JobIdOf(*call->request))](
+                              const ShardHold& hold) {
+          (hold.engine().*method)(*call->request, call->response,
+                                  [this, call, hold, audit](absl::Status status) {
+                                    if (audit) audit(status);
+                                    Finish(call, status);
+                                  });
+        };
+        Dispatch(call);
+        return reactor;
       }));
 }
 
 template <typename Request, typename Response>
 void CheckpointService::ServeRead(absl::string_view name, ReadMethod<Request, Response> method) {
-  ServeReadFn<Request, Response>(
-      name, [this, method](const Request& request, Response* response, absl::string_view) {
-        return (engine_->*method)(request, response);
-      });
+  MarkMethodRawCallback(
+      MethodIndex(name),
+      new RawUnaryHandler([this, name, method](CallbackServerContext* context,
+                                               const ByteBuffer* request, ByteBuffer* response) {
+        ServerUnaryReactor* reactor = context->DefaultReactor();
+        auto* call = Accept<Request, Response>(name, context, request, response, reactor);
+        if (call == nullptr) return reactor;
+        call->run_local = [this, call, method](const ShardHold& hold) {
+          Finish(call, (hold.engine().*method)(*call->request, call->response));
+        };
+        Dispatch(call);
+        return reactor;
+      }));
 }
 
 template <typename Request, typename Response>
 void CheckpointService::ServeReadAcrossJobs(absl::string_view name,
                                             CrossJobReadMethod<Request, Response> method) {
-  ServeReadFn<Request, Response>(name, [this, method](const Request& request, Response* response,
-                                                      absl::string_view job_prefix) {
-    return (engine_->*method)(request, response, job_prefix);
-  });
+  MarkMethodRawCallback(
+      MethodIndex(name),
+      new RawUnaryHandler([this, name, method](CallbackServerContext* context,
+                                               const ByteBuffer* request, ByteBuffer* response) {
+        ServerUnaryReactor* reactor = context->DefaultReactor();
+        auto* call = Accept<Request, Response>(name, context, request, response, reactor);
+        if (call == nullptr) return reactor;
+        call->read_local = [call, method](const ShardHold& hold, Response* out) {
+          const auth::PrincipalRef& principal = call->principal;
+          return (hold.engine().*method)(*call->request, out,
+                                         principal != nullptr ? principal->job_prefix : "");
+        };
+        FanOut(call);
+        return reactor;
+      }));
 }
 
 template <typename Request, typename Response>
-void CheckpointService::ServeReadFn(absl::string_view name, ReadFn<Request, Response> read) {
-  MarkMethodRawCallback(MethodIndex(name),
-                        new RawUnaryHandler([this, name, read = std::move(read)](
-                                                CallbackServerContext* context,
-                                                const ByteBuffer* request, ByteBuffer* response) {
-                          return Read<Request, Response>(name, read, context, request, response);
-                        }));
-}
-
-template <typename Request, typename Response>
-ServerUnaryReactor* CheckpointService::Write(absl::string_view name,
-                                             WriteMethod<Request, Response> method,
-                                             CallbackServerContext* context,
-                                             const ByteBuffer* request, ByteBuffer* response) {
-  ServerUnaryReactor* reactor = context->DefaultReactor();
+CheckpointService::Call<Request, Response>* CheckpointService::Accept(
+    absl::string_view name, CallbackServerContext* context, const ByteBuffer* wire,
+    ByteBuffer* response, ServerUnaryReactor* reactor) {
   if (!Enter()) {
     reactor->Finish(kShuttingDown);
-    return reactor;
+    return nullptr;
   }
-  auth::PrincipalRef principal;
-  auto call =
-      Accept<Request, Response>(authorizer_, *context, name, request, limits_, reactor, &principal);
-  if (call == nullptr) {
+  auto call = std::make_unique<Call<Request, Response>>();
+  absl::StatusOr<auth::PrincipalRef> admitted =
+      Admit(authorizer_, *context, name, wire, call->request);
+  absl::Status status = admitted.status();
+  if (status.ok()) {
+    call->principal = std::move(*admitted);
+    status = ValidateRequest(*call->request, limits_);
+    // An admin action refused by validation is logged, as one the engine decides is.
+    if (!status.ok() && IsAdminAction(name, call->principal)) {
+      LogAdminAction(name, *call->principal, JobIdOf(*call->request), status);
+    }
+  }
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
     Leave();
-    return reactor;
+    return nullptr;
   }
-  UnaryCall<Request, Response>* raw = call.release();
-  (engine_->*method)(
-      *raw->request, raw->response,
-      [this, context, reactor, raw, response,
-       audit = AdminAudit(name, principal, JobIdOf(*raw->request))](absl::Status status) {
-        if (audit) audit(status);
-        Answer(context, reactor, *raw->response, std::move(status), response);
-        delete raw;
+  call->context = context;
+  call->reactor = reactor;
+  call->wire_response = response;
+  call->method = absl::StrCat("/ckpt.v1.Checkpoint/", name);
+  return call.release();
+}
+
+// ---------------------------------------------------------------- job-scoped calls
+
+template <typename Request, typename Response>
+void CheckpointService::Dispatch(Call<Request, Response>* call) {
+  if (shards_->shards() > 1) NameJob(call->request);
+  const int shard = shards_->ShardOf(call->request->job_id());
+  auto then = [this, call](ShardRoute route) { OnRoute(call, std::move(route)); };
+  if (IsForwarded(*call->context)) {
+    shards_->RouteHere(shard, DeadlineOf(*call->context), std::move(then));
+  } else {
+    shards_->Route(shard, DeadlineOf(*call->context), std::move(then));
+  }
+}
+
+template <typename Request, typename Response>
+void CheckpointService::OnRoute(Call<Request, Response>* call, ShardRoute route) {
+  if (route.local) return call->run_local(route.local);
+  if (!route.owner.empty() && forwarder_ != nullptr) return Forward(call, std::move(route));
+  Refuse(call, route);
+}
+
+template <typename Request, typename Response>
+void CheckpointService::Refuse(Call<Request, Response>* call, const ShardRoute& route) {
+  absl::Status status = route.status.ok() ? absl::UnavailableError("no route") : route.status;
+  if (absl::IsFailedPrecondition(status)) {
+    // Forwarded here by a replica whose view is stale: nothing was applied.
+    call->context->AddTrailingMetadata(kNotOwnerKey, absl::StrCat(route.shard));
+    status = absl::UnavailableError(status.message());
+  }
+  Finish(call, status);
+}
+
+template <typename Request, typename Response>
+void CheckpointService::Forward(Call<Request, Response>* call, ShardRoute route) {
+  call->forwarded.Clear();
+  const absl::Status serialized = SerializeWireMessage(*call->request, &call->forwarded);
+  if (!serialized.ok()) return Finish(call, serialized);
+  forwarder_->Unary(
+      *call->context, call->method, call->forwarded, route.owner, {}, call->wire_response,
+      [this, call, shard = route.shard, owner = route.owner](PeerAnswer answer) {
+        if (answer.not_owner >= 0 && ++call->attempts < kMaxAttempts) {
+          shards_->NoteStale(shard, owner);
+          return Dispatch(call);
+        }
+        AddTrailers(call->context, answer);
+        if (answer.not_owner >= 0) {
+          answer.status =
+              grpc::Status(grpc::StatusCode::UNAVAILABLE, answer.status.error_message());
+        }
+        call->reactor->Finish(answer.status);  // the response, if any, is already in place
+        delete call;
         Leave();
       });
-  return reactor;
 }
 
 template <typename Request, typename Response>
-ServerUnaryReactor* CheckpointService::Read(absl::string_view name,
-                                            const ReadFn<Request, Response>& read,
-                                            CallbackServerContext* context,
-                                            const ByteBuffer* request, ByteBuffer* response) {
-  ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!Enter()) {
-    reactor->Finish(kShuttingDown);
-    return reactor;
+void CheckpointService::Finish(Call<Request, Response>* call, absl::Status status) {
+  if (status.ok()) status = SerializeWireMessage(*call->response, call->wire_response);
+  if (auto retry_after = status.GetPayload(kRetryAfterPayload)) {
+    call->context->AddTrailingMetadata(kRetryAfterMetadataKey, std::string(*retry_after));
   }
-  auth::PrincipalRef principal;
-  auto call =
-      Accept<Request, Response>(authorizer_, *context, name, request, limits_, reactor, &principal);
-  if (call != nullptr) {
-    const absl::string_view job_prefix =
-        principal != nullptr ? absl::string_view(principal->job_prefix) : "";
-    const absl::Status status = read(*call->request, call->response, job_prefix);
-    if (IsAdminAction(name, principal)) {
-      LogAdminAction(name, *principal, JobIdOf(*call->request), status);
-    }
-    Answer(context, reactor, *call->response, status, response);
-  }
+  call->reactor->Finish(ToGrpcStatus(status));
+  delete call;
   Leave();
-  return reactor;
 }
+
+// ---------------------------------------------------------------- BackupStore
+
+void CheckpointService::ServeBackup() {
+  using Request = v1::BackupStoreRequest;
+  using Response = v1::BackupStoreResponse;
+  MarkMethodRawCallback(
+      MethodIndex("BackupStore"),
+      new RawUnaryHandler([this](CallbackServerContext* context, const ByteBuffer* request,
+                                 ByteBuffer* response) {
+        ServerUnaryReactor* reactor = context->DefaultReactor();
+        auto* call = Accept<Request, Response>("BackupStore", context, request, response, reactor);
+        if (call == nullptr) return reactor;
+        // Blocks this RPC thread for the copy; one at a time (the store refuses a second).
+        const absl::Status status = BackUpHere(*call->request, call->response);
+        if (auto audit = AdminAudit("BackupStore", call->principal, "")) audit(status);
+        Finish(call, status);
+        return reactor;
+      }));
+}
+
+absl::Status CheckpointService::BackUpHere(const v1::BackupStoreRequest& request,
+                                           v1::BackupStoreResponse* response) {
+  if (forwarder_ != nullptr || shards_->shards() != 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this ckptd is a replica serving ", shards_->shards(),
+        " shards of a shared PostgreSQL store, which ckptd does not copy itself: back the "
+        "database up with PostgreSQL's tools (pg_basebackup, or point-in-time recovery with "
+        "WAL archiving; under Patroni, its backup tooling)"));
+  }
+  const ShardRoute route = shards_->RouteNow(0, /*here_only=*/true);
+  if (!route.local) return route.status;
+  return route.local.engine().BackupStore(request, response);
+}
+
+// ---------------------------------------------------------------- calls spanning jobs
+
+template <typename Request, typename Response>
+void CheckpointService::FanOut(Call<Request, Response>* call) {
+  if (!IsForwarded(*call->context)) {
+    shards_->RouteAll(DeadlineOf(*call->context), [this, call](std::vector<ShardRoute> routes) {
+      Gather(call, std::move(routes));
+    });
+    return;
+  }
+  // A sub-call from another replica: answer for the shards it lists, all of them here.
+  std::vector<ShardRoute> routes;
+  for (int shard : ShardsAskedFor(*call->context, shards_->shards())) {
+    routes.push_back(shards_->RouteNow(shard, /*here_only=*/true));
+  }
+  if (routes.empty()) {
+    return Finish(call, absl::InvalidArgumentError(absl::StrCat(kShardsKey, " lists no shard")));
+  }
+  Gather(call, std::move(routes));
+}
+
+template <typename Request, typename Response>
+void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardRoute> routes) {
+  // The answers so far, and the sub-calls to owners still out.
+  struct State {
+    absl::Mutex mu;
+    std::vector<absl::StatusOr<Response>> parts ABSL_GUARDED_BY(mu);
+    std::vector<std::pair<int, std::string>> stale ABSL_GUARDED_BY(mu);
+    int pending ABSL_GUARDED_BY(mu) = 0;
+    std::vector<std::unique_ptr<std::pair<ByteBuffer, ByteBuffer>>> wires;  // request, response
+  };
+  for (ShardRoute& route : routes) {
+    if (!route.local && (route.owner.empty() || forwarder_ == nullptr)) {
+      return Refuse(call, route);  // no owner in time, or not owned here
+    }
+  }
+  auto state = std::make_shared<State>();
+  absl::flat_hash_map<std::string, std::vector<int>> remote;
+  std::vector<absl::StatusOr<Response>> local;
+  for (const ShardRoute& route : routes) {
+    if (!route.local) {
+      remote[route.owner].push_back(route.shard);
+      continue;
+    }
+    Response part;
+    const absl::Status read = call->read_local(route.local, &part);
+    local.push_back(read.ok() ? absl::StatusOr<Response>(std::move(part)) : read);
+  }
+  {
+    absl::MutexLock lock(&state->mu);
+    state->parts = std::move(local);
+    state->pending = static_cast<int>(remote.size()) + 1;
+  }
+  // Completes the call once every part is in: merged, or sent again if an owner said
+  // it no longer owns a shard.
+  auto part_done = [this, call, state] {
+    std::vector<absl::StatusOr<Response>> parts;
+    std::vector<std::pair<int, std::string>> stale;
+    {
+      absl::MutexLock lock(&state->mu);
+      if (--state->pending > 0) return;
+      parts = std::move(state->parts);
+      stale = std::move(state->stale);
+    }
+    if (!stale.empty() && ++call->attempts < kMaxAttempts) {
+      for (const auto& [shard, owner] : stale) shards_->NoteStale(shard, owner);
+      return FanOut(call);
+    }
+    if (!stale.empty()) {
+      return Finish(call,
+                    absl::UnavailableError("shards moved while this call was answered; retry"));
+    }
+    absl::StatusOr<Response> merged = Merge(*call->request, std::move(parts));
+    if (merged.ok()) *call->response = std::move(*merged);
+    Finish(call, merged.status());
+  };
+  for (const auto& [owner, shards] : remote) {
+    state->wires.push_back(std::make_unique<std::pair<ByteBuffer, ByteBuffer>>());
+    auto* wire = state->wires.back().get();
+    SerializeWireMessage(*call->request, &wire->first).IgnoreError();  // never fails
+    forwarder_->Unary(*call->context, call->method, wire->first, owner,
+                      {{kShardsKey, absl::StrJoin(shards, ",")}}, &wire->second,
+                      [state, wire, owner = owner, shards = shards, part_done](PeerAnswer answer) {
+                        {
+                          absl::MutexLock lock(&state->mu);
+                          if (answer.not_owner >= 0) {
+                            for (int shard : shards) state->stale.emplace_back(shard, owner);
+                          } else if (!answer.status.ok()) {
+                            state->parts.push_back(FromGrpcStatus(answer.status));
+                          } else {
+                            Response part;
+                            absl::Status parsed = ParseWireMessage(&wire->second, &part);
+                            state->parts.push_back(
+                                parsed.ok() ? absl::StatusOr<Response>(std::move(part)) : parsed);
+                          }
+                        }
+                        part_done();
+                      });
+  }
+  part_done();  // the local parts
+}
+
+// ---------------------------------------------------------------- WatchJob
 
 void CheckpointService::ServeWatch() {
   // A stream that ends at once with `status`.
@@ -258,9 +496,34 @@ void CheckpointService::ServeWatch() {
             absl::Status status = Admit(authorizer_, *context, "WatchJob", wire, &request).status();
             if (status.ok()) status = ValidateRequest(request, limits_);
             if (!status.ok()) return new Refused(ToGrpcStatus(status));
-            return watch_hub_.Watch(request);
+            // A stream does not wait for a moving shard: it is refused UNAVAILABLE and
+            // the client watches again.
+            ShardRoute route =
+                shards_->RouteNow(shards_->ShardOf(request.job_id()), IsForwarded(*context));
+            if (route.local) {
+              WatchHub* hub = hubs_.For(route.local);
+              if (hub != nullptr) return hub->Watch(request);
+              route.status = absl::UnavailableError("the job's shard is moving; watch again");
+            } else if (!route.owner.empty() && forwarder_ != nullptr) {
+              ByteBuffer forwarded;
+              status = SerializeWireMessage(request, &forwarded);
+              if (!status.ok()) return new Refused(ToGrpcStatus(status));
+              return forwarder_->RelayWatch(context, forwarded, route.owner);
+            }
+            if (absl::IsFailedPrecondition(route.status)) {
+              context->AddTrailingMetadata(kNotOwnerKey, absl::StrCat(route.shard));
+              route.status = absl::UnavailableError(route.status.message());
+            }
+            return new Refused(ToGrpcStatus(route.status));
           }));
 }
+
+WatchHub* CheckpointService::watch_hub() {
+  ShardRoute route = shards_->RouteNow(0, /*here_only=*/true);
+  return route.local ? hubs_.For(route.local) : nullptr;
+}
+
+// ---------------------------------------------------------------- shutdown
 
 bool CheckpointService::Enter() {
   absl::MutexLock lock(&mu_);
@@ -279,7 +542,11 @@ void CheckpointService::BeginShutdown() {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
   }
-  watch_hub_.Shutdown();
+  hubs_.Shutdown();
+}
+
+bool CheckpointService::AwaitNoWatchers(absl::Time deadline) {
+  return hubs_.AwaitNoWatchers(deadline);
 }
 
 bool CheckpointService::AwaitIdle(absl::Time deadline) {

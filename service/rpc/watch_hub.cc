@@ -180,17 +180,29 @@ WatchHub::Subscription::Event WatchHub::Subscription::Next(absl::Time deadline) 
   return feed_->Next(deadline);
 }
 
-WatchHub::WatchHub(const Engine* engine) : engine_(engine), thread_([this] { Loop(); }) {}
-
-WatchHub::~WatchHub() {
-  Shutdown();
-  thread_.join();
+WatchHub::WatchHub(const Engine* engine) : engine_(engine) {
+  absl::MutexLock lock(&join_mu_);
+  thread_ = std::thread([this] { Loop(); });
 }
+
+WatchHub::~WatchHub() { Stop(ShuttingDown()); }
 
 void WatchHub::Shutdown() {
   absl::MutexLock lock(&mu_);
+  if (!stopping_) why_ = ShuttingDown();
   stopping_ = true;
-  for (Watcher* watcher : watchers_) watcher->End(ShuttingDown());
+  for (Watcher* watcher : watchers_) watcher->End(why_);
+}
+
+void WatchHub::Stop(const absl::Status& why) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) why_ = why;
+    stopping_ = true;
+    for (Watcher* watcher : watchers_) watcher->End(why_);
+  }
+  absl::MutexLock lock(&join_mu_);
+  if (thread_.joinable()) thread_.join();
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(const v1::WatchJobRequest& request) {
@@ -207,8 +219,9 @@ std::unique_ptr<WatchHub::Subscription> WatchHub::Subscribe(const v1::WatchJobRe
 
 void WatchHub::Add(Watcher* watcher) {
   absl::MutexLock lock(&mu_);
-  if (stopping_) return watcher->End(ShuttingDown());
+  // Linked even when ending at once: its OnDone unlinks it, and AwaitNoWatchers waits for that.
   watchers_.insert(watcher);
+  if (stopping_) return watcher->End(why_);
   watcher->Poll(absl::Now());
 }
 

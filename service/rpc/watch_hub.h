@@ -49,6 +49,10 @@ class WatchHub {
   // Blocks until every watch has ended (gRPC streams: their last message sent), or
   // until `deadline`. Returns true if none is left.
   bool AwaitNoWatchers(absl::Time deadline);
+  // Ends every open watch with `why` (later ones end at once) and stops the thread:
+  // from then on the hub no longer reads the engine, which may close. The hub itself
+  // may be destroyed once no watcher is left (AwaitNoWatchers). Idempotent.
+  void Stop(const absl::Status& why);
 
  private:
   class Watcher;
@@ -63,7 +67,9 @@ class WatchHub {
   absl::Mutex mu_;
   absl::flat_hash_set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  absl::Status why_ ABSL_GUARDED_BY(mu_);  // why watches end, once stopping_
+  absl::Mutex join_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
 };
 
 // One subscription's snapshots. Only the newest snapshot not yet taken is kept, so a

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "service/auth/authorizer.h"
+#include "service/cluster/shard_set.h"
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
 #include "service/engine/engine.h"
@@ -302,8 +303,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   engine_options.observer = metrics.get();
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
   metrics->WatchEngine(engine.get());
-  std::unique_ptr<Server> server(new Server(options, std::move(metrics), std::move(store),
-                                            std::move(engine), std::move(tls),
+  // One shard, served here for ever.
+  auto shards = std::make_unique<ShardSet>(ShardSetOptions{});
+  Store* const raw_store = store.get();
+  Engine* const raw_engine = engine.get();
+  shards->Serve(0, std::move(store), std::move(engine), SteadyTime::max());
+  std::unique_ptr<Server> server(new Server(options, std::move(metrics), std::move(shards),
+                                            raw_store, raw_engine, std::move(tls),
                                             std::move(authorizer)));
 
   server->listen_ = listen;
@@ -315,7 +321,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
           : server->Listen(options.listen_address);
   if (!listening.ok()) {
     server->checkpoint_.reset();
-    server->engine_.reset();
+    server->shards_.reset();
     absl::MutexLock lock(&server->shutdown_mu_);
     server->shut_down_ = true;
     return listening;
@@ -384,8 +390,8 @@ absl::Status Server::StartHttp() {
   if (tls_ != nullptr) {
     http.tls_setup = [tls = tls_.get()](SSL_CTX& ctx) { return tls->ConfigureSslContext(&ctx); };
   }
-  history_ = std::make_unique<ThroughputHistory>(engine_.get(), ThroughputHistoryOptions());
-  gateway_ = std::make_unique<JsonGateway>(engine_.get(), options_.limits, checkpoint_->watch_hub(),
+  history_ = std::make_unique<ThroughputHistory>(engine_, ThroughputHistoryOptions());
+  gateway_ = std::make_unique<JsonGateway>(engine_, options_.limits, checkpoint_->watch_hub(),
                                            authorizer_.get(), history_.get());
   CKPT_ASSIGN_OR_RETURN(
       http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
@@ -399,17 +405,18 @@ absl::Status Server::StartHttp() {
 }
 
 Server::Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-               std::unique_ptr<Store> store, std::unique_ptr<Engine> engine,
+               std::unique_ptr<ShardSet> shards, Store* store, Engine* engine,
                std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer)
     : options_(std::move(options)),
       metrics_(std::move(metrics)),
-      store_(std::move(store)),
-      engine_(std::move(engine)),
+      shards_(std::move(shards)),
+      store_(store),
+      engine_(engine),
       tls_(std::move(tls)),
       authorizer_(std::move(authorizer)),
       health_(std::make_unique<HealthService>()),
-      checkpoint_(
-          std::make_unique<CheckpointService>(engine_.get(), options_.limits, authorizer_.get())) {}
+      checkpoint_(std::make_unique<CheckpointService>(shards_.get(), /*forwarder=*/nullptr,
+                                                      options_.limits, authorizer_.get())) {}
 
 absl::Status Server::Reload() {
   absl::Status first_error;
@@ -471,7 +478,7 @@ void Server::Shutdown(absl::Duration grace) {
   }
   // Streams told to end (WatchJob: UNAVAILABLE; health: NOT_SERVING) get to say so,
   // within the grace (a client that stopped reading holds its stream).
-  checkpoint_->watch_hub()->AwaitNoWatchers(deadline);
+  checkpoint_->AwaitNoWatchers(deadline);
   health_->AwaitNoWatchers(deadline);
   // Nothing is in flight: close every connection now, idle ones included, rather than
   // wait the grace for clients to hang up.
@@ -481,9 +488,8 @@ void Server::Shutdown(absl::Duration grace) {
   for (auto& grpc_server : grpc_servers_) grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
   for (auto& grpc_server : grpc_servers_) grpc_server->Wait();
   checkpoint_.reset();
-  engine_.reset();
   store_->SetAvailabilityListener(nullptr);
-  store_.reset();
+  shards_.reset();  // closes the engine, then the store
 }
 
 }  // namespace ckpt

@@ -27,6 +27,7 @@ class Server;
 namespace ckpt {
 
 class ActivityTracker;
+class ShardSet;
 class CheckpointService;
 class Engine;
 class HealthService;
@@ -149,7 +150,7 @@ class Server {
 
  private:
   Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-         std::unique_ptr<Store> store, std::unique_ptr<Engine> engine,
+         std::unique_ptr<ShardSet> shards, Store* store, Engine* engine,
          std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer);
   absl::Status StartHttp();
   // Builds and starts a gRPC server with every service and limit on `address`, and
@@ -161,8 +162,10 @@ class Server {
   ListenAddress listen_;  // options_.listen_address, parsed; set once by Start
   // Declared first, destroyed last: the engine reports to it until it stops.
   std::unique_ptr<ServerMetrics> metrics_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Engine> engine_;
+  // The engines; one shard, owning the store and the engine below.
+  std::unique_ptr<ShardSet> shards_;
+  Store* store_ = nullptr;
+  Engine* engine_ = nullptr;
   // Both outlive the gRPC servers, which call into them.
   const std::unique_ptr<ServerTls> tls_;                // null: plaintext
   const std::unique_ptr<auth::Authorizer> authorizer_;  // null: no auth file

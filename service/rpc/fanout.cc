@@ -1,0 +1,58 @@
+#include "service/rpc/fanout.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "service/common/proto_time.h"
+#include "service/engine/engine.h"
+
+namespace ckpt {
+namespace {
+
+constexpr uint32_t kDefaultListJobs = 50;  // as the engine's
+
+}  // namespace
+
+v1::ListJobsResponse MergeListJobs(const v1::ListJobsRequest& request,
+                                   std::vector<v1::ListJobsResponse> parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  std::vector<v1::Job> rows;
+  bool more = false;
+  for (v1::ListJobsResponse& part : parts) {
+    more = more || !part.next_page_token().empty();
+    for (v1::Job& job : *part.mutable_jobs()) rows.push_back(std::move(job));
+  }
+  std::sort(rows.begin(), rows.end(), &ListsBefore);
+  const size_t limit = request.limit() > 0 ? request.limit() : kDefaultListJobs;
+  v1::ListJobsResponse out;
+  for (size_t i = 0; i < rows.size() && i < limit; ++i) *out.add_jobs() = std::move(rows[i]);
+  if ((more || rows.size() > limit) && out.jobs_size() > 0) {
+    out.set_next_page_token(JobPageToken(out.jobs(out.jobs_size() - 1)));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::FindOutputResponse> MergeFindOutput(
+    std::vector<absl::StatusOr<v1::FindOutputResponse>> parts) {
+  const v1::FindOutputResponse* best = nullptr;
+  const absl::Status* not_found = nullptr;
+  for (const auto& part : parts) {
+    if (!part.ok()) {
+      if (!absl::IsNotFound(part.status())) return part.status();
+      if (not_found == nullptr) not_found = &part.status();
+      continue;
+    }
+    if (best == nullptr) {
+      best = &*part;
+      continue;
+    }
+    const absl::Time a = FromProtoTime(part->item().update_time());
+    const absl::Time b = FromProtoTime(best->item().update_time());
+    if (a > b || (a == b && part->job_id() < best->job_id())) best = &*part;
+  }
+  if (best != nullptr) return *best;
+  if (not_found != nullptr) return *not_found;
+  return absl::NotFoundError("no shard answered");
+}
+
+}  // namespace ckpt

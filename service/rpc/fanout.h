@@ -1,0 +1,28 @@
+// Calls that span jobs (ListJobs, FindOutput) answered from every shard: each shard's
+// engine answers for its own jobs, and these merge the answers into the one a single
+// engine holding every job would have given.
+#ifndef CKPT_SERVICE_RPC_FANOUT_H_
+#define CKPT_SERVICE_RPC_FANOUT_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ckpt/v1/checkpoint.pb.h"
+
+namespace ckpt {
+
+// `parts` answered `request` for disjoint sets of jobs, each in ListJobs' order with at
+// most request's limit (default 50) rows after its page token: the first `limit` rows of
+// them all, and a page token if any part had more.
+v1::ListJobsResponse MergeListJobs(const v1::ListJobsRequest& request,
+                                   std::vector<v1::ListJobsResponse> parts);
+
+// FindOutput's answers of disjoint sets of jobs: the found item (the one updated last
+// when several jobs recorded the path, ties to the smaller job id), else NOT_FOUND (the
+// first part's), or the first error that is not NOT_FOUND.
+absl::StatusOr<v1::FindOutputResponse> MergeFindOutput(
+    std::vector<absl::StatusOr<v1::FindOutputResponse>> parts);
+
+}  // namespace ckpt
+
+#endif  // CKPT_SERVICE_RPC_FANOUT_H_
