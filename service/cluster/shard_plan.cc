@@ -22,11 +22,6 @@ int ShareOfRank(int shards, int members, int rank) {
   return shards / members + (rank < shards % members ? 1 : 0);
 }
 
-bool IsLive(const ClusterView& view, const std::string& id) {
-  return std::any_of(view.members.begin(), view.members.end(),
-                     [&](const ClusterMember& m) { return m.id == id; });
-}
-
 // Whether a live member other than `me` holds fewer shards than its share.
 bool SomeoneWants(const ClusterView& view, const std::vector<std::string>& ranked,
                   const std::string& me) {
@@ -45,9 +40,9 @@ bool SomeoneWants(const ClusterView& view, const std::vector<std::string>& ranke
 
 }  // namespace
 
-bool IsFree(const ClusterView& view, const ShardLease& lease, const std::string& me) {
-  if (lease.held && lease.owner == me) return false;
-  return !lease.held || !IsLive(view, lease.owner);
+bool IsFree(const ShardLease& lease, const PlanInput& input) {
+  if (lease.held && lease.owner == input.me) return false;
+  return !lease.held || input.gone.contains(lease.owner);
 }
 
 int FairShare(const ClusterView& view, const PlanInput& input) {
@@ -76,7 +71,7 @@ ShardPlan PlanShards(const ClusterView& view, const PlanInput& input) {
   const int start = shards * rank / static_cast<int>(ranked.size());
   for (int i = 0; i < shards; ++i) {
     const int shard = (start + i) % shards;
-    if (input.mine.contains(shard) || !IsFree(view, view.shards[shard], input.me)) continue;
+    if (input.mine.contains(shard) || !IsFree(view.shards[shard], input)) continue;
     const bool wanted = held + static_cast<int>(plan.take.size()) < share;
     if (wanted || input.overdue.contains(shard)) plan.take.push_back(shard);
   }

@@ -121,6 +121,9 @@ absl::Status NotOwnedHere(int shard) {
 ShardSet::ShardSet(const ShardSetOptions& options)
     : options_(options), slots_(static_cast<size_t>(std::max(1, options.shards))) {
   timer_ = std::thread([this] { TimerLoop(); });
+  for (int i = 0; i < std::max(1, options.executor_threads); ++i) {
+    executors_.emplace_back([this] { ExecutorLoop(); });
+  }
 }
 
 ShardSet::~ShardSet() {
@@ -141,6 +144,11 @@ ShardSet::~ShardSet() {
   }
   Run(refused);
   timer_.join();
+  {
+    absl::MutexLock lock(&run_mu_);
+    run_stop_ = true;  // executors finish what is queued first
+  }
+  for (std::thread& executor : executors_) executor.join();
 }
 
 int ShardSet::ShardOf(absl::string_view job_id) const {
@@ -364,8 +372,27 @@ void ShardSet::Unpark(int shard, Resolved* out) {
 }
 
 void ShardSet::Run(Resolved& resolved) {
-  for (auto& [then, route] : resolved) then(std::move(route));
+  if (resolved.empty()) return;
+  absl::MutexLock lock(&run_mu_);
+  for (auto& entry : resolved) runnable_.push_back(std::move(entry));
   resolved.clear();
+}
+
+void ShardSet::ExecutorLoop() {
+  for (;;) {
+    std::pair<std::function<void(ShardRoute)>, ShardRoute> next;
+    {
+      absl::MutexLock lock(&run_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_mu_) {
+        return run_stop_ || !runnable_.empty();
+      };
+      run_mu_.Await(absl::Condition(&ready));
+      if (runnable_.empty()) return;  // stopping, and nothing left
+      next = std::move(runnable_.front());
+      runnable_.pop_front();
+    }
+    next.first(std::move(next.second));
+  }
 }
 
 std::vector<int> ShardSet::LocalShards() const {

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -91,6 +92,9 @@ struct ShardSetOptions {
   // Called (without the lock) when a peer said it does not own a shard it was thought
   // to own: the coordinator reads the lease table again. May be empty.
   std::function<void()> on_stale;
+  // Threads that run parked calls once their route is known (a local read may wait on
+  // the store: never on the thread that changed the route, e.g. the coordinator's).
+  int executor_threads = 2;
 };
 
 // Thread-safe.
@@ -106,9 +110,9 @@ class ShardSet {
   // The shard of `job_id` (shard_map.h).
   int ShardOf(absl::string_view job_id) const;
 
-  // Calls `then` with where `shard`'s calls go: at once when that is known, else once it
-  // is, or with UNAVAILABLE at `deadline` (at most max_wait from now). `then` runs on
-  // this thread or on the thread that resolved the route, and must not block.
+  // Calls `then` with where `shard`'s calls go: at once (on this thread) when that is
+  // known, else once it is (on one of the set's executor threads), or with UNAVAILABLE
+  // at `deadline` (at most max_wait from now).
   void Route(int shard, absl::Time deadline, std::function<void(ShardRoute)> then);
   // Route for a call another replica forwarded here: the local engine (waiting while the
   // shard is being loaded here), or at once FAILED_PRECONDITION if this replica does not
@@ -180,8 +184,10 @@ class ShardSet {
   void Unpark(int shard, Resolved* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the parked calls whose deadline is past into `out`, answered UNAVAILABLE.
   void TakeExpired(absl::Time now, Resolved* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void Run(Resolved& resolved);
+  // Hands resolved calls to the executor threads.
+  void Run(Resolved& resolved);
   void TimerLoop();
+  void ExecutorLoop();
 
   const ShardSetOptions options_;
   mutable absl::Mutex mu_;
@@ -193,7 +199,13 @@ class ShardSet {
   absl::Mutex listeners_mu_;
   std::vector<ShardListener*> listeners_ ABSL_GUARDED_BY(listeners_mu_);
 
+  absl::Mutex run_mu_;
+  std::deque<std::pair<std::function<void(ShardRoute)>, ShardRoute>> runnable_
+      ABSL_GUARDED_BY(run_mu_);
+  bool run_stop_ ABSL_GUARDED_BY(run_mu_) = false;
+
   std::thread timer_;
+  std::vector<std::thread> executors_;
 };
 
 }  // namespace ckpt

@@ -18,6 +18,7 @@ namespace ckpt {
 namespace {
 
 constexpr uint32_t kInt2Oid = 21;
+constexpr uint32_t kInt4Oid = 23;
 constexpr uint32_t kInt8Oid = 20;
 constexpr uint32_t kByteaOid = 17;
 constexpr char kSqlStatePayload[] = "ckpt.sqlstate";
@@ -144,6 +145,14 @@ PgArray PgArray::Int8(size_t reserve) { return PgArray(kInt8Oid, reserve * 12); 
 
 PgArray PgArray::Bytea(size_t reserve_elements, size_t reserve_bytes) {
   return PgArray(kByteaOid, reserve_elements * 4 + reserve_bytes);
+}
+
+PgArray PgArray::Int4(size_t reserve) { return PgArray(kInt4Oid, reserve * 8); }
+
+void PgArray::AddInt4(int32_t value) {
+  AppendBigEndian32(&bytes_, 4);
+  bytes_.append(BigEndian(static_cast<uint32_t>(value), 4));
+  ++count_;
 }
 
 void PgArray::AddInt2(int16_t value) {

@@ -78,9 +78,11 @@ class PgParams {
 class PgArray {
  public:
   static PgArray Int2(size_t reserve);
+  static PgArray Int4(size_t reserve);
   static PgArray Int8(size_t reserve);
   static PgArray Bytea(size_t reserve_elements, size_t reserve_bytes);
   void AddInt2(int16_t value);
+  void AddInt4(int32_t value);
   void AddInt8(int64_t value);
   void AddBytes(absl::string_view value);
   // The array's bytes; the builder is spent.
@@ -127,7 +129,7 @@ class PgConnection {
 
   // Prepares every statement of pg_sql.h (one round trip). REQUIRES: the tables exist.
   absl::Status PrepareAll();
-  // Prepares one statement (of another table set: the bench's).
+  // Prepares one statement (of another table set: the bench's, the shard leases').
   absl::Status Prepare(const pgsql::Statement& statement);
   // Runs a prepared statement; binary results.
   absl::StatusOr<PgResult> Run(const pgsql::Statement& statement, const PgParams& params);

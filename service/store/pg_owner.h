@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/store/pg_pool.h"
+#include "service/store/shard_leases.h"
 
 namespace ckpt {
 
@@ -37,7 +38,7 @@ struct OwnerClaim {
 };
 
 // Thread-safe.
-class PgOwnership {
+class PgOwnership : public ShardFence {
  public:
   // Takes the shard (epoch + 1, or 1 for a new store), then renews it on a thread of
   // its own. FAILED_PRECONDITION naming the owner if another ckptd holds it (lease not
@@ -47,21 +48,21 @@ class PgOwnership {
                                                            const OwnerClaim& claim);
   // Stops renewing and closes its connection, which frees the lock: a successor may
   // take over at once.
-  ~PgOwnership();
+  ~PgOwnership() override;
 
-  int64_t epoch() const { return epoch_; }
+  int64_t epoch() const override { return epoch_; }
   // OK while this process owns the shard; UNAVAILABLE naming the new owner once a
   // renewal or a write found the epoch moved on.
-  absl::Status Owned() const;
+  absl::Status Owned() const override;
   // A write was fenced (SQLSTATE CK001): the shard is someone else's now.
-  void Deposed();
+  void Deposed() override;
   // A connection to the server failed: report the store unreachable until a renewal
   // succeeds, and try one now.
-  void Unreachable();
+  void Unreachable() override;
   // Called with false when the store becomes unreachable or the shard is lost, and with
   // true when it is reachable again; at once with the current state. Called on the
   // renewing thread or the caller's, under a lock that SetListener(nullptr) waits for.
-  void SetListener(std::function<void(bool)> listener);
+  void SetListener(std::function<void(bool)> listener) override;
 
  private:
   PgOwnership(PgConnector* connector, OwnerClaim claim, int64_t epoch,

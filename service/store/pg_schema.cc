@@ -1,5 +1,6 @@
 #include "service/store/pg_schema.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -34,7 +35,7 @@ absl::Status WriteSchemaRecord(PgConnection& c, const storage::v1::SchemaRecord&
   return c.Exec(kWriteSchema, params, "write the schema record").status();
 }
 
-absl::Status CreateTables(PgConnection& c, absl::Time now) {
+absl::Status CreateTables(PgConnection& c, absl::Time now, int shards) {
   for (const char* ddl : {pgsql::kCreateRecords, pgsql::kCreateOwners, pgsql::kCreateCheckOwner}) {
     CKPT_RETURN_IF_ERROR(c.RunSql(ddl, "create ckpt's tables"));
   }
@@ -42,11 +43,12 @@ absl::Status CreateTables(PgConnection& c, absl::Time now) {
   schema.set_version(kSchemaVersion);
   schema.set_created_by("ckptd");
   schema.set_create_time_micros(absl::ToUnixMicros(now));
+  schema.set_shards(static_cast<uint32_t>(shards));
   return WriteSchemaRecord(c, schema);
 }
 
 // Reads and checks the schema record; marks an older store as this version.
-absl::StatusOr<uint32_t> CheckSchemaRecord(PgConnection& c) {
+absl::StatusOr<storage::v1::SchemaRecord> CheckSchemaRecord(PgConnection& c) {
   const std::string& where = c.target().display();
   CKPT_ASSIGN_OR_RETURN(PgResult result,
                         c.Exec(kReadSchema, SchemaKey(), "read the schema record"));
@@ -75,10 +77,10 @@ absl::StatusOr<uint32_t> CheckSchemaRecord(PgConnection& c) {
     schema.set_version(kSchemaVersion);
     CKPT_RETURN_IF_ERROR(WriteSchemaRecord(c, schema));
   }
-  return schema.version();
+  return schema;
 }
 
-absl::StatusOr<PgSchema> OpenInTransaction(PgConnection& c, absl::Time now) {
+absl::StatusOr<PgSchema> OpenInTransaction(PgConnection& c, absl::Time now, int shards) {
   CKPT_RETURN_IF_ERROR(c.RunSql(pgsql::kLockSetup, "lock the schema"));
   CKPT_ASSIGN_OR_RETURN(PgResult found,
                         c.Exec(pgsql::kFindTables, PgParams(), "find ckpt's tables"));
@@ -86,10 +88,11 @@ absl::StatusOr<PgSchema> OpenInTransaction(PgConnection& c, absl::Time now) {
              check = PgBool(found.get(), 0, 2);
   PgSchema schema;
   if (!records && !owners && !check) {
-    CKPT_RETURN_IF_ERROR(CreateTables(c, now));
+    CKPT_RETURN_IF_ERROR(CreateTables(c, now, shards));
     CKPT_ASSIGN_OR_RETURN(found, c.Exec(pgsql::kFindTables, PgParams(), "find ckpt's tables"));
     schema.version = kSchemaVersion;
     schema.created = true;
+    schema.shards = shards;
   } else if (!records || !owners || !check) {
     return absl::FailedPreconditionError(absl::StrCat(
         "PostgreSQL at ", c.target().display(), " has some of ckpt's tables but not all (",
@@ -98,17 +101,20 @@ absl::StatusOr<PgSchema> OpenInTransaction(PgConnection& c, absl::Time now) {
         "so it is damaged or not ckpt's); ckptd will not modify it: restore it or point "
         "--store at another database"));
   } else {
-    CKPT_ASSIGN_OR_RETURN(schema.version, CheckSchemaRecord(c));
+    CKPT_ASSIGN_OR_RETURN(const storage::v1::SchemaRecord record, CheckSchemaRecord(c));
+    schema.version = record.version();
+    schema.shards = std::max<int>(1, static_cast<int>(record.shards()));
   }
+  CKPT_RETURN_IF_ERROR(c.RunSql(pgsql::kCreateMembers, "create ckpt's member table"));
   schema.owners_oid = PgInt8(found.get(), 0, 3);
   return schema;
 }
 
 }  // namespace
 
-absl::StatusOr<PgSchema> OpenSchema(PgConnection& connection, absl::Time now) {
+absl::StatusOr<PgSchema> OpenSchema(PgConnection& connection, absl::Time now, int shards) {
   CKPT_RETURN_IF_ERROR(connection.RunSql("BEGIN", "open the schema"));
-  absl::StatusOr<PgSchema> schema = OpenInTransaction(connection, now);
+  absl::StatusOr<PgSchema> schema = OpenInTransaction(connection, now, shards);
   if (!schema.ok()) {
     connection.RunSql("ROLLBACK", "open the schema").IgnoreError();
     return schema.status();
@@ -116,7 +122,8 @@ absl::StatusOr<PgSchema> OpenSchema(PgConnection& connection, absl::Time now) {
   CKPT_RETURN_IF_ERROR(connection.RunSql("COMMIT", "open the schema"));
   if (schema->created) {
     LogLine(absl::StrCat("store at ", connection.target().display(),
-                         ": created ckpt's tables, schema version ", kSchemaVersion));
+                         ": created ckpt's tables, schema version ", kSchemaVersion, ", ",
+                         schema->shards, schema->shards == 1 ? " shard" : " shards"));
   }
   return schema;
 }

@@ -17,6 +17,7 @@ struct PgSchema {
   uint32_t version = 0;    // the schema record's, now kSchemaVersion
   int64_t owners_oid = 0;  // ckpt_owners' oid: part of the owner lock's key
   bool created = false;    // the tables were created just now
+  int shards = 1;          // the schema record's (0 there reads as 1)
 };
 
 // In one transaction, serialised with other ckptds doing the same: creates the tables,
@@ -28,7 +29,9 @@ struct PgSchema {
 //     ckpt's); a newer schema; no permission to create tables;
 //   DATA_LOSS: an unreadable schema record;
 //   UNAVAILABLE: the connection failed.
-absl::StatusOr<PgSchema> OpenSchema(PgConnection& connection, absl::Time now);
+// A store created now gets `shards` shards. The replicas' member table is created when
+// missing (on a store made before replicas) without changing the version.
+absl::StatusOr<PgSchema> OpenSchema(PgConnection& connection, absl::Time now, int shards = 1);
 
 }  // namespace ckpt
 

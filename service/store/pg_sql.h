@@ -37,6 +37,15 @@ inline constexpr char kCreateOwners[] =
     " epoch bigint NOT NULL,"
     " expires timestamptz NOT NULL)";
 
+// One row per replica taking part (shard_leases.h): renewed like a lease, and alive
+// while its session holds the advisory lock `lock_key`.
+inline constexpr char kCreateMembers[] =
+    "CREATE TABLE IF NOT EXISTS ckpt_members ("
+    " member text PRIMARY KEY,"
+    " address text NOT NULL,"
+    " lock_key bigint NOT NULL,"
+    " expires timestamptz NOT NULL)";
+
 // The fence: raises SQLSTATE CK001 unless `e` is still the shard's epoch. FOR SHARE
 // holds the owner row until the transaction ends, so a takeover (which updates the
 // row) waits for a write in flight, and every later write sees the new epoch.
@@ -155,6 +164,75 @@ inline constexpr const Statement* kAllStatements[] = {
     &kCheckOwner,  &kDeleteRange, &kDeleteFrom, &kDeleteKeys,     &kUpsert,        &kGet,
     &kScanBounded, &kScanOpen,    &kFloor,      &kProbeOwnerLock, &kTakeOwnerLock, &kReadOwner,
     &kLockOwner,   &kInsertOwner, &kTakeOver,   &kRenew};
+
+// ---- Replicas: shard leases and members (pg_leases.h), on the lease table's session ----
+
+// An interval parameter: microseconds as bigint.
+#define CKPT_PG_MICROS(p) "make_interval(secs => " p "::bigint / 1000000.0)"
+
+inline constexpr char kDropOldMembers[] =
+    "DELETE FROM ckpt_members WHERE expires < now() - interval '1 day'";
+// $1 member, $2 address, $3 lock key, $4 lease (us).
+inline constexpr Statement kJoin = {
+    "ckpt_join",
+    "INSERT INTO ckpt_members (member, address, lock_key, expires)"
+    " VALUES ($1, $2, $3, now() + " CKPT_PG_MICROS("$4") ")"
+    " ON CONFLICT (member) DO UPDATE SET address = EXCLUDED.address,"
+    " lock_key = EXCLUDED.lock_key, expires = EXCLUDED.expires",
+    "join the cluster"};
+// $1 member, $2 lease (us). No row: the member was removed; join again.
+inline constexpr Statement kRenewMember = {
+    "ckpt_renew_member",
+    "UPDATE ckpt_members SET expires = now() + " CKPT_PG_MICROS("$2") " WHERE member = $1",
+    "renew membership"};
+// Every member: its row renewed, and its session holding its lock (pg_locks shows a
+// bigint advisory key as classid = high 32 bits, objid = low 32 bits, objsubid 1).
+inline constexpr Statement kReadMembers = {
+    "ckpt_read_members",
+    "SELECT m.member, m.address, m.expires > now(), EXISTS (SELECT 1 FROM pg_locks l"
+    "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    "  AND l.classid::bigint = (m.lock_key >> 32) & 4294967295"
+    "  AND l.objid::bigint = m.lock_key & 4294967295)"
+    " FROM ckpt_members m",
+    "read the members"};
+inline constexpr Statement kReadLeases = {
+    "ckpt_read_leases",
+    "SELECT shard, owner, address, epoch, expires > now() FROM ckpt_owners ORDER BY shard",
+    "read the shard leases"};
+// $1 shard, $2 member, $3 address, $4 lease (us), $5 the epoch seen, $6 the owner is
+// gone (take even if the lease runs). No row: someone else took or renewed it first.
+inline constexpr Statement kTakeShard = {
+    "ckpt_take_shard",
+    "INSERT INTO ckpt_owners AS o (shard, owner, address, epoch, expires)"
+    " VALUES ($1, $2, $3, 1, now() + " CKPT_PG_MICROS("$4") ")"
+    " ON CONFLICT (shard) DO UPDATE SET owner = EXCLUDED.owner, address = EXCLUDED.address,"
+    " epoch = o.epoch + 1, expires = EXCLUDED.expires"
+    " WHERE o.epoch = $5 AND (o.expires <= now() OR $6)"
+    " RETURNING epoch",
+    "take a shard"};
+// $1 member, $2 shards (int4[]), $3 their epochs (int8[]), $4 lease (us): the shards
+// renewed.
+inline constexpr Statement kRenewShards = {
+    "ckpt_renew_shards",
+    "UPDATE ckpt_owners o SET expires = now() + " CKPT_PG_MICROS("$4")
+    " FROM unnest($2::int4[], $3::int8[]) AS mine(shard, epoch)"
+    " WHERE o.shard = mine.shard AND o.epoch = mine.epoch AND o.owner = $1"
+    " RETURNING o.shard",
+    "renew shard leases"};
+// $1 shard, $2 epoch, $3 member.
+inline constexpr Statement kReleaseShard = {
+    "ckpt_release_shard",
+    "UPDATE ckpt_owners SET expires = '-infinity' WHERE shard = $1 AND epoch = $2 AND owner = $3",
+    "release a shard"};
+inline constexpr Statement kLeave = {
+    "ckpt_leave", "DELETE FROM ckpt_members WHERE member = $1", "leave the cluster"};
+
+#undef CKPT_PG_MICROS
+
+inline constexpr const Statement* kLeaseStatements[] = {
+    &kJoin, &kRenewMember, &kReadMembers, &kReadLeases, &kTakeShard, &kRenewShards,
+    &kReleaseShard, &kLeave};
 
 }  // namespace pgsql
 }  // namespace ckpt

@@ -10,6 +10,7 @@
 #include "service/common/status_macros.h"
 #include "service/store/pg_batch.h"
 #include "service/store/pg_connection.h"
+#include "service/store/pg_leases.h"
 #include "service/store/pg_owner.h"
 #include "service/store/pg_pool.h"
 #include "service/store/pg_reader.h"
@@ -80,31 +81,33 @@ absl::StatusOr<std::string> PostgresDisplayName(absl::string_view conninfo) {
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
     const PostgresStoreOptions& options) {
-  CKPT_ASSIGN_OR_RETURN(PgTarget target, PgTarget::Parse(options.conninfo));
-  auto connector = std::make_unique<PgConnector>(target);
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> setup, PgConnection::Connect(target));
-  CKPT_ASSIGN_OR_RETURN(const PgSchema schema, OpenSchema(*setup, options.clock->Now()));
-  CKPT_RETURN_IF_ERROR(setup->PrepareAll());
+  PostgresDatabaseOptions database_options;
+  database_options.conninfo = options.conninfo;
+  database_options.shards = 1;
+  database_options.read_connections = options.read_connections;
+  database_options.clock = options.clock;
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PostgresDatabase> database,
+                        PostgresDatabase::Open(database_options));
   OwnerClaim claim;
   claim.owner = options.owner.empty() ? DefaultOwner() : options.owner;
   claim.address = options.address;
   claim.lease = options.lease;
-  claim.owners_oid = schema.owners_oid;
+  claim.owners_oid = database->owners_oid_;
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgOwnership> ownership,
-                        PgOwnership::Take(connector.get(), claim));
-  return std::unique_ptr<PostgresStore>(
-      new PostgresStore(std::move(connector), std::move(ownership), std::move(setup),
-                        std::max<size_t>(1, options.read_connections), schema.version));
+                        PgOwnership::Take(database->connector_.get(), claim));
+  return std::make_unique<PostgresStore>(database->connector_, database->pool_,
+                                         std::move(ownership), /*shard=*/0,
+                                         database->schema_version());
 }
 
-PostgresStore::PostgresStore(std::unique_ptr<PgConnector> connector,
-                             std::unique_ptr<PgOwnership> ownership,
-                             std::unique_ptr<PgConnection> writer, size_t read_connections,
+PostgresStore::PostgresStore(std::shared_ptr<PgConnector> connector, std::shared_ptr<PgPool> pool,
+                             std::shared_ptr<ShardFence> fence, int32_t shard,
                              uint32_t schema_version)
     : connector_(std::move(connector)),
+      pool_(std::move(pool)),
+      fence_(std::move(fence)),
+      shard_(shard),
       display_name_(connector_->target().display()),
-      ownership_(std::move(ownership)),
-      pool_(std::make_unique<PgPool>(connector_.get(), read_connections)),
       reader_(std::make_unique<PgReader>(
           shard_,
           [this](const pgsql::Statement& s, const PgParams& p) -> absl::StatusOr<PgResult> {
@@ -114,20 +117,19 @@ PostgresStore::PostgresStore(std::unique_ptr<PgConnector> connector,
             if (!result.ok()) return Noted(result.status());
             return result;
           })),
-      schema_version_(schema_version),
-      writer_(std::move(writer)) {}
+      schema_version_(schema_version) {}
 
 PostgresStore::~PostgresStore() = default;
 
-int64_t PostgresStore::epoch() const { return ownership_->epoch(); }
+int64_t PostgresStore::epoch() const { return fence_->epoch(); }
 
 absl::Status PostgresStore::Noted(absl::Status status) const {
   if (SqlState(status) == pgsql::kFencedState) {
-    ownership_->Deposed();
-    const absl::Status owned = ownership_->Owned();
+    fence_->Deposed();
+    const absl::Status owned = fence_->Owned();
     return owned.ok() ? status : owned;
   }
-  if (IsConnectionFailure(status)) ownership_->Unreachable();
+  if (IsConnectionFailure(status)) fence_->Unreachable();
   return status;
 }
 
@@ -139,10 +141,10 @@ absl::Status PostgresStore::Write(WriteBatch* batch) {
   auto* pg_batch = static_cast<PgWriteBatch*>(batch);
   assert(pg_batch->store() == this);
   if (pg_batch->Count() == 0) return absl::OkStatus();
-  CKPT_RETURN_IF_ERROR(ownership_->Owned());
+  CKPT_RETURN_IF_ERROR(fence_->Owned());
   std::vector<PgStep> steps;
   PgParams check;
-  check.Int4(shard_).Int8(ownership_->epoch());
+  check.Int4(shard_).Int8(fence_->epoch());
   steps.push_back({&pgsql::kCheckOwner, std::move(check)});
   for (PgStep& step : StepsFor(*pg_batch, shard_)) steps.push_back(std::move(step));
   absl::MutexLock lock(&write_mu_);
@@ -166,7 +168,7 @@ absl::StatusOr<std::unique_ptr<ReadView>> PostgresStore::NewReadView() const {
 }
 
 void PostgresStore::SetAvailabilityListener(std::function<void(bool)> listener) {
-  ownership_->SetListener(std::move(listener));
+  fence_->SetListener(std::move(listener));
 }
 
 absl::StatusOr<std::optional<std::string>> PostgresStore::Get(Cf cf, absl::string_view key) const {
@@ -189,6 +191,43 @@ absl::StatusOr<StoreCopy> PostgresStore::Checkpoint(const std::string& /*dir*/) 
       "), which ckptd does not copy itself: back the database up with PostgreSQL's tools "
       "(pg_basebackup, or point-in-time recovery with WAL archiving; under Patroni, its "
       "backup tooling), which copy it consistently while ckptd runs"));
+}
+
+// ---------------------------------------------------------------- PostgresDatabase
+
+absl::StatusOr<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Open(
+    const PostgresDatabaseOptions& options) {
+  CKPT_ASSIGN_OR_RETURN(PgTarget target, PgTarget::Parse(options.conninfo));
+  auto connector = std::make_shared<PgConnector>(target);
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> setup, PgConnection::Connect(target));
+  CKPT_ASSIGN_OR_RETURN(const PgSchema schema,
+                        OpenSchema(*setup, options.clock->Now(), std::max(1, options.shards)));
+  auto pool =
+      std::make_shared<PgPool>(connector.get(), std::max<size_t>(1, options.read_connections));
+  return std::unique_ptr<PostgresDatabase>(new PostgresDatabase(
+      std::move(connector), std::move(pool), schema.shards, schema.version, schema.owners_oid));
+}
+
+PostgresDatabase::PostgresDatabase(std::shared_ptr<PgConnector> connector,
+                                   std::shared_ptr<PgPool> pool, int shards,
+                                   uint32_t schema_version, int64_t owners_oid)
+    : connector_(std::move(connector)),
+      pool_(std::move(pool)),
+      shards_(shards),
+      schema_version_(schema_version),
+      owners_oid_(owners_oid) {}
+
+PostgresDatabase::~PostgresDatabase() = default;
+
+const std::string& PostgresDatabase::display_name() const { return connector_->target().display(); }
+
+std::unique_ptr<ShardLeaseTable> PostgresDatabase::NewLeaseTable(const MemberClaim& claim) {
+  return std::make_unique<PgShardLeases>(connector_.get(), claim, shards_);
+}
+
+std::unique_ptr<Store> PostgresDatabase::OpenShard(int shard, std::shared_ptr<ShardFence> fence) {
+  return std::make_unique<PostgresStore>(connector_, pool_, std::move(fence), shard,
+                                         schema_version_);
 }
 
 }  // namespace ckpt

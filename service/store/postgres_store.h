@@ -8,6 +8,10 @@
 // a REPEATABLE READ, READ ONLY transaction on a pooled connection. Scans read pages by
 // key. Connections that fail are opened again on the next use, spaced out by a backoff
 // while the server is away; the store itself never gives up.
+//
+// PostgresStore::Open is one ckptd owning the whole store (shard 0). ckptd itself opens a
+// PostgresDatabase instead: the store split into shards that replicas own through
+// leases (shard_leases.h), each shard a PostgresStore fenced by its owner's epoch.
 #ifndef CKPT_SERVICE_STORE_POSTGRES_STORE_H_
 #define CKPT_SERVICE_STORE_POSTGRES_STORE_H_
 
@@ -25,13 +29,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/store/shard_leases.h"
 #include "service/store/store.h"
 
 namespace ckpt {
 
 class PgConnection;
 class PgConnector;
-class PgOwnership;
 class PgPool;
 class PgReader;
 
@@ -70,6 +74,11 @@ class PostgresStore : public Store {
   // at once.
   ~PostgresStore() override;
 
+  // The records of `shard` of the store `connector` and `pool` reach, whose writes
+  // `fence` admits. For PostgresDatabase::OpenShard.
+  PostgresStore(std::shared_ptr<PgConnector> connector, std::shared_ptr<PgPool> pool,
+                std::shared_ptr<ShardFence> fence, int32_t shard, uint32_t schema_version);
+
   std::unique_ptr<WriteBatch> NewBatch() const override;
   // One transaction, committed durably or not at all. UNAVAILABLE when the server
   // cannot be reached, when the connection is lost during the commit (the outcome is
@@ -98,28 +107,63 @@ class PostgresStore : public Store {
 
   // "postgresql://user@host:port/dbname": the store's name in messages (no password).
   const std::string& display_name() const { return display_name_; }
-  // This ckptd's epoch as the store's owner.
+  // This ckptd's epoch as the shard's owner.
   int64_t epoch() const;
 
  private:
   class View;
-  PostgresStore(std::unique_ptr<PgConnector> connector, std::unique_ptr<PgOwnership> ownership,
-                std::unique_ptr<PgConnection> writer, size_t read_connections,
-                uint32_t schema_version);
-  // Lets the ownership know what a failure says: fenced, or the server unreachable.
+  // Lets the fence know what a failure says: fenced, or the server unreachable.
   // Returns the status to report.
   absl::Status Noted(absl::Status status) const;
 
-  const int32_t shard_ = 0;  // the replicas issue adds owned shards
-  const std::unique_ptr<PgConnector> connector_;
+  const std::shared_ptr<PgConnector> connector_;
+  const std::shared_ptr<PgPool> pool_;
+  const std::shared_ptr<ShardFence> fence_;
+  const int32_t shard_;
   const std::string display_name_;
-  const std::unique_ptr<PgOwnership> ownership_;
-  const std::unique_ptr<PgPool> pool_;
   const std::unique_ptr<PgReader> reader_;  // through the pool
   const uint32_t schema_version_;
 
   absl::Mutex write_mu_;
   std::unique_ptr<PgConnection> writer_ ABSL_GUARDED_BY(write_mu_);
+};
+
+struct PostgresDatabaseOptions {
+  std::string conninfo;  // as PostgresStoreOptions::conninfo
+  // How many shards a database initialised now gets (1..kMaxShards in
+  // service/cluster/shard_map.h); an existing one keeps the number it was made with.
+  int shards = 16;
+  // Connections for reads, shared by every shard; each shard's writes have their own.
+  size_t read_connections = 8;
+  Clock* clock = Clock::Real();  // the schema record's create time
+};
+
+// A PostgreSQL store shared by replicas: the schema (created on a database without
+// ckpt's tables, with the shard count; checked otherwise), the connections, the lease
+// table, and the shards' stores. Thread-safe.
+class PostgresDatabase : public ShardedStore {
+ public:
+  // Errors as PostgresStore::Open's, less the ownership ones.
+  static absl::StatusOr<std::unique_ptr<PostgresDatabase>> Open(
+      const PostgresDatabaseOptions& options);
+  ~PostgresDatabase() override;
+
+  int shards() const override { return shards_; }
+  const std::string& display_name() const override;
+  uint32_t schema_version() const { return schema_version_; }
+  std::unique_ptr<ShardLeaseTable> NewLeaseTable(const MemberClaim& claim) override;
+  std::unique_ptr<Store> OpenShard(int shard, std::shared_ptr<ShardFence> fence) override;
+
+ private:
+  PostgresDatabase(std::shared_ptr<PgConnector> connector, std::shared_ptr<PgPool> pool,
+                   int shards, uint32_t schema_version, int64_t owners_oid);
+  friend class PostgresStore;
+
+  const std::shared_ptr<PgConnector> connector_;
+  const std::shared_ptr<PgPool> pool_;
+  const int shards_;
+  const uint32_t schema_version_;
+  const int64_t owners_oid_;
 };
 
 // How messages name the store at `conninfo`: "postgresql://user@host:port/dbname", no

@@ -18,7 +18,7 @@ using ::testing::SizeIs;
 ClusterView View(int shards, const std::vector<std::string>& members) {
   ClusterView view;
   for (int i = 0; i < shards; ++i) view.shards.push_back({i, "", "", 0, false});
-  for (const std::string& id : members) view.members.push_back({id, id + ":7700"});
+  for (const std::string& id : members) view.members.push_back({id, id + ":7700", true, true});
   return view;
 }
 
@@ -106,10 +106,26 @@ TEST(ShardPlanTest, ShardsOfAGoneMemberAreFree) {
   ClusterView view = View(4, {"a", "b"});
   Own(view, 0, "a");
   Own(view, 1, "a");
-  Own(view, 2, "c");  // c's lease still runs, but c is not live: its session is gone
+  Own(view, 2, "c");  // c's lease still runs, but c's session is gone: it died
   Own(view, 3, "c");
-  EXPECT_THAT(PlanShards(view, Me("b", view)).take, ElementsAre(2, 3));
-  EXPECT_THAT(PlanShards(view, Me("a", view)).take, IsEmpty());
+  PlanInput b = Me("b", view);
+  b.gone.insert("c");
+  EXPECT_THAT(PlanShards(view, b).take, ElementsAre(2, 3));
+  PlanInput a = Me("a", view);
+  a.gone.insert("c");
+  EXPECT_THAT(PlanShards(view, a).take, IsEmpty());
+}
+
+TEST(ShardPlanTest, AFrozenOrLeavingMembersShardsWaitForTheirLeases) {
+  ClusterView view = View(4, {"a", "b"});  // c is not live (not renewing) but not gone
+  Own(view, 0, "a");
+  Own(view, 1, "b");
+  Own(view, 2, "c");
+  Own(view, 3, "c");
+  EXPECT_EQ(FairShare(view, Me("b", view)), 2);  // c no longer counts
+  EXPECT_THAT(PlanShards(view, Me("b", view)).take, IsEmpty());
+  view.shards[3].held = false;  // released (or run out)
+  EXPECT_THAT(PlanShards(view, Me("b", view)).take, ElementsAre(3));
 }
 
 TEST(ShardPlanTest, OverdueShardsAreTakenBeyondTheShare) {
@@ -140,9 +156,9 @@ TEST(ShardPlanTest, ExpiredLeaseOfALiveMemberIsFree) {
   Own(view, 0, "a");
   Own(view, 1, "b");
   view.shards[1].held = false;  // b was frozen past its lease
-  EXPECT_TRUE(IsFree(view, view.shards[1], "a"));
-  EXPECT_FALSE(IsFree(view, view.shards[0], "a"));
-  EXPECT_FALSE(IsFree(view, view.shards[0], "b"));
+  EXPECT_TRUE(IsFree(view.shards[1], Me("a", view)));
+  EXPECT_FALSE(IsFree(view.shards[0], Me("a", view)));
+  EXPECT_FALSE(IsFree(view.shards[0], Me("b", view)));
 }
 
 }  // namespace
