@@ -28,9 +28,10 @@ class ShardCoordinator::Fence : public ShardFence {
   int64_t epoch() const override { return epoch_; }
   absl::Status Owned() const override {
     if (!deposed_.load()) return absl::OkStatus();
-    return absl::UnavailableError(absl::StrCat(
-        "this ckptd no longer owns shard ", shard_, " (another replica took it over at a "
-        "later epoch); this write was not applied; retry: it goes to the new owner"));
+    return absl::UnavailableError(
+        absl::StrCat("this ckptd no longer owns shard ", shard_,
+                     " (another replica took it over at a "
+                     "later epoch); this write was not applied; retry: it goes to the new owner"));
   }
   void Deposed() override {
     if (!deposed_.exchange(true)) coordinator_->Wake();
@@ -171,8 +172,10 @@ void ShardCoordinator::RenewHeld() {
         continue;
       }
       if (held.epoch < 0) continue;  // already being dropped
-      LogLine(absl::StrCat("shard ", shard, " was taken over by another replica (this one "
-                           "held epoch ", held.epoch, "); dropping it"));
+      LogLine(absl::StrCat("shard ", shard,
+                           " was taken over by another replica (this one "
+                           "held epoch ",
+                           held.epoch, "); dropping it"));
       Post({shard, held.epoch, /*load=*/false, /*handoff=*/false});
       held.phase = Phase::kRetiring;
       held.epoch = -1;  // renewed no more; erased once retired
@@ -229,7 +232,7 @@ void ShardCoordinator::Act(const ClusterView& live, const PlanInput& input) {
   {
     absl::MutexLock lock(&mu_);
     for (int shard : plan.release) {
-      Held& held = held_[shard];
+      HeldShard& held = held_[shard];
       if (held.phase != Phase::kServing) continue;  // loading: released once loaded
       held.phase = Phase::kRetiring;
       Post({shard, held.epoch, /*load=*/false, /*handoff=*/true});
@@ -256,12 +259,12 @@ bool ShardCoordinator::Take(const ShardLease& lease, bool owner_gone) {
   absl::StatusOr<int64_t> epoch = leases_->Take(lease.shard, lease.epoch, owner_gone);
   if (!epoch.ok()) return !absl::IsUnavailable(epoch.status());
   LogLine(absl::StrCat("took shard ", lease.shard, " at epoch ", *epoch,
-                       lease.owner.empty() ? std::string()
-                                           : absl::StrCat(" from ", lease.owner,
-                                                          owner_gone ? " (gone)" : "")));
+                       lease.owner.empty()
+                           ? std::string()
+                           : absl::StrCat(" from ", lease.owner, owner_gone ? " (gone)" : "")));
   shards_->SetLoading(lease.shard);
   absl::MutexLock lock(&mu_);
-  Held& held = held_[lease.shard];
+  HeldShard& held = held_[lease.shard];
   held.epoch = *epoch;
   held.phase = Phase::kLoading;
   held.fence = std::make_shared<Fence>(this, lease.shard, *epoch);
@@ -290,9 +293,7 @@ void ShardCoordinator::WorkerLoop() {
     Task task;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !tasks_.empty();
-      };
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !tasks_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stop_) return;
       task = tasks_.front();

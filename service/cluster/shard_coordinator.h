@@ -77,7 +77,7 @@ class ShardCoordinator {
  private:
   class Fence;
   enum class Phase { kLoading, kServing, kRetiring, kReleasing };
-  struct Held {
+  struct HeldShard {
     int64_t epoch = 0;
     Phase phase = Phase::kLoading;
     std::shared_ptr<Fence> fence;
@@ -119,7 +119,7 @@ class ShardCoordinator {
   int health_ = -1;  // unknown, 0, 1
 
   mutable absl::Mutex mu_;
-  std::map<int, Held> held_ ABSL_GUARDED_BY(mu_);
+  std::map<int, HeldShard> held_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<int, int64_t>> handed_over_ ABSL_GUARDED_BY(mu_);  // to release
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;

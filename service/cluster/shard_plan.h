@@ -1,6 +1,6 @@
 // Which shards a replica should take and which it should hand over, given the lease
-// table as last read (ClusterView, with only the live members): a pure function, so that every replica, reading the same table,
-// reaches the same conclusion without talking to the others.
+// table as last read (ClusterView, with only the live members): a pure function, so that every
+// replica, reading the same table, reaches the same conclusion without talking to the others.
 //
 // Fair share: the live members, sorted by id, split the shards as evenly as they go;
 // the first (shards % members) take one more. A member below its share takes free
@@ -29,10 +29,10 @@ struct ShardPlan {
 };
 
 struct PlanInput {
-  std::string me;                    // this replica's member id
-  bool leaving = false;              // shutting down: release everything, take nothing
-  absl::flat_hash_set<int> mine;     // shards this replica holds (serving or loading)
-  absl::flat_hash_set<int> overdue;  // free for longer than a lease: anyone may take them
+  std::string me;                         // this replica's member id
+  bool leaving = false;                   // shutting down: release everything, take nothing
+  absl::flat_hash_set<int> mine;          // shards this replica holds (serving or loading)
+  absl::flat_hash_set<int> overdue;       // free for longer than a lease: anyone may take them
   absl::flat_hash_set<std::string> gone;  // members whose session closed: their leases are void
 };
 

@@ -246,7 +246,7 @@ void ShardSet::RouteAll(absl::Time deadline, std::function<void(std::vector<Shar
   }
 }
 
-void ShardSet::NoteStale(int shard, absl::string_view owner) {
+void ShardSet::NoteStale(int shard, absl::string_view owner, bool wake) {
   {
     absl::MutexLock lock(&mu_);
     Slot& slot = slots_[shard];
@@ -254,7 +254,7 @@ void ShardSet::NoteStale(int shard, absl::string_view owner) {
     slot.state = State::kUnowned;
     slot.owner.clear();
   }
-  if (options_.on_stale) options_.on_stale();
+  if (wake && options_.on_stale) options_.on_stale();
 }
 
 void ShardSet::SetLoading(int shard) {

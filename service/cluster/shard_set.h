@@ -125,8 +125,10 @@ class ShardSet {
   // Routes every shard; `then` gets them all, in shard order.
   void RouteAll(absl::Time deadline, std::function<void(std::vector<ShardRoute>)> then);
   // A peer at `owner` answered that it does not own `shard`: forget that route (if it is
-  // still the one known) and have the coordinator look again.
-  void NoteStale(int shard, absl::string_view owner);
+  // still the one known; its calls park) and, with `wake`, have the coordinator look
+  // again now. Without it (the peer could not be reached: asking the table again at
+  // once would only name it again), the next regular round sets the route.
+  void NoteStale(int shard, absl::string_view owner, bool wake = true);
 
   // ---- The coordinator's view of ownership ----
 

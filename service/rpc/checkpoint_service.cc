@@ -30,6 +30,10 @@ using RawUnaryHandler = grpc::internal::CallbackUnaryHandler<ByteBuffer, ByteBuf
 // A forwarded call refused by the owner as not its own is sent again after the router
 // looked again, at most this many times in all.
 constexpr int kMaxAttempts = 3;
+// Routes again after an owner that could not be reached, each after a round of the
+// coordinator (so about this many lease/10 intervals: a killed owner's shards are taken
+// well within it); then the call is answered UNAVAILABLE.
+constexpr int kMaxUnreachedRoutes = 64;
 
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
                                  "ckptd is shutting down; retry against the new instance");
@@ -143,6 +147,7 @@ struct CheckpointService::Call {
   std::function<absl::Status(const ShardHold&, Response* out)> read_local;
   ByteBuffer forwarded;  // the request, as sent to the owner
   int attempts = 0;
+  int unreached = 0;  // routes to an owner that could not be reached
 };
 
 CheckpointService::CheckpointService(ShardSet* shards, Forwarder* forwarder, const Limits& limits,
@@ -320,6 +325,12 @@ void CheckpointService::Forward(Call<Request, Response>* call, ShardRoute route)
           shards_->NoteStale(shard, owner);
           return Dispatch(call);
         }
+        // The owner died or is not up yet: wait (parked, within the call's deadline) for
+        // the lease table to name one that answers.
+        if (answer.unreached && ++call->unreached < kMaxUnreachedRoutes) {
+          shards_->NoteStale(shard, owner, /*wake=*/false);
+          return Dispatch(call);
+        }
         AddTrailers(call->context, answer);
         if (answer.not_owner >= 0) {
           answer.status =
@@ -404,6 +415,7 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
     absl::Mutex mu;
     std::vector<absl::StatusOr<Response>> parts ABSL_GUARDED_BY(mu);
     std::vector<std::pair<int, std::string>> stale ABSL_GUARDED_BY(mu);
+    std::vector<std::pair<int, std::string>> unreached ABSL_GUARDED_BY(mu);
     int pending ABSL_GUARDED_BY(mu) = 0;
     std::vector<std::unique_ptr<std::pair<ByteBuffer, ByteBuffer>>> wires;  // request, response
   };
@@ -434,17 +446,24 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
   auto part_done = [this, call, state] {
     std::vector<absl::StatusOr<Response>> parts;
     std::vector<std::pair<int, std::string>> stale;
+    std::vector<std::pair<int, std::string>> unreached;
     {
       absl::MutexLock lock(&state->mu);
       if (--state->pending > 0) return;
       parts = std::move(state->parts);
       stale = std::move(state->stale);
+      unreached = std::move(state->unreached);
+    }
+    if (stale.empty() && !unreached.empty() && ++call->unreached < kMaxUnreachedRoutes) {
+      for (const auto& [shard, owner] : unreached) shards_->NoteStale(shard, owner, false);
+      return FanOut(call);
     }
     if (!stale.empty() && ++call->attempts < kMaxAttempts) {
       for (const auto& [shard, owner] : stale) shards_->NoteStale(shard, owner);
+      for (const auto& [shard, owner] : unreached) shards_->NoteStale(shard, owner, false);
       return FanOut(call);
     }
-    if (!stale.empty()) {
+    if (!stale.empty() || !unreached.empty()) {
       return Finish(call,
                     absl::UnavailableError("shards moved while this call was answered; retry"));
     }
@@ -463,6 +482,8 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
                           absl::MutexLock lock(&state->mu);
                           if (answer.not_owner >= 0) {
                             for (int shard : shards) state->stale.emplace_back(shard, owner);
+                          } else if (answer.unreached) {
+                            for (int shard : shards) state->unreached.emplace_back(shard, owner);
                           } else if (!answer.status.ok()) {
                             state->parts.push_back(FromGrpcStatus(answer.status));
                           } else {

@@ -25,6 +25,10 @@ absl::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.si
 PeerAnswer AnswerOf(const grpc::Status& status, const grpc::ClientContext& context) {
   PeerAnswer answer;
   answer.status = status;
+  // What gRPC says when no subchannel could connect and the call was never sent.
+  answer.unreached =
+      status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      absl::StrContains(status.error_message(), "failed to connect to all addresses");
   for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
     const absl::string_view k = View(key);
     if (k == kNotOwnerKey) {

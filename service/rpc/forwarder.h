@@ -52,6 +52,10 @@ struct PeerAnswer {
   grpc::Status status;
   std::vector<std::pair<std::string, std::string>> trailers;  // relayed to the caller
   int not_owner = -1;                                         // the shard of ckpt-not-owner, or -1
+  // gRPC failed the call before sending it: no connection to the peer could be made
+  // (it died, or is not listening yet). Nothing reached the peer, so the call may be
+  // routed again (once the lease table names an owner that answers).
+  bool unreached = false;
 };
 
 // Whether `context` is a call another replica forwarded here.

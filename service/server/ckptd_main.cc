@@ -62,6 +62,14 @@ ABSL_FLAG(std::string, store, "",
 ABSL_FLAG(absl::Duration, store_lease, absl::Seconds(10),
           "PostgreSQL store: how long a frozen or cut-off ckptd keeps another from taking the "
           "store over (one that exits or dies releases it at once). Renewed every lease/5.");
+ABSL_FLAG(std::string, advertise, "",
+          "PostgreSQL store: HOST:PORT where the other replicas reach this ckptd (usually the "
+          "--listen address). Makes this ckptd one of several replicas over the --store, "
+          "each serving a fair share of its shards and forwarding the rest (docs/deploy.md). "
+          "Empty: this ckptd owns the whole store alone.");
+ABSL_FLAG(int, shards, 16,
+          "With --advertise: how many shards a store initialised now is split into (1..256); "
+          "fixed for the store's life, an existing store keeps its own.");
 ABSL_FLAG(absl::Duration, idle_exit, absl::ZeroDuration(),
           "Exit by itself (code 0) once no call has been in flight for this long, e.g. 5m. "
           "For a ckptd started on demand (the Python SDK's local: mode); 0: never.");
@@ -195,7 +203,8 @@ std::string RaiseOpenFilesLimit() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "ckptd: the ckpt checkpoint service.\n  ckptd [--listen=127.0.0.1:7700] "
-      "[--data_dir=./ckpt-data | --store=postgresql://...] [--sync=true] "
+      "[--data_dir=./ckpt-data | --store=postgresql://... [--advertise=HOST:PORT]] "
+      "[--sync=true] "
       "[--tls_cert=F --tls_key=F [--tls_client_ca=F]] [--auth_file=F]\n  SIGHUP re-reads the "
       "TLS files and the auth file.");
   absl::ParseCommandLine(argc, argv);
@@ -272,6 +281,8 @@ int main(int argc, char** argv) {
   options.store.accept_wal_loss = absl::GetFlag(FLAGS_accept_wal_loss);
   options.postgres.conninfo = store_flag;
   options.postgres.lease = absl::GetFlag(FLAGS_store_lease);
+  options.advertise = absl::GetFlag(FLAGS_advertise);
+  options.shards = absl::GetFlag(FLAGS_shards);
   options.max_message_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_message_bytes));
   options.limits.max_key_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_key_bytes));
   options.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));

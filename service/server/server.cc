@@ -36,6 +36,7 @@
 #include "service/server/listener_keeper.h"
 #include "service/server/memory_reclaimer.h"
 #include "service/server/reflection_guard.h"
+#include "service/server/replica.h"
 #include "service/server/server_metrics.h"
 
 namespace ckpt {
@@ -157,6 +158,18 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const ServerOptions& options,
   if (postgres.address.empty()) postgres.address = options.listen_address;
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PostgresStore> store, PostgresStore::Open(postgres));
   return std::unique_ptr<Store>(std::move(store));
+}
+
+ReplicaOptions ReplicaOptionsFor(const ServerOptions& options, const EngineOptions& engine) {
+  ReplicaOptions replica;
+  replica.conninfo = options.postgres.conninfo;
+  replica.advertise = options.advertise;
+  replica.shards = options.shards;
+  replica.lease = options.postgres.lease;
+  replica.read_connections = options.postgres.read_connections;
+  replica.max_message_bytes = options.max_message_bytes;
+  replica.engine = engine;
+  return replica;
 }
 
 int Millis(absl::Duration d) {
@@ -290,28 +303,47 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.http_listen_address.empty()) {
     CKPT_RETURN_IF_ERROR(CheckCanListen(options.http_listen_address, "http_listen"));
   }
+  const bool replica = !options.advertise.empty();
+  if (replica && options.postgres.conninfo.empty()) {
+    return absl::InvalidArgumentError(
+        "--advertise makes ckptd a replica over a shared PostgreSQL store: add --store");
+  }
+  if (replica && tls != nullptr) {
+    return absl::InvalidArgumentError(
+        "--advertise with --tls_cert is not supported yet: replicas forward calls to each "
+        "other in plaintext; run replicas on a private network without TLS for now");
+  }
   EngineOptions engine_options;
   engine_options.clock = options.clock;
   engine_options.queue = options.write_queue;
   // Half the message limit: a page's entries plus everything else fit in an answer.
   engine_options.max_page_bytes = std::max<size_t>(options.max_message_bytes / 2, 1);
   engine_options.log_limits = options.log_limits;
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options, engine_options));
-  if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
   auto metrics = std::make_unique<ServerMetrics>(ServerMetricsOptions{
       options.metrics_max_jobs, options.postgres.conninfo.empty() ? options.store.path : ""});
-  engine_options.observer = metrics.get();
-  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(store.get(), engine_options));
-  metrics->WatchEngine(engine.get());
-  // One shard, served here for ever.
-  auto shards = std::make_unique<ShardSet>(ShardSetOptions{});
-  Store* const raw_store = store.get();
-  Engine* const raw_engine = engine.get();
-  shards->Serve(0, std::move(store), std::move(engine), SteadyTime::max());
-  std::unique_ptr<Server> server(new Server(options, std::move(metrics), std::move(shards),
-                                            raw_store, raw_engine, std::move(tls),
-                                            std::move(authorizer)));
-
+  std::unique_ptr<Server> server;
+  if (replica) {
+    engine_options.observer = metrics.get();
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Replica> opened,
+                          Replica::Open(ReplicaOptionsFor(options, engine_options)));
+    if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
+    server.reset(new Server(options, std::move(metrics), nullptr, std::move(opened), nullptr,
+                            nullptr, std::move(tls), std::move(authorizer)));
+  } else {
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(options, engine_options));
+    if (listen.is_unix()) CKPT_RETURN_IF_ERROR(CheckCanListen(options.listen_address, "listen"));
+    engine_options.observer = metrics.get();
+    CKPT_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                          Engine::Open(store.get(), engine_options));
+    metrics->WatchEngine(engine.get());
+    // One shard, served here for ever.
+    auto shards = std::make_unique<ShardSet>(ShardSetOptions{});
+    Store* const raw_store = store.get();
+    Engine* const raw_engine = engine.get();
+    shards->Serve(0, std::move(store), std::move(engine), SteadyTime::max());
+    server.reset(new Server(options, std::move(metrics), std::move(shards), nullptr, raw_store,
+                            raw_engine, std::move(tls), std::move(authorizer)));
+  }
   server->listen_ = listen;
   TapGrpcLog();
   const absl::Status listening =
@@ -322,6 +354,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!listening.ok()) {
     server->checkpoint_.reset();
     server->shards_.reset();
+    server->replica_.reset();
     absl::MutexLock lock(&server->shutdown_mu_);
     server->shut_down_ = true;
     return listening;
@@ -340,8 +373,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->reclaimer_ =
       std::make_unique<MemoryReclaimer>(options.memory_reclaim_interval, size_t{32} << 20);
   LogSecurity(options, server->tls_.get(), server->authorizer_.get());
-  server->store_->SetAvailabilityListener(
-      [health = server->health_.get()](bool available) { health->SetStoreAvailable(available); });
+  auto on_health = [health = server->health_.get()](bool available) {
+    health->SetStoreAvailable(available);
+  };
+  if (server->replica_ != nullptr) {
+    // After listening: a peer never forwards to a replica that cannot answer yet.
+    if (absl::Status joined = server->replica_->Join(on_health); !joined.ok()) {
+      server->Shutdown(absl::ZeroDuration());
+      return joined;
+    }
+  } else {
+    server->store_->SetAvailabilityListener(on_health);
+  }
   server->health_->SetServing(true);
   return server;
 }
@@ -390,33 +433,42 @@ absl::Status Server::StartHttp() {
   if (tls_ != nullptr) {
     http.tls_setup = [tls = tls_.get()](SSL_CTX& ctx) { return tls->ConfigureSslContext(&ctx); };
   }
-  history_ = std::make_unique<ThroughputHistory>(engine_, ThroughputHistoryOptions());
-  gateway_ = std::make_unique<JsonGateway>(engine_, options_.limits, checkpoint_->watch_hub(),
-                                           authorizer_.get(), history_.get());
+  // A replica serves /metrics only: the dashboard and its JSON API read one local engine.
+  if (engine_ != nullptr) {
+    history_ = std::make_unique<ThroughputHistory>(engine_, ThroughputHistoryOptions());
+    gateway_ = std::make_unique<JsonGateway>(engine_, options_.limits, checkpoint_->watch_hub(),
+                                             authorizer_.get(), history_.get());
+  }
   CKPT_ASSIGN_OR_RETURN(
       http_server_, HttpServer::Start(http, [this](httplib::Server& routes) {
         routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
           response.set_content(metrics_->Render(), std::string(kExpositionContentType));
         });
-        gateway_->Install(routes);
-        InstallDashboard(routes);
+        if (gateway_ != nullptr) {
+          gateway_->Install(routes);
+          InstallDashboard(routes);
+        }
       }));
   return absl::OkStatus();
 }
 
 Server::Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-               std::unique_ptr<ShardSet> shards, Store* store, Engine* engine,
-               std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer)
+               std::unique_ptr<ShardSet> shards, std::unique_ptr<Replica> replica, Store* store,
+               Engine* engine, std::unique_ptr<ServerTls> tls,
+               std::unique_ptr<auth::Authorizer> authorizer)
     : options_(std::move(options)),
       metrics_(std::move(metrics)),
       shards_(std::move(shards)),
+      replica_(std::move(replica)),
       store_(store),
       engine_(engine),
       tls_(std::move(tls)),
       authorizer_(std::move(authorizer)),
       health_(std::make_unique<HealthService>()),
-      checkpoint_(std::make_unique<CheckpointService>(shards_.get(), /*forwarder=*/nullptr,
-                                                      options_.limits, authorizer_.get())) {}
+      checkpoint_(std::make_unique<CheckpointService>(
+          replica_ != nullptr ? replica_->shards() : shards_.get(),
+          replica_ != nullptr ? replica_->forwarder() : nullptr, options_.limits,
+          authorizer_.get())) {}
 
 absl::Status Server::Reload() {
   absl::Status first_error;
@@ -463,17 +515,27 @@ void Server::Shutdown(absl::Duration grace) {
   health_->SetServing(false);
   // HTTP first: its handlers read the engine. Its event streams end with the hub's.
   if (http_server_ != nullptr) {
-    gateway_->BeginShutdown();
-    checkpoint_->watch_hub()->Shutdown();
+    if (gateway_ != nullptr) {
+      gateway_->BeginShutdown();
+      checkpoint_->watch_hub()->Shutdown();
+    }
     http_server_->Shutdown();
+  }
+  const absl::Time deadline = absl::Now() + grace;
+  // A replica hands its shards over first, forwarding their calls meanwhile, so that
+  // its clients see no refusal.
+  if (replica_ != nullptr && !replica_->Leave(deadline)) {
+    LogLine(
+        "not every shard was handed over within the grace: the others take the rest "
+        "when their leases run out");
   }
   // New calls are answered UNAVAILABLE from here on; calls in flight finish (their
   // writes commit) within the grace. What is still queued after it is answered
   // UNAVAILABLE, never applied; only the group being written is waited for.
   checkpoint_->BeginShutdown();
-  const absl::Time deadline = absl::Now() + grace;
   if (!checkpoint_->AwaitIdle(deadline)) {
-    engine_->RefuseQueued();
+    if (engine_ != nullptr) engine_->RefuseQueued();
+    if (replica_ != nullptr) replica_->Stop();
     checkpoint_->AwaitIdle(absl::InfiniteFuture());
   }
   // Streams told to end (WatchJob: UNAVAILABLE; health: NOT_SERVING) get to say so,
@@ -488,8 +550,9 @@ void Server::Shutdown(absl::Duration grace) {
   for (auto& grpc_server : grpc_servers_) grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
   for (auto& grpc_server : grpc_servers_) grpc_server->Wait();
   checkpoint_.reset();
-  store_->SetAvailabilityListener(nullptr);
-  shards_.reset();  // closes the engine, then the store
+  if (store_ != nullptr) store_->SetAvailabilityListener(nullptr);
+  shards_.reset();   // closes the engine, then the store
+  replica_.reset();  // retires its shards, then closes the database
 }
 
 }  // namespace ckpt

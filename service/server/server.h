@@ -29,6 +29,7 @@ namespace ckpt {
 class ActivityTracker;
 class ShardSet;
 class CheckpointService;
+class Replica;
 class Engine;
 class HealthService;
 class HttpServer;
@@ -71,6 +72,14 @@ struct ServerOptions {
   // When postgres.conninfo is set, the store is PostgreSQL instead and `store` is
   // unused; postgres.address defaults to listen_address.
   PostgresStoreOptions postgres;
+  // Replicas (replica.h, docs/deploy.md): with postgres.conninfo, a non-empty
+  // `advertise` (HOST:PORT where the other replicas reach this one) makes this ckptd
+  // one of several over the store, serving a fair share of its shards and forwarding
+  // the rest; postgres.lease is each shard lease's length. Without it, ckptd owns the
+  // whole store alone (a store made for replicas, with more than one shard, is refused).
+  std::string advertise;
+  // Shards of a store a replica initialises (service/cluster/shard_map.h).
+  int shards = 16;
   Limits limits;
   size_t max_message_bytes = 16 << 20;
   // TLS, and with tls.client_ca mutual TLS, for gRPC and HTTP alike. Empty: plaintext.
@@ -149,9 +158,11 @@ class Server {
   void Shutdown(absl::Duration grace);
 
  private:
+  // Either `shards` (one local shard: `store` and `engine`) or `replica`.
   Server(ServerOptions options, std::unique_ptr<ServerMetrics> metrics,
-         std::unique_ptr<ShardSet> shards, Store* store, Engine* engine,
-         std::unique_ptr<ServerTls> tls, std::unique_ptr<auth::Authorizer> authorizer);
+         std::unique_ptr<ShardSet> shards, std::unique_ptr<Replica> replica, Store* store,
+         Engine* engine, std::unique_ptr<ServerTls> tls,
+         std::unique_ptr<auth::Authorizer> authorizer);
   absl::Status StartHttp();
   // Builds and starts a gRPC server with every service and limit on `address`, and
   // adds it to grpc_servers_. Sets port_ the first time. FAILED_PRECONDITION if it
@@ -162,8 +173,10 @@ class Server {
   ListenAddress listen_;  // options_.listen_address, parsed; set once by Start
   // Declared first, destroyed last: the engine reports to it until it stops.
   std::unique_ptr<ServerMetrics> metrics_;
-  // The engines; one shard, owning the store and the engine below.
+  // The engines. A single ckptd: one shard, owning the store and the engine below. A
+  // replica: its shards and its part in the cluster; store_ and engine_ are null.
   std::unique_ptr<ShardSet> shards_;
+  std::unique_ptr<Replica> replica_;
   Store* store_ = nullptr;
   Engine* engine_ = nullptr;
   // Both outlive the gRPC servers, which call into them.

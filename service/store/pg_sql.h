@@ -225,14 +225,14 @@ inline constexpr Statement kReleaseShard = {
     "ckpt_release_shard",
     "UPDATE ckpt_owners SET expires = '-infinity' WHERE shard = $1 AND epoch = $2 AND owner = $3",
     "release a shard"};
-inline constexpr Statement kLeave = {
-    "ckpt_leave", "DELETE FROM ckpt_members WHERE member = $1", "leave the cluster"};
+inline constexpr Statement kLeave = {"ckpt_leave", "DELETE FROM ckpt_members WHERE member = $1",
+                                     "leave the cluster"};
 
 #undef CKPT_PG_MICROS
 
 inline constexpr const Statement* kLeaseStatements[] = {
-    &kJoin, &kRenewMember, &kReadMembers, &kReadLeases, &kTakeShard, &kRenewShards,
-    &kReleaseShard, &kLeave};
+    &kJoin,      &kRenewMember, &kReadMembers,  &kReadLeases,
+    &kTakeShard, &kRenewShards, &kReleaseShard, &kLeave};
 
 }  // namespace pgsql
 }  // namespace ckpt

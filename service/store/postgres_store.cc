@@ -88,6 +88,12 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
   database_options.clock = options.clock;
   CKPT_ASSIGN_OR_RETURN(std::unique_ptr<PostgresDatabase> database,
                         PostgresDatabase::Open(database_options));
+  if (database->shards() != 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store at ", database->display_name(), " was made for replicas (", database->shards(),
+        " shards): start ckptd with --advertise=HOST:PORT to serve it "
+        "as one of them"));
+  }
   OwnerClaim claim;
   claim.owner = options.owner.empty() ? DefaultOwner() : options.owner;
   claim.address = options.address;

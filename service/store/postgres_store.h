@@ -155,8 +155,8 @@ class PostgresDatabase : public ShardedStore {
   std::unique_ptr<Store> OpenShard(int shard, std::shared_ptr<ShardFence> fence) override;
 
  private:
-  PostgresDatabase(std::shared_ptr<PgConnector> connector, std::shared_ptr<PgPool> pool,
-                   int shards, uint32_t schema_version, int64_t owners_oid);
+  PostgresDatabase(std::shared_ptr<PgConnector> connector, std::shared_ptr<PgPool> pool, int shards,
+                   uint32_t schema_version, int64_t owners_oid);
   friend class PostgresStore;
 
   const std::shared_ptr<PgConnector> connector_;

@@ -64,7 +64,8 @@ class ShardLeaseTable {
   virtual absl::StatusOr<int64_t> Take(int shard, int64_t seen_epoch, bool owner_gone) = 0;
   // Extends the leases of `owned` (shard -> epoch) by the lease time from now; returns
   // those still this member's at that epoch (the others were taken).
-  virtual absl::StatusOr<std::vector<int>> Renew(const std::vector<std::pair<int, int64_t>>& owned) = 0;
+  virtual absl::StatusOr<std::vector<int>> Renew(
+      const std::vector<std::pair<int, int64_t>>& owned) = 0;
   // Ends this member's lease on `shard` at `epoch` at once: anyone may take it now.
   virtual absl::Status Release(int shard, int64_t epoch) = 0;
   // Removes this member's row: the others stop counting it at once.
