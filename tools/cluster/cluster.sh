@@ -24,11 +24,11 @@
 #                      Patroni's leader lease and loop (default 20, 2, 5): a dead primary
 #                      is replaced within about ttl seconds
 #   --ckptd-flag=FLAG  one more flag for every ckptd (repeatable), e.g.
-#                      --ckptd-flag=--shard_lease=5s
+#                      --ckptd-flag=--store_lease=5s
 #
 # Layout of DIR: cluster.conf (what init was given), secrets/ (passwords, 0700),
-# run/PROC.argv (each process's command line, one argument per line: the test fixture
-# tests/testing/cluster_fixture.h starts the same commands), run/PROC.pid, log/PROC.log,
+# run/PROC.argv (each process's command line, one argument per line, for a test fixture
+# to start the same commands), run/PROC.pid, log/PROC.log,
 # etcdN/ pgN/ (data), and the config files etcdN.yml, pgN.yml, ckptdN.flags.
 # docs/deploy.md explains every setting and what each fault does to clients.
 set -euo pipefail
