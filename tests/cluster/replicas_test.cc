@@ -5,6 +5,7 @@
 // replica's shards over before it exits.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -307,6 +308,67 @@ TEST_F(ReplicasTest, SigtermHandsEveryShardOverBeforeExiting) {
   for (const std::string& job : jobs) {
     CKPT_ASSERT_OK(CompleteSome(*stub, job, 10, &acked[job]));
     ExpectKept(*stub, job, acked[job]);
+  }
+}
+
+absl::Status PutState(Stub& stub, const std::string& job, const std::string& name) {
+  v1::PutStateRequest put;
+  put.set_job_id(job);
+  put.set_name(name);
+  put.set_value(name);
+  return testutil::WireCall(stub, &Stub::PutState, put).status();
+}
+
+// Calls `call` again while it answers UNAVAILABLE, at most 5 times.
+absl::Status RetryUnavailable(const std::function<absl::Status()>& call) {
+  absl::Status status;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    status = call();
+    if (!absl::IsUnavailable(status)) return status;
+    std::cerr << "retrying after: " << status << "\n";
+  }
+  return status;
+}
+
+TEST_F(ReplicasTest, AFrozenReplicasShardsAreTakenAfterItsLeaseAndItForwardsOnceThawed) {
+  for (int i = 0; i < 2; ++i) ASSERT_GE(StartReplica(), 0);
+  ASSERT_TRUE(Await([&] { return Balanced(Addresses()); }));
+  const std::vector<std::string> jobs = OneJobPerShard();
+  int shard = 0;
+  while (shard < kShards && OwnerOf(shard) != replicas_[1]->address()) ++shard;
+  ASSERT_LT(shard, kShards);
+  const std::string job = jobs[shard];
+  auto live = replicas_[0]->NewStub();
+  auto frozen = replicas_[1]->NewStub();
+  CKPT_ASSERT_OK(CreateJobWithItems(*live, job, 1));
+  CKPT_ASSERT_OK(PutState(*live, job, "before the freeze"));
+
+  ASSERT_EQ(::kill(replicas_[1]->pid(), SIGSTOP), 0);
+  const absl::Time stopped = absl::Now();
+  // A call forwarded to the frozen owner before its lease ran out has an unknown outcome
+  // (UNAVAILABLE once gRPC's keepalive gives up on it), and the client retries, as the
+  // SDKs do; the retry waits (parked on the live replica) until the live one has taken
+  // the shard at a new epoch.
+  CKPT_ASSERT_OK(RetryUnavailable([&] { return PutState(*live, job, "while frozen"); }));
+  std::cerr << "takeover after SIGSTOP: " << absl::FormatDuration(absl::Now() - stopped)
+            << " from the freeze to the next acknowledged write\n";
+  EXPECT_EQ(OwnerOf(shard), replicas_[0]->address());
+  ASSERT_EQ(::kill(replicas_[1]->pid(), SIGCONT), 0);
+  // The thawed replica finds its lease taken, drops the shard and forwards.
+  CKPT_ASSERT_OK(
+      RetryUnavailable([&] { return PutState(*frozen, job, "through the thawed one"); }));
+  EXPECT_THAT(replicas_[1]->Stderr(),
+              HasSubstr(absl::StrCat("shard ", shard, " was taken over by another replica")));
+
+  v1::ListStatesRequest list;
+  list.set_job_id(job);
+  for (auto* stub : {live.get(), frozen.get()}) {
+    auto states = testutil::WireCall(*stub, &Stub::ListStates, list);
+    CKPT_ASSERT_OK(states);
+    std::set<std::string> names;
+    for (const v1::State& state : states->states()) names.insert(state.name());
+    EXPECT_EQ(names, (std::set<std::string>{"before the freeze", "while frozen",
+                                            "through the thawed one"}));
   }
 }
 
