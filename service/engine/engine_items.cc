@@ -269,8 +269,9 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
   if (!plan.left) Leave(g, job, step, plan.key, plan.place);
   ++g.items_leased;
   LeaseInfo& lease = s.leases[plan.key];
-  lease = LeaseInfo{worker_id, Issue(&next_token_), plan.attempts, plan.cursor, g.now,
-                    absl::InfiniteFuture(), grant_id, plan.place == ItemPlace::kUntouched};
+  lease = LeaseInfo{
+      worker_id, Issue(&next_token_),    plan.attempts, plan.cursor,
+      g.now,     absl::InfiniteFuture(), grant_id,      plan.place == ItemPlace::kUntouched};
   SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
   if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
   LeaseGrant& grant = s.grants[grant_id];  // written whole at flush
