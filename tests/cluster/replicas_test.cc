@@ -255,6 +255,12 @@ TEST_F(ReplicasTest, ThreeReplicasTakeAFairShareAndAnswerEveryCallThroughAnyAddr
   // A job that does not exist is NOT_FOUND through any replica, forwarded or not.
   EXPECT_THAT(testutil::GetJob(*stubs[0], "no-such-job").status(),
               testutil::StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  // BackupStore copies a single node's store; a replica's is PostgreSQL's to back up.
+  v1::BackupStoreRequest backup;
+  backup.set_dir(absl::StrCat(::testing::TempDir(), "/backup"));
+  EXPECT_THAT(testutil::WireCall(*stubs[1], &Stub::BackupStore, backup).status(),
+              testutil::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                 ::testing::HasSubstr("PostgreSQL's tools")));
 }
 
 TEST_F(ReplicasTest, AKilledReplicasShardsAreTakenOverWithNothingAcknowledgedLost) {
