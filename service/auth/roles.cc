@@ -61,6 +61,8 @@ const std::vector<RpcRule>& RpcRules() {
       {"ResetJob", Role::kAdmin, JobScope::kOneJob},
       {"DeleteJob", Role::kAdmin, JobScope::kOneJob},
       {"ResetItems", Role::kAdmin, JobScope::kOneJob},
+      // Deletes by filter; a confined admin sees and deletes only its own jobs.
+      {"DeleteJobs", Role::kAdmin, JobScope::kFiltered},
       // admin, unconfined: the store as a whole.
       {"BackupStore", Role::kAdmin, JobScope::kAllJobs},
   };

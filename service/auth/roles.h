@@ -25,7 +25,7 @@ inline bool RoleAtLeast(Role held, Role needed) {
 // What an RPC's job_id means to a principal confined to a job-id prefix.
 enum class JobScope {
   kOneJob,    // the request names one job: it must start with the prefix
-  kFiltered,  // ListJobs, FindOutput: allowed; the answer shows only the prefix's jobs
+  kFiltered,  // ListJobs, FindOutput, DeleteJobs: allowed; only the prefix's jobs count
   kNoJob,     // not about jobs (server reflection)
   kAllJobs,   // acts on every job at once (BackupStore): refused to a confined principal
 };

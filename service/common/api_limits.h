@@ -17,6 +17,9 @@ inline constexpr size_t kMaxLoggerBytes = 256;
 // LogEntry.message: 1..this many bytes by default (ckptd's --max_log_message_bytes); the
 // SDKs cut longer messages to it.
 inline constexpr size_t kDefaultMaxLogMessageBytes = 8192;
+// Job.retention (CreateJob, UpdateJob, ckptd's --default_retention): 0 (none) or 1 s up
+// to this many days.
+inline constexpr int kMaxRetentionDays = 3650;
 
 }  // namespace ckpt
 

@@ -43,6 +43,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineO
   std::unique_ptr<Engine> engine(new Engine(store, options));
   CKPT_RETURN_IF_ERROR(engine->Load());
   engine->PublishAll();
+  // Jobs that expired while ckptd was down go at once, unless sweeps are off.
+  if (options.retention.sweep_interval == absl::InfiniteDuration()) {
+    engine->next_sweep_ = absl::InfiniteFuture();
+  }
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
   return engine;
 }
@@ -62,6 +66,7 @@ absl::Status Engine::CheckLoad(const StoreReader& store, const EngineOptions& op
 absl::Status Engine::LoadFrom(const StoreReader& store) {
   jobs_.clear();
   expiry_.clear();
+  retention_.Clear();
   for (auto [key, counter] : {std::make_pair(keys::kNextTokenKey, &next_token_),
                               std::make_pair(keys::kNextWorkerKey, &next_worker_)}) {
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> value, store.Get(Cf::kMeta, key));
@@ -81,6 +86,7 @@ absl::Status Engine::LoadFrom(const StoreReader& store) {
     JobRecord record;
     CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &record, "job"));
     CKPT_ASSIGN_OR_RETURN(std::unique_ptr<JobRuntime> job, loader.Load(record));
+    retention_.Set(job->id(), RetentionExpiry(job->record.job()));
     jobs_[job->id()] = std::move(job);
   }
   return it->status();
@@ -140,15 +146,26 @@ void Engine::RefuseQueued() {
 void Engine::WriterLoop() {
   for (;;) {
     std::vector<Op> ops;
-    if (!queue_.TakeGroup(options_.expiry_poll, &ops)) return;
+    // Between the batches of a sweep the writer does not wait: what is queued goes
+    // first, then the next batch.
+    const absl::Duration wait =
+        SweepDue(options_.clock->Now()) ? absl::ZeroDuration() : options_.expiry_poll;
+    if (!queue_.TakeGroup(wait, &ops)) return;
     if (ops.empty() && !unloaded_.ok()) {
       // Rebuild as soon as the store is back, not at the next write: leases expire
       // again, and GetJob shows what the store holds.
       Reload().IgnoreError();
       continue;
     }
-    if (!expiry_.empty() && expiry_.begin()->deadline <= options_.clock->Now()) {
+    const absl::Time now = options_.clock->Now();
+    if (!expiry_.empty() && expiry_.begin()->deadline <= now) {
       ops.push_back({[this](Group& g) { return DoExpireLeases(g); }, nullptr});
+    }
+    if (SweepDue(now)) {
+      // A failed batch is tried again at the next sweep, not at once.
+      ops.push_back(SweepOp([this](absl::Status status) {
+        if (!status.ok()) next_sweep_ = options_.clock->Now() + options_.retention.sweep_interval;
+      }));
     }
     if (!ops.empty()) RunGroup(&ops);
   }
@@ -265,6 +282,8 @@ void Engine::FlushJob(Group& g, JobRuntime& job) {
   if (job.record_dirty) {
     g.batch->Put(Cf::kJobs, job.id(), job.record.SerializeAsString());
     job.record_dirty = false;
+    // Every change of status, finish time or retention rewrites the record.
+    retention_.Set(job.id(), RetentionExpiry(job.record.job()));
   }
   if (job.log.dirty) {
     g.batch->Put(Cf::kLogs, keys::JobLogStats(job.id()), job.log.stats.SerializeAsString());
@@ -734,6 +753,11 @@ void Engine::DeleteJob(const v1::DeleteJobRequest& request, v1::DeleteJobRespons
 void Engine::ExpireLeases(Done done) {
   Submit(
       0, [this](Group& g) { return DoExpireLeases(g); }, std::move(done));
+}
+
+void Engine::SweepExpiredJobs(Done done) {
+  Op op = SweepOp(std::move(done));
+  Submit(0, std::move(op.decide), std::move(op.done));
 }
 
 }  // namespace ckpt

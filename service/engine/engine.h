@@ -39,7 +39,9 @@
 #include "ckpt/v1/checkpoint.pb.h"
 #include "service/common/clock.h"
 #include "service/engine/engine_observer.h"
+#include "service/engine/job_selection.h"
 #include "service/engine/log_book.h"
+#include "service/engine/retention_index.h"
 #include "service/engine/runtime.h"
 #include "service/engine/write_queue.h"
 #include "service/store/store.h"
@@ -59,6 +61,11 @@ absl::Status CheckJobTotals(const v1::Job& job);
 // (EngineOptions::max_page_bytes): a page stops there, with a next_page_token, so that
 // no answer passes the message limit.
 inline constexpr size_t kDefaultMaxPageBytes = 8 << 20;
+
+// Deleting jobs (the retention sweep, DeleteJobs) takes at most this many per group
+// commit: deleting a job costs the store a range delete per family (rows on
+// PostgreSQL), so other writes get their turn between a few jobs.
+inline constexpr size_t kJobsPerDeleteGroup = 8;
 
 struct EngineOptions {
   Clock* clock = Clock::Real();
@@ -80,6 +87,8 @@ struct EngineOptions {
   // unique across every shard of a cluster; 1, 2, 3, ... by default.
   uint64_t id_first = 1;
   uint64_t id_stride = 1;
+  // Jobs' retention after they finish (retention_index.h).
+  RetentionOptions retention;
 };
 
 // A job's totals as last published, for metrics: no item, config or params copied.
@@ -156,6 +165,24 @@ class Engine {
   // Returns expired leases to PENDING (counting an attempt) as of the clock's now.
   // The writer does this by itself every expiry_poll; tests with a fake clock call it.
   void ExpireLeases(Done done);
+  // Deletes up to kJobsPerDeleteGroup finished jobs whose retention has run out as of
+  // the clock's now, in one group commit, as DeleteJob does, and logs each once it is
+  // committed. The writer does this by itself every retention.sweep_interval, batch
+  // after batch until none is left; tests with a fake clock call it.
+  void SweepExpiredJobs(Done done);
+  // DeleteJobs (docs/api.md, "Deleting jobs in bulk"), seeing only jobs whose id starts
+  // with `job_id_prefix` (a confined principal's). The jobs are selected from the
+  // published snapshots on the calling thread (dry_run answers there), then deleted
+  // kJobsPerDeleteGroup per group commit, each group queued after the one before
+  // committed, so other writes go between; each job is checked against the filter
+  // again on the writer, and skipped if it no longer matches. If a group fails, the
+  // groups before it stay deleted and the error says how many jobs were.
+  void DeleteJobsWithPrefix(const v1::DeleteJobsRequest& request, v1::DeleteJobsResponse* response,
+                            absl::string_view job_id_prefix, Done done);
+  void DeleteJobs(const v1::DeleteJobsRequest& request, v1::DeleteJobsResponse* response,
+                  Done done) {
+    DeleteJobsWithPrefix(request, response, "", std::move(done));
+  }
 
   // ---- Reads: never block on the writer; see only committed state ----
   absl::Status GetJob(const v1::GetJobRequest& request, v1::GetJobResponse* response) const;
@@ -185,6 +212,8 @@ class Engine {
 
   // The job as last published, or nullptr if there is no such job.
   std::shared_ptr<const JobSnapshot> Snapshot(absl::string_view job_id) const;
+  // Every job as last published, in no particular order.
+  std::vector<std::shared_ptr<const JobSnapshot>> AllSnapshots() const;
   // The job with its progress, built from a snapshot.
   v1::Job JobFromSnapshot(const JobSnapshot& snapshot) const;
 
@@ -287,6 +316,28 @@ class Engine {
   absl::Status DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out);
   absl::Status DoWriteLogs(Group& g, const v1::WriteLogsRequest& r, v1::WriteLogsResponse* out);
   absl::Status DoExpireLeases(Group& g);
+
+  // ---- Deleting jobs: retention and DeleteJobs (engine_retention.cc) ----
+  // A job deleted by a group, and the line that logs it once the group is committed.
+  struct Removal {
+    v1::DeletedJob job;
+    std::string log_line;
+  };
+  // Removes the job and everything it holds, in memory and in the group's batch.
+  // `job` is gone afterwards.
+  void RemoveJob(Group& g, JobRuntime& job);
+  // One batch of the retention sweep; sets next_sweep_ once no expired job is left.
+  absl::Status DoSweepExpiredJobs(Group& g, std::vector<Removal>* removed);
+  // Removes those of `ids` that still exist and match `filter`.
+  absl::Status DoDeleteMatching(Group& g, const JobFilter& filter,
+                                const std::vector<std::string>& ids, std::vector<Removal>* removed);
+  // Whether the writer should run a batch of the sweep now.
+  bool SweepDue(absl::Time now) const;
+  // An op running one batch of the sweep, logging what it deleted once committed.
+  Op SweepOp(Done done);
+  // One DeleteJobs call in progress, and queuing its next group.
+  struct BulkDelete;
+  void SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run);
   absl::Status DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
                              v1::ListWorkersResponse* out);
 
@@ -393,6 +444,10 @@ class Engine {
   // touches it.
   absl::flat_hash_map<std::string, std::unique_ptr<JobRuntime>> jobs_;
   std::set<ExpiryKey, ExpiryOrder> expiry_;  // every live lease, by deadline
+  // Finished jobs with a retention, by when it runs out; set at flush from each job
+  // record written, rebuilt by Load.
+  RetentionIndex retention_;
+  absl::Time next_sweep_ = absl::InfinitePast();  // no sweep before this
   uint64_t next_token_ = 1;
   uint64_t next_worker_ = 1;
   bool meta_dirty_ = false;

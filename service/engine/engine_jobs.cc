@@ -30,7 +30,8 @@ std::string Sha256Fingerprint(absl::string_view config) {
 }
 
 storage::v1::JobRecord NewJobRecord(const v1::CreateJobRequest& r, const std::string& id,
-                                    const std::string& fingerprint, absl::Time now) {
+                                    const std::string& fingerprint, absl::Time now,
+                                    absl::Duration default_retention) {
   storage::v1::JobRecord record;
   v1::Job* job = record.mutable_job();
   job->set_job_id(id);
@@ -46,6 +47,10 @@ storage::v1::JobRecord NewJobRecord(const v1::CreateJobRequest& r, const std::st
   job->set_max_attempts(r.max_attempts() > 0 ? r.max_attempts() : kDefaultMaxAttempts);
   if (r.has_max_run_time()) *job->mutable_max_run_time() = r.max_run_time();
   *job->mutable_failure_budget() = r.failure_budget();
+  // An explicit 0 keeps the job until deleted, whatever the default.
+  const absl::Duration retention =
+      r.has_retention() ? FromProtoDuration(r.retention()) : default_retention;
+  if (retention > absl::ZeroDuration()) *job->mutable_retention() = ToProtoDuration(retention);
   job->set_status(v1::JOB_STATUS_RUNNING);
   *job->mutable_create_time() = ToProtoTime(now);
   *job->mutable_update_time() = ToProtoTime(now);
@@ -78,7 +83,7 @@ absl::Status Engine::DoCreateJob(Group& g, const v1::CreateJobRequest& r,
     // Start over on the new definition: everything of the old run goes.
     ResetJobState(g, job, /*remove_items=*/true);
     const auto old_create_time = job.record.job().create_time();
-    job.record = NewJobRecord(r, id, fingerprint, g.now);
+    job.record = NewJobRecord(r, id, fingerprint, g.now, options_.retention.default_retention);
     *job.record.mutable_job()->mutable_create_time() = old_create_time;
     RebuildSteps(g, job);
     MarkRecordChanged(g, job);
@@ -87,7 +92,7 @@ absl::Status Engine::DoCreateJob(Group& g, const v1::CreateJobRequest& r,
     return absl::OkStatus();
   }
   auto job = std::make_unique<JobRuntime>();
-  job->record = NewJobRecord(r, id, fingerprint, g.now);
+  job->record = NewJobRecord(r, id, fingerprint, g.now, options_.retention.default_retention);
   JobRuntime& created = *job;
   jobs_[id] = std::move(job);
   RebuildSteps(g, created);
@@ -117,6 +122,14 @@ absl::Status Engine::DoUpdateJob(Group& g, const v1::UpdateJobRequest& r,
   for (const std::string& k : r.remove_params()) merged.mutable_params()->erase(k);
   if (r.seal()) merged.set_sealed(true);
   if (r.has_failure_budget()) *merged.mutable_failure_budget() = r.failure_budget();
+  if (r.has_retention()) {
+    // 0 removes it; a finished job whose new retention has run out goes at the next sweep.
+    if (FromProtoDuration(r.retention()) > absl::ZeroDuration()) {
+      *merged.mutable_retention() = r.retention();
+    } else {
+      merged.clear_retention();
+    }
+  }
   CKPT_RETURN_IF_ERROR(CheckJobTotals(merged));
   *job->record.mutable_job() = std::move(merged);
   MarkRecordChanged(g, *job);
@@ -282,16 +295,22 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
 
 absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
-  for (size_t step = 0; step < job->steps.size(); ++step) {
-    for (const auto& [key, lease] : job->steps[step].leases) {
+  RemoveJob(g, *job);
+  return absl::OkStatus();
+}
+
+void Engine::RemoveJob(Group& g, JobRuntime& job) {
+  const std::string id = job.id();
+  for (size_t step = 0; step < job.steps.size(); ++step) {
+    for (const auto& [key, lease] : job.steps[step].leases) {
       ForgetExpiry(lease);
     }
   }
-  DeleteJobData(g, r.job_id());
-  g.batch->Delete(Cf::kJobs, r.job_id());
-  g.touched.insert(r.job_id());
-  jobs_.erase(r.job_id());
-  return absl::OkStatus();
+  DeleteJobData(g, id);
+  g.batch->Delete(Cf::kJobs, id);
+  g.touched.insert(id);
+  retention_.Remove(id);
+  jobs_.erase(id);
 }
 
 }  // namespace ckpt

@@ -72,6 +72,14 @@ std::shared_ptr<const JobSnapshot> Engine::Snapshot(absl::string_view job_id) co
   return it == published_.end() ? nullptr : it->second;
 }
 
+std::vector<std::shared_ptr<const JobSnapshot>> Engine::AllSnapshots() const {
+  std::vector<std::shared_ptr<const JobSnapshot>> all;
+  absl::MutexLock lock(&publish_mu_);
+  all.reserve(published_.size());
+  for (const auto& [id, snapshot] : published_) all.push_back(snapshot);
+  return all;
+}
+
 v1::Job Engine::JobFromSnapshot(const JobSnapshot& snapshot) const {
   v1::Job job = snapshot.record->job();
   const absl::Time now = options_.clock->Now();
@@ -103,12 +111,7 @@ absl::Status Engine::GetJob(const v1::GetJobRequest& r, v1::GetJobResponse* out)
 
 absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJobsResponse* out,
                                         absl::string_view job_id_prefix) const {
-  std::vector<std::shared_ptr<const JobSnapshot>> all;
-  {
-    absl::MutexLock lock(&publish_mu_);
-    all.reserve(published_.size());
-    for (const auto& [id, snapshot] : published_) all.push_back(snapshot);
-  }
+  const std::vector<std::shared_ptr<const JobSnapshot>> all = AllSnapshots();
   const auto order = &ListsBefore;
   v1::Job after;
   if (!r.page_token().empty()) {
@@ -162,12 +165,7 @@ absl::Status Engine::ListJobsWithPrefix(const v1::ListJobsRequest& r, v1::ListJo
 }
 
 std::vector<JobSummary> Engine::JobSummaries() const {
-  std::vector<std::shared_ptr<const JobSnapshot>> all;
-  {
-    absl::MutexLock lock(&publish_mu_);
-    all.reserve(published_.size());
-    for (const auto& [id, snapshot] : published_) all.push_back(snapshot);
-  }
+  const std::vector<std::shared_ptr<const JobSnapshot>> all = AllSnapshots();
   const absl::Time now = options_.clock->Now();
   std::vector<JobSummary> out;
   out.reserve(all.size());

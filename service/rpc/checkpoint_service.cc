@@ -55,6 +55,7 @@ absl::string_view JobIdOf(const Request& request) {
 absl::string_view JobIdOf(const v1::ListJobsRequest&) { return ""; }
 absl::string_view JobIdOf(const v1::FindOutputRequest&) { return ""; }
 absl::string_view JobIdOf(const v1::BackupStoreRequest&) { return ""; }
+absl::string_view JobIdOf(const v1::DeleteJobsRequest&) { return ""; }
 
 bool IsAdminAction(absl::string_view rpc, const auth::PrincipalRef& principal) {
   return principal != nullptr && auth::FindRpcRule(rpc)->role == auth::Role::kAdmin;
@@ -126,6 +127,16 @@ absl::StatusOr<v1::FindOutputResponse> Merge(
     const v1::FindOutputRequest&, std::vector<absl::StatusOr<v1::FindOutputResponse>> parts) {
   return MergeFindOutput(std::move(parts));
 }
+absl::StatusOr<v1::DeleteJobsResponse> Merge(
+    const v1::DeleteJobsRequest& request,
+    std::vector<absl::StatusOr<v1::DeleteJobsResponse>> parts) {
+  std::vector<v1::DeleteJobsResponse> ok;
+  for (auto& part : parts) {
+    if (!part.ok()) return part.status();
+    ok.push_back(std::move(*part));
+  }
+  return MergeDeleteJobs(request, std::move(ok));
+}
 
 }  // namespace
 
@@ -143,8 +154,11 @@ struct CheckpointService::Call {
   auth::PrincipalRef principal;  // null without an auth file
   // Runs the call on the held engine; calls Finish.
   std::function<void(const ShardHold&)> run_local;
-  // For calls spanning jobs: answers for the held engine's shard into `out`.
-  std::function<absl::Status(const ShardHold&, Response* out)> read_local;
+  // For calls spanning jobs: answers for the held engine's shard into `out`, then calls
+  // `done` (at once for a read; after the engine's commits for a write).
+  std::function<void(const ShardHold&, Response* out, Engine::Done done)> run_part;
+  // For an admin call spanning jobs: logs its outcome (Finish calls it).
+  std::function<void(const absl::Status&)> audit;
   ByteBuffer forwarded;  // the request, as sent to the owner
   int attempts = 0;
   int unreached = 0;  // routes to an owner that could not be reached
@@ -182,6 +196,7 @@ CheckpointService::CheckpointService(ShardSet* shards, Forwarder* forwarder, con
   ServeWrite("WriteLogs", &Engine::WriteLogs);
   ServeRead("ListLogs", &Engine::ListLogs);
   ServeBackup();
+  ServeWriteAcrossJobs("DeleteJobs", &Engine::DeleteJobsWithPrefix);
   ServeWatch();
 }
 
@@ -239,10 +254,33 @@ void CheckpointService::ServeReadAcrossJobs(absl::string_view name,
         ServerUnaryReactor* reactor = context->DefaultReactor();
         auto* call = Accept<Request, Response>(name, context, request, response, reactor);
         if (call == nullptr) return reactor;
-        call->read_local = [call, method](const ShardHold& hold, Response* out) {
+        call->run_part = [call, method](const ShardHold& hold, Response* out, Engine::Done done) {
           const auth::PrincipalRef& principal = call->principal;
-          return (hold.engine().*method)(*call->request, out,
-                                         principal != nullptr ? principal->job_prefix : "");
+          done((hold.engine().*method)(*call->request, out,
+                                       principal != nullptr ? principal->job_prefix : ""));
+        };
+        FanOut(call);
+        return reactor;
+      }));
+}
+
+template <typename Request, typename Response>
+void CheckpointService::ServeWriteAcrossJobs(absl::string_view name,
+                                             CrossJobWriteMethod<Request, Response> method) {
+  MarkMethodRawCallback(
+      MethodIndex(name),
+      new RawUnaryHandler([this, name, method](CallbackServerContext* context,
+                                               const ByteBuffer* request, ByteBuffer* response) {
+        ServerUnaryReactor* reactor = context->DefaultReactor();
+        auto* call = Accept<Request, Response>(name, context, request, response, reactor);
+        if (call == nullptr) return reactor;
+        call->audit = AdminAudit(name, call->principal, "");
+        call->run_part = [call, method](const ShardHold& hold, Response* out, Engine::Done done) {
+          const auth::PrincipalRef& principal = call->principal;
+          // The hold keeps the engine open until its writes are answered.
+          (hold.engine().*method)(
+              *call->request, out, principal != nullptr ? principal->job_prefix : "",
+              [hold, done = std::move(done)](absl::Status status) { done(std::move(status)); });
         };
         FanOut(call);
         return reactor;
@@ -344,6 +382,7 @@ void CheckpointService::Forward(Call<Request, Response>* call, ShardRoute route)
 
 template <typename Request, typename Response>
 void CheckpointService::Finish(Call<Request, Response>* call, absl::Status status) {
+  if (call->audit) call->audit(status);
   if (status.ok()) status = SerializeWireMessage(*call->response, call->wire_response);
   if (auto retry_after = status.GetPayload(kRetryAfterPayload)) {
     call->context->AddTrailingMetadata(kRetryAfterMetadataKey, std::string(*retry_after));
@@ -426,20 +465,17 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
   }
   auto state = std::make_shared<State>();
   absl::flat_hash_map<std::string, std::vector<int>> remote;
-  std::vector<absl::StatusOr<Response>> local;
-  for (const ShardRoute& route : routes) {
+  std::vector<ShardHold> local;
+  for (ShardRoute& route : routes) {
     if (!route.local) {
       remote[route.owner].push_back(route.shard);
       continue;
     }
-    Response part;
-    const absl::Status read = call->read_local(route.local, &part);
-    local.push_back(read.ok() ? absl::StatusOr<Response>(std::move(part)) : read);
+    local.push_back(std::move(route.local));
   }
   {
     absl::MutexLock lock(&state->mu);
-    state->parts = std::move(local);
-    state->pending = static_cast<int>(remote.size()) + 1;
+    state->pending = static_cast<int>(remote.size() + local.size()) + 1;
   }
   // Completes the call once every part is in: merged, or sent again if an owner said
   // it no longer owns a shard.
@@ -496,7 +532,18 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
                         part_done();
                       });
   }
-  part_done();  // the local parts
+  for (const ShardHold& hold : local) {
+    auto part = std::make_shared<Response>();
+    call->run_part(hold, part.get(), [state, part, part_done](absl::Status status) {
+      {
+        absl::MutexLock lock(&state->mu);
+        state->parts.push_back(status.ok() ? absl::StatusOr<Response>(std::move(*part))
+                                           : absl::StatusOr<Response>(std::move(status)));
+      }
+      part_done();
+    });
+  }
+  part_done();  // every part has been started
 }
 
 // ---------------------------------------------------------------- WatchJob

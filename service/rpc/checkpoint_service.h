@@ -7,8 +7,8 @@
 // after the group commit, or by the forwarded call's completion.
 //
 // A single-node ckptd is a ShardSet of one local shard and no forwarder. In a cluster,
-// ListJobs and FindOutput are answered from every shard (local engines, plus one call
-// per owning replica); WatchJob of a remote shard is relayed as a stream and ends
+// ListJobs, FindOutput and DeleteJobs are answered from every shard (local engines,
+// plus one call per owning replica); WatchJob of a remote shard is relayed as a stream and ends
 // UNAVAILABLE when the shard moves (the SDKs watch again). BackupStore copies a
 // single-node ckptd's store; a replica refuses it FAILED_PRECONDITION (PostgreSQL's own
 // tools back up a cluster's store). docs/api.md, "Replicas".
@@ -71,6 +71,10 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   template <typename Request, typename Response>
   using CrossJobReadMethod = absl::Status (Engine::*)(const Request&, Response*,
                                                       absl::string_view) const;
+  // A write across jobs (DeleteJobs) that reaches only jobs under a job-id prefix.
+  template <typename Request, typename Response>
+  using CrossJobWriteMethod = void (Engine::*)(const Request&, Response*, absl::string_view,
+                                               Engine::Done);
   template <typename Request, typename Response>
   struct Call;
 
@@ -84,6 +88,9 @@ class CheckpointService final : public v1::Checkpoint::CallbackService {
   // A confined principal sees only the jobs under its prefix.
   template <typename Request, typename Response>
   void ServeReadAcrossJobs(absl::string_view name, CrossJobReadMethod<Request, Response> method);
+  // The same for a write: each shard's engine answers through its Done.
+  template <typename Request, typename Response>
+  void ServeWriteAcrossJobs(absl::string_view name, CrossJobWriteMethod<Request, Response> method);
   void ServeWatch();
   // BackupStore copies a single-node ckptd's whole store on this node (never forwarded);
   // a replica refuses it FAILED_PRECONDITION: its store is PostgreSQL's to back up.

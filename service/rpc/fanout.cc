@@ -1,6 +1,7 @@
 #include "service/rpc/fanout.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "service/common/proto_time.h"
@@ -28,6 +29,42 @@ v1::ListJobsResponse MergeListJobs(const v1::ListJobsRequest& request,
   for (size_t i = 0; i < rows.size() && i < limit; ++i) *out.add_jobs() = std::move(rows[i]);
   if ((more || rows.size() > limit) && out.jobs_size() > 0) {
     out.set_next_page_token(JobPageToken(out.jobs(out.jobs_size() - 1)));
+  }
+  return out;
+}
+
+v1::DeleteJobsResponse MergeDeleteJobs(const v1::DeleteJobsRequest& request,
+                                       std::vector<v1::DeleteJobsResponse> parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  v1::DeleteJobsResponse out;
+  std::vector<v1::DeletedJob> rows;
+  std::optional<JobPosition> resume;  // a delete's: the earliest token of a part
+  bool more = false;
+  for (v1::DeleteJobsResponse& part : parts) {
+    out.set_matched(out.matched() + part.matched());
+    for (v1::DeletedJob& job : *part.mutable_jobs()) rows.push_back(std::move(job));
+    if (part.next_page_token().empty()) continue;
+    more = true;
+    // The engines made these tokens; one that does not parse cannot come back.
+    auto position = ParseDeletePageToken(part.next_page_token());
+    if (position.ok() && position->has_value() && (!resume || **position < *resume)) {
+      resume = **position;
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const v1::DeletedJob& a, const v1::DeletedJob& b) {
+    return JobPosition::Of(a) < JobPosition::Of(b);
+  });
+  const size_t limit = request.limit() > 0 ? request.limit() : kDefaultDeleteJobsLimit;
+  if (request.dry_run() && rows.size() > limit) {
+    rows.resize(limit);
+    more = true;
+  }
+  for (v1::DeletedJob& job : rows) *out.add_jobs() = std::move(job);
+  if (!more) return out;
+  if (request.dry_run() && out.jobs_size() > 0) {
+    out.set_next_page_token(DeletePageToken(JobPosition::Of(out.jobs(out.jobs_size() - 1))));
+  } else if (!request.dry_run() && resume) {
+    out.set_next_page_token(DeletePageToken(*resume));
   }
   return out;
 }

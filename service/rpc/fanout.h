@@ -1,4 +1,4 @@
-// Calls that span jobs (ListJobs, FindOutput) answered from every shard: each shard's
+// Calls that span jobs (ListJobs, FindOutput, DeleteJobs) answered from every shard: each shard's
 // engine answers for its own jobs, and these merge the answers into the one a single
 // engine holding every job would have given.
 #ifndef CKPT_SERVICE_RPC_FANOUT_H_
@@ -22,6 +22,15 @@ v1::ListJobsResponse MergeListJobs(const v1::ListJobsRequest& request,
 // first part's), or the first error that is not NOT_FOUND.
 absl::StatusOr<v1::FindOutputResponse> MergeFindOutput(
     std::vector<absl::StatusOr<v1::FindOutputResponse>> parts);
+
+// DeleteJobs' answers of disjoint sets of jobs, each at most request's limit after its
+// page token. A dry run: the first `limit` jobs of them all in DeleteJobs' order, and a
+// page token if any part had more. A delete: every job deleted (they are gone, so all
+// are told), in that order, and the earliest of the parts' page tokens (a shard resumes
+// there at or before where it stopped; what it deleted in between is gone). `matched`
+// sums the parts'.
+v1::DeleteJobsResponse MergeDeleteJobs(const v1::DeleteJobsRequest& request,
+                                       std::vector<v1::DeleteJobsResponse> parts);
 
 }  // namespace ckpt
 

@@ -52,6 +52,8 @@ constexpr size_t kMaxInvocationIdBytes = 128;
 constexpr size_t kMaxStateNameBytes = 256;
 constexpr size_t kMaxListLogs = 1000;
 constexpr size_t kMaxBackupDirBytes = 4096;
+constexpr size_t kMaxJobIdPrefixBytes = 128;
+constexpr size_t kMaxDeleteJobs = 1000;
 // Indices are < 2^63 and range ends <= 2^63, so an exclusive end always fits in a
 // uint64 and every index in an int64 (JSON and Python clients).
 constexpr uint64_t kIndexLimit = uint64_t{1} << 63;
@@ -488,12 +490,47 @@ absl::Status CheckJobPolicy(const v1::CreateJobRequest& r) {
     return Invalid("max_attempts", "must be 0 (the default, 3) or 1..", kMaxAttempts, ", got ",
                    r.max_attempts());
   }
+  if (r.has_retention()) CKPT_RETURN_IF_ERROR(ValidateRetention("retention", r.retention()));
   return CheckFailureBudget(r.failure_budget());
+}
+
+// DeleteJobs.statuses: known, distinct enough to mean something, and RUNNING or PAUSED
+// only when asked for in so many words.
+absl::Status CheckDeleteStatuses(const v1::DeleteJobsRequest& r) {
+  constexpr size_t kStatuses = 5;
+  CKPT_RETURN_IF_ERROR(CheckSize("statuses", r.statuses_size(), {0, kStatuses}, "entries"));
+  return CheckEach("statuses", r.statuses(), [&](int status) -> absl::Status {
+    CKPT_RETURN_IF_ERROR(CheckEnum("", status, v1::JobStatus_IsValid));
+    if (status == v1::JOB_STATUS_UNSPECIFIED) {
+      return Invalid("",
+                     "JOB_STATUS_UNSPECIFIED is not a status (leave statuses empty for "
+                     "COMPLETED, FAILED and STOPPED)");
+    }
+    if ((status == v1::JOB_STATUS_RUNNING || status == v1::JOB_STATUS_PAUSED) &&
+        !r.include_unfinished()) {
+      return Invalid("", v1::JobStatus_Name(static_cast<v1::JobStatus>(status)),
+                     " jobs may still be running a pipeline: deleting them needs "
+                     "include_unfinished");
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace
 
 // ---- Exported building blocks ----
+
+absl::Status ValidateRetention(absl::string_view field, const Duration& retention) {
+  CKPT_RETURN_IF_ERROR(CheckNonNegative(field, retention));
+  const absl::Duration value =
+      absl::Seconds(retention.seconds()) + absl::Nanoseconds(retention.nanos());
+  if (value == absl::ZeroDuration() ||
+      (value >= absl::Seconds(1) && value <= absl::Hours(24 * kMaxRetentionDays))) {
+    return absl::OkStatus();
+  }
+  return Invalid(field, "must be 0 (kept until deleted) or 1s..", kMaxRetentionDays, " days, got ",
+                 absl::FormatDuration(value));
+}
 
 absl::Status ValidateJobId(absl::string_view field, absl::string_view job_id) {
   return CheckToken(field, job_id, kMaxJobIdChars, kIdAlphabet);
@@ -546,6 +583,7 @@ absl::Status ValidateRequest(const v1::UpdateJobRequest& r, const Limits& /*limi
   CKPT_RETURN_IF_ERROR(CheckMapKeys("remove_labels", r.remove_labels(), kLabels));
   CKPT_RETURN_IF_ERROR(CheckStringMap("set_params", r.set_params(), kParams));
   CKPT_RETURN_IF_ERROR(CheckMapKeys("remove_params", r.remove_params(), kParams));
+  if (r.has_retention()) CKPT_RETURN_IF_ERROR(ValidateRetention("retention", r.retention()));
   return CheckFailureBudget(r.failure_budget());
 }
 
@@ -755,6 +793,20 @@ absl::Status ValidateRequest(const v1::BackupStoreRequest& r, const Limits& /*li
   if (r.dir()[0] == '/') return absl::OkStatus();
   return Invalid("dir", "must be an absolute path (a directory on ckptd's machine), got \"",
                  absl::CHexEscape(r.dir().substr(0, 256)), "\"");
+}
+
+absl::Status ValidateRequest(const v1::DeleteJobsRequest& r, const Limits& /*limits*/) {
+  CKPT_RETURN_IF_ERROR(CheckDeleteStatuses(r));
+  if (r.has_finished_before()) {
+    CKPT_RETURN_IF_ERROR(CheckTimestamp("finished_before", r.finished_before()));
+  }
+  CKPT_RETURN_IF_ERROR(CheckStringMap("labels", r.labels(), kLabels));
+  if (!r.job_id_prefix().empty()) {
+    CKPT_RETURN_IF_ERROR(
+        CheckToken("job_id_prefix", r.job_id_prefix(), kMaxJobIdPrefixBytes, kIdAlphabet));
+  }
+  CKPT_RETURN_IF_ERROR(CheckSize("limit", r.limit(), {0, kMaxDeleteJobs}, "jobs"));
+  return CheckPageToken(r.page_token());
 }
 
 absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& /*limits*/) {

@@ -65,6 +65,7 @@ absl::Status ValidateRequest(const v1::WatchJobRequest& r, const Limits& limits)
 absl::Status ValidateRequest(const v1::WriteLogsRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::ListLogsRequest& r, const Limits& limits);
 absl::Status ValidateRequest(const v1::BackupStoreRequest& r, const Limits& limits);
+absl::Status ValidateRequest(const v1::DeleteJobsRequest& r, const Limits& limits);
 
 // Building blocks, for other callers (client-side checks, tools). `field` is the path
 // that starts the error message.
@@ -77,6 +78,10 @@ absl::Status ValidateJobId(absl::string_view field, absl::string_view job_id);
 // requests whose proto allows an empty step ("the job's first step") skip this when the
 // step is empty.
 absl::Status ValidateStepName(absl::string_view field, absl::string_view step);
+
+// A job's retention: 0 (none) or 1 s..kMaxRetentionDays days.
+absl::Status ValidateRetention(absl::string_view field,
+                               const google::protobuf::Duration& retention);
 
 // Exactly one of index (< 2^63) or name (1..max_key_bytes bytes, no NUL) set.
 absl::Status ValidateItemKey(absl::string_view field, const v1::ItemKey& key, const Limits& limits);

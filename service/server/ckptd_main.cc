@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "service/common/api_limits.h"
 #include "service/common/clock.h"
 #include "service/common/log.h"
 #include "service/server/activity.h"
@@ -107,6 +108,13 @@ ABSL_FLAG(int64_t, max_queued_writes, 4096,
           "is refused RESOURCE_EXHAUSTED with a retry hint, not applied.");
 ABSL_FLAG(int64_t, max_queued_write_bytes, 32 << 20,
           "Most request bytes waiting for the writer (a single larger write still runs).");
+ABSL_FLAG(absl::Duration, default_retention, absl::ZeroDuration(),
+          "How long a job created without a retention is kept after it finishes (COMPLETED, "
+          "FAILED or STOPPED), then deleted, e.g. 720h for 30 days; 0: kept until deleted. "
+          "1s..87600h (3650 days). Jobs created before keep theirs (ckpt gc deletes old ones).");
+ABSL_FLAG(absl::Duration, retention_sweep_interval, absl::Minutes(1),
+          "How often ckptd deletes the finished jobs whose retention has run out, a few per "
+          "write group until none is left. 1s..24h.");
 
 namespace {
 
@@ -181,6 +189,26 @@ absl::StatusOr<std::unique_ptr<ckpt::ActivityTracker>> LifetimeFlags() {
   }
   if (idle_exit == absl::ZeroDuration()) return nullptr;
   return std::make_unique<ckpt::ActivityTracker>(ckpt::Clock::Real());
+}
+
+// Checks --default_retention and --retention_sweep_interval.
+absl::StatusOr<ckpt::RetentionOptions> RetentionFlags() {
+  ckpt::RetentionOptions retention;
+  retention.default_retention = absl::GetFlag(FLAGS_default_retention);
+  retention.sweep_interval = absl::GetFlag(FLAGS_retention_sweep_interval);
+  const absl::Duration kept = retention.default_retention;
+  if (kept != absl::ZeroDuration() &&
+      (kept < absl::Seconds(1) || kept > absl::Hours(24 * ckpt::kMaxRetentionDays))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--default_retention must be 0 (none) or 1s..", 24 * ckpt::kMaxRetentionDays,
+                     "h (", ckpt::kMaxRetentionDays, " days), got ", absl::FormatDuration(kept)));
+  }
+  if (retention.sweep_interval < absl::Seconds(1) || retention.sweep_interval > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--retention_sweep_interval must be in 1s..24h, got ",
+                     absl::FormatDuration(retention.sweep_interval)));
+  }
+  return retention;
 }
 
 // Every connection costs a file descriptor: run with as many as the hard limit allows.
@@ -313,6 +341,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.activity = activity->get();
+  absl::StatusOr<ckpt::RetentionOptions> retention = RetentionFlags();
+  if (!retention.ok()) {
+    ckpt::LogLine(absl::StrCat("cannot start: ", retention.status().message()));
+    return 2;
+  }
+  options.retention = *retention;
 
   absl::StatusOr<std::unique_ptr<ckpt::Server>> server = ckpt::Server::Start(options);
   if (!server.ok()) {

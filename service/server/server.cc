@@ -319,6 +319,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // Half the message limit: a page's entries plus everything else fit in an answer.
   engine_options.max_page_bytes = std::max<size_t>(options.max_message_bytes / 2, 1);
   engine_options.log_limits = options.log_limits;
+  engine_options.retention = options.retention;
   auto metrics = std::make_unique<ServerMetrics>(ServerMetricsOptions{
       options.metrics_max_jobs, options.postgres.conninfo.empty() ? options.store.path : ""});
   std::unique_ptr<Server> server;

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "service/common/clock.h"
 #include "service/engine/log_book.h"
+#include "service/engine/retention_index.h"
 #include "service/engine/write_queue.h"
 #include "service/rpc/validate.h"
 #include "service/server/server_tls.h"
@@ -95,6 +96,8 @@ struct ServerOptions {
   WriteQueueLimits write_queue;
   // Bounds of each item's and each job's log (service/engine/log_book.h).
   LogLimits log_limits;
+  // Jobs' retention: the default, and how often expired jobs are deleted.
+  RetentionOptions retention;
 
   // What one connection may hold, so that no client can exhaust ckptd (docs/api.md,
   // "Running ckptd"). Streams open at once on a connection (HTTP/2

@@ -55,6 +55,10 @@ class WriterHold {
 
 class EngineTest : public ::testing::TestWithParam<StoreKind> {
  protected:
+  EngineTest() = default;
+  // An engine with these options (its clock is still the harness's fake one).
+  explicit EngineTest(EngineOptions options) : h_(GetParam(), std::move(options)) {}
+
   absl::StatusOr<v1::CreateJobResponse> Create(const std::string& text) {
     return h_.Call(&Engine::CreateJob, Parse<v1::CreateJobRequest>(text));
   }
@@ -157,7 +161,7 @@ class EngineTest : public ::testing::TestWithParam<StoreKind> {
   }
   absl::Time Now() { return h_.clock().Now(); }
 
-  EngineHarness h_{GetParam()};
+  EngineHarness h_{GetParam()};  // or with the options given to the constructor
 };
 
 // INSTANTIATE_TEST_SUITE_P(Stores, MyEngineTest, CKPT_ENGINE_STORE_KINDS);

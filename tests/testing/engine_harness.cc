@@ -50,5 +50,16 @@ absl::Status EngineHarness::Expire() {
   return status;
 }
 
+absl::Status EngineHarness::SweepExpiredJobs() {
+  absl::Notification done;
+  absl::Status status;
+  engine_->SweepExpiredJobs([&](absl::Status s) {
+    status = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return status;
+}
+
 }  // namespace testutil
 }  // namespace ckpt

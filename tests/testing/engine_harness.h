@@ -83,6 +83,8 @@ class EngineHarness {
   }
 
   absl::Status Expire();
+  // Engine::SweepExpiredJobs, waited for.
+  absl::Status SweepExpiredJobs();
 
  private:
   void Open();
