@@ -290,6 +290,10 @@ absl::StatusOr<v1::BackupStoreResponse> Client::BackupStore(const v1::BackupStor
   return Call(&Stub::BackupStore, "BackupStore", request);
 }
 
+absl::StatusOr<v1::DeleteJobsResponse> Client::DeleteJobs(const v1::DeleteJobsRequest& request) {
+  return Call(&Stub::DeleteJobs, "DeleteJobs", request);
+}
+
 absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
                               const std::function<bool(const v1::Job&)>& on_snapshot) {
   absl::Time first_attempt = options_.clock->Now();

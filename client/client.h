@@ -17,10 +17,10 @@
 // backoff and full jitter until RetryPolicy::max_elapsed when the table says a repeat
 // does no harm (every read, and most writes). The others (LeaseItems, RegisterWorker,
 // CreateJob without a job_id, FailItems with a token-0 item, ResetJob, ResetItems,
-// DeleteJob, PutState with an expected_version, BackupStore) are sent only once ckptd answers a
-// health check, waiting for it under the same policy (nothing has been sent, so waiting for a
-// restarted ckptd is safe), and then once: a lost answer is returned, its message saying
-// that the write may have been applied.
+// DeleteJob, DeleteJobs but a dry run, PutState with an expected_version, BackupStore)
+// are sent only once ckptd answers a health check, waiting for it under the same policy
+// (nothing has been sent, so waiting for a restarted ckptd is safe), and then once: a
+// lost answer is returned, its message saying that the write may have been applied.
 #ifndef CKPT_CLIENT_CLIENT_H_
 #define CKPT_CLIENT_CLIENT_H_
 
@@ -159,6 +159,9 @@ class Client {
   // The copy is made within the call: one on another filesystem than the data dir
   // copies every file, and may need a longer ClientOptions::call_timeout.
   absl::StatusOr<v1::BackupStoreResponse> BackupStore(const v1::BackupStoreRequest& request);
+  // One page: at most request.limit jobs deleted (or, with dry_run, listed); call again
+  // with next_page_token while it is set (`ckpt gc` does).
+  absl::StatusOr<v1::DeleteJobsResponse> DeleteJobs(const v1::DeleteJobsRequest& request);
 
   // ---- Progress ----
 

@@ -63,6 +63,8 @@ const absl::flat_hash_map<std::string, Rule>& Table() {
       {"ResetJob", Always(false)},     // clears work done since
       {"DeleteJob", Always(false)},    // NOT_FOUND, or deletes a job created again since
       {"BackupStore", Always(false)},  // FAILED_PRECONDITION: the first call's copy is there
+      {"DeleteJobs",                   // deletes what matches by then, unless it only counts
+       When<v1::DeleteJobsRequest>([](const v1::DeleteJobsRequest& r) { return r.dry_run(); })},
       // Unconditional: written again. With expected_version: ABORTED.
       {"PutState", When<v1::PutStateRequest>(
                        [](const v1::PutStateRequest& r) { return !r.has_expected_version(); })},

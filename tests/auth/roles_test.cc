@@ -61,6 +61,9 @@ TEST(RolesTest, TheIssuesBoundaries) {
   }
   EXPECT_EQ(FindRpcRule("ListJobs")->scope, JobScope::kFiltered);
   EXPECT_EQ(FindRpcRule("FindOutput")->scope, JobScope::kFiltered);
+  // A confined admin deletes in bulk only among its own jobs.
+  EXPECT_EQ(FindRpcRule("DeleteJobs")->role, Role::kAdmin);
+  EXPECT_EQ(FindRpcRule("DeleteJobs")->scope, JobScope::kFiltered);
   EXPECT_EQ(FindRpcRule("ServerReflectionInfo")->scope, JobScope::kNoJob);
   // A backup holds every job: only an unconfined admin may take one.
   EXPECT_EQ(FindRpcRule("BackupStore")->role, Role::kAdmin);

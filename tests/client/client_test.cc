@@ -224,6 +224,47 @@ TEST(ClientQueueFullTest, DoesNotRetryResourceExhaustedWithoutAHint) {
   EXPECT_EQ(service.calls(), 1);
 }
 
+TEST_F(ClientTest, RetentionAndDeleteJobs) {
+  auto client = Connect();
+  v1::CreateJobRequest create;
+  create.set_job_id("kept-a-day");
+  create.mutable_retention()->set_seconds(86400);
+  auto created = client->CreateJob(create);
+  CKPT_ASSERT_OK(created);
+  EXPECT_EQ(created->job().retention().seconds(), 86400);
+  v1::UpdateJobRequest update;
+  update.set_job_id("kept-a-day");
+  update.mutable_retention()->set_seconds(3600);
+  auto updated = client->UpdateJob(update);
+  CKPT_ASSERT_OK(updated);
+  EXPECT_EQ(updated->job().retention().seconds(), 3600);
+  CreateJob(*client, "running");
+  v1::StopJobRequest stop;
+  stop.set_job_id("kept-a-day");
+  CKPT_ASSERT_OK(client->StopJob(stop));
+
+  v1::DeleteJobsRequest request;
+  request.set_dry_run(true);
+  auto listed = client->DeleteJobs(request);
+  CKPT_ASSERT_OK(listed);
+  EXPECT_EQ(listed->matched(), 1u);
+  ASSERT_EQ(listed->jobs_size(), 1);
+  EXPECT_EQ(listed->jobs(0).job_id(), "kept-a-day");
+  EXPECT_EQ(listed->jobs(0).status(), v1::JOB_STATUS_STOPPED);
+  request.set_dry_run(false);
+  auto deleted = client->DeleteJobs(request);
+  CKPT_ASSERT_OK(deleted);
+  EXPECT_EQ(deleted->jobs_size(), 1);
+  v1::GetJobRequest get;
+  get.set_job_id("kept-a-day");
+  EXPECT_THAT(client->GetJob(get), StatusIs(absl::StatusCode::kNotFound, HasSubstr("kept-a-day")));
+  get.set_job_id("running");
+  CKPT_EXPECT_OK(client->GetJob(get));
+  request.add_statuses(v1::JOB_STATUS_RUNNING);
+  EXPECT_THAT(client->DeleteJobs(request),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("include_unfinished")));
+}
+
 TEST_F(ClientTest, DeleteOfAMissingJobIsNotFound) {
   auto client = Connect();
   v1::DeleteJobRequest request;

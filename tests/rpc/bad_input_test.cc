@@ -80,7 +80,7 @@ const std::map<std::string, Invoker>& Invokers() {
       CKPT_UNARY(RegisterWorker),   CKPT_UNARY(Heartbeat),   CKPT_UNARY(ListWorkers),
       CKPT_UNARY(UnregisterWorker), CKPT_UNARY(PutState),    CKPT_UNARY(GetState),
       CKPT_UNARY(ListStates),       {"WatchJob", Watch},     CKPT_UNARY(WriteLogs),
-      CKPT_UNARY(ListLogs),         CKPT_UNARY(BackupStore),
+      CKPT_UNARY(ListLogs),         CKPT_UNARY(BackupStore), CKPT_UNARY(DeleteJobs),
   };
 #undef CKPT_UNARY
   return *invokers;
@@ -223,6 +223,10 @@ std::map<std::string, std::string> BaseTexts() {
                          })pb"},
       {"ListLogs", R"pb(job_id: "strict" step: "a" worker_id: "WORKER")pb"},
       {"BackupStore", R"pb(dir: "/no-such-parent-of-ckpt/copy")pb"},
+      // Would delete the running "strict": every broken form must leave it be.
+      {"DeleteJobs", R"pb(job_id_prefix: "strict"
+                          statuses: JOB_STATUS_RUNNING
+                          include_unfinished: true)pb"},
   };
 }
 
@@ -530,6 +534,34 @@ std::vector<Case> FieldCases() {
       {"FindOutput_Unknown", "FindOutput",
        Edited<v1::FindOutputRequest>("FindOutput", [](auto& r) { r.set_output_path("/nowhere"); }),
        absl::StatusCode::kNotFound, "", ""},
+      {"DeleteJobs_RunningWithoutSayingSo", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs", [](auto& r) { r.clear_include_unfinished(); }),
+       kInvalid, "statuses[0]", "JOB_STATUS_RUNNING jobs may still be running a pipeline"},
+      {"DeleteJobs_StatusUnspecified", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs",
+                                     [](auto& r) { r.add_statuses(v1::JOB_STATUS_UNSPECIFIED); }),
+       kInvalid, "statuses[1]", "leave statuses empty"},
+      {"DeleteJobs_StatusUnknown", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>(
+           "DeleteJobs", [](auto& r) { r.set_statuses(0, static_cast<v1::JobStatus>(17)); }),
+       kInvalid, "statuses[0]", "unknown value 17"},
+      {"DeleteJobs_LimitTooHigh", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs", [](auto& r) { r.set_limit(1001); }), kInvalid,
+       "limit", "1001 jobs exceeds the limit of 1000"},
+      {"DeleteJobs_PrefixWithSpace", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs", [](auto& r) { r.set_job_id_prefix("st rict"); }),
+       kInvalid, "job_id_prefix", "' '"},
+      {"DeleteJobs_FinishedBefore1969", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs",
+                                     [](auto& r) { r.mutable_finished_before()->set_seconds(-1); }),
+       kInvalid, "finished_before", "from 1970 to 9999"},
+      {"DeleteJobs_LabelBadKey", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs",
+                                     [](auto& r) { (*r.mutable_labels())["a b"] = "x"; }),
+       kInvalid, "labels key \"a b\"", ""},
+      {"DeleteJobs_PageTokenForged", "DeleteJobs",
+       Edited<v1::DeleteJobsRequest>("DeleteJobs", [](auto& r) { r.set_page_token("no colon"); }),
+       kInvalid, "page_token", "not a token this server issued"},
       {"BackupStore_Empty", "BackupStore",
        Edited<v1::BackupStoreRequest>("BackupStore", [](auto& r) { r.clear_dir(); }), kInvalid,
        "dir", "must be 1..4096 bytes"},
@@ -562,6 +594,18 @@ std::vector<Case> FieldCases() {
                                       r.set_fingerprint("sha256:other");
                                     }),
        absl::StatusCode::kFailedPrecondition, "", "sha256:other"},
+      {"CreateJob_RetentionNegative", "CreateJob",
+       Edited<v1::CreateJobRequest>("CreateJob",
+                                    [](auto& r) { r.mutable_retention()->set_seconds(-60); }),
+       kInvalid, "retention", "must not be negative, got -1m"},
+      {"UpdateJob_RetentionTooLong", "UpdateJob",
+       Edited<v1::UpdateJobRequest>(
+           "UpdateJob", [](auto& r) { r.mutable_retention()->set_seconds(3651LL * 86400); }),
+       kInvalid, "retention", "must be 0 (kept until deleted) or 1s..3650 days, got 87624h"},
+      {"UpdateJob_RetentionUnderASecond", "UpdateJob",
+       Edited<v1::UpdateJobRequest>("UpdateJob",
+                                    [](auto& r) { r.mutable_retention()->set_nanos(500000000); }),
+       kInvalid, "retention", "got 500ms"},
       {"CreateJob_LeaseTimeoutTooShort", "CreateJob",
        Edited<v1::CreateJobRequest>("CreateJob",
                                     [](auto& r) { r.mutable_lease_timeout()->set_seconds(0); }),

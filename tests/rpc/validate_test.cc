@@ -111,6 +111,7 @@ v1::CreateJobRequest CreateJobAtLimits() {
   (*r.mutable_params())[Repeat(128)] = Repeat(4096);
   *r.mutable_lease_timeout() = Seconds(24 * 3600);
   *r.mutable_max_run_time() = Seconds(7 * 24 * 3600);
+  *r.mutable_retention() = Seconds(3650 * 24 * 3600);
   r.set_max_attempts(1000);
   r.mutable_failure_budget()->set_max_failed_fraction(1);
   return r;
@@ -348,6 +349,22 @@ std::vector<Case> CreateJobCases() {
   return {
       Ok("CreateJob_Valid", CreateJob()),
       Ok("CreateJob_EmptyUsesDefaults", v1::CreateJobRequest()),
+      Ok("CreateJob_RetentionOneSecond",
+         With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(1); })),
+      Ok("CreateJob_RetentionZeroKeepsForGood",
+         With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(0); })),
+      Bad("CreateJob_RetentionNegative",
+          With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(-1); }), "retention",
+          "must not be negative, got -1s"),
+      Bad("CreateJob_RetentionUnderASecond",
+          With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(0, 999999999); }),
+          "retention", "must be 0 (kept until deleted) or 1s..3650 days, got 999.999999ms"),
+      Bad("CreateJob_RetentionOverTenYears",
+          With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(3650 * 24 * 3600, 1); }),
+          "retention", "1s..3650 days"),
+      Bad("CreateJob_RetentionMalformed",
+          With(CreateJob(), [](auto& r) { *r.mutable_retention() = Seconds(5, -1); }), "retention",
+          "malformed duration"),
       Ok("CreateJob_AtLimits", CreateJobAtLimits()),
       Bad("CreateJob_JobIdTooLong", With(CreateJob(), [](auto& r) { r.set_job_id(Repeat(129)); }),
           "job_id", "1..128"),
@@ -474,6 +491,11 @@ std::vector<Case> UpdateJobCases() {
                                       r.set_seal(true);
                                     })),
       MissingJobId("UpdateJob", UpdateJob()),
+      Ok("UpdateJob_RetentionRemoved",
+         With(UpdateJob(), [](auto& r) { *r.mutable_retention() = Seconds(0); })),
+      Bad("UpdateJob_RetentionNegative",
+          With(UpdateJob(), [](auto& r) { *r.mutable_retention() = Seconds(-86400); }), "retention",
+          "must not be negative"),
       Bad("UpdateJob_StageTooLong", With(UpdateJob(), [](auto& r) { r.set_stage(Repeat(257)); }),
           "stage", "limit of 256"),
       Bad("UpdateJob_SetLabelsBadKey",
@@ -1055,6 +1077,18 @@ std::vector<Case> LogCases() {
   };
 }
 
+v1::DeleteJobsRequest DeleteJobs() {
+  return Parse<v1::DeleteJobsRequest>(R"pb(
+    statuses: [ JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_STOPPED ]
+    finished_before { seconds: 1760000000 }
+    labels { key: "team" value: "data" }
+    job_id_prefix: "batch_"
+    dry_run: true
+    limit: 1000
+    page_token: "opaque"
+  )pb");
+}
+
 std::vector<Case> AdminCases() {
   auto backup = [](std::string dir) {
     v1::BackupStoreRequest r;
@@ -1062,6 +1096,52 @@ std::vector<Case> AdminCases() {
     return r;
   };
   return {
+      Ok("DeleteJobs_Valid", DeleteJobs()),
+      Ok("DeleteJobs_EmptyMeansEveryFinishedJob", v1::DeleteJobsRequest()),
+      Ok("DeleteJobs_UnfinishedWhenSaidSo", With(DeleteJobs(),
+                                                 [](auto& r) {
+                                                   r.add_statuses(v1::JOB_STATUS_RUNNING);
+                                                   r.add_statuses(v1::JOB_STATUS_PAUSED);
+                                                   r.set_include_unfinished(true);
+                                                 })),
+      Bad("DeleteJobs_RunningNotSaidSo",
+          With(DeleteJobs(), [](auto& r) { r.add_statuses(v1::JOB_STATUS_RUNNING); }),
+          "statuses[3]",
+          "JOB_STATUS_RUNNING jobs may still be running a pipeline: deleting them needs "
+          "include_unfinished"),
+      Bad("DeleteJobs_PausedNotSaidSo",
+          With(DeleteJobs(), [](auto& r) { r.set_statuses(0, v1::JOB_STATUS_PAUSED); }),
+          "statuses[0]", "JOB_STATUS_PAUSED"),
+      Bad("DeleteJobs_StatusUnspecified",
+          With(DeleteJobs(), [](auto& r) { r.set_statuses(1, v1::JOB_STATUS_UNSPECIFIED); }),
+          "statuses[1]", "JOB_STATUS_UNSPECIFIED is not a status"),
+      Bad("DeleteJobs_StatusUnknown",
+          With(DeleteJobs(), [](auto& r) { r.set_statuses(2, static_cast<v1::JobStatus>(9)); }),
+          "statuses[2]", "unknown value 9"),
+      Bad("DeleteJobs_TooManyStatuses",
+          With(DeleteJobs(),
+               [](auto& r) {
+                 for (int i = 0; i < 3; ++i) r.add_statuses(v1::JOB_STATUS_STOPPED);
+               }),
+          "statuses", "6 entries exceeds the limit of 5"),
+      Bad("DeleteJobs_FinishedBeforeAfter9999",
+          With(DeleteJobs(),
+               [](auto& r) { r.mutable_finished_before()->set_seconds(253402300800); }),
+          "finished_before", "from 1970 to 9999"),
+      Bad("DeleteJobs_LabelValueTooLong",
+          With(DeleteJobs(), [](auto& r) { (*r.mutable_labels())["team"] = Repeat(257); }),
+          "labels[\"team\"]", "limit of 256"),
+      Bad("DeleteJobs_PrefixTooLong",
+          With(DeleteJobs(), [](auto& r) { r.set_job_id_prefix(Repeat(129)); }), "job_id_prefix",
+          "got 129 characters"),
+      Bad("DeleteJobs_PrefixBadCharacter",
+          With(DeleteJobs(), [](auto& r) { r.set_job_id_prefix("batch/"); }), "job_id_prefix",
+          "'/' at offset 5"),
+      Bad("DeleteJobs_LimitTooHigh", With(DeleteJobs(), [](auto& r) { r.set_limit(1001); }),
+          "limit", "1001 jobs exceeds the limit of 1000"),
+      Bad("DeleteJobs_PageTokenTooLong",
+          With(DeleteJobs(), [](auto& r) { r.set_page_token(Repeat(4097)); }), "page_token",
+          "limit of 4096"),
       Ok("BackupStore_Valid", backup("/backups/ckpt-1")),
       Bad("BackupStore_Empty", backup(""), "dir", "must be 1..4096 bytes"),
       Bad("BackupStore_Relative", backup("backups/1"), "dir",

@@ -88,6 +88,19 @@ Outcome FindOutputCall(Stub& stub, grpc::ClientContext* context, const Fixture& 
   return outcome;
 }
 
+// Deletes the fixture's job (running: it has to say so) by its id as a prefix, and
+// returns the jobs deleted: a confined principal reaches only its own.
+Outcome DeleteJobsCall(Stub& stub, grpc::ClientContext* context, const Fixture& f) {
+  v1::DeleteJobsRequest request;
+  request.set_job_id_prefix(f.job_id);
+  request.add_statuses(v1::JOB_STATUS_RUNNING);
+  request.set_include_unfinished(true);
+  v1::DeleteJobsResponse response;
+  Outcome outcome{stub.DeleteJobs(context, request, &response), {}};
+  for (const v1::DeletedJob& job : response.jobs()) outcome.job_ids.push_back(job.job_id());
+  return outcome;
+}
+
 Outcome WatchJobCall(Stub& stub, grpc::ClientContext* context, const Fixture& f) {
   auto reader = stub.WatchJob(context, ForJob<v1::WatchJobRequest>(f));
   v1::WatchJobResponse first;
@@ -223,6 +236,7 @@ std::map<std::string, RpcCall> Calls() {
     return Unary(s, c, &Stub::ListLogs, ForJob<v1::ListLogsRequest>(f));
   };
   calls["WatchJob"] = WatchJobCall;
+  calls["DeleteJobs"] = DeleteJobsCall;
   calls["BackupStore"] = [](Stub& s, grpc::ClientContext* c, const Fixture&) {
     v1::BackupStoreRequest r;
     r.set_dir(testutil::NewTempDir("backup") + "/copy");
@@ -431,7 +445,7 @@ TEST_F(AuthorizationMatrixTest, EveryRpcTimesEveryCaller) {
           EXPECT_TRUE(absl::StartsWith(job_id, "team-a-")) << rpc << " showed " << job_id;
         }
       }
-      if (rpc == "ListJobs" && outcome.status.ok()) {
+      if ((rpc == "ListJobs" || rpc == "DeleteJobs") && outcome.status.ok()) {
         const bool sees_own = caller.job_prefix == "team-a-" || !caller.outside_own;
         EXPECT_EQ(std::count(outcome.job_ids.begin(), outcome.job_ids.end(), f.job_id),
                   sees_own ? 1 : 0);

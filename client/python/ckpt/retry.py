@@ -71,6 +71,8 @@ RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
     "ResetJob": False,  # clears work done since
     "DeleteJob": False,  # NOT_FOUND, or deletes a job created again since
     "BackupStore": False,  # FAILED_PRECONDITION: the first call's copy is there
+    # Deletes what matches by then (jobs finished since included), unless it only counts.
+    "DeleteJobs": lambda request: bool(getattr(request, "dry_run")),
     # Unconditional: written again. With expected_version: ABORTED.
     "PutState": lambda request: not request.HasField("expected_version"),
 }

@@ -50,6 +50,8 @@ SAMPLES = {
     "ResetJob": _each("ResetJob"),
     "DeleteJob": _each("DeleteJob"),
     "BackupStore": _each("BackupStore"),
+    "DeleteJobs with `dry_run`": [("DeleteJobs", pb.DeleteJobsRequest(dry_run=True))],
+    "DeleteJobs": [("DeleteJobs", pb.DeleteJobsRequest())],
     "PutState without `expected_version`": [("PutState", pb.PutStateRequest(name="n"))],
     "PutState with `expected_version`": [
         ("PutState", pb.PutStateRequest(name="n", expected_version=0)),
