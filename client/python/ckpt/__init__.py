@@ -18,6 +18,7 @@ messages and stubs are ckpt.v1.checkpoint_pb2 and ckpt.v1.checkpoint_pb2_grpc (a
 ckpt.pb).
 """
 
+from ckpt._admin import DeletedJobs
 from ckpt._jobs import AddResult, Summary
 from ckpt.client import DEFAULT_ADDRESS, Client
 from ckpt.errors import (AbortedError, CkptError, DataLossError, DeadlineExceededError,
@@ -36,6 +37,7 @@ __version__ = "0.3.0"
 
 __all__ = [
     "AbortedError", "AddResult", "CkptError", "Client", "DEFAULT_ADDRESS", "DataLossError",
+    "DeletedJobs",
     "DeadlineExceededError", "FailedPreconditionError", "InternalError",
     "InvalidArgumentError", "Item", "Job", "LocalOptions", "NO_RETRY", "NotFoundError",
     "PermissionDeniedError", "ResourceExhaustedError", "RetryPolicy", "Summary", "Tracker",

@@ -71,6 +71,7 @@ class CreateJobOptions(NamedTuple):
     max_failed_items: int = 0
     max_failed_fraction: float = 0.0
     reset_on_fingerprint_change: bool = False
+    retention: Optional[convert.Seconds] = None
 
 
 def create_job_request(o: CreateJobOptions) -> pb.CreateJobRequest:
@@ -88,6 +89,8 @@ def create_job_request(o: CreateJobOptions) -> pb.CreateJobRequest:
         request.lease_timeout.CopyFrom(convert.duration(o.lease_timeout))
     if o.max_run_time is not None:
         request.max_run_time.CopyFrom(convert.duration(o.max_run_time))
+    if o.retention is not None:
+        request.retention.CopyFrom(convert.duration(o.retention))
     if o.max_failed_items or o.max_failed_fraction:
         request.failure_budget.max_failed_items = o.max_failed_items
         request.failure_budget.max_failed_fraction = o.max_failed_fraction

@@ -16,7 +16,7 @@ Thread-safe: one Client can be shared by every thread (and every Worker) of a pr
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from ckpt import convert
 from ckpt import errors
 from ckpt import retry as retry_lib
+from ckpt._admin import DeletedJobs, Status, delete_jobs, delete_jobs_request
 from ckpt._calls import (DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ClientCore, OnRetry,
                          channel_options, make_request)
 from ckpt._jobs import CreateJobOptions, create_job_request
@@ -207,7 +208,8 @@ class Client:
                    lease_timeout: Optional[convert.Seconds] = None, max_attempts: int = 0,
                    max_run_time: Optional[convert.Seconds] = None, max_failed_items: int = 0,
                    max_failed_fraction: float = 0.0,
-                   reset_on_fingerprint_change: bool = False) -> Job:
+                   reset_on_fingerprint_change: bool = False,
+                   retention: Optional[convert.Seconds] = None) -> Job:
         """Creates the job, or resumes it if it exists with the same fingerprint, and
         returns a ckpt.Job handle whose .created / .resumed / .fingerprint_reset
         say which.
@@ -215,6 +217,9 @@ class Client:
         `config` is JSON text, or any JSON-serialisable value (written with sorted
         keys, so the same config always gives the same fingerprint). Durations are
         seconds. Defaults and limits are the proto's (CreateJobRequest).
+        `retention`: how long ckptd keeps the job once it has finished (COMPLETED,
+        FAILED or STOPPED), then deletes it; None: ckptd's --default_retention (none
+        unless set); 0: kept until deleted, whatever the default.
         With an empty job_id the server generates one; such a call is never re-sent
         after an ambiguous failure (it could create a second job).
         Raises FailedPreconditionError naming both fingerprints on a mismatch, unless
@@ -223,7 +228,7 @@ class Client:
         request = create_job_request(CreateJobOptions(
             job_id, config, fingerprint, display_name, labels, params, steps, lease_timeout,
             max_attempts, max_run_time, max_failed_items, max_failed_fraction,
-            reset_on_fingerprint_change))
+            reset_on_fingerprint_change, retention))
         answer: pb.CreateJobResponse = self.call("CreateJob", request)
         handle = self.job(answer.job.job_id)
         handle.created, handle.resumed, handle.fingerprint_reset = (
@@ -246,6 +251,30 @@ class Client:
         answer: pb.BackupStoreResponse = self.call("BackupStore", pb.BackupStoreRequest(dir=dir),
                                                    timeout=timeout)
         return answer
+
+    def delete_jobs(self, *, statuses: Iterable[Status] = (),
+                    finished_before: Optional[convert.Time] = None,
+                    labels: Optional[dict[str, str]] = None, job_id_prefix: str = "",
+                    include_unfinished: bool = False, dry_run: bool = False,
+                    page_size: int = 0) -> DeletedJobs:
+        """Deletes every job that matches, as delete() does, or with `dry_run` only lists
+        them; returns DeletedJobs(jobs, matched), oldest finish first.
+
+        Only COMPLETED, FAILED and STOPPED jobs, unless `include_unfinished` and
+        `statuses` names RUNNING or PAUSED. `statuses`: JobStatus values or names
+        ("completed"); `finished_before`: a time (datetime, epoch seconds); `labels`:
+        every pair must match; `job_id_prefix`: ids that start with it. ckptd deletes a
+        page (`page_size`, 0: 100, at most 1000) per call, a few jobs per write group;
+        this calls again until no page is left. Needs the admin role; a principal
+        confined to a prefix reaches only its own jobs. A failed call raises, the jobs
+        of the pages before it staying deleted; it is not re-sent after an ambiguous
+        failure (it would delete jobs that finished since) unless `dry_run`.
+        """
+        request = delete_jobs_request(
+            statuses=statuses, finished_before=finished_before, labels=labels,
+            job_id_prefix=job_id_prefix, include_unfinished=include_unfinished,
+            dry_run=dry_run, page_size=page_size)
+        return self.run(delete_jobs(self._core, request))
 
     # ------------------------------------------------------------------ programs
 

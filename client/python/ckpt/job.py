@@ -115,6 +115,12 @@ class Job:
         nothing left but failures."""
         return self.client.run(self._core.transition("ResumeJob"))
 
+    def set_retention(self, retention: Optional[convert.Seconds]) -> pb.Job:
+        """How long ckptd keeps the job once it has finished, then deletes it; None or 0:
+        kept until deleted. A finished job whose new retention has run out already is
+        deleted by ckptd's next sweep. Returns the job."""
+        return self.client.run(self._core.update(retention=convert.duration(retention or 0)))
+
     def set_failure_budget(self, *, max_failed_items: int = 0,
                            max_failed_fraction: float = 0.0) -> pb.Job:
         """Replaces the job's failure budget (0: no limit for that measure). Raising it

@@ -54,6 +54,25 @@ class ClientTest(AsyncTestCase):
         self.assertEqual(snapshots[-1].status, pb.JOB_STATUS_COMPLETED)
 
 
+class DeleteJobsTest(AsyncTestCase):
+    """A ckptd of its own (per class): delete_jobs meets only this class's jobs."""
+
+    async def test_retention_and_delete_jobs_match_the_blocking_api(self):
+        job = await self.new_async_job(retention=7200)
+        self.assertEqual((await job.info()).retention.seconds, 7200)
+        self.assertEqual((await job.set_retention(60)).retention.seconds, 60)
+        await job.finish(failed=True)
+        unfinished = await self.aclient.create_job(self.job_id() + "-running")
+        listed = await self.aclient.delete_jobs(dry_run=True)
+        self.assertEqual(listed.matched, 1)
+        self.assertEqual(listed.jobs[0].status, pb.JOB_STATUS_FAILED)
+        deleted = await self.aclient.delete_jobs(statuses=[pb.JOB_STATUS_FAILED])
+        self.assertEqual([j.job_id for j in deleted.jobs], [job.job_id])
+        with self.assertRaises(ckpt.NotFoundError):
+            await job.info()
+        self.assertEqual((await unfinished.info()).status, pb.JOB_STATUS_RUNNING)
+
+
 class RecordModeTest(AsyncTestCase):
 
     async def test_completed_items_by_completion_time(self):

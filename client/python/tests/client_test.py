@@ -1,8 +1,10 @@
 """ckpt.Client against a real ckptd: errors, deadlines, retries across a restart."""
 
+import datetime
 import os
 import queue
 import threading
+import time
 import unittest
 
 import grpc
@@ -104,6 +106,49 @@ class BackupTest(CkptdTestCase):
                 self.assertEqual((progress.total, progress.completed), (3, 1))
         finally:
             restored.stop()
+
+
+class RetentionAndDeleteJobsTest(CkptdTestCase):
+    """A ckptd of its own: delete_jobs must not meet other classes' jobs."""
+
+    def test_retention_is_set_at_creation_and_by_update(self):
+        job = self.client.create_job(self.job_id(), retention=datetime.timedelta(days=30))
+        self.assertEqual(job.info().retention.seconds, 30 * 86400)
+        self.assertEqual(job.set_retention(3600).retention.seconds, 3600)
+        self.assertFalse(job.set_retention(None).HasField("retention"))
+        with self.assertRaises(ckpt.InvalidArgumentError) as raised:
+            self.client.create_job(self.job_id() + "-bad", retention=-1)
+        self.assertTrue(raised.exception.message.startswith("retention"),
+                        raised.exception.message)
+
+    def test_delete_jobs_lists_then_deletes_every_page(self):
+        prefix = self.job_id()[-100:] + "-"
+        for i in range(5):
+            self.client.create_job(f"{prefix}{i}").finish()
+        running = self.client.create_job(f"{prefix}running")
+
+        listed = self.client.delete_jobs(job_id_prefix=prefix, dry_run=True, page_size=2)
+        self.assertIsInstance(listed, ckpt.DeletedJobs)
+        self.assertEqual(listed.matched, 5)
+        self.assertEqual([job.job_id for job in listed.jobs], [f"{prefix}{i}" for i in range(5)])
+        self.assertEqual(listed.jobs[0].status, pb.JOB_STATUS_COMPLETED)
+        self.assertEqual(len(self.client.call("ListJobs", limit=1000).jobs), 6)
+
+        deleted = self.client.delete_jobs(job_id_prefix=prefix, statuses=["completed"],
+                                          finished_before=time.time() + 60, page_size=2)
+        self.assertEqual(deleted.matched, 5)
+        self.assertEqual(len(deleted.jobs), 5)
+        for job in deleted.jobs:
+            with self.assertRaises(ckpt.NotFoundError):
+                self.client.call("GetJob", job_id=job.job_id)
+        self.assertEqual(running.info().status, pb.JOB_STATUS_RUNNING)
+
+        with self.assertRaises(ckpt.InvalidArgumentError) as raised:
+            self.client.delete_jobs(statuses=["running"])
+        self.assertIn("include_unfinished", raised.exception.message)
+        with self.assertRaises(ValueError):
+            self.client.delete_jobs(statuses=["done"])
+        self.assertEqual(running.info().status, pb.JOB_STATUS_RUNNING)
 
 
 class RetryAcrossRestartTest(unittest.TestCase):

@@ -12,7 +12,7 @@ inside the event loop that uses it (a grpc.aio channel belongs to one loop).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Optional, Sequence, TypeVar
+from typing import Any, AsyncIterator, Iterable, Optional, Sequence, TypeVar
 
 import grpc
 import grpc.aio
@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from ckpt import convert
 from ckpt import errors
 from ckpt import retry as retry_lib
+from ckpt._admin import DeletedJobs, Status, delete_jobs, delete_jobs_request
 from ckpt._calls import DEFAULT_TIMEOUT, ClientCore, OnRetry, channel_options, make_request
 from ckpt._jobs import CreateJobOptions, create_job_request
 from ckpt._program import (Attempt, Done, HealthCheck, Join, Op, Program, Revive, Sleep,
@@ -146,17 +147,30 @@ class Client:
                          max_attempts: int = 0,
                          max_run_time: Optional[convert.Seconds] = None,
                          max_failed_items: int = 0, max_failed_fraction: float = 0.0,
-                         reset_on_fingerprint_change: bool = False) -> Job:
+                         reset_on_fingerprint_change: bool = False,
+                         retention: Optional[convert.Seconds] = None) -> Job:
         """As ckpt.Client.create_job."""
         request = create_job_request(CreateJobOptions(
             job_id, config, fingerprint, display_name, labels, params, steps, lease_timeout,
             max_attempts, max_run_time, max_failed_items, max_failed_fraction,
-            reset_on_fingerprint_change))
+            reset_on_fingerprint_change, retention))
         answer: pb.CreateJobResponse = await self.call("CreateJob", request)
         handle = self.job(answer.job.job_id)
         handle.created, handle.resumed, handle.fingerprint_reset = (
             answer.created, answer.resumed, answer.reset)
         return handle
+
+    async def delete_jobs(self, *, statuses: Iterable[Status] = (),
+                          finished_before: Optional[convert.Time] = None,
+                          labels: Optional[dict[str, str]] = None, job_id_prefix: str = "",
+                          include_unfinished: bool = False, dry_run: bool = False,
+                          page_size: int = 0) -> DeletedJobs:
+        """As ckpt.Client.delete_jobs: every page, awaited."""
+        request = delete_jobs_request(
+            statuses=statuses, finished_before=finished_before, labels=labels,
+            job_id_prefix=job_id_prefix, include_unfinished=include_unfinished,
+            dry_run=dry_run, page_size=page_size)
+        return await self.run(delete_jobs(self._core, request))
 
     async def run(self, program: Program[T]) -> T:
         """Runs one of the SDK's programs (ckpt/_program.py) with awaits."""

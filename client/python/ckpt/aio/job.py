@@ -65,6 +65,10 @@ class Job:
     async def resume(self) -> pb.Job:
         return await self.client.run(self._core.transition("ResumeJob"))
 
+    async def set_retention(self, retention: Optional[convert.Seconds]) -> pb.Job:
+        return await self.client.run(
+            self._core.update(retention=convert.duration(retention or 0)))
+
     async def set_failure_budget(self, *, max_failed_items: int = 0,
                                  max_failed_fraction: float = 0.0) -> pb.Job:
         return await self.client.run(self._core.update(failure_budget=pb.FailureBudget(
