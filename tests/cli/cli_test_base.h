@@ -38,7 +38,7 @@ class CliTest : public testutil::ServerAndClientTest {
     ctx.client = client_.get();
     ctx.out = &out;
     ctx.in = &in;
-    ctx.now = absl::Now();
+    ctx.now = absl::Now() + now_ahead_;
     ctx.on_watch_snapshot = on_watch_snapshot_;
     ctx.open_url = open_url_;
     ctx.keep_following = keep_following_;
@@ -47,6 +47,9 @@ class CliTest : public testutil::ServerAndClientTest {
     return out.str();
   }
 
+  // How far ahead of the real clock commands think they are: ages ("30d") then reach
+  // jobs that ckptd finished moments ago.
+  absl::Duration now_ahead_ = absl::ZeroDuration();
   std::function<bool(const v1::Job&)> on_watch_snapshot_;
   std::function<bool(const std::string&)> open_url_;  // `open`: none by default
   std::function<bool()> keep_following_;

@@ -1,7 +1,9 @@
 #include "tools/cli/args.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace ckpt {
 namespace cli {
@@ -60,7 +62,7 @@ absl::StatusOr<std::optional<absl::Time>> Args::GetTime(absl::string_view name,
                                                            {'d', absl::Hours(24)}};
   uint64_t count = 0;
   if (text.size() >= 2 && absl::SimpleAtoi(text.substr(0, text.size() - 1), &count) &&
-      count <= 100000 * 24 * 3600) {
+      count <= uint64_t{100000} * 24 * 3600) {
     for (const auto& [unit, length] : kUnits) {
       if (text.back() == unit) return now - length * static_cast<int64_t>(count);
     }
@@ -69,6 +71,34 @@ absl::StatusOr<std::optional<absl::Time>> Args::GetTime(absl::string_view name,
                                  " must be a time (2025-12-14T20:43:00Z) or an age (90s, 10m, 2h, "
                                  "30d), not \"",
                                  text, "\""));
+}
+
+absl::StatusOr<std::vector<v1::JobStatus>> Args::GetJobStatuses(absl::string_view name) const {
+  std::vector<v1::JobStatus> statuses;
+  for (const std::string& text : All(name)) {
+    v1::JobStatus status;
+    if (!v1::JobStatus_Parse(absl::StrCat("JOB_STATUS_", absl::AsciiStrToUpper(text)), &status) ||
+        status == v1::JOB_STATUS_UNSPECIFIED) {
+      return UsageError(absl::StrCat("--", name,
+                                     " must be one of running, paused, stopped, completed, "
+                                     "failed; not \"",
+                                     text, "\""));
+    }
+    statuses.push_back(status);
+  }
+  return statuses;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Args::GetLabels(absl::string_view name) const {
+  std::map<std::string, std::string> labels;
+  for (const std::string& label : All(name)) {
+    const std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    if (kv.size() != 2 || kv[0].empty()) {
+      return UsageError(absl::StrCat("--", name, " must be key=value, not \"", label, "\""));
+    }
+    labels[kv[0]] = kv[1];
+  }
+  return labels;
 }
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const FlagSpec& spec) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "ckpt/v1/checkpoint.pb.h"
 
 namespace ckpt {
 namespace cli {
@@ -45,6 +46,11 @@ struct Args {
   // --name as a time: RFC 3339 ("2025-12-14T20:43:00Z") or an age before `now` ("90s",
   // "10m", "2h", "30d"); nullopt when not given. A UsageError naming the flag otherwise.
   absl::StatusOr<std::optional<absl::Time>> GetTime(absl::string_view name, absl::Time now) const;
+  // Every --name as a job status ("completed", any case), in order; a UsageError naming
+  // the flag for anything else.
+  absl::StatusOr<std::vector<v1::JobStatus>> GetJobStatuses(absl::string_view name) const;
+  // Every --name as key=value; a UsageError for one without "=" or a key.
+  absl::StatusOr<std::map<std::string, std::string>> GetLabels(absl::string_view name) const;
 };
 
 // Parses `argv` (without the program and command names). A UsageError for a flag the

@@ -74,6 +74,14 @@ const std::vector<Command>& Commands() {
       {"backup", "backup DIR",
        "a consistent copy of the whole store into DIR, a new absolute path on ckptd's machine",
        Flags({}, {}), 1, 1, &Backup},
+      {"gc",
+       "gc [--finished-before TIME] [--status S]... [--label k=v]... [--prefix P] "
+       "[--include-unfinished] [--dry-run] [--limit N]",
+       "delete finished jobs that match (TIME: RFC 3339 or an age, 30d; S: completed, failed, "
+       "stopped), N per call (default 100); --dry-run only lists them",
+       Flags({"finished-before", "status", "label", "prefix", "limit"},
+             {"include-unfinished", "dry-run"}),
+       0, 0, &Gc},
   };
   return *commands;
 }

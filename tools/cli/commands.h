@@ -59,6 +59,7 @@ absl::Status Logs(const Context& ctx, const Args& args);
 absl::Status Export(const Context& ctx, const Args& args);
 absl::Status Import(const Context& ctx, const Args& args);
 absl::Status Backup(const Context& ctx, const Args& args);
+absl::Status Gc(const Context& ctx, const Args& args);
 
 // The command table: name, its flags, positional count and one usage line.
 struct Command {

@@ -2,12 +2,11 @@
 #include <algorithm>
 #include <ostream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
+#include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/format.h"
@@ -18,19 +17,6 @@ namespace {
 
 // Error groups shown by `status`.
 constexpr uint32_t kErrorGroups = 10;
-
-absl::StatusOr<v1::JobStatus> ParseJobStatus(absl::string_view text) {
-  const std::string upper = absl::AsciiStrToUpper(text);
-  v1::JobStatus status;
-  if (v1::JobStatus_Parse(absl::StrCat("JOB_STATUS_", upper), &status) &&
-      status != v1::JOB_STATUS_UNSPECIFIED) {
-    return status;
-  }
-  return UsageError(
-      absl::StrCat("--status must be one of running, paused, stopped, "
-                   "completed, failed; not \"",
-                   text, "\""));
-}
 
 // --NAME as a fraction in [0, 1]; 0 when not given.
 absl::StatusOr<double> ParseFraction(const Args& args, absl::string_view name) {
@@ -81,6 +67,17 @@ void PrintProgress(const Context& ctx, const v1::Job& job) {
   if (job.has_finish_time()) {
     out << absl::StrFormat("%-11s%s\n", "Finished", FormatTime(job.finish_time(), ctx.now));
   }
+  if (job.has_retention()) {
+    const absl::Duration kept = FromProtoDuration(job.retention());
+    std::string retention = absl::StrCat(HumanDuration(kept), " after it finishes");
+    if (job.has_finish_time()) {
+      absl::StrAppend(
+          &retention, ": deleted from ",
+          absl::FormatTime("%Y-%m-%d %H:%M:%SZ", FromProtoTime(job.finish_time()) + kept,
+                           absl::UTCTimeZone()));
+    }
+    out << absl::StrFormat("%-11s%s\n", "Retention", retention);
+  }
 }
 
 void PrintSteps(const Context& ctx, const v1::Job& job) {
@@ -99,17 +96,10 @@ void PrintSteps(const Context& ctx, const v1::Job& job) {
 
 absl::Status Jobs(const Context& ctx, const Args& args) {
   v1::ListJobsRequest request;
-  if (args.Has("status")) {
-    CKPT_ASSIGN_OR_RETURN(v1::JobStatus status, ParseJobStatus(args.Get("status")));
-    request.set_status(status);
-  }
-  for (const std::string& label : args.All("label")) {
-    const std::vector<std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
-    if (kv.size() != 2 || kv[0].empty()) {
-      return UsageError(absl::StrCat("--label must be key=value, not \"", label, "\""));
-    }
-    (*request.mutable_labels())[kv[0]] = kv[1];
-  }
+  CKPT_ASSIGN_OR_RETURN(const std::vector<v1::JobStatus> statuses, args.GetJobStatuses("status"));
+  if (!statuses.empty()) request.set_status(statuses.back());  // the last wins
+  CKPT_ASSIGN_OR_RETURN(const auto labels, args.GetLabels("label"));
+  request.mutable_labels()->insert(labels.begin(), labels.end());
   request.set_name_prefix(args.Get("prefix"));
   CKPT_ASSIGN_OR_RETURN(const uint64_t limit, args.GetInt("limit", 50, 1, 1000));
   request.set_limit(static_cast<uint32_t>(limit));
