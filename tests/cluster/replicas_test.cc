@@ -255,6 +255,34 @@ TEST_F(ReplicasTest, ThreeReplicasTakeAFairShareAndAnswerEveryCallThroughAnyAddr
   // A job that does not exist is NOT_FOUND through any replica, forwarded or not.
   EXPECT_THAT(testutil::GetJob(*stubs[0], "no-such-job").status(),
               testutil::StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  // DeleteJobs answers from every shard too: a dry run pages through them all, then
+  // one call deletes them, wherever each is served.
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    v1::StopJobRequest stop;
+    stop.set_job_id(jobs[j]);
+    CKPT_ASSERT_OK(testutil::WireCall(*stubs[j % 3], &Stub::StopJob, stop));
+  }
+  std::vector<std::string> listed;
+  v1::DeleteJobsRequest dry;
+  dry.set_dry_run(true);
+  dry.set_limit(2);
+  do {
+    auto page = testutil::WireCall(*stubs[0], &Stub::DeleteJobs, dry);
+    CKPT_ASSERT_OK(page);
+    EXPECT_EQ(page->matched(), jobs.size());
+    EXPECT_LE(page->jobs_size(), 2);
+    for (const v1::DeletedJob& job : page->jobs()) listed.push_back(job.job_id());
+    dry.set_page_token(page->next_page_token());
+  } while (!dry.page_token().empty());
+  EXPECT_THAT(listed, ::testing::UnorderedElementsAreArray(jobs));
+  auto deleted = testutil::WireCall(*stubs[2], &Stub::DeleteJobs, v1::DeleteJobsRequest());
+  CKPT_ASSERT_OK(deleted);
+  EXPECT_EQ(deleted->jobs_size(), static_cast<int>(jobs.size()));
+  EXPECT_TRUE(deleted->next_page_token().empty());
+  for (const std::string& job : jobs) {
+    EXPECT_THAT(testutil::GetJob(*stubs[1], job).status(),
+                testutil::StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  }
   // BackupStore copies a single node's store; a replica's is PostgreSQL's to back up.
   v1::BackupStoreRequest backup;
   backup.set_dir(absl::StrCat(::testing::TempDir(), "/backup"));
