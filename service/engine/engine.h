@@ -170,7 +170,7 @@ class Engine {
   // committed. The writer does this by itself every retention.sweep_interval, batch
   // after batch until none is left; tests with a fake clock call it.
   void SweepExpiredJobs(Done done);
-  // DeleteJobs (docs/api.md, "Deleting jobs in bulk"), seeing only jobs whose id starts
+  // DeleteJobs (docs/api.md, "Retention": DeleteJobs), seeing only jobs whose id starts
   // with `job_id_prefix` (a confined principal's). The jobs are selected from the
   // published snapshots on the calling thread (dry_run answers there), then deleted
   // kJobsPerDeleteGroup per group commit, each group queued after the one before

@@ -1,4 +1,4 @@
-// Which jobs a DeleteJobs call selects (docs/api.md, "Deleting jobs in bulk"), and in
+// Which jobs a DeleteJobs call selects (docs/api.md, "Retention": DeleteJobs), and in
 // which order: oldest finish_time first (a job that has not finished, first of all),
 // then by job_id. The caller reads the jobs (published snapshots, or the writer's
 // records); this decides. Pure functions and a copyable filter: thread-compatible.
