@@ -63,9 +63,12 @@ absl::Status CheckJobTotals(const v1::Job& job);
 inline constexpr size_t kDefaultMaxPageBytes = 8 << 20;
 
 // Deleting jobs (the retention sweep, DeleteJobs) takes at most this many per group
-// commit: deleting a job costs the store a range delete per family (rows on
-// PostgreSQL), so other writes get their turn between a few jobs.
+// commit, and no more registered items than kItemsPerDeleteGroup (but at least one
+// job): deleting a job costs RocksDB a range delete per family, and PostgreSQL a row
+// delete per record, so other writes get their turn between a few jobs, and a big job
+// goes alone.
 inline constexpr size_t kJobsPerDeleteGroup = 8;
+inline constexpr uint64_t kItemsPerDeleteGroup = 100000;
 
 struct EngineOptions {
   Clock* clock = Clock::Real();
@@ -316,6 +319,8 @@ class Engine {
   absl::Status DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out);
   absl::Status DoWriteLogs(Group& g, const v1::WriteLogsRequest& r, v1::WriteLogsResponse* out);
   absl::Status DoExpireLeases(Group& g);
+  absl::Status DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
+                             v1::ListWorkersResponse* out);
 
   // ---- Deleting jobs: retention and DeleteJobs (engine_retention.cc) ----
   // A job deleted by a group, and the line that logs it once the group is committed.
@@ -326,11 +331,16 @@ class Engine {
   // Removes the job and everything it holds, in memory and in the group's batch.
   // `job` is gone afterwards.
   void RemoveJob(Group& g, JobRuntime& job);
+  // Whether `job` still fits in a group that has removed `removed` jobs holding `items`
+  // registered items; adds its items if so.
+  bool FitsDeleteGroup(const JobRuntime& job, size_t removed, uint64_t* items) const;
   // One batch of the retention sweep; sets next_sweep_ once no expired job is left.
   absl::Status DoSweepExpiredJobs(Group& g, std::vector<Removal>* removed);
-  // Removes those of `ids` that still exist and match `filter`.
+  // Removes those of `ids` that still exist and match `filter`, in order, until the
+  // group is full; `*consumed`: how many of `ids` it got through (skipped ones count).
   absl::Status DoDeleteMatching(Group& g, const JobFilter& filter,
-                                const std::vector<std::string>& ids, std::vector<Removal>* removed);
+                                const std::vector<std::string>& ids, std::vector<Removal>* removed,
+                                size_t* consumed);
   // Whether the writer should run a batch of the sweep now.
   bool SweepDue(absl::Time now) const;
   // An op running one batch of the sweep, logging what it deleted once committed.
@@ -338,8 +348,6 @@ class Engine {
   // One DeleteJobs call in progress, and queuing its next group.
   struct BulkDelete;
   void SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run);
-  absl::Status DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
-                             v1::ListWorkersResponse* out);
 
   // ---- Helpers for decisions ----
   absl::StatusOr<JobRuntime*> FindJob(absl::string_view job_id);

@@ -47,7 +47,16 @@ Engine::Op Engine::SweepOp(Done done) {
             0};
 }
 
+bool Engine::FitsDeleteGroup(const JobRuntime& job, size_t removed, uint64_t* items) const {
+  uint64_t registered = 0;
+  for (const StepRuntime& s : job.steps) registered += s.counters.total();
+  if (removed > 0 && *items + registered > kItemsPerDeleteGroup) return false;
+  *items += registered;
+  return true;
+}
+
 absl::Status Engine::DoSweepExpiredJobs(Group& g, std::vector<Removal>* removed) {
+  uint64_t items = 0;
   for (const std::string& id : retention_.Expired(g.now, kJobsPerDeleteGroup)) {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) {
@@ -62,6 +71,7 @@ absl::Status Engine::DoSweepExpiredJobs(Group& g, std::vector<Removal>* removed)
       retention_.Set(id, expiry);
       continue;
     }
+    if (!FitsDeleteGroup(job, removed->size(), &items)) break;  // the next group's
     const v1::Job& record = job.record.job();
     removed->push_back(
         {DeletedJobOf(record),
@@ -111,14 +121,14 @@ void Engine::DeleteJobsWithPrefix(const v1::DeleteJobsRequest& request,
 void Engine::SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run) {
   const size_t end = std::min(run->ids.size(), run->next + kJobsPerDeleteGroup);
   std::vector<std::string> ids(run->ids.begin() + run->next, run->ids.begin() + end);
-  run->next = end;
   auto removed = std::make_shared<std::vector<Removal>>();
+  auto consumed = std::make_shared<size_t>(0);
   Submit(
       0,
-      [this, run, ids = std::move(ids), removed](Group& g) {
-        return DoDeleteMatching(g, run->filter, ids, removed.get());
+      [this, run, ids = std::move(ids), removed, consumed](Group& g) {
+        return DoDeleteMatching(g, run->filter, ids, removed.get(), consumed.get());
       },
-      [this, run, removed](absl::Status status) {
+      [this, run, removed, consumed](absl::Status status) {
         if (!status.ok()) {
           const int deleted = run->response->jobs_size();
           if (deleted > 0) {
@@ -135,6 +145,7 @@ void Engine::SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run) {
           LogLine(removal.log_line);
           *run->response->add_jobs() = std::move(removal.job);
         }
+        run->next += *consumed;
         if (run->next < run->ids.size()) return SubmitBulkDeleteGroup(run);
         run->done(absl::OkStatus());
       });
@@ -142,11 +153,14 @@ void Engine::SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run) {
 
 absl::Status Engine::DoDeleteMatching(Group& g, const JobFilter& filter,
                                       const std::vector<std::string>& ids,
-                                      std::vector<Removal>* removed) {
-  for (const std::string& id : ids) {
+                                      std::vector<Removal>* removed, size_t* consumed) {
+  uint64_t items = 0;
+  for (*consumed = 0; *consumed < ids.size(); ++*consumed) {
+    const std::string& id = ids[*consumed];
     auto it = jobs_.find(id);
     // Deleted, resumed, relabelled... since it was selected: no longer this call's.
     if (it == jobs_.end() || !filter.Matches(it->second->record.job())) continue;
+    if (!FitsDeleteGroup(*it->second, removed->size(), &items)) break;  // the next group's
     const v1::Job& record = it->second->record.job();
     removed->push_back({DeletedJobOf(record), absl::StrCat("DeleteJobs: deleted job \"", id, "\" (",
                                                            Finished(record), ")")});

@@ -51,6 +51,12 @@ EngineOptions Options(absl::Duration default_retention, absl::Duration sweep_int
   return options;
 }
 
+std::vector<std::string> Ids(const v1::DeleteJobsResponse& response) {
+  std::vector<std::string> ids;
+  for (const v1::DeletedJob& job : response.jobs()) ids.push_back(job.job_id());
+  return ids;
+}
+
 // Sweeps only when a test asks (SweepExpiredJobs), so each test decides when.
 class RetentionTest : public testutil::EngineTest {
  protected:
@@ -128,12 +134,6 @@ class RetentionTest : public testutil::EngineTest {
     done.WaitForNotification();
     if (!status.ok()) return status;
     return response;
-  }
-
-  static std::vector<std::string> Ids(const v1::DeleteJobsResponse& response) {
-    std::vector<std::string> ids;
-    for (const v1::DeletedJob& job : response.jobs()) ids.push_back(job.job_id());
-    return ids;
   }
 };
 
@@ -254,6 +254,22 @@ TEST_P(RetentionTest, OneSweepDeletesAFewJobsPerGroupCommit) {
   EXPECT_EQ(AllJobs().size(), 20u - kJobsPerDeleteGroup);
   CKPT_ASSERT_OK(h_.SweepExpiredJobs());
   CKPT_ASSERT_OK(h_.SweepExpiredJobs());
+  EXPECT_THAT(AllJobs(), IsEmpty());
+}
+
+TEST_P(RetentionTest, ABigJobIsDeletedInAGroupOfItsOwn) {
+  static_assert(kItemsPerDeleteGroup == 100000);
+  for (const std::string id : {"big-0", "big-1", "small"}) {
+    CreateJob(absl::StrFormat(R"pb(job_id: "%s"
+                                   retention { seconds: 1 })pb", id));
+    Add(absl::StrFormat(R"pb(job_id: "%s"
+                             ranges { end: %d })pb", id, id == "small" ? 10 : 60000));
+    End(id, v1::JOB_STATUS_STOPPED);
+  }
+  h_.clock().Advance(absl::Seconds(1));
+  CKPT_ASSERT_OK(h_.SweepExpiredJobs());
+  EXPECT_THAT(AllJobs(), UnorderedElementsAre("big-1", "small"));
+  CKPT_ASSERT_OK(h_.SweepExpiredJobs());  // 60 000 + 10 fit together
   EXPECT_THAT(AllJobs(), IsEmpty());
 }
 
@@ -503,6 +519,27 @@ TEST_P(DeleteJobsGroupsTest, TwentyJobsGoInThreeGroups) {
   EXPECT_EQ(deleted.jobs_size(), 20);
   static_assert(kJobsPerDeleteGroup == 8);
   EXPECT_EQ(commits_.commits() - before, 3);
+}
+
+TEST_P(DeleteJobsGroupsTest, BigJobsGoOneGroupEach) {
+  for (int i = 0; i < 3; ++i) {
+    CreateJob(absl::StrFormat(R"pb(job_id: "big%d")pb", i));
+    Add(absl::StrFormat(R"pb(job_id: "big%d"
+                             ranges { end: 60000 })pb", i));
+    CKPT_ASSERT_OK(h_.Call(
+        &Engine::StopJob, Parse<v1::StopJobRequest>(absl::StrFormat(R"pb(job_id: "big%d")pb", i))));
+  }
+  const int before = commits_.commits();
+  v1::DeleteJobsResponse deleted;
+  absl::Notification done;
+  h_.engine().DeleteJobs(v1::DeleteJobsRequest(), &deleted, [&](absl::Status s) {
+    CKPT_EXPECT_OK(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_THAT(Ids(deleted), ElementsAre("big0", "big1", "big2"));
+  EXPECT_EQ(commits_.commits() - before, 3);
+  EXPECT_THAT(ListJobIds(""), IsEmpty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, DeleteJobsGroupsTest, CKPT_ENGINE_STORE_KINDS);
