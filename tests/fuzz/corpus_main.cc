@@ -48,6 +48,8 @@ enum CallId : uint8_t {
   kGetState,
   kListStates,
   kAdvanceClock,
+  kDeleteJobs,
+  kSweepJobs,
 };
 
 class Seed {
@@ -192,6 +194,22 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
                                                 error { message: "y" }
                                               })pb");
   seeds.emplace_back("budget_and_expiry", budget.bytes());
+  Seed retention = JobWithItems();
+  retention.Add<UpdateJobRequest>(kUpdateJob, R"pb(job_id: "j"
+                                                   retention { seconds: 2 })pb")
+      .Add<FinishJobRequest>(kFinishJob, R"pb(job_id: "j" status: JOB_STATUS_COMPLETED)pb")
+      .Add<CreateJobRequest>(kCreateJob, R"pb(job_id: "k"
+                                              retention { seconds: 1 })pb")
+      .Add<StopJobRequest>(kStopJob, R"pb(job_id: "k")pb")
+      .Add<CreateJobRequest>(kCreateJob, R"pb(job_id: "m")pb")
+      .Add<FinishJobRequest>(kFinishJob, R"pb(job_id: "m" status: JOB_STATUS_FAILED)pb")
+      .AddBytes(kAdvanceClock, "\x01")
+      .AddBytes(kSweepJobs, "")
+      .Add<DeleteJobsRequest>(kDeleteJobs, R"pb(dry_run: true limit: 1)pb")
+      .Add<DeleteJobsRequest>(kDeleteJobs, R"pb(statuses: JOB_STATUS_FAILED)pb")
+      .AddBytes(kAdvanceClock, "\x02")
+      .AddBytes(kSweepJobs, "");
+  seeds.emplace_back("retention_and_bulk_delete", retention.bytes());
   return seeds;
 }
 

@@ -179,21 +179,36 @@ void AdvanceClock(absl::string_view bytes) {
   done.WaitForNotification();
 }
 
+// The retention sweep, as the writer runs it when a job's retention has run out.
+void SweepJobs(absl::string_view) {
+  absl::Notification done;
+  g_world->engine->SweepExpiredJobs([&](absl::Status s) {
+    CheckEngineStatus("SweepExpiredJobs", s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+}
+
 using Call = void (*)(absl::string_view);
 #define CKPT_WRITE(name) [](absl::string_view b) { Write(#name, b, &Engine::name); }
 #define CKPT_READ(name) [](absl::string_view b) { Read(#name, b, &Engine::name); }
 
 // The order is the input format: never reorder, only append (the corpus depends on it).
 const Call kCalls[] = {
-    CKPT_WRITE(CreateJob),        CKPT_READ(GetJob),      CKPT_READ(ListJobs),
-    CKPT_WRITE(UpdateJob),        CKPT_WRITE(PauseJob),   CKPT_WRITE(ResumeJob),
-    CKPT_WRITE(StopJob),          CKPT_WRITE(FinishJob),  CKPT_WRITE(ResetJob),
-    CKPT_WRITE(DeleteJob),        CKPT_WRITE(AddItems),   CKPT_WRITE(LeaseItems),
-    CKPT_WRITE(CompleteItems),    CKPT_WRITE(FailItems),  CKPT_READ(GetItem),
-    CKPT_READ(ListItems),         CKPT_WRITE(ResetItems), CKPT_READ(FindOutput),
-    CKPT_WRITE(RegisterWorker),   CKPT_WRITE(Heartbeat),  CKPT_WRITE(ListWorkers),
-    CKPT_WRITE(UnregisterWorker), CKPT_WRITE(PutState),   CKPT_READ(GetState),
-    CKPT_READ(ListStates),        AdvanceClock,
+    CKPT_WRITE(CreateJob),      CKPT_READ(GetJob),
+    CKPT_READ(ListJobs),        CKPT_WRITE(UpdateJob),
+    CKPT_WRITE(PauseJob),       CKPT_WRITE(ResumeJob),
+    CKPT_WRITE(StopJob),        CKPT_WRITE(FinishJob),
+    CKPT_WRITE(ResetJob),       CKPT_WRITE(DeleteJob),
+    CKPT_WRITE(AddItems),       CKPT_WRITE(LeaseItems),
+    CKPT_WRITE(CompleteItems),  CKPT_WRITE(FailItems),
+    CKPT_READ(GetItem),         CKPT_READ(ListItems),
+    CKPT_WRITE(ResetItems),     CKPT_READ(FindOutput),
+    CKPT_WRITE(RegisterWorker), CKPT_WRITE(Heartbeat),
+    CKPT_WRITE(ListWorkers),    CKPT_WRITE(UnregisterWorker),
+    CKPT_WRITE(PutState),       CKPT_READ(GetState),
+    CKPT_READ(ListStates),      AdvanceClock,
+    CKPT_WRITE(DeleteJobs),     SweepJobs,
 };
 constexpr size_t kNumCalls = sizeof(kCalls) / sizeof(kCalls[0]);
 
