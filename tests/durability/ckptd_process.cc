@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace ckpt {
 namespace testutil {
@@ -74,11 +75,35 @@ CkptdProcess::~CkptdProcess() {
   }
 }
 
-std::unique_ptr<v1::Checkpoint::Stub> CkptdProcess::NewStub() const {
+namespace {
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return v1::Checkpoint::NewStub(
-      grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+std::unique_ptr<v1::Checkpoint::Stub> CkptdProcess::NewStub() const {
+  return v1::Checkpoint::NewStub(NewChannel(address_));
+}
+
+absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> CkptdProcess::NewConnectedStub(
+    const std::function<bool()>& stop_waiting) const {
+  std::shared_ptr<grpc::Channel> channel = NewChannel(address_);
+  const absl::Time deadline = absl::Now() + kStartBound;
+  // A failed first attempt leaves the channel in TRANSIENT_FAILURE; it tries again after
+  // its backoff, and WaitForConnected waits through that, a slice at a time.
+  while (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)))) {
+    if (stop_waiting && stop_waiting()) {
+      return absl::CancelledError("stopped waiting for a connection to ckptd");
+    }
+    if (absl::Now() > deadline) {
+      return absl::UnavailableError(absl::StrCat("no connection to ckptd at ", address_));
+    }
+  }
+  return v1::Checkpoint::NewStub(channel);
 }
 
 void CkptdProcess::Kill() const { ::kill(pid_, SIGKILL); }

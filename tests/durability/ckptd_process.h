@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -45,6 +46,15 @@ class CkptdProcess {
   const std::string& address() const { return address_; }
   // A stub on a channel of its own (its own connection).
   std::unique_ptr<v1::Checkpoint::Stub> NewStub() const;
+  // NewStub(), once its channel has connected (bounded by the start-up bound), for
+  // raw-stub clients that take any failed call as ckptd's: gRPC 1.51's TCP client may
+  // fail a connect that is only in progress, reading errno after calls that overwrite
+  // it (grpc/grpc#35064: "failed to connect ...: No such file or directory" while ckptd
+  // serves). The SDKs retry that UNAVAILABLE; a raw stub would report it as a fault.
+  // UNAVAILABLE if no connection was made; CANCELLED as soon as `stop_waiting` (polled
+  // while waiting, if set) returns true, e.g. once a writer has killed ckptd.
+  absl::StatusOr<std::unique_ptr<v1::Checkpoint::Stub>> NewConnectedStub(
+      const std::function<bool()>& stop_waiting = nullptr) const;
 
   // Sends SIGKILL. Async-signal-safe and thread-safe: writers call it mid-flight.
   void Kill() const;

@@ -59,7 +59,6 @@ std::string OutputPath(uint64_t index, uint64_t token) {
 }
 
 void Write(int writer, Round& round, Ledger& ledger, std::string& worker_id, uint64_t seed) {
-  std::unique_ptr<Stub> stub = round.server->NewStub();
   std::mt19937_64 rng(seed);
   const absl::Time give_up = absl::Now() + absl::Minutes(3);  // a bound for a hang
   auto fail = [&](const std::string& what) {
@@ -68,6 +67,13 @@ void Write(int writer, Round& round, Ledger& ledger, std::string& worker_id, uin
   };
   // After a SIGKILL every call has an unknown outcome: stop. Through an outage, go on.
   auto killed = [&] { return round.killed && !round.outage; };
+  // Connected first: from then on a failed call is ckptd's doing (or the kill's).
+  auto connected = round.server->NewConnectedStub(killed);
+  if (!connected.ok()) {
+    if (killed()) return;  // another writer killed ckptd before this one connected
+    return fail(connected.status().ToString());
+  }
+  std::unique_ptr<Stub> stub = *std::move(connected);
   while (!killed() && !round.stop) {
     if (absl::Now() > give_up) return fail("no end after 3 minutes");
     v1::LeaseItemsRequest lease;
@@ -152,7 +158,9 @@ void Write(int writer, Round& round, Ledger& ledger, std::string& worker_id, uin
 }
 
 void Verify(CkptdProcess& server, const Ledger& ledger, uint64_t registered) {
-  std::unique_ptr<Stub> stub = server.NewStub();
+  auto connected = server.NewConnectedStub();
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  std::unique_ptr<Stub> stub = *std::move(connected);
   auto job = testutil::GetJob(*stub, kJob);
   ASSERT_TRUE(job.ok()) << job.status();
   const v1::Progress& p = job->progress();

@@ -90,7 +90,9 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
       Verify(**server, ledger, registered);
       if (HasFatalFailure()) return;
     }
-    std::unique_ptr<Stub> stub = (*server)->NewStub();
+    auto connected = (*server)->NewConnectedStub();
+    ASSERT_TRUE(connected.ok()) << connected.status();
+    std::unique_ptr<Stub> stub = *std::move(connected);
     if (round == 0) {
       v1::CreateJobRequest create;
       create.set_job_id(kJob);
@@ -125,7 +127,9 @@ TEST_P(CrashTest, AcknowledgedCompletionsSurviveSigkill) {
                            g_seed * 1000 + round * kWriters + t);
     }
     for (std::thread& thread : threads) thread.join();
-    ASSERT_THAT(ledger.errors(), IsEmpty());
+    // ckptd's own account goes with a writer's failure: a refused or failed call may be
+    // ckptd's doing (an exit, a stopped listener) rather than the client's.
+    ASSERT_THAT(ledger.errors(), IsEmpty()) << "ckptd's stderr:\n" << (*server)->Stderr();
     if (drain) {
       auto job = testutil::GetJob(*stub, kJob);
       ASSERT_TRUE(job.ok()) << job.status();
