@@ -134,8 +134,10 @@ void Engine::SubmitBulkDeleteGroup(std::shared_ptr<BulkDelete> run) {
           if (deleted > 0) {
             absl::Status told(status.code(), absl::StrCat("DeleteJobs deleted ", deleted,
                                                           " jobs, then: ", status.message()));
+            // Not the retry hint: it tells the SDKs that nothing was applied, and they
+            // would send the call again, its answer missing what went here.
             status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-              told.SetPayload(url, payload);
+              if (url != kRetryAfterPayload) told.SetPayload(url, payload);
             });
             status = std::move(told);
           }

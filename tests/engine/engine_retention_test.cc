@@ -261,9 +261,11 @@ TEST_P(RetentionTest, ABigJobIsDeletedInAGroupOfItsOwn) {
   static_assert(kItemsPerDeleteGroup == 100000);
   for (const std::string id : {"big-0", "big-1", "small"}) {
     CreateJob(absl::StrFormat(R"pb(job_id: "%s"
-                                   retention { seconds: 1 })pb", id));
+                                   retention { seconds: 1 })pb",
+                              id));
     Add(absl::StrFormat(R"pb(job_id: "%s"
-                             ranges { end: %d })pb", id, id == "small" ? 10 : 60000));
+                             ranges { end: %d })pb",
+                        id, id == "small" ? 10 : 60000));
     End(id, v1::JOB_STATUS_STOPPED);
   }
   h_.clock().Advance(absl::Seconds(1));
@@ -525,7 +527,8 @@ TEST_P(DeleteJobsGroupsTest, BigJobsGoOneGroupEach) {
   for (int i = 0; i < 3; ++i) {
     CreateJob(absl::StrFormat(R"pb(job_id: "big%d")pb", i));
     Add(absl::StrFormat(R"pb(job_id: "big%d"
-                             ranges { end: 60000 })pb", i));
+                             ranges { end: 60000 })pb",
+                        i));
     CKPT_ASSERT_OK(h_.Call(
         &Engine::StopJob, Parse<v1::StopJobRequest>(absl::StrFormat(R"pb(job_id: "big%d")pb", i))));
   }
@@ -543,6 +546,59 @@ TEST_P(DeleteJobsGroupsTest, BigJobsGoOneGroupEach) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, DeleteJobsGroupsTest, CKPT_ENGINE_STORE_KINDS);
+
+// A write queue of two ops, so that a test can fill it between a bulk delete's groups.
+class DeleteJobsQueueTest : public testutil::EngineTest {
+ protected:
+  DeleteJobsQueueTest() : EngineTest(SmallQueue()) {}
+  static EngineOptions SmallQueue() {
+    EngineOptions options = Options(absl::ZeroDuration(), absl::InfiniteDuration());
+    options.queue.max_ops = 2;
+    return options;
+  }
+};
+
+TEST_P(DeleteJobsQueueTest, AGroupRefusedAfterOthersWereDeletedCarriesNoRetryHint) {
+  for (int i = 0; i < 10; ++i) {
+    CreateJob(absl::StrFormat(R"pb(job_id: "j%d")pb", i));
+    CKPT_ASSERT_OK(h_.Call(&Engine::StopJob,
+                           Parse<v1::StopJobRequest>(absl::StrFormat(R"pb(job_id: "j%d")pb", i))));
+  }
+  // Queued behind the held writer, then decided as one group: a ListWorkers whose
+  // answer (first) holds the writer again, and the bulk delete's first group.
+  v1::ListWorkersRequest list;
+  list.set_job_id("j0");
+  v1::ListWorkersResponse listed, filler[2];
+  absl::Notification in_answer, go_on, done, filled[2];
+  WriterHold hold(h_.engine(), "j0");
+  h_.engine().ListWorkers(list, &listed, [&](absl::Status) {
+    in_answer.Notify();
+    go_on.WaitForNotification();
+  });
+  v1::DeleteJobsResponse deleted;
+  absl::Status status;
+  h_.engine().DeleteJobs(v1::DeleteJobsRequest(), &deleted, [&](absl::Status s) {
+    status = s;
+    done.Notify();
+  });
+  hold.Release();
+  in_answer.WaitForNotification();
+  // The first group is committed; the queue fills before its next group is queued.
+  for (int i = 0; i < 2; ++i) {
+    h_.engine().ListWorkers(list, &filler[i], [&, i](absl::Status) { filled[i].Notify(); });
+  }
+  go_on.Notify();
+  done.WaitForNotification();
+  for (absl::Notification& n : filled) n.WaitForNotification();
+  // Eight jobs are gone: a retry hint would tell the SDKs that nothing was applied, and
+  // they would send the call again and report only what the second call deleted.
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               HasSubstr("DeleteJobs deleted 8 jobs, then: ")));
+  EXPECT_FALSE(status.GetPayload(kRetryAfterPayload).has_value());
+  EXPECT_EQ(ListJobIds("").size(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, DeleteJobsQueueTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt
