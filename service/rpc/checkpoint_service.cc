@@ -1,9 +1,13 @@
 #include "service/rpc/checkpoint_service.h"
 
+#include <algorithm>
+#include <iterator>
 #include <memory>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -113,6 +117,11 @@ void NameJob(v1::CreateJobRequest* request) {
 template <typename Request>
 void NameJob(Request*) {}
 
+// A write spanning jobs as each shard gets it: a DeleteJobs deletes its share of the limit.
+void SpreadOverShards(v1::DeleteJobsRequest* request, int shards) {
+  request->set_limit(ShardDeleteLimit(*request, shards));
+}
+
 // Merges the answers of several shards to a call that spans jobs.
 absl::StatusOr<v1::ListJobsResponse> Merge(
     const v1::ListJobsRequest& request, std::vector<absl::StatusOr<v1::ListJobsResponse>> parts) {
@@ -130,12 +139,7 @@ absl::StatusOr<v1::FindOutputResponse> Merge(
 absl::StatusOr<v1::DeleteJobsResponse> Merge(
     const v1::DeleteJobsRequest& request,
     std::vector<absl::StatusOr<v1::DeleteJobsResponse>> parts) {
-  std::vector<v1::DeleteJobsResponse> ok;
-  for (auto& part : parts) {
-    if (!part.ok()) return part.status();
-    ok.push_back(std::move(*part));
-  }
-  return MergeDeleteJobs(request, std::move(ok));
+  return MergeDeleteJobsParts(request, std::move(parts));
 }
 
 }  // namespace
@@ -159,6 +163,11 @@ struct CheckpointService::Call {
   std::function<void(const ShardHold&, Response* out, Engine::Done done)> run_part;
   // For an admin call spanning jobs: logs its outcome (Finish calls it).
   std::function<void(const absl::Status&)> audit;
+  // A call spanning jobs sent again because shards moved: the parts answered before,
+  // and their shards, which are not asked again (a DeleteJobs part has deleted its jobs,
+  // and the answer must tell them).
+  std::vector<absl::StatusOr<Response>> answered;
+  absl::flat_hash_set<int> answered_shards;
   ByteBuffer forwarded;  // the request, as sent to the owner
   int attempts = 0;
   int unreached = 0;  // routes to an owner that could not be reached
@@ -274,6 +283,8 @@ void CheckpointService::ServeWriteAcrossJobs(absl::string_view name,
         ServerUnaryReactor* reactor = context->DefaultReactor();
         auto* call = Accept<Request, Response>(name, context, request, response, reactor);
         if (call == nullptr) return reactor;
+        // Each shard's share of the call's limit (a sub-call from a replica has it already).
+        if (!IsForwarded(*context)) SpreadOverShards(call->request, shards_->shards());
         call->audit = AdminAudit(name, call->principal, "");
         call->run_part = [call, method](const ShardHold& hold, Response* out, Engine::Done done) {
           const auth::PrincipalRef& principal = call->principal;
@@ -455,23 +466,39 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
     std::vector<absl::StatusOr<Response>> parts ABSL_GUARDED_BY(mu);
     std::vector<std::pair<int, std::string>> stale ABSL_GUARDED_BY(mu);
     std::vector<std::pair<int, std::string>> unreached ABSL_GUARDED_BY(mu);
+    std::vector<int> answered_shards ABSL_GUARDED_BY(mu);  // those of `parts`
     int pending ABSL_GUARDED_BY(mu) = 0;
     std::vector<std::unique_ptr<std::pair<ByteBuffer, ByteBuffer>>> wires;  // request, response
   };
+  routes.erase(std::remove_if(routes.begin(), routes.end(),
+                              [call](const ShardRoute& route) {
+                                return call->answered_shards.contains(route.shard);
+                              }),
+               routes.end());
+  // Answers with the parts answered, and `failure` unless it is OK (a shard unanswered).
+  auto finish = [this, call](absl::Status failure) {
+    std::vector<absl::StatusOr<Response>> parts = std::move(call->answered);
+    if (!failure.ok()) parts.push_back(std::move(failure));
+    absl::StatusOr<Response> merged = Merge(*call->request, std::move(parts));
+    if (merged.ok()) *call->response = std::move(*merged);
+    Finish(call, merged.status());
+  };
   for (ShardRoute& route : routes) {
     if (!route.local && (route.owner.empty() || forwarder_ == nullptr)) {
-      return Refuse(call, route);  // no owner in time, or not owned here
+      // No owner in time, or not owned here.
+      if (call->answered.empty()) return Refuse(call, route);
+      return finish(route.status.ok() ? absl::UnavailableError("no route") : route.status);
     }
   }
   auto state = std::make_shared<State>();
   absl::flat_hash_map<std::string, std::vector<int>> remote;
-  std::vector<ShardHold> local;
+  std::vector<std::pair<int, ShardHold>> local;
   for (ShardRoute& route : routes) {
     if (!route.local) {
       remote[route.owner].push_back(route.shard);
       continue;
     }
-    local.push_back(std::move(route.local));
+    local.emplace_back(route.shard, std::move(route.local));
   }
   {
     absl::MutexLock lock(&state->mu);
@@ -479,17 +506,18 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
   }
   // Completes the call once every part is in: merged, or sent again if an owner said
   // it no longer owns a shard.
-  auto part_done = [this, call, state] {
-    std::vector<absl::StatusOr<Response>> parts;
+  auto part_done = [this, call, state, finish] {
     std::vector<std::pair<int, std::string>> stale;
     std::vector<std::pair<int, std::string>> unreached;
     {
       absl::MutexLock lock(&state->mu);
       if (--state->pending > 0) return;
-      parts = std::move(state->parts);
+      for (auto& part : state->parts) call->answered.push_back(std::move(part));
+      call->answered_shards.insert(state->answered_shards.begin(), state->answered_shards.end());
       stale = std::move(state->stale);
       unreached = std::move(state->unreached);
     }
+    // Sent again to the shards that moved only.
     if (stale.empty() && !unreached.empty() && ++call->unreached < kMaxUnreachedRoutes) {
       for (const auto& [shard, owner] : unreached) shards_->NoteStale(shard, owner, false);
       return FanOut(call);
@@ -499,13 +527,9 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
       for (const auto& [shard, owner] : unreached) shards_->NoteStale(shard, owner, false);
       return FanOut(call);
     }
-    if (!stale.empty() || !unreached.empty()) {
-      return Finish(call,
-                    absl::UnavailableError("shards moved while this call was answered; retry"));
-    }
-    absl::StatusOr<Response> merged = Merge(*call->request, std::move(parts));
-    if (merged.ok()) *call->response = std::move(*merged);
-    Finish(call, merged.status());
+    finish(stale.empty() && unreached.empty()
+               ? absl::OkStatus()
+               : absl::UnavailableError("shards moved while this call was answered; retry"));
   };
   for (const auto& [owner, shards] : remote) {
     state->wires.push_back(std::make_unique<std::pair<ByteBuffer, ByteBuffer>>());
@@ -522,23 +546,26 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
                             for (int shard : shards) state->unreached.emplace_back(shard, owner);
                           } else if (!answer.status.ok()) {
                             state->parts.push_back(FromGrpcStatus(answer.status));
+                            absl::c_copy(shards, std::back_inserter(state->answered_shards));
                           } else {
                             Response part;
                             absl::Status parsed = ParseWireMessage(&wire->second, &part);
                             state->parts.push_back(
                                 parsed.ok() ? absl::StatusOr<Response>(std::move(part)) : parsed);
+                            absl::c_copy(shards, std::back_inserter(state->answered_shards));
                           }
                         }
                         part_done();
                       });
   }
-  for (const ShardHold& hold : local) {
+  for (const auto& [shard, hold] : local) {
     auto part = std::make_shared<Response>();
-    call->run_part(hold, part.get(), [state, part, part_done](absl::Status status) {
+    call->run_part(hold, part.get(), [state, shard = shard, part, part_done](absl::Status status) {
       {
         absl::MutexLock lock(&state->mu);
         state->parts.push_back(status.ok() ? absl::StatusOr<Response>(std::move(*part))
                                            : absl::StatusOr<Response>(std::move(status)));
+        state->answered_shards.push_back(shard);
       }
       part_done();
     });

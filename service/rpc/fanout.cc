@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "service/common/proto_time.h"
 #include "service/engine/engine.h"
 
@@ -67,6 +68,35 @@ v1::DeleteJobsResponse MergeDeleteJobs(const v1::DeleteJobsRequest& request,
     out.set_next_page_token(DeletePageToken(*resume));
   }
   return out;
+}
+
+absl::StatusOr<v1::DeleteJobsResponse> MergeDeleteJobsParts(
+    const v1::DeleteJobsRequest& request,
+    std::vector<absl::StatusOr<v1::DeleteJobsResponse>> parts) {
+  std::vector<v1::DeleteJobsResponse> answered;
+  std::optional<absl::Status> failed;
+  int deleted = 0;
+  for (absl::StatusOr<v1::DeleteJobsResponse>& part : parts) {
+    if (!part.ok()) {
+      if (!failed) failed = part.status();
+      continue;
+    }
+    if (!request.dry_run()) deleted += part->jobs_size();
+    answered.push_back(std::move(*part));
+  }
+  if (!failed) return MergeDeleteJobs(request, std::move(answered));
+  if (deleted == 0) return *failed;
+  return absl::Status(failed->code(), absl::StrCat("DeleteJobs deleted ", deleted,
+                                                   " jobs on other shards, then a shard "
+                                                   "answered: ",
+                                                   failed->message()));
+}
+
+uint32_t ShardDeleteLimit(const v1::DeleteJobsRequest& request, int shards) {
+  const uint32_t limit = request.limit() > 0 ? request.limit() : kDefaultDeleteJobsLimit;
+  if (request.dry_run() || shards <= 1) return limit;
+  const uint32_t n = static_cast<uint32_t>(shards);
+  return (limit + n - 1) / n;
 }
 
 absl::StatusOr<v1::FindOutputResponse> MergeFindOutput(

@@ -4,6 +4,7 @@
 #ifndef CKPT_SERVICE_RPC_FANOUT_H_
 #define CKPT_SERVICE_RPC_FANOUT_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,20 @@ absl::StatusOr<v1::FindOutputResponse> MergeFindOutput(
 // sums the parts'.
 v1::DeleteJobsResponse MergeDeleteJobs(const v1::DeleteJobsRequest& request,
                                        std::vector<v1::DeleteJobsResponse> parts);
+
+// Every shard's part of a DeleteJobs, some of which may have failed: MergeDeleteJobs of
+// them if none did. Else the first failure; when the other parts deleted jobs (those
+// are gone), with its message after how many, and without a retry hint (which says that
+// nothing was applied: the SDKs would send the call again, and lose these from the answer).
+absl::StatusOr<v1::DeleteJobsResponse> MergeDeleteJobsParts(
+    const v1::DeleteJobsRequest& request,
+    std::vector<absl::StatusOr<v1::DeleteJobsResponse>> parts);
+
+// The limit each of `shards` shards deletes up to for `request`: ceil(limit / shards) (at
+// least 1), so that one call deletes about `limit` jobs in all (at most limit + shards -
+// 1) and its answer stays small; a dry run keeps its limit (its merge keeps the first
+// `limit` of all).
+uint32_t ShardDeleteLimit(const v1::DeleteJobsRequest& request, int shards);
 
 }  // namespace ckpt
 

@@ -10,8 +10,8 @@
 //   ckpt-not-owner: SHARD       (trailing) the receiver does not own the shard: the
 //                               sender's view is stale, nothing was applied; it looks
 //                               again and retries;
-//   ckpt-shards: 1,5,9          a ListJobs or FindOutput sent to one owner for the
-//                               shards listed, answered from those shards only.
+//   ckpt-shards: 1,5,9          a ListJobs, FindOutput or DeleteJobs sent to one owner
+//                               for the shards listed, answered from those shards only.
 #ifndef CKPT_SERVICE_RPC_FORWARDER_H_
 #define CKPT_SERVICE_RPC_FORWARDER_H_
 

@@ -6,9 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "service/engine/write_queue.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ckpt {
 namespace {
@@ -81,6 +85,45 @@ TEST(MergeDeleteJobsTest, NoTokenWhenEveryShardIsDone) {
   const v1::DeleteJobsResponse merged = MergeDeleteJobs(request, std::move(parts));
   EXPECT_THAT(Ids(merged), ElementsAre("x"));
   EXPECT_TRUE(merged.next_page_token().empty());
+}
+
+TEST(MergeDeleteJobsTest, AFailedShardAfterOthersDeletedSaysHowManyWithoutARetryHint) {
+  v1::DeleteJobsRequest request;
+  std::vector<absl::StatusOr<v1::DeleteJobsResponse>> parts;
+  for (v1::DeleteJobsResponse& part : TwoShards()) parts.push_back(std::move(part));
+  absl::Status full = absl::ResourceExhaustedError("ckptd's write queue is full");
+  full.SetPayload(kRetryAfterPayload, absl::Cord("100"));
+  parts.push_back(full);
+  const absl::StatusOr<v1::DeleteJobsResponse> merged =
+      MergeDeleteJobsParts(request, std::move(parts));
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(merged.status().message(),
+            "DeleteJobs deleted 3 jobs on other shards, then a shard answered: ckptd's write "
+            "queue is full");
+  EXPECT_FALSE(merged.status().GetPayload(kRetryAfterPayload).has_value());
+
+  // Nothing deleted (a dry run, or no other part): the failure as it came.
+  request.set_dry_run(true);
+  std::vector<absl::StatusOr<v1::DeleteJobsResponse>> listed = {TwoShards().front(), full};
+  EXPECT_EQ(MergeDeleteJobsParts(request, std::move(listed)).status(), full);
+  // None failed: merged as MergeDeleteJobs does.
+  std::vector<absl::StatusOr<v1::DeleteJobsResponse>> fine = {TwoShards().front(),
+                                                              TwoShards().back()};
+  auto ok = MergeDeleteJobsParts(request, std::move(fine));
+  CKPT_ASSERT_OK(ok);
+  EXPECT_THAT(Ids(*ok), ElementsAre("a1", "b2", "a3"));
+}
+
+TEST(ShardDeleteLimitTest, ADeleteSpreadsItsLimitOverTheShardsADryRunKeepsIt) {
+  v1::DeleteJobsRequest request;
+  request.set_limit(100);
+  EXPECT_EQ(ShardDeleteLimit(request, 1), 100u);
+  EXPECT_EQ(ShardDeleteLimit(request, 16), 7u);  // 112 at most in all
+  EXPECT_EQ(ShardDeleteLimit(request, 256), 1u);
+  request.set_limit(0);  // the default, 100
+  EXPECT_EQ(ShardDeleteLimit(request, 3), 34u);
+  request.set_dry_run(true);
+  EXPECT_EQ(ShardDeleteLimit(request, 3), 100u);
 }
 
 }  // namespace
