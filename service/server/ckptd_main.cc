@@ -114,7 +114,8 @@ ABSL_FLAG(absl::Duration, default_retention, absl::ZeroDuration(),
           "1s..87600h (3650 days). Jobs created before keep theirs (ckpt gc deletes old ones).");
 ABSL_FLAG(absl::Duration, retention_sweep_interval, absl::Minutes(1),
           "How often ckptd deletes the finished jobs whose retention has run out, a few per "
-          "write group until none is left. 1s..24h.");
+          "write group until none is left. 1s..24h, or inf: never (DeleteJobs still deletes), "
+          "e.g. to look at a restored backup whose jobs' retention ran out since.");
 
 namespace {
 
@@ -203,9 +204,10 @@ absl::StatusOr<ckpt::RetentionOptions> RetentionFlags() {
         absl::StrCat("--default_retention must be 0 (none) or 1s..", 24 * ckpt::kMaxRetentionDays,
                      "h (", ckpt::kMaxRetentionDays, " days), got ", absl::FormatDuration(kept)));
   }
-  if (retention.sweep_interval < absl::Seconds(1) || retention.sweep_interval > absl::Hours(24)) {
+  const absl::Duration sweep = retention.sweep_interval;
+  if (sweep != absl::InfiniteDuration() && (sweep < absl::Seconds(1) || sweep > absl::Hours(24))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--retention_sweep_interval must be in 1s..24h, got ",
+        absl::StrCat("--retention_sweep_interval must be in 1s..24h, or inf (never), got ",
                      absl::FormatDuration(retention.sweep_interval)));
   }
   return retention;

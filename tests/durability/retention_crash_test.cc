@@ -1,7 +1,8 @@
 // A ckptd killed with SIGKILL while its retention sweep deletes jobs leaves each job
 // either whole or entirely gone: a job's deletion is one write (DeleteJob's), so the
 // store holds no part of a job without the rest. Every deletion ckptd logged is gone
-// for good, and after a restart the sweep deletes the rest.
+// for good, and after a restart the sweep deletes the rest. With the sweep off (a
+// restored backup, looked at first), expired jobs stay until deleted by hand.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -12,10 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ckpt/v1/checkpoint.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/common/proto_time.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
 #include "tests/durability/ckptd_process.h"
@@ -183,6 +186,46 @@ TEST_P(RetentionCrashTest, AJobIsWholeOrGoneAfterASigkillMidSweep) {
   const int stopped = (*again)->Stop();
   EXPECT_TRUE(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0) << stopped;
   EXPECT_EQ(LoggedDeletions((*again)->Stderr()).size(), static_cast<size_t>(kExpiring - gone));
+}
+
+// A store restored from an old backup may hold jobs whose retention ran out since it
+// was taken: with --retention_sweep_interval=inf ckptd keeps them, for a look first,
+// until they are deleted by hand.
+TEST_P(RetentionCrashTest, WithTheSweepOffExpiredJobsStayUntilDeletedByHand) {
+  const testutil::StoreLocation location = testutil::StoreLocation::New(GetParam());
+  const std::vector<std::string> flags = {"--retention_sweep_interval=inf"};
+  absl::Time expiry;
+  {
+    auto server = CkptdProcess::Start(location.address(), flags);
+    ASSERT_TRUE(server.ok()) << server.status();
+    std::unique_ptr<Stub> stub = (*server)->NewStub();
+    MakeJob(*stub, "restored", "1");
+    StopJob(*stub, "restored");
+    auto stopped = testutil::GetJob(*stub, "restored");
+    ASSERT_TRUE(stopped.ok()) << stopped.status();
+    expiry = FromProtoTime(stopped->finish_time()) + absl::Seconds(1);
+    const int status = (*server)->Stop();
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  // The job's retention (a second, the shortest) runs out while ckptd is down.
+  while (absl::Now() <= expiry) absl::SleepFor(absl::Milliseconds(50));
+  auto server = CkptdProcess::Start(location.address(), flags);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::unique_ptr<Stub> stub = (*server)->NewStub();
+  // A sweep would have run by the time this write is answered (in its group, if not
+  // before).
+  MakeJob(*stub, "probe", "");
+  auto restored = testutil::GetJob(*stub, "restored");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->retention().seconds(), 1);
+  v1::DeleteJobsRequest by_hand;
+  by_hand.set_job_id_prefix("restored");
+  auto deleted = testutil::WireCall(*stub, &Stub::DeleteJobs, by_hand);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->jobs_size(), 1);
+  EXPECT_FALSE(testutil::GetJob(*stub, "restored").ok());
+  const int status = (*server)->Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, RetentionCrashTest, ::testing::ValuesIn(testutil::AllStoreKinds()),
