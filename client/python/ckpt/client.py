@@ -262,8 +262,9 @@ class Client:
 
         Only COMPLETED, FAILED and STOPPED jobs, unless `include_unfinished` and
         `statuses` names RUNNING or PAUSED. `statuses`: JobStatus values or names
-        ("completed"); `finished_before`: a time (datetime, epoch seconds); `labels`:
-        every pair must match; `job_id_prefix`: ids that start with it. ckptd deletes a
+        ("completed"); `finished_before`: a time (epoch seconds, or a datetime: naive
+        means UTC, so not datetime.now()); `labels`: every pair must match;
+        `job_id_prefix`: ids that start with it. ckptd deletes a
         page (`page_size`, 0: 100, at most 1000) per call, a few jobs per write group;
         this calls again until no page is left. Needs the admin role; a principal
         confined to a prefix reaches only its own jobs. A failed call raises, the jobs
