@@ -1,6 +1,7 @@
 // ckpt export and ckpt import of its own export against a real ckptd: the round trip keeps
-// every item's state, attempts, worker, result and last error, the job's definition and
-// its states, and the imported job resumes where the exported one was.
+// every item's state, attempts, worker, result and last error, the job's definition
+// (its retention too) and its states, and the imported job resumes where the exported
+// one was.
 #include <map>
 #include <set>
 #include <sstream>
@@ -40,6 +41,7 @@ class ExportImportTest : public CliTest {
     (*create.mutable_labels())["team"] = "ml";
     (*create.mutable_params())["shard"] = "7";
     create.mutable_failure_budget()->set_max_failed_items(10);
+    create.mutable_retention()->set_seconds(7 * 86400);
     CKPT_ASSERT_OK(client_->CreateJob(create));
     Add("s1", {}, 6);
     Add("s2", {"a", "b"}, 0);
@@ -228,6 +230,7 @@ TEST_F(ExportImportTest, AJobsStatusAndSealComeAlong) {
   EXPECT_EQ(job->job().status(), v1::JOB_STATUS_PAUSED);
   EXPECT_EQ(job->job().status_reason(), "maintenance");
   EXPECT_EQ(job->job().failure_budget().max_failed_items(), 10u);
+  EXPECT_EQ(job->job().retention().seconds(), 7 * 86400);
   EXPECT_FALSE(job->job().labels().contains(kImportLabel));
 }
 

@@ -43,6 +43,8 @@ absl::StatusOr<std::unique_ptr<JobImporter>> JobImporter::Start(Client* client,
   if (job.has_lease_timeout()) *request.mutable_lease_timeout() = job.lease_timeout();
   request.set_max_attempts(job.max_attempts());
   if (job.has_max_run_time()) *request.mutable_max_run_time() = job.max_run_time();
+  // Counted from the imported job's own finish (the source's finish_time is not kept).
+  if (job.has_retention()) *request.mutable_retention() = job.retention();
   CKPT_ASSIGN_OR_RETURN(const v1::CreateJobResponse created, client->CreateJob(request));
   if (!created.created()) {
     return absl::FailedPreconditionError(
