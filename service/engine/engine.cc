@@ -235,6 +235,11 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
   const Cf sched = Cf::kSched;
   if (grant->second.live == 0) {
     g.batch->Delete(sched, key);
+    if (const uint64_t asked_by = grant->second.asked_by; asked_by != 0) {
+      std::vector<uint64_t>& asked = s.asked_grants[asked_by];
+      asked.erase(std::remove(asked.begin(), asked.end(), grant_id), asked.end());
+      if (asked.empty()) s.asked_grants.erase(asked_by);
+    }
     s.grants.erase(grant);
     return;
   }
@@ -244,6 +249,7 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
   auto& record = *google::protobuf::Arena::CreateMessage<storage::v1::LeaseGrantRecord>(&arena);
   record.set_worker_id(grant->second.worker_id);
   record.set_grant_time_micros(absl::ToUnixMicros(grant->second.granted));
+  record.set_asked_by_token(grant->second.asked_by);
   std::vector<std::string>& keys = grant->second.keys;
   // Keys of leases that left are dropped, so rewrites stay O(live).
   auto left = [&](const std::string& item_key) {

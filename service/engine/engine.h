@@ -277,8 +277,27 @@ class Engine {
   absl::Status DoDeleteJob(Group& g, const v1::DeleteJobRequest& r);
   absl::Status DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddItemsResponse* out);
   absl::Status DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r, v1::LeaseItemsResponse* out);
+  // With lease_next, the completions and the next lease are one op: decided together,
+  // written in the same group (engine_leases.cc).
   absl::Status DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
                                v1::CompleteItemsResponse* out);
+  // Applies checked completions (`checked` holds their outcomes): records, runs,
+  // counters, the worker's credit, rates and recent completions.
+  void ApplyCompletions(Group& g, JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                        const std::vector<LeasePlan>& plans,
+                        const v1::CompleteItemsResponse& checked);
+  // What a CompleteItems' lease_next grants, chosen before its completions apply.
+  struct NextLease {
+    std::vector<uint64_t> again;   // a repeat's: the first call's grants, answered again
+    std::vector<LeasePlan> plans;  // pending items to grant now
+  };
+  // Plans r.lease_next for r.worker_id (checked live). Changes nothing.
+  absl::Status PlanNextLease(Group& g, JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                             NextLease* next);
+  // Answers r.lease_next after the completions applied: the repeat's live leases, then
+  // the planned grants (unless the job is no longer RUNNING), with LeaseItems' shortfall.
+  void GrantNextLease(Group& g, JobRuntime& job, int step, const v1::CompleteItemsRequest& r,
+                      NextLease* next, v1::LeaseItemsResponse* out);
   // r.items(i): where it is, what completing it would do (COMPLETED, ALREADY_COMPLETED,
   // or LEASE_LOST with skip_lost_leases), or why the call is refused. Changes nothing.
   absl::StatusOr<v1::CompletionOutcome> CheckCompletion(Group& g, JobRuntime& job, int step,
@@ -381,6 +400,18 @@ class Engine {
   // flush).
   void Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
              const std::string& worker_id, uint64_t grant_id, v1::Lease* out);
+  // Grants the plans to `worker_id` (empty: a claim) as grant records of at most 128
+  // leases, marked `asked_by` (LeaseGrant), appending the leases to `out`.
+  void GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePlan>* plans,
+                  const std::string& worker_id, uint64_t asked_by, v1::LeaseItemsResponse* out);
+  static void DescribeLease(const StepRuntime& s, const std::string& key, const LeaseInfo& lease,
+                            v1::Lease* out);
+  // If the job is not RUNNING: the shortfall saying why nothing is leased, and true.
+  bool AnswerNotRunning(const JobRuntime& job, v1::LeaseItemsResponse* out) const;
+  // The shortfall of a lease of `max_items` that got out->leases(): NONE_PENDING or
+  // STEP_DRAINED, or nothing if it got them all.
+  void SetShortfall(const JobRuntime& job, int step, uint32_t max_items,
+                    v1::LeaseItemsResponse* out) const;
   // Up to `n` pending items of the step, retries first, then key order; reads the
   // records of retries for their attempts and cursors. Changes nothing.
   absl::Status SelectPending(Group& g, JobRuntime& job, int step, uint32_t n,

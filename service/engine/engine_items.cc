@@ -12,6 +12,7 @@
 #include "service/common/status_macros.h"
 #include "service/engine/completion_index.h"
 #include "service/engine/engine.h"
+#include "service/engine/errors.h"
 #include "service/engine/group.h"
 #include "service/engine/item_runs.h"
 #include "service/engine/job_state_machine.h"
@@ -34,31 +35,11 @@ absl::Status RecordWriteRefused(const JobRuntime& job) {
                    IsFinished(job.status()) ? " (ResetItems retries failed items)" : ""));
 }
 
-absl::Status NotRegistered(absl::string_view field, const std::string& key, const JobRuntime& job,
-                           int step) {
-  return absl::NotFoundError(absl::StrCat(field, ": ", keys::DescribeItemKey(key),
-                                          " is not registered in step \"", job.steps[step].name,
-                                          "\" of job \"", job.id(), "\" (AddItems first)"));
-}
-
 absl::Status LeaseLost(absl::string_view field, const std::string& key, uint64_t token,
                        absl::string_view why) {
   return absl::FailedPreconditionError(
       absl::StrCat(field, ": lease lost for ", keys::DescribeItemKey(key), ": token ", token,
                    " is not current (", why, "); drop the item and do not retry the write"));
-}
-
-const char* PlaceName(ItemPlace place) {
-  switch (place) {
-    case ItemPlace::kLeased:
-      return "LEASED";
-    case ItemPlace::kFailed:
-      return "FAILED";
-    case ItemPlace::kCompleted:
-      return "COMPLETED";
-    default:
-      return "PENDING";
-  }
 }
 
 // The parts of [begin, end) not in `set`.
@@ -77,9 +58,6 @@ std::vector<std::pair<uint64_t, uint64_t>> Gaps(const IntervalSet& set, uint64_t
   if (cursor < end) gaps.emplace_back(cursor, end);
   return gaps;
 }
-
-// Leases per grant record (STORAGE_FORMAT.md, 'G').
-constexpr size_t kMaxLeasesPerGrant = 128;
 
 void RememberCompletion(JobRuntime& job, const std::string& step, const v1::ItemKey& key,
                         const std::string& worker_id, absl::Time now) {
@@ -200,219 +178,74 @@ absl::Status Engine::DoAddItems(Group& g, const v1::AddItemsRequest& r, v1::AddI
   return absl::OkStatus();
 }
 
-// ---------------------------------------------------------------- LeaseItems
-
-absl::Status Engine::FillPlan(Group& g, const JobRuntime& job, int step, LeasePlan* plan) {
-  if (plan->place == ItemPlace::kLeased) {
-    const LeaseInfo& lease = job.steps[step].leases.at(plan->key);
-    plan->attempts = lease.attempts;
-    plan->cursor = lease.cursor;
-    plan->no_record = lease.no_record;
-    return absl::OkStatus();
-  }
-  plan->no_record = plan->place == ItemPlace::kUntouched;
-  if (plan->place != ItemPlace::kPendingRetry && plan->place != ItemPlace::kFailed) {
-    return absl::OkStatus();  // never tried: no record worth reading
-  }
-  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, ReadItem(g, job, step, plan->key));
-  if (record.has_value()) {
-    plan->attempts = record->attempts();
-    plan->cursor = record->cursor();
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Engine::SelectPending(Group& g, JobRuntime& job, int step, uint32_t n,
-                                   std::vector<LeasePlan>* out) {
-  const StepRuntime& s = job.steps[step];
-  for (auto it = s.pending_retry.begin(); it != s.pending_retry.end() && out->size() < n; ++it) {
-    out->push_back({*it, ItemPlace::kPendingRetry});
-    CKPT_RETURN_IF_ERROR(FillPlan(g, job, step, &out->back()));
-  }
-  // Untouched indices sort before fresh names (index keys before name keys).
-  for (const auto& [begin, end] : s.untouched.intervals()) {
-    for (uint64_t i = begin; i < end && out->size() < n; ++i) {
-      out->push_back({keys::EncodeIndex(i), ItemPlace::kUntouched});
-    }
-    if (out->size() >= n) break;
-  }
-  for (auto it = s.pending_fresh.begin(); it != s.pending_fresh.end() && out->size() < n; ++it) {
-    out->push_back({*it, ItemPlace::kPendingFresh});
-  }
-  return absl::OkStatus();
-}
-
-void Engine::LeaveUntouchedInRuns(JobRuntime& job, int step, std::vector<LeasePlan>* plans) {
-  StepRuntime& s = job.steps[step];
-  for (size_t i = 0; i < plans->size();) {
-    if ((*plans)[i].place != ItemPlace::kUntouched) {
-      ++i;
-      continue;
-    }
-    const uint64_t begin = keys::IndexOf((*plans)[i].key);
-    size_t j = i + 1;
-    while (j < plans->size() && (*plans)[j].place == ItemPlace::kUntouched &&
-           keys::IndexOf((*plans)[j].key) == begin + (j - i)) {
-      ++j;
-    }
-    s.untouched.Remove(begin, begin + (j - i));
-    s.counters.set_pending(s.counters.pending() - (j - i));
-    for (size_t k = i; k < j; ++k) (*plans)[k].left = true;
-    i = j;
-  }
-  s.counters_dirty = true;
-}
-
-void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
-                   const std::string& worker_id, uint64_t grant_id, v1::Lease* out) {
-  StepRuntime& s = job.steps[step];
-  if (!plan.left) Leave(g, job, step, plan.key, plan.place);
-  ++g.items_leased;
-  LeaseInfo& lease = s.leases[plan.key];
-  lease = LeaseInfo{
-      worker_id, Issue(&next_token_),    plan.attempts, plan.cursor,
-      g.now,     absl::InfiniteFuture(), grant_id,      plan.place == ItemPlace::kUntouched};
-  SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
-  if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
-  LeaseGrant& grant = s.grants[grant_id];  // written whole at flush
-  grant.keys.push_back(plan.key);
-  ++grant.live;
-  s.counters.set_leased(s.counters.leased() + 1);
-  s.counters_dirty = true;
-
-  *out->mutable_key() = *keys::DecodeItemKey(plan.key);
-  out->set_step(s.name);
-  out->set_lease_token(lease.token);
-  out->set_attempt(lease.attempts + 1);
-  out->set_cursor(lease.cursor);
-  *out->mutable_expire_time() = ToProtoTime(lease.deadline);
-}
-
-absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
-                                  v1::LeaseItemsResponse* out) {
-  CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
-  CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
-  if (!r.worker_id().empty()) {
-    CKPT_ASSIGN_OR_RETURN(WorkerRuntime * worker, FindLiveWorker(g, *job, r.worker_id()));
-    worker->last_heartbeat = g.now;  // asking for work is a sign of life
-  }
-  out->set_control(ControlFor(*job));
-  if (job->status() != v1::JOB_STATUS_RUNNING) {
-    out->set_shortfall(job->status() == v1::JOB_STATUS_PAUSED ? v1::LEASE_SHORTFALL_JOB_PAUSED
-                       : job->status() == v1::JOB_STATUS_STOPPED
-                           ? v1::LEASE_SHORTFALL_JOB_STOPPED
-                           : v1::LEASE_SHORTFALL_JOB_FINISHED);
-    out->set_message(absl::StrCat("job \"", job->id(), "\" is ", JobStatusName(job->status()),
-                                  ": nothing is leased"));
-    return absl::OkStatus();
-  }
-  std::vector<LeasePlan> plans;
-  if (r.keys_size() > 0) {
-    for (int i = 0; i < r.keys_size(); ++i) {
-      const std::string field = absl::StrCat("keys[", i, "]");
-      LeasePlan plan{keys::EncodeItemKey(r.keys(i))};
-      CKPT_ASSIGN_OR_RETURN(plan.place, Locate(g, *job, step, plan.key));
-      if (plan.place == ItemPlace::kUnregistered) return NotRegistered(field, plan.key, *job, step);
-      if (plan.place == ItemPlace::kLeased || plan.place == ItemPlace::kCompleted) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(field, ": ", keys::DescribeItemKey(plan.key), " is ",
-                         PlaceName(plan.place), "; only PENDING or FAILED items can be claimed"));
-      }
-      CKPT_RETURN_IF_ERROR(FillPlan(g, *job, step, &plan));
-      plans.push_back(std::move(plan));
-    }
-  } else {
-    CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
-  }
-  LeaveUntouchedInRuns(*job, step, &plans);
-  // One record per kMaxLeasesPerGrant leases, keyed by its first token. The cap bounds
-  // what ending one lease rewrites (the record's other live leases) when a large grant
-  // is completed an item at a time.
-  StepRuntime& s = job->steps[step];
-  uint64_t grant_id = 0;
-  for (size_t i = 0; i < plans.size(); ++i) {
-    if (i % kMaxLeasesPerGrant == 0) {
-      grant_id = next_token_;
-      LeaseGrant& grant = s.grants[grant_id];
-      grant.worker_id = r.worker_id();
-      grant.granted = g.now;
-      grant.keys.reserve(std::min(plans.size() - i, kMaxLeasesPerGrant));
-      s.dirty_grants.insert(grant_id);
-    }
-    Grant(g, *job, step, plans[i], r.worker_id(), grant_id, out->add_leases());
-  }
-  Touch(g, *job);
-  if (r.keys_size() == 0 && plans.size() < r.max_items()) {
-    const StepRuntime& s = job->steps[step];
-    const bool drained =
-        job->record.job().sealed() && s.counters.pending() == 0 && s.counters.leased() == 0;
-    out->set_shortfall(drained ? v1::LEASE_SHORTFALL_STEP_DRAINED
-                               : v1::LEASE_SHORTFALL_NONE_PENDING);
-    out->set_message(drained ? "the step is sealed and every item is finished"
-                             : "no more pending items now: others hold them, or more may be added");
-  }
-  return absl::OkStatus();
-}
-
 // ---------------------------------------------------------------- CompleteItems
 
 absl::Status Engine::DoCompleteItems(Group& g, const v1::CompleteItemsRequest& r,
                                      v1::CompleteItemsResponse* out) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   CKPT_ASSIGN_OR_RETURN(const int step, FindStep(*job, r.step()));
-  // Check every item before changing anything: a refused call leaves no trace.
+  // Check every item, and the worker the next lease goes to, before changing anything:
+  // a refused call leaves no trace.
+  if (r.has_lease_next()) CKPT_RETURN_IF_ERROR(FindLiveWorker(g, *job, r.worker_id()).status());
   std::vector<LeasePlan> plans(r.items_size());
   for (int i = 0; i < r.items_size(); ++i) {
     CKPT_ASSIGN_OR_RETURN(const v1::CompletionOutcome outcome,
                           CheckCompletion(g, *job, step, r, i, &plans[i]));
     out->add_outcomes(outcome);
   }
-  StepRuntime& s = job->steps[step];
   // A repeat of a completion (its answer was lost) must not log its entries twice.
   auto repeated = [&](int i) {
     return out->outcomes(i) == v1::COMPLETION_OUTCOME_ALREADY_COMPLETED;
   };
-  CKPT_ASSIGN_OR_RETURN(
-      const LogPlan logs,
-      g.logs.Plan(job->id(), job->log, r.worker_id(), LogsOf(r.items(), plans, s.name, repeated)));
-  WorkerRuntime* worker = nullptr;
-  if (auto w = job->workers.find(r.worker_id()); w != job->workers.end()) worker = &w->second;
+  CKPT_ASSIGN_OR_RETURN(const LogPlan logs,
+                        g.logs.Plan(job->id(), job->log, r.worker_id(),
+                                    LogsOf(r.items(), plans, job->steps[step].name, repeated)));
+  NextLease next;
+  if (r.has_lease_next()) CKPT_RETURN_IF_ERROR(PlanNextLease(g, *job, step, r, &next));
+  ApplyCompletions(g, *job, step, r, plans, *out);
+  g.logs.Apply(job->id(), job->log, logs, *g.batch);
+  MaybeFinishJob(g, *job);
+  if (r.has_lease_next()) GrantNextLease(g, *job, step, r, &next, out->mutable_leased());
+  return absl::OkStatus();
+}
+
+void Engine::ApplyCompletions(Group& g, JobRuntime& job, int step,
+                              const v1::CompleteItemsRequest& r,
+                              const std::vector<LeasePlan>& plans,
+                              const v1::CompleteItemsResponse& checked) {
+  StepRuntime& s = job.steps[step];
   std::vector<std::pair<int, std::string>> completed;  // request index, who completed it
   completed.reserve(r.items_size());
   storage::v1::OutputRecord output;  // the same job and step for every item of the call
-  output.set_job_id(job->id());
+  output.set_job_id(job.id());
   output.set_step(s.name);
   for (int i = 0; i < r.items_size();) {
-    if (out->outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) {
+    if (checked.outcomes(i) != v1::COMPLETION_OUTCOME_COMPLETED) {
       ++i;
       continue;
     }
-    const int end = RunEnd(*job, step, r, *out, plans, i);
+    const int end = RunEnd(job, step, r, checked, plans, i);
     if (end - i > 1) {
-      RecordRun(g, *job, step, r, plans, i, end, &output, &completed);
+      RecordRun(g, job, step, r, plans, i, end, &output, &completed);
     } else {
       completed.emplace_back(
-          i, RecordCompletion(g, *job, step, r.items(i), plans[i], r.worker_id(), &output));
+          i, RecordCompletion(g, job, step, r.items(i), plans[i], r.worker_id(), &output));
     }
     i = end;
   }
-  if (worker != nullptr && !completed.empty()) {
-    v1::Worker* w = worker->record.mutable_worker();
+  if (completed.empty()) return;
+  if (auto worker = job.workers.find(r.worker_id()); worker != job.workers.end()) {
+    v1::Worker* w = worker->second.record.mutable_worker();
     w->set_completed(w->completed() + completed.size());
-    job->dirty_workers.insert(r.worker_id());
+    job.dirty_workers.insert(r.worker_id());
   }
-  if (!completed.empty()) {
-    s.rate.Add(g.now, completed.size());
-    job->rate.Add(g.now, completed.size());
-  }
+  s.rate.Add(g.now, completed.size());
+  job.rate.Add(g.now, completed.size());
   // Only the last few can be among the most recent.
   const size_t first = completed.size() - std::min(completed.size(), kRecentCompletions);
   for (size_t c = first; c < completed.size(); ++c) {
-    RememberCompletion(*job, s.name, r.items(completed[c].first).key(), completed[c].second, g.now);
+    RememberCompletion(job, s.name, r.items(completed[c].first).key(), completed[c].second, g.now);
   }
-  g.logs.Apply(job->id(), job->log, logs, *g.batch);
-  MaybeFinishJob(g, *job);
-  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::CompletionOutcome> Engine::CheckCompletion(Group& g, JobRuntime& job, int step,

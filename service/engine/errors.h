@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "service/engine/runtime.h"
+#include "service/store/keys.h"
 
 namespace ckpt {
 
@@ -23,6 +25,28 @@ absl::Status UnknownStep(absl::string_view job_id, absl::string_view step, const
   return absl::InvalidArgumentError(absl::StrCat("step: job \"", job_id, "\" has no step \"", step,
                                                  "\" (its steps: ", absl::StrJoin(steps, ", "),
                                                  ")"));
+}
+
+// NOT_FOUND: `field`: the item is not registered in the step of the job (AddItems first).
+inline absl::Status NotRegistered(absl::string_view field, const std::string& key,
+                                  const JobRuntime& job, int step) {
+  return absl::NotFoundError(absl::StrCat(field, ": ", keys::DescribeItemKey(key),
+                                          " is not registered in step \"", job.steps[step].name,
+                                          "\" of job \"", job.id(), "\" (AddItems first)"));
+}
+
+// The state an item in `place` shows, for messages.
+inline const char* PlaceName(ItemPlace place) {
+  switch (place) {
+    case ItemPlace::kLeased:
+      return "LEASED";
+    case ItemPlace::kFailed:
+      return "FAILED";
+    case ItemPlace::kCompleted:
+      return "COMPLETED";
+    default:
+      return "PENDING";
+  }
 }
 
 }  // namespace ckpt

@@ -81,6 +81,8 @@ absl::Status JobLoader::LoadGrant(JobRuntime& job, int step, uint64_t grant_id,
   LeaseGrant& grant = s.grants[grant_id];
   grant.worker_id = record.worker_id();
   grant.granted = absl::FromUnixMicros(record.grant_time_micros());
+  grant.asked_by = record.asked_by_token();
+  if (grant.asked_by != 0) s.asked_grants[grant.asked_by].push_back(grant_id);
   for (storage::v1::LeaseGrantRecord::Lease& entry : *record.mutable_leases()) {
     if (!keys::DecodeItemKey(entry.key()).ok()) {
       return absl::DataLossError(

@@ -41,14 +41,18 @@ struct LeaseInfo {
   bool no_record = false;  // leased from the untouched set: the item has no record
 };
 
-// The leases one LeaseItems call granted, stored as one 'G' record keyed by the first
-// token. The record lists the grant's leases that are still live: it is rewritten in
-// the batch that ends or changes one of them, and deleted with the last.
+// The leases one LeaseItems call (or CompleteItems' lease_next) granted, stored as one
+// 'G' record keyed by the first token. The record lists the grant's leases that are
+// still live: it is rewritten in the batch that ends or changes one of them, and deleted
+// with the last.
 struct LeaseGrant {
   std::string worker_id;
   absl::Time granted;
   std::vector<std::string> keys;  // in grant order; some may have left
   uint32_t live = 0;              // keys still leased under this grant
+  // lease_next's: the token of its request's first completion, which a repeat of the
+  // request presents again; 0 for LeaseItems.
+  uint64_t asked_by = 0;
 };
 
 // Where a registered item is. Every registered item is in exactly one place.
@@ -83,6 +87,8 @@ struct StepRuntime {
   absl::flat_hash_map<std::string, LeaseInfo> leases;
   absl::flat_hash_map<uint64_t, LeaseGrant> grants;  // by first token
   absl::flat_hash_set<uint64_t> dirty_grants;        // to rewrite or delete at flush
+  // LeaseGrant::asked_by -> its live grants, in grant order.
+  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> asked_grants;
   // FAILED items -> hash of their last error's message (their error group).
   absl::flat_hash_map<std::string, uint64_t> failed;
   RateMeter rate;

@@ -651,12 +651,27 @@ absl::Status ValidateRequest(const v1::LeaseItemsRequest& r, const Limits& limit
                            [](const v1::ItemKey& key) -> const v1::ItemKey& { return key; });
 }
 
+// CompleteItems.lease_next: a worker's next lease, after completions of its leases.
+absl::Status CheckLeaseNext(const v1::CompleteItemsRequest& r, const Limits& limits) {
+  if (r.worker_id().empty()) return Invalid("worker_id", "required with lease_next");
+  CKPT_RETURN_IF_ERROR(
+      CheckSize("lease_next.max_items", r.lease_next().max_items(), Batch(limits, 1), "items"));
+  for (int i = 0; i < r.items_size(); ++i) {
+    if (r.items(i).lease_token() == 0) {
+      return Invalid(absl::StrCat("items[", i, "].lease_token"),
+                     "required with lease_next (record-mode completions lease with LeaseItems)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRequest(const v1::CompleteItemsRequest& r, const Limits& limits) {
   CKPT_RETURN_IF_ERROR(CheckRecordRequest(r, limits, [&](const v1::Completion& item) {
     CKPT_RETURN_IF_ERROR(Nest("result", CheckItemResult(item.result(), limits)));
     return CheckLogEntries("logs", item.logs(), limits);
   }));
-  return CheckLogTotal("items[].logs", r.items(), limits);
+  CKPT_RETURN_IF_ERROR(CheckLogTotal("items[].logs", r.items(), limits));
+  return r.has_lease_next() ? CheckLeaseNext(r, limits) : absl::OkStatus();
 }
 
 absl::Status ValidateRequest(const v1::FailItemsRequest& r, const Limits& limits) {

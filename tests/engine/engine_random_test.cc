@@ -4,10 +4,12 @@
 // small pool and ranges that overlap, so duplicates happen), leases by three workers,
 // completions and failures with tokens or in record mode, stale tokens, heartbeats,
 // clock advances with lease expiry, unregistrations, resets by state, pause/resume and
-// restarts. The model knows every item's state, attempts, cursor and lease, so every
-// answer is checked exactly; the O(1) counters are compared with it after every op,
-// and every 200 ops (and at the end) items, workers and counters are compared in full,
-// before and after a reopen.
+// restarts. In lease_next mode (seeds of their own, so the others walk as before) a
+// worker also completes its leases and leases its next batch in one CompleteItems, and
+// sometimes repeats that call as after a lost answer. The model knows every item's
+// state, attempts, cursor and lease, so every answer is checked exactly; the O(1) counters are
+// compared with it after every op, and every 200 ops (and at the end) items, workers and counters
+// are compared in full, before and after a reopen.
 #include <algorithm>
 #include <functional>
 #include <iostream>
@@ -101,11 +103,12 @@ struct JobModel {
 
 v1::ItemKey Key(const std::string& encoded) { return *keys::DecodeItemKey(encoded); }
 
-// One seed on one store kind.
+// One seed on one store kind, with or without lease_next.
 class EngineRandomTest
-    : public ::testing::TestWithParam<std::tuple<uint64_t, testutil::StoreKind>> {
+    : public ::testing::TestWithParam<std::tuple<uint64_t, testutil::StoreKind, bool>> {
  protected:
   static uint64_t Seed() { return std::get<0>(GetParam()); }
+  static bool LeaseNextMode() { return std::get<2>(GetParam()); }
 
   void SetUp() override {
     rng_.seed(Seed());
@@ -247,12 +250,20 @@ class EngineRandomTest
     const std::string worker = job.slots[slot];
     auto out = h_.Call(&Engine::LeaseItems, r);
     CKPT_ASSERT_OK(out);
+    ExpectLeased(job, step, worker, n, *out, "lease");
+  }
+
+  // A lease of up to `n` items of the step to `worker`, answered now: checked against the
+  // model, which then holds the leases.
+  void ExpectLeased(JobModel& job, int step, const std::string& worker, uint32_t n,
+                    const v1::LeaseItemsResponse& leased, const std::string& stat) {
+    const v1::LeaseItemsResponse* out = &leased;
     job.workers[worker].last_heartbeat = Now();  // asking for work is a sign of life
     if (job.paused) {
       EXPECT_EQ(out->leases_size(), 0);
       EXPECT_EQ(out->shortfall(), v1::LEASE_SHORTFALL_JOB_PAUSED);
       EXPECT_EQ(out->control(), v1::CONTROL_WORD_PAUSE);
-      ++stats_["lease paused"];
+      ++stats_[stat + " paused"];
       return;
     }
     // Retries first, then never-tried items, each in key order.
@@ -284,7 +295,65 @@ class EngineRandomTest
       item.worker = worker;
       item.deadline = Now() + job.lease_timeout;
     }
-    ++stats_[expected.empty() ? "lease none" : "lease"];
+    ++stats_[expected.empty() ? stat + " none" : stat];
+  }
+
+  // lease_next: a worker completes some of its leases and leases its next batch in the
+  // same call; sometimes the call is sent again, as after a lost answer, and gets the
+  // same leases back.
+  void CompleteAndLeaseNext(JobModel& job, int step) {
+    const int slot = static_cast<int>(Uniform(0, kSlots - 1));
+    const std::string worker = job.slots[slot];
+    auto mine = KeysIn(job, step, [&worker](const ItemModel& m) {
+      return m.state == State::kLeased && m.worker == worker;
+    });
+    if (mine.empty()) return;
+    const auto chosen = Sample(mine, Uniform(1, 5));
+    const uint32_t n = static_cast<uint32_t>(Uniform(1, 20));
+    v1::CompleteItemsRequest r;
+    r.set_job_id(job.id);
+    r.set_step(job.steps[step]);
+    r.set_worker_id(worker);
+    r.mutable_lease_next()->set_max_items(n);
+    for (const std::string& key : chosen) {
+      v1::Completion* c = r.add_items();
+      *c->mutable_key() = Key(key);
+      c->set_lease_token(job.items[step][key].token);
+      c->mutable_result()->set_payload(absl::StrCat("r", c->lease_token()));
+    }
+    if (Lost(job, worker)) {  // refused whole, as LeaseItems refuses it
+      EXPECT_THAT(h_.Call(&Engine::CompleteItems, r),
+                  StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("declared lost")));
+      Register(job, slot);
+      ++stats_["complete+lease lost"];
+      return;
+    }
+    auto out = h_.Call(&Engine::CompleteItems, r);
+    CKPT_ASSERT_OK(out);
+    ASSERT_EQ(out->outcomes_size(), r.items_size());
+    for (int i = 0; i < r.items_size(); ++i) {
+      EXPECT_EQ(out->outcomes(i), v1::COMPLETION_OUTCOME_COMPLETED);
+      ItemModel& item = job.items[step][chosen[i]];
+      item.completed_token = item.token;
+      item.done_by = worker;
+      EndLease(job, step, chosen[i], item);
+      item.state = State::kCompleted;
+      item.cursor.clear();
+    }
+    Credit(job, worker, chosen.size(), 0);
+    ExpectLeased(job, step, worker, n, out->leased(), "complete+lease");
+    if (!Chance(0.3)) return;
+    auto repeat = h_.Call(&Engine::CompleteItems, r);
+    CKPT_ASSERT_OK(repeat);
+    for (int i = 0; i < r.items_size(); ++i) {
+      EXPECT_EQ(repeat->outcomes(i), v1::COMPLETION_OUTCOME_ALREADY_COMPLETED);
+    }
+    ASSERT_EQ(repeat->leased().leases_size(), out->leased().leases_size());
+    for (int i = 0; i < out->leased().leases_size(); ++i) {
+      EXPECT_EQ(repeat->leased().leases(i).lease_token(), out->leased().leases(i).lease_token());
+    }
+    EXPECT_EQ(repeat->leased().shortfall(), out->leased().shortfall());
+    ++stats_["complete+lease repeated"];
   }
 
   // Completes leased items with their current tokens.
@@ -832,7 +901,11 @@ class EngineRandomTest
     } else if (roll < 330) {
       LeaseItems(job, step);
     } else if (roll < 480) {
-      CompleteLeased(job, step);
+      if (LeaseNextMode() && Chance(0.6)) {
+        CompleteAndLeaseNext(job, step);
+      } else {
+        CompleteLeased(job, step);
+      }
     } else if (roll < 560) {
       CompleteRecorded(job, step);
     } else if (roll < 650) {
@@ -890,14 +963,22 @@ TEST_P(EngineRandomTest, ThreeThousandOpsMatchTheModel) {
   std::cout << "seed " << Seed() << ": " << items << " items; " << summary << std::endl;
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, EngineRandomTest,
-                         ::testing::Combine(::testing::Values(uint64_t{20251214}, uint64_t{42},
-                                                              uint64_t{7777}),
-                                            ::testing::ValuesIn(testutil::AllStoreKinds())),
-                         [](const auto& info) {
-                           return absl::StrCat(testutil::StoreKindName(std::get<1>(info.param)),
-                                               "_", std::get<0>(info.param));
-                         });
+std::string SeedName(const ::testing::TestParamInfo<EngineRandomTest::ParamType>& info) {
+  return absl::StrCat(testutil::StoreKindName(std::get<1>(info.param)), "_",
+                      std::get<0>(info.param), std::get<2>(info.param) ? "_lease_next" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, EngineRandomTest,
+    ::testing::Combine(::testing::Values(uint64_t{20251214}, uint64_t{42}, uint64_t{7777}),
+                       ::testing::ValuesIn(testutil::AllStoreKinds()), ::testing::Values(false)),
+    SeedName);
+
+INSTANTIATE_TEST_SUITE_P(LeaseNextSeeds, EngineRandomTest,
+                         ::testing::Combine(::testing::Values(uint64_t{8}, uint64_t{20261205}),
+                                            ::testing::ValuesIn(testutil::AllStoreKinds()),
+                                            ::testing::Values(true)),
+                         SeedName);
 
 }  // namespace
 }  // namespace ckpt

@@ -210,6 +210,48 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
       .AddBytes(kAdvanceClock, "\x02")
       .AddBytes(kSweepJobs, "");
   seeds.emplace_back("retention_and_bulk_delete", retention.bytes());
+  // The worker loop with lease_next: a completion leases the next batch (tokens 3 and 4),
+  // is repeated as after a lost answer (3 and 4 again, and one more), and the next one
+  // completes those while the job is paused.
+  Seed loop = JobWithItems();
+  loop.Add<RegisterWorkerRequest>(kRegisterWorker, R"pb(job_id: "j" hostname: "h")pb")
+      .Add<LeaseItemsRequest>(kLeaseItems, R"pb(job_id: "j" worker_id: "$w" max_items: 2)pb")
+      .Add<CompleteItemsRequest>(kCompleteItems, R"pb(job_id: "j"
+                                                      worker_id: "$w"
+                                                      items {
+                                                        key { index: 0 }
+                                                        lease_token: 1
+                                                      }
+                                                      items {
+                                                        key { index: 1 }
+                                                        lease_token: 2
+                                                      }
+                                                      lease_next { max_items: 2 })pb")
+      .Add<CompleteItemsRequest>(kCompleteItems, R"pb(job_id: "j"
+                                                      worker_id: "$w"
+                                                      items {
+                                                        key { index: 0 }
+                                                        lease_token: 1
+                                                      }
+                                                      lease_next { max_items: 3 })pb")
+      .Add<PauseJobRequest>(kPauseJob, R"pb(job_id: "j")pb")
+      .Add<CompleteItemsRequest>(kCompleteItems, R"pb(job_id: "j"
+                                                      worker_id: "$w"
+                                                      skip_lost_leases: true
+                                                      items {
+                                                        key { index: 2 }
+                                                        lease_token: 3
+                                                      }
+                                                      items {
+                                                        key { index: 3 }
+                                                        lease_token: 4
+                                                        result { output_paths: "/o/3" }
+                                                      }
+                                                      lease_next { max_items: 2 })pb")
+      .Add<ResumeJobRequest>(kResumeJob, R"pb(job_id: "j")pb")
+      .Add<GetItemRequest>(kGetItem, R"pb(job_id: "j"
+                                          key { index: 4 })pb");
+  seeds.emplace_back("lease_next", loop.bytes());
   return seeds;
 }
 

@@ -125,6 +125,7 @@ void Observe(const v1::RegisterWorkerResponse& r) { g_world->last_worker = r.wor
 void Observe(const v1::LeaseItemsResponse& r) {
   for (const v1::Lease& lease : r.leases()) g_world->tokens.push_back(lease.lease_token());
 }
+void Observe(const v1::CompleteItemsResponse& r) { Observe(r.leased()); }
 
 // A write, as the handler runs it: validate, queue to the engine, wait for the commit.
 template <typename Request, typename Response>

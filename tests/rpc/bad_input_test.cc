@@ -256,6 +256,11 @@ std::unique_ptr<Message> Resolve(const Message& request) {
       if (lease.lease_token() == kTokenPlaceholder) lease.set_lease_token(g_token);
     }
   }
+  if (auto* complete = dynamic_cast<v1::CompleteItemsRequest*>(resolved.get())) {
+    for (auto& item : *complete->mutable_items()) {
+      if (item.lease_token() == kTokenPlaceholder) item.set_lease_token(g_token);
+    }
+  }
   return resolved;
 }
 
@@ -515,6 +520,39 @@ std::vector<Case> FieldCases() {
                                       c->set_lease_token(kTokenPlaceholder + 1);
                                     }),
        absl::StatusCode::kFailedPrecondition, "", ""},
+      // lease_next: a worker's completions with their tokens, and a live worker, checked
+      // before the completions apply (the lease of item 2 stays as it is).
+      {"CompleteItems_LeaseNextWithoutWorker", "CompleteItems",
+       Edited<CompleteItemsRequest>("CompleteItems",
+                                    [](auto& r) {
+                                      r.mutable_items(0)->set_lease_token(kTokenPlaceholder);
+                                      r.mutable_lease_next()->set_max_items(1);
+                                    }),
+       kInvalid, "worker_id", "required with lease_next"},
+      {"CompleteItems_LeaseNextMaxItemsZero", "CompleteItems",
+       Edited<CompleteItemsRequest>("CompleteItems",
+                                    [](auto& r) {
+                                      r.set_worker_id("WORKER");
+                                      r.mutable_items(0)->set_lease_token(kTokenPlaceholder);
+                                      r.mutable_lease_next();
+                                    }),
+       kInvalid, "lease_next.max_items", "got 0"},
+      {"CompleteItems_LeaseNextRecordModeItem", "CompleteItems",
+       Edited<CompleteItemsRequest>("CompleteItems",
+                                    [](auto& r) {
+                                      r.set_worker_id("WORKER");
+                                      r.mutable_lease_next()->set_max_items(1);
+                                    }),
+       kInvalid, "items[0].lease_token", "required with lease_next"},
+      {"CompleteItems_LeaseNextUnknownWorker", "CompleteItems",
+       Edited<CompleteItemsRequest>("CompleteItems",
+                                    [](auto& r) {
+                                      r.set_worker_id("w-999999");
+                                      r.mutable_items(0)->mutable_key()->set_index(2);  // leased
+                                      r.mutable_items(0)->set_lease_token(kTokenPlaceholder);
+                                      r.mutable_lease_next()->set_max_items(1);
+                                    }),
+       absl::StatusCode::kNotFound, "worker_id", "\"w-999999\""},
       {"ResetItems_KeysWithoutStep", "ResetItems",
        Edited<v1::ResetItemsRequest>("ResetItems",
                                      [](auto& r) {

@@ -723,6 +723,30 @@ std::vector<Case> CompleteItemsCases() {
           With(CompleteItems(),
                [](auto& r) { (*StageTimes(&r))["read"] = Seconds(0, 1000000000); }),
           "items[0].result.metrics.stage_times[\"read\"]", "malformed"),
+      Ok("CompleteItems_LeaseNext",
+         With(CompleteItems(), [](auto& r) { r.mutable_lease_next()->set_max_items(100); })),
+      Ok("CompleteItems_LeaseNextAtLimit",
+         With(CompleteItems(), [](auto& r) { r.mutable_lease_next()->set_max_items(8192); })),
+      Bad("CompleteItems_LeaseNextWithoutWorker",
+          With(CompleteItems(),
+               [](auto& r) {
+                 r.mutable_lease_next()->set_max_items(1);
+                 r.clear_worker_id();
+               }),
+          "worker_id", "required with lease_next"),
+      Bad("CompleteItems_LeaseNextZeroItems",
+          With(CompleteItems(), [](auto& r) { r.mutable_lease_next(); }), "lease_next.max_items",
+          "must be 1..8192 items (--max_batch), got 0"),
+      Bad("CompleteItems_LeaseNextTooManyItems",
+          With(CompleteItems(), [](auto& r) { r.mutable_lease_next()->set_max_items(8193); }),
+          "lease_next.max_items", "8193 items exceeds the limit of 8192 (--max_batch)"),
+      Bad("CompleteItems_LeaseNextRecordModeItem",
+          With(CompleteItems(3),
+               [](auto& r) {
+                 r.mutable_lease_next()->set_max_items(1);
+                 r.mutable_items(2)->set_lease_token(0);
+               }),
+          "items[2].lease_token", "required with lease_next"),
   };
 }
 

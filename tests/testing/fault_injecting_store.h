@@ -5,6 +5,7 @@
 #define CKPT_TESTS_TESTING_FAULT_INJECTING_STORE_H_
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,10 @@ struct StoreFaults {
 
   // Get returns INTERNAL ("injected: read error").
   std::atomic<bool> fail_reads{false};
+
+  // Not a fault: the batches Write passed on (each group commit is one), for tests that
+  // count syncs.
+  std::atomic<uint64_t> writes{0};
 };
 
 // Thread-safe, as the wrapped store is.
@@ -67,6 +72,7 @@ class FaultInjectingStore : public Store {
     faults_.PassGate();
     if (faults_.fail_writes)
       return absl::ResourceExhaustedError("injected: no space left on device");
+    ++faults_.writes;
     return store_->Write(batch);
   }
   absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const override {
