@@ -45,9 +45,11 @@ const absl::flat_hash_map<std::string, Rule>& Table() {
       {"FinishJob", Always(true)},
       {"Heartbeat", Always(true)},
       {"UnregisterWorker", Always(true)},
-      {"CompleteItems", Always(true)},  // ALREADY_COMPLETED, and its entries not logged again
-      {"WriteLogs", Always(true)},      // logged again: a duplicate line beats a lost one
-      {"AddItems", Always(true)},       // duplicates, even on the job it sealed
+      // ALREADY_COMPLETED, and its entries not logged again; with lease_next, the first
+      // call's leases again (no second set).
+      {"CompleteItems", Always(true)},
+      {"WriteLogs", Always(true)},  // logged again: a duplicate line beats a lost one
+      {"AddItems", Always(true)},   // duplicates, even on the job it sealed
       // With a job_id: resumed. Without: a second job.
       {"CreateJob", When<v1::CreateJobRequest>(
                         [](const v1::CreateJobRequest& r) { return !r.job_id().empty(); })},

@@ -65,6 +65,13 @@ std::map<std::string, std::vector<Sample>> Samples() {
                                          r->add_items()->set_lease_token(0);
                                          r->add_items()->set_lease_token(7);
                                        })}},
+      {"CompleteItems with `lease_next`",
+       {Make<v1::CompleteItemsRequest>("CompleteItems",
+                                       [](auto* r) {
+                                         r->set_worker_id("w-1");
+                                         r->add_items()->set_lease_token(7);
+                                         r->mutable_lease_next()->set_max_items(100);
+                                       })}},
       {"FailItems, every item with a token",
        {Make<v1::FailItemsRequest>("FailItems",
                                    [](auto* r) {

@@ -58,7 +58,9 @@ RESEND_AFTER_LOST_ANSWER: Mapping[str, _Resend] = {
     # A repeat is answered as the first was, or with "already so", and changes nothing.
     "UpdateJob": True, "PauseJob": True, "ResumeJob": True, "StopJob": True,
     "FinishJob": True, "Heartbeat": True, "UnregisterWorker": True,
-    "CompleteItems": True,  # ALREADY_COMPLETED (and its items' log entries not stored again)
+    # ALREADY_COMPLETED (and its items' log entries not stored again); with lease_next,
+    # the first call's leases again, not a second set.
+    "CompleteItems": True,
     "WriteLogs": True,  # the entries stored again: a duplicate in a log beats a lost line
     "AddItems": True,  # duplicates, even on the job it sealed
     # With a job_id: resumed. Without: a second job.

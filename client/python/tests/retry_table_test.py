@@ -39,6 +39,9 @@ SAMPLES = {
         ("AddItems", pb.AddItemsRequest(seal=True))],
     "CompleteItems": [("CompleteItems", pb.CompleteItemsRequest(
         items=[pb.Completion(lease_token=0), pb.Completion(lease_token=7)]))],
+    "CompleteItems with `lease_next`": [("CompleteItems", pb.CompleteItemsRequest(
+        worker_id="w-1", items=[pb.Completion(lease_token=7)],
+        lease_next=pb.LeaseNext(max_items=100)))],
     "FailItems, every item with a token": [("FailItems", pb.FailItemsRequest(
         items=[pb.Failure(lease_token=7), pb.Failure(lease_token=8)]))],
     "FailItems with a token-0 item": [("FailItems", pb.FailItemsRequest(
