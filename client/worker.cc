@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <iterator>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -276,18 +277,33 @@ absl::Status Worker::WaitWhilePaused() {
 }
 
 absl::Status Worker::Run(const ItemHandler& handler) {
+  std::optional<v1::LeaseItemsResponse> next;  // leased with the last batch's completions
   while (!ShouldReturn()) {
     CKPT_RETURN_IF_ERROR(WaitWhilePaused());
     if (ShouldReturn()) break;
-    CKPT_ASSIGN_OR_RETURN(v1::LeaseItemsResponse leased, Lease());
+    v1::LeaseItemsResponse leased;
+    if (next.has_value()) {
+      leased = std::move(*next);
+      next.reset();
+    } else {
+      CKPT_ASSIGN_OR_RETURN(leased, Lease());
+    }
+    int processed = 0;
     for (const v1::Lease& lease : leased.leases()) {
       CKPT_RETURN_IF_ERROR(WaitWhilePaused());
       if (ShouldReturn()) break;
       Process(handler, lease);
+      // The batch's last completions wait for the end of the batch: they carry the next
+      // lease (WantsNext).
+      if (++processed == leased.leases_size()) break;
       if (pending_completions_.size() >= options_.max_pending_completions ||
           client_->clock()->Now() - oldest_pending_ >= options_.max_completion_delay) {
         CKPT_RETURN_IF_ERROR(FlushCompletions());
       }
+    }
+    if (WantsNext(leased, processed)) {
+      CKPT_ASSIGN_OR_RETURN(next, FlushAndLease());
+      continue;
     }
     CKPT_RETURN_IF_ERROR(FlushCompletions());
     switch (leased.shortfall()) {
@@ -305,6 +321,13 @@ absl::Status Worker::Run(const ItemHandler& handler) {
   CKPT_RETURN_IF_ERROR(FlushCompletions());
   absl::MutexLock lock(&mu_);
   return fatal_;
+}
+
+bool Worker::WantsNext(const v1::LeaseItemsResponse& leased, int processed) const {
+  const bool more = leased.shortfall() == v1::LEASE_SHORTFALL_UNSPECIFIED ||
+                    leased.shortfall() == v1::LEASE_SHORTFALL_NONE_PENDING;
+  return more && processed > 0 && processed == leased.leases_size() && !ShouldReturn() &&
+         control() == v1::CONTROL_WORD_RUN;
 }
 
 absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
@@ -334,12 +357,60 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
     leased = client_->LeaseItems(request);
   }
   if (!leased.ok()) return leased.status();
+  Hold(*leased);
+  return leased;
+}
+
+void Worker::Hold(const v1::LeaseItemsResponse& leased) {
   absl::MutexLock lock(&mu_);
-  for (const v1::Lease& lease : leased->leases()) {
+  for (const v1::Lease& lease : leased.leases()) {
     held_[lease.lease_token()] = Held{lease.key(), lease.step(), lease.cursor()};
   }
-  SetControl(leased->control());
-  return leased;
+  SetControl(leased.control());
+}
+
+absl::StatusOr<v1::LeaseItemsResponse> Worker::FlushAndLease() {
+  if (pending_completions_.empty()) return Lease();  // the batch's items all failed
+  std::vector<v1::Completion> completions;
+  completions.swap(pending_completions_);
+  v1::CompleteItemsRequest request = CompletionRequest(std::move(completions));
+  request.mutable_lease_next()->set_max_items(options_.lease_batch);
+  // A repeat after a lost answer is answered the same leases (docs/api.md), so the
+  // client's retries are safe here too.
+  absl::StatusOr<v1::CompleteItemsResponse> response = client_->CompleteItems(request);
+  if (response.ok()) {
+    absl::MutexLock lock(&mu_);
+    Completed(request, *response);
+  }
+  if (response.ok() && response->has_leased()) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.leased_with_completions;
+    }
+    Hold(response->leased());
+    return std::move(*response->mutable_leased());
+  }
+  if (!response.ok()) {
+    const absl::Status& refused = response.status();
+    if (!absl::IsInvalidArgument(refused) && !absl::IsFailedPrecondition(refused) &&
+        !absl::IsNotFound(refused)) {
+      absl::MutexLock lock(&mu_);  // unrecorded, as in FlushCompletions
+      for (const v1::Completion& completion : request.items()) {
+        held_.erase(completion.lease_token());
+      }
+      return refused;
+    }
+    // Refused whole, nothing applied (a bad result, a worker declared lost): the
+    // completions go alone, as ever, and Lease() registers again if it must.
+    pending_completions_.assign(std::make_move_iterator(request.mutable_items()->begin()),
+                                std::make_move_iterator(request.mutable_items()->end()));
+    CKPT_RETURN_IF_ERROR(FlushCompletions());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.lease_next_fallbacks;
+  }
+  return Lease();
 }
 
 void Worker::Process(const ItemHandler& handler, const v1::Lease& lease) {
@@ -413,16 +484,33 @@ absl::Status Worker::Fail(const v1::ItemKey& key, uint64_t token, const absl::St
   return absl::OkStatus();
 }
 
-absl::Status Worker::FlushCompletions() {
-  if (pending_completions_.empty()) return absl::OkStatus();
-  std::vector<v1::Completion> completions;
-  completions.swap(pending_completions_);
+v1::CompleteItemsRequest Worker::CompletionRequest(std::vector<v1::Completion> completions) const {
   v1::CompleteItemsRequest request;
   request.set_job_id(options_.job_id);
   request.set_step(options_.step);
   request.set_worker_id(worker_id());
   request.set_skip_lost_leases(true);
   for (v1::Completion& completion : completions) *request.add_items() = std::move(completion);
+  return request;
+}
+
+void Worker::Completed(const v1::CompleteItemsRequest& request,
+                       const v1::CompleteItemsResponse& answer) {
+  for (int i = 0; i < request.items_size(); ++i) {
+    held_.erase(request.items(i).lease_token());
+    if (answer.outcomes(i) == v1::COMPLETION_OUTCOME_LEASE_LOST) {
+      ++stats_.lease_lost;
+    } else {
+      ++stats_.completed;
+    }
+  }
+}
+
+absl::Status Worker::FlushCompletions() {
+  if (pending_completions_.empty()) return absl::OkStatus();
+  std::vector<v1::Completion> completions;
+  completions.swap(pending_completions_);
+  const v1::CompleteItemsRequest request = CompletionRequest(std::move(completions));
   absl::StatusOr<v1::CompleteItemsResponse> response = client_->CompleteItems(request);
   if (absl::IsInvalidArgument(response.status()) && request.items_size() > 1) {
     // One bad result refuses the whole batch: find it, record the rest.
@@ -440,14 +528,7 @@ absl::Status Worker::FlushCompletions() {
     for (const v1::Completion& completion : request.items()) held_.erase(completion.lease_token());
     return response.status();
   }
-  for (int i = 0; i < request.items_size(); ++i) {
-    held_.erase(request.items(i).lease_token());
-    if (response->outcomes(i) == v1::COMPLETION_OUTCOME_LEASE_LOST) {
-      ++stats_.lease_lost;
-    } else {
-      ++stats_.completed;
-    }
-  }
+  Completed(request, *response);
   return absl::OkStatus();
 }
 

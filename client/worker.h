@@ -18,7 +18,10 @@
 //   CompleteItems per `max_pending_completions` items, per lease batch, or after
 //   `max_completion_delay`, whichever comes first) and always sent before Run() returns
 //   or waits. An item the server has given to someone else meanwhile (lease lost) is
-//   dropped, as docs/api.md says.
+//   dropped, as docs/api.md says. The completions that end a lease batch also ask for
+//   the next batch (CompleteItems' lease_next): one call and one synced commit per
+//   batch. Against a ckptd that predates lease_next, or when that call is refused, the
+//   completions are sent alone and the next batch is leased with LeaseItems.
 // - an error status, or an exception (std::exception's what(), else "unknown
 //   exception"): the item is failed with that message. It is retryable (the server
 //   gives it to a worker again while attempts remain) unless the status is
@@ -94,6 +97,11 @@ struct WorkerStats {
   // LeaseItems answers lost to DEADLINE_EXCEEDED; each time the worker unregisters
   // (returning what ckptd may have granted unseen) and registers again.
   uint64_t lost_lease_answers = 0;
+  // Lease batches asked for with the completions of the one before (lease_next), and
+  // those whose answer came without a lease part (a ckptd that predates it) or was
+  // refused, so that LeaseItems was called instead.
+  uint64_t leased_with_completions = 0;
+  uint64_t lease_next_fallbacks = 0;
 };
 
 class Worker;
@@ -193,6 +201,18 @@ class Worker {
 
   // Run()'s parts.
   absl::StatusOr<v1::LeaseItemsResponse> Lease();
+  // Holds the answer's leases and takes its control word.
+  void Hold(const v1::LeaseItemsResponse& leased);
+  // Whether the completions ending `leased`'s batch should also lease the next one: the
+  // batch was worked through, and the job runs.
+  bool WantsNext(const v1::LeaseItemsResponse& leased, int processed) const;
+  // Sends the waiting completions with lease_next and returns the next batch; falls back
+  // to FlushCompletions() and Lease() (see the class comment).
+  absl::StatusOr<v1::LeaseItemsResponse> FlushAndLease();
+  v1::CompleteItemsRequest CompletionRequest(std::vector<v1::Completion> completions) const;
+  // Records an answered CompleteItems: held leases end, outcomes counted.
+  void Completed(const v1::CompleteItemsRequest& request, const v1::CompleteItemsResponse& answer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Process(const ItemHandler& handler, const v1::Lease& lease);
   // Fails the item with `why` (retryable unless INVALID_ARGUMENT); a lost lease is dropped.
   absl::Status Fail(const v1::ItemKey& key, uint64_t token, const absl::Status& why);

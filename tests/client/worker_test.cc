@@ -364,6 +364,161 @@ TEST_F(WorkerTest, ALostLeaseAnswerReturnsWhatWasGrantedUnseen) {
   for (uint64_t i = 0; i < 8; ++i) EXPECT_EQ(GetItem("lost-answer", i).attempts(), 0u) << i;
 }
 
+// What the worker sends, as the wire sees it: the calls of each method (retries
+// included). It can also play a ckptd that predates lease_next (the field is dropped
+// from every CompleteItems before it is sent), or lose the answer of the first
+// CompleteItems after ckptd applied it.
+struct Wire {
+  absl::Mutex mu;
+  std::map<std::string, int> calls ABSL_GUARDED_BY(mu);
+  bool drop_lease_next = false;
+  std::atomic<bool> lose_first_completion{false};
+
+  int Calls(const std::string& method) {
+    absl::MutexLock lock(&mu);
+    return calls[method];
+  }
+};
+
+class WireInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  WireInterceptor(grpc::experimental::ClientRpcInfo* info, Wire* wire)
+      : method_(std::string(absl::string_view(info->method())
+                                .substr(absl::string_view(info->method()).rfind('/') + 1))),
+        wire_(wire) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    const bool completion = method_ == "CompleteItems";
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      {
+        absl::MutexLock lock(&wire_->mu);
+        ++wire_->calls[method_];
+      }
+      if (completion && wire_->drop_lease_next) {
+        sent_ = *static_cast<const v1::CompleteItemsRequest*>(methods->GetSendMessage());
+        sent_.clear_lease_next();
+        methods->ModifySendMessage(&sent_);
+      }
+    }
+    if (completion &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_STATUS) &&
+        wire_->lose_first_completion.exchange(false)) {
+      *methods->GetRecvStatus() =
+          grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "answer lost (test)");
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string method_;
+  Wire* const wire_;
+  v1::CompleteItemsRequest sent_;  // the request as sent, when changed
+};
+
+class WireFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit WireFactory(Wire* wire) : wire_(wire) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* info) override {
+    return new WireInterceptor(info, wire_);
+  }
+
+ private:
+  Wire* const wire_;
+};
+
+class WorkerWireTest : public WorkerTest {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    ClientOptions options;
+    options.target = server_->server().address();
+    options.interceptors = [this] {
+      std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> out;
+      out.push_back(std::make_unique<WireFactory>(&wire_));
+      return out;
+    };
+    auto client = Client::Connect(std::move(options));
+    CKPT_ASSERT_OK(client);
+    watched_ = std::move(*client);
+  }
+  std::unique_ptr<Worker> RegisterWatched(const std::string& job_id, uint32_t lease_batch) {
+    WorkerOptions options;
+    options.job_id = job_id;
+    options.lease_batch = lease_batch;
+    auto worker = Worker::Register(watched_.get(), options);
+    EXPECT_TRUE(worker.ok()) << worker.status();
+    return std::move(*worker);
+  }
+
+  Wire wire_;
+  std::unique_ptr<Client> watched_;
+};
+
+// A steady worker sends one call per batch: the batch's completions, asking for the
+// next batch (lease_next). Only the first batch is leased on its own.
+TEST_F(WorkerWireTest, EachBatchIsLeasedWithTheCompletionsOfTheLast) {
+  CreateJob("steady", 40);
+  std::unique_ptr<Worker> worker = RegisterWatched("steady", 10);
+  std::map<uint64_t, int> handled;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
+    ++handled[item.index()];
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(handled.size(), 40u);
+  for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  EXPECT_EQ(wire_.Calls("LeaseItems"), 1);
+  EXPECT_EQ(wire_.Calls("CompleteItems"), 4);  // the last one learns the job is finished
+  EXPECT_EQ(worker->stats().leased_with_completions, 4u);
+  EXPECT_EQ(worker->stats().lease_next_fallbacks, 0u);
+  EXPECT_EQ(worker->stats().completed, 40u);
+  EXPECT_EQ(GetJob("steady").status(), v1::JOB_STATUS_COMPLETED);
+}
+
+// Against a ckptd that predates lease_next (it ignores the field and answers no lease
+// part), every batch is leased with LeaseItems, as before.
+TEST_F(WorkerWireTest, WithoutLeaseNextOnTheServerEachBatchIsLeasedOnItsOwn) {
+  CreateJob("old-server", 40);
+  wire_.drop_lease_next = true;
+  std::unique_ptr<Worker> worker = RegisterWatched("old-server", 10);
+  std::map<uint64_t, int> handled;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
+    ++handled[item.index()];
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(handled.size(), 40u);
+  for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  EXPECT_EQ(wire_.Calls("LeaseItems"), 5);  // the fifth finds the job finished
+  EXPECT_EQ(wire_.Calls("CompleteItems"), 4);
+  EXPECT_EQ(worker->stats().leased_with_completions, 0u);
+  EXPECT_EQ(worker->stats().lease_next_fallbacks, 4u);
+  EXPECT_EQ(GetJob("old-server").status(), v1::JOB_STATUS_COMPLETED);
+}
+
+// The answer to a completion that leased the next batch is lost after ckptd applied it.
+// The client sends it again, and ckptd answers the same leases: nothing is leased twice,
+// nothing is left held unseen, and the worker does not have to register again.
+TEST_F(WorkerWireTest, ALostAnswerIsSentAgainAndGetsTheSameLeases) {
+  CreateJob("lost-completion", 12);
+  wire_.lose_first_completion = true;
+  std::unique_ptr<Worker> worker = RegisterWatched("lost-completion", 4);
+  std::vector<uint64_t> handled;
+  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
+    handled.push_back(item.index());
+    if (handled.size() == 8) worker->Stop();
+    return absl::OkStatus();
+  }));
+  EXPECT_FALSE(wire_.lose_first_completion.load());
+  EXPECT_THAT(handled, ::testing::ElementsAre(0, 1, 2, 3, 4, 5, 6, 7));
+  EXPECT_EQ(wire_.Calls("LeaseItems"), 1);
+  EXPECT_EQ(worker->stats().lost_lease_answers, 0u);
+  EXPECT_EQ(worker->stats().registrations, 1u);
+  const v1::Job job = GetJob("lost-completion");
+  EXPECT_EQ(job.progress().completed(), 8u);
+  EXPECT_EQ(job.progress().leased(), 0u);  // no second set held unseen
+  for (uint64_t i = 0; i < 12; ++i) EXPECT_EQ(GetItem("lost-completion", i).attempts(), 0u) << i;
+}
+
 // With ckptd gone, destroying a worker must not retry its unregister for the client's
 // whole retry policy (2 minutes by default): a pipeline exiting would hang that long.
 TEST_F(WorkerTest, DestroyingAWorkerWhileCkptdIsGoneGivesUpOnUnregistering) {
