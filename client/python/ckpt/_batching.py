@@ -1,10 +1,16 @@
-"""How a Worker batches its calls: how many items it leases at once (LeaseSizer) and
-how its completions are split into CompleteItems calls (distinct_chunks)."""
+"""How a Worker batches its calls: how many items it leases at once (LeaseSizer), how
+its completions are split into CompleteItems calls (distinct_chunks), and the next
+batch asked for ahead (Ahead)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Iterator, Optional, TypeVar, Union
+
+from ckpt import errors
+from ckpt._item_core import ItemBase
+from ckpt.v1 import checkpoint_pb2 as pb
 
 # lease_batch=None: lease about this many seconds of the loop's pace at a time, up to
 # MAX_ADAPTIVE_LEASE items (LeaseSizer).
@@ -63,3 +69,23 @@ def distinct_chunks(completions: list[C], size: int) -> Iterator[list[C]]:
         keys.add(key)
     if chunk:
         yield chunk
+
+
+# A CompleteItems that also leased the next batch and was refused whole (nothing
+# applied): its completions are sent again alone, and the batch leased with LeaseItems.
+REFUSED_WHOLE = (errors.FailedPreconditionError, errors.InvalidArgumentError, errors.NotFoundError)
+
+# Completed items with their results, waiting to be sent or on their way.
+Completions = list[tuple[ItemBase, pb.ItemResult]]
+
+
+@dataclasses.dataclass
+class Ahead:
+    """The next batch, asked for by a spawned call: a LeaseItems, or (`request` set) a
+    CompleteItems of `chunk` with lease_next, whose answer `resolve` takes in once."""
+    task: Any
+    worker_id: str
+    request: Optional[pb.CompleteItemsRequest] = None
+    chunk: Completions = dataclasses.field(default_factory=list)
+    resolved: bool = False
+    leased: Optional[pb.LeaseItemsResponse] = None

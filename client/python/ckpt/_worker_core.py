@@ -18,7 +18,8 @@ from ckpt import convert
 from ckpt import errors
 from ckpt import retry as retry_lib
 from ckpt._calls import ClientCore
-from ckpt._batching import DEFAULT_COMPLETE_BATCH, LeaseSizer, distinct_chunks
+from ckpt._batching import (DEFAULT_COMPLETE_BATCH, REFUSED_WHOLE, Ahead, Completions,
+                            LeaseSizer, distinct_chunks)
 from ckpt._item_core import ItemBase
 from ckpt._program import (Done, Hand, Idle, Join, Program, Spawn, StartHeartbeat,
                            StopHeartbeat, response)
@@ -86,7 +87,12 @@ class WorkerCore:
     batch in hand is handed out, for batches of PREFETCH_MIN_BATCH or more) and
     completions are sent without waiting for their answers, at most max_in_flight
     CompleteItems calls at a time. What an answer means is decided here when it is
-    joined, on the iterating side, as if the call had just been made."""
+    joined, on the iterating side, as if the call had just been made.
+
+    The next batch is asked for with the completions waiting at that moment, in one
+    CompleteItems (lease_next: one call and one synced commit instead of two), unless
+    none wait or ckptd has answered without a lease part (it predates lease_next); then
+    with LeaseItems, as is a batch whose CompleteItems was refused."""
 
     def __init__(self, client: ClientCore, job_id: str, options: WorkerOptions,
                  make_item: Callable[[WorkerCore, pb.Lease, str], ItemBase]) -> None:
@@ -112,9 +118,10 @@ class WorkerCore:
         # The iterating side's own (no lock):
         self._batch: deque[ItemBase] = deque()  # leased, not yet handed out
         self._sizer = LeaseSizer(options.lease_batch)
-        self._prefetch: Optional[tuple[Any, str]] = None  # (spawned LeaseItems, worker id)
+        self._prefetch: Optional[Ahead] = None  # the next batch, asked for ahead
         self._leasing_freely = False  # the last lease got all it asked for
-        self._sending: deque[tuple[Any, list[tuple[ItemBase, pb.ItemResult]]]] = deque()
+        self._lease_next = True  # until ckptd answers a lease_next without its lease part
+        self._sending: deque[tuple[Any, Completions]] = deque()
 
     @property
     def worker_id(self) -> Optional[str]:
@@ -156,9 +163,7 @@ class WorkerCore:
                 continue
             idle = 0
             if self._should_prefetch():
-                worker_id = self.worker_id or ""
-                task = yield Spawn(self._lease_call(worker_id))
-                self._prefetch = (task, worker_id)
+                self._prefetch = yield from self._ask()
             self._sizer.handed(len(items))
             now = time.monotonic()
             for item in items:
@@ -205,29 +210,98 @@ class WorkerCore:
 
     # ---------------------------------------------------------------- leasing
 
-    def _lease_call(self, worker_id: str) -> Program[Message]:
-        """LeaseItems itself, sized by the sizer (spawned ahead, or called in line)."""
+    def _lease_call(self, worker_id: str, size: int) -> Program[Message]:
+        """LeaseItems itself (spawned ahead, or joined at once)."""
         request = pb.LeaseItemsRequest(job_id=self.job_id, step=self.options.step,
-                                       worker_id=worker_id, max_items=self._sizer.next_size())
+                                       worker_id=worker_id, max_items=size)
         answer: Message = yield from self.client.call("LeaseItems", request,
                                                       probe_unless_answered=True)
         return answer
 
+    def _ask(self) -> Program[Ahead]:
+        """Spawns the call that leases the next batch: the waiting completions with
+        lease_next, or LeaseItems."""
+        worker_id = self.worker_id or ""
+        size = self._sizer.next_size()
+        combined = yield from self._take_with_lease(worker_id, size)
+        if combined is None:
+            return Ahead((yield Spawn(self._lease_call(worker_id, size))), worker_id)
+        request, chunk = combined
+        task = yield Spawn(self.client.call("CompleteItems", request))
+        return Ahead(task, worker_id, request, chunk)
+
+    def _take_with_lease(self, worker_id: str, size: int
+                         ) -> Program[Optional[tuple[pb.CompleteItemsRequest, Completions]]]:
+        """Takes the waiting completions for a CompleteItems that also leases `size`
+        items: its request and its chunk (chunks before it are sent as usual); None if
+        none wait, or ckptd predates lease_next."""
+        if not self._lease_next:
+            return None
+        with self._lock:
+            waiting, self._completions = self._completions, []
+            self._oldest_completion = None
+        if not waiting:
+            return None
+        chunks = list(distinct_chunks(waiting, self.options.complete_batch))
+        for chunk in chunks[:-1]:
+            yield from self._send_request(self._completion_request(chunk, worker_id), chunk)
+        request = self._completion_request(chunks[-1], worker_id)
+        request.lease_next.max_items = size
+        return request, chunks[-1]
+
+    def _resolve(self, ahead: Ahead) -> Program[Optional[pb.LeaseItemsResponse]]:
+        """A CompleteItems with lease_next answered (joined, or called now if it was not
+        spawned): its completions recorded, and the lease part, or None if there is
+        none (refused whole: its completions are sent again alone; or ckptd predates
+        lease_next). Once per call; then the same."""
+        if ahead.resolved or ahead.request is None:
+            return ahead.leased
+        ahead.resolved = True
+        try:
+            if ahead.task is None:
+                answer = yield from self.client.call("CompleteItems", ahead.request)
+            else:
+                answer = yield Join(ahead.task)
+        except REFUSED_WHOLE as e:
+            if e.maybe_applied:
+                raise
+            _log.info("ckpt: completions with the next lease refused (%s); sent alone", e)
+            ahead.request.ClearField("lease_next")
+            yield from self._send_request(ahead.request, ahead.chunk)
+            return None
+        answered = response(answer, pb.CompleteItemsResponse)
+        self._recorded(ahead.chunk, answered)
+        if answered.HasField("leased"):
+            ahead.leased = answered.leased
+        else:
+            self._lease_next = False
+        return ahead.leased
+
     def _lease(self) -> Program[str]:
-        """Takes the batch leased ahead, or leases one now. Returns "got" (items, or ask
-        again now), "wait" or "done"."""
-        prefetch, self._prefetch = self._prefetch, None
-        worker_id = prefetch[1] if prefetch is not None else (self.worker_id or "")
-        if (prefetch is None and self._registration_lost is not None
+        """Takes the batch asked for ahead, or asks for one now (with the waiting
+        completions, or LeaseItems). Returns "got" (items, or ask again now), "wait" or
+        "done"."""
+        ahead, self._prefetch = self._prefetch, None
+        worker_id = ahead.worker_id if ahead is not None else (self.worker_id or "")
+        if (ahead is None and self._registration_lost is not None
                 and self._registration_lost == worker_id):
             yield from self._reregister(worker_id, "a heartbeat found it lost",
                                         unregister=False)
             return "got"
+        if ahead is None:
+            combined = yield from self._take_with_lease(worker_id, self._sizer.next_size())
+            if combined is not None:
+                ahead = Ahead(None, worker_id, *combined)
+        if ahead is not None and ahead.request is not None:
+            leased = yield from self._resolve(ahead)
+            if leased is not None:
+                return (yield from self._leased(leased, worker_id))
+            ahead, worker_id = None, self.worker_id or ""
         try:
-            if prefetch is not None:
-                answer = yield Join(prefetch[0])
+            if ahead is not None:
+                answer = yield Join(ahead.task)
             else:
-                answer = yield from self._lease_call(worker_id)
+                answer = yield from self._lease_call(worker_id, self._sizer.next_size())
         except errors.FailedPreconditionError as e:  # unregistered, or declared lost
             yield from self._reregister(worker_id, e.message, unregister=False)
             return "got"
@@ -259,6 +333,8 @@ class WorkerCore:
             return "done"
         with self._lock:
             have_completions = bool(self._completions)
+        if have_completions and self._lease_next:
+            return "got"  # the next lease goes with them: they may be all that keeps it open
         if have_completions or self._sending:
             yield from self.flush()  # our own buffered items may be all that keeps it open
             return "got"
@@ -420,9 +496,15 @@ class WorkerCore:
 
     def flush(self) -> Program[None]:
         """Sends the buffered completions and waits until every CompleteItems call in
-        flight has been answered (raising the first failure once all were)."""
-        yield from self._send()
+        flight has been answered (raising the first failure once all were); a batch
+        asked for with completions is kept for the loop to take."""
         failure: Optional[errors.CkptError] = None
+        if self._prefetch is not None:
+            try:
+                yield from self._resolve(self._prefetch)
+            except errors.CkptError as e:
+                self._prefetch, failure = None, e
+        yield from self._send()
         while self._sending:
             try:
                 yield from self._join_oldest()
@@ -432,38 +514,47 @@ class WorkerCore:
             raise failure
 
     def _send(self) -> Program[None]:
-        """Sends the buffered completions, complete_batch per call, without waiting for
-        the answers while fewer than max_in_flight calls are unanswered."""
+        """Sends the buffered completions, complete_batch per call."""
         with self._lock:
             waiting, self._completions = self._completions, []
             self._oldest_completion = None
             worker_id = self._worker_id or ""
         for chunk in distinct_chunks(waiting, self.options.complete_batch):
-            request = pb.CompleteItemsRequest(
-                job_id=self.job_id, step=chunk[0][0].step, worker_id=worker_id,
-                skip_lost_leases=True)
-            items = request.items
-            for item, result in chunk:
-                completion = items.add(key=convert.item_key(item.key),
-                                       lease_token=item.lease_token)
-                completion.result.CopyFrom(result)
-                entries = item.logs.take()
-                if entries:
-                    completion.logs.extend(entries)
-            call = self.client.call("CompleteItems", request)
-            if self.options.max_in_flight == 0:
-                self._recorded(chunk, (yield from call))
-                continue
-            while self._sending and (len(self._sending) >= self.options.max_in_flight
-                                     or (yield Done(self._sending[0][0]))):
-                yield from self._join_oldest()
-            self._sending.append(((yield Spawn(call)), chunk))
+            yield from self._send_request(self._completion_request(chunk, worker_id), chunk)
+
+    def _completion_request(self, chunk: Completions,
+                            worker_id: str) -> pb.CompleteItemsRequest:
+        """The CompleteItems of `chunk`, with its items' waiting log entries."""
+        request = pb.CompleteItemsRequest(job_id=self.job_id, step=chunk[0][0].step,
+                                          worker_id=worker_id, skip_lost_leases=True)
+        items = request.items
+        for item, result in chunk:
+            completion = items.add(key=convert.item_key(item.key),
+                                   lease_token=item.lease_token)
+            completion.result.CopyFrom(result)
+            entries = item.logs.take()
+            if entries:
+                completion.logs.extend(entries)
+        return request
+
+    def _send_request(self, request: pb.CompleteItemsRequest,
+                      chunk: Completions) -> Program[None]:
+        """Sends one CompleteItems without waiting for its answer while fewer than
+        max_in_flight calls are unanswered."""
+        call = self.client.call("CompleteItems", request)
+        if self.options.max_in_flight == 0:
+            self._recorded(chunk, (yield from call))
+            return
+        while self._sending and (len(self._sending) >= self.options.max_in_flight
+                                 or (yield Done(self._sending[0][0]))):
+            yield from self._join_oldest()
+        self._sending.append(((yield Spawn(call)), chunk))
 
     def _join_oldest(self) -> Program[None]:
         task, chunk = self._sending.popleft()
         self._recorded(chunk, (yield Join(task)))
 
-    def _recorded(self, chunk: list[tuple[ItemBase, pb.ItemResult]], answer: Any) -> None:
+    def _recorded(self, chunk: Completions, answer: Any) -> None:
         """CompleteItems of `chunk` answered OK: its items are acknowledged, but for the
         ones whose lease was lost."""
         outcomes = response(answer, pb.CompleteItemsResponse).outcomes
@@ -507,13 +598,16 @@ class WorkerCore:
                 yield from self._unregister(worker_id, retry=UNREGISTER_ON_CLOSE)
 
     def _drop_prefetch(self) -> Program[None]:
-        """Waits for a lease asked ahead, whose items unregistering then returns."""
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None:
-            try:
-                yield Join(prefetch[0])
-            except errors.CkptError as e:
-                _log.info("ckpt: lease asked ahead: %s", e)
+        """Waits for a LeaseItems asked ahead, whose items unregistering then returns
+        (flush() takes in a CompleteItems asked ahead: it carries completions)."""
+        prefetch = self._prefetch
+        if prefetch is None or prefetch.request is not None:
+            return
+        self._prefetch = None
+        try:
+            yield Join(prefetch.task)
+        except errors.CkptError as e:
+            _log.info("ckpt: lease asked ahead: %s", e)
 
     def emit(self, kind: str, **info: Any) -> None:
         if self.options.on_event is None:

@@ -4,8 +4,9 @@ completion was on its way, PAUSE and STOP with a batch leased ahead, and kill -9
 completions in flight.
 
 CompleteItems calls are held back here (not sent until the test releases them), so what
-is in flight at each step is known, not raced. Every wait is on an event, a queue or a
-process's end; the timeouts only keep a broken build from hanging.
+is in flight at each step is known, not raced; a CompleteItems that also leases the next
+batch (lease_next) is not held: it is the loop's lease. Every wait is on an event, a
+queue or a process's end; the timeouts only keep a broken build from hanging.
 """
 
 import asyncio
@@ -47,22 +48,38 @@ class HeldCall:
         return self._future.result()
 
 
+def held_back(op):
+    """Whether a test holds `op` back: a CompleteItems that leases nothing."""
+    return (isinstance(op, Attempt) and op.method == "CompleteItems"
+            and not op.request.HasField("lease_next"))
+
+
 class HoldsCompletions(ckpt.Client):
-    """A Client whose CompleteItems attempts sent without waiting are held (`held`)."""
+    """A Client whose CompleteItems attempts sent without waiting are held (`held`),
+    until release_all() lets them and every later one go."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.held = queue.Queue()
+        self._lock = threading.Lock()
+        self._holding = True
 
     def _start(self, op):
-        if isinstance(op, Attempt) and op.method == "CompleteItems":
-            call = HeldCall(lambda: super(HoldsCompletions, self)._start(op))
-            self.held.put(call)
-            return call
+        with self._lock:
+            if self._holding and held_back(op):
+                call = HeldCall(lambda: super(HoldsCompletions, self)._start(op))
+                self.held.put(call)
+                return call
         return super()._start(op)
 
     def release_next(self):
         self.held.get(timeout=WAIT).release()
+
+    def release_all(self):
+        with self._lock:
+            self._holding = False
+        while not self.held.empty():
+            self.held.get_nowait().release()
 
 
 class Recorder:
@@ -126,24 +143,25 @@ class PipelineTest(CkptdTestCase):
         client = HoldsCompletions(self.ckptd.address)
         recorder = Recorder()
         # 4 completions per call, 2 calls in flight: the third call's items can be
-        # processed while the first two are unanswered; then the loop waits.
+        # processed while the first two are unanswered; then the loop waits. Items 0-2
+        # went with the lease of the second batch (asked for at item 3), so the held
+        # calls are items 3-6 and 7-10.
         twelve = recorder.when_processed(12)
         join = self.start_worker(job, client, recorder, lease_batch=8, complete_batch=4,
                                  max_in_flight=2)
         self.assertTrue(twelve.wait(timeout=WAIT))
         self.assertEqual(client.held.qsize(), 2)
-        self.assertEqual(recorder.acked(), [])
-        self.assertEqual(set(self.states(job, range(12)).values()), {pb.ITEM_STATE_LEASED})
+        self.assertEqual(recorder.next("acknowledged")["keys"], [0, 1, 2])
+        self.assertEqual(set(self.states(job, range(3, 12)).values()), {pb.ITEM_STATE_LEASED})
 
         client.release_next()
-        self.assertEqual(recorder.next("acknowledged")["keys"], [0, 1, 2, 3])
-        self.assertEqual(set(self.states(job, range(4)).values()), {pb.ITEM_STATE_COMPLETED})
-        self.assertEqual(self.item(job, 4).state, pb.ITEM_STATE_LEASED)  # still held back
-        for _ in range(5):
-            client.release_next()
+        self.assertEqual(recorder.next("acknowledged")["keys"], [3, 4, 5, 6])
+        self.assertEqual(set(self.states(job, range(7)).values()), {pb.ITEM_STATE_COMPLETED})
+        self.assertEqual(self.item(job, 7).state, pb.ITEM_STATE_LEASED)  # still held back
+        client.release_all()
         join()
         self.assertEqual(recorder.processed, list(range(24)))
-        self.assertEqual(recorder.acked(), list(range(24)))
+        self.assertEqual(sorted(recorder.acked()), list(range(24)))
         self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
         client.close()
 
@@ -152,18 +170,16 @@ class PipelineTest(CkptdTestCase):
         client = HoldsCompletions(self.ckptd.address)
         recorder = Recorder()
         four = recorder.when_processed(4)
-        join = self.start_worker(job, client, recorder, lease_batch=8, complete_batch=4)
+        # Two completions per call: items 0 and 1 are held in the first.
+        join = self.start_worker(job, client, recorder, lease_batch=8, complete_batch=2)
         self.assertTrue(four.wait(timeout=WAIT))
         job.reset_index(1)  # revokes the lease before the completion reaches ckptd
         client.release_next()
         self.assertEqual(recorder.next("lease_lost", key=1)["reason"],
                          "lease lost before its completion was sent")
-        self.assertEqual(recorder.next("acknowledged")["keys"], [0, 2, 3])
-        releaser = threading.Thread(target=lambda: [client.release_next() for _ in range(2)],
-                                    daemon=True)
-        releaser.start()
+        self.assertEqual(recorder.next("acknowledged")["keys"], [0])
+        client.release_all()
         join()
-        releaser.join(timeout=WAIT)
         # Item 1 was leased again and done once more; each item is recorded once.
         self.assertEqual(sorted(recorder.processed), sorted(list(range(8)) + [1]))
         self.assertEqual(sorted(recorder.acked()), list(range(8)))
@@ -319,14 +335,16 @@ class AsyncRecorder(Recorder):
 
 
 class HoldsAsyncCompletions(ckpt.aio.Client):
-    """An asyncio Client whose CompleteItems attempts each wait for a release()."""
+    """An asyncio Client whose CompleteItems attempts each wait for a release(), until
+    release_all() lets them and every later one go."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.held = asyncio.Queue()  # one future per held attempt
+        self._holding = True
 
     async def _perform(self, op):
-        if isinstance(op, Attempt) and op.method == "CompleteItems":
+        if self._holding and held_back(op):
             release = asyncio.get_running_loop().create_future()
             self.held.put_nowait(release)
             await release
@@ -334,6 +352,11 @@ class HoldsAsyncCompletions(ckpt.aio.Client):
 
     async def release_next(self):
         (await asyncio.wait_for(self.held.get(), WAIT)).set_result(None)
+
+    def release_all(self):
+        self._holding = False
+        while not self.held.empty():
+            self.held.get_nowait().set_result(None)
 
 
 class AsyncPipelineTest(CkptdTestCase, unittest.IsolatedAsyncioTestCase):
@@ -358,16 +381,16 @@ class AsyncPipelineTest(CkptdTestCase, unittest.IsolatedAsyncioTestCase):
                             window_full.set()
         task = asyncio.ensure_future(work())
         await asyncio.wait_for(window_full.wait(), WAIT)
-        self.assertEqual(recorder.acked(), [])
+        # Items 0-2 went with the second batch's lease; 3-6 and 7-10 are held.
+        self.assertEqual((await recorder.next_async("acknowledged"))["keys"], [0, 1, 2])
         await client.release_next()
-        self.assertEqual((await recorder.next_async("acknowledged"))["keys"], [0, 1, 2, 3])
-        self.assertEqual(self.item_state(job, 0), pb.ITEM_STATE_COMPLETED)
-        self.assertEqual(self.item_state(job, 4), pb.ITEM_STATE_LEASED)  # still held
-        for _ in range(5):
-            await client.release_next()
+        self.assertEqual((await recorder.next_async("acknowledged"))["keys"], [3, 4, 5, 6])
+        self.assertEqual(self.item_state(job, 6), pb.ITEM_STATE_COMPLETED)
+        self.assertEqual(self.item_state(job, 7), pb.ITEM_STATE_LEASED)  # still held
+        client.release_all()
         await asyncio.wait_for(task, WAIT)
         self.assertEqual(recorder.processed, list(range(24)))
-        self.assertEqual(recorder.acked(), list(range(24)))
+        self.assertEqual(sorted(recorder.acked()), list(range(24)))
         await client.close()
 
     async def test_stop_returns_the_batch_leased_ahead(self):

@@ -5,6 +5,7 @@ never on a timer; the timeouts on those waits only keep a broken build from hang
 """
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
@@ -54,6 +55,50 @@ class LosesFirstLeaseAnswer(ckpt.Client):
                                              "answer lost", method=op.method,
                                              maybe_applied=True)
         return answer
+
+
+class Wire(ckpt.Client):
+    """A Client that counts the attempts of each method as sent. It can play a ckptd
+    that predates lease_next (the field is dropped before sending, as such a ckptd
+    ignores it), or lose the first answer to a CompleteItems with lease_next after
+    ckptd applied it."""
+
+    def __init__(self, *args, drop_lease_next=False, lose_first_lease_next=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = collections.Counter()
+        self.drop_lease_next = drop_lease_next
+        self.lose_first_lease_next = lose_first_lease_next
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def leases_next(op):
+        return (isinstance(op, Attempt) and op.method == "CompleteItems"
+                and op.request.HasField("lease_next"))
+
+    def _sent(self, op):
+        if not isinstance(op, Attempt):
+            return op
+        with self._lock:
+            self.calls[op.method] += 1
+        if self.drop_lease_next and self.leases_next(op):
+            request = type(op.request)()
+            request.CopyFrom(op.request)
+            request.ClearField("lease_next")
+            op = dataclasses.replace(op, request=request)
+        return op
+
+    def _perform(self, op):
+        leases_next = self.leases_next(op)
+        answer = super()._perform(self._sent(op))
+        if leases_next and self.lose_first_lease_next:
+            self.lose_first_lease_next = False
+            raise ckpt.DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                             "answer lost", method=op.method,
+                                             maybe_applied=True)
+        return answer
+
+    def _start(self, op):
+        return super()._start(self._sent(op))
 
 
 class RecordsRetryPolicies(ckpt.Client):
@@ -255,6 +300,64 @@ class WorkerTest(CkptdTestCase):
         join()
         self.assertEqual(sorted(processed), [(0, 1), (1, 1), (2, 1)])
         self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+        client.close()
+
+    def run_worker(self, job, client, **options):
+        """Every key the loop body got, in order, with a Worker of `client` on `job`."""
+        processed = []
+        with ckpt.Worker(client, job.job_id, **options) as worker:
+            for item in worker:
+                with item:
+                    processed.append(item.key)
+        return processed
+
+    def test_each_batch_is_leased_with_the_completions_of_the_last(self):
+        for options in ({"max_in_flight": 0}, {}):  # waiting for each call, and pipelined
+            with self.subTest(**options):
+                job = self.client.create_job(f"{self.job_id()}-{len(options)}")
+                job.add_items(range(64), seal=True)
+                client = Wire(self.ckptd.address)
+                self.assertEqual(self.run_worker(job, client, lease_batch=16, **options),
+                                 list(range(64)))
+                # Only the first batch is leased on its own; the last completions learn
+                # that the job is finished.
+                self.assertEqual(client.calls["LeaseItems"], 1)
+                self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+                client.close()
+
+    def test_against_a_ckptd_without_lease_next_each_batch_is_leased_on_its_own(self):
+        job = self.new_job(items=64)
+        client = Wire(self.ckptd.address, drop_lease_next=True)
+        self.assertEqual(self.run_worker(job, client, lease_batch=16, max_in_flight=0),
+                         list(range(64)))
+        # The first answer without a lease part turns lease_next off, and the worker
+        # leases as before lease_next: four batches, one lease that finds nothing
+        # pending while its own completions wait (then sent), one that finds the job
+        # finished.
+        self.assertEqual(client.calls["LeaseItems"], 6)
+        self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+        client.close()
+
+    def test_a_lost_answer_to_completions_with_a_lease_is_sent_again_safely(self):
+        job = self.new_job(items=12)
+        client = Wire(self.ckptd.address, lose_first_lease_next=True)
+        processed = []
+        with ckpt.Worker(client, job.job_id, lease_batch=4, max_in_flight=0) as worker:
+            for item in worker:
+                with item:
+                    processed.append(item.key)
+                if len(processed) == 8:
+                    # Sent again, it got the same leases back (4-7): nothing else is
+                    # leased, in particular no second set held unseen.
+                    progress = job.info().progress
+                    self.assertEqual((progress.completed, progress.leased), (4, 4))
+                    break
+        self.assertFalse(client.lose_first_lease_next)
+        self.assertEqual(processed, list(range(8)))
+        self.assertEqual(job.info().progress.completed, 8)
+        self.assertEqual({self.item(job, key).attempts for key in range(12)}, {0})
+        self.assertEqual(client.calls["RegisterWorker"], 1)
+        self.assertEqual(client.calls["LeaseItems"], 1)
         client.close()
 
     def test_close_gives_up_unregistering_within_seconds(self):
