@@ -41,6 +41,10 @@ ABSL_FLAG(int64_t, json_items, 2000,
           "Items of the JSON checkpoint peer (O(N^2) bytes written: keep it small).");
 ABSL_FLAG(int64_t, range_items, 10000000, "Size of the range job; half of it is completed.");
 ABSL_FLAG(int, batch, 100, "Items per lease and per completion call in the worker loop.");
+ABSL_FLAG(bool, lease_next, true,
+          "The worker loop's CompleteItems also lease the next batch (one call per round, as the "
+          "SDK workers do); false: LeaseItems then CompleteItems each round. Against a ckptd "
+          "that predates lease_next the loop leases with LeaseItems by itself.");
 ABSL_FLAG(int, rounds, 1,
           "Whole runs one after another; targets are judged on the median of the rounds' "
           "ratios (robust to a shared machine's neighbours).");
@@ -155,6 +159,7 @@ RunConfig ConfigFromFlags() {
   config.python_sdk_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_python_sdk_items));
   config.range_items = static_cast<uint64_t>(absl::GetFlag(FLAGS_range_items));
   config.batch = absl::GetFlag(FLAGS_batch);
+  config.lease_next = absl::GetFlag(FLAGS_lease_next);
   config.rounds = absl::GetFlag(FLAGS_rounds);
   for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty())) {
     config.modes.insert(std::string(m));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -324,11 +325,16 @@ class Runner {
     if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
     ServerWindow window(server);
     const PgCpu pg_cpu(pg_pid_);
-    absl::StatusOr<ClientsResult> result = WorkerLoop(server->address(), job, c_.threads, c_.batch);
+    std::atomic<uint64_t> leased_alone{0};
+    absl::StatusOr<ClientsResult> result =
+        WorkerLoop(server->address(), job, c_.threads, c_.batch, c_.lease_next, &leased_alone);
     if (!result.ok()) return result.status();
     Measurement m = Row(Workload(kWorkerLoop), system, durable, c_.threads, &*result);
     window.Fill(&m);
-    m.note = absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
+    // One LeaseItems per thread to start, then none: every round was one call.
+    m.note = leased_alone.load() <= static_cast<uint64_t>(c_.threads)
+                 ? absl::StrCat("complete ", c_.batch, " + lease next ", c_.batch, " per call")
+                 : absl::StrCat("lease ", c_.batch, " + complete ", c_.batch, " per round");
     if (system == "ckpt_tls") absl::StrAppend(&m.note, "; TLS, bearer token");
     if (pg_pid_ > 0) absl::StrAppend(&m.note, "; ", pg_cpu.Note());
     Add(std::move(m));
@@ -383,7 +389,7 @@ class Runner {
     if (absl::Status s = CreateRangeJob(stub, job, c_.items); !s.ok()) return s;
     ServerWindow window(server);
     absl::StatusOr<ReadsDuringLoop> result =
-        WorkerLoopWithReaders(server->address(), job, c_.threads, c_.batch);
+        WorkerLoopWithReaders(server->address(), job, c_.threads, c_.batch, c_.lease_next);
     if (!result.ok()) return result.status();
     Measurement workers = Row(kWithReaders, system, durable, c_.threads, &result->workers);
     window.Fill(&workers);

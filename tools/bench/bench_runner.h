@@ -21,6 +21,9 @@ struct RunConfig {
   uint64_t python_record_items = 5000;
   uint64_t range_items = 10000000;
   int batch = 100;
+  // The worker loop's CompleteItems also lease the next batch (lease_next); false: a
+  // LeaseItems and a CompleteItems per round, as before lease_next.
+  bool lease_next = true;
   // Whole same-run sequences, one after another; targets are judged on the median of
   // their ratios, so a neighbour's burst on a shared VM moves one round, not the verdict.
   int rounds = 1;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -45,33 +46,31 @@ absl::StatusOr<v1::Job> GetJob(Stub* stub, const std::string& job_id) {
   return response.job();
 }
 
-struct Round {
-  uint64_t completed = 0;
-  v1::LeaseShortfall shortfall = v1::LEASE_SHORTFALL_UNSPECIFIED;
-};
-
-// One lease + complete round; completes nothing if nothing was leased.
-absl::StatusOr<Round> LeaseRound(Stub* stub, const std::string& job_id,
-                                 const std::string& worker_id, int per_call) {
+absl::StatusOr<v1::LeaseItemsResponse> Lease(Stub* stub, const std::string& job_id,
+                                             const std::string& worker_id, int per_call) {
   v1::LeaseItemsRequest lease;
   lease.set_job_id(job_id);
   lease.set_worker_id(worker_id);
   lease.set_max_items(static_cast<uint32_t>(per_call));
   v1::LeaseItemsResponse leased;
-  {
-    grpc::ClientContext context;
-    grpc::Status status = stub->LeaseItems(&context, lease, &leased);
-    if (!status.ok()) return CallFailed("LeaseItems", status);
-  }
-  Round round;
-  round.shortfall = leased.shortfall();
-  if (leased.leases_size() == 0) return round;
+  grpc::ClientContext context;
+  grpc::Status status = stub->LeaseItems(&context, lease, &leased);
+  if (!status.ok()) return CallFailed("LeaseItems", status);
+  return leased;
+}
+
+// Completes the leased batch with results; with `lease_next`, the same call leases the
+// next batch into `*next` (left without a value by a ckptd that predates lease_next).
+absl::Status CompleteBatch(Stub* stub, const std::string& job_id, const std::string& worker_id,
+                           const v1::LeaseItemsResponse& leased, int lease_next,
+                           std::optional<v1::LeaseItemsResponse>* next) {
   v1::CompleteItemsRequest done;
   done.set_job_id(job_id);
   done.set_worker_id(worker_id);
   for (const v1::Lease& l : leased.leases()) {
     FillCompletion(l.key().index(), l.lease_token(), done.add_items());
   }
+  if (lease_next > 0) done.mutable_lease_next()->set_max_items(static_cast<uint32_t>(lease_next));
   v1::CompleteItemsResponse response;
   grpc::ClientContext context;
   grpc::Status status = stub->CompleteItems(&context, done, &response);
@@ -81,8 +80,9 @@ absl::StatusOr<Round> LeaseRound(Stub* stub, const std::string& job_id,
       return absl::InternalError(absl::StrCat("CompleteItems answered outcome ", outcome));
     }
   }
-  round.completed = static_cast<uint64_t>(done.items_size());
-  return round;
+  next->reset();
+  if (response.has_leased()) *next = std::move(*response.mutable_leased());
+  return absl::OkStatus();
 }
 
 absl::Status ExpectAllCompleted(Stub* stub, const std::string& job_id, uint64_t items) {
@@ -275,7 +275,8 @@ absl::StatusOr<FloodResult> FloodWithSmallWrites(const std::string& address,
 }
 
 absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
-                                         int threads, int per_call) {
+                                         int threads, int per_call, bool lease_next,
+                                         std::atomic<uint64_t>* leased_alone) {
   std::vector<StubPtr> stubs(threads);
   std::vector<std::string> workers(threads);
   absl::StatusOr<ClientsResult> result = RunClients(
@@ -291,14 +292,26 @@ absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::
       },
       [&](int t, Latencies* latencies) -> absl::StatusOr<uint64_t> {
         uint64_t completed = 0;
+        std::optional<v1::LeaseItemsResponse> next;
         for (;;) {
           const absl::Time start = absl::Now();
-          absl::StatusOr<Round> round = LeaseRound(stubs[t].get(), job_id, workers[t], per_call);
-          if (!round.ok()) return round.status();
+          v1::LeaseItemsResponse leased;
+          if (next.has_value()) {
+            leased = std::move(*next);
+          } else {
+            absl::StatusOr<v1::LeaseItemsResponse> got =
+                Lease(stubs[t].get(), job_id, workers[t], per_call);
+            if (!got.ok()) return got.status();
+            leased = std::move(*got);
+            if (leased_alone != nullptr) ++*leased_alone;
+          }
           // Nothing leased: the rest is held by other workers, who will finish it.
-          if (round->completed == 0) return completed;
+          if (leased.leases_size() == 0) return completed;
+          absl::Status done = CompleteBatch(stubs[t].get(), job_id, workers[t], leased,
+                                            lease_next ? per_call : 0, &next);
+          if (!done.ok()) return done;
           latencies->Add(absl::Now() - start);
-          completed += round->completed;
+          completed += static_cast<uint64_t>(leased.leases_size());
         }
       });
   if (!result.ok()) return result;
@@ -309,7 +322,7 @@ absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::
 
 absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address,
                                                       const std::string& job_id, int threads,
-                                                      int per_call) {
+                                                      int per_call, bool lease_next) {
   absl::StatusOr<std::vector<StubPtr>> readers = Stubs(address, 2);
   if (!readers.ok()) return readers.status();
   ReadsDuringLoop out;
@@ -349,7 +362,8 @@ absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address
       watch_status = absl::InternalError("WatchJob's last snapshot is not COMPLETED");
     }
   });
-  absl::StatusOr<ClientsResult> workers = WorkerLoop(address, job_id, threads, per_call);
+  absl::StatusOr<ClientsResult> workers =
+      WorkerLoop(address, job_id, threads, per_call, lease_next, nullptr);
   stop = true;
   getter.join();
   const absl::Time end = absl::Now();

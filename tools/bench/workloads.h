@@ -4,6 +4,7 @@
 #ifndef CKPT_TOOLS_BENCH_WORKLOADS_H_
 #define CKPT_TOOLS_BENCH_WORKLOADS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -28,9 +29,14 @@ absl::StatusOr<ClientsResult> CompleteInCalls(const std::string& address, const 
 
 // The worker loop on an existing sealed job: each thread registers a worker, then
 // leases `per_call` items and completes them with results, until nothing is left to
-// lease. Latency: one lease + complete round. Checks every item was completed.
+// lease. With `lease_next`, each CompleteItems also leases the next batch (one call per
+// round after the first), as the SDK workers do; a ckptd that answers without a lease
+// part gets LeaseItems for the next round. Without, every round is LeaseItems then
+// CompleteItems. `leased_alone` (may be null) counts the LeaseItems calls. Latency: one
+// round. Checks every item was completed.
 absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
-                                         int threads, int per_call);
+                                         int threads, int per_call, bool lease_next,
+                                         std::atomic<uint64_t>* leased_alone);
 
 // Reads while the worker loop runs: one thread calls GetJob back to back, one holds a
 // WatchJob stream, both until the workers finish.
@@ -41,7 +47,7 @@ struct ReadsDuringLoop {
 };
 absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address,
                                                       const std::string& job_id, int threads,
-                                                      int per_call);
+                                                      int per_call, bool lease_next);
 
 // Admission control under a flood: `flooders` threads each send `calls` CompleteItems
 // calls of `per_call` record-mode items with results (about 1 MiB each at 8192) on the
