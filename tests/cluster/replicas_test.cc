@@ -32,6 +32,7 @@
 #include "service/common/status_macros.h"
 #include "tests/durability/ckptd_process.h"
 #include "tests/durability/wire.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_stores.h"
 
@@ -48,19 +49,6 @@ constexpr int kShards = 6;
 constexpr char kLease[] = "--store_lease=2s";
 // Bounds a condition is awaited for (never reached unless something is broken).
 constexpr absl::Duration kSettle = absl::Seconds(60);
-
-// A loopback port nothing listens on now (the kernel's pick, released at once).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Polls `condition` until it holds or `bound` passes; returns whether it held.
 bool Await(const std::function<bool()>& condition, absl::Duration bound = kSettle) {
@@ -83,7 +71,10 @@ class ReplicasTest : public ::testing::Test {
 
   // Starts a replica on a free port; returns its index in replicas_.
   int StartReplica() {
-    const std::string address = absl::StrCat("127.0.0.1:", FreePort());
+    absl::StatusOr<int> port = testutil::FreeLoopbackPort();
+    EXPECT_TRUE(port.ok()) << port.status();
+    if (!port.ok()) return -1;
+    const std::string address = absl::StrCat("127.0.0.1:", *port);
     auto started = CkptdProcess::Start(
         store_, {absl::StrCat("--listen=", address), absl::StrCat("--advertise=", address), kLease,
                  absl::StrCat("--shards=", kShards)});

@@ -20,6 +20,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -34,19 +35,6 @@ using ::ckpt::testutil::TestServer;
 // Generous: Prometheus starts in a few seconds even on a loaded 2-core machine.
 constexpr absl::Duration kPatience = absl::Seconds(90);
 
-// A loopback port nobody listens on right now.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // prometheus as a child process, stopped (SIGTERM, reaped) when this goes away.
 class PrometheusProcess {
  public:
@@ -60,7 +48,12 @@ class PrometheusProcess {
                              "    static_configs:\n"
                              "      - targets: ['"
                           << target << "']\n";
-    address_ = absl::StrCat("127.0.0.1:", FreePort());
+    absl::StatusOr<int> port = testutil::FreeLoopbackPort();
+    if (!port.ok()) {
+      ADD_FAILURE() << port.status();
+      return;  // not started: the test's waits fail
+    }
+    address_ = absl::StrCat("127.0.0.1:", *port);
     log_ = dir + "/prometheus.log";
     const std::vector<std::string> args = {"/usr/bin/prometheus", "--config.file=" + config,
                                            "--storage.tsdb.path=" + dir + "/tsdb",

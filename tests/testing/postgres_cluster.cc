@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tests/testing/free_port.h"
 
 namespace ckpt {
 namespace testutil {
@@ -39,20 +40,6 @@ void PickUser(int* uid, int* gid) {
       return;
     }
   }
-}
-
-absl::StatusOr<int> FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(addr);
-  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size) == 0;
-  ::close(fd);
-  if (!bound) return absl::InternalError(absl::StrCat("bind: ", std::strerror(errno)));
-  return static_cast<int>(ntohs(addr.sin_port));
 }
 
 std::string RandomPassword() {
