@@ -41,7 +41,10 @@ CKPT_DEBIAN_PACKAGES=(
   libcpp-httplib-dev       # ckptd's HTTP listener: /metrics, /api/v1, the dashboard
   libpq-dev                # PostgreSQL's C client: ckptd's PostgreSQL store
   postgresql-15            # PostgreSQL server: the tests and the bench start their own
-  postgresql-client-15     # psql, for people running ckptd on PostgreSQL
+  postgresql-client-15     # psql, for people running ckptd on PostgreSQL (and tools/cluster)
+  etcd-server              # tools/cluster: Patroni's DCS (the fault suite of tools/test.sh)
+  patroni                  # tools/cluster: PostgreSQL made highly available
+  curl                     # tools/cluster: asks etcd and Patroni how they are
   prometheus               # promtool and a real Prometheus server (tests/server)
   chromium                 # the dashboard's browser test (tests/web), headless
   clang                    # the fuzz build (--config=fuzz): libFuzzer needs clang

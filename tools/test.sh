@@ -8,7 +8,8 @@
 # Usage: tools/test.sh [--asan] [--long] [--fuzz_seconds=N] [-- BAZEL_TEST_ARGS...]
 #   --asan   run the Bazel suite under AddressSanitizer + UBSan (--config=asan)
 #   --long   also the long forms: 50 crash rounds per sync mode
-#            (//tests/durability:crash_long_test) and 10 minutes of fuzzing
+#            (//tests/durability:crash_long_test), 10 minutes of fuzzing, and the
+#            fault suite over 300 000 items with 3 rounds of faults
 #   --fuzz_seconds=N   how long the fuzz suite runs (default 60; --long: 600)
 #   -- ...   everything after -- is appended to `bazel test ... //...`, e.g.
 #            tools/test.sh -- --test_filter='Keys*' --runs_per_test=3
@@ -39,7 +40,8 @@ usage() {
   cat <<'EOF_USAGE'
 Usage: tools/test.sh [--asan] [--long] [--fuzz_seconds=N] [-- BAZEL_TEST_ARGS...]
   --asan   run the Bazel suite under AddressSanitizer + UBSan (--config=asan)
-  --long   also 50 crash rounds per sync mode, and 10 minutes of fuzzing
+  --long   also 50 crash rounds per sync mode, 10 minutes of fuzzing, and 3 rounds
+           of the cluster's fault suite
   --fuzz_seconds=N   how long the fuzz suite runs (default 60; --long: 600)
   -- ...   everything after -- is appended to `bazel test ... //...`
 Runs every test suite; the last line is "N passed, N failed[, N skipped]".
@@ -310,6 +312,42 @@ suite_web() {
   add_results web "$passed" "$failed" "$skipped"
 }
 
+# Suite: the fault suite (tests/cluster/fault_suite.py) on the real 3-replica cluster
+# of tools/cluster/cluster.sh (3 etcd, 3 PostgreSQL under Patroni, 3 ckptd): 8 Python
+# SDK workers run a job of 30 000 items (--long: 300 000, 3 rounds of faults) while the
+# PostgreSQL primary and the shard's ckptd are killed with -9, a ckptd is frozen past
+# its lease and continued, and the killed ones restart. Prints the time from each fault
+# to the next completion; passes when the workers finished the job by themselves and
+# nothing acknowledged was lost, doubled or miscounted. Its logs go to faults/.
+suite_faults() {
+  local log="$LOG_DIR/faults.log" out="$LOG_DIR/faults"
+  local -a args=(build --color=no --curses=no //service/server:ckptd //tests/cluster:fault_suite)
+  echo "ckpt: bazel ${args[*]}"
+  if ! bazel "${args[@]}" >"$log" 2>&1; then
+    tail -20 "$log"
+    echo "ckpt: faults: the suite did not build (log: $log)"
+    add_results faults 0 1 0
+    return
+  fi
+  local bin rc=0
+  bin="$(bazel info bazel-bin 2>/dev/null)"
+  local -a suite=("$bin/tests/cluster/fault_suite" "--cluster_script=$REPO_ROOT/tools/cluster/cluster.sh"
+    "--ckptd=$bin/service/server/ckptd" "--out=$out")
+  if (( LONG )); then
+    suite+=(--long)
+  fi
+  echo "ckpt: faults: ${suite[*]}"
+  # The suite stops everything it starts, however it ends (its own finally); tee ignores
+  # Ctrl-C so that its last words are logged.
+  "${suite[@]}" 2>&1 | (trap '' INT; exec tee -a "$log") | grep -E '^faults: ' || rc=$?
+  if grep -q '^faults: PASSED' "$log"; then
+    add_results faults 1 0 0
+  else
+    echo "ckpt: faults: failed (log: $log, the cluster's logs in $out/cluster-logs)"
+    add_results faults 0 1 0
+  fi
+}
+
 # Suite (--long only): the long forms of the durability tests.
 suite_long() {
   local log="$LOG_DIR/long.log"
@@ -383,6 +421,7 @@ main() {
   suite_secrets
   suite_tsa
   suite_fuzz
+  suite_faults
   if (( LONG )); then
     suite_long
   fi

@@ -276,10 +276,13 @@ bool ShardCoordinator::Take(const ShardLease& lease, bool owner_gone) {
 
 void ShardCoordinator::SetHealth(bool healthy) {
   if (health_ == static_cast<int>(healthy)) return;
+  const bool was_unhealthy = health_ == 0;
   health_ = healthy;
   if (!healthy) {
     LogLine(absl::StrCat("cannot read the lease table of ", store_->display_name(),
                          " for a whole lease: not serving until it can"));
+  } else if (was_unhealthy) {
+    LogLine(absl::StrCat("reads the lease table of ", store_->display_name(), " again"));
   }
   if (options_.on_health) options_.on_health(healthy);
 }

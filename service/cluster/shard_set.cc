@@ -258,11 +258,20 @@ void ShardSet::NoteStale(int shard, absl::string_view owner, bool wake) {
 }
 
 void ShardSet::SetLoading(int shard) {
-  absl::MutexLock lock(&mu_);
-  Slot& slot = slots_[shard];
-  if (slot.state == State::kLocal) return;
-  slot.state = State::kLoading;
-  slot.owner.clear();
+  std::string former;
+  {
+    absl::MutexLock lock(&mu_);
+    Slot& slot = slots_[shard];
+    if (slot.state == State::kLocal) return;
+    if (slot.state == State::kRemote) former = slot.owner;
+    slot.state = State::kLoading;
+    slot.owner.clear();
+  }
+  Moved(shard, former);
+}
+
+void ShardSet::Moved(int shard, const std::string& former_owner) {
+  if (!former_owner.empty() && options_.on_moved) options_.on_moved(shard, former_owner);
 }
 
 void ShardSet::Serve(int shard, std::unique_ptr<Store> store, std::unique_ptr<Engine> engine,
@@ -300,28 +309,34 @@ void ShardSet::Extend(int shard, SteadyTime valid_until) {
 
 void ShardSet::SetRemote(int shard, const std::string& address, int64_t epoch) {
   Resolved resolved;
+  std::string former;
   {
     absl::MutexLock lock(&mu_);
     Slot& slot = slots_[shard];
     if (slot.state == State::kLocal || slot.state == State::kLoading || epoch < slot.epoch) return;
+    if (slot.state == State::kRemote && slot.owner != address) former = slot.owner;
     slot.state = State::kRemote;
     slot.owner = address;
     slot.epoch = epoch;
     Unpark(shard, &resolved);
   }
+  Moved(shard, former);
   Run(resolved);
 }
 
 void ShardSet::SetUnowned(int shard) {
   Resolved resolved;
+  std::string former;
   {
     absl::MutexLock lock(&mu_);
     Slot& slot = slots_[shard];
     if (slot.state == State::kLocal) return;
+    if (slot.state == State::kRemote) former = slot.owner;
     slot.state = State::kUnowned;
     slot.owner.clear();
     Unpark(shard, &resolved);  // forwarded calls: not owned here
   }
+  Moved(shard, former);
   Run(resolved);
 }
 

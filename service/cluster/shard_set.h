@@ -92,6 +92,10 @@ struct ShardSetOptions {
   // Called (without the lock) when a peer said it does not own a shard it was thought
   // to own: the coordinator reads the lease table again. May be empty.
   std::function<void()> on_stale;
+  // Called (without the lock) when a shard routed to a remote owner stops being routed
+  // there (taken here, by another owner, or its lease ran out): calls forwarded to the
+  // former owner for it will not be answered by an owner any more. May be empty.
+  std::function<void(int shard, const std::string& former_owner)> on_moved;
   // Threads that run parked calls once their route is known (a local read may wait on
   // the store: never on the thread that changed the route, e.g. the coordinator's).
   int executor_threads = 2;
@@ -188,6 +192,8 @@ class ShardSet {
   void TakeExpired(absl::Time now, Resolved* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands resolved calls to the executor threads.
   void Run(Resolved& resolved);
+  // Tells on_moved, unless `former_owner` is empty.
+  void Moved(int shard, const std::string& former_owner);
   void TimerLoop();
   void ExecutorLoop();
 

@@ -368,7 +368,8 @@ void CheckpointService::Forward(Call<Request, Response>* call, ShardRoute route)
   const absl::Status serialized = SerializeWireMessage(*call->request, &call->forwarded);
   if (!serialized.ok()) return Finish(call, serialized);
   forwarder_->Unary(
-      *call->context, call->method, call->forwarded, route.owner, {}, call->wire_response,
+      *call->context, call->method, call->forwarded, route.owner, {route.shard}, {},
+      call->wire_response,
       [this, call, shard = route.shard, owner = route.owner](PeerAnswer answer) {
         if (answer.not_owner >= 0 && ++call->attempts < kMaxAttempts) {
           shards_->NoteStale(shard, owner);
@@ -535,7 +536,7 @@ void CheckpointService::Gather(Call<Request, Response>* call, std::vector<ShardR
     state->wires.push_back(std::make_unique<std::pair<ByteBuffer, ByteBuffer>>());
     auto* wire = state->wires.back().get();
     SerializeWireMessage(*call->request, &wire->first).IgnoreError();  // never fails
-    forwarder_->Unary(*call->context, call->method, wire->first, owner,
+    forwarder_->Unary(*call->context, call->method, wire->first, owner, shards,
                       {{kShardsKey, absl::StrJoin(shards, ",")}}, &wire->second,
                       [state, wire, owner = owner, shards = shards, part_done](PeerAnswer answer) {
                         {

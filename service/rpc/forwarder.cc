@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace ckpt {
@@ -162,18 +163,52 @@ std::shared_ptr<grpc::Channel> Forwarder::ChannelTo(const std::string& peer) {
 
 void Forwarder::Unary(const grpc::CallbackServerContext& caller, const std::string& method,
                       const ByteBuffer& request, const std::string& peer,
+                      const std::vector<int>& shards,
                       const std::vector<std::pair<std::string, std::string>>& extra,
                       ByteBuffer* response, std::function<void(PeerAnswer)> done) {
-  grpc::ClientContext* context = ContextFor(caller).release();
-  for (const auto& [key, value] : extra) context->AddMetadata(key, value);
+  auto call = std::make_shared<Outgoing>();
+  call->context = ContextFor(caller);
+  call->peer = peer;
+  call->shards = shards;
+  for (const auto& [key, value] : extra) call->context->AddMetadata(key, value);
+  {
+    absl::MutexLock lock(&outgoing_mu_);
+    outgoing_[call.get()] = call;
+  }
   auto* stub = new grpc::GenericStub(ChannelTo(peer));
-  stub->UnaryCall(context, method, grpc::StubOptions(), &request, response,
-                  [context, stub, done = std::move(done)](grpc::Status status) {
-                    PeerAnswer answer = AnswerOf(status, *context);
-                    delete context;
-                    delete stub;
-                    done(std::move(answer));
-                  });
+  stub->UnaryCall(
+      call->context.get(), method, grpc::StubOptions(), &request, response,
+      [this, call, stub, done = std::move(done)](grpc::Status status) {
+        {
+          absl::MutexLock lock(&outgoing_mu_);
+          outgoing_.erase(call.get());
+        }
+        delete stub;
+        if (call->abandoned.load() && status.error_code() == grpc::StatusCode::CANCELLED) {
+          status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                absl::StrCat("the replica at ", call->peer,
+                                             " stopped answering and the job's shard moved to "
+                                             "another replica; this call may or may not have been "
+                                             "applied; retry: it goes to the new owner"));
+        }
+        done(AnswerOf(status, *call->context));
+      });
+}
+
+void Forwarder::Abandon(const std::string& peer, int shard) {
+  std::vector<std::shared_ptr<Outgoing>> abandoned;
+  {
+    absl::MutexLock lock(&outgoing_mu_);
+    for (const auto& [key, call] : outgoing_) {
+      if (call->peer == peer &&
+          std::find(call->shards.begin(), call->shards.end(), shard) != call->shards.end()) {
+        call->abandoned.store(true);
+        abandoned.push_back(call);
+      }
+    }
+  }
+  // Outside the lock: a cancelled call may be answered on this thread.
+  for (const auto& call : abandoned) call->context->TryCancel();
 }
 
 grpc::ServerWriteReactor<ByteBuffer>* Forwarder::RelayWatch(grpc::CallbackServerContext* caller,

@@ -18,6 +18,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -72,13 +73,23 @@ class Forwarder {
 
   const std::string& self() const { return options_.self; }
 
-  // Sends `request` as `method` ("/ckpt.v1.Checkpoint/GetJob") to `peer` on behalf of
-  // `caller`, with `extra` metadata, and calls `done` with the peer's answer once it
-  // comes (the response in `response`). `caller` must stay valid until then.
+  // Sends `request` as `method` ("/ckpt.v1.Checkpoint/GetJob") to `peer`, the owner of
+  // `shards`, on behalf of `caller`, with `extra` metadata, and calls `done` with the
+  // peer's answer once it comes (the response in `response`). `caller` must stay valid
+  // until then.
   void Unary(const grpc::CallbackServerContext& caller, const std::string& method,
              const grpc::ByteBuffer& request, const std::string& peer,
+             const std::vector<int>& shards,
              const std::vector<std::pair<std::string, std::string>>& extra,
              grpc::ByteBuffer* response, std::function<void(PeerAnswer)> done);
+
+  // `shard` moved away from `peer` (its lease was taken, or ran out unrenewed): ends
+  // every unary call in flight to `peer` for it now, rather than when the peer answers
+  // or its connection's keepalive gives up (a frozen peer holds them for 15 s). Each
+  // ends UNAVAILABLE, applied or not as a call whose answer was lost (the peer may have
+  // committed it before it stopped; after the move it can commit nothing more), and the
+  // client's retry reaches the new owner.
+  void Abandon(const std::string& peer, int shard);
 
   // A WatchJob stream relayed from `peer`: its messages and its end, as they come.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* RelayWatch(grpc::CallbackServerContext* caller,
@@ -92,9 +103,19 @@ class Forwarder {
   // A client context for a call on behalf of `caller`: its metadata and deadline.
   std::unique_ptr<grpc::ClientContext> ContextFor(const grpc::CallbackServerContext& caller);
 
+  // A unary call in flight to a peer, until its answer came.
+  struct Outgoing {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::string peer;
+    std::vector<int> shards;
+    std::atomic<bool> abandoned{false};
+  };
+
   const ForwarderOptions options_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex outgoing_mu_;
+  absl::flat_hash_map<Outgoing*, std::shared_ptr<Outgoing>> outgoing_ ABSL_GUARDED_BY(outgoing_mu_);
 };
 
 }  // namespace ckpt

@@ -58,6 +58,10 @@ Replica::Replica(ReplicaOptions options, std::unique_ptr<PostgresDatabase> datab
     absl::MutexLock lock(&mu_);
     if (coordinator_ != nullptr) coordinator_->Wake();
   };
+  // The forwarder is made below, before any round of the coordinator can move a shard.
+  set.on_moved = [this](int shard, const std::string& former_owner) {
+    forwarder_->Abandon(former_owner, shard);
+  };
   shards_ = std::make_unique<ShardSet>(set);
   ForwarderOptions forward;
   forward.self = options_.advertise;

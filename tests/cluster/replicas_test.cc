@@ -4,6 +4,7 @@
 // shards taken over with every acknowledged completion kept, and SIGTERM hands a
 // replica's shards over before it exits.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -344,6 +346,28 @@ absl::Status PutState(Stub& stub, const std::string& job, const std::string& nam
   return testutil::WireCall(stub, &Stub::PutState, put).status();
 }
 
+// Whether every thread of `pid` is stopped (SIGSTOP): kill() returns before they are,
+// and one busy in the kernel may still answer a call meanwhile.
+bool AllThreadsStopped(pid_t pid) {
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = ::opendir(tasks.c_str());
+  if (dir == nullptr) return false;
+  bool stopped = true;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream stat(absl::StrCat(tasks, "/", entry->d_name, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    // "TID (COMM) STATE ...": the state follows the last ')'.
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || line.size() < paren + 3 || line[paren + 2] != 'T') {
+      stopped = false;
+    }
+  }
+  ::closedir(dir);
+  return stopped;
+}
+
 // Calls `call` again while it answers UNAVAILABLE, at most 5 times.
 absl::Status RetryUnavailable(const std::function<absl::Status()>& call) {
   absl::Status status;
@@ -369,11 +393,12 @@ TEST_F(ReplicasTest, AFrozenReplicasShardsAreTakenAfterItsLeaseAndItForwardsOnce
   CKPT_ASSERT_OK(PutState(*live, job, "before the freeze"));
 
   ASSERT_EQ(::kill(replicas_[1]->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(Await([&] { return AllThreadsStopped(replicas_[1]->pid()); }));
   const absl::Time stopped = absl::Now();
-  // A call forwarded to the frozen owner before its lease ran out has an unknown outcome
-  // (UNAVAILABLE once gRPC's keepalive gives up on it), and the client retries, as the
-  // SDKs do; the retry waits (parked on the live replica) until the live one has taken
-  // the shard at a new epoch.
+  // A call forwarded to the frozen owner before its lease ran out has an unknown outcome:
+  // it ends UNAVAILABLE once the live replica sees the lease run out (Forwarder::Abandon),
+  // and the client retries, as the SDKs do; the retry waits (parked on the live replica)
+  // until the live one has taken the shard at a new epoch.
   CKPT_ASSERT_OK(RetryUnavailable([&] { return PutState(*live, job, "while frozen"); }));
   std::cerr << "takeover after SIGSTOP: " << absl::FormatDuration(absl::Now() - stopped)
             << " from the freeze to the next acknowledged write\n";

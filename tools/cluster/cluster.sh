@@ -28,7 +28,8 @@
 #
 # Layout of DIR: cluster.conf (what init was given), secrets/ (passwords, 0700),
 # run/PROC.argv (each process's command line, one argument per line, for a test fixture
-# to start the same commands), run/PROC.pid, log/PROC.log,
+# to start the same commands), run/PROC.pid, log/PROC.log (ckptd's lines stamped with
+# the time of day),
 # etcdN/ pgN/ (data), and the config files etcdN.yml, pgN.yml, ckptdN.flags.
 # docs/deploy.md explains every setting and what each fault does to clients.
 set -euo pipefail
@@ -127,6 +128,10 @@ bootstrap:
         wal_log_hints: 'on'
         wal_keep_size: 256MB
         synchronous_commit: 'on'
+        # How soon a standby asks again for WAL it could not get: a standby being
+        # promoted, and one that must follow the new primary (the slot Patroni makes for
+        # it appears a moment later), wait this long (PostgreSQL's default: 5 s each).
+        wal_retrieve_retry_interval: 500ms
   initdb:
     - encoding: UTF8
     - locale: C
@@ -266,9 +271,19 @@ start_proc() {  # PROC
     as_user=(setpriv "--reuid=$RUN_AS" "--regid=$RUN_AS" --init-groups --)
   fi
   # A session of its own, so that a Ctrl-C of this script does not reach it; the
-  # shell writes its pid and then becomes the process.
-  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$DIR/run/$proc.pid" \
-    "${as_user[@]}" "${argv[@]}" </dev/null >>"$DIR/log/$proc.log" 2>&1 &
+  # shell writes its pid and then becomes the process. ckptd's lines get the time of
+  # day in front (etcd, Patroni and PostgreSQL stamp their own), through a small reader
+  # that ends when ckptd does.
+  if [[ "$proc" == ckptd? ]]; then
+    setsid bash -c 'echo $$ >"$1"; log=$2; shift 2
+      exec "$@" > >(while IFS= read -r line; do
+        printf "%s %s\n" "$(date +%T.%3N)" "$line"; done >>"$log") 2>&1' _ \
+      "$DIR/run/$proc.pid" "$DIR/log/$proc.log" "${as_user[@]}" "${argv[@]}" </dev/null \
+      >>"$DIR/log/$proc.log" 2>&1 &
+  else
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$DIR/run/$proc.pid" \
+      "${as_user[@]}" "${argv[@]}" </dev/null >>"$DIR/log/$proc.log" 2>&1 &
+  fi
   local deadline=$((SECONDS + 10))
   until [[ -s "$DIR/run/$proc.pid" ]]; do
     (( SECONDS < deadline )) || die "$proc did not start (log: $DIR/log/$proc.log)"
@@ -317,6 +332,7 @@ stop_proc() {  # PROC SIGNAL
   local proc=$1 signal=$2 pid
   pid="$(pid_of "$proc")" || return 0
   kill "-$signal" "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true  # a frozen (SIGSTOP) process acts on it too
   local deadline=$((SECONDS + 60))
   while kill -0 "$pid" 2>/dev/null; do
     if (( SECONDS >= deadline )); then
@@ -366,12 +382,17 @@ cmd_kill() {  # PROC [SIGNAL]
   signal="${signal#SIG}"
   pid="$(pid_of "$proc")" || die "$proc does not run"
   if [[ "$proc" == pg? ]]; then
-    # The node dies: Patroni and its postgres together (otherwise Patroni would just
-    # restart postgres in place). Its standbys notice and one is promoted.
-    local postmaster
-    postmaster="$(postmaster_of "${proc#pg}")" || postmaster=""
-    kill "-$signal" "$pid" ${postmaster:+"$postmaster"}
-    log "SIG$signal sent to $proc (patroni $pid${postmaster:+, postgres $postmaster})"
+    # The node dies: Patroni, its postmaster and every postgres process under it at
+    # once (otherwise Patroni would just restart postgres in place, and backends outlive
+    # a killed postmaster and go on serving their connections). Its standbys notice and
+    # one is promoted.
+    local postmaster=""
+    local -a children=()
+    if postmaster="$(postmaster_of "${proc#pg}")"; then
+      mapfile -t children < <(ps -o pid= --ppid "$postmaster" | tr -d ' ')
+    fi
+    kill "-$signal" "$pid" ${postmaster:+"$postmaster"} "${children[@]}" 2>/dev/null || true
+    log "SIG$signal sent to $proc (patroni $pid${postmaster:+, postgres $postmaster and its ${#children[@]} processes})"
   else
     kill "-$signal" "$pid"
     log "SIG$signal sent to $proc (pid $pid)"
