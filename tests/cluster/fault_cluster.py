@@ -88,7 +88,8 @@ class Cluster:
 
     # ------------------------------------------------------------ processes
 
-    def _script(self, *args: str, timeout: float = 300) -> None:
+    def _script(self, *args: str, timeout: float = 300) -> str:
+        """Runs cluster.sh with `args`; its output (also logged)."""
         command = [str(self.options.script), *args]
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, timeout=timeout, check=False)
@@ -96,6 +97,7 @@ class Cluster:
             log.info("%s", line)
         if done.returncode != 0:
             raise ClusterError(f"{' '.join(command)} exited {done.returncode}")
+        return done.stdout
 
     def start(self) -> None:
         """Writes the config and starts everything; returns once every ckptd serves."""
@@ -129,7 +131,7 @@ class Cluster:
         return None if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X") else pid
 
     def signal(self, proc: str, signum: int) -> bool:
-        """Sends `signum` to `proc` (not to a pg node's postgres: see kill_node)."""
+        """Sends `signum` to `proc` (a pg node is more than one process: see node_pids)."""
         pid = self.pid(proc)
         if pid is None:
             return False
@@ -154,9 +156,21 @@ class Cluster:
 
         await_condition(f"{proc} stopped", all_stopped, deadline_s)
 
-    def kill_node(self, proc: str) -> None:
-        """SIGKILL: for pgN, Patroni and its postgres together (cluster.sh kill)."""
-        self._script("kill", str(self.dir), proc, "KILL")
+    def node_pids(self, proc: str) -> list[int]:
+        """The pids a fault on `proc` kills (cluster.sh pids): for pgN, Patroni, its
+        postmaster and every postgres process under it."""
+        output = self._script("pids", str(self.dir), proc)
+        return [int(line) for line in output.split() if line.isdigit()]
+
+    @staticmethod
+    def kill_all(pids: list[int]) -> None:
+        """SIGKILL to every pid, one after the other without a pause (as cluster.sh kill
+        does, but at a time the caller knows; the script itself takes a while to start)."""
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def await_exit(self, proc: str, deadline_s: float = 60) -> None:
         """Returns once `proc` no longer runs (after a SIGKILL: as soon as it is reaped)."""

@@ -215,7 +215,9 @@ class FaultSuite:
 
     def kill_pg_primary(self) -> str:
         leader = await_condition("a PostgreSQL primary", self.cluster.pg_leader, HANG_GUARD)
-        at = self.strike(lambda: self.cluster.kill_node(leader))
+        pids = self.cluster.node_pids(leader)
+        log.info("PostgreSQL primary %s: Patroni and postgres pids %s", leader, pids)
+        at = self.strike(lambda: self.cluster.kill_all(pids))
         self.await_completion(f"kill -9 PostgreSQL primary {leader}", at)
         self.settle()
         return leader

@@ -7,7 +7,9 @@
 #                                                  #   everything, returns once all serve
 #   tools/cluster/cluster.sh status DIR            # processes, Patroni's roles, shard owners
 #   tools/cluster/cluster.sh kill DIR PROC [SIG]   # a fault: SIGKILL (default) one process;
-#                                                  #   pgN kills Patroni and its postgres
+#                                                  #   pgN: Patroni and all of its postgres
+#   tools/cluster/cluster.sh pids DIR PROC         # the pids `kill` would signal (for a test
+#                                                  #   that signals them itself, at a known time)
 #   tools/cluster/cluster.sh start DIR PROC        # start one process again (it rejoins)
 #   tools/cluster/cluster.sh stop DIR              # stops everything (ckptd hand their
 #                                                  #   shards over first); DIR stays
@@ -376,27 +378,35 @@ cmd_start_one() {  # PROC
   start_proc "$1"
 }
 
+# The pids a fault on PROC signals, one a line: for pgN the node's Patroni, its
+# postmaster and every postgres process under it (a lost machine takes them all; a
+# postmaster killed alone leaves its backends serving their connections for a while,
+# and Patroni alone would restart postgres in place); for the others, the process.
+node_pids() {  # PROC
+  local proc=$1 pid postmaster
+  pid="$(pid_of "$proc")" || return 1
+  echo "$pid"
+  if [[ "$proc" == pg? ]] && postmaster="$(postmaster_of "${proc#pg}")"; then
+    echo "$postmaster"
+    ps -o pid= --ppid "$postmaster" | tr -d ' '
+  fi
+}
+
+cmd_pids() {  # PROC
+  load_conf
+  node_pids "$1" || die "$1 does not run"
+}
+
 cmd_kill() {  # PROC [SIGNAL]
   load_conf
-  local proc=$1 signal=${2:-KILL} pid
+  local proc=$1 signal=${2:-KILL}
   signal="${signal#SIG}"
-  pid="$(pid_of "$proc")" || die "$proc does not run"
-  if [[ "$proc" == pg? ]]; then
-    # The node dies: Patroni, its postmaster and every postgres process under it at
-    # once (otherwise Patroni would just restart postgres in place, and backends outlive
-    # a killed postmaster and go on serving their connections). Its standbys notice and
-    # one is promoted.
-    local postmaster=""
-    local -a children=()
-    if postmaster="$(postmaster_of "${proc#pg}")"; then
-      mapfile -t children < <(ps -o pid= --ppid "$postmaster" | tr -d ' ')
-    fi
-    kill "-$signal" "$pid" ${postmaster:+"$postmaster"} "${children[@]}" 2>/dev/null || true
-    log "SIG$signal sent to $proc (patroni $pid${postmaster:+, postgres $postmaster and its ${#children[@]} processes})"
-  else
-    kill "-$signal" "$pid"
-    log "SIG$signal sent to $proc (pid $pid)"
-  fi
+  local -a pids=()
+  mapfile -t pids < <(node_pids "$proc") || true
+  (( ${#pids[@]} > 0 )) || die "$proc does not run"
+  # At once: for a pg node, its standbys notice and one is promoted.
+  kill "-$signal" "${pids[@]}" 2>/dev/null || true
+  log "SIG$signal sent to $proc (pids ${pids[*]})"
 }
 
 cmd_stop() {
@@ -493,6 +503,7 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     kill) (( ${#rest[@]} >= 1 )) || die "kill needs a process"; cmd_kill "${rest[@]}" ;;
+    pids) (( ${#rest[@]} >= 1 )) || die "pids needs a process"; cmd_pids "${rest[0]}" ;;
     *) die "unknown command $command (try --help)" ;;
   esac
 }
