@@ -5,7 +5,10 @@
 //              [--range_items=10000000] [--python_sdk_items=200000] [--quick]
 //              [--ckptd=PATH] [--work_dir=DIR]
 //              [--modes=durable,off] [--systems=...] [--workloads=...]
-//              [--store=rocksdb|postgres|rocksdb,postgres]
+//              [--store=rocksdb|postgres|replicas|...,...]
+//              [--replicas=0,1,2,3] [--replica_clients=any,owner] [--replica_jobs=8]
+//              [--replica_workers=2] [--replica_shards=16] [--replica_store=URI]
+//              [--replica_postgres_pids=PID,...]
 //
 // Internal modes (the bench runs itself as a child for these):
 //   --serve=echo|writebatch [--data_dir=DIR] [--sync=true]   a ceiling server
@@ -71,9 +74,28 @@ ABSL_FLAG(int64_t, python_sdk_items, 200000,
 ABSL_FLAG(std::string, work_dir, "",
           "Where the temporary data directories go; default $TEST_TMPDIR or /tmp.");
 ABSL_FLAG(std::string, store, "rocksdb",
-          "Stores to measure ckpt on: rocksdb (with its ceilings and peers), postgres (ckpt on "
-          "PostgreSQL next to a bare PostgreSQL server and a SKIP LOCKED queue, on a cluster the "
-          "bench starts from /usr/lib/postgresql/15), or rocksdb,postgres.");
+          "Stores to measure ckpt on, comma-separated: rocksdb (with its ceilings and peers), "
+          "postgres (ckpt on PostgreSQL next to a bare PostgreSQL server and a SKIP LOCKED queue, "
+          "on a cluster the bench starts from /usr/lib/postgresql/15), replicas (the worker loop "
+          "over several jobs on 1, 2, 3 ckptd replicas of one PostgreSQL: --replica_* flags).");
+ABSL_FLAG(std::string, replicas, "0,1,2,3",
+          "--store=replicas: how many ckptd replicas, in turn; 0 is one ckptd without "
+          "--advertise (one engine for every job), the reference.");
+ABSL_FLAG(std::string, replica_clients, "any,owner",
+          "--store=replicas: where clients call: any (job j's worker w calls replica (j*K+w) mod "
+          "N, so most calls are forwarded) and/or owner (each job's owning replica).");
+ABSL_FLAG(int, replica_jobs, 8,
+          "--store=replicas: jobs, spread evenly over the shards; --items are split among them.");
+ABSL_FLAG(int, replica_workers, 2, "--store=replicas: worker threads per job.");
+ABSL_FLAG(int, replica_shards, 16, "--store=replicas: --shards of the replicas' store.");
+ABSL_FLAG(std::string, replica_store, "",
+          "--store=replicas: a postgresql:// URI of the database to run the replicas on (e.g. "
+          "the Patroni cluster of tools/cluster/cluster.sh; a password from PGPASSFILE); the "
+          "bench makes a schema per replica count and drops it. Empty: a PostgreSQL the bench "
+          "starts (fsync on).");
+ABSL_FLAG(std::string, replica_postgres_pids, "",
+          "--store=replicas with --replica_store: postmaster pids whose CPU (with their "
+          "backends') to report; empty: PostgreSQL's CPU is not measured.");
 ABSL_FLAG(std::string, serve, "", "Internal: serve a ceiling (echo, writebatch or postgres).");
 ABSL_FLAG(std::string, pg_uri, "",
           "Internal: --serve=postgres's and --peer=pg_skip_locked's database.");
@@ -175,6 +197,15 @@ RunConfig ConfigFromFlags() {
        absl::StrSplit(absl::GetFlag(FLAGS_store), ',', absl::SkipEmpty())) {
     config.stores.insert(std::string(store));
   }
+  config.replicas.jobs = absl::GetFlag(FLAGS_replica_jobs);
+  config.replicas.workers_per_job = absl::GetFlag(FLAGS_replica_workers);
+  config.replicas.shards = absl::GetFlag(FLAGS_replica_shards);
+  config.replicas.database_uri = absl::GetFlag(FLAGS_replica_store);
+  config.replicas.clients.clear();
+  for (absl::string_view c :
+       absl::StrSplit(absl::GetFlag(FLAGS_replica_clients), ',', absl::SkipEmpty())) {
+    config.replicas.clients.push_back(std::string(c));
+  }
   if (absl::GetFlag(FLAGS_quick)) config = QuickConfig(config);
   const std::string ckptd = absl::GetFlag(FLAGS_ckptd);
   config.ckptd = ckptd.empty() ? FindRunfile("service/server/ckptd") : ckptd;
@@ -192,6 +223,41 @@ RunConfig ConfigFromFlags() {
   return config;
 }
 
+// Reads the --replica* lists into `config` and checks every replica setting; returns
+// what is wrong, or "".
+std::string ReplicaSettings(RunConfig* config) {
+  ReplicaBenchOptions& r = config->replicas;
+  r.counts.clear();
+  for (absl::string_view n :
+       absl::StrSplit(absl::GetFlag(FLAGS_replicas), ',', absl::SkipEmpty())) {
+    int count = -1;
+    if (!absl::SimpleAtoi(n, &count) || count < 0 || count > 16) {
+      return absl::StrCat("--replicas takes counts in 0..16, not \"", n, "\"");
+    }
+    r.counts.push_back(count);
+  }
+  for (absl::string_view p :
+       absl::StrSplit(absl::GetFlag(FLAGS_replica_postgres_pids), ',', absl::SkipEmpty())) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(p, &pid) || pid <= 0) {
+      return absl::StrCat("--replica_postgres_pids takes process ids, not \"", p, "\"");
+    }
+    r.postgres_pids.push_back(pid);
+  }
+  for (const std::string& c : r.clients) {
+    if (c != kClientsAny && c != kClientsOwner) {
+      return absl::StrCat("--replica_clients takes any and/or owner, not \"", c, "\"");
+    }
+  }
+  if (r.counts.empty() || r.clients.empty() || r.jobs < 1 || r.workers_per_job < 1 ||
+      r.shards < 1 || r.shards > 256 || config->items < static_cast<uint64_t>(r.jobs)) {
+    return "--replicas and --replica_clients need an entry, --replica_jobs and "
+           "--replica_workers must be >= 1, --replica_shards in 1..256, --items >= "
+           "--replica_jobs";
+  }
+  return "";
+}
+
 }  // namespace
 }  // namespace bench
 }  // namespace ckpt
@@ -203,7 +269,13 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   if (!absl::GetFlag(FLAGS_serve).empty()) return ckpt::bench::Serve(absl::GetFlag(FLAGS_serve));
   if (!absl::GetFlag(FLAGS_peer).empty()) return ckpt::bench::RunPeer(absl::GetFlag(FLAGS_peer));
-  const ckpt::bench::RunConfig config = ckpt::bench::ConfigFromFlags();
+  ckpt::bench::RunConfig config = ckpt::bench::ConfigFromFlags();
+  if (config.stores.count("replicas") > 0) {
+    if (const std::string wrong = ckpt::bench::ReplicaSettings(&config); !wrong.empty()) {
+      std::fprintf(stderr, "ckpt_bench: %s\n", wrong.c_str());
+      return 2;
+    }
+  }
   if (config.threads < 1 || config.batch < 1 || config.batch > 8192 || config.items < 1 ||
       config.record_items < 1 || config.json_items < 1 || config.range_items < 2 ||
       config.python_sdk_items < 1 || config.rounds < 1 || config.rounds > 99) {

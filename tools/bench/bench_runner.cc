@@ -1,7 +1,6 @@
 #include "tools/bench/bench_runner.h"
 
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <tuple>
 #include <vector>
@@ -35,13 +35,6 @@ constexpr char kItemReads[] = "item_reads";  // after the worker loop, on its jo
 constexpr uint32_t kReadPage = 100;
 constexpr int kLeaseBatch = 10;
 constexpr int kFillBatch = 8192;
-
-double SelfCpuSeconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 + usage.ru_stime.tv_sec +
-         usage.ru_stime.tv_usec / 1e6;
-}
 
 // Attributes a workload's cost: CPU used and peak RSS (VmHWM reset at the start) of
 // the server child over the window, and the CPU of this process (the clients).
@@ -77,6 +70,18 @@ class PgCpu {
   const double start_;
 };
 
+// What the replica rows run: RunConfig's replica settings with its ckptd, items and
+// batch.
+ReplicaBenchOptions ReplicaOptions(const RunConfig& c, const std::string& schema_prefix) {
+  ReplicaBenchOptions o = c.replicas;
+  o.ckptd = c.ckptd;
+  o.items = c.items;
+  o.batch = c.batch;
+  o.lease_next = c.lease_next;
+  o.schema_prefix = schema_prefix;
+  return o;
+}
+
 Measurement Row(const std::string& workload, const std::string& system, bool durable, int threads,
                 ClientsResult* result) {
   Measurement m;
@@ -90,7 +95,7 @@ Measurement Row(const std::string& workload, const std::string& system, bool dur
 
 class Runner {
  public:
-  explicit Runner(const RunConfig& config) : c_(config) {}
+  Runner(const RunConfig& config, int round) : c_(config), round_(round) {}
 
   absl::Status Run() {
     char pattern[4096];
@@ -107,6 +112,7 @@ class Runner {
   }
 
   std::vector<Measurement>& measurements() { return measurements_; }
+  std::vector<ReplicaRow>& replica_rows() { return replica_rows_; }
 
  private:
   static bool Selected(const std::set<std::string>& set, const std::string& name) {
@@ -116,6 +122,10 @@ class Runner {
   bool WantsWorkload(const std::string& w) const { return Selected(c_.workloads, w); }
 
   absl::Status RunAll() {
+    if (c_.stores.count("replicas") > 0) {
+      if (absl::Status s = Replicas(); !s.ok()) return s;
+      if (c_.stores.size() == 1) return absl::OkStatus();
+    }
     if (c_.stores.count("postgres") > 0) {
       if (absl::Status s = Postgres(); !s.ok()) return s;
       if (c_.stores.count("rocksdb") == 0) return absl::OkStatus();
@@ -133,6 +143,18 @@ class Runner {
         if (absl::Status s = Peers(); !s.ok()) return s;
         if (absl::Status s = PythonSdk(); !s.ok()) return s;
       }
+    }
+    return absl::OkStatus();
+  }
+
+  // 1, 2 and 3 replicas over one PostgreSQL (replica_rows.h), in schemas of this run.
+  absl::Status Replicas() {
+    absl::StatusOr<std::vector<ReplicaRow>> rows =
+        RunReplicaRows(ReplicaOptions(c_, absl::StrCat("bench_", ::getpid(), "_", round_)));
+    if (!rows.ok()) return rows.status();
+    for (ReplicaRow& row : *rows) {
+      measurements_.push_back(row.m);
+      replica_rows_.push_back(std::move(row));
     }
     return absl::OkStatus();
   }
@@ -553,11 +575,13 @@ class Runner {
   }
 
   const RunConfig c_;
+  const int round_;
   std::string pg_suffix_;  // "_pg" while measuring on PostgreSQL
   pid_t pg_pid_ = -1;      // its postmaster then
   std::string root_;
   int dirs_ = 0;
   std::vector<Measurement> measurements_;
+  std::vector<ReplicaRow> replica_rows_;
 };
 
 std::string Header(const RunConfig& c) {
@@ -599,8 +623,9 @@ int RunBench(const RunConfig& config) {
   std::string out = header;
   std::vector<std::vector<Target>> targets;
   std::vector<Measurement> all;
+  std::vector<ReplicaRow> replica_rows;
   for (int round = 1; round <= rounds && status.ok(); ++round) {
-    Runner runner(config);
+    Runner runner(config, round);
     status = runner.Run();
     std::vector<Measurement>& ms = runner.measurements();
     if (rounds > 1) {
@@ -608,10 +633,19 @@ int RunBench(const RunConfig& config) {
       for (Measurement& m : ms) m.round = round;
     }
     absl::StrAppend(&out, FormatTable(ms));
-    targets.push_back(AllTargets(ms));
+    std::vector<Measurement> judged;  // the replica rows have no targets
+    std::copy_if(ms.begin(), ms.end(), std::back_inserter(judged),
+                 [](const Measurement& m) { return m.workload != kReplicasWorkload; });
+    if (!judged.empty() || ms.empty()) targets.push_back(AllTargets(judged));
     all.insert(all.end(), ms.begin(), ms.end());
+    replica_rows.insert(replica_rows.end(), runner.replica_rows().begin(),
+                        runner.replica_rows().end());
   }
-  absl::StrAppend(&out, FormatTargets(MedianTargets(targets)), "\n");
+  if (!targets.empty()) absl::StrAppend(&out, FormatTargets(MedianTargets(targets)));
+  if (!replica_rows.empty()) {
+    absl::StrAppend(&out, FormatReplicaTable(ReplicaOptions(config, ""), replica_rows));
+  }
+  absl::StrAppend(&out, "\n");
   for (const Measurement& m : all) absl::StrAppend(&out, ToJsonLine(m), "\n");
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);

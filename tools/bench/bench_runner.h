@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 
+#include "tools/bench/replica_rows.h"
+
 namespace ckpt {
 namespace bench {
 
@@ -40,8 +42,11 @@ struct RunConfig {
   std::set<std::string> workloads;
   // "rocksdb" (ckptd's default store, with its ceilings and peers) and/or "postgres"
   // (ckpt on PostgreSQL next to a bare PostgreSQL ceiling and a SKIP LOCKED queue, on a
-  // PostgreSQL cluster the bench starts; workloads named "..._pg"); empty: rocksdb.
+  // PostgreSQL cluster the bench starts; workloads named "..._pg") and/or "replicas"
+  // (the worker loop on 1, 2, 3 replicas: replica_rows.h); empty: rocksdb.
   std::set<std::string> stores;
+  // The replica rows' settings; ckptd, items and batch come from the fields here.
+  ReplicaBenchOptions replicas;
   std::string ckptd;                   // the ckptd binary
   std::string self;                    // this binary, for --serve and --peer children
   std::string python;                  // runs sqlite_script; empty: no Python peer

@@ -188,6 +188,34 @@ double TreeCpuSeconds(pid_t pid) {
   return total;
 }
 
+double SelfCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return Seconds(usage.ru_utime) + Seconds(usage.ru_stime);
+}
+
+double MachineBusySeconds() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  if (!std::getline(in, line) || !absl::StartsWith(line, "cpu ")) return -1;
+  // cpu user nice system idle iowait irq softirq steal ...
+  std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  double busy = 0;
+  for (size_t i = 1; i < fields.size() && i <= 8; ++i) {
+    double ticks = 0;
+    if (!absl::SimpleAtod(fields[i], &ticks)) return -1;
+    if (i != 4 && i != 5) busy += ticks;
+  }
+  return busy / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double load = -1;
+  if (!(in >> load)) return -1;
+  return load;
+}
+
 bool ChildServer::ResetPeakRss() const {
   std::ofstream out(absl::StrCat("/proc/", pid_, "/clear_refs"));
   out << "5";

@@ -81,6 +81,17 @@ absl::StatusOr<ChildRun> RunChild(const std::vector<std::string>& argv);
 // /proc. A difference of two calls is the tree's CPU between them.
 double TreeCpuSeconds(pid_t pid);
 
+// User + system CPU seconds of this process so far (the bench's own clients).
+double SelfCpuSeconds();
+
+// CPU seconds every core of the machine has spent busy (not idle, not waiting for
+// I/O) since boot, from /proc/stat: a difference of two calls, divided by the wall
+// time between them, is how many cores were busy, whoever used them. -1 if unreadable.
+double MachineBusySeconds();
+
+// The 1-minute load average (/proc/loadavg); -1 if unreadable.
+double LoadAverage();
+
 // The path of this executable (/proc/self/exe).
 std::string SelfPath();
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -274,50 +275,88 @@ absl::StatusOr<FloodResult> FloodWithSmallWrites(const std::string& address,
   return FloodResult{std::move(*flood), std::move(*small), refused.load()};
 }
 
-absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
-                                         int threads, int per_call, bool lease_next,
-                                         std::atomic<uint64_t>* leased_alone) {
+namespace {
+
+// Every job of `seats` completed, with as many items as its seats' threads completed
+// (`completed`, by seat), asked through one of its seats' stubs.
+absl::Status ExpectJobsCompleted(const std::vector<WorkerSeat>& seats,
+                                 const std::vector<StubPtr>& stubs,
+                                 const std::vector<uint64_t>& completed) {
+  std::map<std::string, std::pair<size_t, uint64_t>> by_job;  // job -> (a seat, completions)
+  for (size_t t = 0; t < seats.size(); ++t) {
+    auto it = by_job.try_emplace(seats[t].job_id, t, 0).first;
+    it->second.second += completed[t];
+  }
+  for (const auto& [job, done] : by_job) {
+    absl::Status all = ExpectAllCompleted(stubs[done.first].get(), job, done.second);
+    if (!all.ok()) return all;
+  }
+  return absl::OkStatus();
+}
+
+// One worker thread's loop until nothing is left to lease; returns what it completed.
+absl::StatusOr<uint64_t> WorkOneSeat(Stub* stub, const std::string& job_id,
+                                     const std::string& worker_id, int per_call, bool lease_next,
+                                     std::atomic<uint64_t>* leased_alone, Latencies* latencies) {
+  uint64_t completed = 0;
+  std::optional<v1::LeaseItemsResponse> next;
+  for (;;) {
+    const absl::Time start = absl::Now();
+    v1::LeaseItemsResponse leased;
+    if (next.has_value()) {
+      leased = std::move(*next);
+    } else {
+      absl::StatusOr<v1::LeaseItemsResponse> got = Lease(stub, job_id, worker_id, per_call);
+      if (!got.ok()) return got.status();
+      leased = std::move(*got);
+      if (leased_alone != nullptr) ++*leased_alone;
+    }
+    // Nothing leased: the rest is held by other workers, who will finish it.
+    if (leased.leases_size() == 0) return completed;
+    absl::Status done =
+        CompleteBatch(stub, job_id, worker_id, leased, lease_next ? per_call : 0, &next);
+    if (!done.ok()) return done;
+    latencies->Add(absl::Now() - start);
+    completed += static_cast<uint64_t>(leased.leases_size());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ClientsResult> WorkerLoop(const std::vector<WorkerSeat>& seats, int per_call,
+                                         bool lease_next, std::atomic<uint64_t>* leased_alone) {
+  const int threads = static_cast<int>(seats.size());
   std::vector<StubPtr> stubs(threads);
   std::vector<std::string> workers(threads);
+  std::vector<uint64_t> completed(threads, 0);
   absl::StatusOr<ClientsResult> result = RunClients(
       threads,
       [&](int t) -> absl::Status {
-        absl::StatusOr<StubPtr> stub = ConnectedStub(address);
+        absl::StatusOr<StubPtr> stub = ConnectedStub(seats[t].address);
         if (!stub.ok()) return stub.status();
         stubs[t] = std::move(*stub);
-        absl::StatusOr<std::string> worker = RegisterWorker(stubs[t].get(), job_id, t);
+        absl::StatusOr<std::string> worker = RegisterWorker(stubs[t].get(), seats[t].job_id, t);
         if (!worker.ok()) return worker.status();
         workers[t] = *worker;
         return absl::OkStatus();
       },
       [&](int t, Latencies* latencies) -> absl::StatusOr<uint64_t> {
-        uint64_t completed = 0;
-        std::optional<v1::LeaseItemsResponse> next;
-        for (;;) {
-          const absl::Time start = absl::Now();
-          v1::LeaseItemsResponse leased;
-          if (next.has_value()) {
-            leased = std::move(*next);
-          } else {
-            absl::StatusOr<v1::LeaseItemsResponse> got =
-                Lease(stubs[t].get(), job_id, workers[t], per_call);
-            if (!got.ok()) return got.status();
-            leased = std::move(*got);
-            if (leased_alone != nullptr) ++*leased_alone;
-          }
-          // Nothing leased: the rest is held by other workers, who will finish it.
-          if (leased.leases_size() == 0) return completed;
-          absl::Status done = CompleteBatch(stubs[t].get(), job_id, workers[t], leased,
-                                            lease_next ? per_call : 0, &next);
-          if (!done.ok()) return done;
-          latencies->Add(absl::Now() - start);
-          completed += static_cast<uint64_t>(leased.leases_size());
-        }
+        absl::StatusOr<uint64_t> done = WorkOneSeat(stubs[t].get(), seats[t].job_id, workers[t],
+                                                    per_call, lease_next, leased_alone, latencies);
+        if (done.ok()) completed[t] = *done;
+        return done;
       });
   if (!result.ok()) return result;
-  absl::Status all = ExpectAllCompleted(stubs[0].get(), job_id, result->items);
+  absl::Status all = ExpectJobsCompleted(seats, stubs, completed);
   if (!all.ok()) return all;
   return result;
+}
+
+absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
+                                         int threads, int per_call, bool lease_next,
+                                         std::atomic<uint64_t>* leased_alone) {
+  return WorkerLoop(std::vector<WorkerSeat>(threads, WorkerSeat{address, job_id}), per_call,
+                    lease_next, leased_alone);
 }
 
 absl::StatusOr<ReadsDuringLoop> WorkerLoopWithReaders(const std::string& address,

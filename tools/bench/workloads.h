@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +38,16 @@ absl::StatusOr<ClientsResult> CompleteInCalls(const std::string& address, const 
 absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::string& job_id,
                                          int threads, int per_call, bool lease_next,
                                          std::atomic<uint64_t>* leased_alone);
+
+// Where one worker thread of a worker loop calls, and on which job.
+struct WorkerSeat {
+  std::string address;
+  std::string job_id;
+};
+// The worker loop over several jobs and servers at once: one thread per seat, each as
+// above on its seat's job through its seat's address. Checks every job was completed.
+absl::StatusOr<ClientsResult> WorkerLoop(const std::vector<WorkerSeat>& seats, int per_call,
+                                         bool lease_next, std::atomic<uint64_t>* leased_alone);
 
 // Reads while the worker loop runs: one thread calls GetJob back to back, one holds a
 // WatchJob stream, both until the workers finish.
