@@ -72,10 +72,15 @@ struct Counters {
   double postgres = 0;
   double busy = 0;
   double clients = 0;
+  ReplicaSet::DatabaseProgress database;
   absl::Time at;
 
-  static Counters Read(const ReplicaSet& set, const std::vector<pid_t>& postgres_pids) {
+  static absl::StatusOr<Counters> Read(const ReplicaSet& set,
+                                       const std::vector<pid_t>& postgres_pids) {
     Counters c;
+    absl::StatusOr<ReplicaSet::DatabaseProgress> database = set.Progress();
+    if (!database.ok()) return database.status();
+    c.database = *database;
     for (const auto& server : set.servers()) c.ckptd.push_back(server->CpuSeconds());
     for (pid_t pid : postgres_pids) c.postgres += TreeCpuSeconds(pid);
     c.busy = MachineBusySeconds();
@@ -110,14 +115,17 @@ void FillCosts(const Counters& before, const Counters& after, bool postgres_meas
     row->busy_cores = (after.busy - before.busy) / wall;
   }
   if (wall > 0) row->own_cores = OwnCpuSeconds(*row) / wall;
+  // The later reading's txid_current() took one more.
+  row->transactions = after.database.xid - before.database.xid - 1;
+  row->wal_bytes = after.database.wal_bytes - before.database.wal_bytes;
   std::vector<std::string> each;
   for (double cpu : row->ckptd_cpu) each.push_back(absl::StrFormat("%.2f", cpu));
   row->m.note = absl::StrFormat(
-      "ckptd cpu s %s; PostgreSQL cpu s %s; machine busy %.2f cores, %.2f of them this run's; "
-      "load %.2f; %.0f%% of clients on a non-owner",
+      "ckptd cpu s %s; PostgreSQL cpu s %s; %d write transactions, %d WAL bytes; machine busy "
+      "%.2f cores, %.2f of them this run's; load %.2f; %.0f%% of clients on a non-owner",
       absl::StrJoin(each, " + "),
-      row->postgres_cpu >= 0 ? absl::StrFormat("%.2f", row->postgres_cpu) : "-", row->busy_cores,
-      row->own_cores, row->load, 100 * row->forwarded);
+      row->postgres_cpu >= 0 ? absl::StrFormat("%.2f", row->postgres_cpu) : "-", row->transactions,
+      row->wal_bytes, row->busy_cores, row->own_cores, row->load, 100 * row->forwarded);
 }
 
 // One measurement: fresh jobs, created untimed through the first ckptd, then the
@@ -140,15 +148,17 @@ absl::StatusOr<ReplicaRow> Measure(const ReplicaBenchOptions& o, const ReplicaSe
   row.clients = clients;
   const std::vector<WorkerSeat> seats = Seats(o, set, jobs, *owners, clients, &row.forwarded);
   row.load = LoadAverage();
-  const Counters before = Counters::Read(set, postgres_pids);
+  const absl::StatusOr<Counters> before = Counters::Read(set, postgres_pids);
+  if (!before.ok()) return before.status();
   absl::StatusOr<ClientsResult> result = WorkerLoop(seats, o.batch, o.lease_next, nullptr);
   if (!result.ok()) return result.status();
-  const Counters after = Counters::Read(set, postgres_pids);
+  const absl::StatusOr<Counters> after = Counters::Read(set, postgres_pids);
+  if (!after.ok()) return after.status();
   row.m.workload = kReplicasWorkload;
   row.m.system = SystemName(replicas, clients);
   row.m.threads = static_cast<int>(seats.size());
   Finish(result->items, result->wall, &result->latencies, &row.m);
-  FillCosts(before, after, !postgres_pids.empty(), &row);
+  FillCosts(*before, *after, !postgres_pids.empty(), &row);
   return row;
 }
 
@@ -235,7 +245,7 @@ std::string CountName(int replicas) {
 namespace {
 
 // One format for the header and the rows.
-constexpr char kTableRow[] = "  %-17s %-7s %9s %5s %7s %7s %4s %-16s %6s %6s %7s %9s %5s  %s\n";
+constexpr char kTableRow[] = "  %-17s %-7s %9s %5s %7s %7s %4s %-16s %6s %6s %7s %9s %9s %5s  %s\n";
 
 // A group's line: its median round, its rate over `one_rate` (if > 0), every round's rate.
 std::string GroupLine(const Group& group, double one_rate) {
@@ -251,6 +261,7 @@ std::string GroupLine(const Group& group, double one_rate) {
       absl::StrCat(fixed(100 * row.forwarded, 0), "%"), absl::StrJoin(each, "+"),
       row.postgres_cpu >= 0 ? fixed(row.postgres_cpu, 2) : "-", fixed(row.m.client_cpu_seconds, 2),
       row.m.items > 0 ? fixed(OwnCpuSeconds(row) * 1e6 / row.m.items, 1) : "-",
+      row.transactions > 0 ? fixed(static_cast<double>(row.m.items) / row.transactions, 1) : "-",
       absl::StrCat(fixed(row.own_cores, 2), "/", fixed(row.busy_cores, 2)), fixed(row.load, 1),
       absl::StrJoin(rates, " "));
 }
@@ -278,10 +289,10 @@ std::string FormatReplicaTable(const ReplicaBenchOptions& o, const std::vector<R
   absl::StrAppend(&out,
                   absl::StrFormat(kTableRow, "ckptd", "clients", "items/s", "vs 1", "p50 ms",
                                   "p99 ms", "fwd", "ckptd cpu s", "pg cpu", "cli cpu", "us/item",
-                                  "cores", "load", "rounds' items/s"),
+                                  "items/txn", "cores", "load", "rounds' items/s"),
                   "  (cpu: seconds over the run; us/item: ckptd + PostgreSQL + clients CPU per "
-                  "item; cores: this run's / the whole machine's, busy; load: 1 min, at the "
-                  "start)\n");
+                  "item; items/txn: per PostgreSQL write transaction; cores: this run's / the "
+                  "whole machine's, busy; load: 1 min, at the start)\n");
   for (const auto& key : order) absl::StrAppend(&out, GroupLine(groups[key], one_rate));
   return out;
 }

@@ -56,6 +56,8 @@ struct ReplicaRow {
   double postgres_cpu = -1;       // -1: not measured
   double busy_cores = -1;         // the whole machine's, over the measurement
   double own_cores = -1;          // of which ckptd, PostgreSQL (if measured), clients
+  int64_t transactions = 0;       // write transactions the PostgreSQL server committed
+  int64_t wal_bytes = 0;          // and the WAL it wrote
   double load = -1;               // 1-minute load average at the start
   double forwarded = 0;           // share of clients calling a replica that does not
                                   // own their job's shard

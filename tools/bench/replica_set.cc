@@ -156,6 +156,20 @@ absl::StatusOr<std::map<int, std::string>> ReplicaSet::Owners() const {
   return owners;
 }
 
+absl::StatusOr<ReplicaSet::DatabaseProgress> ReplicaSet::Progress() const {
+  absl::StatusOr<PgResult> row = admin_->QuerySql(
+      "SELECT txid_current(), pg_current_wal_lsn() - '0/0'::pg_lsn", "read the progress");
+  if (!row.ok()) return row.status();
+  DatabaseProgress progress;
+  double wal = 0;  // numeric
+  if (PgRows(row->get()) != 1 || !absl::SimpleAtoi(PgText(row->get(), 0, 0), &progress.xid) ||
+      !absl::SimpleAtod(PgText(row->get(), 0, 1), &wal)) {
+    return absl::InternalError("txid_current() and pg_current_wal_lsn() are not numbers");
+  }
+  progress.wal_bytes = static_cast<int64_t>(wal);
+  return progress;
+}
+
 absl::Status ReplicaSet::Stop() {
   absl::Status first;
   while (!servers_.empty()) {

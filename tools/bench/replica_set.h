@@ -5,6 +5,7 @@
 #ifndef CKPT_TOOLS_BENCH_REPLICA_SET_H_
 #define CKPT_TOOLS_BENCH_REPLICA_SET_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,14 @@ class ReplicaSet {
   // The address serving each shard now (shard -> address); every shard maps to the
   // single ckptd when replicas == 0.
   absl::StatusOr<std::map<int, std::string>> Owners() const;
+  // Write transactions started on the whole PostgreSQL server so far (txid_current(),
+  // which takes one itself) and WAL bytes written (pg_current_wal_lsn()): the difference
+  // of two readings is what happened between them.
+  struct DatabaseProgress {
+    int64_t xid = 0;
+    int64_t wal_bytes = 0;
+  };
+  absl::StatusOr<DatabaseProgress> Progress() const;
   // SIGTERM to each ckptd in turn, the last started first (each hands its shards to
   // those still running), waiting for each. The first failure, with its stderr.
   absl::Status Stop();
