@@ -1,6 +1,7 @@
 #include "tools/bench/replica_rows.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <utility>
@@ -47,18 +48,22 @@ std::vector<Job> SpreadJobs(const std::string& tag, int count, int shards) {
 
 // Who calls where: job j's worker w calls replica (j*K + w) mod N ("any") or the
 // owner of the job's shard. Sets `forwarded` to the share calling a non-owner.
-std::vector<WorkerSeat> Seats(const ReplicaBenchOptions& o, const ReplicaSet& set,
-                              const std::vector<Job>& jobs, const Owners& owners,
-                              const std::string& clients, double* forwarded) {
+// UNAVAILABLE if a job's shard has no owner now.
+absl::StatusOr<std::vector<WorkerSeat>> Seats(const ReplicaBenchOptions& o, const ReplicaSet& set,
+                                              const std::vector<Job>& jobs, const Owners& owners,
+                                              const std::string& clients, double* forwarded) {
   std::vector<WorkerSeat> seats;
   int remote = 0;
   const auto& servers = set.servers();
   for (size_t j = 0; j < jobs.size(); ++j) {
-    const std::string& owner = owners.at(jobs[j].shard);
+    const auto owner = owners.find(jobs[j].shard);
+    if (owner == owners.end()) {
+      return absl::UnavailableError(absl::StrCat("shard ", jobs[j].shard, " has no owner"));
+    }
     for (int w = 0; w < o.workers_per_job; ++w) {
       const size_t any = (j * o.workers_per_job + w) % servers.size();
-      std::string address = clients == kClientsOwner ? owner : servers[any]->address();
-      remote += address != owner;
+      std::string address = clients == kClientsOwner ? owner->second : servers[any]->address();
+      remote += address != owner->second;
       seats.push_back({std::move(address), jobs[j].id});
     }
   }
@@ -146,17 +151,19 @@ absl::StatusOr<ReplicaRow> Measure(const ReplicaBenchOptions& o, const ReplicaSe
   ReplicaRow row;
   row.replicas = replicas;
   row.clients = clients;
-  const std::vector<WorkerSeat> seats = Seats(o, set, jobs, *owners, clients, &row.forwarded);
+  const absl::StatusOr<std::vector<WorkerSeat>> seats =
+      Seats(o, set, jobs, *owners, clients, &row.forwarded);
+  if (!seats.ok()) return seats.status();
   row.load = LoadAverage();
   const absl::StatusOr<Counters> before = Counters::Read(set, postgres_pids);
   if (!before.ok()) return before.status();
-  absl::StatusOr<ClientsResult> result = WorkerLoop(seats, o.batch, o.lease_next, nullptr);
+  absl::StatusOr<ClientsResult> result = WorkerLoop(*seats, o.batch, o.lease_next, nullptr);
   if (!result.ok()) return result.status();
   const absl::StatusOr<Counters> after = Counters::Read(set, postgres_pids);
   if (!after.ok()) return after.status();
   row.m.workload = kReplicasWorkload;
   row.m.system = SystemName(replicas, clients);
-  row.m.threads = static_cast<int>(seats.size());
+  row.m.threads = static_cast<int>(seats->size());
   Finish(result->items, result->wall, &result->latencies, &row.m);
   FillCosts(*before, *after, !postgres_pids.empty(), &row);
   return row;
