@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<WorkerSeat>> Seats(const ReplicaBenchOptions& o, cons
       const size_t any = (j * o.workers_per_job + w) % servers.size();
       std::string address = clients == kClientsOwner ? owner->second : servers[any]->address();
       remote += address != owner->second;
-      seats.push_back({std::move(address), jobs[j].id});
+      seats.push_back({std::move(address), jobs[j].id, /*unique_paths=*/true});
     }
   }
   *forwarded = seats.empty() ? 0 : static_cast<double>(remote) / seats.size();
@@ -289,9 +289,12 @@ std::string FormatReplicaTable(const ReplicaBenchOptions& o, const std::vector<R
   }
   std::string out = absl::StrFormat(
       "\nreplicas on %s: %d jobs on %d of %d shards, %d workers each (%d clients), %d items, "
-      "lease %d + complete %d per round; per row the median of %d round(s)\n",
+      "%s; per row the median of %d round(s)\n",
       StoreName(o), o.jobs, std::min(o.jobs, o.shards), o.shards, o.workers_per_job,
-      o.jobs * o.workers_per_job, o.items, o.batch, o.batch,
+      o.jobs * o.workers_per_job, o.items,
+      o.lease_next
+          ? absl::StrFormat("complete %d leasing the next %d, one call per round", o.batch, o.batch)
+          : absl::StrFormat("lease %d + complete %d per round", o.batch, o.batch),
       order.empty() ? 0 : groups[order.front()].size());
   absl::StrAppend(&out,
                   absl::StrFormat(kTableRow, "ckptd", "clients", "items/s", "vs 1", "p50 ms",

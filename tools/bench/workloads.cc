@@ -62,14 +62,20 @@ absl::StatusOr<v1::LeaseItemsResponse> Lease(Stub* stub, const std::string& job_
 
 // Completes the leased batch with results; with `lease_next`, the same call leases the
 // next batch into `*next` (left without a value by a ckptd that predates lease_next).
+// With `unique_paths`, each result names an output path of its own job and index.
 absl::Status CompleteBatch(Stub* stub, const std::string& job_id, const std::string& worker_id,
-                           const v1::LeaseItemsResponse& leased, int lease_next,
+                           const v1::LeaseItemsResponse& leased, int lease_next, bool unique_paths,
                            std::optional<v1::LeaseItemsResponse>* next) {
   v1::CompleteItemsRequest done;
   done.set_job_id(job_id);
   done.set_worker_id(worker_id);
   for (const v1::Lease& l : leased.leases()) {
-    FillCompletion(l.key().index(), l.lease_token(), done.add_items());
+    v1::Completion* item = done.add_items();
+    FillCompletion(l.key().index(), l.lease_token(), item);
+    if (unique_paths) {
+      item->mutable_result()->set_output_paths(
+          0, absl::StrCat("/data/out/", job_id, "/item-", l.key().index(), ".parquet"));
+    }
   }
   if (lease_next > 0) done.mutable_lease_next()->set_max_items(static_cast<uint32_t>(lease_next));
   v1::CompleteItemsResponse response;
@@ -295,9 +301,10 @@ absl::Status ExpectJobsCompleted(const std::vector<WorkerSeat>& seats,
 }
 
 // One worker thread's loop until nothing is left to lease; returns what it completed.
-absl::StatusOr<uint64_t> WorkOneSeat(Stub* stub, const std::string& job_id,
+absl::StatusOr<uint64_t> WorkOneSeat(Stub* stub, const WorkerSeat& seat,
                                      const std::string& worker_id, int per_call, bool lease_next,
                                      std::atomic<uint64_t>* leased_alone, Latencies* latencies) {
+  const std::string& job_id = seat.job_id;
   uint64_t completed = 0;
   std::optional<v1::LeaseItemsResponse> next;
   for (;;) {
@@ -313,8 +320,8 @@ absl::StatusOr<uint64_t> WorkOneSeat(Stub* stub, const std::string& job_id,
     }
     // Nothing leased: the rest is held by other workers, who will finish it.
     if (leased.leases_size() == 0) return completed;
-    absl::Status done =
-        CompleteBatch(stub, job_id, worker_id, leased, lease_next ? per_call : 0, &next);
+    absl::Status done = CompleteBatch(stub, job_id, worker_id, leased, lease_next ? per_call : 0,
+                                      seat.unique_paths, &next);
     if (!done.ok()) return done;
     latencies->Add(absl::Now() - start);
     completed += static_cast<uint64_t>(leased.leases_size());
@@ -341,8 +348,8 @@ absl::StatusOr<ClientsResult> WorkerLoop(const std::vector<WorkerSeat>& seats, i
         return absl::OkStatus();
       },
       [&](int t, Latencies* latencies) -> absl::StatusOr<uint64_t> {
-        absl::StatusOr<uint64_t> done = WorkOneSeat(stubs[t].get(), seats[t].job_id, workers[t],
-                                                    per_call, lease_next, leased_alone, latencies);
+        absl::StatusOr<uint64_t> done = WorkOneSeat(stubs[t].get(), seats[t], workers[t], per_call,
+                                                    lease_next, leased_alone, latencies);
         if (done.ok()) completed[t] = *done;
         return done;
       });

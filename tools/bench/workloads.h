@@ -43,6 +43,10 @@ absl::StatusOr<ClientsResult> WorkerLoop(const std::string& address, const std::
 struct WorkerSeat {
   std::string address;
   std::string job_id;
+  // Each result names an output path of its own (job and index). By default they repeat
+  // every 1000 indices (ResultFor), so jobs worked side by side would share paths: one
+  // group of calls to several jobs would write each shared path once.
+  bool unique_paths = false;
 };
 // The worker loop over several jobs and servers at once: one thread per seat, each as
 // above on its seat's job through its seat's address. Checks every job was completed.
