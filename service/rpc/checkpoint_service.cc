@@ -604,7 +604,7 @@ void CheckpointService::ServeWatch() {
               ByteBuffer forwarded;
               status = SerializeWireMessage(request, &forwarded);
               if (!status.ok()) return new Refused(ToGrpcStatus(status));
-              return forwarder_->RelayWatch(context, forwarded, route.owner);
+              return forwarder_->RelayWatch(context, forwarded, route.owner, route.shard);
             }
             if (absl::IsFailedPrecondition(route.status)) {
               context->AddTrailingMetadata(kNotOwnerKey, absl::StrCat(route.shard));

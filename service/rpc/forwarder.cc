@@ -49,10 +49,14 @@ PeerAnswer AnswerOf(const grpc::Status& status, const grpc::ClientContext& conte
 // done.
 class WatchRelay : public grpc::ServerWriteReactor<ByteBuffer> {
  public:
-  WatchRelay(grpc::CallbackServerContext* caller, std::unique_ptr<grpc::ClientContext> context,
-             std::shared_ptr<grpc::Channel> channel, const ByteBuffer& request)
+  // `ended` is told the peer's status when the stream ends, and returns the one to
+  // finish the caller's stream with.
+  WatchRelay(grpc::CallbackServerContext* caller, std::shared_ptr<grpc::ClientContext> context,
+             std::shared_ptr<grpc::Channel> channel, const ByteBuffer& request,
+             std::function<grpc::Status(const grpc::Status&)> ended)
       : caller_(caller),
         context_(std::move(context)),
+        ended_(std::move(ended)),
         stub_(std::move(channel)),
         request_(request),
         upstream_(this) {
@@ -80,7 +84,8 @@ class WatchRelay : public grpc::ServerWriteReactor<ByteBuffer> {
     void OnReadDone(bool ok) override {
       if (ok) relay_->StartWrite(&relay_->message_);
     }
-    void OnDone(const grpc::Status& status) override {
+    void OnDone(const grpc::Status& peer_status) override {
+      const grpc::Status status = relay_->ended_(peer_status);
       const PeerAnswer answer = AnswerOf(status, *relay_->context_);
       AddTrailers(relay_->caller_, answer);
       // A stream the owner refused as not its own ends UNAVAILABLE, as a moved one does:
@@ -105,7 +110,8 @@ class WatchRelay : public grpc::ServerWriteReactor<ByteBuffer> {
   }
 
   grpc::CallbackServerContext* const caller_;
-  const std::unique_ptr<grpc::ClientContext> context_;
+  const std::shared_ptr<grpc::ClientContext> context_;
+  const std::function<grpc::Status(const grpc::Status&)> ended_;
   grpc::GenericStub stub_;
   ByteBuffer request_;
   ByteBuffer message_;
@@ -161,38 +167,47 @@ std::shared_ptr<grpc::Channel> Forwarder::ChannelTo(const std::string& peer) {
   return channel;
 }
 
+std::shared_ptr<Forwarder::Outgoing> Forwarder::Track(std::unique_ptr<grpc::ClientContext> context,
+                                                      const std::string& peer,
+                                                      std::vector<int> shards) {
+  auto call = std::make_shared<Outgoing>();
+  call->context = std::move(context);
+  call->peer = peer;
+  call->shards = std::move(shards);
+  absl::MutexLock lock(&outgoing_mu_);
+  outgoing_[call.get()] = call;
+  return call;
+}
+
+void Forwarder::Untrack(const Outgoing* call) {
+  absl::MutexLock lock(&outgoing_mu_);
+  outgoing_.erase(const_cast<Outgoing*>(call));
+}
+
+grpc::Status Forwarder::EndStatus(const Outgoing& call, const grpc::Status& status) {
+  if (!call.abandoned.load() || status.error_code() != grpc::StatusCode::CANCELLED) return status;
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      absl::StrCat("the replica at ", call.peer,
+                                   " stopped answering and the job's shard moved to another "
+                                   "replica; this call may or may not have been applied; retry: "
+                                   "it goes to the new owner"));
+}
+
 void Forwarder::Unary(const grpc::CallbackServerContext& caller, const std::string& method,
                       const ByteBuffer& request, const std::string& peer,
                       const std::vector<int>& shards,
                       const std::vector<std::pair<std::string, std::string>>& extra,
                       ByteBuffer* response, std::function<void(PeerAnswer)> done) {
-  auto call = std::make_shared<Outgoing>();
-  call->context = ContextFor(caller);
-  call->peer = peer;
-  call->shards = shards;
-  for (const auto& [key, value] : extra) call->context->AddMetadata(key, value);
-  {
-    absl::MutexLock lock(&outgoing_mu_);
-    outgoing_[call.get()] = call;
-  }
+  std::unique_ptr<grpc::ClientContext> context = ContextFor(caller);
+  for (const auto& [key, value] : extra) context->AddMetadata(key, value);
+  std::shared_ptr<Outgoing> call = Track(std::move(context), peer, shards);
   auto* stub = new grpc::GenericStub(ChannelTo(peer));
-  stub->UnaryCall(
-      call->context.get(), method, grpc::StubOptions(), &request, response,
-      [this, call, stub, done = std::move(done)](grpc::Status status) {
-        {
-          absl::MutexLock lock(&outgoing_mu_);
-          outgoing_.erase(call.get());
-        }
-        delete stub;
-        if (call->abandoned.load() && status.error_code() == grpc::StatusCode::CANCELLED) {
-          status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                absl::StrCat("the replica at ", call->peer,
-                                             " stopped answering and the job's shard moved to "
-                                             "another replica; this call may or may not have been "
-                                             "applied; retry: it goes to the new owner"));
-        }
-        done(AnswerOf(status, *call->context));
-      });
+  stub->UnaryCall(call->context.get(), method, grpc::StubOptions(), &request, response,
+                  [this, call, stub, done = std::move(done)](const grpc::Status& status) {
+                    Untrack(call.get());
+                    delete stub;
+                    done(AnswerOf(EndStatus(*call, status), *call->context));
+                  });
 }
 
 void Forwarder::Abandon(const std::string& peer, int shard) {
@@ -213,8 +228,13 @@ void Forwarder::Abandon(const std::string& peer, int shard) {
 
 grpc::ServerWriteReactor<ByteBuffer>* Forwarder::RelayWatch(grpc::CallbackServerContext* caller,
                                                             const ByteBuffer& request,
-                                                            const std::string& peer) {
-  return new WatchRelay(caller, ContextFor(*caller), ChannelTo(peer), request);
+                                                            const std::string& peer, int shard) {
+  std::shared_ptr<Outgoing> call = Track(ContextFor(*caller), peer, {shard});
+  return new WatchRelay(caller, call->context, ChannelTo(peer), request,
+                        [this, call](const grpc::Status& status) {
+                          Untrack(call.get());
+                          return EndStatus(*call, status);
+                        });
 }
 
 }  // namespace ckpt

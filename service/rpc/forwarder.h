@@ -84,17 +84,19 @@ class Forwarder {
              grpc::ByteBuffer* response, std::function<void(PeerAnswer)> done);
 
   // `shard` moved away from `peer` (its lease was taken, or ran out unrenewed): ends
-  // every unary call in flight to `peer` for it now, rather than when the peer answers
-  // or its connection's keepalive gives up (a frozen peer holds them for 15 s). Each
-  // ends UNAVAILABLE, applied or not as a call whose answer was lost (the peer may have
-  // committed it before it stopped; after the move it can commit nothing more), and the
-  // client's retry reaches the new owner.
+  // every call in flight to `peer` for it now, rather than when the peer answers or its
+  // connection's keepalive gives up (a frozen peer holds them for 15 s). Each ends
+  // UNAVAILABLE: a unary call applied or not as one whose answer was lost (the peer may
+  // have committed it before it stopped; after the move it can commit nothing more), a
+  // relayed WatchJob as a moved shard's stream does. The client's retry reaches the new
+  // owner.
   void Abandon(const std::string& peer, int shard);
 
-  // A WatchJob stream relayed from `peer`: its messages and its end, as they come.
+  // A WatchJob stream relayed from `peer`, the owner of `shard`: its messages and its
+  // end, as they come.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* RelayWatch(grpc::CallbackServerContext* caller,
                                                          const grpc::ByteBuffer& request,
-                                                         const std::string& peer);
+                                                         const std::string& peer, int shard);
 
   // The channel to `peer`, made on first use.
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& peer);
@@ -103,13 +105,20 @@ class Forwarder {
   // A client context for a call on behalf of `caller`: its metadata and deadline.
   std::unique_ptr<grpc::ClientContext> ContextFor(const grpc::CallbackServerContext& caller);
 
-  // A unary call in flight to a peer, until its answer came.
+  // A call in flight to a peer, until its answer (or its stream's end) came. Shared:
+  // Abandon may still cancel it as it ends.
   struct Outgoing {
-    std::unique_ptr<grpc::ClientContext> context;
+    std::shared_ptr<grpc::ClientContext> context;
     std::string peer;
     std::vector<int> shards;
     std::atomic<bool> abandoned{false};
   };
+  // Registers a call for Abandon; Untrack it when it ended, and give its status to
+  // EndStatus (an abandoned call's CANCELLED becomes UNAVAILABLE).
+  std::shared_ptr<Outgoing> Track(std::unique_ptr<grpc::ClientContext> context,
+                                  const std::string& peer, std::vector<int> shards);
+  void Untrack(const Outgoing* call);
+  static grpc::Status EndStatus(const Outgoing& call, const grpc::Status& status);
 
   const ForwarderOptions options_;
   absl::Mutex mu_;

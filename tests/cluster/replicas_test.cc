@@ -391,18 +391,39 @@ TEST_F(ReplicasTest, AFrozenReplicasShardsAreTakenAfterItsLeaseAndItForwardsOnce
   auto frozen = replicas_[1]->NewStub();
   CKPT_ASSERT_OK(CreateJobWithItems(*live, job, 1));
   CKPT_ASSERT_OK(PutState(*live, job, "before the freeze"));
+  // A WatchJob through the live replica: relayed from the owner.
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  v1::WatchJobRequest watch_request;
+  watch_request.set_job_id(job);
+  auto watch = live->WatchJob(&watch_context, watch_request);
+  v1::WatchJobResponse snapshot;
+  ASSERT_TRUE(watch->Read(&snapshot));
 
   ASSERT_EQ(::kill(replicas_[1]->pid(), SIGSTOP), 0);
   ASSERT_TRUE(Await([&] { return AllThreadsStopped(replicas_[1]->pid()); }));
   const absl::Time stopped = absl::Now();
   // A call forwarded to the frozen owner before its lease ran out has an unknown outcome:
   // it ends UNAVAILABLE once the live replica sees the lease run out (Forwarder::Abandon),
-  // and the client retries, as the SDKs do; the retry waits (parked on the live replica)
-  // until the live one has taken the shard at a new epoch.
+  // not when the forwarding channel's keepalive gives up, and the client retries, as the
+  // SDKs do; the retry waits (parked on the live replica) until the live one has taken
+  // the shard at a new epoch. (Parked from the start if the live replica already saw the
+  // lease run out when the call came.)
+  const absl::Status first = PutState(*live, job, "while frozen");
+  if (!first.ok()) {
+    EXPECT_THAT(first, testutil::StatusIs(absl::StatusCode::kUnavailable,
+                                          HasSubstr("shard moved to another replica")));
+  }
   CKPT_ASSERT_OK(RetryUnavailable([&] { return PutState(*live, job, "while frozen"); }));
   std::cerr << "takeover after SIGSTOP: " << absl::FormatDuration(absl::Now() - stopped)
             << " from the freeze to the next acknowledged write\n";
   EXPECT_EQ(OwnerOf(shard), replicas_[0]->address());
+  // The relayed stream ended the same way (the SDKs watch again).
+  while (watch->Read(&snapshot)) {
+  }
+  const grpc::Status watch_end = watch->Finish();
+  EXPECT_EQ(watch_end.error_code(), grpc::StatusCode::UNAVAILABLE) << watch_end.error_message();
+  EXPECT_THAT(watch_end.error_message(), HasSubstr("shard moved to another replica"));
   ASSERT_EQ(::kill(replicas_[1]->pid(), SIGCONT), 0);
   // The thawed replica finds its lease taken, drops the shard and forwards.
   CKPT_ASSERT_OK(
