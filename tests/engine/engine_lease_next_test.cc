@@ -77,7 +77,8 @@ class EngineLeaseNextTest : public testutil::EngineTest {
   }
   v1::Item Item(const std::string& job, uint64_t index) {
     auto item = GetItem(absl::StrFormat(R"pb(job_id: "%s"
-                                             key { index: %d })pb", job, index));
+                                             key { index: %d })pb",
+                                        job, index));
     EXPECT_TRUE(item.ok()) << item.status();
     return item.ok() ? item->item() : v1::Item();
   }

@@ -195,8 +195,9 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
                                               })pb");
   seeds.emplace_back("budget_and_expiry", budget.bytes());
   Seed retention = JobWithItems();
-  retention.Add<UpdateJobRequest>(kUpdateJob, R"pb(job_id: "j"
-                                                   retention { seconds: 2 })pb")
+  retention
+      .Add<UpdateJobRequest>(kUpdateJob, R"pb(job_id: "j"
+                                              retention { seconds: 2 })pb")
       .Add<FinishJobRequest>(kFinishJob, R"pb(job_id: "j" status: JOB_STATUS_COMPLETED)pb")
       .Add<CreateJobRequest>(kCreateJob, R"pb(job_id: "k"
                                               retention { seconds: 1 })pb")
