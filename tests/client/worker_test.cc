@@ -450,6 +450,16 @@ class WorkerWireTest : public WorkerTest {
     EXPECT_TRUE(worker.ok()) << worker.status();
     return std::move(*worker);
   }
+  // Runs `worker` to the end of its job; expects it handled each of `items` items once.
+  void ExpectEachItemHandledOnce(Worker& worker, size_t items) {
+    std::map<uint64_t, int> handled;
+    CKPT_EXPECT_OK(worker.Run([&](WorkItem& item) {
+      ++handled[item.index()];
+      return absl::OkStatus();
+    }));
+    EXPECT_EQ(handled.size(), items);
+    for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  }
 
   Wire wire_;
   std::unique_ptr<Client> watched_;
@@ -460,13 +470,7 @@ class WorkerWireTest : public WorkerTest {
 TEST_F(WorkerWireTest, EachBatchIsLeasedWithTheCompletionsOfTheLast) {
   CreateJob("steady", 40);
   std::unique_ptr<Worker> worker = RegisterWatched("steady", 10);
-  std::map<uint64_t, int> handled;
-  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
-    ++handled[item.index()];
-    return absl::OkStatus();
-  }));
-  EXPECT_EQ(handled.size(), 40u);
-  for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  ExpectEachItemHandledOnce(*worker, 40);
   EXPECT_EQ(wire_.Calls("LeaseItems"), 1);
   EXPECT_EQ(wire_.Calls("CompleteItems"), 4);  // the last one learns the job is finished
   EXPECT_EQ(worker->stats().leased_with_completions, 4u);
@@ -481,13 +485,7 @@ TEST_F(WorkerWireTest, WithoutLeaseNextOnTheServerEachBatchIsLeasedOnItsOwn) {
   CreateJob("old-server", 40);
   wire_.drop_lease_next = true;
   std::unique_ptr<Worker> worker = RegisterWatched("old-server", 10);
-  std::map<uint64_t, int> handled;
-  CKPT_EXPECT_OK(worker->Run([&](WorkItem& item) {
-    ++handled[item.index()];
-    return absl::OkStatus();
-  }));
-  EXPECT_EQ(handled.size(), 40u);
-  for (const auto& [index, times] : handled) EXPECT_EQ(times, 1) << "index " << index;
+  ExpectEachItemHandledOnce(*worker, 40);
   EXPECT_EQ(wire_.Calls("LeaseItems"), 5);  // the fifth finds the job finished
   EXPECT_EQ(wire_.Calls("CompleteItems"), 4);
   EXPECT_EQ(worker->stats().leased_with_completions, 0u);
