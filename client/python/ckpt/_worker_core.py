@@ -186,11 +186,16 @@ class WorkerCore:
     def _idle_wait(self, idle: int) -> float:
         return float(min(self.options.max_idle_wait, 0.1 * (2 ** min(idle, 16))))
 
-    def _should_prefetch(self) -> bool:
+    def _should_prefetch(self, sending: bool = False) -> bool:
+        """Whether to ask for the next batch now: once half of the batch in hand is
+        handed out, or a quarter if completions are being sent anyway (`sending`), so
+        that they carry the lease (with complete_batch equal to the batch size, the
+        completions fall due just before the half point, every batch)."""
+        size = self._sizer.size
+        handed_enough = len(self._batch) <= (size * 3 // 4 if sending else size // 2)
         return (self.options.max_in_flight > 0 and self._prefetch is None
                 and self._leasing_freely and self._control == pb.CONTROL_WORD_RUN
-                and self._sizer.size >= PREFETCH_MIN_BATCH
-                and len(self._batch) <= self._sizer.size // 2
+                and size >= PREFETCH_MIN_BATCH and handed_enough
                 and self._registration_lost is None)
 
     def _after_body(self, items: list[ItemBase]) -> Program[None]:
@@ -206,7 +211,10 @@ class WorkerCore:
             oldest = self._oldest_completion
         if waiting >= self.options.complete_batch or (
                 oldest is not None and time.monotonic() - oldest >= self._flush_after()):
-            yield from self._send()
+            if self._should_prefetch(sending=True):
+                self._prefetch = yield from self._ask()
+            else:
+                yield from self._send()
 
     # ---------------------------------------------------------------- leasing
 

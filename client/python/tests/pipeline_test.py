@@ -138,26 +138,32 @@ class PipelineTest(CkptdTestCase):
                         recorder.body(item.key)
         return run_in_thread(work)
 
+    # The worker of the two tests below, 4 completions per call and 2 calls in flight,
+    # leasing 8 at a time: the completions due once a batch is a quarter handed out, or
+    # waiting at its half, go with the next batch's lease (not held back); the others
+    # are plain calls, held back. Batch 0-7: 0-2 go with the lease of 8-15 (asked at
+    # item 3), 3-6 are held. Batch 8-15: 7-10 go with the lease of 16-23, 11-14 are
+    # held. Batch 16-23: 15-18 go with a lease that finds nothing left (its answer is
+    # taken once the batch is done); at item 22 the loop has 19-22 to send and two calls
+    # unanswered, and waits.
+    PIPELINE = {"lease_batch": 8, "complete_batch": 4, "max_in_flight": 2}
+
     def test_the_loop_goes_on_while_completions_are_unanswered(self):
         job = self.new_job(items=24)
         client = HoldsCompletions(self.ckptd.address)
         recorder = Recorder()
-        # 4 completions per call, 2 calls in flight: the third call's items can be
-        # processed while the first two are unanswered; then the loop waits. Items 0-2
-        # went with the lease of the second batch (asked for at item 3), so the held
-        # calls are items 3-6 and 7-10.
-        twelve = recorder.when_processed(12)
-        join = self.start_worker(job, client, recorder, lease_batch=8, complete_batch=4,
-                                 max_in_flight=2)
-        self.assertTrue(twelve.wait(timeout=WAIT))
+        waits = recorder.when_processed(23)
+        join = self.start_worker(job, client, recorder, **self.PIPELINE)
+        self.assertTrue(waits.wait(timeout=WAIT))
         self.assertEqual(client.held.qsize(), 2)
-        self.assertEqual(recorder.next("acknowledged")["keys"], [0, 1, 2])
-        self.assertEqual(set(self.states(job, range(3, 12)).values()), {pb.ITEM_STATE_LEASED})
+        self.assertEqual(sorted(recorder.acked()), [0, 1, 2, 7, 8, 9, 10])
+        unanswered = [3, 4, 5, 6, 11, 12, 13, 14, 19, 20, 21, 22, 23]
+        self.assertEqual(set(self.states(job, unanswered).values()), {pb.ITEM_STATE_LEASED})
 
         client.release_next()
-        self.assertEqual(recorder.next("acknowledged")["keys"], [3, 4, 5, 6])
+        recorder.next("acknowledged", keys=[3, 4, 5, 6])
         self.assertEqual(set(self.states(job, range(7)).values()), {pb.ITEM_STATE_COMPLETED})
-        self.assertEqual(self.item(job, 7).state, pb.ITEM_STATE_LEASED)  # still held back
+        self.assertEqual(self.item(job, 11).state, pb.ITEM_STATE_LEASED)  # still held back
         client.release_all()
         join()
         self.assertEqual(recorder.processed, list(range(24)))
@@ -166,12 +172,13 @@ class PipelineTest(CkptdTestCase):
         client.close()
 
     def test_a_lease_lost_while_its_completion_was_held_is_dropped_and_redone(self):
-        job = self.new_job(items=8)
+        job = self.new_job(items=16)
         client = HoldsCompletions(self.ckptd.address)
         recorder = Recorder()
         four = recorder.when_processed(4)
-        # Two completions per call: items 0 and 1 are held in the first.
-        join = self.start_worker(job, client, recorder, lease_batch=8, complete_batch=2)
+        # Two completions per call: 0 and 1 are due before a quarter of the batch is
+        # handed out, so they are a plain call, held back (2 and 3 go with a lease).
+        join = self.start_worker(job, client, recorder, lease_batch=16, complete_batch=2)
         self.assertTrue(four.wait(timeout=WAIT))
         job.reset_index(1)  # revokes the lease before the completion reaches ckptd
         client.release_next()
@@ -181,10 +188,10 @@ class PipelineTest(CkptdTestCase):
         client.release_all()
         join()
         # Item 1 was leased again and done once more; each item is recorded once.
-        self.assertEqual(sorted(recorder.processed), sorted(list(range(8)) + [1]))
-        self.assertEqual(sorted(recorder.acked()), list(range(8)))
+        self.assertEqual(sorted(recorder.processed), sorted(list(range(16)) + [1]))
+        self.assertEqual(sorted(recorder.acked()), list(range(16)))
         self.assertEqual(self.item(job, 1).state, pb.ITEM_STATE_COMPLETED)
-        self.assertEqual(job.info().progress.completed, 8)
+        self.assertEqual(job.info().progress.completed, 16)
         client.close()
 
     def test_stop_returns_the_batch_leased_ahead(self):
@@ -366,27 +373,26 @@ class AsyncPipelineTest(CkptdTestCase, unittest.IsolatedAsyncioTestCase):
                                 key=ckpt.pb.ItemKey(index=key)).item.state
 
     async def test_the_loop_goes_on_while_completions_are_unanswered(self):
+        # The same worker as PipelineTest's: see there for what is held back.
         job = self.new_job(items=24)
         client = HoldsAsyncCompletions(self.ckptd.address)
         recorder = AsyncRecorder()
         window_full = asyncio.Event()
 
         async def work():
-            async with ckpt.aio.Worker(client, job.job_id, lease_batch=8, complete_batch=4,
-                                       max_in_flight=2, on_event=recorder) as worker:
+            async with ckpt.aio.Worker(client, job.job_id, on_event=recorder,
+                                       **PipelineTest.PIPELINE) as worker:
                 async for item in worker:
                     async with item:
                         recorder.body(item.key)
-                        if item.key == 11:  # the third call's items: two calls held
+                        if item.key == 22:  # two calls held, the third one's items done
                             window_full.set()
         task = asyncio.ensure_future(work())
         await asyncio.wait_for(window_full.wait(), WAIT)
-        # Items 0-2 went with the second batch's lease; 3-6 and 7-10 are held.
-        self.assertEqual((await recorder.next_async("acknowledged"))["keys"], [0, 1, 2])
         await client.release_next()
-        self.assertEqual((await recorder.next_async("acknowledged"))["keys"], [3, 4, 5, 6])
+        await recorder.next_async("acknowledged", keys=[3, 4, 5, 6])
         self.assertEqual(self.item_state(job, 6), pb.ITEM_STATE_COMPLETED)
-        self.assertEqual(self.item_state(job, 7), pb.ITEM_STATE_LEASED)  # still held
+        self.assertEqual(self.item_state(job, 11), pb.ITEM_STATE_LEASED)  # still held
         client.release_all()
         await asyncio.wait_for(task, WAIT)
         self.assertEqual(recorder.processed, list(range(24)))

@@ -312,9 +312,12 @@ class WorkerTest(CkptdTestCase):
         return processed
 
     def test_each_batch_is_leased_with_the_completions_of_the_last(self):
-        for options in ({"max_in_flight": 0}, {}):  # waiting for each call, and pipelined
+        # Waiting for each call; pipelined; and pipelined with the completions due just
+        # before the half of each batch (they carry its lease a little early).
+        variants = ({"max_in_flight": 0}, {}, {"complete_batch": 16})
+        for n, options in enumerate(variants):
             with self.subTest(**options):
-                job = self.client.create_job(f"{self.job_id()}-{len(options)}")
+                job = self.client.create_job(f"{self.job_id()}-{n}")
                 job.add_items(range(64), seal=True)
                 client = Wire(self.ckptd.address)
                 self.assertEqual(self.run_worker(job, client, lease_batch=16, **options),
