@@ -485,13 +485,19 @@ void Engine::Leave(Group& g, JobRuntime& job, int step, const std::string& key, 
     }
     case ItemPlace::kLeased: {
       auto lease = s.leases.find(key);
-      ForgetExpiry(lease->second);
-      auto worker = job.workers.find(lease->second.worker_id);
-      if (worker != job.workers.end()) worker->second.leases.erase({step, key});
       if (const uint64_t grant = lease->second.grant; grant != 0) {
-        if (auto it = s.grants.find(grant); it != s.grants.end()) --it->second.live;
+        // The grant's expiry entry and its place in the worker's holdings go with its
+        // last lease.
+        if (auto it = s.grants.find(grant); it != s.grants.end() && --it->second.live == 0) {
+          ForgetGrantExpiry(grant, it->second);
+          auto worker = job.workers.find(lease->second.worker_id);
+          if (worker != job.workers.end()) worker->second.grants.erase({step, grant});
+        }
         s.dirty_grants.insert(grant);
       } else {
+        ForgetExpiry(lease->second);
+        auto worker = job.workers.find(lease->second.worker_id);
+        if (worker != job.workers.end()) worker->second.own_leases.erase({step, key});
         g.batch->Delete(sched, keys::Leased(job.id(), s.name, key));
       }
       s.leases.erase(lease);
@@ -586,9 +592,54 @@ void Engine::SetDeadline(JobRuntime& job, int step, const std::string& key, Leas
   expiry_.insert({deadline, lease.token, job.id(), step, key});
 }
 
+void Engine::SetGrantDeadline(JobRuntime& job, int step, uint64_t grant_id, LeaseGrant& grant,
+                              absl::Time deadline) {
+  const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
+  if (max_run > absl::ZeroDuration()) deadline = std::min(deadline, grant.granted + max_run);
+  ForgetGrantExpiry(grant_id, grant);
+  grant.deadline = deadline;
+  expiry_.insert({deadline, grant_id, job.id(), step, ""});
+}
+
+absl::Time Engine::Deadline(const StepRuntime& s, const LeaseInfo& lease) {
+  if (lease.grant == 0) return lease.deadline;
+  auto grant = s.grants.find(lease.grant);
+  return grant == s.grants.end() ? lease.deadline : grant->second.deadline;
+}
+
 void Engine::ForgetExpiry(const LeaseInfo& lease) {
   auto it = expiry_.find(ExpiryOrder::Position(lease.deadline, lease.token));
   if (it != expiry_.end()) expiry_.erase(it);
+}
+
+void Engine::ForgetGrantExpiry(uint64_t grant_id, const LeaseGrant& grant) {
+  auto it = expiry_.find(ExpiryOrder::Position(grant.deadline, grant_id));
+  if (it != expiry_.end()) expiry_.erase(it);
+}
+
+void Engine::ForgetJobExpiries(const JobRuntime& job) {
+  for (const StepRuntime& s : job.steps) {
+    for (const auto& [key, lease] : s.leases) {
+      if (lease.grant == 0) ForgetExpiry(lease);
+    }
+    for (const auto& [grant_id, grant] : s.grants) ForgetGrantExpiry(grant_id, grant);
+  }
+}
+
+std::vector<std::pair<int, std::string>> Engine::HeldLeases(const JobRuntime& job,
+                                                            const WorkerRuntime& worker) {
+  std::vector<std::pair<int, std::string>> held(worker.own_leases.begin(), worker.own_leases.end());
+  for (const auto& [step, grant_id] : worker.grants) {
+    const StepRuntime& s = job.steps[step];
+    auto grant = s.grants.find(grant_id);
+    if (grant == s.grants.end()) continue;
+    for (const std::string& key : grant->second.keys) {
+      auto lease = s.leases.find(key);
+      if (lease != s.leases.end() && lease->second.grant == grant_id) held.emplace_back(step, key);
+    }
+  }
+  std::sort(held.begin(), held.end());
+  return held;
 }
 
 absl::Duration Engine::LeaseTimeout(const JobRuntime& job) const {

@@ -406,6 +406,8 @@ class Engine {
                   const std::string& worker_id, uint64_t asked_by, v1::LeaseItemsResponse* out);
   static void DescribeLease(const StepRuntime& s, const std::string& key, const LeaseInfo& lease,
                             v1::Lease* out);
+  // Expires the leases of the expiry index's entry `entry`, due now.
+  void ExpireEntry(Group& g, const ExpiryKey& entry);
   // If the job is not RUNNING: the shortfall saying why nothing is leased, and true.
   bool AnswerNotRunning(const JobRuntime& job, v1::LeaseItemsResponse* out) const;
   // The shortfall of a lease of `max_items` that got out->leases(): NONE_PENDING or
@@ -467,10 +469,24 @@ class Engine {
   absl::StatusOr<WorkerRuntime*> FindLiveWorker(Group& g, JobRuntime& job,
                                                 absl::string_view worker_id);
   void MarkRecordChanged(Group& g, JobRuntime& job);
+  // Sets when a lease with its own record (grant 0) expires, capped by the job's
+  // max_run_time, in the lease and the expiry index.
   void SetDeadline(JobRuntime& job, int step, const std::string& key, LeaseInfo& lease,
                    absl::Time deadline);
-  // Removes the lease's entry from the expiry index, if it has one.
+  // The same for all the leases of a grant at once.
+  void SetGrantDeadline(JobRuntime& job, int step, uint64_t grant_id, LeaseGrant& grant,
+                        absl::Time deadline);
+  // When the lease expires: its grant's deadline, or its own.
+  static absl::Time Deadline(const StepRuntime& s, const LeaseInfo& lease);
+  // Removes the lease's (grant 0) or the grant's entry from the expiry index, if any.
   void ForgetExpiry(const LeaseInfo& lease);
+  void ForgetGrantExpiry(uint64_t grant_id, const LeaseGrant& grant);
+  // Removes every lease of the job from the expiry index (its leases are being dropped
+  // wholesale: the job is reset or removed).
+  void ForgetJobExpiries(const JobRuntime& job);
+  // The (step, key) of every live lease the worker holds, in that order.
+  static std::vector<std::pair<int, std::string>> HeldLeases(const JobRuntime& job,
+                                                             const WorkerRuntime& worker);
   absl::Duration LeaseTimeout(const JobRuntime& job) const;
   // Deletes every record of the job in the per-job families (not the job record).
   void DeleteJobData(Group& g, absl::string_view job_id);
@@ -482,7 +498,8 @@ class Engine {
   // Writer-thread state: no lock; only the writer thread (or Open, before it starts)
   // touches it.
   absl::flat_hash_map<std::string, std::unique_ptr<JobRuntime>> jobs_;
-  std::set<ExpiryKey, ExpiryOrder> expiry_;  // every live lease, by deadline
+  // Every live grant and every live lease with its own record, by deadline.
+  std::set<ExpiryKey, ExpiryOrder> expiry_;
   // Finished jobs with a retention, by when it runs out; set at flush from each job
   // record written, rebuilt by Load.
   RetentionIndex retention_;

@@ -254,16 +254,15 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
   job.log.dirty = true;
   // Workers stay registered (their records were deleted with the job's data, so write
   // them again) but hold nothing.
+  ForgetJobExpiries(job);
   for (auto& [worker_id, w] : job.workers) {
-    w.leases.clear();
+    w.grants.clear();
+    w.own_leases.clear();
     job.dirty_workers.insert(worker_id);
   }
   const Cf sched = Cf::kSched;
   for (size_t step = 0; step < job.steps.size(); ++step) {
     StepRuntime& s = job.steps[step];
-    for (const auto& [key, lease] : s.leases) {
-      ForgetExpiry(lease);
-    }
     IntervalSet registered;
     if (!remove_items) {
       for (const auto& [begin, end] : s.registered.intervals()) registered.Load(begin, end);
@@ -301,11 +300,7 @@ absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
 
 void Engine::RemoveJob(Group& g, JobRuntime& job) {
   const std::string id = job.id();
-  for (size_t step = 0; step < job.steps.size(); ++step) {
-    for (const auto& [key, lease] : job.steps[step].leases) {
-      ForgetExpiry(lease);
-    }
-  }
+  ForgetJobExpiries(job);
   DeleteJobData(g, id);
   g.batch->Delete(Cf::kJobs, id);
   g.touched.insert(id);

@@ -98,7 +98,7 @@ void Engine::DescribeLease(const StepRuntime& s, const std::string& key, const L
   out->set_lease_token(lease.token);
   out->set_attempt(lease.attempts + 1);
   out->set_cursor(lease.cursor);
-  *out->mutable_expire_time() = ToProtoTime(lease.deadline);
+  *out->mutable_expire_time() = ToProtoTime(Deadline(s, lease));
 }
 
 void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
@@ -107,11 +107,10 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
   if (!plan.left) Leave(g, job, step, plan.key, plan.place);
   ++g.items_leased;
   LeaseInfo& lease = s.leases[plan.key];
+  // Its expiry and its place in the worker's holdings are its grant's (GrantPlans).
   lease = LeaseInfo{
       worker_id, Issue(&next_token_),    plan.attempts, plan.cursor,
       g.now,     absl::InfiniteFuture(), grant_id,      plan.place == ItemPlace::kUntouched};
-  SetDeadline(job, step, plan.key, lease, g.now + LeaseTimeout(job));
-  if (!worker_id.empty()) job.workers[worker_id].leases.insert({step, plan.key});
   LeaseGrant& grant = s.grants[grant_id];  // written whole at flush
   grant.keys.push_back(plan.key);
   ++grant.live;
@@ -135,6 +134,8 @@ void Engine::GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePl
       grant.granted = g.now;
       grant.asked_by = asked_by;
       grant.keys.reserve(std::min(plans->size() - i, kMaxLeasesPerGrant));
+      SetGrantDeadline(job, step, grant_id, grant, g.now + LeaseTimeout(job));
+      if (!worker_id.empty()) job.workers[worker_id].grants.insert({step, grant_id});
       s.dirty_grants.insert(grant_id);
       if (asked_by != 0) s.asked_grants[asked_by].push_back(grant_id);
     }

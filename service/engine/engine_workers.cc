@@ -70,7 +70,10 @@ absl::Status Engine::DoHeartbeat(Group& g, const v1::HeartbeatRequest& r,
   CKPT_ASSIGN_OR_RETURN(const LogPlan logs, PlanHeartbeatLogs(g, *job, r, steps));
   worker->last_heartbeat = g.now;
   const absl::Time deadline = g.now + LeaseTimeout(*job);
-  for (const auto& [step, key] : worker->leases) {
+  for (const auto& [step, grant_id] : worker->grants) {
+    SetGrantDeadline(*job, step, grant_id, job->steps[step].grants.at(grant_id), deadline);
+  }
+  for (const auto& [step, key] : worker->own_leases) {
     SetDeadline(*job, step, key, job->steps[step].leases.at(key), deadline);
   }
   for (int i = 0; i < r.leases_size(); ++i) {
@@ -140,7 +143,7 @@ absl::Status Engine::DoUnregisterWorker(Group& g, const v1::UnregisterWorkerRequ
   }
   WorkerRuntime& w = it->second;
   if (w.record.worker().state() == v1::WORKER_STATE_EXITED) return absl::OkStatus();
-  const auto held = w.leases;  // EndLeaseUnfinished edits w.leases
+  const std::vector<std::pair<int, std::string>> held = HeldLeases(*job, w);
   // A released item keeps its last error (and goes back to FAILED with it when it has
   // no attempts left): read them all before changing anything.
   std::vector<v1::ItemError> errors;
@@ -180,7 +183,7 @@ absl::Status Engine::DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
       worker->set_state(v1::WORKER_STATE_LOST);
     }
     *worker->mutable_last_heartbeat() = ToProtoTime(w.last_heartbeat);
-    for (const auto& [step, key] : w.leases) {
+    for (const auto& [step, key] : HeldLeases(*job, w)) {
       *worker->add_current_items() = *keys::DecodeItemKey(key);
       worker->set_current_step(job->steps[step].name);
     }
@@ -191,8 +194,30 @@ absl::Status Engine::DoListWorkers(Group& g, const v1::ListWorkersRequest& r,
 absl::Status Engine::DoExpireLeases(Group& g) {
   while (!expiry_.empty() && expiry_.begin()->deadline <= g.now) {
     const ExpiryKey entry = *expiry_.begin();
-    JobRuntime& job = *jobs_.at(entry.job_id);
-    const LeaseInfo& lease = job.steps[entry.step].leases.at(entry.key);
+    // Ending the entry's last lease removes the entry; it goes even if it had none.
+    ExpireEntry(g, entry);
+    auto left = expiry_.find(ExpiryOrder::Position(entry.deadline, entry.token));
+    if (left != expiry_.end()) expiry_.erase(left);
+  }
+  return absl::OkStatus();
+}
+
+void Engine::ExpireEntry(Group& g, const ExpiryKey& entry) {
+  JobRuntime& job = *jobs_.at(entry.job_id);
+  const StepRuntime& s = job.steps[entry.step];
+  std::vector<std::string> expiring;
+  if (!entry.key.empty()) {
+    expiring.push_back(entry.key);
+  } else {
+    auto grant = s.grants.find(entry.token);
+    if (grant == s.grants.end()) return;
+    for (const std::string& key : grant->second.keys) {
+      auto lease = s.leases.find(key);
+      if (lease != s.leases.end() && lease->second.grant == entry.token) expiring.push_back(key);
+    }
+  }
+  for (const std::string& key : expiring) {
+    const LeaseInfo& lease = s.leases.at(key);
     const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
     v1::ItemError error;
     if (max_run > absl::ZeroDuration() && g.now - lease.granted >= max_run) {
@@ -211,10 +236,9 @@ absl::Status Engine::DoExpireLeases(Group& g) {
       error.set_worker_id(lease.worker_id);
     }
     error.set_retryable(true);
-    EndLeaseUnfinished(g, job, entry.step, entry.key, error, /*count_attempt=*/true);
-    MaybeFinishJob(g, job);
+    EndLeaseUnfinished(g, job, entry.step, key, error, /*count_attempt=*/true);
   }
-  return absl::OkStatus();
+  MaybeFinishJob(g, job);
 }
 
 absl::Status Engine::DoPutState(Group& g, const v1::PutStateRequest& r, v1::PutStateResponse* out) {

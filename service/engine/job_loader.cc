@@ -95,25 +95,34 @@ absl::Status JobLoader::LoadGrant(JobRuntime& job, int step, uint64_t grant_id,
         {record.worker_id(), entry.token(), entry.attempts(), std::move(*entry.mutable_cursor()),
          grant.granted, absl::InfinitePast(), grant_id, entry.no_record()}));
   }
-  if (grant.live == 0) s.dirty_grants.insert(grant_id);  // deleted at the next flush
+  if (grant.live == 0) {
+    s.dirty_grants.insert(grant_id);  // deleted at the next flush
+    return absl::OkStatus();
+  }
+  // The grant's leases expire together (LeaseGrant::deadline).
+  grant.deadline = Deadline(job, grant.granted);
+  expiry_->insert({grant.deadline, grant_id, job.id(), step, ""});
+  if (!grant.worker_id.empty()) job.workers[grant.worker_id].grants.insert({step, grant_id});
   return absl::OkStatus();
 }
 
-// Gives the lease a full lease timeout of grace from now (a restart is not the
-// holder's silence), capped by the job's max_run_time from its grant.
-absl::Status JobLoader::LoadLease(JobRuntime& job, int step, std::string key, LeaseInfo lease) {
-  lease.deadline = now_ + FromProtoDuration(job.record.job().lease_timeout());
+absl::Time JobLoader::Deadline(const JobRuntime& job, absl::Time granted) const {
+  const absl::Time deadline = now_ + FromProtoDuration(job.record.job().lease_timeout());
   const absl::Duration max_run = FromProtoDuration(job.record.job().max_run_time());
-  if (max_run > absl::ZeroDuration()) {
-    lease.deadline = std::min(lease.deadline, lease.granted + max_run);
-  }
+  return max_run > absl::ZeroDuration() ? std::min(deadline, granted + max_run) : deadline;
+}
+
+absl::Status JobLoader::LoadLease(JobRuntime& job, int step, std::string key, LeaseInfo lease) {
   StepRuntime& s = job.steps[step];
   if (s.leases.contains(key)) {
     return absl::DataLossError(
         absl::StrCat("two leases of ", keys::DescribeItemKey(key), " in job \"", job.id(), "\""));
   }
-  expiry_->insert({lease.deadline, lease.token, job.id(), step, key});
-  if (!lease.worker_id.empty()) job.workers[lease.worker_id].leases.insert({step, key});
+  if (lease.grant == 0) {  // a grant's leases expire with it (LoadGrant)
+    lease.deadline = Deadline(job, lease.granted);
+    expiry_->insert({lease.deadline, lease.token, job.id(), step, key});
+    if (!lease.worker_id.empty()) job.workers[lease.worker_id].own_leases.insert({step, key});
+  }
   s.leases.emplace(std::move(key), std::move(lease));
   return absl::OkStatus();
 }

@@ -20,8 +20,8 @@ namespace ckpt {
 // Not thread-safe: used by the engine's writer (or by Engine::Open before it starts).
 class JobLoader {
  public:
-  // Live leases found are added to `expiry` with a full lease timeout of grace from
-  // `now`. `store` and `expiry` must outlive the loader.
+  // Live grants, and live leases with records of their own, are added to `expiry`
+  // with a full lease timeout of grace from `now`. `store` and `expiry` must outlive the loader.
   JobLoader(const StoreReader* store, absl::Time now, std::set<ExpiryKey, ExpiryOrder>* expiry)
       : store_(store), now_(now), expiry_(expiry) {}
 
@@ -35,6 +35,9 @@ class JobLoader {
   absl::Status LoadGrant(JobRuntime& job, int step, uint64_t grant_id, absl::string_view value);
   absl::Status LoadLease(JobRuntime& job, int step, std::string key, LeaseInfo lease);
   absl::Status LoadWorkers(JobRuntime& job);
+  // A lease found live gets a full lease timeout of grace from now (a restart is not
+  // its holder's silence), capped by the job's max_run_time from when it was granted.
+  absl::Time Deadline(const JobRuntime& job, absl::Time granted) const;
 
   const StoreReader* const store_;
   const absl::Time now_;

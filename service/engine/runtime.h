@@ -36,7 +36,9 @@ struct LeaseInfo {
   uint32_t attempts = 0;  // before this grant
   std::string cursor;
   absl::Time granted;
-  absl::Time deadline;     // heartbeat expiry
+  // Heartbeat expiry of a lease with its own 'L' record. A grant's leases expire
+  // together at LeaseGrant::deadline, and this is not kept (Engine::Deadline).
+  absl::Time deadline;
   uint64_t grant = 0;      // the LeaseGrant it is stored in; 0: its own 'L' record
   bool no_record = false;  // leased from the untouched set: the item has no record
 };
@@ -53,6 +55,10 @@ struct LeaseGrant {
   // lease_next's: the token of its request's first completion, which a repeat of the
   // request presents again; 0 for LeaseItems.
   uint64_t asked_by = 0;
+  // Heartbeat expiry of every live lease of the grant. They share it: they are granted
+  // together, a heartbeat renews all of its worker's leases, and a restart gives each
+  // the same grace. The expiry index holds one entry per grant, not per lease.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 // Where a registered item is. Every registered item is in exactly one place.
@@ -100,8 +106,11 @@ inline constexpr size_t kRecentCompletions = 10;
 struct WorkerRuntime {
   storage::v1::WorkerRecord record;
   absl::Time last_heartbeat;  // or when ckptd started, for a worker from before
-  // (step index, encoded key) of the leases it holds.
-  std::set<std::pair<int, std::string>> leases;
+  // What it holds: (step index, grant id) of its grants with live leases, and (step
+  // index, encoded key) of its leases with records of their own (schema 1). One entry
+  // per grant, not per lease; Engine::HeldLeases lists the leases.
+  std::set<std::pair<int, uint64_t>> grants;
+  std::set<std::pair<int, std::string>> own_leases;
 };
 
 struct JobRuntime {
@@ -127,14 +136,16 @@ struct JobRuntime {
   int StepIndex(absl::string_view step) const;
 };
 
-// An entry of the lease expiry index: ordered by deadline, then by the lease's token
-// (unique), so finding an entry compares two integers rather than ids and keys.
+// An entry of the lease expiry index: a grant's (its leases expire together) or a
+// lease's with its own record. Ordered by deadline, then by `token` (unique: a grant's
+// id is its first lease's token, and a lease with its own record is in no grant), so
+// finding an entry compares two integers rather than ids and keys.
 struct ExpiryKey {
   absl::Time deadline;
-  uint64_t token = 0;
+  uint64_t token = 0;  // the grant's id, or the lease's token
   std::string job_id;
   int step = 0;
-  std::string key;
+  std::string key;  // the lease's item key; empty for a grant
 };
 
 // Orders ExpiryKeys, and finds them by (deadline, token) alone.

@@ -25,6 +25,16 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+// The sched records under the step's prefix with `tag`, as (key suffix, value).
+std::vector<std::pair<std::string, std::string>> SchedRecords(Store& store, const std::string& job,
+                                                              keys::SchedTag tag) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto it = store.Scan(Cf::kSched, keys::SchedPrefix(job, "main", tag));
+  for (; it->Valid(); it->Next()) out.emplace_back(it->suffix(), it->value());
+  EXPECT_TRUE(it->status().ok()) << it->status();
+  return out;
+}
+
 class EngineItemsTest : public testutil::EngineTest {
  protected:
   absl::StatusOr<v1::LeaseItemsResponse> Lease(const std::string& text) {
@@ -48,6 +58,27 @@ class EngineItemsTest : public testutil::EngineTest {
     auto lease =
         Lease(absl::StrFormat(R"pb(job_id: "%s" max_items: %d worker_id: "%s")pb", job, n, worker));
     return {std::move(worker), std::move(lease)};
+  }
+  // Rewrites the job's one grant record as a schema-1 store holds its leases: one
+  // LeaseRecord each, with the cursor "old-cursor". Takes effect at the next Reopen.
+  void StoreGrantAsSchemaOne(const std::string& job) {
+    auto grants = SchedRecords(h_.store(), job, keys::SchedTag::kGrant);
+    ASSERT_EQ(grants.size(), 1u);
+    storage::v1::LeaseGrantRecord grant;
+    ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+    auto batch = h_.store().NewBatch();
+    const Cf sched = Cf::kSched;
+    batch->Delete(sched, keys::SchedPrefix(job, "main", keys::SchedTag::kGrant) + grants[0].first);
+    for (const auto& entry : grant.leases()) {
+      storage::v1::LeaseRecord record;
+      record.set_worker_id(grant.worker_id());
+      record.set_token(entry.token());
+      record.set_attempts(entry.attempts());
+      record.set_cursor("old-cursor");
+      record.set_grant_time_micros(grant.grant_time_micros());
+      batch->Put(sched, keys::Leased(job, "main", entry.key()), record.SerializeAsString());
+    }
+    CKPT_ASSERT_OK(h_.store().Write(batch.get()));
   }
   static std::vector<uint64_t> Indices(const std::vector<v1::Item>& items) {
     std::vector<uint64_t> out;
@@ -678,16 +709,6 @@ TEST_P(EngineItemsTest, UnknownItemsAndJobsAreNotFound) {
   EXPECT_EQ(Job("j").progress().completed(), 0u);
 }
 
-// The sched records under the step's prefix with `tag`, as (key suffix, value).
-std::vector<std::pair<std::string, std::string>> SchedRecords(Store& store, const std::string& job,
-                                                              keys::SchedTag tag) {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto it = store.Scan(Cf::kSched, keys::SchedPrefix(job, "main", tag));
-  for (; it->Valid(); it->Next()) out.emplace_back(it->suffix(), it->value());
-  EXPECT_TRUE(it->status().ok()) << it->status();
-  return out;
-}
-
 // One LeaseItems call is one grant record (not a record per item), rewritten with the
 // leases still live when some end or save a cursor, deleted with the last; across a
 // restart, what it lists is exactly what is leased.
@@ -748,25 +769,7 @@ TEST_P(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   auto [w, lease] = JobWithLeases("old", 3, 2);
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 2);
-  // Rewrite the grant as a schema-1 store holds it: one LeaseRecord per item.
-  auto grants = SchedRecords(h_.store(), "old", keys::SchedTag::kGrant);
-  ASSERT_EQ(grants.size(), 1u);
-  storage::v1::LeaseGrantRecord grant;
-  ASSERT_TRUE(grant.ParseFromString(grants[0].second));
-  auto batch = h_.store().NewBatch();
-  const Cf sched = Cf::kSched;
-  batch->Delete(sched, keys::SchedPrefix("old", "main", keys::SchedTag::kGrant) + grants[0].first);
-  for (const auto& entry : grant.leases()) {
-    storage::v1::LeaseRecord record;
-    record.set_worker_id(grant.worker_id());
-    record.set_token(entry.token());
-    record.set_attempts(entry.attempts());
-    record.set_cursor("old-cursor");
-    record.set_grant_time_micros(grant.grant_time_micros());
-    batch->Put(sched, keys::Leased("old", "main", entry.key()), record.SerializeAsString());
-  }
-  CKPT_ASSERT_OK(h_.store().Write(batch.get()));
-
+  StoreGrantAsSchemaOne("old");
   h_.Reopen();
   EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(0, 1));
   auto item = h_.Read(&Engine::GetItem, Parse<v1::GetItemRequest>(R"pb(job_id: "old"
@@ -789,6 +792,52 @@ TEST_P(EngineItemsTest, SchemaOneLeaseRecordsAreStillLeasesAndGoWhenTheyEnd) {
   h_.Reopen();
   EXPECT_THAT(Indices(List("old", v1::ITEM_STATE_LEASED)), ElementsAre(1, 2));
   testutil::ExpectCountersMatchRecount(h_, "old");
+}
+
+// A grant's leases expire together (one expiry entry per grant), and a heartbeat renews
+// every lease its worker holds: leases with records of their own, whole grants, and
+// what is left of a partly completed one.
+TEST_P(EngineItemsTest, AHeartbeatRenewsEveryHeldLeaseAndSilenceExpiresThemTogether) {
+  auto [w, own] = JobWithLeases("mixed", 6, 2);  // 0 and 1, lease timeout 30 s
+  CKPT_ASSERT_OK(own);
+  StoreGrantAsSchemaOne("mixed");
+  h_.Reopen();
+  auto grant = Lease(absl::StrCat("job_id: \"mixed\" max_items: 3 worker_id: \"", w, "\""));
+  CKPT_ASSERT_OK(grant);  // 2, 3 and 4
+  ASSERT_EQ(grant->leases_size(), 3);
+  CKPT_ASSERT_OK(Complete(absl::StrCat("job_id: \"mixed\" items { key { index: 3 } lease_token: ",
+                                       grant->leases(1).lease_token(), " }")));
+  auto held = [&] {
+    std::vector<v1::Worker> workers = Workers("mixed");
+    std::vector<uint64_t> keys;
+    if (workers.size() == 1) {
+      for (const v1::ItemKey& key : workers[0].current_items()) keys.push_back(key.index());
+    }
+    return keys;
+  };
+  EXPECT_THAT(held(), ElementsAre(0, 1, 2, 4));
+  h_.clock().Advance(absl::Seconds(20));
+  CKPT_ASSERT_OK(h_.Call(&Engine::Heartbeat, Parse<v1::HeartbeatRequest>(absl::StrCat(
+                                                 "job_id: \"mixed\" worker_id: \"", w, "\""))));
+  const absl::Time renewed = h_.clock().Now() + absl::Seconds(30);
+  h_.clock().Advance(absl::Seconds(29));  // past every lease's first deadline
+  CKPT_ASSERT_OK(h_.Expire());
+  EXPECT_THAT(Indices(List("mixed", v1::ITEM_STATE_LEASED)), ElementsAre(0, 1, 2, 4));
+  EXPECT_THAT(held(), ElementsAre(0, 1, 2, 4));
+  h_.clock().Advance(absl::Seconds(1) + absl::Microseconds(1));
+  ASSERT_GT(h_.clock().Now(), renewed);
+  CKPT_ASSERT_OK(h_.Expire());
+  EXPECT_THAT(Indices(List("mixed", v1::ITEM_STATE_LEASED)), ElementsAre());
+  EXPECT_THAT(Indices(List("mixed", v1::ITEM_STATE_PENDING)), ElementsAre(0, 1, 2, 4, 5));
+  EXPECT_THAT(held(), ElementsAre());
+  for (uint64_t index : {0, 1, 2, 4}) {
+    auto expired = GetItem(absl::StrCat("job_id: \"mixed\" key { index: ", index, " }"));
+    CKPT_ASSERT_OK(expired);
+    EXPECT_EQ(expired->item().attempts(), 1u) << index;
+  }
+  EXPECT_TRUE(SchedRecords(h_.store(), "mixed", keys::SchedTag::kLeased).empty());
+  EXPECT_TRUE(SchedRecords(h_.store(), "mixed", keys::SchedTag::kGrant).empty());
+  testutil::ExpectCountersMatchRecount(h_, "mixed");
 }
 
 // A big LeaseItems call is split into grant records of at most 128 leases, so ending one
