@@ -211,6 +211,11 @@ class Client {
   const bool uses_tls_;
 };
 
+// Moves the leases of `answer`'s lease_runs into its `leases`, a Lease each after the
+// ones it has, and clears the runs: for code that takes leases one at a time. Only an
+// answer asked for with `packed` (LeaseItemsRequest, LeaseNext) has runs.
+void UnpackLeaseRuns(v1::LeaseItemsResponse* answer);
+
 }  // namespace ckpt
 
 #endif  // CKPT_CLIENT_CLIENT_H_

@@ -336,6 +336,7 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
   request.set_step(options_.step);
   request.set_max_items(options_.lease_batch);
   request.set_worker_id(worker_id());
+  request.set_packed(true);
   absl::StatusOr<v1::LeaseItemsResponse> leased = client_->LeaseItems(request);
   if (absl::IsFailedPrecondition(leased.status())) {
     // This worker was declared lost or unregistered: register again, once.
@@ -357,6 +358,7 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::Lease() {
     leased = client_->LeaseItems(request);
   }
   if (!leased.ok()) return leased.status();
+  UnpackLeaseRuns(&*leased);
   Hold(*leased);
   return leased;
 }
@@ -375,6 +377,7 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::FlushAndLease() {
   completions.swap(pending_completions_);
   v1::CompleteItemsRequest request = CompletionRequest(std::move(completions));
   request.mutable_lease_next()->set_max_items(options_.lease_batch);
+  request.mutable_lease_next()->set_packed(true);
   // A repeat after a lost answer is answered the same leases (docs/api.md), so the
   // client's retries are safe here too.
   absl::StatusOr<v1::CompleteItemsResponse> response = client_->CompleteItems(request);
@@ -387,6 +390,7 @@ absl::StatusOr<v1::LeaseItemsResponse> Worker::FlushAndLease() {
       absl::MutexLock lock(&mu_);
       ++stats_.leased_with_completions;
     }
+    UnpackLeaseRuns(response->mutable_leased());
     Hold(response->leased());
     return std::move(*response->mutable_leased());
   }

@@ -114,6 +114,8 @@ std::string JobPageToken(const v1::Job& last);
 // Thread-safe. Requests must be validated (service/rpc/validate.h) before they get
 // here; the engine checks what depends on state: existence, job and item states,
 // tokens, versions.
+class LeaseAnswer;
+
 class Engine {
  public:
   // Runs once the op is durable (OK) or has failed; on the writer thread, so it must
@@ -397,15 +399,17 @@ class Engine {
   // marks them left.
   void LeaveUntouchedInRuns(JobRuntime& job, int step, std::vector<LeasePlan>* plans);
   // Leases the planned item as part of the grant `grant_id` (its record is written at
-  // flush).
+  // flush), adding it to `answer`.
   void Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
-             const std::string& worker_id, uint64_t grant_id, v1::Lease* out);
+             const std::string& worker_id, uint64_t grant_id, LeaseAnswer* answer);
   // Grants the plans to `worker_id` (empty: a claim) as grant records of at most 128
-  // leases, marked `asked_by` (LeaseGrant), appending the leases to `out`.
+  // leases, marked `asked_by` (LeaseGrant), appending the leases to `out` (runs of them
+  // as LeaseRuns if `packed`).
   void GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePlan>* plans,
-                  const std::string& worker_id, uint64_t asked_by, v1::LeaseItemsResponse* out);
-  static void DescribeLease(const StepRuntime& s, const std::string& key, const LeaseInfo& lease,
-                            v1::Lease* out);
+                  const std::string& worker_id, uint64_t asked_by, bool packed,
+                  v1::LeaseItemsResponse* out);
+  // The leases an answer gives: its Leases and those of its runs.
+  static uint32_t LeaseCount(const v1::LeaseItemsResponse& answer);
   // Expires the leases of the expiry index's entry `entry`, due now.
   void ExpireEntry(Group& g, const ExpiryKey& entry);
   // If the job is not RUNNING: the shortfall saying why nothing is leased, and true.

@@ -12,6 +12,7 @@
 #include "service/engine/errors.h"
 #include "service/engine/group.h"
 #include "service/engine/job_state_machine.h"
+#include "service/engine/lease_answer.h"
 #include "service/store/keys.h"
 
 namespace ckpt {
@@ -91,18 +92,14 @@ void Engine::LeaveUntouchedInRuns(JobRuntime& job, int step, std::vector<LeasePl
 
 // ---------------------------------------------------------------- granting
 
-void Engine::DescribeLease(const StepRuntime& s, const std::string& key, const LeaseInfo& lease,
-                           v1::Lease* out) {
-  *out->mutable_key() = *keys::DecodeItemKey(key);
-  out->set_step(s.name);
-  out->set_lease_token(lease.token);
-  out->set_attempt(lease.attempts + 1);
-  out->set_cursor(lease.cursor);
-  *out->mutable_expire_time() = ToProtoTime(Deadline(s, lease));
+uint32_t Engine::LeaseCount(const v1::LeaseItemsResponse& answer) {
+  uint32_t count = static_cast<uint32_t>(answer.leases_size());
+  for (const v1::LeaseRun& run : answer.lease_runs()) count += run.count();
+  return count;
 }
 
 void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
-                   const std::string& worker_id, uint64_t grant_id, v1::Lease* out) {
+                   const std::string& worker_id, uint64_t grant_id, LeaseAnswer* answer) {
   StepRuntime& s = job.steps[step];
   if (!plan.left) Leave(g, job, step, plan.key, plan.place);
   ++g.items_leased;
@@ -116,15 +113,16 @@ void Engine::Grant(Group& g, JobRuntime& job, int step, const LeasePlan& plan,
   ++grant.live;
   s.counters.set_leased(s.counters.leased() + 1);
   s.counters_dirty = true;
-  DescribeLease(s, plan.key, lease, out);
+  answer->Add(plan.key, lease.token, lease.attempts + 1, lease.cursor, grant.deadline);
 }
 
 void Engine::GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePlan>* plans,
-                        const std::string& worker_id, uint64_t asked_by,
+                        const std::string& worker_id, uint64_t asked_by, bool packed,
                         v1::LeaseItemsResponse* out) {
   LeaveUntouchedInRuns(job, step, plans);
   // One record per kMaxLeasesPerGrant leases, keyed by its first token.
   StepRuntime& s = job.steps[step];
+  LeaseAnswer answer(s.name, packed, out);
   uint64_t grant_id = 0;
   for (size_t i = 0; i < plans->size(); ++i) {
     if (i % kMaxLeasesPerGrant == 0) {
@@ -139,7 +137,7 @@ void Engine::GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePl
       s.dirty_grants.insert(grant_id);
       if (asked_by != 0) s.asked_grants[asked_by].push_back(grant_id);
     }
-    Grant(g, job, step, (*plans)[i], worker_id, grant_id, out->add_leases());
+    Grant(g, job, step, (*plans)[i], worker_id, grant_id, &answer);
   }
   Touch(g, job);
 }
@@ -157,7 +155,7 @@ bool Engine::AnswerNotRunning(const JobRuntime& job, v1::LeaseItemsResponse* out
 
 void Engine::SetShortfall(const JobRuntime& job, int step, uint32_t max_items,
                           v1::LeaseItemsResponse* out) const {
-  if (static_cast<uint32_t>(out->leases_size()) >= max_items) return;
+  if (LeaseCount(*out) >= max_items) return;
   const StepRuntime& s = job.steps[step];
   const bool drained =
       job.record.job().sealed() && s.counters.pending() == 0 && s.counters.leased() == 0;
@@ -196,7 +194,7 @@ absl::Status Engine::DoLeaseItems(Group& g, const v1::LeaseItemsRequest& r,
   } else {
     CKPT_RETURN_IF_ERROR(SelectPending(g, *job, step, r.max_items(), &plans));
   }
-  GrantPlans(g, *job, step, &plans, r.worker_id(), /*asked_by=*/0, out);
+  GrantPlans(g, *job, step, &plans, r.worker_id(), /*asked_by=*/0, r.packed(), out);
   if (r.keys_size() == 0) SetShortfall(*job, step, r.max_items(), out);
   return absl::OkStatus();
 }
@@ -229,17 +227,23 @@ void Engine::GrantNextLease(Group& g, JobRuntime& job, int step, const v1::Compl
   job.workers.at(r.worker_id()).last_heartbeat = g.now;  // asking for work is a sign of life
   out->set_control(ControlFor(job));
   const StepRuntime& s = job.steps[step];
-  for (uint64_t grant_id : next->again) {
-    for (const std::string& key : s.grants.at(grant_id).keys) {
-      auto lease = s.leases.find(key);
-      if (lease != s.leases.end() && lease->second.grant == grant_id) {
-        DescribeLease(s, key, lease->second, out->add_leases());
+  const bool packed = r.lease_next().packed();
+  {
+    LeaseAnswer again(s.name, packed, out);
+    for (uint64_t grant_id : next->again) {
+      const LeaseGrant& grant = s.grants.at(grant_id);
+      for (const std::string& key : grant.keys) {
+        auto lease = s.leases.find(key);
+        if (lease != s.leases.end() && lease->second.grant == grant_id) {
+          again.Add(key, lease->second.token, lease->second.attempts + 1, lease->second.cursor,
+                    grant.deadline);
+        }
       }
     }
   }
   // Completions can finish the job (its last items), but never start it again.
   if (AnswerNotRunning(job, out)) return;
-  GrantPlans(g, job, step, &next->plans, r.worker_id(), r.items(0).lease_token(), out);
+  GrantPlans(g, job, step, &next->plans, r.worker_id(), r.items(0).lease_token(), packed, out);
   SetShortfall(job, step, r.lease_next().max_items(), out);
 }
 

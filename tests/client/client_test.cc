@@ -367,6 +367,33 @@ TEST_F(ClientTest, WatchJobStopsWhenTheCallbackSaysSo) {
   EXPECT_EQ(snapshots, 1);
 }
 
+TEST(UnpackLeaseRunsTest, EachRunBecomesItsLeasesAfterTheOthers) {
+  v1::LeaseItemsResponse answer;
+  v1::Lease* alone = answer.add_leases();
+  alone->mutable_key()->set_name("a.txt");
+  alone->set_lease_token(3);
+  v1::LeaseRun* run = answer.add_lease_runs();
+  run->set_step("parse");
+  run->set_first_index(40);
+  run->set_count(3);
+  run->set_first_lease_token(9);
+  run->set_attempt(2);
+  run->mutable_expire_time()->set_seconds(1700000000);
+  UnpackLeaseRuns(&answer);
+  EXPECT_EQ(answer.lease_runs_size(), 0);
+  ASSERT_EQ(answer.leases_size(), 4);
+  EXPECT_EQ(answer.leases(0).key().name(), "a.txt");
+  for (int i = 1; i < 4; ++i) {
+    const v1::Lease& lease = answer.leases(i);
+    EXPECT_EQ(lease.key().index(), 40u + i - 1);
+    EXPECT_EQ(lease.lease_token(), 9u + i - 1);
+    EXPECT_EQ(lease.step(), "parse");
+    EXPECT_EQ(lease.attempt(), 2u);
+    EXPECT_EQ(lease.expire_time().seconds(), 1700000000);
+    EXPECT_TRUE(lease.cursor().empty());
+  }
+}
+
 TEST_F(ClientTest, KeysReadAsPeopleWriteThem) {
   EXPECT_EQ(KeyToString(IndexKey(42)), "42");
   EXPECT_EQ(KeyToString(NameKey("doc-7.pdf")), "doc-7.pdf");

@@ -372,7 +372,15 @@ struct Wire {
   absl::Mutex mu;
   std::map<std::string, int> calls ABSL_GUARDED_BY(mu);
   bool drop_lease_next = false;
+  // Clears `packed` from every lease asked for, as a ckptd that predates it ignores it.
+  bool drop_packed = false;
+  int asked_packed ABSL_GUARDED_BY(mu) = 0;  // leases asked for packed, as sent
   std::atomic<bool> lose_first_completion{false};
+
+  int AskedPacked() {
+    absl::MutexLock lock(&mu);
+    return asked_packed;
+  }
 
   int Calls(const std::string& method) {
     absl::MutexLock lock(&mu);
@@ -394,11 +402,25 @@ class WireInterceptor final : public grpc::experimental::Interceptor {
         absl::MutexLock lock(&wire_->mu);
         ++wire_->calls[method_];
       }
-      if (completion && wire_->drop_lease_next) {
+      if (completion && (wire_->drop_lease_next || wire_->drop_packed)) {
         sent_ = *static_cast<const v1::CompleteItemsRequest*>(methods->GetSendMessage());
-        sent_.clear_lease_next();
+        if (wire_->drop_lease_next) sent_.clear_lease_next();
+        if (sent_.has_lease_next()) sent_.mutable_lease_next()->clear_packed();
         methods->ModifySendMessage(&sent_);
+      } else if (method_ == "LeaseItems" && wire_->drop_packed) {
+        sent_lease_ = *static_cast<const v1::LeaseItemsRequest*>(methods->GetSendMessage());
+        sent_lease_.clear_packed();
+        methods->ModifySendMessage(&sent_lease_);
       }
+      const bool packed =
+          completion ? static_cast<const v1::CompleteItemsRequest*>(methods->GetSendMessage())
+                           ->lease_next()
+                           .packed()
+          : method_ == "LeaseItems"
+              ? static_cast<const v1::LeaseItemsRequest*>(methods->GetSendMessage())->packed()
+              : false;
+      absl::MutexLock lock(&wire_->mu);
+      if (packed) ++wire_->asked_packed;
     }
     if (completion &&
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_STATUS) &&
@@ -413,6 +435,7 @@ class WireInterceptor final : public grpc::experimental::Interceptor {
   const std::string method_;
   Wire* const wire_;
   v1::CompleteItemsRequest sent_;  // the request as sent, when changed
+  v1::LeaseItemsRequest sent_lease_;
 };
 
 class WireFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
@@ -476,7 +499,21 @@ TEST_F(WorkerWireTest, EachBatchIsLeasedWithTheCompletionsOfTheLast) {
   EXPECT_EQ(worker->stats().leased_with_completions, 4u);
   EXPECT_EQ(worker->stats().lease_next_fallbacks, 0u);
   EXPECT_EQ(worker->stats().completed, 40u);
+  // Each batch came packed, as one LeaseRun (UnpackLeaseRuns made its leases).
+  EXPECT_EQ(wire_.AskedPacked(), 5);
   EXPECT_EQ(GetJob("steady").status(), v1::JOB_STATUS_COMPLETED);
+}
+
+// Against a ckptd that predates packed leases (it ignores `packed` and answers a Lease
+// each), the worker handles every item once just the same.
+TEST_F(WorkerWireTest, AgainstACkptdWithoutPackedLeasesEachLeaseComesAlone) {
+  CreateJob("unpacked", 40);
+  wire_.drop_packed = true;
+  std::unique_ptr<Worker> worker = RegisterWatched("unpacked", 10);
+  ExpectEachItemHandledOnce(*worker, 40);
+  EXPECT_EQ(wire_.AskedPacked(), 0);
+  EXPECT_EQ(worker->stats().leased_with_completions, 4u);
+  EXPECT_EQ(GetJob("unpacked").status(), v1::JOB_STATUS_COMPLETED);
 }
 
 // Against a ckptd that predates lease_next (it ignores the field and answers no lease

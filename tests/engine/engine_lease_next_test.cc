@@ -354,6 +354,91 @@ TEST_P(EngineLeaseNextTest, BigLeasesSplitIntoGrantsAndARepeatFindsThemAll) {
   testutil::ExpectCountersMatchRecount(h_, "j");
 }
 
+// The leases of a LeaseRun, as Leases.
+std::vector<v1::Lease> RunLeases(const v1::LeaseRun& run) {
+  std::vector<v1::Lease> leases(run.count());
+  for (uint32_t i = 0; i < run.count(); ++i) {
+    leases[i].mutable_key()->set_index(run.first_index() + i);
+    leases[i].set_step(run.step());
+    leases[i].set_lease_token(run.first_lease_token() + i);
+    leases[i].set_attempt(run.attempt());
+    *leases[i].mutable_expire_time() = run.expire_time();
+  }
+  return leases;
+}
+
+// Asked for packed, LeaseItems and lease_next answer a batch of fresh indices as one
+// run; its tokens complete the items, a repeat after a lost answer gets the same run
+// back, and a retry (a lease with a cursor) stays a Lease beside the run.
+TEST_P(EngineLeaseNextTest, PackedAnswersGiveRunsOfTheSameLeases) {
+  CreateJob(R"pb(job_id: "p"
+                 lease_timeout { seconds: 30 })pb");
+  Add(R"pb(job_id: "p"
+           ranges { begin: 0 end: 12 })pb");
+  const std::string worker = Register("p");
+  auto first =
+      h_.Call(&Engine::LeaseItems,
+              Parse<v1::LeaseItemsRequest>(absl::StrFormat(
+                  R"pb(job_id: "p" worker_id: "%s" max_items: 4 packed: true)pb", worker)));
+  CKPT_ASSERT_OK(first);
+  EXPECT_EQ(first->leases_size(), 0);
+  ASSERT_EQ(first->lease_runs_size(), 1);
+  EXPECT_EQ(first->lease_runs(0).first_index(), 0u);
+  EXPECT_EQ(first->lease_runs(0).count(), 4u);
+  EXPECT_EQ(first->lease_runs(0).step(), "main");
+  EXPECT_EQ(first->lease_runs(0).attempt(), 1u);
+  EXPECT_EQ(first->shortfall(), v1::LEASE_SHORTFALL_UNSPECIFIED);
+  // Index 0 is failed back with a cursor saved: it comes back first, as a Lease.
+  std::vector<v1::Lease> held = RunLeases(first->lease_runs(0));
+  CKPT_ASSERT_OK(h_.Call(&Engine::Heartbeat, Parse<v1::HeartbeatRequest>(absl::StrFormat(
+                                                 R"pb(job_id: "p"
+                                                      worker_id: "%s"
+                                                      leases {
+                                                        key { index: 0 }
+                                                        lease_token: %d
+                                                        cursor: "row-7"
+                                                      })pb",
+                                                 worker, held[0].lease_token()))));
+  CKPT_ASSERT_OK(Fail(absl::StrFormat(R"pb(job_id: "p"
+                                           items {
+                                             key { index: 0 }
+                                             lease_token: %d
+                                             error { message: "x" retryable: true }
+                                           })pb",
+                                      held[0].lease_token())));
+  held.erase(held.begin());
+  v1::LeaseItemsResponse rest;
+  for (const v1::Lease& lease : held) *rest.add_leases() = lease;
+  v1::CompleteItemsRequest request = CompleteAndLease("p", worker, rest, 5);
+  request.mutable_lease_next()->set_packed(true);
+  auto next = Call(request);
+  CKPT_ASSERT_OK(next);
+  EXPECT_THAT(next->outcomes(), ::testing::Each(v1::COMPLETION_OUTCOME_COMPLETED));
+  const v1::LeaseItemsResponse& leased = next->leased();
+  ASSERT_EQ(leased.leases_size(), 1);
+  EXPECT_EQ(leased.leases(0).key().index(), 0u);
+  EXPECT_EQ(leased.leases(0).attempt(), 2u);
+  EXPECT_EQ(leased.leases(0).cursor(), "row-7");
+  ASSERT_EQ(leased.lease_runs_size(), 1);
+  EXPECT_EQ(leased.lease_runs(0).first_index(), 4u);
+  EXPECT_EQ(leased.lease_runs(0).count(), 4u);
+  EXPECT_EQ(leased.shortfall(), v1::LEASE_SHORTFALL_UNSPECIFIED);
+  // The answer was lost: the repeat is answered the same leases, packed the same way.
+  auto again = Call(request);
+  CKPT_ASSERT_OK(again);
+  EXPECT_EQ(again->leased().SerializeAsString(), leased.SerializeAsString());
+  // The run's tokens are the leases': they complete the items.
+  v1::LeaseItemsResponse run;
+  for (const v1::Lease& lease : RunLeases(leased.lease_runs(0))) *run.add_leases() = lease;
+  v1::CompleteItemsRequest last = CompleteAndLease("p", worker, run, 1);
+  last.set_skip_lost_leases(false);
+  auto done = Call(last);
+  CKPT_ASSERT_OK(done);
+  EXPECT_THAT(done->outcomes(), ::testing::Each(v1::COMPLETION_OUTCOME_COMPLETED));
+  EXPECT_EQ(Job("p").progress().completed(), 7u);
+  testutil::ExpectCountersMatchRecount(h_, "p");
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, EngineLeaseNextTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace

@@ -47,12 +47,32 @@ absl::StatusOr<v1::Job> GetJob(Stub* stub, const std::string& job_id) {
   return response.job();
 }
 
+// Calls fn(index, token) for each lease of `leased` (all by index here): its Leases,
+// then its runs'.
+template <typename Fn>
+void ForEachLease(const v1::LeaseItemsResponse& leased, Fn fn) {
+  for (const v1::Lease& l : leased.leases()) fn(l.key().index(), l.lease_token());
+  for (const v1::LeaseRun& run : leased.lease_runs()) {
+    for (uint32_t i = 0; i < run.count(); ++i)
+      fn(run.first_index() + i, run.first_lease_token() + i);
+  }
+}
+
+uint64_t LeaseCount(const v1::LeaseItemsResponse& leased) {
+  uint64_t count = static_cast<uint64_t>(leased.leases_size());
+  for (const v1::LeaseRun& run : leased.lease_runs()) count += run.count();
+  return count;
+}
+
+// The worker loop's leases, packed: a batch of fresh indices is one LeaseRun (a ckptd
+// that predates packed leases answers a Lease each; ForEachLease reads both).
 absl::StatusOr<v1::LeaseItemsResponse> Lease(Stub* stub, const std::string& job_id,
                                              const std::string& worker_id, int per_call) {
   v1::LeaseItemsRequest lease;
   lease.set_job_id(job_id);
   lease.set_worker_id(worker_id);
   lease.set_max_items(static_cast<uint32_t>(per_call));
+  lease.set_packed(true);
   v1::LeaseItemsResponse leased;
   grpc::ClientContext context;
   grpc::Status status = stub->LeaseItems(&context, lease, &leased);
@@ -69,15 +89,18 @@ absl::Status CompleteBatch(Stub* stub, const std::string& job_id, const std::str
   v1::CompleteItemsRequest done;
   done.set_job_id(job_id);
   done.set_worker_id(worker_id);
-  for (const v1::Lease& l : leased.leases()) {
+  ForEachLease(leased, [&](uint64_t index, uint64_t token) {
     v1::Completion* item = done.add_items();
-    FillCompletion(l.key().index(), l.lease_token(), item);
+    FillCompletion(index, token, item);
     if (unique_paths) {
       item->mutable_result()->set_output_paths(
-          0, absl::StrCat("/data/out/", job_id, "/item-", l.key().index(), ".parquet"));
+          0, absl::StrCat("/data/out/", job_id, "/item-", index, ".parquet"));
     }
+  });
+  if (lease_next > 0) {
+    done.mutable_lease_next()->set_max_items(static_cast<uint32_t>(lease_next));
+    done.mutable_lease_next()->set_packed(true);
   }
-  if (lease_next > 0) done.mutable_lease_next()->set_max_items(static_cast<uint32_t>(lease_next));
   v1::CompleteItemsResponse response;
   grpc::ClientContext context;
   grpc::Status status = stub->CompleteItems(&context, done, &response);
@@ -319,12 +342,13 @@ absl::StatusOr<uint64_t> WorkOneSeat(Stub* stub, const WorkerSeat& seat,
       if (leased_alone != nullptr) ++*leased_alone;
     }
     // Nothing leased: the rest is held by other workers, who will finish it.
-    if (leased.leases_size() == 0) return completed;
+    const uint64_t count = LeaseCount(leased);
+    if (count == 0) return completed;
     absl::Status done = CompleteBatch(stub, job_id, worker_id, leased, lease_next ? per_call : 0,
                                       seat.unique_paths, &next);
     if (!done.ok()) return done;
     latencies->Add(absl::Now() - start);
-    completed += static_cast<uint64_t>(leased.leases_size());
+    completed += count;
   }
 }
 
