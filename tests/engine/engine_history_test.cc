@@ -100,11 +100,7 @@ TEST_P(EngineHistoryTest, ARetryReleasedByUnregisterKeepsItsAttemptsAndLastError
   auto first = Lease(absl::StrCat(R"pb(job_id: "r" max_items: 1 worker_id: ")pb", w, "\""));
   CKPT_ASSERT_OK(first);
   ASSERT_EQ(first->leases_size(), 1);
-  CKPT_ASSERT_OK(Fail(absl::StrCat(R"pb(job_id: "r"
-                                        items { key { index: 7 }
-                                                error { message: "timeout" retryable: true }
-                                                lease_token:)pb",
-                                   first->leases(0).lease_token(), "}")));
+  CKPT_ASSERT_OK(FailRetryable("r", 7, first->leases(0).lease_token(), "timeout"));
   auto second = Lease(absl::StrCat(R"pb(job_id: "r" max_items: 1 worker_id: ")pb", w, "\""));
   CKPT_ASSERT_OK(second);
   ASSERT_EQ(second->leases_size(), 1);

@@ -683,13 +683,7 @@ TEST_P(EngineJobsTest, ResetJobReturnsEveryItemToPendingAndClearsProgress) {
   auto lease = Lease("r", w, 3);  // 5, 6, 7
   CKPT_ASSERT_OK(lease);
   ASSERT_EQ(lease->leases_size(), 3);
-  CKPT_ASSERT_OK(Fail(absl::StrFormat(R"pb(job_id: "r"
-                                           items {
-                                             key { index: 5 }
-                                             lease_token: %d
-                                             error { message: "flaky" retryable: true }
-                                           })pb",
-                                      lease->leases(0).lease_token())));
+  CKPT_ASSERT_OK(FailRetryable("r", 5, lease->leases(0).lease_token(), "flaky"));
   CKPT_ASSERT_OK(Fail(R"pb(job_id: "r"
                            items {
                              key { name: "b" }

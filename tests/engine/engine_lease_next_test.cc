@@ -141,13 +141,7 @@ TEST_P(EngineLeaseNextTest, WithoutLeaseNextNothingMoreIsLeased) {
 // Retries come first and keep their attempts and cursors, as with LeaseItems.
 TEST_P(EngineLeaseNextTest, RetriesComeFirstWithTheirAttempts) {
   const v1::LeaseItemsResponse first = JobWithLeases("j", 10, 3);
-  CKPT_ASSERT_OK(Fail(absl::StrFormat(R"pb(job_id: "j"
-                                           items {
-                                             key { index: 2 }
-                                             lease_token: %d
-                                             error { message: "flaky" retryable: true }
-                                           })pb",
-                                      first.leases(2).lease_token())));
+  CKPT_ASSERT_OK(FailRetryable("j", 2, first.leases(2).lease_token(), "flaky"));
   v1::LeaseItemsResponse two;
   *two.add_leases() = first.leases(0);
   *two.add_leases() = first.leases(1);
@@ -399,13 +393,7 @@ TEST_P(EngineLeaseNextTest, PackedAnswersGiveRunsOfTheSameLeases) {
                                                         cursor: "row-7"
                                                       })pb",
                                                  worker, held[0].lease_token()))));
-  CKPT_ASSERT_OK(Fail(absl::StrFormat(R"pb(job_id: "p"
-                                           items {
-                                             key { index: 0 }
-                                             lease_token: %d
-                                             error { message: "x" retryable: true }
-                                           })pb",
-                                      held[0].lease_token())));
+  CKPT_ASSERT_OK(FailRetryable("p", 0, held[0].lease_token(), "x"));
   held.erase(held.begin());
   v1::LeaseItemsResponse rest;
   for (const v1::Lease& lease : held) *rest.add_leases() = lease;

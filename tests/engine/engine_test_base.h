@@ -72,6 +72,19 @@ class EngineTest : public ::testing::TestWithParam<StoreKind> {
   absl::StatusOr<v1::FailItemsResponse> Fail(const std::string& text) {
     return h_.Call(&Engine::FailItems, Parse<v1::FailItemsRequest>(text));
   }
+  // Fails the leased index `index` of the job's first step (lease `token`) with a
+  // retryable error saying `message`.
+  absl::StatusOr<v1::FailItemsResponse> FailRetryable(const std::string& job, uint64_t index,
+                                                      uint64_t token, const std::string& message) {
+    v1::FailItemsRequest r;
+    r.set_job_id(job);
+    v1::Failure* failure = r.add_items();
+    failure->mutable_key()->set_index(index);
+    failure->set_lease_token(token);
+    failure->mutable_error()->set_message(message);
+    failure->mutable_error()->set_retryable(true);
+    return h_.Call(&Engine::FailItems, r);
+  }
   // A new worker's id ("" if registering failed, which the test reports).
   std::string Register(const std::string& job, const std::string& hostname = "test") {
     v1::RegisterWorkerRequest r;
