@@ -224,6 +224,8 @@ void Engine::Observe(const Group& group, size_t ops, bool written, GroupCommitSt
     stats->items_completed = group.items_completed;
     stats->items_failed = group.items_failed;
     stats->items_leased = group.items_leased;
+    stats->jobs_expired = group.jobs_expired;
+    stats->jobs_deleted = group.jobs_deleted;
   }
   options_.observer->OnGroupCommitted(*stats);
 }

@@ -295,6 +295,7 @@ void Engine::ResetJobState(Group& g, JobRuntime& job, bool remove_items) {
 absl::Status Engine::DoDeleteJob(Group& g, const v1::DeleteJobRequest& r) {
   CKPT_ASSIGN_OR_RETURN(JobRuntime * job, FindJob(r.job_id()));
   RemoveJob(g, *job);
+  ++g.jobs_deleted;
   return absl::OkStatus();
 }
 

@@ -23,6 +23,10 @@ struct GroupCommitStats {
   uint64_t items_completed = 0;  // became COMPLETED
   uint64_t items_failed = 0;     // became FAILED
   uint64_t items_leased = 0;     // granted a lease (worker leases and claims)
+  // Jobs deleted in this group (zero when the write failed): by the retention sweep,
+  // and by DeleteJob or DeleteJobs.
+  uint64_t jobs_expired = 0;
+  uint64_t jobs_deleted = 0;
 };
 
 // Thread-safety: OnGroupCommitted runs on the engine's writer thread after every group

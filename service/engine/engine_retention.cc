@@ -78,6 +78,7 @@ absl::Status Engine::DoSweepExpiredJobs(Group& g, std::vector<Removal>* removed)
          absl::StrCat("retention: deleted job \"", id, "\" (", Finished(record), ", kept ",
                       absl::FormatDuration(FromProtoDuration(record.retention())), ")")});
     RemoveJob(g, job);
+    ++g.jobs_expired;
   }
   if (!retention_.HasExpired(g.now)) next_sweep_ = g.now + options_.retention.sweep_interval;
   return absl::OkStatus();
@@ -167,6 +168,7 @@ absl::Status Engine::DoDeleteMatching(Group& g, const JobFilter& filter,
     removed->push_back({DeletedJobOf(record), absl::StrCat("DeleteJobs: deleted job \"", id, "\" (",
                                                            Finished(record), ")")});
     RemoveJob(g, *it->second);
+    ++g.jobs_deleted;
   }
   return absl::OkStatus();
 }

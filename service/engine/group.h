@@ -58,6 +58,9 @@ class Engine::Group {
   uint64_t items_completed = 0;
   uint64_t items_failed = 0;
   uint64_t items_leased = 0;
+  // Jobs deleted in this group: by the retention sweep, and on request.
+  uint64_t jobs_expired = 0;
+  uint64_t jobs_deleted = 0;
 };
 
 }  // namespace ckpt

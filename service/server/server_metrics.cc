@@ -14,6 +14,11 @@
 namespace ckpt {
 namespace {
 
+constexpr char kJobsDeleted[] = "ckpt_jobs_deleted_total";
+constexpr char kJobsDeletedHelp[] =
+    "Jobs deleted: by=\"retention\" by the retention sweep, by=\"request\" by DeleteJob or "
+    "DeleteJobs.";
+
 std::string StatusLabel(v1::JobStatus status) {
   return absl::AsciiStrToLower(absl::StripPrefix(v1::JobStatus_Name(status), "JOB_STATUS_"));
 }
@@ -42,7 +47,9 @@ ServerMetrics::ServerMetrics(ServerMetricsOptions options)
           "ckpt_items_failed_total",
           "Items that became FAILED (out of attempts, not retryable, or recorded failed).")),
       items_leased_(registry_.GetCounter("ckpt_items_leased_total",
-                                         "Leases granted on items (worker leases and claims).")) {
+                                         "Leases granted on items (worker leases and claims).")),
+      jobs_expired_(registry_.GetCounter(kJobsDeleted, kJobsDeletedHelp, {{"by", "retention"}})),
+      jobs_deleted_(registry_.GetCounter(kJobsDeleted, kJobsDeletedHelp, {{"by", "request"}})) {
   registry_.AddCollector([this](ExpositionWriter& writer) {
     writer.Family("ckpt_store_size_bytes", "Bytes of the store's files on disk.",
                   MetricType::kGauge);
@@ -68,6 +75,8 @@ void ServerMetrics::OnGroupCommitted(const GroupCommitStats& stats) {
   if (stats.items_completed > 0) items_completed_->Add(stats.items_completed);
   if (stats.items_failed > 0) items_failed_->Add(stats.items_failed);
   if (stats.items_leased > 0) items_leased_->Add(stats.items_leased);
+  if (stats.jobs_expired > 0) jobs_expired_->Add(stats.jobs_expired);
+  if (stats.jobs_deleted > 0) jobs_deleted_->Add(stats.jobs_deleted);
 }
 
 void ServerMetrics::WriteEngineMetrics(const Engine& engine, ExpositionWriter& writer) const {

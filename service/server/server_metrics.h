@@ -57,6 +57,8 @@ class ServerMetrics final : public EngineObserver {
   Counter* const items_completed_;
   Counter* const items_failed_;
   Counter* const items_leased_;
+  Counter* const jobs_expired_;  // ckpt_jobs_deleted_total{by="retention"}
+  Counter* const jobs_deleted_;  // ckpt_jobs_deleted_total{by="request"}
 };
 
 // Bytes of the regular files under `dir`, recursively; 0 if it cannot be read.

@@ -126,6 +126,33 @@ TEST_F(MetricsTest, CountsRpcsItemsAndGroupCommits) {
   EXPECT_GT(m["process_open_fds"], 0);
 }
 
+// Deleted jobs are counted by who deleted them: the retention sweep or a request.
+TEST_F(MetricsTest, CountsJobsDeletedByRetentionAndOnRequest) {
+  StartServer();
+  v1::CreateJobRequest kept_a_second;
+  kept_a_second.set_job_id("expires");
+  kept_a_second.mutable_retention()->set_seconds(1);
+  CKPT_ASSERT_OK(Call(server_->stub(), &v1::Checkpoint::Stub::CreateJob, kept_a_second));
+  v1::StopJobRequest stop;
+  stop.set_job_id("expires");
+  CKPT_ASSERT_OK(Call(server_->stub(), &v1::Checkpoint::Stub::StopJob, stop));
+  CreateJob("deleted", 1);
+  v1::DeleteJobRequest remove;
+  remove.set_job_id("deleted");
+  CKPT_ASSERT_OK(Call(server_->stub(), &v1::Checkpoint::Stub::DeleteJob, remove));
+  // Past the retention and the sweep interval: the next write's group sweeps.
+  clock_.Advance(absl::Minutes(2));
+  CreateJob("probe", 1);
+  v1::GetJobRequest get;
+  get.set_job_id("expires");
+  EXPECT_THAT(Call(server_->stub(), &v1::Checkpoint::Stub::GetJob, get),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("expires")));
+
+  std::map<std::string, double> m = Scrape();
+  EXPECT_EQ(m["ckpt_jobs_deleted_total{by=\"retention\"}"], 1);
+  EXPECT_EQ(m["ckpt_jobs_deleted_total{by=\"request\"}"], 1);
+}
+
 TEST_F(MetricsTest, JobSeriesCoverOnlyTheNewestRunningOrPausedJobs) {
   StartServer(/*max_jobs=*/2);
   for (const char* id : {"oldest", "stopped", "paused", "newest"}) CreateJob(id, 4);
