@@ -110,6 +110,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   // The engine writes one batch at a time, so RocksDB inserts it sequentially and can
   // use the hint; measured -38% instructions in MemTable::Add (docs/performance.md).
   cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<AllButIndexTransform>();
+  // L0 files (flushed memtables, a few tens of MiB at most) are left uncompressed: the
+  // flush skips compressing them and their compaction into L1 skips decompressing them
+  // (measured: 930 of ~24 000 instructions per completed item were the flush's Snappy).
+  // Deeper levels, where the data stays, are compressed as before.
+  cf.compression_per_level.assign(cf.num_levels, rocksdb::kSnappyCompression);
+  cf.compression_per_level[0] = rocksdb::kNoCompression;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   // Point lookups (an item's record, a job) skip SST files that cannot hold the key.

@@ -44,6 +44,36 @@ TEST(RocksDbStoreTest, CreatesThenReopensWithSchemaAndData) {
   EXPECT_EQ(**value, "record");
 }
 
+// Flushed memtables (L0) are written uncompressed, and compacted deeper they are
+// compressed.
+TEST(RocksDbStoreTest, LevelZeroIsUncompressedAndDeeperLevelsAreCompressed) {
+  const std::string dir = testutil::NewTempDir("store");
+  auto store = RocksDbStore::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(store);
+  auto batch = (*store)->NewBatch();
+  for (uint64_t i = 0; i < 1000; ++i) {
+    batch->Put(Cf::kItems, keys::Item("job", "s", keys::EncodeIndex(i)), std::string(100, 'x'));
+  }
+  CKPT_ASSERT_OK((*store)->Write(batch.get()));
+  rocksdb::DB* db = (*store)->db();
+  rocksdb::ColumnFamilyHandle* items = (*store)->handle(Cf::kItems);
+  auto compressions = [&] {
+    rocksdb::TablePropertiesCollection tables;
+    EXPECT_TRUE(db->GetPropertiesOfAllTables(items, &tables).ok());
+    std::vector<std::string> names;
+    for (const auto& [file, properties] : tables) names.push_back(properties->compression_name);
+    return names;
+  };
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions(), items).ok());
+  EXPECT_THAT(compressions(), ::testing::ElementsAre("NoCompression"));
+  rocksdb::CompactRangeOptions deeper;
+  deeper.change_level = true;
+  deeper.target_level = 2;
+  deeper.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  ASSERT_TRUE(db->CompactRange(deeper, items, nullptr, nullptr).ok());
+  EXPECT_THAT(compressions(), ::testing::ElementsAre("Snappy"));
+}
+
 TEST(RocksDbStoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
   const std::string dir = testutil::NewTempDir("store");
   auto first = RocksDbStore::Open(OptionsFor(dir));
