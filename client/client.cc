@@ -328,11 +328,12 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
 
 void UnpackLeaseRuns(v1::LeaseItemsResponse* answer) {
   for (const v1::LeaseRun& run : answer->lease_runs()) {
+    const uint64_t token_step = run.token_step() == 0 ? 1 : run.token_step();
     for (uint32_t i = 0; i < run.count(); ++i) {
       v1::Lease* lease = answer->add_leases();
       lease->mutable_key()->set_index(run.first_index() + i);
       lease->set_step(run.step());
-      lease->set_lease_token(run.first_lease_token() + i);
+      lease->set_lease_token(run.first_lease_token() + i * token_step);
       lease->set_attempt(run.attempt());
       *lease->mutable_expire_time() = run.expire_time();
     }

@@ -603,12 +603,6 @@ void Engine::SetGrantDeadline(JobRuntime& job, int step, uint64_t grant_id, Leas
   expiry_.insert({deadline, grant_id, job.id(), step, ""});
 }
 
-absl::Time Engine::Deadline(const StepRuntime& s, const LeaseInfo& lease) {
-  if (lease.grant == 0) return lease.deadline;
-  auto grant = s.grants.find(lease.grant);
-  return grant == s.grants.end() ? lease.deadline : grant->second.deadline;
-}
-
 void Engine::ForgetExpiry(const LeaseInfo& lease) {
   auto it = expiry_.find(ExpiryOrder::Position(lease.deadline, lease.token));
   if (it != expiry_.end()) expiry_.erase(it);

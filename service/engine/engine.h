@@ -480,8 +480,6 @@ class Engine {
   // The same for all the leases of a grant at once.
   void SetGrantDeadline(JobRuntime& job, int step, uint64_t grant_id, LeaseGrant& grant,
                         absl::Time deadline);
-  // When the lease expires: its grant's deadline, or its own.
-  static absl::Time Deadline(const StepRuntime& s, const LeaseInfo& lease);
   // Removes the lease's (grant 0) or the grant's entry from the expiry index, if any.
   void ForgetExpiry(const LeaseInfo& lease);
   void ForgetGrantExpiry(uint64_t grant_id, const LeaseGrant& grant);

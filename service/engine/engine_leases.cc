@@ -122,7 +122,7 @@ void Engine::GrantPlans(Group& g, JobRuntime& job, int step, std::vector<LeasePl
   LeaveUntouchedInRuns(job, step, plans);
   // One record per kMaxLeasesPerGrant leases, keyed by its first token.
   StepRuntime& s = job.steps[step];
-  LeaseAnswer answer(s.name, packed, out);
+  LeaseAnswer answer(s.name, packed, options_.id_stride, out);
   uint64_t grant_id = 0;
   for (size_t i = 0; i < plans->size(); ++i) {
     if (i % kMaxLeasesPerGrant == 0) {
@@ -229,7 +229,7 @@ void Engine::GrantNextLease(Group& g, JobRuntime& job, int step, const v1::Compl
   const StepRuntime& s = job.steps[step];
   const bool packed = r.lease_next().packed();
   {
-    LeaseAnswer again(s.name, packed, out);
+    LeaseAnswer again(s.name, packed, options_.id_stride, out);
     for (uint64_t grant_id : next->again) {
       const LeaseGrant& grant = s.grants.at(grant_id);
       for (const std::string& key : grant.keys) {

@@ -10,8 +10,8 @@ void LeaseAnswer::Add(absl::string_view key, uint64_t token, uint32_t attempt,
   const bool packable = packed_ && cursor.empty() && keys::IsIndexKey(key);
   if (packable && count_ > 0) {
     const uint64_t index = keys::IndexOf(key);
-    if (index == first_index_ + count_ && token == first_token_ + count_ && attempt == attempt_ &&
-        expire == expire_) {
+    if (index == first_index_ + count_ && token == first_token_ + count_ * token_step_ &&
+        attempt == attempt_ && expire == expire_) {
       ++count_;
       return;
     }
@@ -39,6 +39,7 @@ void LeaseAnswer::Close() {
     run->set_first_index(first_index_);
     run->set_count(count_);
     run->set_first_lease_token(first_token_);
+    if (token_step_ != 1) run->set_token_step(token_step_);
     run->set_attempt(attempt_);
     *run->mutable_expire_time() = ToProtoTime(expire_);
   }

@@ -20,9 +20,10 @@ namespace ckpt {
 
 class LeaseAnswer {
  public:
-  // `out` must outlive the answer; leases are appended to it.
-  LeaseAnswer(std::string step, bool packed, v1::LeaseItemsResponse* out)
-      : step_(std::move(step)), packed_(packed), out_(out) {}
+  // `out` must outlive the answer; leases are appended to it. `token_step`: how far
+  // apart the tokens of consecutive grants are (the engine's id stride, >= 1).
+  LeaseAnswer(std::string step, bool packed, uint64_t token_step, v1::LeaseItemsResponse* out)
+      : step_(std::move(step)), packed_(packed), token_step_(token_step), out_(out) {}
   LeaseAnswer(const LeaseAnswer&) = delete;
   LeaseAnswer& operator=(const LeaseAnswer&) = delete;
   // Writes the stretch still open.
@@ -41,6 +42,7 @@ class LeaseAnswer {
 
   const std::string step_;
   const bool packed_;
+  const uint64_t token_step_;
   v1::LeaseItemsResponse* const out_;
   // The open stretch (packed only): `count_` leases from first_index_ / first_token_.
   uint64_t first_index_ = 0;

@@ -37,7 +37,7 @@ struct LeaseInfo {
   std::string cursor;
   absl::Time granted;
   // Heartbeat expiry of a lease with its own 'L' record. A grant's leases expire
-  // together at LeaseGrant::deadline, and this is not kept (Engine::Deadline).
+  // together at LeaseGrant::deadline, and this is not kept.
   absl::Time deadline;
   uint64_t grant = 0;      // the LeaseGrant it is stored in; 0: its own 'L' record
   bool no_record = false;  // leased from the untouched set: the item has no record

@@ -379,9 +379,16 @@ TEST(UnpackLeaseRunsTest, EachRunBecomesItsLeasesAfterTheOthers) {
   run->set_first_lease_token(9);
   run->set_attempt(2);
   run->mutable_expire_time()->set_seconds(1700000000);
+  v1::LeaseRun* shard = answer.add_lease_runs();  // tokens of one of three shards
+  shard->set_first_index(90);
+  shard->set_count(2);
+  shard->set_first_lease_token(20);
+  shard->set_token_step(3);
   UnpackLeaseRuns(&answer);
   EXPECT_EQ(answer.lease_runs_size(), 0);
-  ASSERT_EQ(answer.leases_size(), 4);
+  ASSERT_EQ(answer.leases_size(), 6);
+  EXPECT_EQ(answer.leases(5).key().index(), 91u);
+  EXPECT_EQ(answer.leases(5).lease_token(), 23u);
   EXPECT_EQ(answer.leases(0).key().name(), "a.txt");
   for (int i = 1; i < 4; ++i) {
     const v1::Lease& lease = answer.leases(i);

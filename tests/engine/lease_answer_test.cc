@@ -17,7 +17,7 @@ std::string Index(uint64_t i) { return keys::EncodeIndex(i); }
 TEST(LeaseAnswerTest, UnpackedEveryLeaseIsALease) {
   v1::LeaseItemsResponse out;
   {
-    LeaseAnswer answer("main", /*packed=*/false, &out);
+    LeaseAnswer answer("main", /*packed=*/false, /*token_step=*/1, &out);
     for (uint64_t i = 0; i < 3; ++i) answer.Add(Index(i), 10 + i, 1, "", kExpire);
   }
   EXPECT_EQ(out.lease_runs_size(), 0);
@@ -32,7 +32,7 @@ TEST(LeaseAnswerTest, UnpackedEveryLeaseIsALease) {
 TEST(LeaseAnswerTest, PackedConsecutiveIndicesAndTokensAreOneRun) {
   v1::LeaseItemsResponse out;
   {
-    LeaseAnswer answer("main", /*packed=*/true, &out);
+    LeaseAnswer answer("main", /*packed=*/true, /*token_step=*/1, &out);
     for (uint64_t i = 0; i < 100; ++i) answer.Add(Index(40 + i), 7 + i, 1, "", kExpire);
   }
   EXPECT_EQ(out.leases_size(), 0);
@@ -44,6 +44,24 @@ TEST(LeaseAnswerTest, PackedConsecutiveIndicesAndTokensAreOneRun) {
   EXPECT_EQ(run.first_lease_token(), 7u);
   EXPECT_EQ(run.attempt(), 1u);
   EXPECT_EQ(FromProtoTime(run.expire_time()), kExpire);
+  EXPECT_EQ(run.token_step(), 0u);  // 1, left out
+}
+
+// A shard of replicas issues every third token (three shards): its runs say so.
+TEST(LeaseAnswerTest, PackedRunsFollowTheTokenStepOfAShard) {
+  v1::LeaseItemsResponse out;
+  {
+    LeaseAnswer answer("main", /*packed=*/true, /*token_step=*/3, &out);
+    for (uint64_t i = 0; i < 4; ++i) answer.Add(Index(10 + i), 2 + 3 * i, 1, "", kExpire);
+    answer.Add(Index(14), 15, 1, "", kExpire);  // 14 would be next: alone
+  }
+  ASSERT_EQ(out.lease_runs_size(), 1);
+  EXPECT_EQ(out.lease_runs(0).first_index(), 10u);
+  EXPECT_EQ(out.lease_runs(0).count(), 4u);
+  EXPECT_EQ(out.lease_runs(0).first_lease_token(), 2u);
+  EXPECT_EQ(out.lease_runs(0).token_step(), 3u);
+  ASSERT_EQ(out.leases_size(), 1);
+  EXPECT_EQ(out.leases(0).lease_token(), 15u);
 }
 
 // A run breaks at a gap in the indices or the tokens, another attempt or expire time;
@@ -51,7 +69,7 @@ TEST(LeaseAnswerTest, PackedConsecutiveIndicesAndTokensAreOneRun) {
 TEST(LeaseAnswerTest, PackedRunsBreakWhereTheLeasesDiffer) {
   v1::LeaseItemsResponse out;
   {
-    LeaseAnswer answer("s", /*packed=*/true, &out);
+    LeaseAnswer answer("s", /*packed=*/true, /*token_step=*/1, &out);
     answer.Add(Index(0), 1, 1, "", kExpire);
     answer.Add(Index(1), 2, 1, "", kExpire);                     // run [0, 2)
     answer.Add(Index(3), 3, 1, "", kExpire);                     // index gap

@@ -53,8 +53,10 @@ template <typename Fn>
 void ForEachLease(const v1::LeaseItemsResponse& leased, Fn fn) {
   for (const v1::Lease& l : leased.leases()) fn(l.key().index(), l.lease_token());
   for (const v1::LeaseRun& run : leased.lease_runs()) {
-    for (uint32_t i = 0; i < run.count(); ++i)
-      fn(run.first_index() + i, run.first_lease_token() + i);
+    const uint64_t token_step = run.token_step() == 0 ? 1 : run.token_step();
+    for (uint32_t i = 0; i < run.count(); ++i) {
+      fn(run.first_index() + i, run.first_lease_token() + i * token_step);
+    }
   }
 }
 
