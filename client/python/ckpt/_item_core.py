@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Union
 
 from ckpt import _item_logs
 from ckpt import convert
@@ -17,6 +17,29 @@ if TYPE_CHECKING:
     from ckpt._worker_core import WorkerCore
 
 _log = logging.getLogger("ckpt")
+
+
+class Leased(NamedTuple):
+    """What a lease says of its item: from a Lease, or from one index of a LeaseRun."""
+
+    key: Union[int, str]
+    step: str
+    lease_token: int
+    attempt: int
+    cursor: bytes
+
+
+def leased_items(answer: pb.LeaseItemsResponse) -> Iterator[Leased]:
+    """The leases of a LeaseItems answer: its Leases, then each index of its runs
+    (packed leases, docs/api.md), without a Lease message per index."""
+    for lease in answer.leases:
+        yield Leased(convert.key_value(lease.key), lease.step, lease.lease_token, lease.attempt,
+                     lease.cursor)
+    for run in answer.lease_runs:
+        step, first, token, attempt = run.step, run.first_index, run.first_lease_token, run.attempt
+        token_step = run.token_step or 1
+        for i in range(run.count):
+            yield Leased(first + i, step, token + i * token_step, attempt, b"")
 
 
 class ItemBase:
@@ -31,8 +54,8 @@ class ItemBase:
     sent with its next heartbeat, its completion or its failure.
     """
 
-    def __init__(self, worker: WorkerCore, lease: pb.Lease, worker_id: str) -> None:
-        self.key: Union[int, str] = convert.key_value(lease.key)
+    def __init__(self, worker: WorkerCore, lease: Leased, worker_id: str) -> None:
+        self.key: Union[int, str] = lease.key
         self.step = lease.step
         self.lease_token = lease.lease_token
         self.attempt = lease.attempt

@@ -20,7 +20,7 @@ from ckpt import retry as retry_lib
 from ckpt._calls import ClientCore
 from ckpt._batching import (DEFAULT_COMPLETE_BATCH, REFUSED_WHOLE, Ahead, Completions,
                             LeaseSizer, distinct_chunks)
-from ckpt._item_core import ItemBase
+from ckpt._item_core import ItemBase, Leased, leased_items
 from ckpt._program import (Done, Hand, Idle, Join, Program, Spawn, StartHeartbeat,
                            StopHeartbeat, response)
 from ckpt.v1 import checkpoint_pb2 as pb
@@ -95,7 +95,7 @@ class WorkerCore:
     with LeaseItems, as is a batch whose CompleteItems was refused."""
 
     def __init__(self, client: ClientCore, job_id: str, options: WorkerOptions,
-                 make_item: Callable[[WorkerCore, pb.Lease, str], ItemBase]) -> None:
+                 make_item: Callable[[WorkerCore, Leased, str], ItemBase]) -> None:
         self.client = client
         self.job_id = job_id
         self.options = options
@@ -221,7 +221,7 @@ class WorkerCore:
     def _lease_call(self, worker_id: str, size: int) -> Program[Message]:
         """LeaseItems itself (spawned ahead, or joined at once)."""
         request = pb.LeaseItemsRequest(job_id=self.job_id, step=self.options.step,
-                                       worker_id=worker_id, max_items=size)
+                                       worker_id=worker_id, max_items=size, packed=True)
         answer: Message = yield from self.client.call("LeaseItems", request,
                                                       probe_unless_answered=True)
         return answer
@@ -255,6 +255,7 @@ class WorkerCore:
             yield from self._send_request(self._completion_request(chunk, worker_id), chunk)
         request = self._completion_request(chunks[-1], worker_id)
         request.lease_next.max_items = size
+        request.lease_next.packed = True
         return request, chunks[-1]
 
     def _resolve(self, ahead: Ahead) -> Program[Optional[pb.LeaseItemsResponse]]:
@@ -326,11 +327,11 @@ class WorkerCore:
 
     def _leased(self, leased: pb.LeaseItemsResponse, worker_id: str) -> Program[str]:
         self.set_control(leased.control)
-        self._leasing_freely = (bool(leased.leases)
-                                and leased.shortfall == pb.LEASE_SHORTFALL_UNSPECIFIED)
-        if leased.leases:
+        got = bool(leased.leases) or bool(leased.lease_runs)
+        self._leasing_freely = got and leased.shortfall == pb.LEASE_SHORTFALL_UNSPECIFIED
+        if got:
             with self._lock:
-                for lease in leased.leases:
+                for lease in leased_items(leased):
                     item = self._make_item(self, lease, worker_id)
                     self._held[(item.step, item.lease_token)] = item
                     self._batch.append(item)

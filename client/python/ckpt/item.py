@@ -19,9 +19,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Optional, Union
 
-from ckpt._item_core import ItemBase
+from ckpt._item_core import ItemBase, Leased
 from ckpt._worker_core import WorkerCore
-from ckpt.v1 import checkpoint_pb2 as pb
 
 if TYPE_CHECKING:
     from ckpt.client import Client
@@ -32,7 +31,7 @@ __all__ = ["Item"]
 class Item(ItemBase):
     """One leased item (see the module comment and ItemBase for its attributes)."""
 
-    def __init__(self, worker: WorkerCore, lease: pb.Lease, worker_id: str,
+    def __init__(self, worker: WorkerCore, lease: Leased, worker_id: str,
                  client: Client) -> None:
         super().__init__(worker, lease, worker_id)
         self._client = client

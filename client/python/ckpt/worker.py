@@ -63,11 +63,11 @@ from typing import Any, Iterator, Optional
 
 from ckpt import errors
 from ckpt._batching import DEFAULT_COMPLETE_BATCH
+from ckpt._item_core import Leased
 from ckpt._program import Hand, Idle, Program, StartHeartbeat, StopHeartbeat, Step
 from ckpt._worker_core import OnEvent, WorkerCore, WorkerOptions
 from ckpt.client import Client
 from ckpt.item import Item
-from ckpt.v1 import checkpoint_pb2 as pb
 
 __all__ = ["Worker"]
 
@@ -178,7 +178,7 @@ class Worker:
 
     # ------------------------------------------------------------------ driving
 
-    def _make_item(self, core: WorkerCore, lease: pb.Lease, worker_id: str) -> Item:
+    def _make_item(self, core: WorkerCore, lease: Leased, worker_id: str) -> Item:
         return Item(core, lease, worker_id, self.client)
 
     def _run(self, per_batch: bool) -> Iterator[list[Item]]:

@@ -14,6 +14,7 @@ import unittest
 import grpc
 
 import ckpt
+from ckpt._item_core import Leased, leased_items
 from ckpt._program import Attempt
 from ckpt.v1 import checkpoint_pb2 as pb
 from ckptd_process import CkptdTestCase, run_in_thread
@@ -61,14 +62,26 @@ class Wire(ckpt.Client):
     """A Client that counts the attempts of each method as sent. It can play a ckptd
     that predates lease_next (the field is dropped before sending, as such a ckptd
     ignores it), or lose the first answer to a CompleteItems with lease_next after
-    ckptd applied it."""
+    ckptd applied it. It counts the calls that asked for packed leases, and can play a
+    ckptd that predates them (`packed` cleared, as such a ckptd ignores it)."""
 
-    def __init__(self, *args, drop_lease_next=False, lose_first_lease_next=False, **kwargs):
+    def __init__(self, *args, drop_lease_next=False, lose_first_lease_next=False,
+                 drop_packed=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.calls = collections.Counter()
         self.drop_lease_next = drop_lease_next
         self.lose_first_lease_next = lose_first_lease_next
+        self.drop_packed = drop_packed
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _packed_field(request):
+        """The message whose `packed` asks for packed leases, if the request has one."""
+        if isinstance(request, pb.LeaseItemsRequest):
+            return request
+        if isinstance(request, pb.CompleteItemsRequest) and request.HasField("lease_next"):
+            return request.lease_next
+        return None
 
     @staticmethod
     def leases_next(op):
@@ -78,12 +91,20 @@ class Wire(ckpt.Client):
     def _sent(self, op):
         if not isinstance(op, Attempt):
             return op
+        asks = self._packed_field(op.request)
         with self._lock:
             self.calls[op.method] += 1
-        if self.drop_lease_next and self.leases_next(op):
+            if asks is not None:
+                self.calls["lease asked"] += 1
+                if asks.packed and not self.drop_packed:
+                    self.calls["packed"] += 1
+        if (self.drop_lease_next and self.leases_next(op)) or (self.drop_packed and asks):
             request = type(op.request)()
             request.CopyFrom(op.request)
-            request.ClearField("lease_next")
+            if self.drop_lease_next and self.leases_next(op):
+                request.ClearField("lease_next")
+            elif self.drop_packed:
+                self._packed_field(request).packed = False
             op = dataclasses.replace(op, request=request)
         return op
 
@@ -327,6 +348,33 @@ class WorkerTest(CkptdTestCase):
                 self.assertEqual(client.calls["LeaseItems"], 1)
                 self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
                 client.close()
+
+    def test_leases_come_packed_and_from_a_ckptd_that_predates_them_unpacked(self):
+        for n, drop_packed in enumerate((False, True)):
+            with self.subTest(drop_packed=drop_packed):
+                job = self.client.create_job(f"{self.job_id()}-{n}")
+                job.add_items(range(64), seal=True)
+                client = Wire(self.ckptd.address, drop_packed=drop_packed)
+                self.assertEqual(self.run_worker(job, client, lease_batch=16), list(range(64)))
+                # Every lease was asked for packed (a run per batch), unless cleared.
+                self.assertGreater(client.calls["lease asked"], 1)
+                self.assertEqual(client.calls["packed"],
+                                 0 if drop_packed else client.calls["lease asked"])
+                self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
+                client.close()
+
+    def test_leased_items_reads_leases_and_runs(self):
+        answer = pb.LeaseItemsResponse()
+        lease = answer.leases.add(step="main", lease_token=7, attempt=2, cursor=b"row-3")
+        lease.key.name = "a.txt"
+        answer.lease_runs.add(step="main", first_index=40, count=3, first_lease_token=9,
+                              attempt=1, token_step=2)
+        self.assertEqual(list(leased_items(answer)), [
+            Leased("a.txt", "main", 7, 2, b"row-3"),
+            Leased(40, "main", 9, 1, b""),
+            Leased(41, "main", 11, 1, b""),
+            Leased(42, "main", 13, 1, b""),
+        ])
 
     def test_against_a_ckptd_without_lease_next_each_batch_is_leased_on_its_own(self):
         job = self.new_job(items=64)

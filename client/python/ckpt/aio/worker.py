@@ -25,10 +25,9 @@ from typing import AsyncIterator, Optional, Union
 from ckpt import errors
 from ckpt._batching import DEFAULT_COMPLETE_BATCH
 from ckpt._program import Hand, Idle, Op, Program, StartHeartbeat, StopHeartbeat, Step
-from ckpt._item_core import ItemBase
+from ckpt._item_core import ItemBase, Leased
 from ckpt._worker_core import OnEvent, WorkerCore, WorkerOptions
 from ckpt.aio.client import Client
-from ckpt.v1 import checkpoint_pb2 as pb
 
 __all__ = ["Item", "Worker"]
 
@@ -39,7 +38,7 @@ class Item(ItemBase):
     """One leased item (see ckpt.Item): `async with item:`, `await item.fail(...)`;
     complete() and save_cursor() never block."""
 
-    def __init__(self, worker: WorkerCore, lease: pb.Lease, worker_id: str,
+    def __init__(self, worker: WorkerCore, lease: Leased, worker_id: str,
                  client: Client) -> None:
         super().__init__(worker, lease, worker_id)
         self._client = client
@@ -123,7 +122,7 @@ class Worker:
         iterating task."""
         await self._drive(self._core.flush())
 
-    def _make_item(self, core: WorkerCore, lease: pb.Lease, worker_id: str) -> Item:
+    def _make_item(self, core: WorkerCore, lease: Leased, worker_id: str) -> Item:
         return Item(core, lease, worker_id, self.client)
 
     async def _run(self, per_batch: bool) -> AsyncIterator[list[Item]]:
