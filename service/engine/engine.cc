@@ -259,8 +259,27 @@ void Engine::FlushGrant(Group& g, JobRuntime& job, StepRuntime& s, uint64_t gran
     return lease == s.leases.end() || lease->second.grant != grant_id;
   };
   keys.erase(std::remove_if(keys.begin(), keys.end(), left), keys.end());
+  // Fresh indices leased in a row (a worker loop's whole batch) are one Run (schema 5);
+  // the rest one Lease entry each.
+  storage::v1::LeaseGrantRecord::Run* run = nullptr;
   for (const std::string& item_key : keys) {
     const LeaseInfo& lease = s.leases.at(item_key);
+    const bool fresh = lease.no_record && lease.attempts == 0 && lease.cursor.empty() &&
+                       keys::IsIndexKey(item_key);
+    if (fresh) {
+      const uint64_t index = keys::IndexOf(item_key);
+      if (run != nullptr && index == run->first_index() + run->count() &&
+          lease.token == run->first_token() + run->count() * options_.id_stride) {
+        run->set_count(run->count() + 1);
+        continue;
+      }
+      run = record.add_runs();
+      run->set_first_index(index);
+      run->set_count(1);
+      run->set_first_token(lease.token);
+      if (options_.id_stride != 1) run->set_token_step(options_.id_stride);
+      continue;
+    }
     storage::v1::LeaseGrantRecord::Lease* entry = record.add_leases();
     entry->set_key(item_key);
     entry->set_token(lease.token);

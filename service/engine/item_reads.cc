@@ -198,6 +198,7 @@ absl::Status ForEachGrant(const StoreReader& store, absl::string_view job, absl:
   storage::v1::LeaseGrantRecord grant;
   for (; it->Valid(); it->Next()) {
     CKPT_RETURN_IF_ERROR(ParseStored(it->value(), &grant, "lease grant"));
+    CKPT_RETURN_IF_ERROR(ExpandGrantRuns(job, &grant));
     fn(grant);
   }
   return it->status();
@@ -483,6 +484,24 @@ absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uin
   for (size_t i = 0; i < groups.size() && i < n; ++i) {
     *out->add_error_groups() = groups[i];
   }
+  return absl::OkStatus();
+}
+
+absl::Status ExpandGrantRuns(absl::string_view job, storage::v1::LeaseGrantRecord* grant) {
+  for (const storage::v1::LeaseGrantRecord::Run& run : grant->runs()) {
+    const uint64_t token_step = run.token_step() == 0 ? 1 : run.token_step();
+    if (run.count() == 0 || run.first_index() + run.count() < run.first_index()) {
+      return absl::DataLossError(
+          absl::StrCat("corrupt lease grant record in job \"", job, "\": bad run of leases"));
+    }
+    for (uint32_t i = 0; i < run.count(); ++i) {
+      storage::v1::LeaseGrantRecord::Lease* lease = grant->add_leases();
+      lease->set_key(keys::EncodeIndex(run.first_index() + i));
+      lease->set_token(run.first_token() + i * token_step);
+      lease->set_no_record(true);
+    }
+  }
+  grant->clear_runs();
   return absl::OkStatus();
 }
 

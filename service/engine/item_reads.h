@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "ckpt/storage/v1/records.pb.h"
 #include "ckpt/v1/checkpoint.pb.h"
 #include "service/engine/item_runs.h"
 #include "service/store/store.h"
@@ -33,6 +34,11 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
 absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
                            absl::string_view step, size_t max_page_bytes,
                            v1::ListItemsResponse* out);
+
+// Writes the grant record's runs of leases (schema 5) out as Lease entries after its
+// own, and clears them: the form readers and the engine's load take. DATA_LOSS naming
+// the job for an empty run or one whose indices overflow.
+absl::Status ExpandGrantRuns(absl::string_view job, storage::v1::LeaseGrantRecord* grant);
 
 // The job's `n` largest error groups, most items first.
 absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uint32_t n,

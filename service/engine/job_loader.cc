@@ -7,6 +7,7 @@
 #include "service/common/proto_time.h"
 #include "service/common/status_macros.h"
 #include "service/engine/completion_index.h"
+#include "service/engine/item_reads.h"
 #include "service/engine/stored_record.h"
 
 namespace ckpt {
@@ -77,6 +78,7 @@ absl::Status JobLoader::LoadGrant(JobRuntime& job, int step, uint64_t grant_id,
                                   absl::string_view value) {
   storage::v1::LeaseGrantRecord record;
   CKPT_RETURN_IF_ERROR(ParseStored(value, &record, "lease grant"));
+  CKPT_RETURN_IF_ERROR(ExpandGrantRuns(job.id(), &record));  // schema 5's runs
   StepRuntime& s = job.steps[step];
   LeaseGrant& grant = s.grants[grant_id];
   grant.worker_id = record.worker_id();

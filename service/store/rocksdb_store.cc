@@ -126,8 +126,8 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
 
 // Reads the schema record, writing it on a new store. With `upgrade`, an older store
 // is marked as this version (every older format is a subset of this one's: schema 2
-// only added LeaseGrantRecords, 3 two families), so an older ckptd refuses it from then
-// on.
+// only added LeaseGrantRecords, 3 two families, 4 runs of items, 5 runs of leases), so
+// an older ckptd refuses it from then on.
 absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
                                      bool is_new, bool upgrade, const std::string& path) {
   std::string value;

@@ -32,8 +32,9 @@ namespace ckpt {
 // is refused at open; an older one is opened and marked as this version (1 -> 2 adds
 // LeaseGrantRecords; schema 1's LeaseRecords are still read; 2 -> 3 adds the logs and
 // completions families, empty in an upgraded store; 3 -> 4 adds runs: one item record
-// and one completion entry for consecutive indices completed together).
-inline constexpr uint32_t kSchemaVersion = 4;
+// and one completion entry for consecutive indices completed together; 4 -> 5 adds runs
+// of leases in grant records).
+inline constexpr uint32_t kSchemaVersion = 5;
 
 // Record families (RocksDB column families; a column of PostgreSQL's table). New ones
 // go at the end: the values are stored by PostgreSQL.

@@ -8,6 +8,7 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/engine/item_reads.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
 #include "tests/engine/engine_test_base.h"
@@ -66,6 +67,7 @@ class EngineItemsTest : public testutil::EngineTest {
     ASSERT_EQ(grants.size(), 1u);
     storage::v1::LeaseGrantRecord grant;
     ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+    CKPT_ASSERT_OK(ExpandGrantRuns(job, &grant));
     auto batch = h_.store().NewBatch();
     const Cf sched = Cf::kSched;
     batch->Delete(sched, keys::SchedPrefix(job, "main", keys::SchedTag::kGrant) + grants[0].first);
@@ -722,7 +724,12 @@ TEST_P(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
   storage::v1::LeaseGrantRecord grant;
   ASSERT_TRUE(grant.ParseFromString(grants[0].second));
   EXPECT_EQ(grant.worker_id(), w);
-  ASSERT_EQ(grant.leases_size(), 5);
+  // Five fresh indices leased in a row: one run of leases (schema 5), no entry each.
+  EXPECT_EQ(grant.leases_size(), 0);
+  ASSERT_EQ(grant.runs_size(), 1);
+  EXPECT_EQ(grant.runs(0).first_index(), 0u);
+  EXPECT_EQ(grant.runs(0).count(), 5u);
+  EXPECT_EQ(grant.runs(0).first_token(), lease->leases(0).lease_token());
   EXPECT_EQ(keys::ReadBigEndian64(grants[0].first), lease->leases(0).lease_token());
 
   // Two complete and one saves a cursor: the record lists the other three.
@@ -737,11 +744,15 @@ TEST_P(EngineItemsTest, OneGrantRecordHoldsACallsLeasesUntilTheLastEnds) {
   grants = SchedRecords(h_.store(), "g", keys::SchedTag::kGrant);
   ASSERT_EQ(grants.size(), 1u);
   ASSERT_TRUE(grant.ParseFromString(grants[0].second));
-  ASSERT_EQ(grant.leases_size(), 3);
-  EXPECT_EQ(keys::IndexOf(grant.leases(0).key()), 1u);
-  EXPECT_EQ(keys::IndexOf(grant.leases(1).key()), 2u);
-  EXPECT_EQ(grant.leases(1).cursor(), "page=7");
-  EXPECT_EQ(keys::IndexOf(grant.leases(2).key()), 4u);
+  // 1 and 4 are runs of one; 2, with a cursor, an entry of its own.
+  ASSERT_EQ(grant.leases_size(), 1);
+  EXPECT_EQ(keys::IndexOf(grant.leases(0).key()), 2u);
+  EXPECT_EQ(grant.leases(0).cursor(), "page=7");
+  ASSERT_EQ(grant.runs_size(), 2);
+  EXPECT_EQ(grant.runs(0).first_index(), 1u);
+  EXPECT_EQ(grant.runs(0).first_token(), lease->leases(1).lease_token());
+  EXPECT_EQ(grant.runs(1).first_index(), 4u);
+  EXPECT_EQ(grant.runs(1).count(), 1u);
 
   h_.Reopen();
   EXPECT_THAT(Indices(List("g", v1::ITEM_STATE_LEASED)), ElementsAre(1, 2, 4));
@@ -850,6 +861,7 @@ TEST_P(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
   for (const auto& [suffix, value] : SchedRecords(h_.store(), "big", keys::SchedTag::kGrant)) {
     storage::v1::LeaseGrantRecord grant;
     ASSERT_TRUE(grant.ParseFromString(value));
+    CKPT_ASSERT_OK(ExpandGrantRuns("big", &grant));
     sizes.push_back(grant.leases_size());
   }
   EXPECT_THAT(sizes, ElementsAre(128, 128, 44));
@@ -896,6 +908,52 @@ TEST_P(EngineItemsTest, DamagedSchedRecordsReadAsDataLoss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, EngineItemsTest, CKPT_ENGINE_STORE_KINDS);
+
+// A shard of replicas issues every S-th token (EngineOptions::id_stride): a grant's run
+// of leases says so, and reads back the same after a restart.
+class ShardGrantTest : public testutil::EngineTest {
+ protected:
+  static EngineOptions ShardOptions() {
+    EngineOptions options;
+    options.id_first = 2;
+    options.id_stride = 3;
+    return options;
+  }
+  ShardGrantTest() : EngineTest(ShardOptions()) {}
+};
+
+TEST_P(ShardGrantTest, RunsOfLeasesFollowTheShardsTokenStride) {
+  CreateJob(R"pb(job_id: "shard"
+                 lease_timeout { seconds: 30 })pb");
+  Add(R"pb(job_id: "shard"
+           ranges { begin: 0 end: 4 })pb");
+  const std::string w = Register("shard");
+  auto leased = Lease("shard", w, 4);
+  CKPT_ASSERT_OK(leased);
+  ASSERT_EQ(leased->leases_size(), 4);
+  EXPECT_EQ(leased->leases(1).lease_token(), leased->leases(0).lease_token() + 3);
+  auto grants = SchedRecords(h_.store(), "shard", keys::SchedTag::kGrant);
+  ASSERT_EQ(grants.size(), 1u);
+  storage::v1::LeaseGrantRecord grant;
+  ASSERT_TRUE(grant.ParseFromString(grants[0].second));
+  ASSERT_EQ(grant.runs_size(), 1);
+  EXPECT_EQ(grant.runs(0).count(), 4u);
+  EXPECT_EQ(grant.runs(0).token_step(), 3u);
+  h_.Reopen();
+  v1::CompleteItemsRequest complete;
+  complete.set_job_id("shard");
+  for (const v1::Lease& lease : leased->leases()) {
+    v1::Completion* item = complete.add_items();
+    *item->mutable_key() = lease.key();
+    item->set_lease_token(lease.lease_token());
+  }
+  auto done = Complete(complete.ShortDebugString());
+  CKPT_ASSERT_OK(done);
+  EXPECT_THAT(done->outcomes(), ::testing::Each(v1::COMPLETION_OUTCOME_COMPLETED));
+  testutil::ExpectCountersMatchRecount(h_, "shard");
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ShardGrantTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt

@@ -13,6 +13,7 @@
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/engine/item_reads.h"
 #include "service/engine/item_runs.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
@@ -306,6 +307,7 @@ void MakeSchemaThree(Store& store) {
   for (; it->Valid(); it->Next()) {
     storage::v1::LeaseGrantRecord grant;
     ASSERT_TRUE(grant.ParseFromString(std::string(it->value())));
+    CKPT_ASSERT_OK(ExpandGrantRuns("j", &grant));  // schema 3 had no runs of leases
     for (auto& lease : *grant.mutable_leases()) lease.clear_no_record();
     batch->Put(Cf::kSched, it->key(), grant.SerializeAsString());
     ++grants;
@@ -336,13 +338,13 @@ TEST_P(EngineRunsTest, ASchemaThreeStoreIsReadAsItIsAndGetsRunsFromThenOn) {
   h_.clock().Advance(absl::Seconds(1));  // completion order: 8, 9, then 0..5, then 6, 7
   ASSERT_NO_FATAL_FAILURE(MakeSchemaThree(h_.store()));
   h_.Reopen();
-  EXPECT_EQ(h_.store().schema_version(), 4u);
+  EXPECT_EQ(h_.store().schema_version(), kSchemaVersion);
   auto stored = h_.store().Get(Cf::kMeta, keys::kSchemaKey);
   CKPT_ASSERT_OK(stored);
   ASSERT_TRUE(stored->has_value());
   storage::v1::SchemaRecord schema;
   ASSERT_TRUE(schema.ParseFromString(**stored));
-  EXPECT_EQ(schema.version(), 4u);
+  EXPECT_EQ(schema.version(), kSchemaVersion);
   EXPECT_EQ(Get(8).result().payload(), "r8");
 
   CompleteIndices({0, 1, 2, 3, 4, 5}, tokens);

@@ -337,20 +337,24 @@ TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedCurrent) {
   EXPECT_EQ(log->value_or(""), "v");
 }
 
-// Schema 3 to 4 only adds runs (item records and completion entries that cover several
-// indices): a schema-3 store opens as it is and is marked 4.
-TEST(RocksDbStoreTest, SchemaThreeStoreIsMarkedFour) {
-  const std::string dir = testutil::NewTempDir("store");
-  std::vector<std::string> families = kSchemaTwoFamilies;
-  families.push_back(keys::kLogsCf);
-  families.push_back(keys::kCompletionsCf);
-  WriteOldStore(dir, 3, families);
-  auto store = RocksDbStore::Open(OptionsFor(dir));
-  CKPT_ASSERT_OK(store);
-  EXPECT_EQ((*store)->schema_version(), 4u);
-  auto job = (*store)->Get(Cf::kJobs, "job-1");
-  CKPT_ASSERT_OK(job);
-  EXPECT_EQ(job->value_or(""), "record");
+// Schema 3 to 4 only adds runs of items (item records and completion entries that
+// cover several indices), 4 to 5 runs of leases in grant records: a schema-3 or -4 store
+// opens as it is and is marked current.
+TEST(RocksDbStoreTest, SchemaThreeAndFourStoresAreMarkedCurrent) {
+  for (uint32_t version : {3u, 4u}) {
+    SCOPED_TRACE(version);
+    const std::string dir = testutil::NewTempDir("store");
+    std::vector<std::string> families = kSchemaTwoFamilies;
+    families.push_back(keys::kLogsCf);
+    families.push_back(keys::kCompletionsCf);
+    WriteOldStore(dir, version, families);
+    auto store = RocksDbStore::Open(OptionsFor(dir));
+    CKPT_ASSERT_OK(store);
+    EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
+    auto job = (*store)->Get(Cf::kJobs, "job-1");
+    CKPT_ASSERT_OK(job);
+    EXPECT_EQ(job->value_or(""), "record");
+  }
 }
 
 // A store that says it is schema 3 must have the schema-3 families.
