@@ -321,7 +321,7 @@ void MakeSchemaThree(Store& store) {
   CKPT_ASSERT_OK(store.Write(batch.get()));
 }
 
-// A schema-3 store is read as it is and marked 4: its items read as before, its
+// A schema-3 store is read as it is and marked current: its items read as before, its
 // leases complete alone (their grants cannot say the items had no record), and new
 // leases complete as runs next to them.
 TEST_P(EngineRunsTest, ASchemaThreeStoreIsReadAsItIsAndGetsRunsFromThenOn) {
