@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,22 @@ RocksDbStoreOptions OptionsFor(const std::string& path) {
   RocksDbStoreOptions options;
   options.path = path;
   return options;
+}
+
+// Runs `write` on a new store, then `check` on it, and again after reopening it (the
+// WAL's replay builds the memtables anew).
+void CheckLiveAndReplayed(const std::function<void(Store&)>& write,
+                          const std::function<void(Store&)>& check) {
+  const std::string dir = testutil::NewTempDir("store");
+  {
+    auto store = RocksDbStore::Open(OptionsFor(dir));
+    CKPT_ASSERT_OK(store);
+    write(**store);
+    check(**store);
+  }
+  auto reopened = RocksDbStore::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(reopened);
+  check(**reopened);
 }
 
 TEST(RocksDbStoreTest, CreatesThenReopensWithSchemaAndData) {
@@ -186,7 +203,6 @@ TEST(RocksDbStoreTest, OutOfOrderKeysReadBackFromMemtableFlushAndReopen) {
 // a key of the job "expiring-1" that has its begin's hint prefix ("expi", all but 8
 // bytes) and sorts just before it, as a retention sweep does.
 TEST(RocksDbStoreTest, ARangeDeletionSharingAHintPrefixWithAPointKeyDeletesItsRange) {
-  const std::string dir = testutil::NewTempDir("store");
   const std::string deleted = keys::JobPrefix("expiring-10");
   const std::string kept = keys::JobPrefix("expiring-1");
   auto check = [&](Store& store) {
@@ -202,31 +218,25 @@ TEST(RocksDbStoreTest, ARangeDeletionSharingAHintPrefixWithAPointKeyDeletesItsRa
       EXPECT_EQ(keys, 1);
     }
   };
-  {
-    auto store = RocksDbStore::Open(OptionsFor(dir));
-    CKPT_ASSERT_OK(store);
-    for (const std::string& prefix : {deleted, kept}) {
-      auto batch = (*store)->NewBatch();
-      batch->Put(Cf::kLogs, prefix + "J", "stats");
-      batch->Put(Cf::kStates, prefix + "J", "state");
-      CKPT_ASSERT_OK((*store)->Write(batch.get()));
-    }
-    auto batch = (*store)->NewBatch();
-    batch->DeleteRange(Cf::kLogs, deleted, keys::PrefixSuccessor(deleted));
-    batch->DeleteRange(Cf::kStates, deleted, keys::PrefixSuccessor(deleted));
-    CKPT_ASSERT_OK((*store)->Write(batch.get()));
-    check(**store);
-  }
-  // Replaying the WAL builds the same memtables again.
-  auto reopened = RocksDbStore::Open(OptionsFor(dir));
-  CKPT_ASSERT_OK(reopened);
-  check(**reopened);
+  CheckLiveAndReplayed(
+      [&](Store& store) {
+        for (const std::string& prefix : {deleted, kept}) {
+          auto batch = store.NewBatch();
+          batch->Put(Cf::kLogs, prefix + "J", "stats");
+          batch->Put(Cf::kStates, prefix + "J", "state");
+          CKPT_ASSERT_OK(store.Write(batch.get()));
+        }
+        auto batch = store.NewBatch();
+        batch->DeleteRange(Cf::kLogs, deleted, keys::PrefixSuccessor(deleted));
+        batch->DeleteRange(Cf::kStates, deleted, keys::PrefixSuccessor(deleted));
+        CKPT_ASSERT_OK(store.Write(batch.get()));
+      },
+      check);
 }
 
 // A range may begin at a key that gets hints itself (no ckpt caller does that today):
 // the store deletes that key and the range after it, so the range never takes a hint.
 TEST(RocksDbStoreTest, ARangeBeginningAtAHintedKeyDeletesFromThatKeyOn) {
-  const std::string dir = testutil::NewTempDir("store");
   const std::string job = keys::JobPrefix("expiring-1");
   auto check = [&](Store& store) {
     std::vector<std::string> left;
@@ -235,24 +245,20 @@ TEST(RocksDbStoreTest, ARangeBeginningAtAHintedKeyDeletesFromThatKeyOn) {
     }
     EXPECT_THAT(left, ::testing::ElementsAre(job + "I", job + "K"));
   };
-  {
-    auto store = RocksDbStore::Open(OptionsFor(dir));
-    CKPT_ASSERT_OK(store);
-    // "I" last: the hint of their shared prefix then sits just before "J".
-    for (const char* name : {"J", "K", "I"}) {
-      auto batch = (*store)->NewBatch();
-      batch->Put(Cf::kStates, job + name, name);
-      CKPT_ASSERT_OK((*store)->Write(batch.get()));
-    }
-    auto batch = (*store)->NewBatch();
-    batch->DeleteRange(Cf::kStates, job + "K", job + "J");  // empty: deletes nothing
-    batch->DeleteRange(Cf::kStates, job + "J", job + "K");
-    CKPT_ASSERT_OK((*store)->Write(batch.get()));
-    check(**store);
-  }
-  auto reopened = RocksDbStore::Open(OptionsFor(dir));
-  CKPT_ASSERT_OK(reopened);
-  check(**reopened);
+  CheckLiveAndReplayed(
+      [&](Store& store) {
+        // "I" last: the hint of their shared prefix then sits just before "J".
+        for (const char* name : {"J", "K", "I"}) {
+          auto batch = store.NewBatch();
+          batch->Put(Cf::kStates, job + name, name);
+          CKPT_ASSERT_OK(store.Write(batch.get()));
+        }
+        auto batch = store.NewBatch();
+        batch->DeleteRange(Cf::kStates, job + "K", job + "J");  // empty: deletes nothing
+        batch->DeleteRange(Cf::kStates, job + "J", job + "K");
+        CKPT_ASSERT_OK(store.Write(batch.get()));
+      },
+      check);
 }
 
 // Schema 1 is a subset of schema 2 (and 3): it opens, and is marked as this version
