@@ -11,6 +11,7 @@
 #include "service/engine/engine.h"
 #include "service/engine/errors.h"
 #include "service/engine/group.h"
+#include "service/engine/item_reads.h"
 #include "service/engine/job_state_machine.h"
 #include "service/engine/lease_answer.h"
 #include "service/store/keys.h"
@@ -19,11 +20,6 @@ namespace ckpt {
 namespace {
 
 using storage::v1::ItemRecord;
-
-// Leases per grant record (STORAGE_FORMAT.md, 'G'). The cap bounds what ending one lease
-// rewrites (the record's other live leases) when a large grant is completed an item at
-// a time.
-constexpr size_t kMaxLeasesPerGrant = 128;
 
 }  // namespace
 

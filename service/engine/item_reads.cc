@@ -1,6 +1,7 @@
 #include "service/engine/item_reads.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -488,13 +489,24 @@ absl::Status ListErrorGroups(const StoreReader& view, absl::string_view job, uin
 }
 
 absl::Status ExpandGrantRuns(absl::string_view job, storage::v1::LeaseGrantRecord* grant) {
+  if (grant->runs().empty()) return absl::OkStatus();
+  const auto corrupt = [&] {
+    return absl::DataLossError(
+        absl::StrCat("corrupt lease grant record in job \"", job, "\": bad run of leases"));
+  };
+  uint64_t leases = static_cast<uint64_t>(grant->leases_size());
   for (const storage::v1::LeaseGrantRecord::Run& run : grant->runs()) {
     const uint64_t token_step = run.token_step() == 0 ? 1 : run.token_step();
-    if (run.count() == 0 || run.first_index() + run.count() < run.first_index()) {
-      return absl::DataLossError(
-          absl::StrCat("corrupt lease grant record in job \"", job, "\": bad run of leases"));
+    const uint64_t count = run.count();
+    // No record holds more than kMaxLeasesPerGrant leases, no token is 0, and neither
+    // the indices nor the tokens of a run wrap around.
+    leases += count;
+    if (count == 0 || leases > kMaxLeasesPerGrant || run.first_token() == 0 ||
+        run.first_index() + count < run.first_index() ||
+        (count - 1) * token_step > UINT64_MAX - run.first_token()) {
+      return corrupt();
     }
-    for (uint32_t i = 0; i < run.count(); ++i) {
+    for (uint64_t i = 0; i < count; ++i) {
       storage::v1::LeaseGrantRecord::Lease* lease = grant->add_leases();
       lease->set_key(keys::EncodeIndex(run.first_index() + i));
       lease->set_token(run.first_token() + i * token_step);
@@ -502,6 +514,9 @@ absl::Status ExpandGrantRuns(absl::string_view job, storage::v1::LeaseGrantRecor
     }
   }
   grant->clear_runs();
+  // Back in grant order: tokens are issued in increasing order within a grant.
+  std::sort(grant->mutable_leases()->begin(), grant->mutable_leases()->end(),
+            [](const auto& a, const auto& b) { return a.token() < b.token(); });
   return absl::OkStatus();
 }
 

@@ -35,9 +35,15 @@ absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& 
                            absl::string_view step, size_t max_page_bytes,
                            v1::ListItemsResponse* out);
 
-// Writes the grant record's runs of leases (schema 5) out as Lease entries after its
-// own, and clears them: the form readers and the engine's load take. DATA_LOSS naming
-// the job for an empty run or one whose indices overflow.
+// Leases per grant record (STORAGE_FORMAT.md, 'G'). The cap bounds what ending one lease
+// rewrites (the record's other live leases) when a large grant is completed an item at
+// a time.
+inline constexpr size_t kMaxLeasesPerGrant = 128;
+
+// Writes the grant record's runs of leases (schema 5) out as Lease entries, in grant
+// (token) order with its own, and clears them: the form readers and the engine's load
+// take. DATA_LOSS naming the job for a run that is empty, wraps around, or takes the
+// record past kMaxLeasesPerGrant.
 absl::Status ExpandGrantRuns(absl::string_view job, storage::v1::LeaseGrantRecord* grant);
 
 // The job's `n` largest error groups, most items first.

@@ -851,6 +851,59 @@ TEST_P(EngineItemsTest, AHeartbeatRenewsEveryHeldLeaseAndSilenceExpiresThemToget
   testutil::ExpectCountersMatchRecount(h_, "mixed");
 }
 
+// A damaged run of leases is DATA_LOSS to readers (and to the load that would build
+// leases from it): a record past 128 leases, a token 0, tokens that wrap around.
+TEST_P(EngineItemsTest, ADamagedRunOfLeasesIsDataLoss) {
+  auto [w, lease] = JobWithLeases("dmg", 5, 5);
+  CKPT_ASSERT_OK(lease);
+  auto grants = SchedRecords(h_.store(), "dmg", keys::SchedTag::kGrant);
+  ASSERT_EQ(grants.size(), 1u);
+  storage::v1::LeaseGrantRecord good;
+  ASSERT_TRUE(good.ParseFromString(grants[0].second));
+  ASSERT_EQ(good.runs_size(), 1);
+  const std::string key =
+      keys::SchedPrefix("dmg", "main", keys::SchedTag::kGrant) + grants[0].first;
+  for (int damage = 0; damage < 3; ++damage) {
+    SCOPED_TRACE(damage);
+    storage::v1::LeaseGrantRecord bad = good;
+    storage::v1::LeaseGrantRecord::Run* run = bad.mutable_runs(0);
+    if (damage == 0) run->set_count(129);
+    if (damage == 1) run->set_first_token(0);
+    if (damage == 2) run->set_first_token(UINT64_MAX - 1);
+    auto batch = h_.store().NewBatch();
+    batch->Put(Cf::kSched, key, bad.SerializeAsString());
+    CKPT_ASSERT_OK(h_.store().Write(batch.get()));
+    EXPECT_THAT(GetItem(R"pb(job_id: "dmg"
+                             key { index: 2 })pb"),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("bad run of leases")));
+  }
+}
+
+// Runs of leases are read back in grant order among the record's other leases: by
+// token, as they were granted (a repeat of lease_next answers them so after a restart).
+TEST(ExpandGrantRunsTest, LeasesComeBackInTokenOrder) {
+  storage::v1::LeaseGrantRecord grant;
+  auto* retry = grant.add_leases();
+  retry->set_key(keys::EncodeIndex(7));
+  retry->set_token(10);
+  retry->set_attempts(1);
+  auto* name = grant.add_leases();
+  name->set_key(keys::EncodeName("a.txt"));
+  name->set_token(14);
+  storage::v1::LeaseGrantRecord::Run* run = grant.add_runs();
+  run->set_first_index(20);
+  run->set_count(3);
+  run->set_first_token(11);
+  CKPT_ASSERT_OK(ExpandGrantRuns("j", &grant));
+  EXPECT_EQ(grant.runs_size(), 0);
+  std::vector<uint64_t> tokens;
+  for (const auto& lease : grant.leases()) tokens.push_back(lease.token());
+  EXPECT_THAT(tokens, ElementsAre(10, 11, 12, 13, 14));
+  EXPECT_EQ(keys::IndexOf(grant.leases(2).key()), 21u);
+  EXPECT_TRUE(grant.leases(2).no_record());
+  EXPECT_EQ(grant.leases(0).attempts(), 1u);
+}
+
 // A big LeaseItems call is split into grant records of at most 128 leases, so ending one
 // lease never rewrites more than 127 others.
 TEST_P(EngineItemsTest, ABigGrantIsSplitIntoRecordsOfAtMost128Leases) {
