@@ -327,6 +327,8 @@ absl::Status Client::WatchJob(const v1::WatchJobRequest& request,
 }
 
 void UnpackLeaseRuns(v1::LeaseItemsResponse* answer) {
+  if (answer->lease_runs().empty()) return;
+  const bool mixed = !answer->leases().empty();
   for (const v1::LeaseRun& run : answer->lease_runs()) {
     const uint64_t token_step = run.token_step() == 0 ? 1 : run.token_step();
     for (uint32_t i = 0; i < run.count(); ++i) {
@@ -339,6 +341,11 @@ void UnpackLeaseRuns(v1::LeaseItemsResponse* answer) {
     }
   }
   answer->clear_lease_runs();
+  if (mixed) {  // a name leased after the run, or a retry: back in hand-out order
+    std::sort(
+        answer->mutable_leases()->begin(), answer->mutable_leases()->end(),
+        [](const v1::Lease& a, const v1::Lease& b) { return a.lease_token() < b.lease_token(); });
+  }
 }
 
 }  // namespace ckpt

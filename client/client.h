@@ -211,8 +211,9 @@ class Client {
   const bool uses_tls_;
 };
 
-// Moves the leases of `answer`'s lease_runs into its `leases`, a Lease each after the
-// ones it has, and clears the runs: for code that takes leases one at a time. Only an
+// Moves the leases of `answer`'s lease_runs into its `leases`, a Lease each, and clears
+// the runs: for code that takes leases one at a time. The leases end up in the order
+// they were handed out (retries first, then key order: the tokens' order). Only an
 // answer asked for with `packed` (LeaseItemsRequest, LeaseNext) has runs.
 void UnpackLeaseRuns(v1::LeaseItemsResponse* answer);
 

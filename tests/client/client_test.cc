@@ -367,17 +367,23 @@ TEST_F(ClientTest, WatchJobStopsWhenTheCallbackSaysSo) {
   EXPECT_EQ(snapshots, 1);
 }
 
-TEST(UnpackLeaseRunsTest, EachRunBecomesItsLeasesAfterTheOthers) {
+// Each run becomes its leases, and all of them come out in the order they were handed
+// out: by token (a retry first, then indices, then a name leased after them).
+TEST(UnpackLeaseRunsTest, EachRunBecomesItsLeasesInHandOutOrder) {
   v1::LeaseItemsResponse answer;
-  v1::Lease* alone = answer.add_leases();
-  alone->mutable_key()->set_name("a.txt");
-  alone->set_lease_token(3);
+  v1::Lease* retry = answer.add_leases();
+  retry->mutable_key()->set_index(7);
+  retry->set_lease_token(3);
+  retry->set_attempt(2);
+  v1::Lease* name = answer.add_leases();
+  name->mutable_key()->set_name("a.txt");
+  name->set_lease_token(30);
   v1::LeaseRun* run = answer.add_lease_runs();
   run->set_step("parse");
   run->set_first_index(40);
   run->set_count(3);
   run->set_first_lease_token(9);
-  run->set_attempt(2);
+  run->set_attempt(1);
   run->mutable_expire_time()->set_seconds(1700000000);
   v1::LeaseRun* shard = answer.add_lease_runs();  // tokens of one of three shards
   shard->set_first_index(90);
@@ -386,16 +392,17 @@ TEST(UnpackLeaseRunsTest, EachRunBecomesItsLeasesAfterTheOthers) {
   shard->set_token_step(3);
   UnpackLeaseRuns(&answer);
   EXPECT_EQ(answer.lease_runs_size(), 0);
-  ASSERT_EQ(answer.leases_size(), 6);
+  std::vector<uint64_t> tokens;
+  for (const v1::Lease& lease : answer.leases()) tokens.push_back(lease.lease_token());
+  EXPECT_THAT(tokens, ::testing::ElementsAre(3, 9, 10, 11, 20, 23, 30));
+  EXPECT_EQ(answer.leases(0).key().index(), 7u);
   EXPECT_EQ(answer.leases(5).key().index(), 91u);
-  EXPECT_EQ(answer.leases(5).lease_token(), 23u);
-  EXPECT_EQ(answer.leases(0).key().name(), "a.txt");
+  EXPECT_EQ(answer.leases(6).key().name(), "a.txt");
   for (int i = 1; i < 4; ++i) {
     const v1::Lease& lease = answer.leases(i);
     EXPECT_EQ(lease.key().index(), 40u + i - 1);
-    EXPECT_EQ(lease.lease_token(), 9u + i - 1);
     EXPECT_EQ(lease.step(), "parse");
-    EXPECT_EQ(lease.attempt(), 2u);
+    EXPECT_EQ(lease.attempt(), 1u);
     EXPECT_EQ(lease.expire_time().seconds(), 1700000000);
     EXPECT_TRUE(lease.cursor().empty());
   }

@@ -30,16 +30,23 @@ class Leased(NamedTuple):
 
 
 def leased_items(answer: pb.LeaseItemsResponse) -> Iterator[Leased]:
-    """The leases of a LeaseItems answer: its Leases, then each index of its runs
-    (packed leases, docs/api.md), without a Lease message per index."""
-    for lease in answer.leases:
-        yield Leased(convert.key_value(lease.key), lease.step, lease.lease_token, lease.attempt,
-                     lease.cursor)
+    """The leases of a LeaseItems answer, its Leases and each index of its runs (packed
+    leases, docs/api.md, without a Lease message per index), in the order they were
+    handed out: retries first, then key order, which is the tokens' order."""
+    leases = [Leased(convert.key_value(lease.key), lease.step, lease.lease_token,
+                     lease.attempt, lease.cursor) for lease in answer.leases]
+    if not answer.lease_runs:
+        yield from leases
+        return
+    runs: list[Leased] = []
     for run in answer.lease_runs:
         step, first, token, attempt = run.step, run.first_index, run.first_lease_token, run.attempt
         token_step = run.token_step or 1
-        for i in range(run.count):
-            yield Leased(first + i, step, token + i * token_step, attempt, b"")
+        runs.extend(Leased(first + i, step, token + i * token_step, attempt, b"")
+                    for i in range(run.count))
+    if leases:  # a retry, or a name leased after the run: back in hand-out order
+        runs = sorted(leases + runs, key=lambda lease: lease.lease_token)
+    yield from runs
 
 
 class ItemBase:

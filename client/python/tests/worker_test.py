@@ -363,17 +363,20 @@ class WorkerTest(CkptdTestCase):
                 self.assertEqual(job.info().status, pb.JOB_STATUS_COMPLETED)
                 client.close()
 
-    def test_leased_items_reads_leases_and_runs(self):
+    def test_leased_items_reads_leases_and_runs_in_hand_out_order(self):
         answer = pb.LeaseItemsResponse()
         lease = answer.leases.add(step="main", lease_token=7, attempt=2, cursor=b"row-3")
         lease.key.name = "a.txt"
         answer.lease_runs.add(step="main", first_index=40, count=3, first_lease_token=9,
                               attempt=1, token_step=2)
+        later = answer.leases.add(step="main", lease_token=20, attempt=1)
+        later.key.name = "b.txt"  # a name leased after the run: it comes after it
         self.assertEqual(list(leased_items(answer)), [
             Leased("a.txt", "main", 7, 2, b"row-3"),
             Leased(40, "main", 9, 1, b""),
             Leased(41, "main", 11, 1, b""),
             Leased(42, "main", 13, 1, b""),
+            Leased("b.txt", "main", 20, 1, b""),
         ])
 
     def test_against_a_ckptd_without_lease_next_each_batch_is_leased_on_its_own(self):
