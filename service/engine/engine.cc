@@ -462,6 +462,36 @@ void Engine::WriteItemBytes(Group& g, const JobRuntime& job, int step, const std
   g.items.insert_or_assign(std::move(full), std::move(bytes));
 }
 
+void Engine::UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first,
+                                uint64_t size, bool add) {
+  const uint64_t last = first + size - 1;
+  for (uint64_t block = RunBlock(first); block <= RunBlock(last); ++block) {
+    std::string key = keys::RunDirectory(job.id(), job.steps[step].name, block);
+    auto it = g.run_directories.find(key);
+    if (it == g.run_directories.end()) {
+      absl::StatusOr<std::vector<uint64_t>> stored = std::vector<uint64_t>();
+      if (!g.DeletedByRange(key)) {
+        const absl::StatusOr<std::optional<std::string>> bytes = store_->Get(Cf::kItems, key);
+        if (!bytes.ok()) continue;
+        if (bytes->has_value()) stored = ParseRunDirectory(**bytes);
+        if (!stored.ok()) stored = std::vector<uint64_t>();  // damaged: written afresh
+      }
+      it = g.run_directories.emplace(std::move(key), *std::move(stored)).first;
+    }
+    std::vector<uint64_t>& firsts = it->second;
+    // A new run's indices have no other record, so a first inside it is stale.
+    const auto from = std::lower_bound(firsts.begin(), firsts.end(), first);
+    const auto to = std::upper_bound(from, firsts.end(), add ? last : first);
+    firsts.erase(from, to);
+    if (add) firsts.insert(std::lower_bound(firsts.begin(), firsts.end(), first), first);
+    if (firsts.empty()) {
+      g.batch->Delete(Cf::kItems, it->first);
+    } else {
+      g.batch->Put(Cf::kItems, it->first, SerializeRunDirectory(firsts));
+    }
+  }
+}
+
 void Engine::DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key) {
   const std::string full = keys::Item(job.id(), job.steps[step].name, key);
   g.batch->Delete(Cf::kItems, full);
@@ -741,6 +771,8 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   // prefix and remember the range.
   absl::erase_if(g.items, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   absl::erase_if(g.states, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
+  absl::erase_if(g.run_directories,
+                 [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   g.deleted_prefixes.push_back(begin);
   g.logs.ForgetJob(job_id);
 }

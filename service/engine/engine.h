@@ -450,6 +450,12 @@ class Engine {
   void ResetJobState(Group& g, JobRuntime& job, bool remove_items);
   absl::StatusOr<std::vector<std::string>> ListNames(Group& g, const JobRuntime& job, int step);
   void DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key);
+  // Adds the run [first, first + size) to the run directory of each block it covers
+  // (item_runs.h), dropping the stale firsts inside it; or, without `add`, removes
+  // `first` from them (its run is gone or split). The directory is a hint that readers
+  // check, so a block whose directory cannot be read is left as it is.
+  void UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first,
+                          uint64_t size, bool add);
   // Resets the targets (ResetItems, not a dry run), then updates the job's status.
   absl::Status ApplyResets(Group& g, JobRuntime& job,
                            const std::vector<std::tuple<int, std::string, ItemPlace>>& targets);

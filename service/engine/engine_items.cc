@@ -346,9 +346,11 @@ void Engine::RecordRun(Group& g, JobRuntime& job, int step, const v1::CompleteIt
     MoveToCompleted(g, job, step, item, plans[i], output);
     completed->emplace_back(i, header.worker_id());
   }
+  const uint64_t first_index = keys::IndexOf(plans[begin].key);
   PutCompletion(*g.batch, job.id(), job.steps[step].name, header.update_time_micros(),
                 plans[begin].key, header.worker_id(), static_cast<uint64_t>(end - begin));
   WriteItemBytes(g, job, step, plans[begin].key, std::move(bytes));
+  UpdateRunDirectory(g, job, step, first_index, static_cast<uint64_t>(end - begin), /*add=*/true);
 }
 
 void Engine::MoveToCompleted(Group& g, JobRuntime& job, int step, const v1::Completion& item,
@@ -548,11 +550,16 @@ absl::Status Engine::ApplyResets(
     DeleteCompletion(*g.batch, job.id(), step_name, micros, holder.key);
     if (holder.record.run_size() == 0) continue;  // the item's own record: rewritten below
     std::sort(holder.offsets.begin(), holder.offsets.end());
-    for (RunPiece& piece : SplitRun(holder.record, keys::IndexOf(holder.key), holder.offsets)) {
+    const uint64_t run_first = keys::IndexOf(holder.key);
+    UpdateRunDirectory(g, job, holder.step, run_first, RecordSpan(holder.record), /*add=*/false);
+    for (RunPiece& piece : SplitRun(holder.record, run_first, holder.offsets)) {
       const std::string first = keys::EncodeIndex(piece.first);
       PutCompletion(*g.batch, job.id(), step_name, micros, first, holder.record.worker_id(),
                     piece.size);
       WriteItemBytes(g, job, holder.step, first, std::move(piece.bytes));
+      if (piece.size > 1) {
+        UpdateRunDirectory(g, job, holder.step, piece.first, piece.size, /*add=*/true);
+      }
     }
   }
   for (const auto& [step, key, place] : targets) {

@@ -38,10 +38,13 @@ class Engine::Group {
   // rare one read back. Ordered: the record of an index may be a run's, stored under a
   // lower key (item_runs.h).
   absl::btree_map<std::string, std::optional<std::string>> items;
+  // items CF key of a run directory block -> its firsts as this group last wrote them
+  // (item_runs.h); read from the store when the group first changes the block.
+  absl::btree_map<std::string, std::vector<uint64_t>> run_directories;
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
-  // Job prefixes this group deleted with ranges (DeleteJob, ResetJob). `items` and
-  // `states` hold only what the group wrote after the last such delete, so a key under
+  // Job prefixes this group deleted with ranges (DeleteJob, ResetJob). `items`,
+  // `run_directories` and `states` hold only what the group wrote after the last such delete, so a key under
   // one of these prefixes and not in them is deleted as of this group, whatever the
   // store still says.
   std::vector<std::string> deleted_prefixes;

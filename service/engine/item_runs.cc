@@ -1,5 +1,8 @@
 #include "service/engine/item_runs.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "service/common/status_macros.h"
@@ -78,31 +81,71 @@ ItemRecord ItemOfRecord(const ItemRecord& record, uint64_t offset) {
   return ItemOfRun(record, record.run(static_cast<int>(offset)));
 }
 
-absl::Status RecordItems::Read(absl::string_view bytes) {
-  bytes_.assign(bytes.data(), bytes.size());
+namespace {
+
+// Reads a varint at `*at`, moving past it; false if `end` comes first or it is longer
+// than 10 bytes.
+bool ReadVarint(const char** at, const char* end, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 64 && *at < end; shift += 7) {
+    const auto byte = static_cast<uint8_t>(*(*at)++);
+    *value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (byte < 0x80) return true;
+  }
+  return false;
+}
+
+// Moves `*at` past the value of a field with wire type `type`; false if it is cut short
+// or a group (ItemRecord has none).
+bool SkipValue(int type, const char** at, const char* end) {
+  uint64_t size = 0;
+  switch (type) {
+    case kVarint:
+      return ReadVarint(at, end, &size);
+    case 1:  // 64-bit
+      size = 8;
+      break;
+    case kLengthDelimited:
+      if (!ReadVarint(at, end, &size)) return false;
+      break;
+    case 5:  // 32-bit
+      size = 4;
+      break;
+    default:
+      return false;
+  }
+  if (size > static_cast<uint64_t>(end - *at)) return false;
+  *at += size;
+  return true;
+}
+
+}  // namespace
+
+absl::Status RecordItems::Read(std::string bytes) {
+  bytes_ = std::move(bytes);
   runs_.clear();
+  runs_.reserve(kMaxRunItems);
   const auto corrupt = [] { return absl::DataLossError("corrupt item record"); };
-  // One pass over the fields: each run item's place, and the bytes of the others.
+  // One pass over the fields: each run item's place, and the bytes of the others. The
+  // framing is read here rather than by a CodedInputStream: a run has ~100 items.
   std::string own;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes_.data()),
-                                            static_cast<int>(bytes_.size()));
-  constexpr uint32_t kRunTag = Tag(ItemRecord::kRunFieldNumber, kLengthDelimited);
-  for (;;) {
-    const int start = in.CurrentPosition();
-    const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
+  const char* const begin = bytes_.data();
+  const char* const end = begin + bytes_.size();
+  constexpr uint64_t kRunTag = Tag(ItemRecord::kRunFieldNumber, kLengthDelimited);
+  for (const char* at = begin; at < end;) {
+    const char* const field = at;
+    uint64_t tag = 0;
+    if (!ReadVarint(&at, end, &tag) || (tag >> 3) == 0) return corrupt();
     if (tag == kRunTag) {
-      uint32_t size = 0;
-      if (!in.ReadVarint32(&size)) return corrupt();
-      runs_.emplace_back(static_cast<size_t>(in.CurrentPosition()), size);
-      if (!in.Skip(static_cast<int>(size))) return corrupt();
+      uint64_t size = 0;
+      if (!ReadVarint(&at, end, &size) || size > static_cast<uint64_t>(end - at)) return corrupt();
+      runs_.emplace_back(static_cast<size_t>(at - begin), static_cast<size_t>(size));
+      at += size;
       continue;
     }
-    if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) return corrupt();
-    own.append(bytes_, static_cast<size_t>(start),
-               static_cast<size_t>(in.CurrentPosition() - start));
+    if (!SkipValue(static_cast<int>(tag & 7), &at, end)) return corrupt();
+    own.append(field, static_cast<size_t>(at - field));
   }
-  if (!in.ConsumedEntireMessage()) return corrupt();
   if (runs_.size() == 1) return corrupt();  // a run has at least two items
   if (!record_.ParseFromString(own)) return corrupt();
   return absl::OkStatus();
@@ -115,7 +158,11 @@ absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset) const {
   if (!item.ParseFromArray(bytes_.data() + start, static_cast<int>(size))) {
     return absl::DataLossError("corrupt item record");
   }
-  return ItemOfRun(record_, item);
+  ItemRecord out = ItemOfRun(record_, storage::v1::RunItem());
+  out.set_attempts(item.attempts());
+  out.set_completed_token(item.completed_token());
+  if (item.has_result()) out.mutable_result()->Swap(item.mutable_result());  // not copied
+  return out;
 }
 
 void AppendResultField(const v1::ItemResult& result, std::string* record) {
@@ -164,9 +211,86 @@ std::vector<RunPiece> SplitRun(const ItemRecord& record, uint64_t first,
   return pieces;
 }
 
+absl::StatusOr<std::vector<uint64_t>> ParseRunDirectory(absl::string_view bytes) {
+  storage::v1::RunDirectoryRecord record;
+  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("corrupt run directory record");
+  }
+  std::vector<uint64_t> firsts(record.firsts().begin(), record.firsts().end());
+  if (!std::is_sorted(firsts.begin(), firsts.end())) {
+    return absl::DataLossError("corrupt run directory record: firsts out of order");
+  }
+  return firsts;
+}
+
+std::string SerializeRunDirectory(const std::vector<uint64_t>& firsts) {
+  storage::v1::RunDirectoryRecord record;
+  record.mutable_firsts()->Add(firsts.begin(), firsts.end());
+  return record.SerializeAsString();
+}
+
 ItemRecordFinder::ItemRecordFinder(const StoreReader& reader, absl::string_view job,
                                    absl::string_view step)
-    : reader_(reader), prefix_(keys::StepPrefix(job, step)) {}
+    : reader_(reader), job_(job), step_(step), prefix_(keys::StepPrefix(job, step)) {}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFinder::DirectoryRun(
+    const std::string& key) const {
+  using Found = std::optional<std::pair<std::string, std::string>>;
+  const uint64_t index = keys::IndexOf(key);
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> directory,
+                        reader_.Get(Cf::kItems, keys::RunDirectory(job_, step_, RunBlock(index))));
+  if (!directory.has_value()) return Found();
+  CKPT_ASSIGN_OR_RETURN(const std::vector<uint64_t> firsts, ParseRunDirectory(*directory));
+  auto above = std::upper_bound(firsts.begin(), firsts.end(), index);
+  if (above == firsts.begin()) return Found();
+  std::string first = keys::EncodeIndex(*std::prev(above));
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + first));
+  if (!bytes.has_value()) return Found();
+  return Found(std::make_pair(std::move(first), std::move(*bytes)));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFinder::FloorRecord(
+    const std::string& key) const {
+  using Found = std::optional<std::pair<std::string, std::string>>;
+  CKPT_ASSIGN_OR_RETURN(auto floor,
+                        reader_.Floor(Cf::kItems, prefix_ + keys::kIndexTag, prefix_ + key));
+  if (!floor.has_value()) return Found();
+  std::string stored_key = floor->first.substr(prefix_.size());
+  if (stored_key.size() != key.size()) return Found();
+  return Found(std::make_pair(std::move(stored_key), std::move(floor->second)));
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFinder::Holder(
+    const std::string& key) const {
+  using Found = std::optional<std::pair<std::string, RecordItems>>;
+  RecordItems record;
+  auto take = [&](std::pair<std::string, std::string> stored) -> absl::StatusOr<Found> {
+    CKPT_RETURN_IF_ERROR(record.Read(std::move(stored.second)));
+    if (!SpanCovers(stored.first, record.span(), key)) return Found();
+    return Found(std::make_pair(std::move(stored.first), std::move(record)));
+  };
+  if (!keys::IsIndexKey(key)) {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
+    if (!bytes.has_value()) return Found();
+    return take({key, std::move(*bytes)});
+  }
+  // The run the directory names, if it holds the key.
+  CKPT_ASSIGN_OR_RETURN(auto stored, DirectoryRun(key));
+  const bool named_key = stored.has_value() && stored->first == key;
+  if (stored.has_value()) {
+    CKPT_ASSIGN_OR_RETURN(Found found, take(std::move(*stored)));
+    if (found.has_value()) return found;
+  }
+  // The key's own record.
+  if (!named_key) {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
+    if (bytes.has_value()) return take({key, std::move(*bytes)});
+  }
+  // A run the directory does not name (written before it): the seek.
+  CKPT_ASSIGN_OR_RETURN(stored, FloorRecord(key));
+  if (!stored.has_value()) return Found();
+  return take(std::move(*stored));
+}
 
 absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key) {
   using Found = std::optional<ItemRecord>;
@@ -175,23 +299,11 @@ absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::stri
                           cached_.Item(keys::IndexOf(key) - keys::IndexOf(cached_key_)));
     return Found(std::move(item));
   }
-  if (!keys::IsIndexKey(key)) {
-    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
-    if (!bytes.has_value()) return Found();
-    ItemRecord record;
-    CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
-    return Found(std::move(record));
-  }
-  const std::string indices = prefix_ + keys::kIndexTag;
-  CKPT_ASSIGN_OR_RETURN(auto floor, reader_.Floor(Cf::kItems, indices, prefix_ + key));
-  if (!floor.has_value()) return Found();
-  std::string stored_key = floor->first.substr(prefix_.size());
-  if (stored_key.size() != key.size()) return Found();
-  RecordItems record;
-  CKPT_RETURN_IF_ERROR(record.Read(floor->second));
-  if (!SpanCovers(stored_key, record.span(), key)) return Found();
-  CKPT_ASSIGN_OR_RETURN(ItemRecord item,
-                        record.Item(keys::IndexOf(key) - keys::IndexOf(stored_key)));
+  CKPT_ASSIGN_OR_RETURN(auto holder, Holder(key));
+  if (!holder.has_value()) return Found();
+  auto& [stored_key, record] = *holder;
+  const uint64_t offset = record.span() > 1 ? keys::IndexOf(key) - keys::IndexOf(stored_key) : 0;
+  CKPT_ASSIGN_OR_RETURN(ItemRecord item, record.Item(offset));
   if (record.span() > 1) {  // its neighbours are likely asked for next
     cached_key_ = std::move(stored_key);
     cached_ = std::move(record);
@@ -202,20 +314,11 @@ absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::stri
 absl::StatusOr<std::optional<std::pair<std::string, ItemRecord>>> ItemRecordFinder::FindStored(
     const std::string& key) {
   using Found = std::optional<std::pair<std::string, ItemRecord>>;
+  CKPT_ASSIGN_OR_RETURN(auto holder, Holder(key));
+  if (!holder.has_value()) return Found();
   ItemRecord record;
-  if (!keys::IsIndexKey(key)) {
-    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
-    if (!bytes.has_value()) return Found();
-    CKPT_RETURN_IF_ERROR(ParseStored(*bytes, &record, "item"));
-    return Found(std::make_pair(key, std::move(record)));
-  }
-  const std::string indices = prefix_ + keys::kIndexTag;
-  CKPT_ASSIGN_OR_RETURN(auto floor, reader_.Floor(Cf::kItems, indices, prefix_ + key));
-  if (!floor.has_value()) return Found();
-  CKPT_RETURN_IF_ERROR(ParseStored(floor->second, &record, "item"));
-  std::string stored_key = floor->first.substr(prefix_.size());
-  if (stored_key.size() != key.size() || !RecordCovers(stored_key, record, key)) return Found();
-  return Found(std::make_pair(std::move(stored_key), std::move(record)));
+  CKPT_RETURN_IF_ERROR(ParseStored(holder->second.bytes(), &record, "item"));
+  return Found(std::make_pair(std::move(holder->first), std::move(record)));
 }
 
 }  // namespace ckpt

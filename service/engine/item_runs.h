@@ -2,7 +2,14 @@
 // STORAGE_FORMAT.md "items"). A run's record sits under the key of its first index and
 // covers [first, first + run size); every other item has a record of its own or none.
 // So an index's record is the record at the greatest index key <= it, if that record
-// covers it: one Floor. Names are never in runs. Internal to the engine.
+// covers it. Names are never in runs. Internal to the engine.
+//
+// The run directory (keys::RunDirectory) says, per block of keys::kRunBlockIndices
+// indices, where the runs covering its indices begin, so a reader finds an index's run
+// with two point reads (the directory, then the run) where a seek over every memtable
+// and SST file costs several times more. It is a hint: a run is taken only if its
+// record covers the index, and a reader falls back to the seek (one Floor) otherwise,
+// so a store written before the directory reads the same.
 #ifndef CKPT_SERVICE_ENGINE_ITEM_RUNS_H_
 #define CKPT_SERVICE_ENGINE_ITEM_RUNS_H_
 
@@ -16,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "ckpt/v1/checkpoint.pb.h"
+#include "service/store/keys.h"
 #include "service/store/store.h"
 
 namespace ckpt {
@@ -48,6 +56,14 @@ void AppendResultField(const v1::ItemResult& result, std::string* record);
 void AppendRunItem(const v1::ItemResult& result, uint64_t token, uint32_t attempts,
                    std::string* record);
 
+// The directory block holding `index`.
+inline uint64_t RunBlock(uint64_t index) { return index / keys::kRunBlockIndices; }
+
+// A RunDirectoryRecord's firsts, ascending. DATA_LOSS if `bytes` are not one.
+absl::StatusOr<std::vector<uint64_t>> ParseRunDirectory(absl::string_view bytes);
+// `firsts` (ascending) as a stored RunDirectoryRecord.
+std::string SerializeRunDirectory(const std::vector<uint64_t>& firsts);
+
 // A record that stays when items leave a run: a shorter run, or one item's record.
 struct RunPiece {
   uint64_t first = 0;  // its first index
@@ -70,8 +86,10 @@ bool SpanCovers(absl::string_view stored_key, uint64_t span, absl::string_view k
 // thread-safe.
 class RecordItems {
  public:
-  // Reads `bytes`, an ItemRecord as stored. DATA_LOSS if they are not one.
-  absl::Status Read(absl::string_view bytes);
+  // Reads `bytes`, an ItemRecord as stored, keeping them. DATA_LOSS if they are not one.
+  absl::Status Read(std::string bytes);
+  // The record's bytes as stored.
+  const std::string& bytes() const { return bytes_; }
   // How many items it covers: the run's size, or 1.
   uint64_t span() const { return runs_.empty() ? 1 : runs_.size(); }
   // The item at `offset` as if it had its own record. REQUIRES: offset < span().
@@ -90,8 +108,9 @@ class ItemRecordFinder {
  public:
   ItemRecordFinder(const StoreReader& reader, absl::string_view job, absl::string_view step);
 
-  // The record of `key` (an encoded item key), or nullopt: one Get for a name, one
-  // Floor for an index not in the run read last. DATA_LOSS for a corrupt record.
+  // The record of `key` (an encoded item key), or nullopt: one Get for a name; for an
+  // index not in the run read last, the directory and its run (two Gets), else one
+  // Floor. DATA_LOSS for a corrupt record.
   absl::StatusOr<std::optional<storage::v1::ItemRecord>> Find(const std::string& key);
   // The item key the record of `key` is stored under (its run's first index, or its
   // own), with that record whole; nullopt if it has none.
@@ -99,7 +118,24 @@ class ItemRecordFinder {
       const std::string& key);
 
  private:
+  // The stored record the run directory names for index key `key`, as (item key, bytes):
+  // the run beginning at the greatest first at or below it, which may not cover it;
+  // nullopt if the directory names none.
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> DirectoryRun(
+      const std::string& key) const;
+  // The stored record with the greatest index key at or below index key `key`, as
+  // (item key, bytes), or nullopt.
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> FloorRecord(
+      const std::string& key) const;
+  // The stored record that holds `key`, as (item key it is stored under, the record),
+  // or nullopt: for an index, the run the directory names, else its own record, else
+  // the seek.
+  absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> Holder(
+      const std::string& key) const;
+
   const StoreReader& reader_;
+  const std::string job_;
+  const std::string step_;
   const std::string prefix_;  // the step's items prefix
   std::string cached_key_;    // item key of the run in cached_; empty: none
   RecordItems cached_;

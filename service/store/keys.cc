@@ -78,6 +78,12 @@ std::string Item(absl::string_view job_id, absl::string_view step, absl::string_
   return absl::StrCat(StepPrefix(job_id, step), item_key);
 }
 
+std::string RunDirectory(absl::string_view job_id, absl::string_view step, uint64_t block) {
+  std::string out = absl::StrCat(JobLevelPrefix(job_id), "R", step, absl::string_view("\0", 1));
+  AppendBigEndian64(&out, block);
+  return out;
+}
+
 std::string SchedPrefix(absl::string_view job_id, absl::string_view step, SchedTag tag) {
   std::string out = StepPrefix(job_id, step);
   out.push_back(static_cast<char>(tag));

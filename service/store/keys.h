@@ -95,6 +95,13 @@ std::string Grant(absl::string_view job_id, absl::string_view step, uint64_t fir
 std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
 std::string ErrorGroupPrefix(absl::string_view job_id);
 
+// items/<job level prefix> 'R' <step> \0 BE64(block): a RunDirectoryRecord, where the
+// runs (service/engine/item_runs.h) that cover an index of one block of
+// kRunBlockIndices indices begin. Outside every step's prefix (step names are never
+// empty), so scans of a step's items never meet it; deleted with the job.
+inline constexpr uint64_t kRunBlockIndices = 128;
+std::string RunDirectory(absl::string_view job_id, absl::string_view step, uint64_t block);
+
 // A sched key of one job with its JobPrefix removed, parsed and checked.
 struct SchedKey {
   bool error_group = false;            // <job level prefix> 'E' <hash>

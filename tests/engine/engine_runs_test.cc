@@ -1,9 +1,12 @@
 // Runs (schema 4): consecutive indices completed together are stored as one item record
 // and one completion entry. Every read sees each item as if it had its own record, a
 // reset splits the run around the item, and a restart keeps which leases can join one.
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -435,7 +438,155 @@ TEST_P(EngineRunsTest, ARunCoversAtMostKMaxRunItemsIndices) {
   EXPECT_EQ(Job("big").progress().completed(), 300u);
 }
 
+// Reads through to a store, counting its seeks.
+class SeekCountingReader : public StoreReader {
+ public:
+  explicit SeekCountingReader(const StoreReader& store) : store_(store) {}
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
+    return store_.Get(cf, key);
+  }
+  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
+                                      absl::string_view start) const override {
+    return store_.Scan(cf, prefix, start);
+  }
+  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
+      Cf cf, absl::string_view prefix, absl::string_view key) const override {
+    ++seeks;
+    return store_.Floor(cf, prefix, key);
+  }
+  mutable int seeks = 0;
+
+ private:
+  const StoreReader& store_;
+};
+
+class EngineRunDirectoryTest : public EngineRunsTest {
+ protected:
+  // A job "d" of 300 indices, completed in three calls of 100: the runs [0, 100),
+  // [100, 200) and [200, 300), crossing the directory's blocks of 128.
+  void CompleteThreeRuns() {
+    CreateJob(R"pb(job_id: "d" steps: "s")pb");
+    Add(R"pb(job_id: "d"
+             step: "s"
+             ranges { begin: 0 end: 300 })pb");
+    const std::string worker = Register("d");
+    auto leased = Lease("d", worker, 300, "s");
+    CKPT_ASSERT_OK(leased);
+    ASSERT_EQ(leased->leases_size(), 300);
+    for (int call = 0; call < 3; ++call) {
+      v1::CompleteItemsRequest r;
+      r.set_job_id("d");
+      r.set_step("s");
+      r.set_worker_id(worker);
+      for (int i = call * 100; i < (call + 1) * 100; ++i) {
+        const v1::Lease& l = leased->leases(i);
+        v1::Completion* c = r.add_items();
+        *c->mutable_key() = l.key();
+        c->set_lease_token(l.lease_token());
+        c->mutable_result()->set_payload(absl::StrCat("r", l.key().index()));
+      }
+      CKPT_ASSERT_OK(h_.Call(&Engine::CompleteItems, r));
+    }
+  }
+  // The stored run directory of job "d", block by block.
+  std::vector<std::vector<uint64_t>> Directory() {
+    std::vector<std::vector<uint64_t>> out;
+    for (uint64_t block = 0; block < 3; ++block) {
+      auto bytes = h_.store().Get(Cf::kItems, keys::RunDirectory("d", "s", block));
+      EXPECT_TRUE(bytes.ok()) << bytes.status();
+      std::vector<uint64_t> firsts;
+      if (bytes.ok() && bytes->has_value()) {
+        auto parsed = ParseRunDirectory(**bytes);
+        EXPECT_TRUE(parsed.ok()) << parsed.status();
+        if (parsed.ok()) firsts = *parsed;
+      }
+      out.push_back(firsts);
+    }
+    return out;
+  }
+  // Reads every index of job "d" with a fresh finder each (no run cached): the payload
+  // of each completed one, "-" for one without a record; counts the seeks.
+  std::vector<std::string> ReadAll(int* seeks) {
+    SeekCountingReader reader(h_.store());
+    std::vector<std::string> out;
+    for (uint64_t i = 0; i < 300; ++i) {
+      ItemRecordFinder finder(reader, "d", "s");
+      auto found = finder.Find(keys::EncodeIndex(i));
+      EXPECT_TRUE(found.ok()) << found.status();
+      out.push_back(found.ok() && found->has_value() ? (*found)->result().payload() : "-");
+    }
+    *seeks = reader.seeks;
+    return out;
+  }
+  static std::vector<std::string> Payloads(const std::vector<uint64_t>& reset) {
+    std::vector<std::string> out;
+    for (uint64_t i = 0; i < 300; ++i) {
+      const bool gone = std::find(reset.begin(), reset.end(), i) != reset.end();
+      out.push_back(gone ? "-" : absl::StrCat("r", i));
+    }
+    return out;
+  }
+};
+
+// Every item of a run is found with point reads, no seek: the directory names each
+// run in every block it covers, and stays exact when a reset splits runs.
+TEST_P(EngineRunDirectoryTest, EveryRunItemIsFoundWithoutASeek) {
+  CompleteThreeRuns();
+  using Firsts = std::vector<uint64_t>;
+  EXPECT_THAT(Directory(), ElementsAre(Firsts{0, 100}, Firsts{100, 200}, Firsts{200}));
+  int seeks = -1;
+  EXPECT_EQ(ReadAll(&seeks), Payloads({}));
+  EXPECT_EQ(seeks, 0);
+
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "d"
+                                                                     step: "s"
+                                                                     keys { index: 0 }
+                                                                     keys { index: 150 }
+                                                                     keys { index: 201 })pb")));
+  // [1, 100), [100, 150), [151, 200); 200 alone (its own record); [202, 300).
+  EXPECT_THAT(Directory(), ElementsAre(Firsts{1, 100}, Firsts{100, 151, 202}, Firsts{202}));
+  h_.Reopen();
+  EXPECT_EQ(ReadAll(&seeks), Payloads({0, 150, 201}));
+  EXPECT_EQ(seeks, 3);  // only the reset indices, which have no record, seek
+  EXPECT_EQ(Job("d").progress().completed(), 297u);
+}
+
+// The directory is a hint: without it (a store written before it) or with a stale
+// entry, every read gives the same answer, through the seek.
+TEST_P(EngineRunDirectoryTest, ReadsDoNotDependOnTheDirectory) {
+  CompleteThreeRuns();
+  std::unique_ptr<WriteBatch> batch = h_.store().NewBatch();
+  batch->Delete(Cf::kItems, keys::RunDirectory("d", "s", 0));
+  batch->Put(Cf::kItems, keys::RunDirectory("d", "s", 1), SerializeRunDirectory({130}));
+  CKPT_ASSERT_OK(h_.store().Write(batch.get()));
+  int seeks = 0;
+  EXPECT_EQ(ReadAll(&seeks), Payloads({}));
+  EXPECT_GT(seeks, 0);
+  for (uint64_t index : {5, 129, 131, 255}) {
+    auto item = GetItem(absl::StrFormat(R"pb(job_id: "d"
+                                             step: "s"
+                                             key { index: %d })pb",
+                                        index));
+    CKPT_ASSERT_OK(item);
+    EXPECT_EQ(item->item().result().payload(), absl::StrCat("r", index));
+  }
+  // A reset rewrites the blocks it touches: the split run's pieces are named, and the
+  // stale entry inside one of them is dropped.
+  CKPT_ASSERT_OK(
+      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "d"
+                                                                     step: "s"
+                                                                     keys { index: 150 })pb")));
+  EXPECT_EQ(ReadAll(&seeks), Payloads({150}));
+  using Firsts = std::vector<uint64_t>;
+  EXPECT_THAT(Directory(), ElementsAre(Firsts{100}, Firsts{100, 151}, Firsts{200}));
+  // Deleting the job deletes its directory.
+  CKPT_ASSERT_OK(h_.Call(&Engine::DeleteJob, Parse<v1::DeleteJobRequest>(R"pb(job_id: "d")pb")));
+  EXPECT_THAT(Directory(), ElementsAre(Firsts{}, Firsts{}, Firsts{}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, EngineRunsTest, CKPT_ENGINE_STORE_KINDS);
+INSTANTIATE_TEST_SUITE_P(Stores, EngineRunDirectoryTest, CKPT_ENGINE_STORE_KINDS);
 
 }  // namespace
 }  // namespace ckpt
