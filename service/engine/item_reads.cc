@@ -280,15 +280,17 @@ absl::Status ParseRecord(absl::string_view bytes, ItemRecord* record) {
   return ParseStored(bytes, record, "item");
 }
 
-void FillFromRecord(const ItemRecord& record, bool keys_only, v1::Item* item) {
-  item->set_state(record.state());
-  item->set_attempts(record.attempts());
-  item->set_worker_id(record.worker_id());
-  *item->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record.update_time_micros()));
+// Fills `item` from `record`, moving the record's result, error and cursor into it
+// rather than copying them (a result can be kilobytes).
+void FillFromRecord(ItemRecord* record, bool keys_only, v1::Item* item) {
+  item->set_state(record->state());
+  item->set_attempts(record->attempts());
+  item->set_worker_id(record->worker_id());
+  *item->mutable_update_time() = ToProtoTime(absl::FromUnixMicros(record->update_time_micros()));
   if (keys_only) return;
-  *item->mutable_result() = record.result();
-  *item->mutable_last_error() = record.last_error();
-  item->set_cursor(record.cursor());
+  if (record->has_result()) item->mutable_result()->Swap(record->mutable_result());
+  if (record->has_last_error()) item->mutable_last_error()->Swap(record->mutable_last_error());
+  item->set_cursor(std::move(*record->mutable_cursor()));
 }
 
 absl::Status FillFromLease(absl::string_view bytes, bool keys_only, v1::Item* item) {
@@ -360,7 +362,7 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
     if (source == Source::kRecord) {
       ItemRecord record;
       CKPT_RETURN_IF_ERROR(stream->Record(&record));
-      if (item->state() != v1::ITEM_STATE_LEASED) FillFromRecord(record, keys_only, item);
+      if (item->state() != v1::ITEM_STATE_LEASED) FillFromRecord(&record, keys_only, item);
     } else if (source == Source::kLease) {
       CKPT_RETURN_IF_ERROR(FillFromLease(stream->value(), keys_only, item));
     } else if (source == Source::kUntouched) {
@@ -370,7 +372,7 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
                             view.Get(Cf::kItems, keys::Item(job, step, key)));
       ItemRecord record;
       if (bytes.has_value()) CKPT_RETURN_IF_ERROR(ParseRecord(*bytes, &record));
-      FillFromRecord(record, keys_only, item);
+      FillFromRecord(&record, keys_only, item);
       item->set_state(source == Source::kFailed ? v1::ITEM_STATE_FAILED : v1::ITEM_STATE_PENDING);
     }
     stream->Next();
@@ -390,7 +392,7 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
                           const std::string& key, ItemRecordFinder& records, v1::Item* item) {
   CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, records.Find(key));
   if (record.has_value()) {
-    FillFromRecord(*record, /*keys_only=*/false, item);
+    FillFromRecord(&*record, /*keys_only=*/false, item);
     if (record->state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
   } else if (keys::IsIndexKey(key)) {
     // An untouched index: PENDING with no record. Its range starts at or before it.
