@@ -37,7 +37,10 @@ int JobRuntime::StepIndex(absl::string_view step) const {
 // ---------------------------------------------------------------- open and load
 
 Engine::Engine(Store* store, const EngineOptions& options)
-    : store_(store), options_(options), queue_(options.queue) {}
+    : store_(store),
+      options_(options),
+      run_directories_(*store, kRunDirectoryCacheBlocks),
+      queue_(options.queue) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(Store* store, const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(store, options));
@@ -203,8 +206,13 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   }
   if (options_.observer != nullptr) Observe(group, ops->size(), written.ok(), &stats);
   if (written.ok()) {
+    for (const std::string& prefix : group.deleted_prefixes) run_directories_.ForgetPrefix(prefix);
+    for (auto& [key, firsts] : group.run_directories) {
+      run_directories_.Committed(key, std::move(firsts));
+    }
     Publish(group);
   } else {
+    run_directories_.ForgetAll();
     for (absl::Status& result : results) {
       if (result.ok()) result = written;
     }
@@ -444,7 +452,7 @@ absl::StatusOr<std::optional<std::pair<std::string, ItemRecord>>> Engine::ReadSt
   }
   if (g.DeletedByRange(full)) return Found();
   // Then the store's, unless this group rewrote or deleted it.
-  ItemRecordFinder finder(*store_, job.id(), job.steps[step].name);
+  ItemRecordFinder finder(*store_, job.id(), job.steps[step].name, &run_directories_);
   CKPT_ASSIGN_OR_RETURN(Found stored, finder.FindStored(key));
   if (stored.has_value() && g.items.contains(prefix + stored->first)) return Found();
   return stored;
@@ -464,6 +472,7 @@ void Engine::WriteItemBytes(Group& g, const JobRuntime& job, int step, const std
 
 void Engine::UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first,
                                 uint64_t size, bool add) {
+  if (store_->FloorIsCheap()) return;  // readers seek: no directory to keep
   const uint64_t last = first + size - 1;
   for (uint64_t block = RunBlock(first); block <= RunBlock(last); ++block) {
     std::string key = keys::RunDirectory(job.id(), job.steps[step].name, block);
@@ -471,10 +480,9 @@ void Engine::UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint6
     if (it == g.run_directories.end()) {
       absl::StatusOr<std::vector<uint64_t>> stored = std::vector<uint64_t>();
       if (!g.DeletedByRange(key)) {
-        const absl::StatusOr<std::optional<std::string>> bytes = store_->Get(Cf::kItems, key);
-        if (!bytes.ok()) continue;
-        if (bytes->has_value()) stored = ParseRunDirectory(**bytes);
-        if (!stored.ok()) stored = std::vector<uint64_t>();  // damaged: written afresh
+        stored = run_directories_.Read(key);
+        if (absl::IsDataLoss(stored.status())) stored = std::vector<uint64_t>();  // rewritten
+        if (!stored.ok()) continue;
       }
       it = g.run_directories.emplace(std::move(key), *std::move(stored)).first;
     }

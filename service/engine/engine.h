@@ -42,6 +42,7 @@
 #include "service/engine/job_selection.h"
 #include "service/engine/log_book.h"
 #include "service/engine/retention_index.h"
+#include "service/engine/run_directories.h"
 #include "service/engine/runtime.h"
 #include "service/engine/write_queue.h"
 #include "service/store/store.h"
@@ -454,8 +455,8 @@ class Engine {
   // (item_runs.h), dropping the stale firsts inside it; or, without `add`, removes
   // `first` from them (its run is gone or split). The directory is a hint that readers
   // check, so a block whose directory cannot be read is left as it is.
-  void UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first,
-                          uint64_t size, bool add);
+  void UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first, uint64_t size,
+                          bool add);
   // Resets the targets (ResetItems, not a dry run), then updates the job's status.
   absl::Status ApplyResets(Group& g, JobRuntime& job,
                            const std::vector<std::tuple<int, std::string, ItemPlace>>& targets);
@@ -502,6 +503,10 @@ class Engine {
 
   Store* const store_;
   const EngineOptions options_;
+  // Run directory blocks for GetItem and for the writer's rewrites of them; written
+  // through by the writer after each group commits (run_directories.h).
+  static constexpr size_t kRunDirectoryCacheBlocks = 8192;
+  RunDirectories run_directories_;
 
   // Writer-thread state: no lock; only the writer thread (or Open, before it starts)
   // touches it.

@@ -202,8 +202,9 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
   v1::Item* item = out->mutable_item();
   *item->mutable_key() = r.key();
   item->set_step(step);
+  ItemRecordFinder records(*view, r.job_id(), step, &run_directories_);
   const absl::Status read =
-      ReadStepItem(*view, r.job_id(), step, keys::EncodeItemKey(r.key()), item);
+      ReadStepItem(*view, r.job_id(), step, keys::EncodeItemKey(r.key()), records, item);
   if (!read.ok()) out->clear_item();
   return read;
 }

@@ -44,9 +44,9 @@ class Engine::Group {
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;
   // Job prefixes this group deleted with ranges (DeleteJob, ResetJob). `items`,
-  // `run_directories` and `states` hold only what the group wrote after the last such delete, so a key under
-  // one of these prefixes and not in them is deleted as of this group, whatever the
-  // store still says.
+  // `run_directories` and `states` hold only what the group wrote after the last such delete, so a
+  // key under one of these prefixes and not in them is deleted as of this group, whatever the store
+  // still says.
   std::vector<std::string> deleted_prefixes;
 
   bool DeletedByRange(absl::string_view key) const {

@@ -383,12 +383,6 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
 }  // namespace
 
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
-                          const std::string& key, v1::Item* item) {
-  ItemRecordFinder records(view, job, step);
-  return ReadStepItem(view, job, step, key, records, item);
-}
-
-absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
                           const std::string& key, ItemRecordFinder& records, v1::Item* item) {
   CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, records.Find(key));
   if (record.has_value()) {

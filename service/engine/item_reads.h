@@ -18,12 +18,9 @@
 namespace ckpt {
 
 // Fills `item` (state, attempts, result, error, lease, cursor) for the encoded item
-// key `key` of `step`. NOT_FOUND if it is not registered there; DATA_LOSS if a record
-// is corrupt.
-absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
-                          const std::string& key, v1::Item* item);
-// The same, finding item records with `records` (made for this view, job and step), so
-// that reading a run's items one after another reads the run once.
+// key `key` of `step`, finding item records with `records` (made for this view, job and
+// step: reading a run's items one after another reads the run once). NOT_FOUND if it is
+// not registered there; DATA_LOSS if a record is corrupt.
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
                           const std::string& key, ItemRecordFinder& records, v1::Item* item);
 

@@ -4,7 +4,6 @@
 #include <iterator>
 
 #include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "service/common/status_macros.h"
 #include "service/engine/stored_record.h"
 #include "service/store/keys.h"
@@ -124,7 +123,6 @@ bool SkipValue(int type, const char** at, const char* end) {
 absl::Status RecordItems::Read(std::string bytes) {
   bytes_ = std::move(bytes);
   runs_.clear();
-  runs_.reserve(kMaxRunItems);
   const auto corrupt = [] { return absl::DataLossError("corrupt item record"); };
   // One pass over the fields: each run item's place, and the bytes of the others. The
   // framing is read here rather than by a CodedInputStream: a run has ~100 items.
@@ -139,6 +137,7 @@ absl::Status RecordItems::Read(std::string bytes) {
     if (tag == kRunTag) {
       uint64_t size = 0;
       if (!ReadVarint(&at, end, &size) || size > static_cast<uint64_t>(end - at)) return corrupt();
+      if (runs_.empty()) runs_.reserve(kMaxRunItems);
       runs_.emplace_back(static_cast<size_t>(at - begin), static_cast<size_t>(size));
       at += size;
       continue;
@@ -230,19 +229,29 @@ std::string SerializeRunDirectory(const std::vector<uint64_t>& firsts) {
 }
 
 ItemRecordFinder::ItemRecordFinder(const StoreReader& reader, absl::string_view job,
-                                   absl::string_view step)
-    : reader_(reader), job_(job), step_(step), prefix_(keys::StepPrefix(job, step)) {}
+                                   absl::string_view step, const RunDirectories* directories)
+    : reader_(reader),
+      directories_(directories),
+      job_(job),
+      step_(step),
+      prefix_(keys::StepPrefix(job, step)) {}
 
 absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFinder::DirectoryRun(
     const std::string& key) const {
   using Found = std::optional<std::pair<std::string, std::string>>;
   const uint64_t index = keys::IndexOf(key);
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> directory,
-                        reader_.Get(Cf::kItems, keys::RunDirectory(job_, step_, RunBlock(index))));
-  if (!directory.has_value()) return Found();
-  CKPT_ASSIGN_OR_RETURN(const std::vector<uint64_t> firsts, ParseRunDirectory(*directory));
-  auto above = std::upper_bound(firsts.begin(), firsts.end(), index);
-  if (above == firsts.begin()) return Found();
+  const std::string block = keys::RunDirectory(job_, step_, RunBlock(index));
+  absl::StatusOr<std::vector<uint64_t>> firsts = std::vector<uint64_t>();
+  if (directories_ != nullptr) {
+    firsts = directories_->Read(block);
+  } else {
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> directory, reader_.Get(Cf::kItems, block));
+    if (directory.has_value()) firsts = ParseRunDirectory(*directory);
+  }
+  if (absl::IsDataLoss(firsts.status())) return Found();  // a damaged hint names nothing
+  CKPT_RETURN_IF_ERROR(firsts.status());
+  auto above = std::upper_bound(firsts->begin(), firsts->end(), index);
+  if (above == firsts->begin()) return Found();
   std::string first = keys::EncodeIndex(*std::prev(above));
   CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + first));
   if (!bytes.has_value()) return Found();
@@ -274,20 +283,22 @@ absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFin
     if (!bytes.has_value()) return Found();
     return take({key, std::move(*bytes)});
   }
-  // The run the directory names, if it holds the key.
-  CKPT_ASSIGN_OR_RETURN(auto stored, DirectoryRun(key));
-  const bool named_key = stored.has_value() && stored->first == key;
-  if (stored.has_value()) {
-    CKPT_ASSIGN_OR_RETURN(Found found, take(std::move(*stored)));
-    if (found.has_value()) return found;
-  }
-  // The key's own record.
-  if (!named_key) {
+  if (!reader_.FloorIsCheap()) {
+    // The run the directory names, if it holds the key. A damaged record named for a
+    // neighbour is passed over: the seek below meets it only if it holds the key.
+    CKPT_ASSIGN_OR_RETURN(auto stored, DirectoryRun(key));
+    const bool named_key = stored.has_value() && stored->first == key;
+    if (stored.has_value()) {
+      absl::StatusOr<Found> found = take(std::move(*stored));
+      if (named_key || (found.ok() && found->has_value())) return found;
+    }
+    // The key's own record.
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
     if (bytes.has_value()) return take({key, std::move(*bytes)});
   }
-  // A run the directory does not name (written before it): the seek.
-  CKPT_ASSIGN_OR_RETURN(stored, FloorRecord(key));
+  // A run the directory does not name (written before it), or a store whose seek costs
+  // what a point read does: the seek.
+  CKPT_ASSIGN_OR_RETURN(auto stored, FloorRecord(key));
   if (!stored.has_value()) return Found();
   return take(std::move(*stored));
 }

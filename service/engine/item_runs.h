@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "ckpt/v1/checkpoint.pb.h"
+#include "service/engine/run_directories.h"
 #include "service/store/keys.h"
 #include "service/store/store.h"
 
@@ -106,7 +107,10 @@ class RecordItems {
 // that listing a run's items reads it once. Not thread-safe; `reader` must outlive it.
 class ItemRecordFinder {
  public:
-  ItemRecordFinder(const StoreReader& reader, absl::string_view job, absl::string_view step);
+  // Reads records from `reader` and run directories through `directories` (nullptr:
+  // from `reader`); both must outlive it.
+  ItemRecordFinder(const StoreReader& reader, absl::string_view job, absl::string_view step,
+                   const RunDirectories* directories = nullptr);
 
   // The record of `key` (an encoded item key), or nullopt: one Get for a name; for an
   // index not in the run read last, the directory and its run (two Gets), else one
@@ -134,6 +138,7 @@ class ItemRecordFinder {
       const std::string& key) const;
 
   const StoreReader& reader_;
+  const RunDirectories* const directories_;
   const std::string job_;
   const std::string step_;
   const std::string prefix_;  // the step's items prefix

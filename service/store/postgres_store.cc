@@ -66,6 +66,7 @@ class PostgresStore::View : public ReadView {
       Cf cf, absl::string_view prefix, absl::string_view key) const override {
     return reader_.Floor(cf, prefix, key);
   }
+  bool FloorIsCheap() const override { return true; }
 
  private:
   const PostgresStore* const store_;

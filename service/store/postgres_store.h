@@ -104,6 +104,7 @@ class PostgresStore : public Store {
                                       absl::string_view start = {}) const override;
   absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
       Cf cf, absl::string_view prefix, absl::string_view key) const override;
+  bool FloorIsCheap() const override { return true; }
 
   // "postgresql://user@host:port/dbname": the store's name in messages (no password).
   const std::string& display_name() const { return display_name_; }

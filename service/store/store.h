@@ -95,6 +95,10 @@ class StoreReader {
   // nullopt. REQUIRES: `key` starts with `prefix`.
   virtual absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
       Cf cf, absl::string_view prefix, absl::string_view key) const = 0;
+  // Whether a Floor costs about what a Get does (PostgreSQL: one index descent either
+  // way), so that readers need not trade one Floor for point reads. False for RocksDB,
+  // whose Floor is an iterator over every memtable and SST file.
+  virtual bool FloorIsCheap() const { return false; }
 };
 
 // The store as of one moment: later writes are not seen. Releases what it holds (a
