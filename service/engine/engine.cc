@@ -304,6 +304,14 @@ void Engine::Flush(Group& g) {
     if (it != jobs_.end()) FlushJob(g, *it->second);
   }
   g.logs.Flush(*g.batch);
+  // Each run directory block the group changed, once (item_runs.h).
+  for (const auto& [key, firsts] : g.run_directories) {
+    if (firsts.empty()) {
+      g.batch->Delete(Cf::kItems, key);
+    } else {
+      g.batch->Put(Cf::kItems, key, SerializeRunDirectory(firsts));
+    }
+  }
   if (meta_dirty_) {
     const Cf meta = Cf::kMeta;
     g.batch->Put(meta, keys::kNextTokenKey, BigEndian(next_token_));
@@ -492,11 +500,6 @@ void Engine::UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint6
     const auto to = std::upper_bound(from, firsts.end(), add ? last : first);
     firsts.erase(from, to);
     if (add) firsts.insert(std::lower_bound(firsts.begin(), firsts.end(), first), first);
-    if (firsts.empty()) {
-      g.batch->Delete(Cf::kItems, it->first);
-    } else {
-      g.batch->Put(Cf::kItems, it->first, SerializeRunDirectory(firsts));
-    }
   }
 }
 
