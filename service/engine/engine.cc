@@ -206,7 +206,9 @@ void Engine::RunGroup(std::vector<Op>* ops) {
   }
   if (options_.observer != nullptr) Observe(group, ops->size(), written.ok(), &stats);
   if (written.ok()) {
-    for (const std::string& prefix : group.deleted_prefixes) run_directories_.ForgetPrefix(prefix);
+    for (const std::string& prefix : group.deleted_prefixes) {
+      if (absl::StartsWith(prefix, keys::kRunDirectoryLead)) run_directories_.ForgetPrefix(prefix);
+    }
     for (auto& [key, firsts] : group.run_directories) {
       run_directories_.Committed(key, std::move(firsts));
     }
@@ -307,9 +309,9 @@ void Engine::Flush(Group& g) {
   // Each run directory block the group changed, once (item_runs.h).
   for (const auto& [key, firsts] : g.run_directories) {
     if (firsts.empty()) {
-      g.batch->Delete(Cf::kItems, key);
+      g.batch->Delete(kRunDirectoryFamily, key);
     } else {
-      g.batch->Put(Cf::kItems, key, SerializeRunDirectory(firsts));
+      g.batch->Put(kRunDirectoryFamily, key, SerializeRunDirectory(firsts));
     }
   }
   if (meta_dirty_) {
@@ -486,13 +488,16 @@ void Engine::UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint6
     std::string key = keys::RunDirectory(job.id(), job.steps[step].name, block);
     auto it = g.run_directories.find(key);
     if (it == g.run_directories.end()) {
-      absl::StatusOr<std::vector<uint64_t>> stored = std::vector<uint64_t>();
-      if (!g.DeletedByRange(key)) {
-        stored = run_directories_.Read(key);
-        if (absl::IsDataLoss(stored.status())) stored = std::vector<uint64_t>();  // rewritten
-        if (!stored.ok()) continue;
-      }
-      it = g.run_directories.emplace(std::move(key), *std::move(stored)).first;
+      // The block as committed, if cached. The writer never reads the store for it: a
+      // read there can release RocksDB's old versions and delete files mid-group, and
+      // a block not cached (after a restart, an eviction or a failed write) is simply
+      // begun afresh, its older runs left to the seek.
+      std::optional<std::vector<uint64_t>> cached;
+      if (!g.DeletedByRange(key)) cached = run_directories_.Cached(key);
+      if (!cached.has_value() && !add) continue;  // a stale first is harmless
+      it = g.run_directories
+               .emplace(std::move(key), std::move(cached).value_or(std::vector<uint64_t>()))
+               .first;
     }
     std::vector<uint64_t>& firsts = it->second;
     // A new run's indices have no other record, so a first inside it is stale.
@@ -777,14 +782,18 @@ void Engine::DeleteJobData(Group& g, absl::string_view job_id) {
   for (Cf cf : {Cf::kItems, Cf::kSched, Cf::kWorkers, Cf::kStates, Cf::kLogs, Cf::kCompletions}) {
     g.batch->DeleteRange(cf, begin, end);
   }
-  // Later ops of this group must read the job's items and states as deleted (the store
-  // still has them until the batch is written): forget what this group wrote under the
-  // prefix and remember the range.
+  const std::string directories = keys::RunDirectoryPrefix(job_id);
+  g.batch->DeleteRange(kRunDirectoryFamily, directories, keys::PrefixSuccessor(directories));
+  // Later ops of this group must read the job's items, states and run directories as
+  // deleted (the store still has them until the batch is written): forget what this
+  // group wrote under the prefixes and remember the ranges (ids never start with 0xff,
+  // so neither prefix is a prefix of the other kind's keys).
   absl::erase_if(g.items, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   absl::erase_if(g.states, [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
   absl::erase_if(g.run_directories,
-                 [&](const auto& entry) { return absl::StartsWith(entry.first, begin); });
+                 [&](const auto& entry) { return absl::StartsWith(entry.first, directories); });
   g.deleted_prefixes.push_back(begin);
+  g.deleted_prefixes.push_back(directories);
   g.logs.ForgetJob(job_id);
 }
 

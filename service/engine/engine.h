@@ -453,8 +453,9 @@ class Engine {
   void DeleteItem(Group& g, const JobRuntime& job, int step, const std::string& key);
   // Adds the run [first, first + size) to the run directory of each block it covers
   // (item_runs.h), dropping the stale firsts inside it; or, without `add`, removes
-  // `first` from them (its run is gone or split). The directory is a hint that readers
-  // check, so a block whose directory cannot be read is left as it is.
+  // `first` from them (its run is gone or split). Blocks come from run_directories_
+  // only, never from the store: one not cached is begun afresh (adding) or left as it
+  // is (removing), which a hint allows.
   void UpdateRunDirectory(Group& g, const JobRuntime& job, int step, uint64_t first, uint64_t size,
                           bool add);
   // Resets the targets (ResetItems, not a dry run), then updates the job's status.

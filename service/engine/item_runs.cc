@@ -245,7 +245,8 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFin
   if (directories_ != nullptr) {
     firsts = directories_->Read(block);
   } else {
-    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> directory, reader_.Get(Cf::kItems, block));
+    CKPT_ASSIGN_OR_RETURN(std::optional<std::string> directory,
+                          reader_.Get(kRunDirectoryFamily, block));
     if (directory.has_value()) firsts = ParseRunDirectory(*directory);
   }
   if (absl::IsDataLoss(firsts.status())) return Found();  // a damaged hint names nothing

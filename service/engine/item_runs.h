@@ -57,6 +57,9 @@ void AppendResultField(const v1::ItemResult& result, std::string* record);
 void AppendRunItem(const v1::ItemResult& result, uint64_t token, uint32_t attempts,
                    std::string* record);
 
+// The family of the run directory's records (keys::RunDirectory).
+inline constexpr Cf kRunDirectoryFamily = Cf::kMeta;
+
 // The directory block holding `index`.
 inline uint64_t RunBlock(uint64_t index) { return index / keys::kRunBlockIndices; }
 

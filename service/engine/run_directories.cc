@@ -27,7 +27,7 @@ absl::StatusOr<std::vector<uint64_t>> RunDirectories::Read(const std::string& ke
     if (it != shard.blocks.end()) return it->second;
     writes = shard.writes;
   }
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_.Get(Cf::kItems, key));
+  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store_.Get(kRunDirectoryFamily, key));
   std::vector<uint64_t> firsts;
   if (bytes.has_value()) {
     CKPT_ASSIGN_OR_RETURN(firsts, ParseRunDirectory(*bytes));
@@ -38,6 +38,14 @@ absl::StatusOr<std::vector<uint64_t>> RunDirectories::Read(const std::string& ke
   return firsts;
 }
 
+std::optional<std::vector<uint64_t>> RunDirectories::Cached(const std::string& key) const {
+  Shard& shard = ShardOf(key);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.blocks.find(key);
+  if (it == shard.blocks.end()) return std::nullopt;
+  return it->second;
+}
+
 void RunDirectories::Committed(const std::string& key, std::vector<uint64_t> firsts) {
   Shard& shard = ShardOf(key);
   absl::MutexLock lock(&shard.mu);
@@ -45,12 +53,12 @@ void RunDirectories::Committed(const std::string& key, std::vector<uint64_t> fir
   Insert(shard, key, std::move(firsts));
 }
 
-void RunDirectories::ForgetPrefix(absl::string_view job_prefix) {
+void RunDirectories::ForgetPrefix(absl::string_view prefix) {
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     ++shard.writes;
     absl::erase_if(shard.blocks,
-                   [&](const auto& entry) { return absl::StartsWith(entry.first, job_prefix); });
+                   [&](const auto& entry) { return absl::StartsWith(entry.first, prefix); });
   }
 }
 

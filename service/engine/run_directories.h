@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,10 @@ namespace ckpt {
 // Entries are hints, like the directory itself: a reader takes a run only if the run's
 // record, read from its own snapshot, covers the index. So an entry newer or older than
 // a reader's snapshot costs that reader a seek, never a wrong answer. The writer keeps
-// entries current by writing each block through after its group commits; a reader's
-// fill after a miss is dropped if a write-through of the same shard came between its
-// read and its fill, so a fill never replaces a newer entry.
+// entries current by writing each block through after its group commits, and takes the
+// blocks it rewrites from here only (Cached), never from the store; a reader's fill
+// after a miss is dropped if a write-through of the same shard came between its read
+// and its fill, so a fill never replaces a newer entry.
 //
 // Thread-safe. Memory is bounded by `capacity` entries of a few firsts each.
 class RunDirectories {
@@ -40,11 +42,14 @@ class RunDirectories {
   // or had them moments ago (empty: none). DATA_LOSS for a damaged record.
   absl::StatusOr<std::vector<uint64_t>> Read(const std::string& key) const;
 
+  // The firsts cached for the block under `key`, without reading the store.
+  std::optional<std::vector<uint64_t>> Cached(const std::string& key) const;
+
   // The writer, after its group committed: the block under `key` is now `firsts`.
   void Committed(const std::string& key, std::vector<uint64_t> firsts);
-  // The writer, after a job's keys were deleted (its blocks under `job_prefix`), or
-  // after a failed write (everything).
-  void ForgetPrefix(absl::string_view job_prefix);
+  // The writer, after a job's keys were deleted (its blocks: under `prefix`, the job's
+  // keys::RunDirectoryPrefix), or after a failed write (everything).
+  void ForgetPrefix(absl::string_view prefix);
   void ForgetAll();
   // How many blocks are cached (at most the capacity rounded down to a multiple of 16).
   size_t size() const;

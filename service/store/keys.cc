@@ -78,8 +78,12 @@ std::string Item(absl::string_view job_id, absl::string_view step, absl::string_
   return absl::StrCat(StepPrefix(job_id, step), item_key);
 }
 
+std::string RunDirectoryPrefix(absl::string_view job_id) {
+  return absl::StrCat(kRunDirectoryLead, JobPrefix(job_id));
+}
+
 std::string RunDirectory(absl::string_view job_id, absl::string_view step, uint64_t block) {
-  std::string out = absl::StrCat(JobLevelPrefix(job_id), "R", step, absl::string_view("\0", 1));
+  std::string out = absl::StrCat(RunDirectoryPrefix(job_id), step, absl::string_view("\0", 1));
   AppendBigEndian64(&out, block);
   return out;
 }

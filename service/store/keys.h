@@ -95,11 +95,15 @@ std::string Grant(absl::string_view job_id, absl::string_view step, uint64_t fir
 std::string ErrorGroup(absl::string_view job_id, uint64_t message_hash);
 std::string ErrorGroupPrefix(absl::string_view job_id);
 
-// items/<job level prefix> 'R' <step> \0 BE64(block): a RunDirectoryRecord, where the
-// runs (service/engine/item_runs.h) that cover an index of one block of
-// kRunBlockIndices indices begin. Outside every step's prefix (step names are never
-// empty), so scans of a step's items never meet it; deleted with the job.
+// meta/0xff 'R' <job_id> \0 <step> \0 BE64(block): a RunDirectoryRecord, where the runs
+// (service/engine/item_runs.h) that cover an index of one block of kRunBlockIndices
+// indices begin. In meta, not items: rewritten as runs are written, these keys would
+// sit in every items SST file and make each overlap all the others, so that RocksDB
+// could no longer move files between levels without rewriting them. Ids never begin
+// with 0xff, so no other meta key starts with this prefix; deleted with the job.
 inline constexpr uint64_t kRunBlockIndices = 128;
+inline constexpr absl::string_view kRunDirectoryLead = "\xffR";
+std::string RunDirectoryPrefix(absl::string_view job_id);
 std::string RunDirectory(absl::string_view job_id, absl::string_view step, uint64_t block);
 
 // A sched key of one job with its JobPrefix removed, parsed and checked.

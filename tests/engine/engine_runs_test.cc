@@ -496,7 +496,7 @@ class EngineRunDirectoryTest : public EngineRunsTest {
   std::vector<std::vector<uint64_t>> Directory() {
     std::vector<std::vector<uint64_t>> out;
     for (uint64_t block = 0; block < 3; ++block) {
-      auto bytes = h_.store().Get(Cf::kItems, keys::RunDirectory("d", "s", block));
+      auto bytes = h_.store().Get(kRunDirectoryFamily, keys::RunDirectory("d", "s", block));
       EXPECT_TRUE(bytes.ok()) << bytes.status();
       std::vector<uint64_t> firsts;
       if (bytes.ok() && bytes->has_value()) {
@@ -564,9 +564,9 @@ TEST_P(EngineRunDirectoryTest, EveryRunItemIsFoundWithoutASeek) {
 TEST_P(EngineRunDirectoryTest, ReadsDoNotDependOnTheDirectory) {
   CompleteThreeRuns();
   std::unique_ptr<WriteBatch> batch = h_.store().NewBatch();
-  batch->Delete(Cf::kItems, keys::RunDirectory("d", "s", 0));
-  batch->Put(Cf::kItems, keys::RunDirectory("d", "s", 1), SerializeRunDirectory({130}));
-  batch->Put(Cf::kItems, keys::RunDirectory("d", "s", 2), "\xff damaged");
+  batch->Delete(kRunDirectoryFamily, keys::RunDirectory("d", "s", 0));
+  batch->Put(kRunDirectoryFamily, keys::RunDirectory("d", "s", 1), SerializeRunDirectory({130}));
+  batch->Put(kRunDirectoryFamily, keys::RunDirectory("d", "s", 2), "\xff damaged");
   CKPT_ASSERT_OK(h_.store().Write(batch.get()));
   h_.Reopen();  // a ckptd starting on such a store, with nothing cached
   int seeks = 0;
@@ -595,6 +595,8 @@ TEST_P(EngineRunDirectoryTest, ReadsDoNotDependOnTheDirectory) {
   // Deleting the job deletes its directory.
   CKPT_ASSERT_OK(h_.Call(&Engine::DeleteJob, Parse<v1::DeleteJobRequest>(R"pb(job_id: "d")pb")));
   auto left = h_.store().Scan(Cf::kItems, keys::JobPrefix("d"));
+  EXPECT_FALSE(left->Valid());
+  left = h_.store().Scan(kRunDirectoryFamily, keys::RunDirectoryPrefix("d"));
   EXPECT_FALSE(left->Valid());
 }
 

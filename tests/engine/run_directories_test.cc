@@ -62,7 +62,7 @@ class RunDirectoriesTest : public ::testing::Test {
   }
   void Put(const std::string& key, const std::vector<uint64_t>& firsts) {
     std::unique_ptr<WriteBatch> batch = store_->NewBatch();
-    batch->Put(Cf::kItems, key, SerializeRunDirectory(firsts));
+    batch->Put(kRunDirectoryFamily, key, SerializeRunDirectory(firsts));
     CKPT_ASSERT_OK(store_->Write(batch.get()));
   }
   std::vector<uint64_t> Read(const RunDirectories& directories, const std::string& key) {
@@ -108,13 +108,13 @@ TEST_F(RunDirectoriesTest, ForgetsDropWhatTheyNameAndADamagedBlockIsDataLoss) {
   RunDirectories directories(*reader_, 64);
   directories.Committed(a_, {1});
   directories.Committed(b_, {2});
-  directories.ForgetPrefix(keys::JobPrefix("a"));
+  directories.ForgetPrefix(keys::RunDirectoryPrefix("a"));
   EXPECT_EQ(directories.size(), 1u);
   EXPECT_THAT(Read(directories, a_), IsEmpty());  // read again: the store has none
   directories.ForgetAll();
   EXPECT_EQ(directories.size(), 0u);
   std::unique_ptr<WriteBatch> batch = store_->NewBatch();
-  batch->Put(Cf::kItems, b_, "\xff");
+  batch->Put(kRunDirectoryFamily, b_, "\xff");
   CKPT_ASSERT_OK(store_->Write(batch.get()));
   EXPECT_THAT(directories.Read(b_), testutil::StatusIs(absl::StatusCode::kDataLoss,
                                                        ::testing::HasSubstr("run directory")));
