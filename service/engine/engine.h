@@ -504,7 +504,7 @@ class Engine {
 
   Store* const store_;
   const EngineOptions options_;
-  // Run directory blocks for GetItem and for the writer's rewrites of them; written
+  // Recent run directory blocks for GetItem and for the writer's rewrites of them; written
   // through by the writer after each group commits (run_directories.h).
   static constexpr size_t kRunDirectoryCacheBlocks = 8192;
   RunDirectories run_directories_;

@@ -38,8 +38,9 @@ class Engine::Group {
   // rare one read back. Ordered: the record of an index may be a run's, stored under a
   // lower key (item_runs.h).
   absl::btree_map<std::string, std::optional<std::string>> items;
-  // items CF key of a run directory block -> its firsts as this group left them
-  // (item_runs.h); read when the group first changes the block, written at flush.
+  // meta CF key of a run directory block -> its firsts as this group left them
+  // (item_runs.h); taken from the engine's cache when the group first changes the
+  // block, written at flush.
   absl::btree_map<std::string, std::vector<uint64_t>> run_directories;
   // states CF key -> record written by this group (nullopt: deleted).
   absl::flat_hash_map<std::string, std::optional<storage::v1::StateRecord>> states;

@@ -286,7 +286,8 @@ absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFin
   }
   if (!reader_.FloorIsCheap()) {
     // The run the directory names, if it holds the key. A damaged record named for a
-    // neighbour is passed over: the seek below meets it only if it holds the key.
+    // neighbour is passed over: the seek below meets it (DATA_LOSS, as before the
+    // directory) only if it is the nearest record at or below the key.
     CKPT_ASSIGN_OR_RETURN(auto stored, DirectoryRun(key));
     const bool named_key = stored.has_value() && stored->first == key;
     if (stored.has_value()) {

@@ -53,12 +53,17 @@ void RunDirectories::Committed(const std::string& key, std::vector<uint64_t> fir
   Insert(shard, key, std::move(firsts));
 }
 
-void RunDirectories::ForgetPrefix(absl::string_view prefix) {
+void RunDirectories::ForgetPrefixes(const std::vector<absl::string_view>& prefixes) {
+  auto deleted = [&](const auto& entry) {
+    for (absl::string_view prefix : prefixes) {
+      if (absl::StartsWith(entry.first, prefix)) return true;
+    }
+    return false;
+  };
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     ++shard.writes;
-    absl::erase_if(shard.blocks,
-                   [&](const auto& entry) { return absl::StartsWith(entry.first, prefix); });
+    absl::erase_if(shard.blocks, deleted);
   }
 }
 

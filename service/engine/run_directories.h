@@ -22,7 +22,8 @@ namespace ckpt {
 // A GetItem inside a run reads its block's directory, then the run: the directory's
 // read is a point Get that searches the memtables and SST files like any other, about
 // a third of the GetItem. Directories are small (a few firsts) and read far more often
-// than written, so the engine keeps the latest ones here.
+// than written, so the engine keeps recently written and read ones here (up to its
+// capacity; a full shard drops an arbitrary entry).
 //
 // Entries are hints, like the directory itself: a reader takes a run only if the run's
 // record, read from its own snapshot, covers the index. So an entry newer or older than
@@ -47,9 +48,10 @@ class RunDirectories {
 
   // The writer, after its group committed: the block under `key` is now `firsts`.
   void Committed(const std::string& key, std::vector<uint64_t> firsts);
-  // The writer, after a job's keys were deleted (its blocks: under `prefix`, the job's
-  // keys::RunDirectoryPrefix), or after a failed write (everything).
-  void ForgetPrefix(absl::string_view prefix);
+  // The writer, after jobs' keys were deleted (their blocks: under `prefixes`, each a
+  // job's keys::RunDirectoryPrefix; one pass over the cache for all of them), or after
+  // a failed write (everything).
+  void ForgetPrefixes(const std::vector<absl::string_view>& prefixes);
   void ForgetAll();
   // How many blocks are cached (at most the capacity rounded down to a multiple of 16).
   size_t size() const;

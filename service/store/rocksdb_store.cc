@@ -478,8 +478,9 @@ class RocksWriteBatch : public WriteBatch {
   }
   // A range whose begin would get a memtable insert hint (see AllButIndexTransform) is
   // written as a point deletion of `begin` and the range from begin's successor
-  // (`begin` + NUL), which gets none. Every range ckpt deletes begins with a JobPrefix,
-  // which ends in NUL, so this never happens today; it keeps the next caller safe.
+  // (`begin` + NUL), which gets none. Every range ckpt deletes begins with a key ending
+  // in NUL (a JobPrefix, or a job's run directory prefix in meta), so this never happens
+  // today; it keeps the next caller safe.
   void DeleteRange(Cf cf, absl::string_view begin, absl::string_view end) override {
     rocksdb::ColumnFamilyHandle* handle = store_->handle(cf);
     if (!end.empty() && end <= begin) return;  // an empty range deletes nothing

@@ -3,7 +3,6 @@
 // drop what they name, and it never holds more than its capacity.
 #include "service/engine/run_directories.h"
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +15,7 @@
 #include "service/engine/item_runs.h"
 #include "service/store/keys.h"
 #include "service/store/rocksdb_store.h"
+#include "tests/testing/observed_reader.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -25,31 +25,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-// Reads through to a store, running `during_get` (once) inside the next Get.
-class InterleavingReader : public StoreReader {
- public:
-  explicit InterleavingReader(const StoreReader& store) : store_(store) {}
-  absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
-    auto value = store_.Get(cf, key);
-    if (during_get) std::exchange(during_get, nullptr)();
-    ++gets;
-    return value;
-  }
-  std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
-                                      absl::string_view start) const override {
-    return store_.Scan(cf, prefix, start);
-  }
-  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(
-      Cf cf, absl::string_view prefix, absl::string_view key) const override {
-    return store_.Floor(cf, prefix, key);
-  }
-  mutable std::function<void()> during_get;
-  mutable int gets = 0;
-
- private:
-  const StoreReader& store_;
-};
-
 class RunDirectoriesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -58,7 +33,7 @@ class RunDirectoriesTest : public ::testing::Test {
     auto store = RocksDbStore::Open(options);
     CKPT_ASSERT_OK(store);
     store_ = std::move(*store);
-    reader_ = std::make_unique<InterleavingReader>(*store_);
+    reader_ = std::make_unique<testutil::ObservedReader>(*store_);
   }
   void Put(const std::string& key, const std::vector<uint64_t>& firsts) {
     std::unique_ptr<WriteBatch> batch = store_->NewBatch();
@@ -71,7 +46,7 @@ class RunDirectoriesTest : public ::testing::Test {
     return firsts.ok() ? *firsts : std::vector<uint64_t>{99999};
   }
   std::unique_ptr<RocksDbStore> store_;
-  std::unique_ptr<InterleavingReader> reader_;
+  std::unique_ptr<testutil::ObservedReader> reader_;
   const std::string a_ = keys::RunDirectory("a", "s", 0);
   const std::string b_ = keys::RunDirectory("b", "s", 0);
 };
@@ -95,7 +70,7 @@ TEST_F(RunDirectoriesTest, AReadFillsTheCacheAndAWriteThroughReplacesTheEntry) {
 TEST_F(RunDirectoriesTest, AFillThatRacedAWriteThroughIsDropped) {
   RunDirectories directories(*reader_, 64);
   Put(a_, {3});
-  reader_->during_get = [&] {
+  reader_->during_next_get = [&] {
     Put(a_, {3, 7});
     directories.Committed(a_, {3, 7});
   };
@@ -108,7 +83,7 @@ TEST_F(RunDirectoriesTest, ForgetsDropWhatTheyNameAndADamagedBlockIsDataLoss) {
   RunDirectories directories(*reader_, 64);
   directories.Committed(a_, {1});
   directories.Committed(b_, {2});
-  directories.ForgetPrefix(keys::RunDirectoryPrefix("a"));
+  directories.ForgetPrefixes({keys::RunDirectoryPrefix("a")});
   EXPECT_EQ(directories.size(), 1u);
   EXPECT_THAT(Read(directories, a_), IsEmpty());  // read again: the store has none
   directories.ForgetAll();

@@ -94,6 +94,7 @@ class FaultInjectingStore : public Store {
       Cf cf, absl::string_view prefix, absl::string_view key) const override {
     return store_->Floor(cf, prefix, key);
   }
+  bool FloorIsCheap() const override { return store_->FloorIsCheap(); }
 
  private:
   const std::unique_ptr<Store> store_;
