@@ -127,7 +127,7 @@ class RecordStream : public KeyStream {
   // Reads a stored index record; keeps it if it is a run. False on corruption.
   bool Load(absl::string_view full_key, absl::string_view value) {
     run_size_ = 0;
-    status_ = run_.Read(std::string(value));
+    status_ = run_.Read(std::make_unique<OwnedStoreValue>(std::string(value)));
     if (!status_.ok()) return false;
     if (run_.span() > 1) {
       run_size_ = run_.span();

@@ -120,15 +120,16 @@ bool SkipValue(int type, const char** at, const char* end) {
 
 }  // namespace
 
-absl::Status RecordItems::Read(std::string bytes) {
-  bytes_ = std::move(bytes);
+absl::Status RecordItems::Read(std::unique_ptr<StoreValue> value) {
+  value_ = std::move(value);
   runs_.clear();
   const auto corrupt = [] { return absl::DataLossError("corrupt item record"); };
   // One pass over the fields: each run item's place, and the bytes of the others. The
   // framing is read here rather than by a CodedInputStream: a run has ~100 items.
   std::string own;
-  const char* const begin = bytes_.data();
-  const char* const end = begin + bytes_.size();
+  const absl::string_view bytes = value_->view();
+  const char* const begin = bytes.data();
+  const char* const end = begin + bytes.size();
   constexpr uint64_t kRunTag = Tag(ItemRecord::kRunFieldNumber, kLengthDelimited);
   for (const char* at = begin; at < end;) {
     const char* const field = at;
@@ -154,7 +155,7 @@ absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset) const {
   if (runs_.empty()) return record_;
   const auto [start, size] = runs_[static_cast<size_t>(offset)];
   storage::v1::RunItem item;
-  if (!item.ParseFromArray(bytes_.data() + start, static_cast<int>(size))) {
+  if (!item.ParseFromArray(bytes().data() + start, static_cast<int>(size))) {
     return absl::DataLossError("corrupt item record");
   }
   ItemRecord out = ItemOfRun(record_, storage::v1::RunItem());
@@ -236,9 +237,9 @@ ItemRecordFinder::ItemRecordFinder(const StoreReader& reader, absl::string_view 
       step_(step),
       prefix_(keys::StepPrefix(job, step)) {}
 
-absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFinder::DirectoryRun(
-    const std::string& key) const {
-  using Found = std::optional<std::pair<std::string, std::string>>;
+absl::StatusOr<std::optional<std::pair<std::string, std::unique_ptr<StoreValue>>>>
+ItemRecordFinder::DirectoryRun(const std::string& key) const {
+  using Found = std::optional<std::pair<std::string, std::unique_ptr<StoreValue>>>;
   const uint64_t index = keys::IndexOf(key);
   const std::string block = keys::RunDirectory(job_, step_, RunBlock(index));
   absl::StatusOr<std::vector<uint64_t>> firsts = std::vector<uint64_t>();
@@ -254,9 +255,11 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFin
   auto above = std::upper_bound(firsts->begin(), firsts->end(), index);
   if (above == firsts->begin()) return Found();
   std::string first = keys::EncodeIndex(*std::prev(above));
-  CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + first));
-  if (!bytes.has_value()) return Found();
-  return Found(std::make_pair(std::move(first), std::move(*bytes)));
+  // A run's record is ~100 results: read in place, not copied.
+  CKPT_ASSIGN_OR_RETURN(std::unique_ptr<StoreValue> value,
+                        reader_.GetPinned(Cf::kItems, prefix_ + first));
+  if (value == nullptr) return Found();
+  return Found(std::make_pair(std::move(first), std::move(value)));
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ItemRecordFinder::FloorRecord(
@@ -274,15 +277,17 @@ absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFin
     const std::string& key) const {
   using Found = std::optional<std::pair<std::string, RecordItems>>;
   RecordItems record;
-  auto take = [&](std::pair<std::string, std::string> stored) -> absl::StatusOr<Found> {
-    CKPT_RETURN_IF_ERROR(record.Read(std::move(stored.second)));
-    if (!SpanCovers(stored.first, record.span(), key)) return Found();
-    return Found(std::make_pair(std::move(stored.first), std::move(record)));
+  auto take = [&](std::string stored_key,
+                  std::unique_ptr<StoreValue> value) -> absl::StatusOr<Found> {
+    CKPT_RETURN_IF_ERROR(record.Read(std::move(value)));
+    if (!SpanCovers(stored_key, record.span(), key)) return Found();
+    return Found(std::make_pair(std::move(stored_key), std::move(record)));
   };
+  auto own = [&](std::string bytes) { return std::make_unique<OwnedStoreValue>(std::move(bytes)); };
   if (!keys::IsIndexKey(key)) {
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
     if (!bytes.has_value()) return Found();
-    return take({key, std::move(*bytes)});
+    return take(key, own(std::move(*bytes)));
   }
   if (!reader_.FloorIsCheap()) {
     // The run the directory names, if it holds the key. A damaged record named for a
@@ -291,18 +296,18 @@ absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFin
     CKPT_ASSIGN_OR_RETURN(auto stored, DirectoryRun(key));
     const bool named_key = stored.has_value() && stored->first == key;
     if (stored.has_value()) {
-      absl::StatusOr<Found> found = take(std::move(*stored));
+      absl::StatusOr<Found> found = take(std::move(stored->first), std::move(stored->second));
       if (named_key || (found.ok() && found->has_value())) return found;
     }
     // The key's own record.
     CKPT_ASSIGN_OR_RETURN(std::optional<std::string> bytes, reader_.Get(Cf::kItems, prefix_ + key));
-    if (bytes.has_value()) return take({key, std::move(*bytes)});
+    if (bytes.has_value()) return take(key, own(std::move(*bytes)));
   }
   // A run the directory does not name (written before it), or a store whose seek costs
   // what a point read does: the seek.
   CKPT_ASSIGN_OR_RETURN(auto stored, FloorRecord(key));
   if (!stored.has_value()) return Found();
-  return take(std::move(*stored));
+  return take(std::move(stored->first), own(std::move(stored->second)));
 }
 
 absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key) {

@@ -90,10 +90,13 @@ bool SpanCovers(absl::string_view stored_key, uint64_t span, absl::string_view k
 // thread-safe.
 class RecordItems {
  public:
-  // Reads `bytes`, an ItemRecord as stored, keeping them. DATA_LOSS if they are not one.
-  absl::Status Read(std::string bytes);
+  // Reads `value`, an ItemRecord as stored, keeping it. DATA_LOSS if it is not one.
+  // REQUIRES: value != nullptr.
+  absl::Status Read(std::unique_ptr<StoreValue> value);
   // The record's bytes as stored.
-  const std::string& bytes() const { return bytes_; }
+  absl::string_view bytes() const {
+    return value_ == nullptr ? absl::string_view() : value_->view();
+  }
   // How many items it covers: the run's size, or 1.
   uint64_t span() const { return runs_.empty() ? 1 : runs_.size(); }
   // The item at `offset` as if it had its own record. REQUIRES: offset < span().
@@ -101,9 +104,9 @@ class RecordItems {
   absl::StatusOr<storage::v1::ItemRecord> Item(uint64_t offset) const;
 
  private:
-  std::string bytes_;
+  std::unique_ptr<StoreValue> value_;
   storage::v1::ItemRecord record_;               // a run's without its items
-  std::vector<std::pair<size_t, size_t>> runs_;  // (start, size) of each RunItem in bytes_
+  std::vector<std::pair<size_t, size_t>> runs_;  // (start, size) of each RunItem in bytes()
 };
 
 // Finds item records in one step through runs, keeping the last record it read so
@@ -128,7 +131,7 @@ class ItemRecordFinder {
   // The stored record the run directory names for index key `key`, as (item key, bytes):
   // the run beginning at the greatest first at or below it, which may not cover it;
   // nullopt if the directory names none.
-  absl::StatusOr<std::optional<std::pair<std::string, std::string>>> DirectoryRun(
+  absl::StatusOr<std::optional<std::pair<std::string, std::unique_ptr<StoreValue>>>> DirectoryRun(
       const std::string& key) const;
   // The stored record with the greatest index key at or below index key `key`, as
   // (item key, bytes), or nullopt.

@@ -55,6 +55,25 @@ absl::StatusOr<std::optional<std::string>> GetAt(const RocksDbStore& store, Cf c
   return std::optional<std::string>(std::move(value));
 }
 
+// A value in place in RocksDB's block cache (or, from a memtable, copied by RocksDB).
+class PinnedValue : public StoreValue {
+ public:
+  absl::string_view view() const override { return ToView(slice); }
+  rocksdb::PinnableSlice slice;
+};
+
+absl::StatusOr<std::unique_ptr<StoreValue>> GetPinnedAt(const RocksDbStore& store, Cf cf,
+                                                        absl::string_view key,
+                                                        const rocksdb::Snapshot* snapshot) {
+  auto value = std::make_unique<PinnedValue>();
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  rocksdb::Status s = store.db()->Get(read, store.handle(cf), ToSlice(key), &value->slice);
+  if (s.IsNotFound()) return std::unique_ptr<StoreValue>();
+  if (!s.ok()) return FromRocksStatus(s, "read");
+  return std::unique_ptr<StoreValue>(std::move(value));
+}
+
 absl::StatusOr<std::optional<std::pair<std::string, std::string>>> FloorAt(
     const RocksDbStore& store, Cf cf, absl::string_view prefix, absl::string_view key,
     const rocksdb::Snapshot* snapshot) {
@@ -87,6 +106,10 @@ class RocksReadView : public ReadView {
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override {
     return GetAt(*store_, cf, key, snapshot_);
   }
+  absl::StatusOr<std::unique_ptr<StoreValue>> GetPinned(Cf cf,
+                                                        absl::string_view key) const override {
+    return GetPinnedAt(*store_, cf, key, snapshot_);
+  }
   std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
                                       absl::string_view start) const override {
     return std::make_unique<RocksIterator>(store_->db(), store_->handle(cf), prefix, start,
@@ -110,6 +133,11 @@ absl::StatusOr<std::unique_ptr<ReadView>> RocksDbStore::NewReadView() const {
 
 absl::StatusOr<std::optional<std::string>> RocksDbStore::Get(Cf cf, absl::string_view key) const {
   return GetAt(*this, cf, key, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<StoreValue>> RocksDbStore::GetPinned(Cf cf,
+                                                                    absl::string_view key) const {
+  return GetPinnedAt(*this, cf, key, nullptr);
 }
 
 std::unique_ptr<StoreIterator> RocksDbStore::Scan(Cf cf, absl::string_view prefix,

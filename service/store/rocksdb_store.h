@@ -78,6 +78,8 @@ class RocksDbStore : public Store {
   uint32_t schema_version() const override { return schema_version_; }
 
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const override;
+  absl::StatusOr<std::unique_ptr<StoreValue>> GetPinned(Cf cf,
+                                                        absl::string_view key) const override;
   std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
                                       absl::string_view start = {}) const override;
   absl::StatusOr<std::optional<std::pair<std::string, std::string>>> Floor(

@@ -80,6 +80,23 @@ class StoreIterator {
   const size_t prefix_size_;
 };
 
+// A value read by StoreReader::GetPinned. Valid until destroyed; not thread-safe.
+class StoreValue {
+ public:
+  virtual ~StoreValue() = default;
+  virtual absl::string_view view() const = 0;
+};
+
+// A StoreValue that owns a copy.
+class OwnedStoreValue : public StoreValue {
+ public:
+  explicit OwnedStoreValue(std::string value) : value_(std::move(value)) {}
+  absl::string_view view() const override { return value_; }
+
+ private:
+  const std::string value_;
+};
+
 // Point reads and prefix scans. Thread-safe: any number of threads may read at once.
 class StoreReader {
  public:
@@ -87,6 +104,16 @@ class StoreReader {
 
   // The value at `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<std::string>> Get(Cf cf, absl::string_view key) const = 0;
+  // The same, for a large value read once: in place where the store can (RocksDB: in
+  // its block cache, which keeps the block while the value lives), else copied. nullptr
+  // if there is none.
+  virtual absl::StatusOr<std::unique_ptr<StoreValue>> GetPinned(Cf cf,
+                                                                absl::string_view key) const {
+    absl::StatusOr<std::optional<std::string>> value = Get(cf, key);
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) return std::unique_ptr<StoreValue>();
+    return std::unique_ptr<StoreValue>(std::make_unique<OwnedStoreValue>(std::move(**value)));
+  }
   // The keys that start with `prefix`, from `start` (which must start with `prefix`;
   // empty: from the prefix itself).
   virtual std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,

@@ -231,6 +231,43 @@ TEST_P(StoreContractTest, EverythingWrittenIsThereAfterAReopen) {
   EXPECT_THAT(Values(*store_, Cf::kMeta, "m"), ::testing::IsEmpty());
 }
 
+// GetPinned reads what Get does, from the store and from a view, whether the value is
+// in memory or (after a reopen) in a file; a value read stays as read while later
+// writes replace it.
+TEST_P(StoreContractTest, APinnedValueIsTheValueAndStaysAsRead) {
+  const std::string run(13 << 10, 'r');
+  Write([&](WriteBatch& b) {
+    b.Put(Cf::kItems, "in file", run);
+    b.Put(Cf::kItems, "small", "s");
+  });
+  store_.reset();
+  auto reopened = location_.Open();
+  CKPT_ASSERT_OK(reopened);
+  store_ = std::move(*reopened);
+  Write([](WriteBatch& b) { b.Put(Cf::kItems, "in memory", "m"); });
+  auto view = store_->NewReadView();
+  CKPT_ASSERT_OK(view);
+  for (const StoreReader* reader : {static_cast<const StoreReader*>(store_.get()),
+                                    static_cast<const StoreReader*>(view->get())}) {
+    for (const std::string key : {"in file", "small", "in memory"}) {
+      auto pinned = reader->GetPinned(Cf::kItems, key);
+      CKPT_ASSERT_OK(pinned);
+      ASSERT_NE(*pinned, nullptr) << key;
+      auto copied = reader->Get(Cf::kItems, key);
+      CKPT_ASSERT_OK(copied);
+      EXPECT_THAT(*copied, Optional(std::string((*pinned)->view()))) << key;
+    }
+    auto absent = reader->GetPinned(Cf::kItems, "absent");
+    CKPT_ASSERT_OK(absent);
+    EXPECT_EQ(*absent, nullptr);
+  }
+  auto held = store_->GetPinned(Cf::kItems, "in file");
+  CKPT_ASSERT_OK(held);
+  ASSERT_NE(*held, nullptr);
+  Write([](WriteBatch& b) { b.Put(Cf::kItems, "in file", "replaced"); });
+  EXPECT_TRUE((*held)->view() == run);
+}
+
 TEST_P(StoreContractTest, SchemaVersionIsThisBuilds) {
   EXPECT_EQ(store_->schema_version(), kSchemaVersion);
 }

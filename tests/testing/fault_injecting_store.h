@@ -86,6 +86,11 @@ class FaultInjectingStore : public Store {
     if (faults_.fail_reads) return absl::InternalError("injected: read error");
     return store_->Get(cf, key);
   }
+  absl::StatusOr<std::unique_ptr<StoreValue>> GetPinned(Cf cf,
+                                                        absl::string_view key) const override {
+    if (faults_.fail_reads) return absl::InternalError("injected: read error");
+    return store_->GetPinned(cf, key);
+  }
   std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
                                       absl::string_view start) const override {
     return store_->Scan(cf, prefix, start);

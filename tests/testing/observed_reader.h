@@ -28,6 +28,13 @@ class ObservedReader : public StoreReader {
     if (during_next_get) std::exchange(during_next_get, nullptr)();
     return value;
   }
+  absl::StatusOr<std::unique_ptr<StoreValue>> GetPinned(Cf cf,
+                                                        absl::string_view key) const override {
+    ++gets;
+    auto value = store_.GetPinned(cf, key);
+    if (during_next_get) std::exchange(during_next_get, nullptr)();
+    return value;
+  }
   std::unique_ptr<StoreIterator> Scan(Cf cf, absl::string_view prefix,
                                       absl::string_view start) const override {
     ++scans;
