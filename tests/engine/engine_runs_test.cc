@@ -113,6 +113,14 @@ class EngineRunsTest : public testutil::EngineTest {
     }
     return out;
   }
+  // Resets `indices` of step "s" of `job` in one call.
+  absl::Status ResetIndices(const std::string& job, const std::vector<uint64_t>& indices) {
+    v1::ResetItemsRequest r;
+    r.set_job_id(job);
+    r.set_step("s");
+    for (uint64_t index : indices) r.add_keys()->set_index(index);
+    return h_.Call(&Engine::ResetItems, r).status();
+  }
   // Creates job `id` with one step "s" of the indices [0, 300); returns the id.
   std::string NewJobOf300(const std::string& id) {
     CreateJob(absl::StrFormat(R"pb(job_id: "%s" steps: "s")pb", id));
@@ -180,12 +188,7 @@ TEST_P(EngineRunsTest, ARunReadsAsItsItemsAndTakesOneRecord) {
 
 TEST_P(EngineRunsTest, AResetSplitsTheRunAroundItsItems) {
   CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, LeaseTokens(10));
-  CKPT_ASSERT_OK(
-      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
-                                                                     step: "s"
-                                                                     keys { index: 0 }
-                                                                     keys { index: 9 }
-                                                                     keys { index: 4 })pb")));
+  CKPT_ASSERT_OK(ResetIndices("j", {0, 9, 4}));
   auto check = [&] {
     for (uint64_t i = 0; i < 10; ++i) {
       const bool reset = i == 0 || i == 4 || i == 9;
@@ -382,12 +385,7 @@ TEST_P(EngineRunsTest, ASchemaThreeStoreIsReadAsItIsAndGetsRunsFromThenOn) {
   check();
   h_.Reopen();
   check();
-  CKPT_ASSERT_OK(
-      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "j"
-                                                                     step: "s"
-                                                                     keys { index: 7 }
-                                                                     keys { index: 9 }
-                                                                     keys { index: 2 })pb")));
+  CKPT_ASSERT_OK(ResetIndices("j", {7, 9, 2}));
   EXPECT_EQ(Get(6).result().payload(), "r6");
   EXPECT_EQ(Get(7).state(), v1::ITEM_STATE_PENDING);
   EXPECT_THAT(ByCompletion(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST, 2),
@@ -523,12 +521,7 @@ TEST_P(EngineRunDirectoryTest, EveryRunItemIsFoundWithoutASeek) {
   EXPECT_EQ(ReadAll(&seeks), Payloads({}));
   EXPECT_EQ(seeks, Kept() ? 0 : 300);
 
-  CKPT_ASSERT_OK(
-      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "d"
-                                                                     step: "s"
-                                                                     keys { index: 0 }
-                                                                     keys { index: 150 }
-                                                                     keys { index: 201 })pb")));
+  CKPT_ASSERT_OK(ResetIndices("d", {0, 150, 201}));
   // [1, 100), [100, 150), [151, 200); 200 alone (its own record); [202, 300).
   const std::vector<Firsts> split = {{1, 100}, {100, 151, 202}, {202}};
   EXPECT_EQ(Directory(), Kept() ? split : none);
@@ -563,11 +556,7 @@ TEST_P(EngineRunDirectoryTest, ReadsDoNotDependOnTheDirectory) {
   }
   // A reset rewrites the blocks it touches: the split runs' pieces are named, the stale
   // entry inside one of them is dropped, and the damaged block is written afresh.
-  CKPT_ASSERT_OK(
-      h_.Call(&Engine::ResetItems, Parse<v1::ResetItemsRequest>(R"pb(job_id: "d"
-                                                                     step: "s"
-                                                                     keys { index: 150 }
-                                                                     keys { index: 250 })pb")));
+  CKPT_ASSERT_OK(ResetIndices("d", {150, 250}));
   EXPECT_EQ(ReadAll(&seeks), Payloads({150, 250}));
   using Firsts = std::vector<uint64_t>;
   if (Kept()) {
