@@ -72,11 +72,13 @@ class EngineRunsTest : public testutil::EngineTest {
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : v1::CompleteItemsResponse();
   }
-  v1::Item Get(uint64_t index) {
-    auto out = GetItem(absl::StrFormat(R"pb(job_id: "j"
+  v1::Item Get(uint64_t index) { return GetIn("j", index); }
+  // Item `index` of step "s" of `job`, read with GetItem.
+  v1::Item GetIn(const std::string& job, uint64_t index) {
+    auto out = GetItem(absl::StrFormat(R"pb(job_id: "%s"
                                             step: "s"
                                             key { index: %d })pb",
-                                       index));
+                                       job, index));
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? out->item() : v1::Item();
   }
@@ -431,13 +433,9 @@ TEST_P(EngineRunsTest, ARunCoversAtMostKMaxRunItemsIndices) {
     EXPECT_EQ(again->outcomes(i), v1::COMPLETION_OUTCOME_ALREADY_COMPLETED) << i;
   }
   for (uint64_t index : {0, 127, 128, 255, 256, 299}) {
-    auto item = GetItem(absl::StrFormat(R"pb(job_id: "big"
-                                             step: "s"
-                                             key { index: %d })pb",
-                                        index));
-    CKPT_ASSERT_OK(item);
-    EXPECT_EQ(item->item().state(), v1::ITEM_STATE_COMPLETED);
-    EXPECT_EQ(item->item().result().payload(), absl::StrCat("r", index));
+    const v1::Item item = GetIn("big", index);
+    EXPECT_EQ(item.state(), v1::ITEM_STATE_COMPLETED);
+    EXPECT_EQ(item.result().payload(), absl::StrCat("r", index));
   }
   EXPECT_EQ(Job("big").progress().completed(), 300u);
 }
@@ -547,12 +545,7 @@ TEST_P(EngineRunDirectoryTest, ReadsDoNotDependOnTheDirectory) {
   EXPECT_EQ(ReadAll(&seeks), Payloads({}));
   EXPECT_GT(seeks, 0);
   for (uint64_t index : {5, 129, 131, 255, 256, 299}) {
-    auto item = GetItem(absl::StrFormat(R"pb(job_id: "d"
-                                             step: "s"
-                                             key { index: %d })pb",
-                                        index));
-    CKPT_ASSERT_OK(item);
-    EXPECT_EQ(item->item().result().payload(), absl::StrCat("r", index));
+    EXPECT_EQ(GetIn("d", index).result().payload(), absl::StrCat("r", index));
   }
   // A reset rewrites the blocks it touches: the split runs' pieces are named, the stale
   // entry inside one of them is dropped, and the damaged block is written afresh.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -316,24 +317,33 @@ const std::vector<std::string> kSchemaTwoFamilies = {
     keys::kMetaCf,    keys::kJobsCf,   keys::kItemsCf,  keys::kSchedCf,
     keys::kWorkersCf, keys::kStatesCf, keys::kOutputsCf};
 
+// Opens the older store at `dir`, which must come up marked as this version with its
+// job record; nullptr if it does not open.
+std::unique_ptr<RocksDbStore> OpenUpgraded(const std::string& dir) {
+  auto store = RocksDbStore::Open(OptionsFor(dir));
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (!store.ok()) return nullptr;
+  EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
+  auto job = (*store)->Get(Cf::kJobs, "job-1");
+  EXPECT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job.ok() ? job->value_or("") : "", "record");
+  return std::move(*store);
+}
+
 // Schema 3 added the logs and completions families: a schema-2 store gets them, empty,
 // keeps its data, and is marked as this version (4 only added runs, in existing families).
 TEST(RocksDbStoreTest, SchemaTwoStoreGetsTheNewFamiliesAndIsMarkedCurrent) {
   const std::string dir = testutil::NewTempDir("store");
   WriteOldStore(dir, 2, kSchemaTwoFamilies);
   {
-    auto store = RocksDbStore::Open(OptionsFor(dir));
-    CKPT_ASSERT_OK(store);
-    EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
-    auto job = (*store)->Get(Cf::kJobs, "job-1");
-    CKPT_ASSERT_OK(job);
-    EXPECT_EQ(job->value_or(""), "record");
+    std::unique_ptr<RocksDbStore> store = OpenUpgraded(dir);
+    ASSERT_NE(store, nullptr);
     for (Cf cf : {Cf::kLogs, Cf::kCompletions}) {
-      auto it = (*store)->Scan(cf, "");
+      auto it = store->Scan(cf, "");
       EXPECT_FALSE(it->Valid());
-      auto batch = (*store)->NewBatch();
+      auto batch = store->NewBatch();
       batch->Put(cf, "k", "v");
-      CKPT_ASSERT_OK((*store)->Write(batch.get()));
+      CKPT_ASSERT_OK(store->Write(batch.get()));
     }
   }
   auto reopened = RocksDbStore::Open(OptionsFor(dir));
@@ -354,12 +364,7 @@ TEST(RocksDbStoreTest, SchemaThreeAndFourStoresAreMarkedCurrent) {
     families.push_back(keys::kLogsCf);
     families.push_back(keys::kCompletionsCf);
     WriteOldStore(dir, version, families);
-    auto store = RocksDbStore::Open(OptionsFor(dir));
-    CKPT_ASSERT_OK(store);
-    EXPECT_EQ((*store)->schema_version(), kSchemaVersion);
-    auto job = (*store)->Get(Cf::kJobs, "job-1");
-    CKPT_ASSERT_OK(job);
-    EXPECT_EQ(job->value_or(""), "record");
+    EXPECT_NE(OpenUpgraded(dir), nullptr);
   }
 }
 
