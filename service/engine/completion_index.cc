@@ -245,29 +245,27 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
                 above);
   ItemRecordFinder records(view, r.job_id(), step);  // a run's items: one read
   std::string last;
-  size_t page_bytes = 0;
+  ItemPage page(out, max_page_bytes);
   for (;;) {
     CKPT_ASSIGN_OR_RETURN(std::optional<Entry> entry, cursor.Next());
     if (!entry.has_value()) return absl::OkStatus();  // the end: no token
     if (static_cast<uint32_t>(out->items_size()) == limit) break;
-    v1::Item item;
-    *item.mutable_key() = *keys::DecodeItemKey(entry->item_key);
-    item.set_step(std::string(step));
-    CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, records, &item));
-    if (item.state() != v1::ITEM_STATE_COMPLETED) {  // cannot happen: reset deletes
+    v1::Item* item = page.Add();
+    *item->mutable_key() = *keys::DecodeItemKey(entry->item_key);
+    item->set_step(std::string(step));
+    CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, records, item));
+    if (item->state() != v1::ITEM_STATE_COMPLETED) {  // cannot happen: reset deletes
+      page.Drop();
       last = entry->suffix;
       continue;
     }
     if (r.keys_only()) {
-      item.clear_result();
-      item.clear_last_error();
-      item.clear_cursor();
+      item->clear_result();
+      item->clear_last_error();
+      item->clear_cursor();
     }
-    const size_t bytes = item.ByteSizeLong();
-    if (out->items_size() > 0 && page_bytes + bytes > max_page_bytes) break;  // `last` stays
-    page_bytes += bytes;
+    if (!page.Keep()) break;  // full: `last` stays
     last = entry->suffix;
-    *out->add_items() = std::move(item);
   }
   out->set_next_page_token(absl::StrCat(std::string(1, kTokenTag), absl::BytesToHexString(last)));
   return absl::OkStatus();

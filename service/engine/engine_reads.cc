@@ -250,7 +250,7 @@ absl::Status Engine::FindOutputWithPrefix(const v1::FindOutputRequest& r,
   const auto& paths = item.item().result().output_paths();
   if (std::find(paths.begin(), paths.end(), r.output_path()) == paths.end()) return not_found;
   out->set_job_id(output.job_id());
-  *out->mutable_item() = item.item();
+  *out->mutable_item() = std::move(*item.mutable_item());  // copies only across arenas
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 #ifndef CKPT_SERVICE_ENGINE_ITEM_READS_H_
 #define CKPT_SERVICE_ENGINE_ITEM_READS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -31,6 +32,28 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
 absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
                            absl::string_view step, size_t max_page_bytes,
                            v1::ListItemsResponse* out);
+
+// A page of ListItems built in place in the answer, which lives on its call's arena: an
+// item made elsewhere would be copied into it (~5 000 instructions an item with its
+// result, and as many to destroy it). Not thread-safe.
+class ItemPage {
+ public:
+  // Adds to `out`, up to `max_bytes` of items (at least one).
+  ItemPage(v1::ListItemsResponse* out, size_t max_bytes) : out_(out), max_bytes_(max_bytes) {}
+
+  // A cleared item at the end of the page to fill in, then Keep or Drop.
+  v1::Item* Add() { return out_->add_items(); }
+  // Takes the item Add gave out back out of the page (its space is reused).
+  void Drop() { out_->mutable_items()->RemoveLast(); }
+  // Keeps the item Add gave out if the page has room for it; else drops it and returns
+  // false: the page is full.
+  bool Keep();
+
+ private:
+  v1::ListItemsResponse* const out_;
+  const size_t max_bytes_;
+  size_t bytes_ = 0;  // of the items kept
+};
 
 // Leases per grant record (STORAGE_FORMAT.md, 'G'). The cap bounds what ending one lease
 // rewrites (the record's other live leases) when a large grant is completed an item at

@@ -11,6 +11,7 @@
 namespace ckpt {
 namespace {
 
+using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 using storage::v1::ItemRecord;
 
@@ -151,17 +152,41 @@ absl::Status RecordItems::Read(std::unique_ptr<StoreValue> value) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset) const {
+absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset, v1::Item* answer) const {
   if (runs_.empty()) return record_;
+  const auto corrupt = [] { return absl::DataLossError("corrupt item record"); };
+  // The RunItem's fields, read in place: its result is parsed once, where it goes.
   const auto [start, size] = runs_[static_cast<size_t>(offset)];
-  storage::v1::RunItem item;
-  if (!item.ParseFromArray(bytes().data() + start, static_cast<int>(size))) {
-    return absl::DataLossError("corrupt item record");
-  }
+  const char* at = bytes().data() + start;
+  const char* const end = at + size;
   ItemRecord out = ItemOfRun(record_, storage::v1::RunItem());
-  out.set_attempts(item.attempts());
-  out.set_completed_token(item.completed_token());
-  if (item.has_result()) out.mutable_result()->Swap(item.mutable_result());  // not copied
+  constexpr uint64_t kResultTag = Tag(storage::v1::RunItem::kResultFieldNumber, kLengthDelimited);
+  constexpr uint64_t kTokenTag = Tag(storage::v1::RunItem::kCompletedTokenFieldNumber, kVarint);
+  constexpr uint64_t kAttemptsTag = Tag(storage::v1::RunItem::kAttemptsFieldNumber, kVarint);
+  while (at < end) {
+    uint64_t tag = 0;
+    uint64_t value = 0;
+    if (!ReadVarint(&at, end, &tag) || (tag >> 3) == 0) return corrupt();
+    if (tag == kResultTag) {
+      if (!ReadVarint(&at, end, &value) || value > static_cast<uint64_t>(end - at)) {
+        return corrupt();
+      }
+      v1::ItemResult* result = answer != nullptr ? answer->mutable_result() : out.mutable_result();
+      // Merged, as a parser merges a message field that appears twice.
+      CodedInputStream input(reinterpret_cast<const uint8_t*>(at), static_cast<int>(value));
+      if (!result->MergeFromCodedStream(&input)) return corrupt();
+      at += value;
+    } else if (tag == kTokenTag || tag == kAttemptsTag) {
+      if (!ReadVarint(&at, end, &value)) return corrupt();
+      if (tag == kTokenTag) {
+        out.set_completed_token(value);
+      } else {
+        out.set_attempts(static_cast<uint32_t>(value));
+      }
+    } else if (!SkipValue(static_cast<int>(tag & 7), &at, end)) {
+      return corrupt();
+    }
+  }
   return out;
 }
 
@@ -310,18 +335,19 @@ absl::StatusOr<std::optional<std::pair<std::string, RecordItems>>> ItemRecordFin
   return take(std::move(stored->first), own(std::move(stored->second)));
 }
 
-absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key) {
+absl::StatusOr<std::optional<ItemRecord>> ItemRecordFinder::Find(const std::string& key,
+                                                                 v1::Item* answer) {
   using Found = std::optional<ItemRecord>;
   if (!cached_key_.empty() && SpanCovers(cached_key_, cached_.span(), key)) {
     CKPT_ASSIGN_OR_RETURN(ItemRecord item,
-                          cached_.Item(keys::IndexOf(key) - keys::IndexOf(cached_key_)));
+                          cached_.Item(keys::IndexOf(key) - keys::IndexOf(cached_key_), answer));
     return Found(std::move(item));
   }
   CKPT_ASSIGN_OR_RETURN(auto holder, Holder(key));
   if (!holder.has_value()) return Found();
   auto& [stored_key, record] = *holder;
   const uint64_t offset = record.span() > 1 ? keys::IndexOf(key) - keys::IndexOf(stored_key) : 0;
-  CKPT_ASSIGN_OR_RETURN(ItemRecord item, record.Item(offset));
+  CKPT_ASSIGN_OR_RETURN(ItemRecord item, record.Item(offset, answer));
   if (record.span() > 1) {  // its neighbours are likely asked for next
     cached_key_ = std::move(stored_key);
     cached_ = std::move(record);

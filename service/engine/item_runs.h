@@ -99,9 +99,11 @@ class RecordItems {
   }
   // How many items it covers: the run's size, or 1.
   uint64_t span() const { return runs_.empty() ? 1 : runs_.size(); }
-  // The item at `offset` as if it had its own record. REQUIRES: offset < span().
-  // DATA_LOSS if its bytes do not parse.
-  absl::StatusOr<storage::v1::ItemRecord> Item(uint64_t offset) const;
+  // The item at `offset` as if it had its own record. With `answer`, the result of an
+  // item of a run (if it has one) is parsed into answer's result instead of the
+  // record's: an answer on its call's arena takes it without a copy. REQUIRES: offset <
+  // span(). DATA_LOSS if its bytes do not parse.
+  absl::StatusOr<storage::v1::ItemRecord> Item(uint64_t offset, v1::Item* answer = nullptr) const;
 
  private:
   std::unique_ptr<StoreValue> value_;
@@ -121,7 +123,10 @@ class ItemRecordFinder {
   // The record of `key` (an encoded item key), or nullopt: one Get for a name; for an
   // index not in the run read last, the directory and its run (two Gets), else one
   // Floor. DATA_LOSS for a corrupt record.
-  absl::StatusOr<std::optional<storage::v1::ItemRecord>> Find(const std::string& key);
+  // With `answer`, the result may be parsed into answer's instead of the record's (as
+  // RecordItems::Item does).
+  absl::StatusOr<std::optional<storage::v1::ItemRecord>> Find(const std::string& key,
+                                                              v1::Item* answer = nullptr);
   // The item key the record of `key` is stored under (its run's first index, or its
   // own), with that record whole; nullopt if it has none.
   absl::StatusOr<std::optional<std::pair<std::string, storage::v1::ItemRecord>>> FindStored(

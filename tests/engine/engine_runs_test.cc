@@ -15,6 +15,8 @@
 #include "absl/time/time.h"
 #include "ckpt/storage/v1/records.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/arena.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "service/engine/item_reads.h"
 #include "service/engine/item_runs.h"
@@ -186,6 +188,66 @@ TEST_P(EngineRunsTest, ARunReadsAsItsItemsAndTakesOneRecord) {
   EXPECT_THAT(lost, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lease lost")));
   h_.Reopen();
   check();
+}
+
+// `method`'s answer to `r` built on an arena, as the gRPC service builds its answers,
+// equals its answer built on the heap.
+template <typename Request, typename Response>
+void ExpectTheSameOnAnArena(const Engine& engine,
+                            absl::Status (Engine::*method)(const Request&, Response*) const,
+                            const Request& r) {
+  Response on_heap;
+  CKPT_ASSERT_OK((engine.*method)(r, &on_heap));
+  google::protobuf::Arena arena;
+  auto* on_arena = google::protobuf::Arena::CreateMessage<Response>(&arena);
+  CKPT_ASSERT_OK((engine.*method)(r, on_arena));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(on_heap, *on_arena))
+      << on_heap.DebugString() << "\non an arena:\n"
+      << on_arena->DebugString();
+}
+
+// A run's results are read straight into the answer (RecordItems::Item), which lives on
+// the call's arena in the service: every read answers there as on the heap, and with
+// keys_only no result is read into it.
+TEST_P(EngineRunsTest, ReadsOfARunAnswerOnAnArenaAsOnTheHeap) {
+  CompleteIndices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, LeaseTokens(11));  // 10 leased, 11 not
+  const Engine& engine = h_.engine();
+  for (uint64_t i : {0, 5, 9, 10, 11}) {
+    v1::GetItemRequest get;
+    get.set_job_id("j");
+    get.set_step("s");
+    get.mutable_key()->set_index(i);
+    ExpectTheSameOnAnArena(engine, &Engine::GetItem, get);
+  }
+  v1::FindOutputRequest find;
+  find.set_output_path("/out/7");
+  ExpectTheSameOnAnArena(engine, &Engine::FindOutput, find);
+  for (auto order : {v1::ITEM_ORDER_UNSPECIFIED, v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST}) {
+    for (auto state : {v1::ITEM_STATE_UNSPECIFIED, v1::ITEM_STATE_COMPLETED}) {
+      for (bool keys_only : {false, true}) {
+        SCOPED_TRACE(absl::StrCat(v1::ItemOrder_Name(order), " ", v1::ItemState_Name(state),
+                                  " keys_only=", keys_only));
+        v1::ListItemsRequest list;
+        list.set_job_id("j");
+        list.set_step("s");
+        list.set_order(order);
+        if (order == v1::ITEM_ORDER_UNSPECIFIED) list.set_state(state);
+        list.set_keys_only(keys_only);
+        list.set_limit(20);
+        ExpectTheSameOnAnArena(engine, &Engine::ListItems, list);
+        auto page = h_.Read(&Engine::ListItems, list);
+        CKPT_ASSERT_OK(page);
+        ASSERT_GE(page->items_size(), 10);
+        for (const v1::Item& item : page->items()) {
+          const bool completed = item.state() == v1::ITEM_STATE_COMPLETED;
+          EXPECT_EQ(item.has_result(), completed && !keys_only) << item.key().index();
+          if (item.has_result()) {
+            EXPECT_EQ(item.result().payload(), absl::StrCat("r", item.key().index()));
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST_P(EngineRunsTest, AResetSplitsTheRunAroundItsItems) {
