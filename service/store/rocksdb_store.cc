@@ -95,6 +95,30 @@ class AllButIndexTransform : public rocksdb::SliceTransform {
   }
 };
 
+// What recovering from a full disk must write is bounded by what RocksDB holds in
+// memory: resuming writes flushes every memtable, and a restart flushes what the WAL
+// holds. The defaults (64 MiB per family, the WAL unbounded) made both need more than a
+// full disk gets back (docs/api.md, "A full disk").
+// Smaller is slower: at 8 MiB and 16 MiB the worker loop ran at a third to a half of its
+// speed, flushing every few seconds (docs/performance.md, "What bounded memtables cost").
+constexpr uint64_t kMemtableBytes = 16 << 20;  // all families' memtables together
+// Each family's own: it flushes alone when it fills. Without it the budget above was the
+// only trigger, and it flushes the family with the oldest memtable, which is a small one
+// (jobs, workers, meta) that frees nothing, then the next: every flush of items or
+// outputs came with five tiny ones (a 300 000-item worker loop: 68 flushes and 25
+// compactions, now 21 and 6; server CPU per item -11 to -15%). Four fit in the budget,
+// and only items and outputs grow fast.
+constexpr uint64_t kFamilyMemtableBytes = kMemtableBytes / 4;
+constexpr uint64_t kMaxWalBytes = 32 << 20;  // then the families in the oldest WAL flush
+// What RocksDB preallocates for each new WAL (DBImpl::GetWalPreallocateBlockSize: the
+// smallest of 1.1x a family's write buffer, the WAL limit and the memtable budget).
+// A resume or an open starts a new WAL, so this comes on top of what they flush.
+constexpr uint64_t kWalPreallocBytes =
+    std::min({kFamilyMemtableBytes + kFamilyMemtableBytes / 10, kMaxWalBytes, kMemtableBytes});
+// Room for what comes with a flush or an open beyond the data: MANIFEST and OPTIONS
+// files, the next WAL's first writes.
+constexpr uint64_t kSpareBytes = 4 << 20;
+
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
                                            const std::string& name) {
   rocksdb::ColumnFamilyOptions cf;
@@ -103,13 +127,16 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
     // never iterated: a hash table of small skiplists, one bucket per path, inserts in
     // O(1) where the default skiplist descends through every path written so far.
     // Flushing sorts the memtable, on RocksDB's background thread.
-    constexpr size_t kOutputBuckets = 1 << 18;
+    // ~40 000 paths fill a family's memtable; the bucket array (8 bytes a bucket) counts
+    // against its budget, so it is not larger than that needs.
+    constexpr size_t kOutputBuckets = 1 << 16;
     cf.prefix_extractor.reset(rocksdb::NewNoopTransform());
     cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(kOutputBuckets));
   }
   // The engine writes one batch at a time, so RocksDB inserts it sequentially and can
   // use the hint; measured -38% instructions in MemTable::Add (docs/performance.md).
   cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<AllButIndexTransform>();
+  cf.write_buffer_size = kFamilyMemtableBytes;
   // L0 files (flushed memtables, a few tens of MiB at most) are left uncompressed: the
   // flush skips compressing them and their compaction into L1 skips decompressing them
   // (measured: 930 of ~24 000 instructions per completed item were the flush's Snappy).
@@ -174,22 +201,6 @@ absl::StatusOr<uint32_t> CheckSchema(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
   }
   return schema.version();
 }
-
-// What recovering from a full disk must write is bounded by what RocksDB holds in
-// memory: resuming writes flushes every memtable, and a restart flushes what the WAL
-// holds. The defaults (64 MiB per family, the WAL unbounded) made both need more than a
-// full disk gets back (docs/api.md, "A full disk").
-// Smaller is slower: at 8 MiB and 16 MiB the worker loop ran at a third to a half of its
-// speed, flushing every few seconds (docs/performance.md, "What bounded memtables cost").
-constexpr uint64_t kMemtableBytes = 16 << 20;  // all families' memtables together
-constexpr uint64_t kMaxWalBytes = 32 << 20;    // then the families in the oldest WAL flush
-// What RocksDB preallocates for each new WAL (DBImpl::GetWalPreallocateBlockSize: the
-// smallest of 1.1x a family's write buffer, the WAL limit and the memtable budget).
-// A resume or an open starts a new WAL, so this comes on top of what they flush.
-constexpr uint64_t kWalPreallocBytes = std::min(kMemtableBytes, kMaxWalBytes);
-// Room for what comes with a flush or an open beyond the data: MANIFEST and OPTIONS
-// files, the next WAL's first writes.
-constexpr uint64_t kSpareBytes = 4 << 20;
 
 rocksdb::DBOptions DbOptions(const RocksDbStoreOptions& options, bool damage_accepted) {
   rocksdb::DBOptions db_options;

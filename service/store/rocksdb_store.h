@@ -71,7 +71,7 @@ class RocksDbStore : public Store {
   std::unique_ptr<WriteBatch> NewBatch() const override;
   // Synced when options.sync. RESOURCE_EXHAUSTED when the disk is full, saying how much
   // must be free for writes to resume. After a failed write RocksDB refuses writes
-  // until resumed, which flushes every memtable (at most 8 MiB); the next Write resumes
+  // until resumed, which flushes every memtable (at most 16 MiB); the next Write resumes
   // it once that much (and a little more) is free, so writes come back by themselves.
   absl::Status Write(WriteBatch* batch) override;
   absl::StatusOr<std::unique_ptr<ReadView>> NewReadView() const override;

@@ -50,9 +50,9 @@ constexpr uint64_t kMiB = 1 << 20;
 
 // The most free space ckptd may ask for to resume writing, and to restart, in MiB (what
 // docs/api.md promises: 16 MiB of memtables, which may run a little over their budget,
-// or a 32 MiB WAL, plus the next WAL's 16 MiB and 4 MiB spare).
-constexpr uint64_t kMaxResumeMiB = 40;
-constexpr uint64_t kMaxRestartMiB = 56;
+// or a 32 MiB WAL, plus the next WAL's 4.4 MiB and 4 MiB spare).
+constexpr uint64_t kMaxResumeMiB = 28;
+constexpr uint64_t kMaxRestartMiB = 44;
 
 struct Disk {
   std::string type;  // "tmpfs" or "ext4"

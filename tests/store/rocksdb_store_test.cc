@@ -92,6 +92,44 @@ TEST(RocksDbStoreTest, LevelZeroIsUncompressedAndDeeperLevelsAreCompressed) {
   EXPECT_THAT(compressions(), ::testing::ElementsAre("Snappy"));
 }
 
+// A family's memtable flushes alone when it fills. The memtable budget across families
+// is only a backstop: reached, it flushes the family with the oldest memtable, a small
+// one (here meta, which holds the schema record, and jobs) that frees nothing, and then
+// the next, so every flush of items came with a string of tiny ones.
+TEST(RocksDbStoreTest, AFamilyFlushesAloneWhenItsMemtableFills) {
+  const std::string dir = testutil::NewTempDir("store");
+  auto store = RocksDbStore::Open(OptionsFor(dir));
+  CKPT_ASSERT_OK(store);
+  rocksdb::DB* db = (*store)->db();
+  auto entries_in_memtable = [&](Cf cf) {
+    uint64_t n = 0;
+    EXPECT_TRUE(
+        db->GetIntProperty((*store)->handle(cf), "rocksdb.num-entries-active-mem-table", &n));
+    return n;
+  };
+  auto job = (*store)->NewBatch();
+  job->Put(Cf::kJobs, "job", "record");
+  CKPT_ASSERT_OK((*store)->Write(job.get()));
+  // Items' memtable is now newer than jobs' and meta's.
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions(), (*store)->handle(Cf::kItems)).ok());
+  const uint64_t meta_entries = entries_in_memtable(Cf::kMeta);
+  ASSERT_GT(meta_entries, 0u);
+  ASSERT_EQ(entries_in_memtable(Cf::kJobs), 1u);
+  // 20 MiB of items: more than the whole budget (16 MiB), less than the WAL limit (32 MiB).
+  uint64_t index = 0;
+  for (int b = 0; b < 80; ++b) {
+    auto batch = (*store)->NewBatch();
+    for (int i = 0; i < 64; ++i) {
+      batch->Put(Cf::kItems, keys::Item("job", "s", keys::EncodeIndex(index++)),
+                 std::string(4096, 'x'));
+    }
+    CKPT_ASSERT_OK((*store)->Write(batch.get()));
+  }
+  EXPECT_LT(entries_in_memtable(Cf::kItems), index);  // items flushed
+  EXPECT_EQ(entries_in_memtable(Cf::kJobs), 1u);      // the small families did not
+  EXPECT_EQ(entries_in_memtable(Cf::kMeta), meta_entries);
+}
+
 TEST(RocksDbStoreTest, SecondOpenOfTheSameDirIsRefusedClearly) {
   const std::string dir = testutil::NewTempDir("store");
   auto first = RocksDbStore::Open(OptionsFor(dir));
