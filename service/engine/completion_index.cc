@@ -19,7 +19,6 @@
 namespace ckpt {
 namespace {
 
-constexpr uint32_t kDefaultListItems = 100;
 // Completion-order page tokens start with this, so they are never taken for key-order
 // ones (hex digits) or the other way round.
 constexpr char kTokenTag = 'c';
@@ -253,16 +252,12 @@ absl::Status ListCompletedItems(const StoreReader& view, const v1::ListItemsRequ
     v1::Item* item = page.Add();
     *item->mutable_key() = *keys::DecodeItemKey(entry->item_key);
     item->set_step(std::string(step));
-    CKPT_RETURN_IF_ERROR(ReadStepItem(view, r.job_id(), step, entry->item_key, records, item));
+    CKPT_RETURN_IF_ERROR(
+        ReadStepItem(view, r.job_id(), step, entry->item_key, r.keys_only(), records, item));
     if (item->state() != v1::ITEM_STATE_COMPLETED) {  // cannot happen: reset deletes
       page.Drop();
       last = entry->suffix;
       continue;
-    }
-    if (r.keys_only()) {
-      item->clear_result();
-      item->clear_last_error();
-      item->clear_cursor();
     }
     if (!page.Keep()) break;  // full: `last` stays
     last = entry->suffix;

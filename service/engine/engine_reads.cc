@@ -30,7 +30,6 @@ namespace {
 using storage::v1::ItemRecord;
 
 constexpr uint32_t kDefaultListJobs = 50;
-constexpr uint32_t kDefaultListItems = 100;
 constexpr size_t kMaxStateNameBytes = 256;
 
 absl::StatusOr<std::string> ResolveStep(const JobSnapshot& snapshot, absl::string_view step) {
@@ -203,8 +202,8 @@ absl::Status Engine::GetItem(const v1::GetItemRequest& r, v1::GetItemResponse* o
   *item->mutable_key() = r.key();
   item->set_step(step);
   ItemRecordFinder records(*view, r.job_id(), step, &run_directories_);
-  const absl::Status read =
-      ReadStepItem(*view, r.job_id(), step, keys::EncodeItemKey(r.key()), records, item);
+  const absl::Status read = ReadStepItem(*view, r.job_id(), step, keys::EncodeItemKey(r.key()),
+                                         /*keys_only=*/false, records, item);
   if (!read.ok()) out->clear_item();
   return read;
 }

@@ -24,8 +24,6 @@ namespace {
 
 using storage::v1::ItemRecord;
 
-constexpr uint32_t kDefaultListItems = 100;
-
 // A sorted stream of encoded item keys of one kind, each optionally with a value.
 class KeyStream {
  public:
@@ -39,6 +37,12 @@ class KeyStream {
   // into `answer`'s instead (nullptr: never), as RecordItems::Item does.
   virtual absl::Status Record(ItemRecord* out, v1::Item* /*answer*/) const {
     return ParseStored(value(), out, "item");
+  }
+  // The state the item record at key() gives its item, for a stream of item records.
+  virtual absl::StatusOr<v1::ItemState> RecordState() const {
+    ItemRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(value(), &record, "item"));
+    return record.state();
   }
 };
 
@@ -113,6 +117,12 @@ class RecordStream : public KeyStream {
     if (run_size_ == 0) return ParseStored(it_->value(), out, "item");
     CKPT_ASSIGN_OR_RETURN(*out, run_.Item(offset_, answer));
     return absl::OkStatus();
+  }
+  absl::StatusOr<v1::ItemState> RecordState() const override {
+    if (run_size_ > 0) return run_.state();
+    ItemRecord record;
+    CKPT_RETURN_IF_ERROR(ParseStored(it_->value(), &record, "item"));
+    return record.state();
   }
 
  private:
@@ -391,10 +401,14 @@ absl::Status MergeItem(const StoreReader& view, absl::string_view job, absl::str
 }  // namespace
 
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
-                          const std::string& key, ItemRecordFinder& records, v1::Item* item) {
-  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record, records.Find(key, item));
+                          const std::string& key, bool keys_only, ItemRecordFinder& records,
+                          v1::Item* item) {
+  // A result not wanted is not put into the answer: on its call's arena, clearing it
+  // would not free it until the call ends.
+  CKPT_ASSIGN_OR_RETURN(std::optional<ItemRecord> record,
+                        records.Find(key, keys_only ? nullptr : item));
   if (record.has_value()) {
-    FillFromRecord(&*record, /*keys_only=*/false, item);
+    FillFromRecord(&*record, keys_only, item);
     if (record->state() == v1::ITEM_STATE_COMPLETED) return absl::OkStatus();  // never leased
   } else if (keys::IsIndexKey(key)) {
     // An untouched index: PENDING with no record. Its range starts at or before it.
@@ -418,7 +432,7 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
   if (!lease.has_value()) {
     CKPT_ASSIGN_OR_RETURN(lease, FindGrantedLease(view, job, step, key));
   }
-  if (lease.has_value()) CKPT_RETURN_IF_ERROR(FillFromLease(*lease, /*keys_only=*/false, item));
+  if (lease.has_value()) CKPT_RETURN_IF_ERROR(FillFromLease(*lease, keys_only, item));
   if (record.has_value() || lease.has_value()) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat(keys::DescribeItemKey(key),
                                           " is not registered in step \"", step, "\" of job \"",
@@ -445,6 +459,17 @@ absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& 
     }
     if (smallest == nullptr) break;
     last = *smallest;
+    if (r.state() == v1::ITEM_STATE_COMPLETED) {
+      // Only item records are streamed (OpenStreams). One of an item in another state is
+      // passed over before anything of it is built in the answer, whose arena frees
+      // nothing until the call ends, however many records a page passes over.
+      auto& records = *streams.front().second;
+      CKPT_ASSIGN_OR_RETURN(const v1::ItemState state, records.RecordState());
+      if (state != v1::ITEM_STATE_COMPLETED) {
+        records.Next();
+        continue;
+      }
+    }
     v1::Item* item = page.Add();
     CKPT_RETURN_IF_ERROR(MergeItem(view, r.job_id(), step, last, r.keys_only(), streams, item));
     if (r.state() == v1::ITEM_STATE_COMPLETED && item->state() != v1::ITEM_STATE_COMPLETED) {

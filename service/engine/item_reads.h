@@ -18,12 +18,14 @@
 
 namespace ckpt {
 
-// Fills `item` (state, attempts, result, error, lease, cursor) for the encoded item
-// key `key` of `step`, finding item records with `records` (made for this view, job and
-// step: reading a run's items one after another reads the run once). NOT_FOUND if it is
-// not registered there; DATA_LOSS if a record is corrupt.
+// Fills `item` (state, attempts, result, error, lease, cursor; with `keys_only` not the
+// last three) for the encoded item key `key` of `step`, finding item records with
+// `records` (made for this view, job and step: reading a run's items one after another
+// reads the run once). NOT_FOUND if it is not registered there; DATA_LOSS if a record is
+// corrupt.
 absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::string_view step,
-                          const std::string& key, ItemRecordFinder& records, v1::Item* item);
+                          const std::string& key, bool keys_only, ItemRecordFinder& records,
+                          v1::Item* item);
 
 // One page of `r` over `step` (already resolved), in key order, O(page) records read
 // (plus the step's grant records for leased items); the page also ends before its
@@ -32,6 +34,9 @@ absl::Status ReadStepItem(const StoreReader& view, absl::string_view job, absl::
 absl::Status ListStepItems(const StoreReader& view, const v1::ListItemsRequest& r,
                            absl::string_view step, size_t max_page_bytes,
                            v1::ListItemsResponse* out);
+
+// Items in a ListItems page whose request asks for no limit.
+inline constexpr uint32_t kDefaultListItems = 100;
 
 // A page of ListItems built in place in the answer, which lives on its call's arena: an
 // item made elsewhere would be copied into it (~5 000 instructions an item with its
@@ -43,7 +48,9 @@ class ItemPage {
 
   // A cleared item at the end of the page to fill in, then Keep or Drop.
   v1::Item* Add() { return out_->add_items(); }
-  // Takes the item Add gave out back out of the page (its space is reused).
+  // Takes the item Add gave out back out of the page. On an arena what it held stays
+  // allocated until the call ends: for the rare item found unfit once built, not a
+  // filter (ListStepItems passes over records before building).
   void Drop() { out_->mutable_items()->RemoveLast(); }
   // Keeps the item Add gave out if the page has room for it; else drops it and returns
   // false: the page is full.

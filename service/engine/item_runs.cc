@@ -174,7 +174,9 @@ absl::StatusOr<ItemRecord> RecordItems::Item(uint64_t offset, v1::Item* answer) 
       v1::ItemResult* result = answer != nullptr ? answer->mutable_result() : out.mutable_result();
       // Merged, as a parser merges a message field that appears twice.
       CodedInputStream input(reinterpret_cast<const uint8_t*>(at), static_cast<int>(value));
-      if (!result->MergeFromCodedStream(&input)) return corrupt();
+      if (!result->MergeFromCodedStream(&input) || !input.ConsumedEntireMessage()) {
+        return corrupt();
+      }
       at += value;
     } else if (tag == kTokenTag || tag == kAttemptsTag) {
       if (!ReadVarint(&at, end, &value)) return corrupt();

@@ -99,6 +99,8 @@ class RecordItems {
   }
   // How many items it covers: the run's size, or 1.
   uint64_t span() const { return runs_.empty() ? 1 : runs_.size(); }
+  // The state its items are in.
+  v1::ItemState state() const { return record_.state(); }
   // The item at `offset` as if it had its own record. With `answer`, the result of an
   // item of a run (if it has one) is parsed into answer's result instead of the
   // record's: an answer on its call's arena takes it without a copy. REQUIRES: offset <

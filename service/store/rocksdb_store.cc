@@ -106,8 +106,9 @@ constexpr uint64_t kMemtableBytes = 16 << 20;  // all families' memtables togeth
 // only trigger, and it flushes the family with the oldest memtable, which is a small one
 // (jobs, workers, meta) that frees nothing, then the next: every flush of items or
 // outputs came with five tiny ones (a 300 000-item worker loop: 68 flushes and 25
-// compactions, now 21 and 6; server CPU per item -11 to -15%). Four fit in the budget,
-// and only items and outputs grow fast.
+// compactions, now 21 and 6; server CPU per item -11 to -15%). Four fit in the budget;
+// in a worker loop items and outputs fill theirs, and the other families flush when the
+// WAL limit asks (so a restart may replay up to the whole 32 MiB of WAL).
 constexpr uint64_t kFamilyMemtableBytes = kMemtableBytes / 4;
 constexpr uint64_t kMaxWalBytes = 32 << 20;  // then the families in the oldest WAL flush
 // What RocksDB preallocates for each new WAL (DBImpl::GetWalPreallocateBlockSize: the

@@ -1,6 +1,8 @@
 // Runs (schema 4): consecutive indices completed together are stored as one item record
 // and one completion entry. Every read sees each item as if it had its own record, a
 // reset splits the run around the item, and a restart keeps which leases can join one.
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -248,6 +250,57 @@ TEST_P(EngineRunsTest, ReadsOfARunAnswerOnAnArenaAsOnTheHeap) {
       }
     }
   }
+}
+
+// A page's arena frees nothing until the call ends, so a read must not build there what
+// it does not answer: not the results of a keys_only page, not the records a state
+// filter passes over.
+TEST_P(EngineRunsTest, APageHoldsOnItsArenaOnlyWhatItAnswers) {
+  CreateJob(R"pb(job_id: "big" steps: "s")pb");
+  Add(R"pb(job_id: "big"
+           step: "s"
+           ranges { begin: 0 end: 210 })pb");
+  v1::FailItemsRequest fail;  // 200 failed items with 4 KB errors: 800 KB of records
+  fail.set_job_id("big");
+  fail.set_step("s");
+  for (uint64_t i = 0; i < 200; ++i) {
+    v1::Failure* f = fail.add_items();
+    f->mutable_key()->set_index(i);
+    f->mutable_error()->set_message(std::string(4000, 'e'));
+  }
+  CKPT_ASSERT_OK(h_.Call(&Engine::FailItems, fail));
+  v1::CompleteItemsRequest complete;  // then 10 completed with 16 KB results: 160 KB
+  complete.set_job_id("big");
+  complete.set_step("s");
+  for (uint64_t i = 200; i < 210; ++i) {
+    v1::Completion* c = complete.add_items();
+    c->mutable_key()->set_index(i);
+    c->mutable_result()->set_payload(std::string(16000, 'r'));
+  }
+  CKPT_ASSERT_OK(h_.Call(&Engine::CompleteItems, complete));
+  // Heap bytes held while the page is alive: its arena's blocks and the strings it owns
+  // (their buffers come from the heap, so Arena::SpaceUsed does not count them). Read
+  // once before, so that the store's own buffers (libpq's grow to the largest answer)
+  // are not counted.
+  auto held_bytes = [&](const v1::ListItemsRequest& r) -> int64_t {
+    CKPT_EXPECT_OK(h_.Read(&Engine::ListItems, r));
+    google::protobuf::Arena arena;
+    const auto before = static_cast<int64_t>(mallinfo2().uordblks);
+    auto* page = google::protobuf::Arena::CreateMessage<v1::ListItemsResponse>(&arena);
+    CKPT_EXPECT_OK(h_.engine().ListItems(r, page));
+    EXPECT_EQ(page->items_size(), 10);
+    return static_cast<int64_t>(mallinfo2().uordblks) - before;
+  };
+  v1::ListItemsRequest completed;
+  completed.set_job_id("big");
+  completed.set_step("s");
+  completed.set_state(v1::ITEM_STATE_COMPLETED);
+  EXPECT_LT(held_bytes(completed), 400 << 10);  // the 160 KB answered, not 800 passed over
+  v1::ListItemsRequest newest = completed;
+  newest.clear_state();
+  newest.set_order(v1::ITEM_ORDER_COMPLETED_NEWEST_FIRST);
+  newest.set_keys_only(true);
+  EXPECT_LT(held_bytes(newest), 64 << 10);  // no results: not the 160 KB
 }
 
 TEST_P(EngineRunsTest, AResetSplitsTheRunAroundItsItems) {
