@@ -14,10 +14,10 @@
 #include "gtest/gtest.h"
 #include "service/engine/item_runs.h"
 #include "service/store/keys.h"
-#include "service/store/rocksdb_store.h"
+#include "service/store/store.h"
 #include "tests/testing/observed_reader.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/testing/test_stores.h"
 
 namespace ckpt {
 namespace {
@@ -28,9 +28,7 @@ using ::testing::IsEmpty;
 class RunDirectoriesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    RocksDbStoreOptions options;
-    options.path = testutil::NewTempDir("run_directories");
-    auto store = RocksDbStore::Open(options);
+    auto store = testutil::StoreLocation::New(testutil::StoreKind::kRocksDb).Open();
     CKPT_ASSERT_OK(store);
     store_ = std::move(*store);
     reader_ = std::make_unique<testutil::ObservedReader>(*store_);
@@ -45,7 +43,7 @@ class RunDirectoriesTest : public ::testing::Test {
     EXPECT_TRUE(firsts.ok()) << firsts.status();
     return firsts.ok() ? *firsts : std::vector<uint64_t>{99999};
   }
-  std::unique_ptr<RocksDbStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<testutil::ObservedReader> reader_;
   const std::string a_ = keys::RunDirectory("a", "s", 0);
   const std::string b_ = keys::RunDirectory("b", "s", 0);

@@ -12,10 +12,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/engine/engine.h"
-#include "service/store/rocksdb_store.h"
 #include "tests/testing/fault_injecting_store.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/testing/test_stores.h"
 
 namespace ckpt {
 namespace {
@@ -120,9 +119,7 @@ TEST(WriteQueueTest, TakeAllHandsBackEverythingQueued) {
 class EngineQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    RocksDbStoreOptions store_options;
-    store_options.path = testutil::NewTempDir("queue");
-    auto store = RocksDbStore::Open(store_options);
+    auto store = testutil::StoreLocation::New(testutil::StoreKind::kRocksDb).Open();
     CKPT_ASSERT_OK(store.status());
     store_ = std::make_unique<testutil::FaultInjectingStore>(std::move(*store));
     EngineOptions options;
